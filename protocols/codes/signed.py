@@ -1,0 +1,179 @@
+"""The signed code: meeting, attendee and validity window signed by central with Ed25519.
+
+Text form: ``VR1:`` followed by unpadded RFC 4648 base32 of an 18-byte body and a 64-byte signature.
+The body is big-endian ``key_id u16, meeting_id u32, attendee_id u32, valid_from u32, valid_until u32``
+(Unix seconds, UTC). The signature covers the prefix and the body. Every character is in the QR alphanumeric
+set, so the 136-character code fits a version 6 QR symbol at error correction level M.
+
+Gates hold only public keys: they can admit a delegate registered after their last sync, and a stolen gate
+cannot mint codes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from protocols.reasons import Reason
+
+SIGNED_PREFIX = "VR1:"
+_BODY = struct.Struct(">HIIII")
+_SIGNATURE_LENGTH = 64
+_RAW_LENGTH = _BODY.size + _SIGNATURE_LENGTH
+SIGNED_LENGTH = len(SIGNED_PREFIX) + len(base64.b32encode(b"\0" * _RAW_LENGTH).rstrip(b"="))
+_U32 = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class SignedClaims:
+    """What a signed code asserts: who may enter which meeting, and when."""
+
+    key_id: int
+    meeting_id: int
+    attendee_id: int
+    valid_from: datetime
+    valid_until: datetime
+
+
+@dataclass(frozen=True)
+class SignedResult:
+    """The outcome of verifying a signed code; ``claims`` is set once the layout parsed."""
+
+    reason: Reason
+    claims: SignedClaims | None = None
+
+
+def _to_unix(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        raise ValueError("datetimes in codes must be timezone-aware")
+    value = int(moment.timestamp())
+    if not 0 <= value <= _U32:
+        raise ValueError("datetime out of range for a signed code")
+    return value
+
+
+def _claims_body(claims: SignedClaims) -> bytes:
+    if not 0 <= claims.key_id <= 0xFFFF:
+        raise ValueError("key_id must fit 16 bits")
+    for name in ("meeting_id", "attendee_id"):
+        if not 0 <= getattr(claims, name) <= _U32:
+            raise ValueError(f"{name} must fit 32 bits")
+    return _BODY.pack(
+        claims.key_id,
+        claims.meeting_id,
+        claims.attendee_id,
+        _to_unix(claims.valid_from),
+        _to_unix(claims.valid_until),
+    )
+
+
+def encode_signed(claims: SignedClaims, private_key: Ed25519PrivateKey) -> str:
+    """Return the text of a signed code for ``claims``, signed with ``private_key``."""
+    body = _claims_body(claims)
+    signature = private_key.sign(SIGNED_PREFIX.encode("ascii") + body)
+    return SIGNED_PREFIX + base64.b32encode(body + signature).decode("ascii").rstrip("=")
+
+
+def _split(text: str) -> tuple[bytes, bytes] | None:
+    candidate = text.strip()
+    if candidate[: len(SIGNED_PREFIX)].upper() != SIGNED_PREFIX or len(candidate) != SIGNED_LENGTH:
+        return None
+    encoded = candidate[len(SIGNED_PREFIX) :].upper()
+    try:
+        raw = base64.b32decode(encoded + "=" * (-len(encoded) % 8))
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) != _RAW_LENGTH:
+        return None
+    return raw[: _BODY.size], raw[_BODY.size :]
+
+
+def _parse_claims(body: bytes) -> SignedClaims:
+    key_id, meeting_id, attendee_id, valid_from, valid_until = _BODY.unpack(body)
+    return SignedClaims(
+        key_id=key_id,
+        meeting_id=meeting_id,
+        attendee_id=attendee_id,
+        valid_from=datetime.fromtimestamp(valid_from, UTC),
+        valid_until=datetime.fromtimestamp(valid_until, UTC),
+    )
+
+
+def read_signed_claims(text: str) -> SignedClaims | None:
+    """Return the claims of a signed-code text WITHOUT checking the signature, or None if malformed."""
+    parts = _split(text)
+    return None if parts is None else _parse_claims(parts[0])
+
+
+def verify_signed(text: str, keys: Mapping[int, Ed25519PublicKey], now: datetime) -> SignedResult:
+    """Verify a signed code against trusted public keys at time ``now``. Never raises.
+
+    Reasons: ``MALFORMED`` (wrong prefix, length or base32: a truncated code lands here), ``UNKNOWN_KEY``
+    (the key id is not trusted), ``BAD_SIGNATURE`` (tampered or forged), ``NOT_YET_VALID``, ``EXPIRED``,
+    ``OK``.
+    """
+    try:
+        parts = _split(text)
+        if parts is None:
+            return SignedResult(Reason.MALFORMED)
+        body, signature = parts
+        claims = _parse_claims(body)
+        key = keys.get(claims.key_id)
+        if key is None:
+            return SignedResult(Reason.UNKNOWN_KEY, claims)
+        try:
+            key.verify(signature, SIGNED_PREFIX.encode("ascii") + body)
+        except InvalidSignature:
+            return SignedResult(Reason.BAD_SIGNATURE, claims)
+        if now < claims.valid_from:
+            return SignedResult(Reason.NOT_YET_VALID, claims)
+        if now > claims.valid_until:
+            return SignedResult(Reason.EXPIRED, claims)
+        return SignedResult(Reason.OK, claims)
+    except Exception:
+        return SignedResult(Reason.MALFORMED)
+
+
+def generate_signing_key() -> Ed25519PrivateKey:
+    """Return a new Ed25519 private key for central."""
+    return Ed25519PrivateKey.generate()
+
+
+def public_key_to_text(key: Ed25519PublicKey) -> str:
+    """Return the URL-safe base64 of a public key's raw 32 bytes (as sent to gates)."""
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.urlsafe_b64encode(raw).decode("ascii")
+
+
+def public_key_from_text(text: str) -> Ed25519PublicKey:
+    """Parse a public key written by :func:`public_key_to_text`; raises ValueError when invalid."""
+    try:
+        raw = base64.urlsafe_b64decode(text.encode("ascii"))
+    except (binascii.Error, UnicodeEncodeError) as exc:
+        raise ValueError("public key is not base64") from exc
+    if len(raw) != 32:
+        raise ValueError("public key must be 32 bytes")
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def private_key_to_pem(key: Ed25519PrivateKey) -> bytes:
+    """Serialise a private key as unencrypted PKCS#8 PEM (store the file with mode 0600)."""
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def private_key_from_pem(data: bytes) -> Ed25519PrivateKey:
+    """Load a private key written by :func:`private_key_to_pem`; raises ValueError for anything else."""
+    key = serialization.load_pem_private_key(data, password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError("not an Ed25519 private key")
+    return key

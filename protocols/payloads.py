@@ -1,0 +1,273 @@
+"""Payload models for every MQTT message and the gate snapshot, each with a version field.
+
+All models forbid unknown fields and require timezone-aware datetimes. ``decode`` is the one way in from the
+wire: it enforces a size limit and turns any failure into a :class:`PayloadError` carrying a reason code.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal, TypeVar
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from protocols.codes import Scheme
+from protocols.reasons import Reason
+
+MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024
+PAYLOAD_VERSION = 1
+
+GateId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
+ShortText = Annotated[str, Field(max_length=200)]
+
+
+class Outcome(StrEnum):
+    """What happened at the turnstile after the decision."""
+
+    ENTERED = "entered"
+    NOT_PASSED = "not_passed"
+    REFUSED = "refused"
+
+
+class Direction(StrEnum):
+    """Which way a gate admits people."""
+
+    IN = "in"
+    OUT = "out"
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CheckIn(_Payload):
+    """One decision at a gate and its outcome; central stores each ``id`` once."""
+
+    v: Literal[1] = 1
+    id: UUID
+    gate_id: GateId
+    site_id: GateId
+    direction: Direction
+    scanned_at: AwareDatetime
+    allowed: bool
+    reason: Reason
+    outcome: Outcome
+    meeting_id: int | None = None
+    delegate_id: int | None = None
+    scheme: Scheme | None = None
+    credential: Annotated[str, Field(max_length=128)] | None = None
+    manual: bool = False
+    completed_at: AwareDatetime | None = None
+
+
+class Ack(_Payload):
+    """Central's application-level acknowledgement of a check-in; only this marks it delivered."""
+
+    v: Literal[1] = 1
+    checkin_id: UUID
+    gate_id: GateId
+    status: Literal["stored", "duplicate", "rejected"]
+    reason: ShortText | None = None
+
+
+class GateStatus(_Payload):
+    """A gate's retained state; the broker publishes ``state="offline"`` as its last will."""
+
+    v: Literal[1] = 1
+    gate_id: GateId
+    state: Literal["online", "offline"]
+    since: AwareDatetime | None = None
+    software_version: ShortText | None = None
+    emergency: bool = False
+
+
+class Heartbeat(_Payload):
+    """Periodic liveness with the gate's cache sequence and outbox backlog."""
+
+    v: Literal[1] = 1
+    gate_id: GateId
+    sent_at: AwareDatetime
+    cache_seq: int = Field(ge=0)
+    outbox_pending: int = Field(ge=0)
+    emergency: bool = False
+    software_version: ShortText
+
+
+class MeetingEntry(_Payload):
+    """What a gate knows of a meeting."""
+
+    id: int
+    title: Annotated[str, Field(max_length=500)]
+    scheme: Scheme
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    site_id: GateId
+    venue: ShortText
+    status: Literal["draft", "open", "closed", "held", "cancelled"]
+    entry_policy: Literal["single", "reentry", "unlimited"] = "single"
+
+
+class DelegateEntry(_Payload):
+    """What a gate knows of a delegate: display data and, for compact codes, only the code's hash."""
+
+    id: int
+    meeting_id: int
+    name: ShortText
+    organisation: ShortText
+    position: ShortText = ""
+    code_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    valid_from: AwareDatetime
+    valid_until: AwareDatetime
+    revoked: bool = False
+
+
+class KeyEntry(_Payload):
+    """A public signing key that gates trust for signed codes."""
+
+    key_id: int = Field(ge=0, le=0xFFFF)
+    public_key: Annotated[str, Field(max_length=64)]
+    revoked: bool = False
+
+
+class Snapshot(_Payload):
+    """Everything a gate needs to decide alone, as of change sequence ``seq`` (sent over HTTP)."""
+
+    v: Literal[1] = 1
+    seq: int = Field(ge=0)
+    generated_at: AwareDatetime
+    meetings: list[MeetingEntry]
+    delegates: list[DelegateEntry]
+    keys: list[KeyEntry]
+
+
+class DelegateUpsert(_Payload):
+    """A delegate was added or changed."""
+
+    kind: Literal["delegate_upsert"] = "delegate_upsert"
+    delegate: DelegateEntry
+
+
+class DelegateRevoke(_Payload):
+    """A delegate's code was revoked (replaced delegate, cancelled meeting, ...)."""
+
+    kind: Literal["delegate_revoke"] = "delegate_revoke"
+    meeting_id: int
+    delegate_id: int
+
+
+class MeetingUpsert(_Payload):
+    """A meeting was created or changed (time, venue, status, policy)."""
+
+    kind: Literal["meeting_upsert"] = "meeting_upsert"
+    meeting: MeetingEntry
+
+
+class KeyAdd(_Payload):
+    """A signing key was added (key rotation)."""
+
+    kind: Literal["key_add"] = "key_add"
+    key: KeyEntry
+
+
+class KeyRevoke(_Payload):
+    """A signing key is no longer trusted."""
+
+    kind: Literal["key_revoke"] = "key_revoke"
+    key_id: int = Field(ge=0, le=0xFFFF)
+
+
+ChangeBody = Annotated[
+    DelegateUpsert | DelegateRevoke | MeetingUpsert | KeyAdd | KeyRevoke, Field(discriminator="kind")
+]
+
+
+class Change(_Payload):
+    """One entry of central's change stream; ``seq`` increases by one per change."""
+
+    v: Literal[1] = 1
+    seq: int = Field(ge=1)
+    at: AwareDatetime
+    body: ChangeBody
+
+
+class Command(_Payload):
+    """An order from central to one gate."""
+
+    v: Literal[1] = 1
+    id: UUID
+    gate_id: GateId
+    action: Literal["open", "lockdown", "release", "resync"]
+    issued_by: ShortText
+    issued_at: AwareDatetime
+
+
+class CommandResult(_Payload):
+    """A gate's answer to a command."""
+
+    v: Literal[1] = 1
+    command_id: UUID
+    gate_id: GateId
+    ok: bool
+    reason: ShortText | None = None
+
+
+MODELS: dict[str, type[BaseModel]] = {
+    "checkin": CheckIn,
+    "ack": Ack,
+    "gate_status": GateStatus,
+    "heartbeat": Heartbeat,
+    "snapshot": Snapshot,
+    "change": Change,
+    "command": Command,
+    "command_result": CommandResult,
+}
+
+
+class PayloadError(ValueError):
+    """A payload from the wire was refused; ``reason`` says why in a reason code."""
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def decode(model: type[M], raw: bytes | bytearray | str, max_bytes: int | None = None) -> M:
+    """Parse and validate one payload. Raises :class:`PayloadError` and nothing else.
+
+    ``max_bytes`` defaults to :data:`MAX_PAYLOAD_BYTES` for MQTT payloads and :data:`MAX_SNAPSHOT_BYTES` for
+    a :class:`Snapshot`.
+    """
+    limit = max_bytes or (MAX_SNAPSHOT_BYTES if model is Snapshot else MAX_PAYLOAD_BYTES)
+    try:
+        size = len(raw.encode("utf-8") if isinstance(raw, str) else raw)
+        if size > limit:
+            raise PayloadError(Reason.TOO_LONG, f"{size} bytes > {limit}")
+        return model.model_validate_json(raw)
+    except PayloadError:
+        raise
+    except ValidationError as exc:
+        errors = exc.errors()
+        kinds = {err["type"] for err in errors}
+        if "json_invalid" in kinds:
+            raise PayloadError(Reason.MALFORMED, "not JSON") from None
+        if any(err["loc"] == () and err["type"] == "model_type" for err in errors):
+            raise PayloadError(Reason.MALFORMED, "not a JSON object") from None
+        if any(err["loc"] == ("v",) for err in errors):
+            raise PayloadError(Reason.UNSUPPORTED_VERSION, f"expected version {PAYLOAD_VERSION}") from None
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in errors[:5]
+        )
+        raise PayloadError(Reason.MALFORMED, problems) from None
+    except Exception as exc:
+        raise PayloadError(Reason.MALFORMED, repr(exc)) from None
+
+
+def encode(payload: BaseModel) -> bytes:
+    """Serialise a payload as compact JSON bytes."""
+    return payload.model_dump_json(exclude_none=False).encode("utf-8")

@@ -1,0 +1,71 @@
+"""The MQTT topic tree under one versioned root. See protocols/README.md for direction, QoS and retain."""
+
+from __future__ import annotations
+
+import re
+
+ROOT = "vaora/v1"
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+def is_valid_id(value: str) -> bool:
+    """True for a valid gate or site id: lower-case letters, digits, ``-`` and ``_``, 1 to 32 long."""
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
+
+
+def _checked(value: str) -> str:
+    if not is_valid_id(value):
+        raise ValueError(f"invalid id for a topic: {value!r}")
+    return value
+
+
+def gate_checkins(gate_id: str) -> str:
+    """Check-ins from one gate to central (QoS 1, not retained)."""
+    return f"{ROOT}/gates/{_checked(gate_id)}/checkins"
+
+
+def gate_acks(gate_id: str) -> str:
+    """Central's application-level acknowledgements to one gate (QoS 1)."""
+    return f"{ROOT}/gates/{_checked(gate_id)}/acks"
+
+
+def gate_status(gate_id: str) -> str:
+    """A gate's online/offline state (QoS 1, retained, last will "offline")."""
+    return f"{ROOT}/gates/{_checked(gate_id)}/status"
+
+
+def gate_heartbeat(gate_id: str) -> str:
+    """A gate's periodic heartbeat with its cache sequence (QoS 0)."""
+    return f"{ROOT}/gates/{_checked(gate_id)}/heartbeat"
+
+
+def gate_commands(gate_id: str) -> str:
+    """Commands from central to one gate: open, lock down, release, resync (QoS 1)."""
+    return f"{ROOT}/gates/{_checked(gate_id)}/commands"
+
+
+def gate_command_results(gate_id: str) -> str:
+    """A gate's answers to commands (QoS 1)."""
+    return f"{ROOT}/gates/{_checked(gate_id)}/command-results"
+
+
+def site_checkins(site_id: str) -> str:
+    """Check-in fan-out among the gates of one site, for anti-passback while central is away (QoS 1)."""
+    return f"{ROOT}/sites/{_checked(site_id)}/checkins"
+
+
+CHANGES = f"{ROOT}/central/changes"
+ALL_GATE_CHECKINS = f"{ROOT}/gates/+/checkins"
+ALL_GATE_STATUS = f"{ROOT}/gates/+/status"
+ALL_GATE_HEARTBEATS = f"{ROOT}/gates/+/heartbeat"
+ALL_GATE_COMMAND_RESULTS = f"{ROOT}/gates/+/command-results"
+
+_GATE_TOPIC = re.compile(rf"^{re.escape(ROOT)}/gates/([^/]+)/[^/]+$")
+
+
+def gate_id_from_topic(topic: str) -> str | None:
+    """Return the gate id in a per-gate topic, or None when the topic is not one or the id is invalid."""
+    match = _GATE_TOPIC.fullmatch(topic)
+    if match is None or not is_valid_id(match.group(1)):
+        return None
+    return match.group(1)
