@@ -1,0 +1,124 @@
+"""Shared fixtures that run real components: a private Mosquitto, an SMTP catcher and a fresh database.
+
+- ``broker``: a started ``LocalBroker`` (own config, free port, persistence) in ``tmp_path``.
+- ``broker_factory``: ``make(**LocalBroker kwargs) -> LocalBroker``, started; for several brokers or ACLs.
+- ``mail``: a started ``MailCatcher``.
+- ``database_url``: runs the test twice, on SQLite (a file in ``tmp_path``) and on PostgreSQL (a fresh
+  database on 127.0.0.1:5432, dropped afterwards). Without a reachable PostgreSQL the postgres run is
+  skipped, unless ``VAORA_REQUIRE_POSTGRES=1`` (set by ``.ci/run``), in which case it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from central.devtools.broker import LocalBroker
+from central.devtools.mailcatcher import MailCatcher
+
+pytest_plugins = ["pytester"]
+
+POSTGRES_HOST = os.environ.get("VAORA_PG_HOST", "127.0.0.1")
+POSTGRES_USER = "postgres"
+POSTGRES_ADMIN_DB = "postgres"
+
+
+def _postgres_port() -> int:
+    return int(os.environ.get("VAORA_PG_PORT", "5432"))
+
+
+def _stop_broker(broker: LocalBroker) -> None:
+    try:
+        broker.stop(timeout=5)
+    finally:
+        broker.kill()
+
+
+@pytest.fixture
+def broker_factory(tmp_path: Path) -> Iterator[Callable[..., LocalBroker]]:
+    """Return ``make(**kwargs)`` that starts a ``LocalBroker`` in its own directory under ``tmp_path``.
+
+    Every broker made is stopped (then killed if needed) at teardown.
+    """
+    made: list[LocalBroker] = []
+
+    def make(**kwargs: Any) -> LocalBroker:
+        directory = kwargs.pop("directory", tmp_path / f"mosquitto-{len(made)}")
+        broker = LocalBroker(directory, **kwargs)
+        made.append(broker)
+        return broker.start()
+
+    yield make
+    for broker in made:
+        _stop_broker(broker)
+
+
+@pytest.fixture
+def broker(broker_factory: Callable[..., LocalBroker]) -> LocalBroker:
+    """A started private Mosquitto on 127.0.0.1 and a free port, anonymous access allowed."""
+    return broker_factory()
+
+
+@pytest.fixture
+def mail() -> Iterator[MailCatcher]:
+    """A started SMTP catcher on 127.0.0.1 and a free port; ``mail.wait_for(n)`` returns the messages."""
+    catcher = MailCatcher().start()
+    try:
+        yield catcher
+    finally:
+        catcher.stop()
+
+
+def _admin_connection() -> Any:
+    import psycopg
+
+    return psycopg.connect(
+        host=POSTGRES_HOST,
+        port=_postgres_port(),
+        user=POSTGRES_USER,
+        dbname=POSTGRES_ADMIN_DB,
+        connect_timeout=3,
+        autocommit=True,
+    )
+
+
+def _postgres_unavailable(reason: str) -> None:
+    message = f"PostgreSQL at {POSTGRES_HOST}:{_postgres_port()} unavailable: {reason}"
+    if os.environ.get("VAORA_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"{message} (VAORA_REQUIRE_POSTGRES=1, so this fails instead of skipping)")
+    pytest.skip(message)
+
+
+def _drop_database(name: str) -> None:
+    from psycopg import sql
+
+    with _admin_connection() as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL for ``playhouse.db_url.connect`` / central's config, once per backend (sqlite, postgres)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/central.db"
+        return
+    try:
+        import psycopg
+        from psycopg import sql
+    except ImportError as error:
+        _postgres_unavailable(f"psycopg is not installed ({error})")
+    name = f"vaora_t_{secrets.token_hex(6)}"
+    try:
+        with _admin_connection() as admin:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.OperationalError as error:
+        _postgres_unavailable(str(error).strip().splitlines()[0] if str(error).strip() else repr(error))
+    try:
+        yield f"postgresql://{POSTGRES_USER}@{POSTGRES_HOST}:{_postgres_port()}/{name}"
+    finally:
+        _drop_database(name)

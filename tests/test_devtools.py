@@ -1,0 +1,246 @@
+"""The real-process fixtures work: Mosquitto (with persistence across a crash), SMTP catcher, databases."""
+
+from __future__ import annotations
+
+import queue
+import smtplib
+import socket
+import textwrap
+from collections.abc import Callable
+from email.message import EmailMessage
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from playhouse.db_url import connect
+
+from central.devtools.broker import BrokerError, LocalBroker
+from central.devtools.mailcatcher import MailCatcher
+from central.devtools.ports import free_port
+
+TIMEOUT = 10.0
+
+
+def _client(broker: LocalBroker, client_id: str, *, clean_session: bool = True) -> mqtt.Client:
+    """A connected paho-mqtt 2.x client running its network loop; received messages go to ``.inbox``."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session)
+    inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+    connected: queue.Queue[object] = queue.Queue()
+    client.on_message = lambda _c, _u, message: inbox.put(message)
+    client.on_connect = lambda _c, _u, _flags, reason_code, _props: connected.put(reason_code)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    reason_code = connected.get(timeout=TIMEOUT)
+    assert not reason_code.is_failure, reason_code
+    client.inbox = inbox  # type: ignore[attr-defined]
+    return client
+
+
+def _close(client: mqtt.Client) -> None:
+    client.disconnect()
+    client.loop_stop()
+
+
+def _subscribe(client: mqtt.Client, topic: str) -> None:
+    granted: queue.Queue[object] = queue.Queue()
+    client.on_subscribe = lambda _c, _u, _mid, codes, _props: granted.put(codes)
+    client.subscribe(topic, qos=1)
+    codes = granted.get(timeout=TIMEOUT)
+    assert [int(code.value) for code in codes] == [1]  # type: ignore[attr-defined]
+
+
+def _publish(broker: LocalBroker, topic: str, payload: bytes) -> None:
+    publisher = _client(broker, "devtools-publisher")
+    try:
+        publisher.publish(topic, payload, qos=1).wait_for_publish(TIMEOUT)
+    finally:
+        _close(publisher)
+
+
+def test_broker_fixture_accepts_a_paho_client_and_delivers(broker: LocalBroker) -> None:
+    client = _client(broker, "devtools-roundtrip")
+    try:
+        _subscribe(client, "vaora/v1/test/roundtrip")
+        client.publish("vaora/v1/test/roundtrip", "xin chào".encode(), qos=1).wait_for_publish(TIMEOUT)
+        message = client.inbox.get(timeout=TIMEOUT)  # type: ignore[attr-defined]
+    finally:
+        _close(client)
+    assert message.topic == "vaora/v1/test/roundtrip"
+    assert message.payload.decode() == "xin chào"
+    assert broker.running and broker.pid is not None
+
+
+def test_queued_qos1_message_survives_broker_kill_and_restart(broker: LocalBroker) -> None:
+    topic = "vaora/v1/gates/g1/acks"
+    subscriber = _client(broker, "devtools-persistent-sub", clean_session=False)
+    _subscribe(subscriber, topic)
+    _close(subscriber)  # the session (and its subscription) stays on the broker
+
+    _publish(broker, topic, b"queued-while-offline")
+    broker.wait_persisted(b"queued-while-offline")  # PUBACK comes before the save; a kill can beat it
+    port, old_pid = broker.port, broker.pid
+    broker.kill()
+    assert not broker.running
+    with pytest.raises(OSError):
+        socket.create_connection((broker.host, port), timeout=1).close()
+
+    broker.restart()
+    assert broker.port == port
+    assert broker.pid not in (None, old_pid)
+
+    subscriber = _client(broker, "devtools-persistent-sub", clean_session=False)
+    try:
+        message = subscriber.inbox.get(timeout=TIMEOUT)  # type: ignore[attr-defined]
+    finally:
+        _close(subscriber)
+    assert (message.topic, message.payload, message.qos) == (topic, b"queued-while-offline", 1)
+
+
+def test_two_brokers_get_distinct_ports_never_1883(
+    broker: LocalBroker, broker_factory: Callable[..., LocalBroker]
+) -> None:
+    second = broker_factory()
+    assert broker.port != second.port
+    assert 1883 not in (broker.port, second.port)
+    assert broker.pid != second.pid
+    for each in (broker, second):
+        socket.create_connection((each.host, each.port), timeout=1).close()
+
+
+def test_broker_stop_ends_the_process_and_frees_the_port(tmp_path: Path) -> None:
+    with LocalBroker(tmp_path / "b") as broker:
+        pid, port = broker.pid, broker.port
+        assert pid is not None
+    assert not broker.running and broker.pid is None
+    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    assert "terminating" in broker.log_path.read_text()
+
+
+def test_broker_with_bad_config_raises_with_the_log_tail(tmp_path: Path) -> None:
+    broker = LocalBroker(tmp_path / "bad", extra_config="no_such_option 1")
+    with pytest.raises(BrokerError, match="no_such_option"):
+        broker.start()
+    assert not broker.running
+
+
+def test_broker_without_anonymous_access_refuses_anonymous_clients(
+    broker_factory: Callable[..., LocalBroker],
+) -> None:
+    locked = broker_factory(allow_anonymous=False)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="devtools-anon")
+    refused: queue.Queue[object] = queue.Queue()
+    client.on_connect = lambda _c, _u, _flags, reason_code, _props: refused.put(reason_code)
+    client.connect(locked.host, locked.port)
+    client.loop_start()
+    try:
+        reason_code = refused.get(timeout=TIMEOUT)
+    finally:
+        client.loop_stop()
+    assert reason_code.is_failure  # type: ignore[attr-defined]
+
+
+def test_free_port_is_bindable_and_not_1883() -> None:
+    port = free_port()
+    assert port != 1883
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))
+
+
+def test_mail_catcher_keeps_a_vietnamese_subject_intact(mail: MailCatcher) -> None:
+    message = EmailMessage()
+    message["From"] = "Văn phòng UBND <vanphong@ubnd.example.vn>"
+    message["To"] = "lan@sotc.example.vn"
+    message["Subject"] = "Giấy mời họp"
+    message.set_content("Kính mời đồng chí tới dự họp.\nSố: 125/TM-UBND")
+    with smtplib.SMTP(mail.host, mail.port, timeout=TIMEOUT) as smtp:
+        smtp.send_message(message, to_addrs=["lan@sotc.example.vn", "bcc@example.vn"])
+
+    [received] = mail.wait_for(1, timeout=TIMEOUT)
+    assert received["Subject"] == "Giấy mời họp"
+    assert received["From"].addresses[0].display_name == "Văn phòng UBND"
+    assert "Kính mời đồng chí tới dự họp." in received.get_content()
+    assert received["X-RcptTo"] == "lan@sotc.example.vn, bcc@example.vn"
+    assert mail.messages == [received]
+    mail.clear()
+    assert mail.messages == []
+
+
+def test_mail_catcher_wait_for_times_out_naming_what_arrived(mail: MailCatcher) -> None:
+    with pytest.raises(TimeoutError, match="got 0"):
+        mail.wait_for(1, timeout=0.2)
+
+
+def test_mail_catcher_echo_prints_a_masked_one_line_summary() -> None:
+    lines: list[str] = []
+    with MailCatcher(echo=lines.append) as catcher:
+        message = EmailMessage()
+        message["From"] = "vanphong@ubnd.example.vn"
+        message["To"] = "lan@sotc.example.vn"
+        message["Subject"] = "Giấy mời họp"
+        message.set_content("x")
+        with smtplib.SMTP(catcher.host, catcher.port, timeout=TIMEOUT) as smtp:
+            smtp.send_message(message)
+        catcher.wait_for(1, timeout=TIMEOUT)
+    assert lines == ["mail #1 to=l***@sotc.example.vn subject='Giấy mời họp' attachments=0"]
+    assert not catcher.running
+
+
+def test_database_url_gives_a_database_peewee_can_use(database_url: str) -> None:
+    import peewee
+
+    db = connect(database_url)
+    expected = peewee.PostgresqlDatabase if database_url.startswith("postgresql") else peewee.SqliteDatabase
+    assert isinstance(db, expected)
+
+    class Probe(peewee.Model):
+        name = peewee.TextField()
+
+        class Meta:
+            database = db
+
+    with db:
+        db.create_tables([Probe])
+        Probe.create(name="Nguyễn Văn A")
+        assert [row.name for row in Probe.select()] == ["Nguyễn Văn A"]
+        assert "probe" in db.get_tables()
+
+
+POSTGRES_POLICY_TEST = textwrap.dedent(
+    """
+    def test_uses_postgres(database_url):
+        assert database_url.startswith("postgresql://")
+    """
+)
+
+
+@pytest.mark.parametrize(("required", "outcome"), [("0", "skipped"), ("1", "errors")])
+def test_unreachable_postgres_skips_unless_required(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, required: str, outcome: str
+) -> None:
+    pytester.makeconftest((Path(__file__).parent / "conftest.py").read_text(encoding="utf-8"))
+    pytester.makeini("[pytest]\nmarkers =\n    postgres: PostgreSQL\n")
+    pytester.makepyfile(POSTGRES_POLICY_TEST)
+    monkeypatch.setenv("VAORA_PG_PORT", str(free_port()))  # nothing listens there
+    monkeypatch.setenv("VAORA_REQUIRE_POSTGRES", required)
+    result = pytester.runpytest_subprocess("-m", "postgres", "-p", "no:cacheprovider", "-rsf")
+    result.assert_outcomes(**{outcome: 1})
+    result.stdout.fnmatch_lines(["*PostgreSQL at 127.0.0.1:* unavailable*"])
+
+
+def test_broker_moves_off_a_port_taken_meanwhile_but_not_off_a_given_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        with pytest.raises(BrokerError, match="Address already in use"):
+            LocalBroker(tmp_path / "given", port=taken).start()
+
+        offered = iter([taken, free_port()])
+        monkeypatch.setattr("central.devtools.broker.free_port", lambda host="127.0.0.1": next(offered))
+        with LocalBroker(tmp_path / "auto") as broker:
+            assert broker.port != taken
+            socket.create_connection((broker.host, broker.port), timeout=1).close()
