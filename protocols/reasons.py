@@ -26,6 +26,8 @@ class Reason(StrEnum):
     DOOR_FORCED = "door_forced"
     NOT_PASSED = "not_passed"
     INTERNAL_ERROR = "internal_error"
+    UNKNOWN_GATE = "unknown_gate"
+    GATE_MISMATCH = "gate_mismatch"
 
 
 # (Vietnamese, English): what the guard's display and the dashboard say.
@@ -48,6 +50,8 @@ REASON_TEXT: dict[Reason, tuple[str, str]] = {
     Reason.DOOR_FORCED: ("Cảnh báo: qua cổng không được phép", "Alarm: unauthorised passage"),
     Reason.NOT_PASSED: ("Không qua cổng trong thời gian mở", "Did not pass while unlocked"),
     Reason.INTERNAL_ERROR: ("Lỗi hệ thống, gọi bảo vệ", "System error, call the guard"),
+    Reason.UNKNOWN_GATE: ("Cổng chưa được đăng ký", "Gate not registered"),
+    Reason.GATE_MISMATCH: ("Cổng gửi sai kênh", "Gate published on another gate's topic"),
 }
 
 

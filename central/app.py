@@ -1,0 +1,101 @@
+"""The Flask application factory: configuration, database, shared dependencies, blueprints, JSON errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from central.api.helpers import ApiError, service_error_response
+from central.config import CentralConfig
+from central.context import CentralContext, utc_now
+from central.db import create_tables, database, open_database
+from central.notify.mail import MailSender, SmtpMailSender
+from central.services.errors import ServiceError
+from protocols.payloads import MAX_PAYLOAD_BYTES
+
+log = logging.getLogger(__name__)
+
+ERROR_NAMES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    500: "internal_error",
+}
+
+
+def create_app(
+    config: Mapping[str, Any] | None = None,
+    *,
+    mail_sender: MailSender | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> Flask:
+    """Create the central web app.
+
+    ``config`` maps ``VAORA_*`` names to values (tests); without it the environment is read. Other keys
+    in the mapping (e.g. ``TESTING``) go to ``app.config``. ``mail_sender`` defaults to SMTP at
+    ``VAORA_SMTP_HOST:VAORA_SMTP_PORT``; ``clock`` (returns aware UTC now) defaults to the system clock.
+    The database is opened and its tables created.
+    """
+    settings = CentralConfig.from_env() if config is None else CentralConfig.from_mapping(config)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_PAYLOAD_BYTES
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    if config is not None:
+        app.config.update({k: v for k, v in config.items() if not k.startswith("VAORA_")})
+
+    open_database(settings.database_url)
+    create_tables()
+    if settings.api_token is None:
+        log.warning("no API token configured (VAORA_API_TOKEN or VAORA_API_TOKEN_FILE): organiser API closed")
+    app.extensions["vaora"] = CentralContext(
+        config=settings,
+        mail_sender=mail_sender or SmtpMailSender(settings.smtp_host, settings.smtp_port),
+        clock=clock or utc_now,
+    )
+
+    @app.before_request
+    def _connect() -> None:
+        database.connect(reuse_if_open=True)
+
+    @app.teardown_request
+    def _close(_exc: BaseException | None) -> None:
+        if not database.is_closed():
+            database.close()
+
+    from central.api import bp as api_bp
+
+    app.register_blueprint(api_bp)
+    _register_error_handlers(app)
+    return app
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ServiceError)
+    def _service_error(exc: ServiceError) -> Any:
+        return service_error_response(exc)
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError) -> Any:
+        return jsonify(exc.body), exc.status
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Any:
+        if not request.path.startswith("/api/"):
+            return exc
+        status = exc.code or 500
+        error = ERROR_NAMES.get(status, "http_error")
+        return jsonify({"error": error, "reason": error, "message": exc.description}), status
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Any:
+        log.exception("unhandled error path=%s", request.path)
+        body = {"error": "internal_error", "reason": "internal_error", "message": "Lỗi hệ thống"}
+        return jsonify(body), 500

@@ -1,0 +1,109 @@
+"""Command line of central: ``vaora-central serve | ingest | init-db | add-gate | issue-api-token``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from central.config import CentralConfig, ConfigError
+from central.db import create_tables, database, open_database
+from central.services.errors import ServiceError
+from protocols.logs import configure_logging
+
+log = logging.getLogger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vaora-central", description="vaora central server")
+    parser.add_argument("--log-level", default=os.environ.get("VAORA_LOG_LEVEL", "INFO"))
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the web app (werkzeug server)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=5000)
+    sub.add_parser("ingest", help="run the MQTT ingest worker")
+    sub.add_parser("init-db", help="create the database tables")
+    add_gate = sub.add_parser("add-gate", help="register a gate and print its token (shown once)")
+    add_gate.add_argument("gate_id")
+    add_gate.add_argument("--site", required=True)
+    add_gate.add_argument("--name", default="")
+    add_gate.add_argument("--direction", choices=("in", "out"), default="in")
+    token = sub.add_parser("issue-api-token", help="write a new random API token to a file (mode 0600)")
+    token.add_argument("path", type=Path, help="file to write, e.g. the one VAORA_API_TOKEN_FILE names")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; returns the process exit code (2 for bad configuration or input)."""
+    args = _parser().parse_args(argv)
+    configure_logging("central", args.log_level)
+    if args.command == "issue-api-token":
+        return _issue_api_token(args.path)
+    try:
+        config = CentralConfig.from_env()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        from central.app import create_app
+
+        create_app().run(host=args.host, port=args.port, threaded=True)
+        return 0
+    open_database(config.database_url)
+    create_tables()
+    if args.command == "init-db":
+        print("database ready")
+        return 0
+    if args.command == "add-gate":
+        return _add_gate(args)
+    if args.command == "ingest":
+        return _ingest(config)
+    return 2  # pragma: no cover - argparse rejects unknown commands
+
+
+def _add_gate(args: argparse.Namespace) -> int:
+    from central.services.gates import register_gate
+
+    data = {"gate_id": args.gate_id, "site_id": args.site, "name": args.name, "direction": args.direction}
+    try:
+        with database.connection_context():
+            registered = register_gate(data)
+    except ServiceError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    print(registered.token)
+    return 0
+
+
+def _ingest(config: CentralConfig) -> int:
+    from central.ingest import IngestWorker
+
+    worker = IngestWorker(
+        config.mqtt_host, config.mqtt_port, username=config.mqtt_username, password=config.mqtt_password
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    worker.run_forever(stop)
+    return 0
+
+
+def _issue_api_token(path: Path) -> int:
+    token = secrets.token_urlsafe(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(token + "\n")
+    os.chmod(path, 0o600)
+    print(f"API token written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""Central's configuration, read from ``VAORA_*`` environment variables or from a mapping (tests).
+
+Every value is validated when the configuration is built; a bad value raises :class:`ConfigError`
+naming the variable. Secrets (API token, MQTT password) may come from files so they stay out of the
+environment and the repository.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+DEFAULTS: dict[str, str] = {
+    "VAORA_DATABASE_URL": "sqlite:///var/central.db",
+    "VAORA_SMTP_HOST": "127.0.0.1",
+    "VAORA_SMTP_PORT": "25",
+    "VAORA_MAIL_FROM": "vaora@localhost.localdomain",
+    "VAORA_MQTT_HOST": "127.0.0.1",
+    "VAORA_MQTT_PORT": "1883",
+    "VAORA_MQTT_USERNAME": "",
+    "VAORA_MQTT_PASSWORD_FILE": "",
+    "VAORA_API_TOKEN": "",
+    "VAORA_API_TOKEN_FILE": "",
+    "VAORA_SIGNING_KEY_FILE": "var/signing-key.pem",
+    "VAORA_PUBLIC_URL": "http://127.0.0.1:5000",
+    "VAORA_INVITATION_FORMAT": "{seq}/TM-UBND",
+    "VAORA_ENTRY_OPENS_BEFORE_MIN": "120",
+}
+"""Every variable central reads, with its default."""
+
+MIN_API_TOKEN_LENGTH = 16
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names each offending variable."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{name}: {message}" for name, message in errors.items()))
+
+
+@dataclass(frozen=True)
+class CentralConfig:
+    """Validated settings of the central server."""
+
+    database_url: str
+    smtp_host: str
+    smtp_port: int
+    mail_from: str
+    mqtt_host: str
+    mqtt_port: int
+    mqtt_username: str | None
+    mqtt_password: str | None
+    api_token: str | None
+    signing_key_file: Path
+    public_url: str
+    invitation_format: str
+    entry_opens_before_min: int
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> CentralConfig:
+        """Build the configuration from the process environment (or the given one)."""
+        source = os.environ if environ is None else environ
+        return cls.from_mapping({k: v for k, v in source.items() if k.startswith("VAORA_")})
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> CentralConfig:
+        """Build the configuration from ``VAORA_*`` keys; missing keys take their defaults.
+
+        Raises :class:`ConfigError` listing every invalid variable.
+        """
+        values = {**DEFAULTS, **{k: "" if v is None else str(v) for k, v in mapping.items() if k in DEFAULTS}}
+        errors: dict[str, str] = {}
+
+        def port(name: str) -> int:
+            raw = values[name].strip()
+            if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+                errors[name] = f"must be a port number 1..65535, got {raw!r}"
+                return 0
+            return int(raw)
+
+        def read_secret_file(name: str) -> str | None:
+            raw = values[name].strip()
+            if not raw:
+                return None
+            try:
+                return Path(raw).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                errors[name] = f"cannot read {raw!r}: {exc.strerror or exc}"
+                return None
+
+        database_url = values["VAORA_DATABASE_URL"].strip()
+        if urlparse(database_url).scheme not in {"sqlite", "postgres", "postgresql"}:
+            errors["VAORA_DATABASE_URL"] = f"must start with sqlite:// or postgresql://, got {database_url!r}"
+
+        smtp_host = values["VAORA_SMTP_HOST"].strip()
+        if not smtp_host:
+            errors["VAORA_SMTP_HOST"] = "must not be empty"
+        mail_from = values["VAORA_MAIL_FROM"].strip()
+        if mail_from.count("@") != 1 or any(c.isspace() for c in mail_from):
+            errors["VAORA_MAIL_FROM"] = f"must be an e-mail address, got {mail_from!r}"
+        mqtt_host = values["VAORA_MQTT_HOST"].strip()
+        if not mqtt_host:
+            errors["VAORA_MQTT_HOST"] = "must not be empty"
+
+        api_token = values["VAORA_API_TOKEN"].strip() or read_secret_file("VAORA_API_TOKEN_FILE")
+        if api_token is not None and len(api_token) < MIN_API_TOKEN_LENGTH:
+            name = "VAORA_API_TOKEN" if values["VAORA_API_TOKEN"].strip() else "VAORA_API_TOKEN_FILE"
+            errors[name] = f"the API token must be at least {MIN_API_TOKEN_LENGTH} characters"
+
+        public_url = values["VAORA_PUBLIC_URL"].strip().rstrip("/")
+        parsed = urlparse(public_url)
+        if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+            errors["VAORA_PUBLIC_URL"] = f"must be an http(s) URL, got {public_url!r}"
+
+        invitation_format = values["VAORA_INVITATION_FORMAT"]
+        problem = _check_invitation_format(invitation_format)
+        if problem:
+            errors["VAORA_INVITATION_FORMAT"] = problem
+
+        raw_minutes = values["VAORA_ENTRY_OPENS_BEFORE_MIN"].strip()
+        minutes = int(raw_minutes) if raw_minutes.isdigit() else -1
+        if not 0 <= minutes <= 24 * 60:
+            errors["VAORA_ENTRY_OPENS_BEFORE_MIN"] = f"must be minutes 0..1440, got {raw_minutes!r}"
+
+        signing_key_file = values["VAORA_SIGNING_KEY_FILE"].strip()
+        if not signing_key_file:
+            errors["VAORA_SIGNING_KEY_FILE"] = "must not be empty"
+
+        config = cls(
+            database_url=database_url,
+            smtp_host=smtp_host,
+            smtp_port=port("VAORA_SMTP_PORT"),
+            mail_from=mail_from,
+            mqtt_host=mqtt_host,
+            mqtt_port=port("VAORA_MQTT_PORT"),
+            mqtt_username=values["VAORA_MQTT_USERNAME"].strip() or None,
+            mqtt_password=read_secret_file("VAORA_MQTT_PASSWORD_FILE"),
+            api_token=api_token,
+            signing_key_file=Path(signing_key_file),
+            public_url=public_url,
+            invitation_format=invitation_format,
+            entry_opens_before_min=minutes,
+        )
+        if errors:
+            raise ConfigError(errors)
+        return config
+
+
+def _check_invitation_format(text: str) -> str | None:
+    """Return why an invitation number format is unusable, or None when it is fine."""
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    except ValueError as exc:
+        return f"not a valid format string: {exc}"
+    if "seq" not in fields:
+        return "must contain {seq}"
+    unknown = fields - {"seq", "year"}
+    if unknown:
+        return f"unknown fields {sorted(unknown)}; only {{seq}} and {{year}} are allowed"
+    return None

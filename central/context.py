@@ -1,0 +1,42 @@
+"""What the web app and workers share: configuration, the clock, the mail sender and the signing key."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from central.config import CentralConfig
+from central.notify.mail import MailSender
+from central.services.keys import ActiveKey, register_signing_key
+from central.signing import load_or_create_signing_key
+
+
+def utc_now() -> datetime:
+    """Return the current time as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class CentralContext:
+    """Dependencies of central's routes, passed in at app creation (tests swap the clock or the sender)."""
+
+    config: CentralConfig
+    mail_sender: MailSender
+    clock: Callable[[], datetime] = utc_now
+    _active_key: ActiveKey | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def entry_opens_before(self) -> timedelta:
+        """How long before a meeting starts its codes become valid."""
+        return timedelta(minutes=self.config.entry_opens_before_min)
+
+    def signing_key(self) -> ActiveKey:
+        """Return the active signing key; on first use load (or create) the key file and register it."""
+        with self._lock:
+            if self._active_key is None:
+                private_key = load_or_create_signing_key(self.config.signing_key_file)
+                self._active_key = register_signing_key(private_key, self.clock())
+            return self._active_key

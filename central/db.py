@@ -1,0 +1,59 @@
+"""Database handle: one peewee proxy, opened from a URL (SQLite by default, PostgreSQL supported)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import peewee
+from playhouse.db_url import connect
+
+database = peewee.DatabaseProxy()
+"""The proxy every model binds to; :func:`open_database` points it at a real database."""
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "synchronous": "normal",
+    "foreign_keys": 1,
+    "busy_timeout": 5000,
+}
+
+log = logging.getLogger(__name__)
+
+
+def open_database(url: str) -> peewee.Database:
+    """Open the database at ``url``, point :data:`database` at it and return it.
+
+    For SQLite the parent directory is created and WAL, ``synchronous=normal``, foreign keys and a
+    5 s busy timeout are set on every connection. Connections are per thread (peewee's default).
+    """
+    if url.startswith("sqlite:"):
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = connect(url, pragmas=SQLITE_PRAGMAS)
+    else:
+        db = connect(url)
+    database.initialize(db)
+    log.info("database opened engine=%s", type(db).__name__)
+    return db
+
+
+def write_transaction() -> peewee._atomic:
+    """Return a transaction context for a read-then-write; on SQLite it takes the write lock up front.
+
+    ``BEGIN IMMEDIATE`` makes a second writer wait (busy timeout) instead of failing when it upgrades
+    its read lock; PostgreSQL uses a plain transaction and relies on unique constraints. Nested calls
+    become savepoints.
+    """
+    if isinstance(database.obj, peewee.SqliteDatabase):
+        return database.atomic(lock_type="IMMEDIATE")
+    return database.atomic()
+
+
+def create_tables() -> None:
+    """Create every central table that does not exist yet (idempotent)."""
+    from central.models import ALL_MODELS
+
+    with database.connection_context():
+        database.create_tables(ALL_MODELS, safe=True)

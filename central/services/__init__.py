@@ -1,0 +1,1 @@
+"""Central's domain services: plain functions over the models, time passed in as ``now=``."""

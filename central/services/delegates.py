@@ -1,0 +1,181 @@
+"""Delegate registration: validate, issue a code in the meeting's scheme, record the change, e-mail the code.
+
+A delegate is stored before the e-mail is sent; an SMTP failure is recorded (``mail_status="failed"`` and
+``mail_error``) and the code can be resent, so no registration is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from central import models
+from central.db import write_transaction
+from central.notify.mail import MailSender, build_code_email
+from central.services import validation as v
+from central.services.changes import append_change
+from central.services.errors import ConflictError
+from central.services.keys import ActiveKey
+from protocols import payloads
+from protocols.codes import (
+    Scheme,
+    SignedClaims,
+    compact_hash,
+    credential_of,
+    encode_signed,
+    generate_compact,
+)
+from protocols.logs import mask_email, mask_phone
+from protocols.reasons import Reason
+
+log = logging.getLogger(__name__)
+
+MAIL_PENDING = "pending"
+MAIL_SENT = "sent"
+MAIL_FAILED = "failed"
+MAX_MAIL_ERROR = 500
+
+
+def validate_delegate(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the clean delegate fields or raise ``InvalidInputError`` naming each bad one."""
+    fields = v.FieldCollector(data)
+    clean = {
+        "name": fields.take("name", v.text, required=True, max_length=120),
+        "position": fields.take("position", v.text, required=False, max_length=120),
+        "email": fields.take("email", v.email, required=True),
+        "phone": fields.take("phone", v.phone),
+    }
+    fields.raise_if_any()
+    return clean
+
+
+def register_delegate(
+    invitation: models.Invitation,
+    data: Mapping[str, Any],
+    now: datetime,
+    *,
+    signing_key: Callable[[], ActiveKey],
+    mail_sender: MailSender,
+    mail_from: str,
+    entry_opens_before: timedelta = timedelta(minutes=120),
+) -> models.Delegate:
+    """Register a delegate under ``invitation``, issue their code and e-mail it.
+
+    ``signing_key`` is called only for signed meetings. The code is valid from ``entry_opens_before``
+    before the meeting starts until it ends. Raises ``InvalidInputError`` for bad fields and
+    ``ConflictError`` when the meeting is cancelled or over.
+    """
+    clean = validate_delegate(data)
+    meeting: models.Meeting = invitation.meeting
+    if meeting.status == "cancelled":
+        raise ConflictError(Reason.MEETING_CANCELLED)
+    if meeting.ends_at <= now:
+        raise ConflictError(Reason.EXPIRED, "Cuộc họp đã kết thúc")
+    scheme = Scheme(meeting.scheme)
+    valid_from = meeting.starts_at - entry_opens_before
+    valid_until = meeting.ends_at
+    active_key = signing_key() if scheme is Scheme.SIGNED else None
+
+    with write_transaction():
+        delegate = models.Delegate.create(
+            invitation=invitation,
+            meeting=meeting,
+            name=clean["name"],
+            position=clean["position"],
+            email=clean["email"],
+            phone=clean["phone"],
+            code="",
+            credential=f"pending:{uuid.uuid4()}",
+            valid_from=valid_from,
+            valid_until=valid_until,
+            mail_status=MAIL_PENDING,
+            created_at=now,
+        )
+        if active_key is not None:
+            claims = SignedClaims(
+                key_id=active_key.key_id,
+                meeting_id=meeting.id,
+                attendee_id=delegate.id,
+                valid_from=valid_from,
+                valid_until=valid_until,
+            )
+            delegate.code = encode_signed(claims, active_key.private_key)
+            delegate.code_hash = None
+        else:
+            delegate.code = generate_compact()
+            delegate.code_hash = compact_hash(delegate.code)
+        delegate.credential = credential_of(delegate.code)
+        delegate.save()
+        delegate = models.Delegate.get_by_id(delegate.id)
+        append_change(payloads.DelegateUpsert(delegate=delegate_entry(delegate)), now)
+    log.info(
+        "delegate registered id=%s meeting=%s scheme=%s email=%s phone=%s",
+        delegate.id, meeting.id, scheme.value, mask_email(delegate.email), mask_phone(delegate.phone),
+    )
+    send_code_email(delegate, mail_sender=mail_sender, mail_from=mail_from)
+    return delegate
+
+
+def send_code_email(delegate: models.Delegate, *, mail_sender: MailSender, mail_from: str) -> bool:
+    """E-mail the delegate their code and record the result on the row; True when it was sent."""
+    meeting = delegate.meeting
+    message = build_code_email(
+        sender=mail_from,
+        to=delegate.email,
+        delegate_name=delegate.name,
+        organisation=delegate.invitation.organisation.name,
+        meeting_title=meeting.title,
+        starts_at=meeting.starts_at,
+        venue=meeting.venue,
+        invitation_number=delegate.invitation.number,
+        code=delegate.code,
+        scheme=meeting.scheme,
+    )
+    try:
+        mail_sender.send(message)
+    except (OSError, smtplib.SMTPException) as exc:
+        delegate.mail_status = MAIL_FAILED
+        delegate.mail_error = f"{type(exc).__name__}: {exc}"[:MAX_MAIL_ERROR]
+        log.warning("code mail failed delegate=%s error=%s", delegate.id, delegate.mail_error)
+    else:
+        delegate.mail_status = MAIL_SENT
+        delegate.mail_error = None
+    delegate.save(only=[models.Delegate.mail_status, models.Delegate.mail_error])
+    return delegate.mail_status == MAIL_SENT
+
+
+def delegate_entry(delegate: models.Delegate) -> payloads.DelegateEntry:
+    """Return what a gate knows of a delegate (compact codes only as their hash)."""
+    return payloads.DelegateEntry(
+        id=delegate.id,
+        meeting_id=delegate.meeting_id,
+        name=delegate.name,
+        organisation=delegate.invitation.organisation.name,
+        position=delegate.position or "",
+        code_hash=delegate.code_hash,
+        valid_from=delegate.valid_from,
+        valid_until=delegate.valid_until,
+        revoked=delegate.revoked_at is not None,
+    )
+
+
+def delegate_to_dict(delegate: models.Delegate) -> dict[str, Any]:
+    """Return the JSON form of a delegate for the registering organisation (never the code or its hash)."""
+    return {
+        "id": delegate.id,
+        "meeting_id": delegate.meeting_id,
+        "invitation_number": delegate.invitation.number,
+        "name": delegate.name,
+        "position": delegate.position,
+        "email": delegate.email,
+        "phone": delegate.phone,
+        "valid_from": delegate.valid_from.isoformat(),
+        "valid_until": delegate.valid_until.isoformat(),
+        "revoked": delegate.revoked_at is not None,
+        "mail_status": delegate.mail_status,
+        "mail_error": delegate.mail_error,
+    }

@@ -1,0 +1,122 @@
+"""The gate's decision: a pure function from a scanned text, a read-only cache view and ``now``.
+
+No I/O and no clock: everything it needs is passed in, so it is tested table-driven with frozen time.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from protocols.codes import (
+    MAX_SCAN_LENGTH,
+    Scheme,
+    SignedClaims,
+    check_compact,
+    compact_hash,
+    scheme_of,
+    verify_signed,
+)
+from protocols.payloads import DelegateEntry, MeetingEntry
+from protocols.reasons import Reason
+
+from .cache import CacheView
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether to open, why, and what is known of the credential and its holder."""
+
+    allowed: bool
+    reason: Reason
+    scheme: Scheme | None = None
+    meeting_id: int | None = None
+    delegate_id: int | None = None
+    credential: str | None = None
+    name: str | None = None
+    organisation: str | None = None
+    position: str | None = None
+
+
+def _refuse(reason: Reason, **known: object) -> Decision:
+    return Decision(False, reason, **known)  # type: ignore[arg-type]
+
+
+def decide(scan: str, cache: CacheView, now: datetime, site_id: str) -> Decision:
+    """Decide on one scanned text at gate site ``site_id`` at time ``now``. Never raises.
+
+    Order: TOO_LONG; MALFORMED (neither scheme); compact: MALFORMED/BAD_CHECKSUM, UNKNOWN_CODE; signed:
+    MALFORMED/UNKNOWN_KEY/BAD_SIGNATURE/NOT_YET_VALID/EXPIRED, UNKNOWN_CODE (meeting not cached); then
+    REVOKED, MEETING_CANCELLED, WRONG_VENUE, and the delegate's validity window for compact codes; else OK.
+    A failing cache gives INTERNAL_ERROR (refused).
+    """
+    try:
+        return _decide(scan, cache, now, site_id)
+    except Exception:
+        log.exception("decision failed")
+        return _refuse(Reason.INTERNAL_ERROR)
+
+
+def _decide(scan: str, cache: CacheView, now: datetime, site_id: str) -> Decision:
+    if not isinstance(scan, str):
+        return _refuse(Reason.MALFORMED)
+    if len(scan) > MAX_SCAN_LENGTH:
+        return _refuse(Reason.TOO_LONG)
+    scheme = scheme_of(scan)
+    if scheme is None:
+        return _refuse(Reason.MALFORMED)
+
+    delegate: DelegateEntry | None
+    meeting: MeetingEntry | None
+    if scheme is Scheme.COMPACT:
+        checked = check_compact(scan)
+        if checked is not Reason.OK:
+            return _refuse(checked, scheme=scheme)
+        credential = compact_hash(scan)
+        delegate = cache.lookup_code_hash(credential)
+        if delegate is None:
+            return _refuse(Reason.UNKNOWN_CODE, scheme=scheme, credential=credential)
+        meeting_id, delegate_id = delegate.meeting_id, delegate.id
+        meeting = cache.meeting(meeting_id)
+    else:
+        result = verify_signed(scan.strip(), cache.public_keys(), now)
+        claims = result.claims
+        if result.reason is not Reason.OK or claims is None:
+            if result.reason in (Reason.NOT_YET_VALID, Reason.EXPIRED) and claims is not None:
+                # Authentic but outside its window: say whose code it was.
+                return _refuse(result.reason, scheme=scheme, meeting_id=claims.meeting_id,
+                               delegate_id=claims.attendee_id, credential=_signed_credential(claims))
+            reason = result.reason if result.reason is not Reason.OK else Reason.MALFORMED
+            return _refuse(reason, scheme=scheme)
+        credential = _signed_credential(claims)
+        meeting_id, delegate_id = claims.meeting_id, claims.attendee_id
+        meeting = cache.meeting(meeting_id)
+        # A delegate registered after the last sync is not cached yet; the signature vouches for them.
+        delegate = cache.delegate(meeting_id, delegate_id) if meeting is not None else None
+
+    known: dict[str, object] = {
+        "scheme": scheme, "meeting_id": meeting_id, "delegate_id": delegate_id, "credential": credential,
+    }
+    if delegate is not None:
+        known.update(name=delegate.name, organisation=delegate.organisation, position=delegate.position)
+    if meeting is None:
+        return _refuse(Reason.UNKNOWN_CODE, **known)
+    if delegate is not None and delegate.revoked:
+        return _refuse(Reason.REVOKED, **known)
+    if meeting.status == "cancelled":
+        return _refuse(Reason.MEETING_CANCELLED, **known)
+    if meeting.site_id != site_id:
+        return _refuse(Reason.WRONG_VENUE, **known)
+    if scheme is Scheme.COMPACT and delegate is not None:
+        if now < delegate.valid_from:
+            return _refuse(Reason.NOT_YET_VALID, **known)
+        if now > delegate.valid_until:
+            return _refuse(Reason.EXPIRED, **known)
+    return Decision(True, Reason.OK, **known)  # type: ignore[arg-type]
+
+
+def _signed_credential(claims: SignedClaims) -> str:
+    return f"signed:{claims.key_id}:{claims.meeting_id}:{claims.attendee_id}"

@@ -1,0 +1,119 @@
+"""Outbox delivery: publish every undelivered check-in until central acknowledges it.
+
+A broker PUBACK only means the broker has the message; a check-in is delivered when central's ingest worker
+stored it and published an :class:`~protocols.payloads.Ack` with status ``stored`` or ``duplicate``.
+Until then the row is re-published every ``resend_s`` seconds (central inserts once per check-in id, so
+repeats are harmless). An ack for an unknown check-in id is logged and ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from protocols.payloads import Ack
+
+from .cache import GateCache
+from .transport import Transport
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryLoop:
+    """A background thread draining the outbox through the transport."""
+
+    def __init__(
+        self,
+        cache: GateCache,
+        transport: Transport,
+        resend_s: float = 30.0,
+        poll_s: float = 0.5,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.cache = cache
+        self.transport = transport
+        self.resend_s = resend_s
+        self.poll_s = poll_s
+        self._clock = clock
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._delivered = threading.Condition()
+
+    def start(self) -> None:
+        """Start the delivery thread."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="outbox-delivery", daemon=True)
+        self._thread.start()
+
+    def kick(self) -> None:
+        """Look at the outbox now (a new check-in was written, or the broker came back)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop the delivery thread; undelivered rows stay in the outbox for the next start."""
+        self._stop.set()
+        self._wake.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+
+    def send_due(self) -> int:
+        """Publish every row that was never sent or was sent ``resend_s`` ago; return how many were sent."""
+        if not self.transport.is_connected:
+            return 0
+        sent = 0
+        for row in self.cache.outbox_due(self._clock(), self.resend_s):
+            if not self.transport.publish_checkin(row.payload):
+                break
+            self.cache.mark_sent(row.checkin_id, self._clock())
+            if row.attempts:
+                log.info("check-in re-published checkin_id=%s attempt=%d", row.checkin_id, row.attempts + 1)
+            sent += 1
+        return sent
+
+    def handle_ack(self, ack: Ack) -> None:
+        """Apply central's acknowledgement of one check-in."""
+        checkin_id = str(ack.checkin_id)
+        if ack.status == "rejected":
+            # Central refused the payload: keep the row (it is evidence) and let the operator look at it.
+            log.error("check-in rejected by central checkin_id=%s reason=%s", checkin_id, ack.reason)
+            return
+        result = self.cache.mark_delivered(checkin_id, self._clock())
+        if result is None:
+            log.warning("ack for unknown check-in ignored checkin_id=%s", checkin_id)
+            return
+        if result:
+            log.info("check-in delivered checkin_id=%s status=%s", checkin_id, ack.status)
+        with self._delivered:
+            self._delivered.notify_all()
+
+    def flush(self, timeout: float) -> bool:
+        """Send everything pending now, wait up to ``timeout`` s for acks; True when the outbox is empty."""
+        deadline = time.monotonic() + timeout
+        if self.transport.is_connected:
+            for row in self.cache.outbox_due(self._clock(), 0.0, limit=1000):
+                if not self.transport.publish_checkin(row.payload):
+                    break
+                self.cache.mark_sent(row.checkin_id, self._clock())
+        with self._delivered:
+            while self.cache.outbox_pending():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self.transport.is_connected:
+                    return False
+                self._delivered.wait(min(remaining, 0.1))
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.send_due()
+            except Exception:
+                log.exception("outbox delivery pass failed; retrying")
+            self._wake.wait(self.poll_s)
+            self._wake.clear()

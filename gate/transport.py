@@ -1,0 +1,175 @@
+"""MQTT transport of a gate (paho-mqtt 2.x): status with last will, check-ins out, acknowledgements in.
+
+The client uses a stable id and a persistent session (``clean_session=False``) so QoS 1 messages survive
+reconnects. Every incoming payload is decoded with ``protocols.payloads.decode``; bad ones are logged and
+dropped, and nothing raised by a payload or a callback escapes into paho's network thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import paho.mqtt.client as mqtt
+
+from protocols import topics
+from protocols.payloads import Ack, GateStatus, PayloadError, decode, encode
+
+log = logging.getLogger(__name__)
+
+AckHandler = Callable[[Ack], None]
+
+
+class Transport(Protocol):
+    """What the gate needs from its link to central (the MQTT transport, or a test double)."""
+
+    on_ack: AckHandler | None
+    on_connected: Callable[[], None] | None
+
+    @property
+    def is_connected(self) -> bool:
+        """True while connected to the broker."""
+
+    def start(self) -> None:
+        """Connect in the background and keep reconnecting."""
+
+    def publish_checkin(self, payload: bytes) -> bool:
+        """Publish one encoded CheckIn with QoS 1; False when it could not be handed to the broker now."""
+
+    def publish_offline(self, timeout: float = 2.0) -> None:
+        """Publish the retained offline status (clean shutdown; the last will covers crashes)."""
+
+    def stop(self) -> None:
+        """Disconnect and stop the network thread."""
+
+
+class MqttTransport:
+    """The gate's MQTT client."""
+
+    def __init__(
+        self,
+        gate_id: str,
+        host: str,
+        port: int = 1883,
+        username: str | None = None,
+        password: str | None = None,
+        keepalive: int = 30,
+        software_version: str | None = None,
+        on_ack: AckHandler | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.gate_id = gate_id
+        self.host = host
+        self.port = port
+        self.keepalive = keepalive
+        self.software_version = software_version
+        self.on_ack = on_ack
+        self.on_connected: Callable[[], None] | None = None
+        self._clock = clock
+        self._connected = threading.Event()
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"vaora-gate-{gate_id}",
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+        )
+        if username is not None:
+            self.client.username_pw_set(username, password)
+        self.client.reconnect_delay_set(1, 30)
+        offline = GateStatus(gate_id=gate_id, state="offline", software_version=software_version)
+        self.client.will_set(topics.gate_status(gate_id), encode(offline), qos=1, retain=True)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_connect_fail = self._on_connect_fail
+        self.client.on_message = self._on_message
+
+    @property
+    def is_connected(self) -> bool:
+        """True while connected to the broker."""
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Block until connected or ``timeout`` seconds passed; return whether connected."""
+        return self._connected.wait(timeout)
+
+    def start(self) -> None:
+        """Connect in the background (paho's network thread keeps reconnecting, 1..30 s backoff)."""
+        self.client.connect_async(self.host, self.port, keepalive=self.keepalive)
+        self.client.loop_start()
+
+    def publish_checkin(self, payload: bytes) -> bool:
+        """Publish one encoded CheckIn (QoS 1, not retained)."""
+        if not self.is_connected:
+            return False
+        info = self.client.publish(topics.gate_checkins(self.gate_id), payload, qos=1)
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
+
+    def publish_offline(self, timeout: float = 2.0) -> None:
+        """Publish the retained offline status and wait (bounded) for the broker to take it."""
+        if not self.is_connected:
+            return
+        status = GateStatus(gate_id=self.gate_id, state="offline", since=self._clock(),
+                            software_version=self.software_version)
+        info = self.client.publish(topics.gate_status(self.gate_id), encode(status), qos=1, retain=True)
+        try:
+            info.wait_for_publish(timeout)
+        except (RuntimeError, ValueError) as exc:
+            log.warning("offline status not confirmed: %s", exc)
+
+    def stop(self) -> None:
+        """Disconnect cleanly (no last will) and stop the network thread."""
+        try:
+            self.client.disconnect()
+        finally:
+            self.client.loop_stop()
+            self._connected.clear()
+
+    # ----- paho callbacks (network thread)
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any,
+                    properties: Any) -> None:
+        if reason_code.is_failure:
+            log.warning("mqtt connect refused host=%s port=%d reason=%s", self.host, self.port, reason_code)
+            return
+        status = GateStatus(gate_id=self.gate_id, state="online", since=self._clock(),
+                            software_version=self.software_version)
+        client.publish(topics.gate_status(self.gate_id), encode(status), qos=1, retain=True)
+        client.subscribe(topics.gate_acks(self.gate_id), qos=1)
+        self._connected.set()
+        log.info("mqtt connected host=%s port=%d session_present=%s", self.host, self.port,
+                 getattr(flags, "session_present", None))
+        if self.on_connected is not None:
+            try:
+                self.on_connected()
+            except Exception:
+                log.exception("on_connected handler failed")
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        log.warning("mqtt broker unreachable host=%s port=%d; retrying", self.host, self.port)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any,
+                       properties: Any) -> None:
+        self._connected.clear()
+        log.warning("mqtt disconnected reason=%s", reason_code)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if message.topic != topics.gate_acks(self.gate_id):
+            log.warning("message on unexpected topic=%s dropped", message.topic)
+            return
+        try:
+            ack = decode(Ack, message.payload)
+        except PayloadError as exc:
+            log.warning("bad ack dropped reason=%s detail=%s", exc.reason.value, exc.detail)
+            return
+        if ack.gate_id != self.gate_id:
+            log.warning("ack for another gate=%s dropped", ack.gate_id)
+            return
+        if self.on_ack is None:
+            return
+        try:
+            self.on_ack(ack)
+        except Exception:
+            log.exception("ack handler failed checkin_id=%s", ack.checkin_id)

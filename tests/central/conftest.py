@@ -1,0 +1,147 @@
+"""Fixtures for central: an app on the ``database_url`` backend, a frozen clock, API helpers.
+
+Fixtures build small to large: organisation and meeting, then invitation, then delegate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from central.app import create_app
+from central.db import database
+from central.devtools.mailcatcher import MailCatcher
+
+API_TOKEN = "test-api-token-0123456789"
+START = datetime(2025, 3, 10, 1, 0, tzinfo=UTC)  # 08:00 in Hà Nội
+
+
+class Clock:
+    """A settable clock passed to the app as ``clock=``."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """The app's clock, frozen two days before the meeting."""
+    return Clock(START - timedelta(days=2))
+
+
+@pytest.fixture
+def central_config(database_url: str, tmp_path: Path, mail: MailCatcher) -> dict[str, Any]:
+    """The ``VAORA_*`` mapping for a test app: the backend under test, the mail catcher, a temp key file."""
+    return {
+        "VAORA_DATABASE_URL": database_url,
+        "VAORA_SMTP_HOST": mail.host,
+        "VAORA_SMTP_PORT": mail.port,
+        "VAORA_MAIL_FROM": "vanphong@ubnd.example.vn",
+        "VAORA_API_TOKEN": API_TOKEN,
+        "VAORA_SIGNING_KEY_FILE": str(tmp_path / "keys" / "signing-key.pem"),
+        "VAORA_PUBLIC_URL": "https://vaora.example.vn",
+        "TESTING": True,
+    }
+
+
+@pytest.fixture
+def app(central_config: dict[str, Any], clock: Clock) -> Iterator[Flask]:
+    """A central app on the backend under test."""
+    application = create_app(central_config, clock=clock)
+    yield application
+    if not database.is_closed():
+        database.close()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of the app."""
+    return app.test_client()
+
+
+@pytest.fixture
+def db(app: Flask) -> Iterator[None]:
+    """An open connection in the test thread, for calling services directly."""
+    database.connect(reuse_if_open=True)
+    yield
+    if not database.is_closed():
+        database.close()
+
+
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+class Api:
+    """Calls the JSON API the way an organiser, an invited organisation and a gate installer would."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def post(self, url: str, body: Any, headers: dict[str, str] | None = None) -> Any:
+        """POST JSON with the API token and return the response."""
+        return self.client.post(url, json=body, headers={**AUTH, **(headers or {})})
+
+    def get(self, url: str) -> Any:
+        """GET with the API token and return the response."""
+        return self.client.get(url, headers=AUTH)
+
+    def meeting(self, scheme: str = "compact", site_id: str = "hq", **extra: Any) -> dict[str, Any]:
+        """Create a meeting and return its JSON."""
+        body = {
+            "title": "Họp giao ban tháng 3",
+            "starts_at": START.isoformat(),
+            "ends_at": (START + timedelta(hours=3)).isoformat(),
+            "venue": "Phòng họp số 1",
+            "site_id": site_id,
+            "scheme": scheme,
+            **extra,
+        }
+        response = self.post("/api/v1/meetings", body)
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    def organisation(self, name: str = "Sở Tài chính") -> dict[str, Any]:
+        """Create an organisation and return its JSON."""
+        response = self.post("/api/v1/organisations", {"name": name, "email": "stc@example.vn"})
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    def invitation(self, meeting_id: int | None = None, organisation_id: int | None = None) -> dict[str, Any]:
+        """Create an invitation (making a meeting and organisation when not given), with its secret."""
+        meeting_id = meeting_id or self.meeting()["id"]
+        organisation_id = organisation_id or self.organisation()["id"]
+        body = {"meeting_id": meeting_id, "organisation_id": organisation_id}
+        response = self.post("/api/v1/invitations", body)
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    def register(self, invitation: dict[str, Any], secret: str | None = None, **fields: Any) -> Any:
+        """Register a delegate with the invitation's secret; returns the response."""
+        body = {"name": "Nguyễn Văn An", "position": "Phó Giám đốc", "email": "an.nguyen@example.vn"}
+        body.update(fields)
+        return self.client.post(
+            f"/api/v1/invitations/{invitation['number']}/delegates",
+            json=body,
+            headers={"X-Invitation-Secret": invitation["secret"] if secret is None else secret},
+        )
+
+    def gate(self, gate_id: str = "g1", site_id: str = "hq") -> str:
+        """Register a gate and return its token."""
+        response = self.post("/api/v1/gates", {"gate_id": gate_id, "site_id": site_id, "name": "Cổng chính"})
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()["token"]
+
+
+@pytest.fixture
+def api(client: FlaskClient) -> Api:
+    """API helper over the test client."""
+    return Api(client)

@@ -1,0 +1,61 @@
+"""Configuration from the environment or a mapping: defaults, secret files, and errors naming the variable."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from central.config import CentralConfig, ConfigError
+from central.signing import load_or_create_signing_key
+from protocols.codes import public_key_to_text
+
+
+def test_defaults() -> None:
+    config = CentralConfig.from_env({})
+    assert config.database_url == "sqlite:///var/central.db"
+    assert config.invitation_format == "{seq}/TM-UBND"
+    assert config.entry_opens_before_min == 120
+    assert config.signing_key_file == Path("var/signing-key.pem")
+    assert config.api_token is None
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("VAORA_SMTP_PORT", "abc"),
+        ("VAORA_MQTT_PORT", "70000"),
+        ("VAORA_DATABASE_URL", "mysql://x"),
+        ("VAORA_INVITATION_FORMAT", "{number}/TM"),
+        ("VAORA_ENTRY_OPENS_BEFORE_MIN", "-5"),
+        ("VAORA_PUBLIC_URL", "vaora.example.vn"),
+        ("VAORA_API_TOKEN", "short"),
+        ("VAORA_API_TOKEN_FILE", "/nonexistent/token"),
+    ],
+)
+def test_bad_value_names_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        CentralConfig.from_mapping({name: value})
+    assert name in str(caught.value)
+    assert list(caught.value.errors) == [name]
+
+
+def test_secrets_from_files(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text("a-long-enough-api-token\n")
+    (tmp_path / "mqtt").write_text("s3cret\n")
+    config = CentralConfig.from_env(
+        {"VAORA_API_TOKEN_FILE": str(tmp_path / "token"), "VAORA_MQTT_PASSWORD_FILE": str(tmp_path / "mqtt"),
+         "VAORA_MQTT_USERNAME": "central", "HOME": "/root"}
+    )
+    assert (config.api_token, config.mqtt_username, config.mqtt_password) == (
+        "a-long-enough-api-token", "central", "s3cret"
+    )
+
+
+def test_signing_key_created_once_with_mode_0600(tmp_path: Path) -> None:
+    path = tmp_path / "var" / "signing-key.pem"
+    key = load_or_create_signing_key(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    again = load_or_create_signing_key(path)
+    assert public_key_to_text(again.public_key()) == public_key_to_text(key.public_key())

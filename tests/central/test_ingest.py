@@ -1,0 +1,144 @@
+"""The ingest worker against a real Mosquitto: store once, ack twice, survive bad payloads, track gates."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from central import models
+from central.db import database
+from central.devtools.broker import LocalBroker
+from central.ingest import IngestWorker
+from protocols import topics
+from protocols.payloads import Ack, CheckIn, Direction, GateStatus, Heartbeat, Outcome, decode, encode
+from protocols.reasons import Reason
+
+from .conftest import START, Api, Clock
+
+TIMEOUT = 10.0
+
+
+@pytest.fixture
+def worker(api: Api, broker: LocalBroker, clock: Clock) -> Iterator[IngestWorker]:
+    """A started ingest worker (gate g1 registered) connected to the test broker."""
+    api.gate("g1")
+    ingest = IngestWorker(broker.host, broker.port, client_id=f"ingest-{uuid.uuid4().hex[:8]}", clock=clock)
+    ingest.start()
+    assert ingest.connected.wait(TIMEOUT)
+    yield ingest
+    ingest.stop()
+
+
+@pytest.fixture
+def gate_client(broker: LocalBroker) -> Iterator[tuple[mqtt.Client, queue.Queue[Ack]]]:
+    """An MQTT client playing gate g1, subscribed to its ack topic; acks arrive in the queue."""
+    acks: queue.Queue[Ack] = queue.Queue()
+    subscribed = queue.Queue()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="gate-g1-test")
+    client.on_message = lambda _c, _u, msg: acks.put(decode(Ack, msg.payload))
+    client.on_subscribe = lambda *_args: subscribed.put(True)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    client.subscribe(topics.gate_acks("g1"), qos=1)
+    subscribed.get(timeout=TIMEOUT)
+    yield client, acks
+    client.disconnect()
+    client.loop_stop()
+
+
+def _checkin(**extra: Any) -> CheckIn:
+    values: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "gate_id": "g1",
+        "site_id": "hq",
+        "direction": Direction.IN,
+        "scanned_at": START,
+        "allowed": True,
+        "reason": Reason.OK,
+        "outcome": Outcome.ENTERED,
+        "credential": "signed:1:1:1",
+    }
+    values.update(extra)
+    return CheckIn(**values)
+
+
+def _count(checkin_id: uuid.UUID) -> int:
+    with database.connection_context():
+        return models.CheckIn.select().where(models.CheckIn.checkin_id == checkin_id).count()
+
+
+def test_checkin_sent_twice_is_stored_once_and_acked_twice(worker: IngestWorker, gate_client: Any) -> None:
+    client, acks = gate_client
+    payload = _checkin()
+    client.publish(topics.gate_checkins("g1"), encode(payload), qos=1).wait_for_publish(TIMEOUT)
+    first = acks.get(timeout=TIMEOUT)
+    client.publish(topics.gate_checkins("g1"), encode(payload), qos=1).wait_for_publish(TIMEOUT)
+    second = acks.get(timeout=TIMEOUT)
+    assert (first.checkin_id, first.status) == (payload.id, "stored")
+    assert (second.checkin_id, second.status) == (payload.id, "duplicate")
+    assert _count(payload.id) == 1
+
+
+def test_malformed_payload_is_logged_and_worker_keeps_going(
+    worker: IngestWorker, gate_client: Any, broker: LocalBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    client, acks = gate_client
+    caplog.set_level(logging.WARNING, logger="central.ingest")
+    subprocess.run(
+        ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1",
+         "-t", "vaora/v1/gates/g1/checkins", "-m", "{not json"],
+        check=True, timeout=TIMEOUT,
+    )
+    deadline = time.monotonic() + TIMEOUT
+    while "bad payload" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "topic=vaora/v1/gates/g1/checkins reason=malformed" in caplog.text
+
+    payload = _checkin()
+    client.publish(topics.gate_checkins("g1"), encode(payload), qos=1)
+    ack = acks.get(timeout=TIMEOUT)
+    assert (ack.checkin_id, ack.status) == (payload.id, "stored")
+    assert _count(payload.id) == 1
+
+
+def test_checkin_for_another_gates_topic_is_rejected(worker: IngestWorker, gate_client: Any) -> None:
+    client, acks = gate_client
+    payload = _checkin(gate_id="g2")
+    client.publish(topics.gate_checkins("g1"), encode(payload), qos=1)
+    ack = acks.get(timeout=TIMEOUT)
+    assert (ack.status, ack.reason) == ("rejected", "gate_mismatch")
+    assert _count(payload.id) == 0
+
+
+def test_heartbeat_and_status_update_the_gate(worker: IngestWorker, gate_client: Any, clock: Clock) -> None:
+    client, _ = gate_client
+    beat = Heartbeat(gate_id="g1", sent_at=clock.now, cache_seq=7, outbox_pending=2, software_version="0.1.0")
+    client.publish(topics.gate_heartbeat("g1"), encode(beat), qos=1)
+    gone = GateStatus(gate_id="g1", state="offline", since=clock.now + timedelta(seconds=1))
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        with database.connection_context():
+            gate = models.Gate.get(models.Gate.gate_id == "g1")
+        if gate.cache_seq == 7:
+            break
+        time.sleep(0.05)
+    assert (gate.cache_seq, gate.software_version, gate.state) == (7, "0.1.0", "online")
+    assert gate.last_seen_at == clock.now
+    client.publish(topics.gate_status("g1"), encode(gone), qos=1, retain=True)
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        with database.connection_context():
+            gate = models.Gate.get(models.Gate.gate_id == "g1")
+        if gate.state == "offline":
+            break
+        time.sleep(0.05)
+    assert gate.state == "offline"

@@ -1,0 +1,90 @@
+"""Helpers for gate tests: configs built in code, and snapshots with real compact and signed codes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from protocols.codes import (
+    Scheme,
+    compact_hash,
+    generate_compact,
+    generate_signing_key,
+    public_key_to_text,
+)
+from protocols.payloads import DelegateEntry, KeyEntry, MeetingEntry, Snapshot
+
+NOW = datetime(2025, 6, 2, 8, 0, tzinfo=UTC)
+SITE = "hq"
+
+
+@dataclass
+class World:
+    """A snapshot plus the secrets a test needs to make codes for it."""
+
+    snapshot: Snapshot
+    codes: dict[int, str] = field(default_factory=dict)  # delegate id -> compact code
+    signing_key: Ed25519PrivateKey | None = None
+
+
+def build_world(n_delegates: int = 3, *, now: datetime = NOW, site: str = SITE) -> World:
+    """Meeting 1 (compact, open, at ``site``) with ``n_delegates`` delegates, and meeting 2 (signed).
+
+    Also: meeting 3 cancelled, meeting 4 at another site, each with one compact delegate (ids 9003, 9004);
+    delegate 9001 of meeting 1 is revoked, 9005 is valid only tomorrow, 9006 expired yesterday.
+    """
+    key = generate_signing_key()
+    start, end = now - timedelta(hours=1), now + timedelta(hours=3)
+
+    def meeting(mid: int, scheme: Scheme = Scheme.COMPACT, status: str = "open",
+                at: str = site) -> MeetingEntry:
+        return MeetingEntry(id=mid, title=f"Họp {mid}", scheme=scheme, starts_at=start, ends_at=end,
+                            site_id=at, venue="Hội trường A", status=status)
+
+    meetings = [meeting(1), meeting(2, Scheme.SIGNED), meeting(3, status="cancelled"), meeting(4, at="other")]
+    codes: dict[int, str] = {}
+    delegates: list[DelegateEntry] = []
+
+    def add(did: int, mid: int, *, revoked: bool = False, valid_from: datetime = start,
+            valid_until: datetime = end, with_code: bool = True) -> None:
+        code = generate_compact() if with_code else None
+        if code:
+            codes[did] = code
+        delegates.append(DelegateEntry(
+            id=did, meeting_id=mid, name=f"Nguyễn Văn {did}", organisation="Sở Tư pháp",
+            position="Phó Giám đốc",
+            code_hash=compact_hash(code) if code else None, valid_from=valid_from, valid_until=valid_until,
+            revoked=revoked,
+        ))
+
+    for did in range(1, n_delegates + 1):
+        add(did, 1)
+    add(9001, 1, revoked=True)
+    add(9003, 3)
+    add(9004, 4)
+    add(9005, 1, valid_from=now + timedelta(days=1), valid_until=now + timedelta(days=2))
+    add(9006, 1, valid_from=now - timedelta(days=2), valid_until=now - timedelta(days=1))
+    add(7001, 2, with_code=False)
+    add(7002, 2, with_code=False, revoked=True)
+    snapshot = Snapshot(seq=42, generated_at=now, meetings=meetings, delegates=delegates,
+                        keys=[KeyEntry(key_id=7, public_key=public_key_to_text(key.public_key()))])
+    return World(snapshot, codes, key)
+
+
+def config_dict(tmp_path: Path, **sections: dict[str, Any]) -> dict[str, Any]:
+    """A valid config as a dict, with per-section overrides merged in."""
+    data: dict[str, Any] = {
+        "gate": {"id": "g1", "site": SITE, "simulate": True, "data_dir": str(tmp_path / "data")},
+        "central": {"url": "http://127.0.0.1:9", "token": "t0ken", "timeout": 1.0},
+        "mqtt": {"host": "127.0.0.1", "port": 1883},
+        "scanner": {"type": "stdin"},
+        "pins": {"relay": 17, "green_led": 27, "red_led": 22},
+        "turnstile": {"unlock_seconds": 0.3},
+    }
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    return data

@@ -1,0 +1,143 @@
+"""GateCache on real SQLite: pragmas, atomic snapshot replacement, a 10,000-delegate load, the outbox."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from gate.cache import GateCache
+from protocols.codes import compact_hash, generate_compact, public_key_to_text
+from protocols.payloads import CheckIn, DelegateEntry, Direction, KeyEntry, Outcome, Snapshot, encode
+from protocols.reasons import Reason
+from tests.gate.gate_helpers import NOW, World, build_world
+
+
+def big_snapshot(n: int, seq: int = 1) -> tuple[Snapshot, list[str]]:
+    world = build_world(1)
+    codes = [generate_compact() for _ in range(n)]
+    delegates = [
+        DelegateEntry(id=10_000 + i, meeting_id=1, name=f"Đại biểu {i}", organisation="UBND quận",
+                      position="",
+                      code_hash=compact_hash(code), valid_from=NOW - timedelta(hours=1),
+                      valid_until=NOW + timedelta(hours=3))
+        for i, code in enumerate(codes)
+    ]
+    snapshot = world.snapshot.model_copy(update={"delegates": delegates, "seq": seq})
+    return snapshot, codes
+
+
+def test_pragmas_durable_wal(tmp_path: Path) -> None:
+    cache = GateCache(tmp_path)
+    assert cache.path == tmp_path / "gate-cache.sqlite3"
+    assert cache.pragma("journal_mode") == "wal"
+    assert cache.pragma("synchronous") == 2
+    assert cache.pragma("foreign_keys") == 1
+    assert cache.pragma("busy_timeout") == 5000
+    cache.close()
+
+
+def test_snapshot_load_and_lookups(tmp_path: Path, world: World) -> None:
+    cache = GateCache(tmp_path)
+    assert (cache.seq, cache.synced_at) == (0, None)
+    cache.load_snapshot(world.snapshot, NOW)
+    assert cache.seq == 42 and cache.synced_at == NOW
+    found = cache.lookup_code_hash(compact_hash(world.codes[2]))
+    assert found is not None and (found.id, found.meeting_id, found.name) == (2, 1, "Nguyễn Văn 2")
+    assert found.valid_from.tzinfo is not None
+    assert cache.lookup_code_hash(compact_hash(generate_compact())) is None
+    assert cache.delegate(1, 9001).revoked is True  # type: ignore[union-attr]
+    assert cache.delegate(2, 1) is None
+    meeting = cache.meeting(4)
+    assert meeting is not None and meeting.site_id == "other"
+    assert meeting.starts_at == world.snapshot.meetings[3].starts_at
+    assert cache.meeting(99) is None
+    assert set(cache.public_keys()) == {7}
+
+
+def test_cache_stores_only_hashes_of_compact_codes(tmp_path: Path, world: World) -> None:
+    cache = GateCache(tmp_path)
+    cache.load_snapshot(world.snapshot, NOW)
+    cache.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    for code in world.codes.values():
+        assert code.encode() not in raw
+    assert compact_hash(world.codes[1]).encode() in raw
+
+
+def test_new_snapshot_replaces_old_data_and_survives_reopen(tmp_path: Path, world: World) -> None:
+    cache = GateCache(tmp_path)
+    cache.load_snapshot(world.snapshot, NOW)
+    other = build_world(2)
+    assert other.signing_key is not None
+    revoked_text = public_key_to_text(other.signing_key.public_key())
+    revoked_key = KeyEntry(key_id=9, public_key=revoked_text, revoked=True)
+    keys = [*other.snapshot.keys, revoked_key]
+    later = NOW + timedelta(minutes=5)
+    cache.load_snapshot(other.snapshot.model_copy(update={"seq": 50, "keys": keys}), later)
+    assert cache.lookup_code_hash(compact_hash(world.codes[1])) is None
+    assert cache.lookup_code_hash(compact_hash(other.codes[1])) is not None
+    assert set(cache.public_keys()) == {7}, "revoked keys are not trusted"
+    cache.close()
+    reopened = GateCache(tmp_path)
+    assert reopened.seq == 50 and reopened.synced_at == NOW + timedelta(minutes=5)
+    assert reopened.lookup_code_hash(compact_hash(other.codes[2])) is not None
+    assert set(reopened.public_keys()) == {7}
+    reopened.close()
+
+
+def test_ten_thousand_delegates_load_fast(tmp_path: Path) -> None:
+    snapshot, codes = big_snapshot(10_000)
+    cache = GateCache(tmp_path)
+    started = time.perf_counter()
+    cache.load_snapshot(snapshot, NOW)
+    elapsed = time.perf_counter() - started
+    assert cache.delegate_count() == 10_000
+    assert elapsed < 3.0, f"10,000 delegates took {elapsed:.2f}s"
+    found = cache.lookup_code_hash(compact_hash(codes[9_876]))
+    assert found is not None and found.id == 19_876
+    started = time.perf_counter()
+    for code in codes[:500]:
+        assert cache.lookup_code_hash(compact_hash(code)) is not None
+    assert (time.perf_counter() - started) / 500 < 0.005, "lookups use the code_hash index"
+    cache.close()
+
+
+def test_two_caches_in_one_process_are_independent(tmp_path: Path, world: World) -> None:
+    a, b = GateCache(tmp_path / "a"), GateCache(tmp_path / "b")
+    a.load_snapshot(world.snapshot, NOW)
+    assert a.lookup_code_hash(compact_hash(world.codes[1])) is not None
+    assert b.lookup_code_hash(compact_hash(world.codes[1])) is None
+    a.close()
+    b.close()
+
+
+def checkin(allowed: bool = True) -> CheckIn:
+    return CheckIn(id=uuid.uuid4(), gate_id="g1", site_id="hq", direction=Direction.IN, scanned_at=NOW,
+                   allowed=allowed, reason=Reason.OK if allowed else Reason.UNKNOWN_CODE,
+                   outcome=Outcome.ENTERED if allowed else Outcome.REFUSED)
+
+
+def test_outbox_lifecycle(tmp_path: Path) -> None:
+    cache = GateCache(tmp_path)
+    first, second = checkin(), checkin(False)
+    cache.add_checkin(first, encode(first), NOW)
+    cache.add_checkin(second, encode(second), NOW + timedelta(seconds=1))
+    assert cache.outbox_pending() == 2
+    due = cache.outbox_due(NOW, resend_after_s=30)
+    assert [r.checkin_id for r in due] == [str(first.id), str(second.id)]
+    assert CheckIn.model_validate_json(due[0].payload) == first
+
+    cache.mark_sent(str(first.id), NOW)
+    assert [r.checkin_id for r in cache.outbox_due(NOW + timedelta(seconds=10), 30)] == [str(second.id)]
+    assert str(first.id) in [r.checkin_id for r in cache.outbox_due(NOW + timedelta(seconds=30), 30)]
+
+    assert cache.mark_delivered(str(first.id), NOW) is True
+    assert cache.mark_delivered(str(first.id), NOW) is False
+    assert cache.mark_delivered(str(uuid.uuid4()), NOW) is None
+    row = cache.outbox_row(str(first.id))
+    assert row is not None and row.attempts == 1 and row.delivered_at == NOW
+    assert cache.outbox_pending() == 1
+    cache.close()
+    assert GateCache(tmp_path).outbox_pending() == 1, "the outbox survives a restart"

@@ -1,0 +1,176 @@
+"""decide(): every reason code, table-driven, against a real cache; arbitrary text never raises."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gate.cache import GateCache
+from gate.decision import decide
+from protocols.codes import (
+    ALPHABET,
+    MAX_SCAN_LENGTH,
+    Scheme,
+    SignedClaims,
+    compact_hash,
+    encode_signed,
+    generate_signing_key,
+)
+from protocols.reasons import Reason
+from tests.gate.gate_helpers import NOW, SITE, World, build_world
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GateCache, World]]:
+    world = build_world()
+    cache = GateCache(tmp_path_factory.mktemp("decision"))
+    cache.load_snapshot(world.snapshot, NOW)
+    yield cache, world
+    cache.close()
+
+
+def signed(world: World, meeting_id: int = 2, attendee_id: int = 7001, key_id: int = 7,
+           valid_from_h: float = -1, valid_until_h: float = 3, key: object = None) -> str:
+    claims = SignedClaims(key_id=key_id, meeting_id=meeting_id, attendee_id=attendee_id,
+                          valid_from=NOW + timedelta(hours=valid_from_h),
+                          valid_until=NOW + timedelta(hours=valid_until_h))
+    return encode_signed(claims, key or world.signing_key)  # type: ignore[arg-type]
+
+
+def mistype(code: str) -> str:
+    """Change one character to another alphabet character: the check character catches it."""
+    swapped = ALPHABET[(ALPHABET.index(code[3]) + 1) % len(ALPHABET)]
+    return code[:3] + swapped + code[4:]
+
+
+def tamper(text: str) -> str:
+    """Flip one base32 character in the signature part."""
+    i = len(text) - 5
+    return text[:i] + ("A" if text[i] != "A" else "B") + text[i + 1:]
+
+
+def unknown_compact() -> str:
+    from protocols.codes import generate_compact
+    return generate_compact()
+
+
+CASES: list[tuple[str, Callable[[World], str], Reason]] = [
+    ("compact ok", lambda w: w.codes[1], Reason.OK),
+    ("compact ok, lowercase with hyphens", lambda w: "-".join([w.codes[2][:7].lower(), w.codes[2][7:]]),
+     Reason.OK),
+    ("too long", lambda w: "A" * (MAX_SCAN_LENGTH + 1), Reason.TOO_LONG),
+    ("neither scheme", lambda w: "hello world!", Reason.MALFORMED),
+    ("empty", lambda w: "", Reason.MALFORMED),
+    ("compact wrong length", lambda w: w.codes[1][:-1], Reason.MALFORMED),
+    ("compact mistyped", lambda w: mistype(w.codes[1]), Reason.BAD_CHECKSUM),
+    ("compact not on the list", lambda w: unknown_compact(), Reason.UNKNOWN_CODE),
+    ("compact revoked", lambda w: w.codes[9001], Reason.REVOKED),
+    ("compact meeting cancelled", lambda w: w.codes[9003], Reason.MEETING_CANCELLED),
+    ("compact other site", lambda w: w.codes[9004], Reason.WRONG_VENUE),
+    ("compact not yet valid", lambda w: w.codes[9005], Reason.NOT_YET_VALID),
+    ("compact expired", lambda w: w.codes[9006], Reason.EXPIRED),
+    ("signed ok", lambda w: signed(w), Reason.OK),
+    ("signed ok, delegate not synced yet", lambda w: signed(w, attendee_id=7999), Reason.OK),
+    ("signed truncated", lambda w: signed(w)[:-10], Reason.MALFORMED),
+    ("signed unknown key", lambda w: signed(w, key_id=8), Reason.UNKNOWN_KEY),
+    ("signed tampered", lambda w: tamper(signed(w)), Reason.BAD_SIGNATURE),
+    ("signed forged with another key", lambda w: signed(w, key=generate_signing_key()), Reason.BAD_SIGNATURE),
+    ("signed not yet valid", lambda w: signed(w, valid_from_h=1), Reason.NOT_YET_VALID),
+    ("signed expired", lambda w: signed(w, valid_from_h=-5, valid_until_h=-1), Reason.EXPIRED),
+    ("signed unknown meeting", lambda w: signed(w, meeting_id=99), Reason.UNKNOWN_CODE),
+    ("signed revoked delegate", lambda w: signed(w, attendee_id=7002), Reason.REVOKED),
+    ("signed cancelled meeting", lambda w: signed(w, meeting_id=3, attendee_id=1), Reason.MEETING_CANCELLED),
+    ("signed other site", lambda w: signed(w, meeting_id=4, attendee_id=1), Reason.WRONG_VENUE),
+]
+
+
+@pytest.mark.parametrize(("label", "make_scan", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_every_reason(loaded: tuple[GateCache, World], label: str, make_scan: Callable[[World], str],
+                      expected: Reason) -> None:
+    cache, world = loaded
+    decision = decide(make_scan(world), cache, NOW, SITE)
+    assert decision.reason is expected
+    assert decision.allowed is (expected is Reason.OK)
+
+
+def test_allowed_compact_decision_carries_delegate_and_hash(loaded: tuple[GateCache, World]) -> None:
+    cache, world = loaded
+    decision = decide(world.codes[1], cache, NOW, SITE)
+    assert decision.scheme is Scheme.COMPACT
+    assert (decision.meeting_id, decision.delegate_id) == (1, 1)
+    assert decision.credential == compact_hash(world.codes[1])
+    assert (decision.name, decision.organisation, decision.position) == ("Nguyễn Văn 1", "Sở Tư pháp",
+                                                                         "Phó Giám đốc")
+
+
+def test_signed_decision_credential_and_unsynced_delegate(loaded: tuple[GateCache, World]) -> None:
+    cache, world = loaded
+    decision = decide(signed(world, attendee_id=7999), cache, NOW, SITE)
+    assert decision.allowed and decision.credential == "signed:7:2:7999"
+    assert decision.name is None  # not in the cache yet, admitted on the signature
+
+
+def test_validity_boundaries_are_inclusive(loaded: tuple[GateCache, World]) -> None:
+    cache, world = loaded
+    delegate = cache.lookup_code_hash(compact_hash(world.codes[1]))
+    assert delegate is not None
+    assert decide(world.codes[1], cache, delegate.valid_from, SITE).reason is Reason.OK
+    assert decide(world.codes[1], cache, delegate.valid_until, SITE).reason is Reason.OK
+    just_after = delegate.valid_until + timedelta(seconds=1)
+    assert decide(world.codes[1], cache, just_after, SITE).reason is Reason.EXPIRED
+
+
+def test_a_failing_cache_is_an_internal_error_not_a_crash(loaded: tuple[GateCache, World]) -> None:
+    _, world = loaded
+
+    class Broken:
+        def lookup_code_hash(self, code_hash: str) -> None:
+            raise OSError("disk gone")
+
+        def delegate(self, meeting_id: int, delegate_id: int) -> None:
+            raise OSError("disk gone")
+
+        def meeting(self, meeting_id: int) -> None:
+            raise OSError("disk gone")
+
+        def public_keys(self) -> dict:
+            return {}
+
+    decision = decide(world.codes[1], Broken(), NOW, SITE)
+    assert (decision.allowed, decision.reason) == (False, Reason.INTERNAL_ERROR)
+
+
+def test_decision_is_frozen(loaded: tuple[GateCache, World]) -> None:
+    cache, world = loaded
+    decision = decide(world.codes[1], cache, NOW, SITE)
+    with pytest.raises(AttributeError):
+        decision.allowed = False  # type: ignore[misc]
+    assert replace(decision, allowed=False).allowed is False
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.one_of(
+    st.text(max_size=300),
+    st.text(alphabet=ALPHABET + " -", min_size=10, max_size=20),
+    st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", max_size=200).map(lambda s: "VR1:" + s),
+))
+def test_arbitrary_text_never_raises(loaded: tuple[GateCache, World], text: str) -> None:
+    cache, _ = loaded
+    decision = decide(text, cache, NOW, SITE)
+    assert isinstance(decision.reason, Reason)
+    if decision.allowed:
+        assert decision.reason is Reason.OK
+
+
+def test_decision_needs_no_clock_or_io(loaded: tuple[GateCache, World], tmp_path: Path) -> None:
+    """The same inputs give the same answer whatever the wall clock says."""
+    cache, world = loaded
+    later = NOW + timedelta(days=3)
+    assert decide(world.codes[1], cache, NOW, SITE).reason is Reason.OK
+    assert decide(world.codes[1], cache, later, SITE).reason is Reason.EXPIRED
