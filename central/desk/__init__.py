@@ -1,0 +1,1 @@
+"""Guard desk: registering walk-ins, starting from the QR on their citizen ID card (CCCD)."""
