@@ -1,0 +1,309 @@
+"""The embedded demo behind ``make demo``: central on SQLite, a private Mosquitto, a mail catcher, one gate.
+
+Everything runs in this one process except Mosquitto: central's web server and ingest worker in threads,
+and a gate on simulated pins (gpiozero MockFactory) that reads codes typed or pasted on this terminal.
+The demo seeds two meetings (one per code scheme) through the real JSON API, registers one delegate in each,
+takes their codes out of the e-mails the mail catcher received, and prints them. Ctrl-C stops it all.
+
+    python -m central.demo [--http-port N] [--mqtt-port N] [--smtp-port N] [--data-dir var/demo]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import secrets
+import shutil
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import requests
+import zxingcpp
+from PIL import Image
+from werkzeug.serving import make_server
+
+from central.app import create_app
+from central.devtools.broker import LocalBroker
+from central.devtools.mailcatcher import MailCatcher
+from central.devtools.ports import free_port
+from central.ingest import IngestWorker
+from protocols.codes import format_compact, generate_compact
+from protocols.reasons import describe
+
+log = logging.getLogger(__name__)
+
+GATE_TOML = """\
+# Written by the demo: one gate on simulated pins reading codes typed on the terminal.
+[gate]
+id = "demo-gate-1"
+site = "hq"
+name = "Cổng chính (demo)"
+direction = "in"
+simulate = true
+fail_mode = "secure"
+data_dir = "{data_dir}"
+
+[central]
+url = "{central_url}"
+token_file = "{token_file}"
+timeout = 5
+
+[mqtt]
+host = "127.0.0.1"
+port = {mqtt_port}
+resend_seconds = 5
+
+[scanner]
+type = "stdin"
+
+[pins]
+relay = 17
+green_led = 27
+red_led = 22
+
+[turnstile]
+unlock_seconds = 3
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m central.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--http-port", type=int, default=0, help="central's HTTP port (default: a free one)")
+    parser.add_argument("--mqtt-port", type=int, default=0, help="Mosquitto's port (default: a free one)")
+    parser.add_argument("--smtp-port", type=int, default=0, help="the mail catcher's port (default: a free one)")
+    parser.add_argument("--data-dir", type=Path, default=Path("var/demo"), help="wiped and re-created at start")
+    parser.add_argument("--seconds", type=float, default=0, help="stop by itself after this long (0: run until Ctrl-C)")
+    return parser
+
+
+def _say(line: str = "") -> None:
+    print(line, flush=True)
+
+
+def qr_text(message: EmailMessage) -> str:
+    """Decode the QR image of a code e-mail, the way a scanner reads it off the delegate's phone."""
+    for part in message.walk():
+        if part.get_content_type() == "image/png":
+            results = zxingcpp.read_barcodes(Image.open(io.BytesIO(part.get_payload(decode=True))))
+            if results:
+                return results[0].text
+    raise RuntimeError("the code e-mail carries no readable QR image")
+
+
+class Demo:
+    """Starts, seeds, watches and stops the demo's parts in order."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.data_dir: Path = args.data_dir.resolve()
+        self.api_token = secrets.token_urlsafe(24)
+        self.stopping = threading.Event()
+        self.broker: LocalBroker | None = None
+        self.mail: MailCatcher | None = None
+        self.server: Any = None
+        self.ingest: IngestWorker | None = None
+        self.gate: Any = None
+        self.url = ""
+
+    # ----- start-up
+
+    def start(self) -> None:
+        """Start broker, mail catcher, central (web + ingest), seed the data, then start the gate."""
+        if self.data_dir.exists():
+            shutil.rmtree(self.data_dir)
+        self.data_dir.mkdir(parents=True)
+        self.broker = LocalBroker(self.data_dir / "mosquitto", port=self.args.mqtt_port or None)
+        self.broker.start()
+        self.mail = MailCatcher(port=self.args.smtp_port or None, echo=True)
+        self.mail.start()
+        http_port = self.args.http_port or free_port()
+        self.url = f"http://127.0.0.1:{http_port}"
+        app = create_app(
+            {
+                "VAORA_DATABASE_URL": f"sqlite:///{self.data_dir / 'central.db'}",
+                "VAORA_SMTP_HOST": self.mail.host,
+                "VAORA_SMTP_PORT": self.mail.port,
+                "VAORA_MAIL_FROM": "vanphong@ubnd.demo.vn",
+                "VAORA_MQTT_HOST": self.broker.host,
+                "VAORA_MQTT_PORT": self.broker.port,
+                "VAORA_API_TOKEN": self.api_token,
+                "VAORA_SIGNING_KEY_FILE": str(self.data_dir / "signing-key.pem"),
+                "VAORA_PUBLIC_URL": self.url,
+            }
+        )
+        self.server = make_server("127.0.0.1", http_port, app, threaded=True)
+        threading.Thread(target=self.server.serve_forever, name="central-http", daemon=True).start()
+        self.ingest = IngestWorker(self.broker.host, self.broker.port)
+        self.ingest.start()
+        self.ingest.connected.wait(10)
+        self.codes = self.seed()
+        self.start_gate()
+
+    def api(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """Call central's JSON API as the office does; fail loudly on an unexpected answer."""
+        headers = {"Authorization": f"Bearer {self.api_token}", **kwargs.pop("headers", {})}
+        response = requests.request(method, f"{self.url}{path}", headers=headers, timeout=10, **kwargs)
+        if response.status_code >= 300:
+            raise RuntimeError(f"{method} {path} -> {response.status_code}: {response.text}")
+        return response.json()
+
+    def seed(self) -> dict[str, Any]:
+        """Create one meeting per code scheme with one registered delegate each; return their codes."""
+        now = datetime.now(UTC)
+        organisation = self.api(
+            "POST", "/api/v1/organisations",
+            json={"name": "Sở Tư pháp", "email": "vanthu@stp.demo.vn", "phone": "0912345678"},
+        )
+        people = {
+            "compact": ("Nguyễn Thị Hoà", "Phó Giám đốc", "hoa.nguyen@stp.demo.vn"),
+            "signed": ("Trần Văn Đức", "Chánh Văn phòng", "duc.tran@stp.demo.vn"),
+        }
+        seeded: dict[str, Any] = {}
+        assert self.mail is not None
+        for scheme, (name, position, email) in people.items():
+            meeting = self.api(
+                "POST", "/api/v1/meetings",
+                json={
+                    "title": f"Họp giao ban UBND thành phố ({'mã ngắn' if scheme == 'compact' else 'mã ký số'})",
+                    "starts_at": (now + timedelta(minutes=30)).isoformat(),
+                    "ends_at": (now + timedelta(hours=4)).isoformat(),
+                    "venue": "Hội trường tầng 2",
+                    "site_id": "hq",
+                    "scheme": scheme,
+                },
+            )
+            invitation = self.api(
+                "POST", "/api/v1/invitations",
+                json={"meeting_id": meeting["id"], "organisation_id": organisation["id"]},
+            )
+            before = len(self.mail.messages)
+            self.api(
+                "POST", f"/api/v1/invitations/{invitation['number']}/delegates",
+                headers={"X-Invitation-Secret": invitation["secret"]},
+                json={"name": name, "position": position, "email": email},
+            )
+            message = self.mail.wait_for(before + 1, timeout=10)[-1]
+            seeded[scheme] = {"meeting": meeting, "invitation": invitation, "name": name, "code": qr_text(message)}
+        return seeded
+
+    def start_gate(self) -> None:
+        """Register the gate at central, write its TOML, and start it on simulated pins."""
+        from gate.app import Gate
+        from gate.config import load_config
+
+        registered = self.api(
+            "POST", "/api/v1/gates", json={"gate_id": "demo-gate-1", "site_id": "hq", "name": "Cổng chính (demo)"}
+        )
+        token_file = self.data_dir / "gate.token"
+        token_file.write_text(registered["token"] + "\n", encoding="utf-8")
+        token_file.chmod(0o600)
+        config_path = self.data_dir / "gate.toml"
+        assert self.broker is not None
+        config_path.write_text(
+            GATE_TOML.format(
+                data_dir=self.data_dir / "gate", central_url=self.url, token_file=token_file,
+                mqtt_port=self.broker.port,
+            ),
+            encoding="utf-8",
+        )
+        self.gate = Gate(load_config(config_path))
+        self.gate.start()
+
+    # ----- while running
+
+    def banner(self) -> None:
+        """Print where everything is and the codes to try."""
+        assert self.broker is not None and self.mail is not None
+        compact, signed = self.codes["compact"], self.codes["signed"]
+        meeting_id = compact["meeting"]["id"]
+        _say()
+        _say("vaora demo đang chạy / is running")
+        _say(f"  Central API       {self.url}/api/v1/openapi.json")
+        _say(f"  Điểm danh (attendance)  curl -H 'Authorization: Bearer {self.api_token}' "
+             f"{self.url}/api/v1/meetings/{meeting_id}/attendance")
+        _say(f"  Mosquitto         mqtt://{self.broker.host}:{self.broker.port}  (topics vaora/v1/#)")
+        _say(f"  Mail catcher      smtp://{self.mail.host}:{self.mail.port}")
+        _say(f"  Gate config       {self.data_dir / 'gate.toml'}  (simulated pins, fail_mode secure)")
+        _say()
+        _say("Mã để thử / codes to try (type or paste one, then Enter):")
+        _say(f"  {compact['name']} — {compact['invitation']['number']} — mã ngắn (compact):")
+        _say(f"      {compact['code']}      (printed on the ticket as {format_compact(compact['code'])})")
+        _say(f"  {signed['name']} — {signed['invitation']['number']} — mã ký số (signed):")
+        _say(f"      {signed['code']}")
+        _say(f"  A code nobody was given (refused):  {generate_compact()}")
+        _say()
+        _say("Ctrl-C để dừng / to stop.")
+        _say()
+
+    def watch(self) -> None:
+        """Print each decision as the guard would see it, and when central acknowledges it."""
+        shown = 0
+        pending: dict[str, str] = {}
+        deadline = time.monotonic() + self.args.seconds if self.args.seconds else None
+        while not self.stopping.wait(0.1):
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            while self.gate.scans_handled > shown:
+                shown += 1
+                record = self.gate.recent[0]
+                who = f" — {record.name} ({record.organisation})" if record.name else ""
+                mark = "MỞ CỬA / OPEN   " if record.allowed else "TỪ CHỐI / REFUSED"
+                _say(f"[{mark}] {describe(record.reason)} / {describe(record.reason, 'en')}{who}")
+                pending[record.checkin_id] = record.reason.value
+            for checkin_id in list(pending):
+                row = self.gate.cache.outbox_row(checkin_id)
+                if row is not None and row.delivered_at is not None:
+                    _say(f"    trung tâm đã nhận / central acknowledged check-in {checkin_id[:8]}")
+                    del pending[checkin_id]
+
+    # ----- shutdown
+
+    def stop(self) -> None:
+        """Stop in reverse order: gate first (relay to its safe level), then central, mail, broker."""
+        self.stopping.set()
+        for name, action in (
+            ("gate", lambda: self.gate and self.gate.stop()),
+            ("ingest", lambda: self.ingest and self.ingest.stop()),
+            ("http", lambda: self.server and self.server.shutdown()),
+            ("mail", lambda: self.mail and self.mail.stop()),
+            ("broker", lambda: self.broker and self.broker.stop()),
+        ):
+            try:
+                action()
+            except Exception:
+                log.exception("demo: stopping %s failed", name)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the demo until Ctrl-C (or ``--seconds``)."""
+    args = _parser().parse_args(argv)
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        filename=str(args.data_dir.parent / "demo.log"), level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    demo = Demo(args)
+    signal.signal(signal.SIGTERM, lambda *_: demo.stopping.set())
+    try:
+        demo.start()
+        demo.banner()
+        demo.watch()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _say("Đang dừng / stopping ...")
+        demo.stop()
+        _say("Đã dừng / stopped.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

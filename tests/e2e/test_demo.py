@@ -1,0 +1,86 @@
+"""`make demo`'s main job, run as a user would: codes typed on the gate's terminal, then Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Terminal:
+    """The demo's terminal: lines it printed, read in the background, and a keyboard to type on."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.process = process
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+
+    def wait_for(self, pattern: str, timeout: float = 60.0, after: int = 0) -> re.Match:
+        """Wait for a printed line (from index ``after`` on) that matches ``pattern``."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for line in self.lines[after:]:
+                    if match := regex.search(line):
+                        return match
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"no line matching {pattern!r}; got:\n" + "\n".join(self.lines))
+                self._changed.wait(min(remaining, 0.5))
+
+    def type(self, text: str) -> int:
+        """Type a line; return how many lines had been printed before it."""
+        count = len(self.lines)
+        self.process.stdin.write(text + "\n")
+        self.process.stdin.flush()
+        return count
+
+
+def test_demo_admits_its_codes_and_stops_cleanly_on_ctrl_c(tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "central.demo", "--data-dir", str(tmp_path / "demo")],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    terminal = Terminal(process)
+    try:
+        mqtt_port = int(terminal.wait_for(r"Mosquitto\s+mqtt://127\.0\.0\.1:(\d+)").group(1))
+        assert mqtt_port != 1883, "the demo must not assume the machine's broker port is free"
+        terminal.wait_for(r"Ctrl-C")
+        compact = terminal.wait_for(r"^\s+([2-9A-Z]{14})\s+\(printed").group(1)
+        signed = terminal.wait_for(r"^\s+(VR1:[A-Z2-7]+)$").group(1)
+        unknown = terminal.wait_for(r"\(refused\):\s+([2-9A-Z]{14})").group(1)
+
+        before = terminal.type(compact)
+        terminal.wait_for(r"MỞ CỬA / OPEN.*Nguyễn Thị Hoà", after=before, timeout=20)
+        terminal.wait_for(r"central acknowledged", after=before, timeout=20)
+        before = terminal.type(signed)
+        terminal.wait_for(r"MỞ CỬA / OPEN.*Trần Văn Đức", after=before, timeout=20)
+        before = terminal.type(unknown)
+        terminal.wait_for(r"TỪ CHỐI / REFUSED.*Mã không có trong danh sách", after=before, timeout=20)
+
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+        terminal.wait_for(r"Đã dừng / stopped")
+        assert "Traceback" not in "\n".join(terminal.lines)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    leftover = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True).stdout
+    assert leftover.strip() == "", "Ctrl-C left a process of the demo running"
