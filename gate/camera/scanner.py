@@ -1,0 +1,240 @@
+"""The camera scanner: a thread that reads frames, decodes codes and emits scan events.
+
+A code held in front of the camera is seen on many consecutive frames; :class:`Deduplicator` lets it through
+once, and again only after it has been out of sight for ``dedup_window_s`` seconds. A different code is let
+through at once. A camera that disappears (``read`` returns None or raises, ``open`` fails) is reported
+through ``state`` ("lost" with the time since when, and a log line) and re-opened with exponential backoff;
+the thread never dies of it, nor of a failing decoder or scan handler.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from gate.scanners.base import ScanCallback, ScanEvent, Scanner
+from protocols.codes import MAX_SCAN_LENGTH
+from protocols.reasons import Reason
+
+from .decoders import BarcodeDecoder, ZxingDecoder
+from .sources import Frame, FrameSource
+
+log = logging.getLogger(__name__)
+
+CameraStatus = Literal["starting", "ok", "lost", "ended", "closed"]
+
+
+@dataclass(frozen=True)
+class CameraState:
+    """What the camera is doing: ``status`` since ``since`` (``time.monotonic()``), ``detail`` why if lost."""
+
+    status: CameraStatus
+    since: float
+    detail: str | None = None
+
+
+class Deduplicator:
+    """Let each code through once while it stays in view.
+
+    ``filter(texts, now)`` returns the texts of one frame that were not seen during the ``window_s`` seconds
+    before ``now``; every sighting restarts a code's window, so a code held still is emitted once, and once
+    more only after it has been out of view for ``window_s``. Pure: time is passed in.
+    """
+
+    def __init__(self, window_s: float = 2.0) -> None:
+        if window_s < 0:
+            raise ValueError("window_s must be >= 0")
+        self.window_s = window_s
+        self._last_seen: dict[str, float] = {}
+
+    def filter(self, texts: Iterable[str], now: float) -> list[str]:
+        """Return the new texts among ``texts`` (seen at monotonic time ``now``) and remember them all."""
+        if self._last_seen:
+            self._last_seen = {t: at for t, at in self._last_seen.items() if now - at < self.window_s}
+        fresh: list[str] = []
+        for text in texts:
+            if text not in self._last_seen and text not in fresh:
+                fresh.append(text)
+            self._last_seen[text] = now
+        return fresh
+
+    def reset(self) -> None:
+        """Forget every code (a different camera, a restart)."""
+        self._last_seen.clear()
+
+
+def validate_text(text: str, source: str, now: float, max_length: int = MAX_SCAN_LENGTH) -> ScanEvent:
+    """Turn a decoded text into a scan event: OK, or TOO_LONG / MALFORMED (non-printable) without the text."""
+    if len(text) > max_length:
+        return ScanEvent(None, Reason.TOO_LONG, source, now)
+    if not text.strip() or not text.isprintable():
+        return ScanEvent(None, Reason.MALFORMED, source, now)
+    return ScanEvent(text, Reason.OK, source, now)
+
+
+class CameraScanner(Scanner):
+    """Read codes from a camera: ``CameraScanner(source, decoder, dedup_window_s=2.0)``.
+
+    ``source`` is a :class:`FrameSource`, ``decoder`` a :class:`BarcodeDecoder` (default zxing-cpp).
+    ``on_state`` (optional) is called with each new :class:`CameraState` from the scanner thread.
+    ``clock`` gives monotonic seconds (tests pass a fake one). Counters ``frames``, ``frames_with_codes``,
+    ``events`` and ``opens`` are for heartbeats and benchmarks.
+    """
+
+    def __init__(
+        self,
+        source: FrameSource,
+        decoder: BarcodeDecoder | None = None,
+        dedup_window_s: float = 2.0,
+        max_length: int = MAX_SCAN_LENGTH,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 10.0,
+        on_state: Callable[[CameraState], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.source = source
+        self.decoder = decoder if decoder is not None else ZxingDecoder()
+        self.dedup = Deduplicator(dedup_window_s)
+        self.max_length = max_length
+        self.source_name = f"camera:{getattr(source, 'name', type(source).__name__)}"
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        self._on_state = on_state
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._state = CameraState("starting", clock())
+        self._state_lock = threading.Lock()
+        self.finished = threading.Event()
+        """Set when the thread has stopped (closed, or a finite source ended)."""
+        self.frames = 0
+        self.frames_with_codes = 0
+        self.events = 0
+        self.opens = 0
+
+    @property
+    def state(self) -> CameraState:
+        """The camera's current state: starting, ok, lost (with ``detail``), ended or closed."""
+        with self._state_lock:
+            return self._state
+
+    def start(self, on_scan: ScanCallback) -> None:
+        """Start the reader thread; returns at once."""
+        if self._thread is not None:
+            raise RuntimeError("scanner already started")
+        self._stop.clear()
+        self.finished.clear()
+        with self._state_lock:
+            self._state = CameraState("starting", self._clock())
+        self._thread = threading.Thread(
+            target=self._run, args=(on_scan,), name=f"camera-scanner:{self.source_name}", daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop the reader thread; it releases the camera. Safe to call more than once."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+            if thread.is_alive():
+                log.warning("camera source=%s reader did not stop within 5 s", self.source_name)
+        elif thread is None:
+            self._close_source()
+        self._set_state("closed")
+
+    def wait_finished(self, timeout: float | None = None) -> bool:
+        """Block until the thread stopped (a finite source ended, or ``close``); True if it did."""
+        return self.finished.wait(timeout)
+
+    def _set_state(self, status: CameraStatus, detail: str | None = None) -> None:
+        with self._state_lock:
+            if self._state.status == status and self._state.detail == detail:
+                return
+            if self._state.status == "closed":
+                return
+            state = self._state = CameraState(status, self._clock(), detail)
+        if self._on_state is not None:
+            try:
+                self._on_state(state)
+            except Exception:
+                log.exception("camera state handler failed")
+
+    def _lost(self, detail: str, backoff: float) -> None:
+        was = self.state.status
+        self._set_state("lost", detail)
+        if was != "lost":
+            log.warning("camera source=%s lost: %s; reopening in %.1fs", self.source_name, detail, backoff)
+        else:
+            log.info("camera source=%s still lost: %s; retry in %.1fs", self.source_name, detail, backoff)
+        self._close_source()
+        self._stop.wait(backoff)
+
+    def _close_source(self) -> None:
+        try:
+            self.source.close()
+        except Exception:
+            log.debug("closing camera source=%s failed", self.source_name, exc_info=True)
+
+    def _run(self, on_scan: ScanCallback) -> None:
+        backoff = self._backoff_initial
+        opened = False
+        try:
+            while not self._stop.is_set():
+                if not opened:
+                    try:
+                        self.source.open()
+                    except Exception as exc:
+                        self._lost(f"open failed: {exc}", backoff)
+                        backoff = min(backoff * 2, self._backoff_max)
+                        continue
+                    opened = True
+                    self.opens += 1
+                try:
+                    frame = self.source.read()
+                except Exception as exc:
+                    frame, error = None, f"read failed: {type(exc).__name__}: {exc}"
+                else:
+                    error = "no frame from camera"
+                if frame is None:
+                    opened = False
+                    if self.source.finite and error == "no frame from camera":
+                        self._set_state("ended")
+                        log.info("camera source=%s ended after %d frames", self.source_name, self.frames)
+                        return
+                    self._lost(error, backoff)
+                    backoff = min(backoff * 2, self._backoff_max)
+                    continue
+                if self.state.status != "ok":
+                    if self.state.status == "lost":
+                        log.info("camera source=%s recovered", self.source_name)
+                    self._set_state("ok")
+                backoff = self._backoff_initial
+                self._handle_frame(frame, on_scan)
+        finally:
+            self._close_source()
+            self.finished.set()
+
+    def _handle_frame(self, frame: Frame, on_scan: ScanCallback) -> None:
+        try:
+            texts = self.decoder.decode(frame)
+        except Exception:
+            log.exception(
+                "camera source=%s decoder=%s failed on a frame", self.source_name, self.decoder.name
+            )
+            texts = []
+        if texts:
+            self.frames_with_codes += 1
+            now = self._clock()
+            for text in self.dedup.filter(texts, now):
+                event = validate_text(text, self.source_name, now, self.max_length)
+                self.events += 1
+                try:
+                    on_scan(event)
+                except Exception:
+                    log.exception("scan handler failed; camera scanner keeps reading")
+        self.frames += 1  # last: a reader of `frames` knows this frame's events were delivered
