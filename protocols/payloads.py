@@ -29,6 +29,7 @@ class Outcome(StrEnum):
     ENTERED = "entered"
     NOT_PASSED = "not_passed"
     REFUSED = "refused"
+    UNKNOWN = "unknown"  # the gate restarted before the passage sensor confirmed or timed out
 
 
 class Direction(StrEnum):
