@@ -1,0 +1,210 @@
+"""The shipped Mosquitto config with generated passwords and ACLs, on a real Mosquitto process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.reasoncodes import ReasonCode
+
+from central.broker_auth import CENTRAL_USERNAME, GateAccount, provision, render_acl
+from central.devtools.ports import free_port
+from protocols import topics
+
+SHIPPED = Path(__file__).resolve().parents[2] / "systemd" / "mosquitto" / "vaora.conf"
+GATES = [GateAccount("lobby-1", "hq"), GateAccount("lobby-2", "hq"), GateAccount("annex-1", "annex")]
+
+
+class Broker:
+    """Mosquitto started with the shipped config; only file locations and the port are changed."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.credentials = provision(directory / "vaora", GATES)
+        text = SHIPPED.read_text(encoding="utf-8")
+        text = text.replace("/etc/mosquitto/vaora/", f"{directory / 'vaora'}/")
+        text = text.replace("/var/lib/mosquitto/", f"{directory}/")
+        text = text.replace("listener 1883\n", f"listener {self.port} 127.0.0.1\n")
+        text += f"log_dest file {directory / 'mosquitto.log'}\n"
+        if os.geteuid() == 0:
+            text = "user root\n" + text  # the packaged service drops to the mosquitto user instead
+        self.config = directory / "mosquitto.conf"
+        self.config.write_text(text, encoding="utf-8")
+        executable = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.process = subprocess.Popen([executable, "-c", str(self.config)])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            probe = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+            try:
+                probe.connect("127.0.0.1", self.port)
+                probe.disconnect()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError((directory / "mosquitto.log").read_text())
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+class Session:
+    """A connected MQTT v5 client that records what it receives and the reason codes it gets."""
+
+    def __init__(self, port: int, username: str | None, password: str | None) -> None:
+        self.received: list[tuple[str, bytes]] = []
+        self.connack: ReasonCode | None = None
+        self.suback: list[ReasonCode] = []
+        self.puback: dict[int, ReasonCode] = {}
+        self.events = threading.Condition()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        if username is not None:
+            self.client.username_pw_set(username, password)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_publish = self._on_publish
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        self.wait(lambda: self.connack is not None)
+
+    def _notify(self) -> None:
+        with self.events:
+            self.events.notify_all()
+
+    def _on_connect(self, _c, _u, _f, reason_code, _p) -> None:
+        self.connack = reason_code
+        self._notify()
+
+    def _on_subscribe(self, _c, _u, _mid, reason_codes, _p) -> None:
+        self.suback = list(reason_codes)
+        self._notify()
+
+    def _on_publish(self, _c, _u, mid, reason_code, _p) -> None:
+        self.puback[mid] = reason_code
+        self._notify()
+
+    def _on_message(self, _c, _u, message) -> None:
+        self.received.append((message.topic, message.payload))
+        self._notify()
+
+    def wait(self, predicate, timeout: float = 5.0) -> bool:
+        with self.events:
+            return self.events.wait_for(predicate, timeout)
+
+    def subscribe(self, topic: str) -> list[ReasonCode]:
+        self.suback = []
+        self.client.subscribe(topic, qos=1)
+        assert self.wait(lambda: self.suback)
+        return self.suback
+
+    def publish(self, topic: str, payload: bytes) -> ReasonCode:
+        info = self.client.publish(topic, payload, qos=1)
+        assert self.wait(lambda: info.mid in self.puback)
+        return self.puback[info.mid]
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.fixture
+def secured(tmp_path: Path) -> Iterator[Broker]:
+    broker = Broker(tmp_path)
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def sessions(secured: Broker) -> Iterator:
+    opened: list[Session] = []
+
+    def open_session(username: str | None, password: str | None = None) -> Session:
+        if username is not None and password is None:
+            password = secured.credentials[username]
+        session = Session(secured.port, username, password)
+        opened.append(session)
+        return session
+
+    yield open_session
+    for session in opened:
+        session.close()
+
+
+def test_anonymous_and_wrong_password_are_refused(sessions):
+    anonymous = sessions(None)
+    assert anonymous.connack.is_failure
+    wrong = sessions("gate-lobby-1", "not-the-password")
+    assert wrong.connack.is_failure
+
+
+def test_gate_writes_its_own_topics_and_central_reads_everything(sessions):
+    central = sessions(CENTRAL_USERNAME)
+    assert not central.connack.is_failure
+    assert not central.subscribe(f"{topics.ROOT}/#")[0].is_failure
+    gate = sessions("gate-lobby-1")
+    assert not gate.connack.is_failure
+    for topic in (topics.gate_checkins("lobby-1"), topics.gate_status("lobby-1"), topics.site_checkins("hq")):
+        assert not gate.publish(topic, b"{}").is_failure
+    assert central.wait(lambda: len(central.received) == 3)
+
+
+def test_gate_cannot_publish_to_another_gates_topic(sessions):
+    central = sessions(CENTRAL_USERNAME)
+    central.subscribe(f"{topics.ROOT}/#")
+    gate = sessions("gate-lobby-1")
+    for topic in (
+        topics.gate_checkins("lobby-2"),
+        topics.gate_acks("lobby-1"),  # only central acknowledges
+        topics.gate_commands("lobby-1"),  # only central commands
+        topics.site_checkins("annex"),  # not its site
+        topics.CHANGES,
+    ):
+        assert gate.publish(topic, b'{"forged": true}').is_failure, topic
+    time.sleep(0.3)
+    assert central.received == []
+
+
+def test_gate_subscribed_to_everything_reads_only_its_own_topics(sessions):
+    """Mosquitto 2.0 grants the SUBACK for ``#`` but filters every delivery through the read ACL.
+
+    So a gate that subscribes to ``#`` (or to another gate's topics) receives only what it may read.
+    """
+    central = sessions(CENTRAL_USERNAME)
+    spy = sessions("gate-lobby-1")
+    other = sessions("gate-lobby-2")
+    spy.subscribe("#")
+    spy.subscribe(topics.gate_acks("lobby-2"))
+    assert not central.publish(topics.gate_acks("lobby-2"), b"ack-for-2").is_failure
+    assert not central.publish(topics.gate_commands("lobby-2"), b"open-2").is_failure
+    assert not other.publish(topics.gate_checkins("lobby-2"), b"checkin-2").is_failure
+    assert not other.publish(topics.site_checkins("hq"), b"site-hq").is_failure
+    assert not central.publish(topics.gate_acks("lobby-1"), b"ack-for-1").is_failure
+    assert spy.wait(lambda: len(spy.received) >= 2)
+    time.sleep(0.3)
+    assert sorted(payload for _, payload in spy.received) == [b"ack-for-1", b"site-hq"]
+
+
+def test_provision_keeps_existing_passwords(tmp_path: Path):
+    first = provision(tmp_path, GATES[:1])
+    second = provision(tmp_path, GATES)
+    assert second[CENTRAL_USERNAME] == first[CENTRAL_USERNAME]
+    assert second["gate-lobby-1"] == first["gate-lobby-1"]
+    assert set(second) == {CENTRAL_USERNAME, "gate-lobby-1", "gate-lobby-2", "gate-annex-1"}
+    assert (tmp_path / "secrets" / "gate-lobby-2.password").stat().st_mode & 0o077 == 0
+    assert "lobby-2" not in (tmp_path / "passwd").read_text().replace("gate-lobby-2:", "")
+
+
+def test_acl_refuses_ids_that_would_escape_their_topics():
+    with pytest.raises(ValueError):
+        render_acl([GateAccount("lobby-1", "hq/#")])
+    with pytest.raises(ValueError):
+        _ = GateAccount("+", "hq").username
