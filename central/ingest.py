@@ -3,12 +3,19 @@
 Each check-in is stored once (by its UUID) and answered with an :class:`protocols.payloads.Ack` on the
 gate's ack topic, which is what lets the gate drop it from its outbox. Bad payloads are logged with their
 reason and dropped; nothing raised while handling a message stops the worker.
+
+Messages are handed from paho's network thread to one writer thread, which stores them in batches (one
+transaction per batch) and only then acknowledges them to the broker (``manual_ack``): a message the worker
+received but had not stored when it died is delivered again by the broker, and the gate resends whatever
+never got an application-level Ack.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -17,7 +24,7 @@ import peewee
 
 from central.context import utc_now
 from central.db import database
-from central.services.checkins import record_heartbeat, record_status, store_checkin
+from central.services.checkins import record_heartbeat, record_status, store_checkins
 from protocols import payloads, topics
 
 log = logging.getLogger(__name__)
@@ -49,7 +56,11 @@ class IngestWorker:
         client_id: str = DEFAULT_CLIENT_ID,
         clock: Callable[[], datetime] = utc_now,
         keepalive: int = 30,
+        batch_size: int = 500,
     ) -> None:
+        self.batch_size = batch_size
+        self._inbox: queue.Queue[mqtt.MQTTMessage | None] = queue.Queue()
+        self._writer: threading.Thread | None = None
         self.host = host
         self.port = port
         self.keepalive = keepalive
@@ -60,7 +71,9 @@ class IngestWorker:
             client_id=client_id,
             clean_session=False,
             protocol=mqtt.MQTTv311,
+            manual_ack=True,
         )
+        self.client.max_inflight_messages_set(1000)
         if username:
             self.client.username_pw_set(username, password)
         self.client.reconnect_delay_set(1, 30)
@@ -69,15 +82,21 @@ class IngestWorker:
         self.client.on_message = self._on_message
 
     def start(self) -> None:
-        """Connect in the background and start the network thread (reconnects by itself)."""
+        """Start the writer thread, connect in the background and start the network thread (reconnects)."""
+        self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
+        self._writer.start()
         self.client.connect_async(self.host, self.port, keepalive=self.keepalive)
         self.client.loop_start()
 
     def stop(self) -> None:
-        """Disconnect and stop the network thread."""
+        """Disconnect, stop the network thread, then let the writer finish what it already received."""
         self.client.disconnect()
         self.client.loop_stop()
         self.connected.clear()
+        if self._writer is not None:
+            self._inbox.put(None)
+            self._writer.join(30)
+            self._writer = None
 
     def run_forever(self, stop_event: threading.Event) -> None:
         """Run until ``stop_event`` is set."""
@@ -101,40 +120,85 @@ class IngestWorker:
         self.connected.clear()
         log.info("ingest disconnected reason=%s", reason_code)
 
-    def _on_message(self, client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
+    def _on_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
+        self._inbox.put(message)
+
+    def _next_batch(self) -> tuple[list[mqtt.MQTTMessage], bool]:
+        first = self._inbox.get()
+        if first is None:
+            return [], True
+        batch, stop = [first], False
+        while len(batch) < self.batch_size:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                stop = True
+                break
+            batch.append(item)
+        return batch, stop
+
+    def _write_loop(self) -> None:
+        stop = False
+        while not stop:
+            batch, stop = self._next_batch()
+            backoff = 0.5
+            while batch:
+                try:
+                    self.handle_batch(self.client, [(m.topic, m.payload) for m in batch])
+                except peewee.DatabaseError:
+                    log.exception("ingest database error; retrying %d messages in %.1f s", len(batch), backoff)
+                    if not database.is_closed():
+                        database.close()
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, 10.0)
+                    continue
+                except Exception:
+                    log.exception("ingest failed on a batch of %d messages; dropped", len(batch))
+                for message in batch:
+                    if message.qos > 0:
+                        self.client.ack(message.mid, message.qos)
+                break
+
+    def handle_batch(self, client: mqtt.Client, messages: list[tuple[str, bytes]]) -> None:
+        """Store a batch of messages (check-ins in one transaction) and publish the Acks. Raises only on
+        database failure, after which nothing of the batch was acknowledged."""
+        checkins: list[tuple[payloads.CheckIn, str]] = []
+        for topic, raw in messages:
+            decoded = self._decode(topic, raw)
+            if decoded is None:
+                continue
+            gate_id, payload = decoded
+            if isinstance(payload, payloads.CheckIn):
+                checkins.append((payload, gate_id))
+            else:
+                database.connect(reuse_if_open=True)
+                if isinstance(payload, payloads.Heartbeat):
+                    record_heartbeat(payload, gate_id, self.clock())
+                else:
+                    record_status(payload, gate_id, self.clock())
+        if checkins:
+            database.connect(reuse_if_open=True)
+            acks = store_checkins(checkins, self.clock())
+            for (_, gate_id), ack in zip(checkins, acks, strict=True):
+                client.publish(topics.gate_acks(gate_id), payloads.encode(ack), qos=1)
+
+    @staticmethod
+    def _decode(
+        topic: str, raw: bytes
+    ) -> tuple[str, payloads.CheckIn | payloads.Heartbeat | payloads.GateStatus] | None:
+        gate_id = topics.gate_id_from_topic(topic)
+        model = _MODELS.get(topic.rsplit("/", 1)[1]) if gate_id is not None else None
+        if gate_id is None or model is None:
+            log.warning("ingest dropped message on unexpected topic=%s", topic)
+            return None
         try:
-            self.handle(client, message.topic, message.payload)
-        except peewee.DatabaseError:
-            log.exception("ingest database error topic=%s; the gate will resend", message.topic)
-            if not database.is_closed():
-                database.close()
-        except Exception:
-            log.exception("ingest failed on message topic=%s", message.topic)
+            return gate_id, payloads.decode(model, raw)
+        except payloads.PayloadError as exc:
+            log.warning("ingest dropped bad payload topic=%s reason=%s detail=%s", topic, exc.reason, exc.detail)
+            return None
 
     def handle(self, client: mqtt.Client, topic: str, raw: bytes) -> None:
-        """Process one message; publishes the Ack for check-ins. Raises only on database failure."""
-        gate_id = topics.gate_id_from_topic(topic)
-        if gate_id is None:
-            log.warning("ingest dropped message on unexpected topic=%s", topic)
-            return
-        kind = topic.rsplit("/", 1)[1]
-        model = _MODELS.get(kind)
-        if model is None:
-            log.warning("ingest dropped message on unexpected topic=%s", topic)
-            return
-        try:
-            payload = payloads.decode(model, raw)
-        except payloads.PayloadError as exc:
-            log.warning(
-                "ingest dropped bad payload topic=%s reason=%s detail=%s", topic, exc.reason, exc.detail
-            )
-            return
-        database.connect(reuse_if_open=True)
-        now = self.clock()
-        if isinstance(payload, payloads.CheckIn):
-            ack = store_checkin(payload, gate_id, now)
-            client.publish(topics.gate_acks(gate_id), payloads.encode(ack), qos=1)
-        elif isinstance(payload, payloads.Heartbeat):
-            record_heartbeat(payload, gate_id, now)
-        else:
-            record_status(payload, gate_id, now)
+        """Process one message (see :meth:`handle_batch`)."""
+        self.handle_batch(client, [(topic, raw)])

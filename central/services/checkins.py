@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
 from datetime import datetime
+
+import peewee
 
 from central import models
 from protocols import payloads
@@ -16,55 +19,98 @@ REJECT_UNKNOWN_GATE = Reason.UNKNOWN_GATE.value
 
 
 def store_checkin(payload: payloads.CheckIn, topic_gate_id: str | None, now: datetime) -> payloads.Ack:
-    """Store ``payload`` once and return the Ack for the gate.
+    """Store ``payload`` once and return the Ack for the gate (see :func:`store_checkins`)."""
+    return store_checkins([(payload, topic_gate_id)], now)[0]
+
+
+def store_checkins(
+    items: Sequence[tuple[payloads.CheckIn, str | None]], now: datetime
+) -> list[payloads.Ack]:
+    """Store a batch of check-ins in one transaction; return one Ack per item, in order.
 
     The gate id in the topic must equal ``payload.gate_id`` and name a registered gate, else the Ack is
-    ``rejected`` with a reason. A check-in id seen before is ``duplicate`` and changes nothing. Meeting and
-    delegate ids unknown to central are kept as null (the credential is still stored).
+    ``rejected`` with a reason. A check-in id seen before (earlier, or earlier in the batch) is ``duplicate``
+    and changes nothing. Meeting and delegate ids unknown to central are kept as null (the credential is still
+    stored). Uniqueness rests on the database's unique index, so concurrent workers never store one id twice.
     """
-    if topic_gate_id != payload.gate_id:
-        log.warning("checkin rejected: topic gate %s != payload gate %s", topic_gate_id, payload.gate_id)
-        return _ack(payload, "rejected", REJECT_GATE_MISMATCH)
-    with models.database.atomic():
-        gate = models.Gate.get_or_none(models.Gate.gate_id == payload.gate_id)
-        if gate is None:
+    acks: list[payloads.Ack | None] = [None] * len(items)
+    candidates: list[tuple[int, payloads.CheckIn]] = []
+    for index, (payload, topic_gate_id) in enumerate(items):
+        if topic_gate_id != payload.gate_id:
+            log.warning("checkin rejected: topic gate %s != payload gate %s", topic_gate_id, payload.gate_id)
+            acks[index] = _ack(payload, "rejected", REJECT_GATE_MISMATCH)
+        else:
+            candidates.append((index, payload))
+    if candidates:
+        with models.database.atomic():
+            _store_candidates(candidates, acks, now)
+    return [ack for ack in acks if ack is not None]
+
+
+def _chunks(values: list, size: int = 400) -> Iterator[list]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _existing(model: type[models.BaseModel], field: peewee.Field, values: set) -> set:
+    found: set = set()
+    for chunk in _chunks(sorted(values, key=str)):
+        found.update(row[0] for row in model.select(field).where(field.in_(chunk)).tuples())
+    return found
+
+
+def _store_candidates(
+    candidates: list[tuple[int, payloads.CheckIn]], acks: list[payloads.Ack | None], now: datetime
+) -> None:
+    gate_ids = {payload.gate_id for _, payload in candidates}
+    gates = {gate.gate_id: gate.id for gate in models.Gate.select().where(models.Gate.gate_id.in_(list(gate_ids)))}
+    meetings = _existing(models.Meeting, models.Meeting.id,
+                         {p.meeting_id for _, p in candidates if p.meeting_id is not None})
+    delegates = _existing(models.Delegate, models.Delegate.id,
+                          {p.delegate_id for _, p in candidates if p.delegate_id is not None})
+    already = _existing(models.CheckIn, models.CheckIn.checkin_id, {p.id for _, p in candidates})
+    rows: list[dict] = []
+    seen_gates: set[int] = set()
+    for index, payload in candidates:
+        gate_pk = gates.get(payload.gate_id)
+        if gate_pk is None:
             log.warning("checkin rejected: unknown gate %s", payload.gate_id)
-            return _ack(payload, "rejected", REJECT_UNKNOWN_GATE)
-        meeting_id = payload.meeting_id
-        if meeting_id is not None and models.Meeting.get_or_none(models.Meeting.id == meeting_id) is None:
-            log.warning("checkin %s names unknown meeting %s", payload.id, meeting_id)
-            meeting_id = None
-        delegate_id = payload.delegate_id
-        if delegate_id is not None and not (
-            models.Delegate.select().where(models.Delegate.id == delegate_id).exists()
-        ):
-            log.warning("checkin %s names unknown delegate %s", payload.id, delegate_id)
-            delegate_id = None
-        inserted = (
-            models.CheckIn.insert(
-                checkin_id=payload.id,
-                gate=gate,
-                meeting=meeting_id,
-                delegate=delegate_id,
-                allowed=payload.allowed,
-                reason=payload.reason.value,
-                outcome=payload.outcome.value,
-                direction=payload.direction.value,
-                scheme=payload.scheme.value if payload.scheme else None,
-                scanned_at=payload.scanned_at,
-                completed_at=payload.completed_at,
-                received_at=now,
-                manual=payload.manual,
-                credential=payload.credential,
-            )
-            .on_conflict_ignore()
-            .as_rowcount()
-            .execute()
+            acks[index] = _ack(payload, "rejected", REJECT_UNKNOWN_GATE)
+            continue
+        seen_gates.add(gate_pk)
+        if payload.id in already:
+            acks[index] = _ack(payload, "duplicate", None)
+            continue
+        already.add(payload.id)
+        meeting_id = payload.meeting_id if payload.meeting_id in meetings else None
+        delegate_id = payload.delegate_id if payload.delegate_id in delegates else None
+        if meeting_id != payload.meeting_id or delegate_id != payload.delegate_id:
+            log.warning("checkin %s names unknown meeting %s or delegate %s", payload.id, payload.meeting_id,
+                        payload.delegate_id)
+        rows.append(
+            {
+                "checkin_id": payload.id,
+                "gate": gate_pk,
+                "meeting": meeting_id,
+                "delegate": delegate_id,
+                "allowed": payload.allowed,
+                "reason": payload.reason.value,
+                "outcome": payload.outcome.value,
+                "direction": payload.direction.value,
+                "scheme": payload.scheme.value if payload.scheme else None,
+                "scanned_at": payload.scanned_at,
+                "completed_at": payload.completed_at,
+                "received_at": now,
+                "manual": payload.manual,
+                "credential": payload.credential,
+            }
         )
-        models.Gate.update(last_seen_at=now).where(models.Gate.id == gate.id).execute()
-    status = "stored" if inserted else "duplicate"
-    log.info("checkin %s gate=%s status=%s reason=%s", payload.id, payload.gate_id, status, payload.reason)
-    return _ack(payload, status, None)
+        acks[index] = _ack(payload, "stored", None)
+        log.debug("checkin %s gate=%s stored reason=%s", payload.id, payload.gate_id, payload.reason)
+    for chunk in _chunks(rows, 200):
+        models.CheckIn.insert_many(chunk).on_conflict_ignore().execute()
+    if seen_gates:
+        models.Gate.update(last_seen_at=now).where(models.Gate.id.in_(list(seen_gates))).execute()
 
 
 def _ack(payload: payloads.CheckIn, status: str, reason: str | None) -> payloads.Ack:

@@ -142,3 +142,39 @@ def test_heartbeat_and_status_update_the_gate(worker: IngestWorker, gate_client:
             break
         time.sleep(0.05)
     assert gate.state == "offline"
+
+
+def test_a_batch_answers_each_checkin_in_order(api: Api, clock: Clock) -> None:
+    """One transaction for many check-ins: stored, duplicates (earlier and within the batch), rejections."""
+    from central.services.checkins import store_checkins
+
+    api.gate("g1")
+    first, second, third = _checkin(), _checkin(), _checkin()
+    with database.connection_context():
+        store_checkins([(first, "g1")], START)
+        acks = store_checkins(
+            [
+                (second, "g1"),
+                (first, "g1"),  # stored in an earlier batch
+                (second, "g1"),  # repeated within this batch
+                (third, "g2"),  # published on another gate's topic
+                (_checkin(gate_id="ghost"), "ghost"),  # not a registered gate
+            ],
+            START,
+        )
+    assert [ack.status for ack in acks] == ["stored", "duplicate", "duplicate", "rejected", "rejected"]
+    assert [ack.reason for ack in acks[3:]] == [Reason.GATE_MISMATCH.value, Reason.UNKNOWN_GATE.value]
+    assert [ack.checkin_id for ack in acks[:3]] == [second.id, first.id, second.id]
+    assert (_count(first.id), _count(second.id), _count(third.id)) == (1, 1, 0)
+
+
+def test_a_burst_is_stored_once_each_and_acked(worker: IngestWorker, gate_client: Any) -> None:
+    client, acks = gate_client
+    burst = [_checkin() for _ in range(300)]
+    for checkin in burst:
+        client.publish(topics.gate_checkins("g1"), encode(checkin), qos=1)
+    received = [acks.get(timeout=TIMEOUT) for _ in burst]
+    assert sorted(str(a.checkin_id) for a in received) == sorted(str(c.id) for c in burst)
+    assert {a.status for a in received} == {"stored"}
+    with database.connection_context():
+        assert models.CheckIn.select().count() == 300

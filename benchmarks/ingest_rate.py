@@ -1,0 +1,179 @@
+"""Central's ingest rate: check-ins from simulated gates through Mosquitto into SQLite (and PostgreSQL).
+
+Publishers (separate processes, one paho client per simulated gate) send pre-encoded check-ins at QoS 1 as fast
+as the broker takes them; central's IngestWorker stores them and acknowledges each on the gate's ack topic.
+The rate is the number of check-ins stored per second from the first publish to the last row committed,
+and the run checks that every check-in is stored exactly once and acknowledged.
+
+    python benchmarks/ingest_rate.py [--checkins 30000] [--gates 10] [--database sqlite|postgres|both]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from central import models  # noqa: E402
+from central.db import create_tables, database, open_database  # noqa: E402
+from central.devtools.broker import LocalBroker  # noqa: E402
+from central.ingest import IngestWorker  # noqa: E402
+from protocols import payloads, topics  # noqa: E402
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def checkin_payload(gate_id: str) -> bytes:
+    """One realistic check-in as a gate would publish it."""
+    return payloads.encode(
+        payloads.CheckIn(
+            id=uuid.uuid4(), gate_id=gate_id, site_id="hq", direction="in", scanned_at=datetime.now(UTC),
+            allowed=True, reason="ok", outcome="entered", meeting_id=None, delegate_id=None, scheme="compact",
+            credential=uuid.uuid4().hex * 2,
+        )
+    )
+
+
+def publisher(port: int, gate_id: str, count: int, ready, go, done) -> None:
+    """A simulated gate: publish ``count`` check-ins at QoS 1, then wait for every broker PUBACK."""
+    messages = [checkin_payload(gate_id) for _ in range(count)]
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{gate_id}")
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    ready.release()
+    go.wait()
+    infos = [client.publish(topics.gate_checkins(gate_id), message, qos=1) for message in messages]
+    for info in infos:
+        info.wait_for_publish(120)
+    done.release()
+    client.loop_stop()
+    client.disconnect()
+
+
+def fresh_database(kind: str, directory: Path) -> str:
+    """Create an empty database and return its URL."""
+    if kind == "sqlite":
+        return f"sqlite:///{directory / 'central.db'}"
+    import psycopg
+
+    name = f"vaora_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql://postgres@127.0.0.1:5432/{name}"
+
+
+def drop_database(url: str) -> None:
+    """Drop a PostgreSQL database made by :func:`fresh_database`."""
+    if url.startswith("postgresql://"):
+        import psycopg
+
+        name = url.rsplit("/", 1)[1]
+        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run(kind: str, total: int, gates: int) -> dict:
+    """One measured run on one database; returns the figures."""
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        url = fresh_database(kind, directory)
+        try:
+            open_database(url)
+            create_tables()
+            gate_ids = [f"bench-{i}" for i in range(gates)]
+            with database.connection_context():
+                for gate_id in gate_ids:
+                    models.Gate.create(gate_id=gate_id, name=gate_id, site_id="hq", direction="in", token_hash="x")
+            broker = LocalBroker(directory / "broker", max_queued_messages=total * 2,
+                                 extra_config="max_inflight_messages 1000\nautosave_on_changes false\nautosave_interval 5")
+            broker.start()
+            acks = 0
+            acks_lock = threading.Lock()
+
+            def on_ack(_c, _u, _m) -> None:
+                nonlocal acks
+                with acks_lock:
+                    acks += 1
+
+            listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-ack-listener")
+            listener.on_message = on_ack
+            listener.connect("127.0.0.1", broker.port)
+            listener.subscribe(f"{topics.ROOT}/gates/+/acks", qos=0)
+            listener.loop_start()
+            worker = IngestWorker("127.0.0.1", broker.port)
+            worker.start()
+            worker.connected.wait(10)
+            per_gate = total // gates
+            ctx = multiprocessing.get_context("spawn")
+            ready, done, go = ctx.Semaphore(0), ctx.Semaphore(0), ctx.Event()
+            procs = [ctx.Process(target=publisher, args=(broker.port, g, per_gate, ready, go, done)) for g in gate_ids]
+            for proc in procs:
+                proc.start()
+            for _ in procs:
+                ready.acquire()
+            started = time.perf_counter()
+            go.set()
+            expected = per_gate * gates
+            stored = 0
+            with database.connection_context():
+                while time.perf_counter() - started < 600:
+                    stored = models.CheckIn.select().count()
+                    if stored >= expected:
+                        break
+                    time.sleep(0.05)
+            elapsed = time.perf_counter() - started
+            deadline = time.monotonic() + 30
+            while acks < expected and time.monotonic() < deadline:
+                time.sleep(0.05)
+            for proc in procs:
+                proc.join(60)
+            with database.connection_context():
+                distinct = models.CheckIn.select(models.CheckIn.checkin_id).distinct().count()
+            worker.stop()
+            listener.loop_stop()
+            listener.disconnect()
+            broker.stop()
+            database.close()
+            return {"db": kind, "checkins": expected, "stored": stored, "distinct": distinct, "acks": acks,
+                    "seconds": elapsed, "rate": stored / elapsed}
+        finally:
+            drop_database(url)
+
+
+def main() -> None:
+    """Parse options, run, print a Markdown block."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--checkins", type=int, default=30000)
+    parser.add_argument("--gates", type=int, default=10)
+    parser.add_argument("--database", choices=["sqlite", "postgres", "both"], default="both")
+    args = parser.parse_args()
+    kinds = ["sqlite", "postgres"] if args.database == "both" else [args.database]
+    results = [run(kind, args.checkins, args.gates) for kind in kinds]
+    print(f"### Central ingest rate ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)")
+    print()
+    print(f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(f"Command: `{' '.join(['python', *sys.argv])}`")
+    print()
+    print("| database | check-ins | stored | distinct | acks | seconds | check-ins/s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in results:
+        print(f"| {r['db']} | {r['checkins']} | {r['stored']} | {r['distinct']} | {r['acks']} | "
+              f"{r['seconds']:.2f} | {r['rate']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
