@@ -1,0 +1,112 @@
+"""Attendance exports opened the way an office would: XLSX in openpyxl, CSV, and the PDF's text."""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from central import models
+from central.db import create_tables, database, open_database
+from central.exports.attendance import build_attendance_list, to_csv, to_pdf, to_xlsx
+from central.exports.stats import meeting_statistics, range_statistics
+
+START = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)  # 08:00 in Hà Nội
+
+
+@pytest.fixture
+def meeting(database_url: str) -> Iterator[models.Meeting]:
+    """A meeting with two organisations: Hoà arrives early, Đức late, Lan never comes, Bình was replaced."""
+    open_database(database_url)
+    create_tables()
+    with database.connection_context():
+        meeting = models.Meeting.create(title="Họp giao ban UBND thành phố tháng 11", starts_at=START,
+                                        ends_at=START + timedelta(hours=3), venue="Hội trường tầng 2",
+                                        site_id="hq", created_at=START)
+        gate = models.Gate.create(gate_id="lobby-1", site_id="hq", token_hash="x")
+        people = {}
+        for org_name, names in (("Sở Tư pháp", ["Nguyễn Thị Hoà", "Phạm Văn Bình"]),
+                                ("Sở Xây dựng", ["Trần Văn Đức", "Lê Thị Lan"])):
+            organisation = models.Organisation.create(name=org_name)
+            invitation = models.Invitation.create(meeting=meeting, organisation=organisation,
+                                                  number=f"{organisation.id}/TM-UBND", year=2026,
+                                                  seq=organisation.id, secret_hash="x", created_at=START)
+            for name in names:
+                people[name] = models.Delegate.create(
+                    invitation=invitation, meeting=meeting, name=name, position="Phó Giám đốc",
+                    email=f"{uuid.uuid4().hex[:6]}@example.vn", code="x", credential=uuid.uuid4().hex,
+                    valid_from=START, valid_until=START, created_at=START,
+                )
+        people["Phạm Văn Bình"].revoked_at = START
+        people["Phạm Văn Bình"].save()
+        for name, minutes in (("Nguyễn Thị Hoà", -20), ("Trần Văn Đức", 15)):
+            models.CheckIn.create(checkin_id=uuid.uuid4(), gate=gate, meeting=meeting, delegate=people[name],
+                                  allowed=True, reason="ok", outcome="entered", direction="in",
+                                  scanned_at=START + timedelta(minutes=minutes), received_at=START)
+        models.CheckIn.create(checkin_id=uuid.uuid4(), gate=gate, meeting=meeting, delegate=None, allowed=True,
+                              reason="manual_open", outcome="entered", direction="in", manual=True,
+                              scanned_at=START, received_at=START)
+    database.connect(reuse_if_open=True)
+    yield meeting
+    database.close()
+
+
+def test_list_groups_by_organisation_with_arrival_times(meeting):
+    attendance = build_attendance_list(meeting)
+    assert [org for org, _ in attendance.groups] == ["Sở Tư pháp", "Sở Xây dựng"]
+    rows = {row.name: row for row in attendance.rows}
+    assert set(rows) == {"Nguyễn Thị Hoà", "Trần Văn Đức", "Lê Thị Lan"}, "the replaced delegate is left out"
+    assert rows["Nguyễn Thị Hoà"].arrival_text == "07:40 27/11/2026" and not rows["Nguyễn Thị Hoà"].late
+    assert rows["Trần Văn Đức"].late and rows["Trần Văn Đức"].note == "Đến muộn"
+    assert rows["Lê Thị Lan"].arrived_at is None and rows["Lê Thị Lan"].note == "Vắng"
+    assert attendance.present == 2
+
+
+def test_xlsx_opens_in_openpyxl(meeting):
+    book = openpyxl.load_workbook(io.BytesIO(to_xlsx(build_attendance_list(meeting))))
+    values = [list(row) for row in book.active.iter_rows(values_only=True)]
+    assert values[0][0] == "DANH SÁCH THÀNH PHẦN THAM DỰ"
+    assert values[5][:5] == ["STT", "Họ và tên", "Chức vụ", "Đơn vị", "Giờ đến"]
+    names = [row[1] for row in values[6:] if row[1]]
+    assert names == ["Nguyễn Thị Hoà", "Lê Thị Lan", "Trần Văn Đức"]
+    hoa = next(row for row in values if row[1] == "Nguyễn Thị Hoà")
+    assert hoa[4] == datetime(2026, 11, 27, 7, 40)
+
+
+def test_csv_has_a_bom_and_every_delegate(meeting):
+    data = to_csv(build_attendance_list(meeting))
+    assert data.startswith("\ufeff".encode())
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    assert rows[0][1] == "Họ và tên"
+    assert [(r[1], r[4], r[6]) for r in rows[1:]] == [
+        ("Nguyễn Thị Hoà", "07:40 27/11/2026", ""),
+        ("Lê Thị Lan", "", "Vắng"),
+        ("Trần Văn Đức", "08:15 27/11/2026", "Đến muộn"),
+    ]
+
+
+def test_pdf_text_has_the_vietnamese_names(meeting, tmp_path: Path):
+    path = tmp_path / "danh-sach.pdf"
+    path.write_bytes(to_pdf(build_attendance_list(meeting)))
+    text = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    for expected in ("DANH SÁCH THÀNH PHẦN THAM DỰ", "Họp giao ban UBND thành phố tháng 11", "Nguyễn Thị Hoà",
+                     "Trần Văn Đức", "Lê Thị Lan", "Sở Xây dựng", "Ký tên", "07:40 27/11/2026"):
+        assert expected in text, expected
+
+
+def test_statistics_per_meeting_and_over_a_range(meeting):
+    stats = meeting_statistics(meeting)
+    assert (stats.expected, stats.present, stats.late, stats.no_shows, stats.manual_entries) == (3, 2, 1, 1, 1)
+    by_org = {s.organisation: s for s in stats.by_organisation}
+    assert by_org["Sở Tư pháp"].rate == 1.0
+    assert by_org["Sở Xây dựng"].rate == 0.5 and by_org["Sở Xây dựng"].no_shows == 1
+    assert range_statistics(START - timedelta(days=1), START + timedelta(days=1)).present == 2
+    assert range_statistics(START + timedelta(days=1), START + timedelta(days=2)).meetings == 0
