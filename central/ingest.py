@@ -5,9 +5,8 @@ gate's ack topic, which is what lets the gate drop it from its outbox. Bad paylo
 reason and dropped; nothing raised while handling a message stops the worker.
 
 Messages are handed from paho's network thread to one writer thread, which stores them in batches (one
-transaction per batch) and only then acknowledges them to the broker (``manual_ack``): a message the worker
-received but had not stored when it died is delivered again by the broker, and the gate resends whatever
-never got an application-level Ack.
+transaction per batch) and then publishes the Acks. A message the worker received but had not stored when it
+died is not lost: the gate re-publishes every check-in until its application-level Ack arrives.
 """
 
 from __future__ import annotations
@@ -35,6 +34,10 @@ _MODELS: dict[str, type[payloads.CheckIn | payloads.Heartbeat | payloads.GateSta
     "heartbeat": payloads.Heartbeat,
     "status": payloads.GateStatus,
 }
+# Acks go out at QoS 0: the gate's outbox re-publishes every check-in until an Ack arrives, so a lost Ack costs
+# one duplicate (answered "duplicate"); QoS 1 would add a PUBACK per Ack and a queue of stale Acks in the broker
+# for gates that are away, without adding any guarantee.
+ACK_QOS = 0
 SUBSCRIPTIONS = [(topics.ALL_GATE_CHECKINS, 1), (topics.ALL_GATE_HEARTBEATS, 1), (topics.ALL_GATE_STATUS, 1)]
 
 
@@ -71,7 +74,6 @@ class IngestWorker:
             client_id=client_id,
             clean_session=False,
             protocol=mqtt.MQTTv311,
-            manual_ack=True,
         )
         self.client.max_inflight_messages_set(1000)
         if username:
@@ -156,9 +158,6 @@ class IngestWorker:
                     continue
                 except Exception:
                     log.exception("ingest failed on a batch of %d messages; dropped", len(batch))
-                for message in batch:
-                    if message.qos > 0:
-                        self.client.ack(message.mid, message.qos)
                 break
 
     def handle_batch(self, client: mqtt.Client, messages: list[tuple[str, bytes]]) -> None:
@@ -182,7 +181,7 @@ class IngestWorker:
             database.connect(reuse_if_open=True)
             acks = store_checkins(checkins, self.clock())
             for (_, gate_id), ack in zip(checkins, acks, strict=True):
-                client.publish(topics.gate_acks(gate_id), payloads.encode(ack), qos=1)
+                client.publish(topics.gate_acks(gate_id), payloads.encode(ack), qos=ACK_QOS)
 
     @staticmethod
     def _decode(

@@ -25,7 +25,7 @@ def gate_checkins(gate_id: str) -> str:
 
 
 def gate_acks(gate_id: str) -> str:
-    """Central's application-level acknowledgements to one gate (QoS 1)."""
+    """Central's application-level acknowledgements to one gate (QoS 0; the gate re-publishes until one arrives)."""
     return f"{ROOT}/gates/{_checked(gate_id)}/acks"
 
 
