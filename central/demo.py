@@ -71,6 +71,11 @@ red_led = 22
 
 [turnstile]
 unlock_seconds = 3
+
+[status]
+enabled = true
+listen = "127.0.0.1"
+port = {status_port}
 """
 
 
@@ -79,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--http-port", type=int, default=0, help="central's HTTP port (default: a free one)")
     parser.add_argument("--mqtt-port", type=int, default=0, help="Mosquitto's port (default: a free one)")
     parser.add_argument("--smtp-port", type=int, default=0, help="the mail catcher's port (default: a free one)")
+    parser.add_argument("--status-port", type=int, default=0, help="the gate's guard page (default: a free one)")
     parser.add_argument("--data-dir", type=Path, default=Path("var/demo"), help="wiped and re-created at start")
     parser.add_argument("--seconds", type=float, default=0, help="stop by itself after this long (0: run until Ctrl-C)")
     return parser
@@ -112,6 +118,7 @@ class Demo:
         self.ingest: IngestWorker | None = None
         self.gate: Any = None
         self.url = ""
+        self.status_port = 0
 
     # ----- start-up
 
@@ -125,6 +132,7 @@ class Demo:
         self.mail = MailCatcher(port=self.args.smtp_port or None, echo=True)
         self.mail.start()
         http_port = self.args.http_port or free_port()
+        self.status_port = self.args.status_port or free_port()
         self.url = f"http://127.0.0.1:{http_port}"
         app = create_app(
             {
@@ -210,7 +218,7 @@ class Demo:
         config_path.write_text(
             GATE_TOML.format(
                 data_dir=self.data_dir / "gate", central_url=self.url, token_file=token_file,
-                mqtt_port=self.broker.port,
+                mqtt_port=self.broker.port, status_port=self.status_port,
             ),
             encoding="utf-8",
         )
@@ -231,6 +239,7 @@ class Demo:
              f"{self.url}/api/v1/meetings/{meeting_id}/attendance")
         _say(f"  Mosquitto         mqtt://{self.broker.host}:{self.broker.port}  (topics vaora/v1/#)")
         _say(f"  Mail catcher      smtp://{self.mail.host}:{self.mail.port}")
+        _say(f"  Trang bảo vệ (guard page)  http://127.0.0.1:{self.status_port}/")
         _say(f"  Gate config       {self.data_dir / 'gate.toml'}  (simulated pins, fail_mode secure)")
         _say()
         _say("Mã để thử / codes to try (type or paste one, then Enter):")

@@ -57,6 +57,7 @@ class OutboxRow:
     last_sent_at: datetime | None
     attempts: int
     delivered_at: datetime | None
+    awaiting_outcome: bool = False
 
 
 def _ts(moment: datetime) -> float:
@@ -125,11 +126,23 @@ def _make_models(db: peewee.Database) -> dict[str, type[peewee.Model]]:
         last_sent_at = peewee.FloatField(null=True)
         attempts = peewee.IntegerField(default=0)
         delivered_at = peewee.FloatField(null=True, index=True)
+        # True while the turnstile cycle of this check-in runs: its outcome is not known yet, so it is held
+        # back from delivery (central stores a check-in once per id; it must get the final version).
+        awaiting_outcome = peewee.BooleanField(default=False)
 
         class Meta:
             table_name = "outbox"
 
-    return {"meeting": Meeting, "delegate": Delegate, "key": SigningKey, "meta": Meta, "outbox": Outbox}
+    class Consumed(Base):
+        credential = peewee.TextField(primary_key=True)
+        checkin_id = peewee.TextField()
+        at = peewee.FloatField()
+
+        class Meta:
+            table_name = "consumed"
+
+    return {"meeting": Meeting, "delegate": Delegate, "key": SigningKey, "meta": Meta, "outbox": Outbox,
+            "consumed": Consumed}
 
 
 class GateCache:
@@ -156,13 +169,21 @@ class GateCache:
         self._Key = models["key"]
         self._Meta = models["meta"]
         self._Outbox = models["outbox"]
+        self._Consumed = models["consumed"]
         with self._lock:
             self.db.connect()
             self.db.create_tables(list(models.values()))
+            self._migrate()
         self._keys: dict[int, Ed25519PublicKey] = {}
         self._load_keys()
 
     # ----- lifecycle
+
+    def _migrate(self) -> None:
+        """Add columns introduced after a cache file was created (SQLite ALTER TABLE ADD COLUMN)."""
+        columns = {c.name for c in self.db.get_columns("outbox")}
+        if "awaiting_outcome" not in columns:
+            self.db.execute_sql("ALTER TABLE outbox ADD COLUMN awaiting_outcome INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         """Close the database connection."""
@@ -307,10 +328,50 @@ class GateCache:
 
     # ----- outbox
 
-    def add_checkin(self, checkin: CheckIn, payload: bytes, now: datetime) -> None:
-        """Record a check-in durably (committed with synchronous=FULL) before the turnstile acts on it."""
+    def add_checkin(self, checkin: CheckIn, payload: bytes, now: datetime, awaiting_outcome: bool = False,
+                    consumed: bool = False) -> None:
+        """Record a check-in durably (committed with synchronous=FULL) before the turnstile acts on it.
+
+        ``awaiting_outcome``: the turnstile cycle has yet to say whether the person passed; the row is not
+        delivered until :meth:`complete_checkin`. ``consumed``: the passage is already known (no sensor) and
+        its credential is recorded as used in the same transaction.
+        """
         with self._lock, self.db.atomic():
-            self._Outbox.insert(checkin_id=str(checkin.id), payload=payload, created_at=_ts(now)).execute()
+            self._Outbox.insert(checkin_id=str(checkin.id), payload=payload, created_at=_ts(now),
+                                awaiting_outcome=awaiting_outcome).execute()
+            if consumed and checkin.credential:
+                self._consume(checkin.credential, str(checkin.id), now)
+
+    def complete_checkin(self, checkin: CheckIn, payload: bytes, now: datetime, consumed: bool) -> bool:
+        """Store the final version of a check-in whose outcome is now known and release it for delivery.
+
+        ``consumed``: the person passed; the credential is recorded as used (same transaction). Returns False
+        when the row is unknown or was already completed (then nothing changes).
+        """
+        out = self._Outbox
+        with self._lock, self.db.atomic():
+            updated = out.update(payload=payload, awaiting_outcome=False).where(
+                (out.checkin_id == str(checkin.id)) & (out.awaiting_outcome == True)  # noqa: E712
+            ).execute()
+            if updated and consumed and checkin.credential:
+                self._consume(checkin.credential, str(checkin.id), now)
+        return bool(updated)
+
+    def awaiting_rows(self) -> list[OutboxRow]:
+        """Rows whose outcome was never recorded (the gate stopped or died during their cycle)."""
+        out = self._Outbox
+        with self._lock:
+            rows = list(out.select().where(out.awaiting_outcome == True).order_by(out.created_at))  # noqa: E712
+        return [self._outbox_row(r) for r in rows]
+
+    def _consume(self, credential: str, checkin_id: str, now: datetime) -> None:
+        self._Consumed.insert(credential=credential, checkin_id=checkin_id, at=_ts(now)).on_conflict_replace(
+        ).execute()
+
+    def is_consumed(self, credential: str) -> bool:
+        """True when a passage with this credential was recorded as entered."""
+        with self._lock:
+            return self._Consumed.select().where(self._Consumed.credential == credential).exists()
 
     def outbox_due(self, now: datetime, resend_after_s: float, limit: int = 100) -> list[OutboxRow]:
         """Undelivered rows never sent, or last sent at least ``resend_after_s`` ago, oldest first."""
@@ -319,7 +380,7 @@ class GateCache:
         with self._lock:
             rows = list(
                 out.select()
-                .where(out.delivered_at.is_null()
+                .where(out.delivered_at.is_null() & (out.awaiting_outcome == False)  # noqa: E712
                        & (out.last_sent_at.is_null() | (out.last_sent_at <= cutoff)))
                 .order_by(out.created_at)
                 .limit(limit)
@@ -370,4 +431,5 @@ class GateCache:
         return OutboxRow(
             checkin_id=row.checkin_id, payload=bytes(row.payload), created_at=_dt(row.created_at),
             last_sent_at=_dt(row.last_sent_at), attempts=row.attempts, delivered_at=_dt(row.delivered_at),
+            awaiting_outcome=bool(row.awaiting_outcome),
         )

@@ -1,6 +1,7 @@
 """Command line of the gate: ``vaora-gate --config FILE`` runs it, ``vaora-gate check-config FILE`` validates.
 
-Exit codes: 0 success, 2 invalid configuration (every problem printed to stderr as "key: message").
+Exit codes: 0 success, 2 invalid configuration (every problem printed to stderr as "key: message"),
+3 hardware not usable at start-up (e.g. "pins.relay: GPIO17 is already in use").
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .config import ConfigError, GateConfig, load_config
 log = logging.getLogger(__name__)
 
 EXIT_BAD_CONFIG = 2
+EXIT_HARDWARE = 3
 
 
 def _load_or_report(path: str) -> GateConfig | None:
@@ -57,8 +59,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_CONFIG
     configure_logging("gate", args.log_level)
     from .app import Gate
+    from .turnstile import PinClaimError
 
-    gate = Gate(config)
+    try:
+        gate = Gate(config)
+    except PinClaimError as exc:
+        log.error("gate not started: %s", exc)
+        print(f"{args.config}: cannot start the gate", file=sys.stderr)
+        print(str(exc), file=sys.stderr)
+        return EXIT_HARDWARE
     if config.gate.simulate:
         log.info("simulation: pins are gpiozero MockFactory pins")
     gate.run()

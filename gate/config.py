@@ -49,6 +49,14 @@ class ConfigError(Exception):
         self.errors = errors
 
 
+class KeyedError(ValueError):
+    """A model validator's problems, each tied to a key inside the section: ``[(key, message), ...]``."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{key}: {message}" for key, message in problems))
+        self.problems = problems
+
+
 def pin_to_bcm(value: Any) -> int:
     """Return the BCM number of a pin given as an int (BCM 0..27) or a gpiozero name ("GPIO17", "BOARD11").
 
@@ -153,31 +161,126 @@ class MqttSection(_Section):
         return os.environ.get(MQTT_PASSWORD_ENV) or None
 
 
-class ScannerSection(_Section):
-    """``[scanner]``: where scanned codes come from."""
+def _usb_id(value: Any) -> int:
+    """A USB vendor/product id: an int 0..0xFFFF or a hex string such as "0x05e0" or "05e0"."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f'must be an id 0..0xffff, e.g. 0x05e0 or "0x05e0", not {type(value).__name__}')
+    if isinstance(value, str):
+        text = value.strip().lower().removeprefix("0x")
+        if not re.fullmatch(r"[0-9a-f]{1,4}", text):
+            raise ValueError(f'{value!r} is not a USB id: use 4 hex digits like "0x05e0"')
+        return int(text, 16)
+    if not 0 <= value <= 0xFFFF:
+        raise ValueError(f"USB id {value} is outside 0..0xffff")
+    return value
 
-    type: Literal["serial", "stdin"] = "serial"
-    device: str = "/dev/ttyACM0"
+
+UsbId = Annotated[int, BeforeValidator(_usb_id)]
+
+# Which [scanner] keys each scanner type reads; any other key set explicitly is an error naming it.
+_COMMON_SCANNER_KEYS = {"type", "max_length", "debounce_ms"}
+SCANNER_KEYS: dict[str, set[str]] = {
+    "serial": _COMMON_SCANNER_KEYS | {"device", "baudrate", "terminator", "gap_ms", "prefix", "suffix"},
+    "stdin": _COMMON_SCANNER_KEYS | {"prefix", "suffix"},
+    "hid": _COMMON_SCANNER_KEYS | {"device", "vendor", "product", "keymap", "grab", "tab_terminates",
+                                   "stuck_key_ms", "prefix", "suffix"},
+    "camera": _COMMON_SCANNER_KEYS | {"camera", "device", "decoder", "dedup_ms", "width", "height"},
+}
+DEFAULT_SERIAL_DEVICE = "/dev/ttyACM0"
+
+
+class ScannerSection(_Section):
+    """``[scanner]``: where scanned codes come from (serial, stdin, USB HID keyboard-wedge, or camera).
+
+    ``device`` defaults per type: serial ``/dev/ttyACM0``; camera ``"0"`` for picamera2/opencv (required for
+    images/video); HID has no default (give ``device`` or ``vendor`` + ``product``).
+    """
+
+    type: Literal["serial", "stdin", "hid", "camera"] = "serial"
+    device: str | None = None
+    max_length: Annotated[int, Field(ge=1, le=MAX_SCAN_LENGTH)] = MAX_SCAN_LENGTH
+    debounce_ms: Annotated[int, Field(ge=0, le=60_000)] = 1500
+    prefix: str = ""
+    suffix: str = ""
+    # serial
     baudrate: Annotated[int, Field(ge=300, le=4_000_000)] = 9600
     terminator: Literal["cr", "lf", "crlf", "gap"] = "cr"
     gap_ms: Annotated[int, Field(ge=5, le=5000)] = 50
-    prefix: str = ""
-    suffix: str = ""
-    max_length: Annotated[int, Field(ge=1, le=MAX_SCAN_LENGTH)] = MAX_SCAN_LENGTH
+    # hid
+    vendor: UsbId | None = None
+    product: UsbId | None = None
+    keymap: Literal["us", "de"] = "us"
+    grab: bool = True
+    tab_terminates: bool = False
+    stuck_key_ms: Annotated[int, Field(ge=50, le=10_000)] = 500
+    # camera
+    camera: Literal["picamera2", "opencv", "images", "video"] = "picamera2"
+    decoder: Literal["zxing", "pyzbar"] = "zxing"
+    dedup_ms: Annotated[int, Field(ge=0, le=600_000)] = 2000
+    width: Annotated[int, Field(ge=16, le=4096)] = 640
+    height: Annotated[int, Field(ge=16, le=4096)] = 480
+
+    @model_validator(mode="after")
+    def _keys_fit_type(self) -> ScannerSection:
+        problems = [(key, f"not used by a {self.type!r} scanner")
+                    for key in sorted(self.model_fields_set - SCANNER_KEYS[self.type])]
+        if self.device is not None and not self.device.strip():
+            problems.append(("device", "must not be empty"))
+        if self.type == "hid":
+            has_ids = self.vendor is not None or self.product is not None
+            if self.device is None and (self.vendor is None or self.product is None):
+                problems.append(("device", "required for a 'hid' scanner unless vendor and product are set"))
+            if self.device is not None and has_ids:
+                problems.append(("device", "give device or vendor + product, not both"))
+        if self.type == "camera" and self.camera in ("images", "video") and not self.device:
+            problems.append(("device", f"required for camera {self.camera!r} (a path)"))
+        if self.type == "camera" and self.camera == "picamera2" and self.device and not self.device.isdigit():
+            problems.append(("device", 'a picamera2 camera is given by its number, e.g. "0"'))
+        if problems:
+            raise KeyedError(problems)
+        return self
+
+    @property
+    def resolved_device(self) -> str | None:
+        """The device to open: the configured one, else the type's default (None for a HID vendor/product)."""
+        if self.device is not None:
+            return self.device
+        if self.type == "serial":
+            return DEFAULT_SERIAL_DEVICE
+        if self.type == "camera":
+            return "0"
+        return None
+
+
+# Keys of [pins], in the order devices are claimed at start-up (the relay first: it must reach its rest level).
+OUTPUT_PINS = ("relay", "green_led", "red_led", "buzzer")
+INPUT_PINS = ("passage_sensor", "manual_button", "emergency")
 
 
 class PinsSection(_Section):
-    """``[pins]``: BCM numbers (or gpiozero names) of the actuators; stored as BCM numbers."""
+    """``[pins]``: BCM numbers (or gpiozero names) of actuators and inputs; stored as BCM numbers.
+
+    Inputs (``passage_sensor``, ``manual_button``, ``emergency``) are optional, wired as a contact to GND with
+    the internal pull-up (active = pin LOW). ``relay_active_high = false`` is for relay boards that energise
+    the relay when the pin is LOW (e.g. the Waveshare RPi Relay Board).
+    """
 
     relay: Pin = 17
     green_led: Pin = 27
     red_led: Pin = 22
+    buzzer: Pin | None = None
+    passage_sensor: Pin | None = None
+    manual_button: Pin | None = None
+    emergency: Pin | None = None
+    relay_active_high: bool = True
 
     @model_validator(mode="after")
     def _distinct(self) -> PinsSection:
         seen: dict[int, str] = {}
-        for name in ("relay", "green_led", "red_led"):
+        for name in OUTPUT_PINS + INPUT_PINS:
             bcm = getattr(self, name)
+            if bcm is None:
+                continue
             if bcm in seen:
                 raise ValueError(f"{name} uses GPIO{bcm}, already used by {seen[bcm]}")
             seen[bcm] = name
@@ -185,9 +288,18 @@ class PinsSection(_Section):
 
 
 class TurnstileSection(_Section):
-    """``[turnstile]``: how long an unlock lasts."""
+    """``[turnstile]``: how long an unlock lasts and how the passage sensor is read."""
 
     unlock_seconds: Annotated[float, Field(ge=0.2, le=30, strict=False)] = 5.0
+    sensor_debounce_ms: Annotated[int, Field(ge=0, le=2000)] = 100
+
+
+class StatusSection(_Section):
+    """``[status]``: the guard's status page (HTTP). ``listen = "0.0.0.0"`` to serve the LAN."""
+
+    enabled: bool = True
+    listen: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
 
 
 class GateConfig(_Section):
@@ -199,12 +311,17 @@ class GateConfig(_Section):
     scanner: ScannerSection = ScannerSection()
     pins: PinsSection = PinsSection()
     turnstile: TurnstileSection = TurnstileSection()
+    status: StatusSection = StatusSection()
 
 
 def _format_errors(exc: ValidationError) -> list[str]:
     errors: list[str] = []
     for err in exc.errors():
         key = ".".join(str(part) for part in err["loc"]) or "config"
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, KeyedError):
+            errors.extend(f"{key}.{inner}: {message}" for inner, message in cause.problems)
+            continue
         if err["type"] == "extra_forbidden":
             message = "unknown key"
         elif err["type"] == "missing":

@@ -51,6 +51,11 @@ class DeliveryLoop:
         self._thread = threading.Thread(target=self._run, name="outbox-delivery", daemon=True)
         self._thread.start()
 
+    def is_alive(self) -> bool:
+        """True while the delivery thread runs."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
     def kick(self) -> None:
         """Look at the outbox now (a new check-in was written, or the broker came back)."""
         self._wake.set()

@@ -33,6 +33,14 @@ class Transport(Protocol):
     def is_connected(self) -> bool:
         """True while connected to the broker."""
 
+    @property
+    def online_since(self) -> datetime | None:
+        """When the current connection was made (None while offline)."""
+
+    @property
+    def offline_since(self) -> datetime | None:
+        """Since when the gate has been disconnected (None while online)."""
+
     def start(self) -> None:
         """Connect in the background and keep reconnecting."""
 
@@ -70,6 +78,8 @@ class MqttTransport:
         self.on_connected: Callable[[], None] | None = None
         self._clock = clock
         self._connected = threading.Event()
+        self._online_since: datetime | None = None
+        self._offline_since: datetime | None = clock()
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=f"vaora-gate-{gate_id}",
@@ -90,6 +100,17 @@ class MqttTransport:
     def is_connected(self) -> bool:
         """True while connected to the broker."""
         return self._connected.is_set()
+
+    @property
+    def online_since(self) -> datetime | None:
+        """When the current connection was made (None while offline)."""
+        return self._online_since if self.is_connected else None
+
+    @property
+    def offline_since(self) -> datetime | None:
+        """Since when the gate has been disconnected: since start-up before the first connection, else since
+        the connection was lost (None while online)."""
+        return None if self.is_connected else self._offline_since
 
     def wait_connected(self, timeout: float) -> bool:
         """Block until connected or ``timeout`` seconds passed; return whether connected."""
@@ -125,7 +146,7 @@ class MqttTransport:
             self.client.disconnect()
         finally:
             self.client.loop_stop()
-            self._connected.clear()
+            self._went_offline()
 
     # ----- paho callbacks (network thread)
 
@@ -138,6 +159,8 @@ class MqttTransport:
                             software_version=self.software_version)
         client.publish(topics.gate_status(self.gate_id), encode(status), qos=1, retain=True)
         client.subscribe(topics.gate_acks(self.gate_id), qos=1)
+        self._online_since = self._clock()
+        self._offline_since = None
         self._connected.set()
         log.info("mqtt connected host=%s port=%d session_present=%s", self.host, self.port,
                  getattr(flags, "session_present", None))
@@ -152,8 +175,13 @@ class MqttTransport:
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any,
                        properties: Any) -> None:
-        self._connected.clear()
+        self._went_offline()
         log.warning("mqtt disconnected reason=%s", reason_code)
+
+    def _went_offline(self) -> None:
+        if self._connected.is_set() or self._offline_since is None:
+            self._offline_since = self._clock()
+        self._connected.clear()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         if message.topic != topics.gate_acks(self.gate_id):

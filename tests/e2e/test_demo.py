@@ -11,6 +11,8 @@ import threading
 import time
 from pathlib import Path
 
+import requests
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -66,8 +68,11 @@ def test_demo_admits_its_codes_and_stops_cleanly_on_ctrl_c(tmp_path):
         signed = terminal.wait_for(r"^\s+(VR1:[A-Z2-7]+)$").group(1)
         unknown = terminal.wait_for(r"\(refused\):\s+([2-9A-Z]{14})").group(1)
 
+        guard_page = terminal.wait_for(r"guard page\)\s+(http://127\.0\.0\.1:\d+/)").group(1)
         before = terminal.type(compact)
         terminal.wait_for(r"MỞ CỬA / OPEN.*Nguyễn Thị Hoà", after=before, timeout=20)
+        status = requests.get(f"{guard_page}api/status", timeout=5).json()
+        assert status["last"]["name"] == "Nguyễn Thị Hoà" and status["last"]["allowed"] is True
         terminal.wait_for(r"central acknowledged", after=before, timeout=20)
         before = terminal.type(signed)
         terminal.wait_for(r"MỞ CỬA / OPEN.*Trần Văn Đức", after=before, timeout=20)

@@ -64,6 +64,7 @@ def make_gates(count: int, broker: LocalBroker, tmp_path: Path) -> list[Gate]:
                     "scanner": {"type": "stdin"},
                     "pins": {"relay": 17, "green_led": 27, "red_led": 22},
                     "turnstile": {"unlock_seconds": 0.2},
+                    "status": {"enabled": False},
                 }
             )
             gate = Gate(config, pin_factory=MockFactory(), scanner=SilentScanner(), fetch=unreachable_central,

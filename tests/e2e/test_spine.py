@@ -136,6 +136,7 @@ def start_gate(central: Central, broker, tmp_path: Path, device: str) -> tuple[G
             "scanner": {"type": "serial", "device": device, "baudrate": 9600, "terminator": "cr"},
             "pins": {"relay": RELAY, "green_led": GREEN, "red_led": RED},
             "turnstile": {"unlock_seconds": UNLOCK_SECONDS},
+            "status": {"enabled": True, "port": 0},
         }
     )
     factory = MockFactory()

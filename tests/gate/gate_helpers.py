@@ -84,7 +84,54 @@ def config_dict(tmp_path: Path, **sections: dict[str, Any]) -> dict[str, Any]:
         "scanner": {"type": "stdin"},
         "pins": {"relay": 17, "green_led": 27, "red_led": 22},
         "turnstile": {"unlock_seconds": 0.3},
+        "status": {"enabled": False},
     }
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)
     return data
+
+
+class FakeTransport:
+    """An in-memory transport: records published check-ins; ``connected`` can be switched."""
+
+    def __init__(self, connected: bool = True) -> None:
+        self.on_ack: Any = None
+        self.on_connected: Any = None
+        self.published: list[bytes] = []
+        self.connected = connected
+        self.online_since: datetime | None = NOW if connected else None
+        self.offline_since: datetime | None = None if connected else NOW
+        self.offline_published = False
+
+    @property
+    def is_connected(self) -> bool:
+        return self.connected
+
+    def start(self) -> None:
+        pass
+
+    def publish_checkin(self, payload: bytes) -> bool:
+        if not self.connected:
+            return False
+        self.published.append(payload)
+        return True
+
+    def publish_offline(self, timeout: float = 2.0) -> None:
+        self.offline_published = True
+
+    def stop(self) -> None:
+        self.connected = False
+
+
+class IdleScanner:
+    """A scanner that never reads anything (tests call ``gate.handle_scan`` / ``gate.on_scan`` directly)."""
+
+    def __init__(self) -> None:
+        self.on_scan: Any = None
+        self.closed = False
+
+    def start(self, on_scan: Any) -> None:
+        self.on_scan = on_scan
+
+    def close(self) -> None:
+        self.closed = True

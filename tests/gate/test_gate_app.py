@@ -143,7 +143,7 @@ def test_good_code_pulses_relay_publishes_and_is_delivered_after_ack(
     # No ack yet: the gate publishes the same check-in again after resend_seconds.
     again = central.next_checkin(timeout=3)
     assert again.id == checkin.id
-    assert gate.cache.outbox_row(str(checkin.id)).attempts >= 2  # type: ignore[union-attr]
+    wait_until(lambda: gate.cache.outbox_row(str(checkin.id)).attempts >= 2)  # type: ignore[union-attr]
 
     central.ack(checkin)
     wait_until(lambda: gate.cache.outbox_row(str(checkin.id)).delivered_at)  # type: ignore[union-attr]

@@ -13,7 +13,7 @@ from gate.cli import main
 from gate.config import ConfigError, load_config
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "firmware_config" / "example-gpio.toml"
+EXAMPLES = sorted((REPO / "firmware_config").glob("*.toml"))
 
 MINIMAL = """
 [gate]
@@ -49,10 +49,126 @@ def test_minimal_file_gets_operator_defaults(tmp_path: Path) -> None:
     assert config.turnstile.unlock_seconds == 5.0
 
 
-def test_example_file_loads() -> None:
-    config = load_config(EXAMPLE)
-    assert config.gate.id == "hq-main-in-1"
-    assert config.gate.name == "Cổng chính - vào 1"
+def test_every_example_file_loads_and_comments_every_key() -> None:
+    names = {path.name for path in EXAMPLES}
+    assert {"plain-gpio.toml", "relay-hat.toml", "usb-hid.toml", "camera.toml"} <= names
+    for path in EXAMPLES:
+        config = load_config(path)
+        assert config.gate.id and config.gate.site
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for number, line in enumerate(lines):
+            if "=" in line and not line.startswith(("#", "[")):
+                # a comment right above, or above a run of keys sharing it (prefix/suffix, width/height)
+                above = number - 1
+                while above > 0 and "=" in lines[above] and not lines[above].startswith("#"):
+                    above -= 1
+                assert number - above <= 2 and lines[above].startswith("#"), (
+                    f"{path.name}:{number + 1} {line!r} has no comment")
+
+
+def test_examples_per_wiring() -> None:
+    by_name = {path.name: load_config(path) for path in EXAMPLES}
+    plain, hat = by_name["plain-gpio.toml"], by_name["relay-hat.toml"]
+    assert plain.pins.relay_active_high and plain.pins.passage_sensor is not None
+    assert (hat.pins.relay, hat.pins.relay_active_high) == (26, False)
+    hid = by_name["usb-hid.toml"].scanner
+    assert (hid.type, hid.vendor, hid.product, hid.device) == ("hid", 0x0C2E, 0x0B61, None)
+    camera = by_name["camera.toml"].scanner
+    assert (camera.type, camera.camera, camera.decoder, camera.resolved_device) == ("camera", "picamera2",
+                                                                                     "zxing", "0")
+
+
+SCANNER_CASES = [
+    ('type = "serial"', {"resolved_device": "/dev/ttyACM0", "baudrate": 9600, "debounce_ms": 1500}),
+    ('type = "hid"\ndevice = "/dev/input/event3"', {"resolved_device": "/dev/input/event3", "keymap": "us",
+                                                     "grab": True, "stuck_key_ms": 500}),
+    ('type = "hid"\nvendor = 1504\nproduct = "0x1200"\nkeymap = "de"\ngrab = false\ntab_terminates = true',
+     {"vendor": 0x05E0, "product": 0x1200, "resolved_device": None, "keymap": "de", "grab": False,
+      "tab_terminates": True}),
+    ('type = "camera"', {"camera": "picamera2", "resolved_device": "0", "decoder": "zxing", "dedup_ms": 2000,
+                         "width": 640, "height": 480}),
+    ('type = "camera"\ncamera = "opencv"\ndevice = "/dev/video2"\ndecoder = "pyzbar"\ndedup_ms = 500',
+     {"camera": "opencv", "resolved_device": "/dev/video2", "decoder": "pyzbar", "dedup_ms": 500}),
+    ('type = "camera"\ncamera = "images"\ndevice = "/srv/frames"', {"resolved_device": "/srv/frames"}),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), SCANNER_CASES)
+def test_scanner_types_and_their_defaults(tmp_path: Path, text: str, expected: dict[str, object]) -> None:
+    scanner = load_config(write(tmp_path, MINIMAL + f"\n[scanner]\n{text}\n")).scanner
+    assert {key: getattr(scanner, key) for key in expected} == expected
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    ('type = "hid"', "scanner.device: required for a 'hid' scanner unless vendor and product are set"),
+    ('type = "hid"\nvendor = 1', "scanner.device: required for a 'hid' scanner unless vendor and product are set"),
+    ('type = "hid"\ndevice = "/dev/input/event1"\nvendor = 1\nproduct = 2',
+     "scanner.device: give device or vendor + product, not both"),
+    ('type = "hid"\nvendor = "0xZZ"\nproduct = 1', "scanner.vendor: '0xZZ' is not a USB id"),
+    ('type = "hid"\nvendor = 70000\nproduct = 1', "scanner.vendor: USB id 70000 is outside 0..0xffff"),
+    ('type = "hid"\ndevice = "/dev/input/event1"\nkeymap = "fr"', "scanner.keymap: "),
+    ('type = "serial"\nvendor = 1', "scanner.vendor: not used by a 'serial' scanner"),
+    ('type = "camera"\nbaudrate = 9600', "scanner.baudrate: not used by a 'camera' scanner"),
+    ('type = "camera"\ncamera = "video"', "scanner.device: required for camera 'video' (a path)"),
+    ('type = "camera"\ndevice = "/dev/video0"', 'scanner.device: a picamera2 camera is given by its number'),
+    ('type = "camera"\ncamera = "webcam"', "scanner.camera: "),
+    ('type = "camera"\nwidth = 8', "scanner.width: "),
+    ('debounce_ms = -1', "scanner.debounce_ms: "),
+])
+def test_bad_scanner_settings_name_the_key(tmp_path: Path, text: str, error: str) -> None:
+    errors = errors_of(write(tmp_path, MINIMAL + f"\n[scanner]\n{text}\n"))
+    assert len(errors) == 1 and errors[0].startswith(error), errors
+
+
+def test_build_scanner_makes_each_type(tmp_path: Path) -> None:
+    from gate.camera import CameraScanner
+    from gate.scanners import build_scanner
+    from gate.scanners.hid import HidScanner
+    from gate.scanners.serial import SerialScanner
+
+    def built(text: str) -> object:
+        return build_scanner(load_config(write(tmp_path, MINIMAL + f"\n[scanner]\n{text}\n")).scanner)
+
+    serial_scanner = built('type = "serial"')
+    assert isinstance(serial_scanner, SerialScanner) and serial_scanner.device == "/dev/ttyACM0"
+    hid = built('type = "hid"\nvendor = "0x05e0"\nproduct = "0x1200"\nstuck_key_ms = 300')
+    assert isinstance(hid, HidScanner) and (hid.vendor, hid.product, hid.path) == (0x05E0, 0x1200, None)
+    assert hid.decoder.stuck_key_s == 0.3
+    camera = built(f'type = "camera"\ncamera = "images"\ndevice = "{tmp_path}"\ndedup_ms = 750')
+    assert isinstance(camera, CameraScanner) and camera.dedup.window_s == 0.75
+
+
+def test_new_pins_status_and_turnstile_keys(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL + """
+[pins]
+relay = 26
+relay_active_high = false
+buzzer = "GPIO23"
+passage_sensor = 5
+manual_button = "BOARD31"
+emergency = 13
+
+[turnstile]
+sensor_debounce_ms = 80
+
+[status]
+listen = "0.0.0.0"
+port = 9090
+"""))
+    pins = config.pins
+    assert (pins.relay, pins.relay_active_high, pins.buzzer, pins.passage_sensor, pins.manual_button,
+            pins.emergency) == (26, False, 23, 5, 6, 13)
+    assert config.turnstile.sensor_debounce_ms == 80
+    assert (config.status.enabled, config.status.listen, config.status.port) == (True, "0.0.0.0", 9090)
+    defaults = load_config(write(tmp_path, MINIMAL))
+    assert (defaults.pins.buzzer, defaults.pins.passage_sensor, defaults.pins.relay_active_high) == (None, None,
+                                                                                                    True)
+    assert (defaults.status.enabled, defaults.status.listen, defaults.status.port) == (True, "127.0.0.1", 8080)
+
+
+def test_an_input_on_an_output_pin_is_an_error(tmp_path: Path) -> None:
+    errors = errors_of(write(tmp_path, MINIMAL + "\n[pins]\npassage_sensor = 27\n"))
+    assert errors == ["pins: passage_sensor uses GPIO27, already used by green_led"]
 
 
 @pytest.mark.parametrize("value", ['"seventeen"', "17.5", "true", "28", "-1", '"GPIO40"', '"BOARD1"', "[17]"])

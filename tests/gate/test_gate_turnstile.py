@@ -47,7 +47,7 @@ def test_secure_rests_low_and_unlock_pulses_high(factory: MockFactory) -> None:
     assert pin.state is False or pin.state == 0
     started = time.monotonic()
     turnstile.unlock()
-    assert time.monotonic() - started < 0.05, "unlock() must return at once"
+    assert time.monotonic() - started < 0.1, "unlock() must return at once (the pulse lasts 0.3 s)"
     assert pin.state and turnstile.is_unlocked
     wait_until(lambda: not pin.state)
     assert not pin.state and not turnstile.is_unlocked

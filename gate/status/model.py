@@ -1,0 +1,173 @@
+"""What the guard's status page shows: a plain snapshot of the gate (``GateView``) and its JSON form.
+
+The gate builds a :class:`GateView` on demand (``Gate.status_view()``); the status server turns it into JSON
+with :func:`to_json` and pushes it to the page. Everything here is plain data and pure functions: no I/O,
+no clock (``now`` is passed in when a time should be shown with its date).
+
+Times in the JSON are ISO 8601 in UTC (``at``, ``online_since`` ...) plus a ready-made Vietnam local time
+(UTC+7) for display (``time_local`` "HH:MM:SS", ``*_local`` "HH:MM:SS", with " dd/mm" appended when the day
+differs from ``now``'s local day).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, Protocol, runtime_checkable
+
+from protocols.reasons import Reason, describe
+
+VIETNAM = timezone(timedelta(hours=7), "ICT")
+
+
+@dataclass(frozen=True)
+class ScanView:
+    """One handled scan as the guard sees it.
+
+    ``reason`` is ``Reason.OK`` for an allowed scan; ``manual`` marks a guard's manual opening; ``outcome``
+    is the check-in outcome (``protocols.payloads.Outcome`` value: "entered", "not_passed", "refused") when
+    known.
+    """
+
+    at: datetime
+    allowed: bool
+    reason: Reason
+    name: str | None
+    organisation: str | None
+    position: str | None
+    manual: bool = False
+    outcome: str | None = None
+
+
+@dataclass(frozen=True)
+class GateView:
+    """The gate's state at one moment.
+
+    ``direction``: "in" or "out". ``online``: connected to the broker; ``online_since`` / ``offline_since``
+    say since when. ``cache_seq``: the cache's change sequence; ``synced_at``: last snapshot or change applied.
+    ``turnstile_state``: e.g. "locked", "unlocked", "emergency", "stopped". ``scanner_state``: e.g. "none",
+    "starting", "ok", "lost", "ended", "closed", with ``scanner_detail`` (why). ``recent``: the last scans in
+    any order (the page sorts them newest first). ``scanner_since`` (optional): since when the scanner is in
+    ``scanner_state``; the page shows it when the scanner is not "ok".
+    """
+
+    gate_id: str
+    name: str
+    site_id: str
+    direction: str
+    online: bool
+    online_since: datetime | None
+    offline_since: datetime | None
+    cache_seq: int
+    synced_at: datetime | None
+    emergency: bool
+    turnstile_state: str
+    scanner_state: str
+    scanner_detail: str | None
+    outbox_pending: int
+    recent: list[ScanView] = field(default_factory=list)
+    scanner_since: datetime | None = None
+
+
+@runtime_checkable
+class StatusSource(Protocol):
+    """Anything that can describe a gate right now (``gate.app.Gate`` implements it)."""
+
+    def status_view(self) -> GateView:
+        """Return the gate's current state."""
+        ...
+
+
+def _aware(value: datetime) -> datetime:
+    """Treat a naive datetime as UTC (the project uses aware datetimes; this only avoids a crash)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def iso_utc(value: datetime | None) -> str | None:
+    """ISO 8601 text of ``value`` in UTC, or None."""
+    if value is None:
+        return None
+    return _aware(value).astimezone(UTC).isoformat()
+
+
+def local_time(value: datetime | None, now: datetime | None = None) -> str | None:
+    """Vietnam local time (UTC+7) as "HH:MM:SS", plus " dd/mm" when not on ``now``'s local day; or None."""
+    if value is None:
+        return None
+    local = _aware(value).astimezone(VIETNAM)
+    text = local.strftime("%H:%M:%S")
+    if now is not None and _aware(now).astimezone(VIETNAM).date() != local.date():
+        text += local.strftime(" %d/%m")
+    return text
+
+
+def _reason(value: Reason | str) -> Reason | str:
+    try:
+        return Reason(value)
+    except ValueError:
+        return str(value)
+
+
+def scan_to_json(scan: ScanView, now: datetime | None = None) -> dict[str, Any]:
+    """JSON-ready dict of one scan, with the reason's Vietnamese and English texts and the local time."""
+    reason = _reason(scan.reason)
+    return {
+        "at": iso_utc(scan.at),
+        "time_local": local_time(scan.at, now),
+        "allowed": bool(scan.allowed),
+        "reason": str(reason),
+        "reason_vi": describe(reason),
+        "reason_en": describe(reason, "en"),
+        "name": scan.name,
+        "organisation": scan.organisation,
+        "position": scan.position,
+        "manual": bool(scan.manual),
+        "outcome": scan.outcome,
+    }
+
+
+def to_json(view: GateView, now: datetime | None = None) -> dict[str, Any]:
+    """JSON-ready dict of a gate view for the page: ``{"ok": true, "gate": {...}, "last": ..., "recent": [...]}``.
+
+    ``recent`` is sorted newest first and ``last`` is its first element (or None). ``now`` only decides
+    whether local times carry their date. The result holds no "generated at" stamp, so two equal views give
+    equal JSON (the server sends updates only on change).
+    """
+    recent = sorted(view.recent, key=lambda scan: _aware(scan.at), reverse=True)
+    scans = [scan_to_json(scan, now) for scan in recent]
+    return {
+        "ok": True,
+        "gate": {
+            "id": view.gate_id,
+            "name": view.name,
+            "site_id": view.site_id,
+            "direction": view.direction,
+            "online": bool(view.online),
+            "online_since": iso_utc(view.online_since),
+            "online_since_local": local_time(view.online_since, now),
+            "offline_since": iso_utc(view.offline_since),
+            "offline_since_local": local_time(view.offline_since, now),
+            "cache_seq": int(view.cache_seq),
+            "synced_at": iso_utc(view.synced_at),
+            "synced_at_local": local_time(view.synced_at, now),
+            "emergency": bool(view.emergency),
+            "turnstile_state": view.turnstile_state,
+            "scanner_state": view.scanner_state,
+            "scanner_detail": view.scanner_detail,
+            "scanner_since": iso_utc(view.scanner_since),
+            "scanner_since_local": local_time(view.scanner_since, now),
+            "outbox_pending": int(view.outbox_pending),
+        },
+        "last": scans[0] if scans else None,
+        "recent": scans,
+    }
+
+
+def error_json(reason: Reason = Reason.INTERNAL_ERROR) -> dict[str, Any]:
+    """JSON-ready dict shown when the gate's state cannot be read: ``{"ok": false, "reason": ..., ...}``."""
+    return {
+        "ok": False,
+        "reason": str(reason),
+        "reason_vi": describe(reason),
+        "reason_en": describe(reason, "en"),
+    }
