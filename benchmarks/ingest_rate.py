@@ -26,11 +26,11 @@ import paho.mqtt.client as mqtt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from central import models  # noqa: E402
-from central.db import create_tables, database, open_database  # noqa: E402
-from central.devtools.broker import LocalBroker  # noqa: E402
-from central.ingest import IngestWorker  # noqa: E402
-from protocols import payloads, topics  # noqa: E402
+from central import models
+from central.db import create_tables, database, open_database
+from central.devtools.broker import LocalBroker
+from central.ingest import IngestWorker
+from protocols import payloads, topics
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -98,8 +98,11 @@ def run(kind: str, total: int, gates: int) -> dict:
             with database.connection_context():
                 for gate_id in gate_ids:
                     models.Gate.create(gate_id=gate_id, name=gate_id, site_id="hq", direction="in", token_hash="x")
-            broker = LocalBroker(directory / "broker", max_queued_messages=total * 2,
-                                 extra_config="max_inflight_messages 1000\nautosave_on_changes false\nautosave_interval 5")
+            broker = LocalBroker(
+                directory / "broker",
+                max_queued_messages=total * 2,
+                extra_config="max_inflight_messages 1000\nautosave_on_changes false\nautosave_interval 5",
+            )
             broker.start()
             acks = 0
             acks_lock = threading.Lock()

@@ -11,11 +11,15 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from central.api.helpers import ApiError, service_error_response
+from central.auth import init_auth
 from central.config import CentralConfig
-from central.context import CentralContext, utc_now
+from central.context import CentralContext, sms_sender_from_config, utc_now
 from central.db import create_tables, database, open_database
 from central.notify.mail import MailSender, SmtpMailSender
+from central.notify.sms import SmsSender
 from central.services.errors import ServiceError
+from central.web import csrf, html_error_page, init_web
+from central.web.blueprints import register_web_blueprints
 from protocols.payloads import MAX_PAYLOAD_BYTES
 
 log = logging.getLogger(__name__)
@@ -23,6 +27,7 @@ log = logging.getLogger(__name__)
 ERROR_NAMES = {
     400: "bad_request",
     401: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     413: "too_large",
@@ -35,6 +40,7 @@ def create_app(
     *,
     mail_sender: MailSender | None = None,
     clock: Callable[[], datetime] | None = None,
+    sms_sender: SmsSender | None = None,
 ) -> Flask:
     """Create the central web app.
 
@@ -59,7 +65,13 @@ def create_app(
         config=settings,
         mail_sender=mail_sender or SmtpMailSender(settings.smtp_host, settings.smtp_port),
         clock=clock or utc_now,
+        sms_sender=sms_sender or sms_sender_from_config(settings),
     )
+    init_web(app)
+    init_auth(app)
+    from central.mailqueue import init_app as init_mail_queue
+
+    init_mail_queue(app, config)  # VAORA_MAIL_QUEUE / VAORA_MAIL_WORKER; replaces the context's mail sender
 
     @app.before_request
     def _connect() -> None:
@@ -73,6 +85,11 @@ def create_app(
     from central.api import bp as api_bp
 
     app.register_blueprint(api_bp)
+    csrf.exempt(api_bp)  # the API checks CSRF itself for session-authenticated calls (central.auth)
+    register_web_blueprints(app)
+    from central.registration import init_registration
+
+    init_registration(app)
     _register_error_handlers(app)
     return app
 
@@ -89,7 +106,7 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
         if not request.path.startswith("/api/"):
-            return exc
+            return html_error_page(exc)
         status = exc.code or 500
         error = ERROR_NAMES.get(status, "http_error")
         return jsonify({"error": error, "reason": error, "message": exc.description}), status

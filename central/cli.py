@@ -1,4 +1,5 @@
-"""Command line of central: ``vaora-central serve | ingest | init-db | add-gate | issue-api-token``."""
+"""Command line of central: ``vaora-central serve | ingest | deliver | init-db | add-gate | create-admin |
+issue-api-token``."""
 
 from __future__ import annotations
 
@@ -34,6 +35,13 @@ def _parser() -> argparse.ArgumentParser:
     add_gate.add_argument("--site", required=True)
     add_gate.add_argument("--name", default="")
     add_gate.add_argument("--direction", choices=("in", "out"), default="in")
+    admin = sub.add_parser("create-admin", help="create an administrator (password from stdin or a file)")
+    admin.add_argument("username")
+    admin.add_argument("--password-file", type=Path, help="file holding the password (else read from stdin)")
+    admin.add_argument("--full-name", default="")
+    deliver = sub.add_parser("deliver", help="send queued invitations and retry failed ones (e-mail, SMS)")
+    deliver.add_argument("--once", action="store_true", help="one round, then exit")
+    deliver.add_argument("--interval", type=float, default=15.0, help="seconds between rounds")
     token = sub.add_parser("issue-api-token", help="write a new random API token to a file (mode 0600)")
     token.add_argument("path", type=Path, help="file to write, e.g. the one VAORA_API_TOKEN_FILE names")
     return parser
@@ -64,6 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _add_gate(args)
     if args.command == "ingest":
         return _ingest(config)
+    if args.command == "create-admin":
+        return _create_admin(args)
+    if args.command == "deliver":
+        return _deliver(config, once=args.once, interval=args.interval)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
@@ -73,7 +85,7 @@ def _add_gate(args: argparse.Namespace) -> int:
     data = {"gate_id": args.gate_id, "site_id": args.site, "name": args.name, "direction": args.direction}
     try:
         with database.connection_context():
-            registered = register_gate(data)
+            registered = register_gate(data, actor="cli")
     except ServiceError as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 2
@@ -91,6 +103,53 @@ def _ingest(config: CentralConfig) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     worker.run_forever(stop)
+    return 0
+
+
+def _create_admin(args: argparse.Namespace) -> int:
+    from central.auth.roles import ADMINISTRATOR
+    from central.context import utc_now
+    from central.services.users import create_user
+
+    try:
+        if args.password_file is not None:
+            password = args.password_file.read_text(encoding="utf-8").rstrip("\r\n")
+        else:
+            password = sys.stdin.readline().rstrip("\r\n")
+    except OSError as exc:
+        print(f"cannot read the password: {exc}", file=sys.stderr)
+        return 2
+    data = {"username": args.username, "password": password, "role": ADMINISTRATOR, "full_name": args.full_name}
+    try:
+        with database.connection_context():
+            user = create_user(data, actor="cli", now=utc_now())
+    except ServiceError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    print(f"administrator {user.username} created")
+    return 0
+
+
+def _deliver(config: CentralConfig, *, once: bool, interval: float) -> int:
+    from central.context import sms_sender_from_config, utc_now
+    from central.notify.mail import SmtpMailSender
+    from central.services.deliveries import Channels, deliver_due, run_worker
+
+    channels = Channels(
+        mail_sender=SmtpMailSender(config.smtp_host, config.smtp_port),
+        sms_sender=sms_sender_from_config(config),
+        mail_from=config.mail_from,
+        pdf_font=config.pdf_font,
+    )
+    if once:
+        with database.connection_context():
+            count = deliver_due(channels, now=utc_now())
+        print(f"attempted {count} deliveries")
+        return 0
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    run_worker(channels, utc_now, stop, interval=interval)
     return 0
 
 

@@ -30,6 +30,14 @@ DEFAULTS: dict[str, str] = {
     "VAORA_PUBLIC_URL": "http://127.0.0.1:5000",
     "VAORA_INVITATION_FORMAT": "{seq}/TM-UBND",
     "VAORA_ENTRY_OPENS_BEFORE_MIN": "120",
+    "VAORA_SECRET_KEY_FILE": "",
+    "VAORA_DATA_DIR": "var/data",
+    "VAORA_SESSION_IDLE_MIN": "30",
+    "VAORA_MAX_UPLOAD_MB": "20",
+    "VAORA_SMS_BACKEND": "log",
+    "VAORA_SMS_MODEM_PORT": "",
+    "VAORA_SMS_HTTP_URL": "",
+    "VAORA_PDF_FONT": "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
 }
 """Every variable central reads, with its default."""
 
@@ -61,6 +69,14 @@ class CentralConfig:
     public_url: str
     invitation_format: str
     entry_opens_before_min: int
+    secret_key: str | None = None
+    data_dir: Path = Path("var/data")
+    session_idle_min: int = 30
+    max_upload_mb: int = 20
+    sms_backend: str = "log"
+    sms_modem_port: str = ""
+    sms_http_url: str = ""
+    pdf_font: Path = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> CentralConfig:
@@ -132,6 +148,24 @@ class CentralConfig:
         if not signing_key_file:
             errors["VAORA_SIGNING_KEY_FILE"] = "must not be empty"
 
+        def bounded_int(name: str, low: int, high: int) -> int:
+            raw = values[name].strip()
+            if not raw.isdigit() or not low <= int(raw) <= high:
+                errors[name] = f"must be a whole number {low}..{high}, got {raw!r}"
+                return low
+            return int(raw)
+
+        sms_backend = values["VAORA_SMS_BACKEND"].strip() or "log"
+        if sms_backend not in {"log", "modem", "http"}:
+            errors["VAORA_SMS_BACKEND"] = f"must be log, modem or http, got {sms_backend!r}"
+        elif sms_backend == "modem" and not values["VAORA_SMS_MODEM_PORT"].strip():
+            errors["VAORA_SMS_MODEM_PORT"] = "must name the modem's serial port when VAORA_SMS_BACKEND=modem"
+        elif sms_backend == "http" and not values["VAORA_SMS_HTTP_URL"].strip().startswith(("http://", "https://")):
+            errors["VAORA_SMS_HTTP_URL"] = "must be an http(s) URL when VAORA_SMS_BACKEND=http"
+        secret_key = read_secret_file("VAORA_SECRET_KEY_FILE")
+        if secret_key is not None and len(secret_key) < MIN_API_TOKEN_LENGTH:
+            errors["VAORA_SECRET_KEY_FILE"] = f"the secret key must be at least {MIN_API_TOKEN_LENGTH} characters"
+
         config = cls(
             database_url=database_url,
             smtp_host=smtp_host,
@@ -146,6 +180,14 @@ class CentralConfig:
             public_url=public_url,
             invitation_format=invitation_format,
             entry_opens_before_min=minutes,
+            secret_key=secret_key,
+            data_dir=Path(values["VAORA_DATA_DIR"].strip() or "var/data"),
+            session_idle_min=bounded_int("VAORA_SESSION_IDLE_MIN", 1, 24 * 60),
+            max_upload_mb=bounded_int("VAORA_MAX_UPLOAD_MB", 1, 500),
+            sms_backend=sms_backend,
+            sms_modem_port=values["VAORA_SMS_MODEM_PORT"].strip(),
+            sms_http_url=values["VAORA_SMS_HTTP_URL"].strip(),
+            pdf_font=Path(values["VAORA_PDF_FONT"].strip()),
         )
         if errors:
             raise ConfigError(errors)

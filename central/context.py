@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from central.config import CentralConfig
 from central.notify.mail import MailSender
+from central.notify.sms import GsmModemSender, HttpGatewaySender, LogSender, SmsSender
 from central.services.keys import ActiveKey, register_signing_key
 from central.signing import load_or_create_signing_key
 
@@ -25,6 +26,7 @@ class CentralContext:
     config: CentralConfig
     mail_sender: MailSender
     clock: Callable[[], datetime] = utc_now
+    sms_sender: SmsSender = field(default_factory=LogSender)
     _active_key: ActiveKey | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -40,3 +42,12 @@ class CentralContext:
                 private_key = load_or_create_signing_key(self.config.signing_key_file)
                 self._active_key = register_signing_key(private_key, self.clock())
             return self._active_key
+
+
+def sms_sender_from_config(config: CentralConfig) -> SmsSender:
+    """Return the SMS sender ``VAORA_SMS_BACKEND`` chooses: log (default), modem or http."""
+    if config.sms_backend == "modem":
+        return GsmModemSender(port=config.sms_modem_port)
+    if config.sms_backend == "http":
+        return HttpGatewaySender(url=config.sms_http_url)
+    return LogSender()

@@ -53,7 +53,8 @@ def write_transaction() -> peewee._atomic:
 
 def create_tables() -> None:
     """Create every central table that does not exist yet (idempotent)."""
+    from central.mailqueue.models import MailJob
     from central.models import ALL_MODELS
 
     with database.connection_context():
-        database.create_tables(ALL_MODELS, safe=True)
+        database.create_tables([*ALL_MODELS, MailJob], safe=True)

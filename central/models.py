@@ -48,6 +48,11 @@ class Organisation(BaseModel):
     name = peewee.CharField(max_length=200, unique=True)
     email = peewee.CharField(max_length=254, null=True)
     phone = peewee.CharField(max_length=20, null=True)
+    leader_name = peewee.CharField(max_length=120, default="")
+    leader_email = peewee.CharField(max_length=254, null=True)
+    leader_phone = peewee.CharField(max_length=20, null=True)
+    office_email = peewee.CharField(max_length=254, null=True)
+    office_phone = peewee.CharField(max_length=20, null=True)
 
 
 class Meeting(BaseModel):
@@ -62,6 +67,11 @@ class Meeting(BaseModel):
     entry_policy = peewee.CharField(max_length=16, default="single")
     status = peewee.CharField(max_length=16, default="open")
     created_at = UTCDateTimeField()
+    agenda = peewee.TextField(default="")
+    chair = peewee.CharField(max_length=200, default="")
+    registration_deadline = UTCDateTimeField(null=True)
+    main_venue = peewee.IntegerField(null=True)  # a Venue id (venues are defined below)
+    updated_at = UTCDateTimeField(null=True)
 
 
 class Invitation(BaseModel):
@@ -69,11 +79,18 @@ class Invitation(BaseModel):
 
     meeting = peewee.ForeignKeyField(Meeting, backref="invitations", on_delete="CASCADE")
     organisation = peewee.ForeignKeyField(Organisation, backref="invitations")
-    number = peewee.CharField(max_length=64, index=True)
-    year = peewee.IntegerField()
-    seq = peewee.IntegerField()
-    secret_hash = peewee.CharField(max_length=64)
+    number = peewee.CharField(max_length=64, index=True, null=True)  # given on approval
+    year = peewee.IntegerField(null=True)
+    seq = peewee.IntegerField(null=True)
+    secret_hash = peewee.CharField(max_length=64, null=True)
     created_at = UTCDateTimeField()
+    # The official flow: draft -> (returned -> draft) -> approved (numbered) -> sent.
+    status = peewee.CharField(max_length=16, default="approved", index=True)
+    delegate_limit = peewee.IntegerField(null=True)
+    comment = peewee.TextField(default="")
+    drafted_by = peewee.CharField(max_length=64, default="")
+    approved_by = peewee.CharField(max_length=64, default="")
+    approved_at = UTCDateTimeField(null=True)
 
     class Meta:
         # The register restarts every year, so "1/TM-UBND" recurs: a number is unique within its year.
@@ -154,6 +171,83 @@ class Change(BaseModel):
     body = peewee.TextField()
 
 
+class User(BaseModel):
+    """A staff account; ``role`` is one of :data:`central.auth.roles.ROLES`; password stored as argon2 hash."""
+
+    username = peewee.CharField(max_length=64, unique=True)
+    full_name = peewee.CharField(max_length=120, default="")
+    email = peewee.CharField(max_length=254, null=True)
+    role = peewee.CharField(max_length=16)
+    organisation = peewee.ForeignKeyField(Organisation, null=True, backref="users", on_delete="SET NULL")
+    password_hash = peewee.CharField(max_length=255)
+    active = peewee.BooleanField(default=True)
+    created_at = UTCDateTimeField()
+    last_login_at = UTCDateTimeField(null=True)
+
+
+class Venue(BaseModel):
+    """A main hall ("hội trường") or a remote point ("điểm cầu"); main halls belong to a gate site."""
+
+    name = peewee.CharField(max_length=200, unique=True)
+    kind = peewee.CharField(max_length=8, default="main")  # "main" or "remote"
+    site_id = peewee.CharField(max_length=32, default="")
+    address = peewee.CharField(max_length=300, default="")
+
+
+class MeetingVenue(BaseModel):
+    """A remote point ("điểm cầu") linked to a meeting."""
+
+    meeting = peewee.ForeignKeyField(Meeting, backref="remote_links", on_delete="CASCADE")
+    venue = peewee.ForeignKeyField(Venue, backref="meeting_links", on_delete="CASCADE")
+
+    class Meta:
+        indexes = ((("meeting", "venue"), True),)
+
+
+class MeetingDocument(BaseModel):
+    """A document attached to a meeting (tài liệu họp), stored under the data directory."""
+
+    meeting = peewee.ForeignKeyField(Meeting, backref="documents", on_delete="CASCADE")
+    filename = peewee.CharField(max_length=200)
+    kind = peewee.CharField(max_length=8)  # pdf, docx, xlsx
+    size = peewee.IntegerField()
+    sha256 = peewee.CharField(max_length=64)
+    stored_name = peewee.CharField(max_length=100, unique=True)
+    uploaded_by = peewee.CharField(max_length=64)
+    uploaded_at = UTCDateTimeField()
+
+
+class Delivery(BaseModel):
+    """One channel (e-mail or SMS) of sending one invitation; retried with backoff until sent or given up.
+
+    ``link`` holds the registration link (with its secret) only while the row still has to be sent.
+    """
+
+    invitation = peewee.ForeignKeyField(Invitation, backref="deliveries", on_delete="CASCADE")
+    channel = peewee.CharField(max_length=8)  # "email" or "sms"
+    recipient = peewee.CharField(max_length=254)
+    status = peewee.CharField(max_length=16, default="queued", index=True)  # queued, sent, failed
+    attempts = peewee.IntegerField(default=0)
+    last_error = peewee.TextField(null=True)
+    next_attempt_at = UTCDateTimeField(null=True, index=True)
+    sent_at = UTCDateTimeField(null=True)
+    link = peewee.TextField(null=True)
+    created_at = UTCDateTimeField()
+
+    class Meta:
+        indexes = ((("invitation", "channel", "recipient"), True),)
+
+
+class AuditEntry(BaseModel):
+    """One line of the audit log (nhật ký): who did what to which thing, and when."""
+
+    at = UTCDateTimeField(index=True)
+    actor = peewee.CharField(max_length=64, index=True)
+    action = peewee.CharField(max_length=64, index=True)
+    target = peewee.CharField(max_length=128, default="")
+    details = peewee.TextField(default="{}")
+
+
 ALL_MODELS: list[type[BaseModel]] = [
     Organisation,
     Meeting,
@@ -163,5 +257,11 @@ ALL_MODELS: list[type[BaseModel]] = [
     CheckIn,
     SigningKey,
     Change,
+    User,
+    Venue,
+    MeetingVenue,
+    MeetingDocument,
+    Delivery,
+    AuditEntry,
 ]
 """Every table, in dependency order."""

@@ -6,4 +6,4 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from central.api import routes  # noqa: E402,F401 - registers the routes on bp
+from central.api import routes, staff  # noqa: E402,F401 - registers the routes on bp

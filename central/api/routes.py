@@ -12,9 +12,10 @@ from central.api.helpers import (
     bearer_token,
     context,
     json_body,
-    require_api_token,
     unauthorized,
 )
+from central.auth import current_actor, roles_required
+from central.auth.roles import ADMINISTRATOR, APPROVER, ORGANISER
 from central.services import attendance, delegates, gates, invitations, meetings, organisations, snapshot
 from protocols import payloads
 
@@ -22,42 +23,42 @@ OPENAPI_PATH = Path(__file__).resolve().parent.parent / "openapi.json"
 
 
 @bp.post("/organisations")
-@require_api_token
+@roles_required(ORGANISER)
 def create_organisation() -> Any:
     """Create an invited organisation."""
-    org = organisations.create_organisation(json_body())
+    org = organisations.create_organisation(json_body(), actor=current_actor(), now=context().clock())
     return jsonify(organisations.organisation_to_dict(org)), 201
 
 
 @bp.post("/meetings")
-@require_api_token
+@roles_required(ORGANISER)
 def create_meeting() -> Any:
     """Create a meeting."""
-    meeting = meetings.create_meeting(json_body(), now=context().clock())
+    meeting = meetings.create_meeting(json_body(), now=context().clock(), actor=current_actor())
     return jsonify(meetings.meeting_to_dict(meeting)), 201
 
 
 @bp.get("/meetings/<int:meeting_id>")
-@require_api_token
+@roles_required(ORGANISER, APPROVER)
 def get_meeting(meeting_id: int) -> Any:
     """Return one meeting."""
     return jsonify(meetings.meeting_to_dict(meetings.get_meeting(meeting_id)))
 
 
 @bp.get("/meetings/<int:meeting_id>/attendance")
-@require_api_token
+@roles_required(ORGANISER, APPROVER)
 def get_attendance(meeting_id: int) -> Any:
     """Return who was expected and who entered."""
     return jsonify(attendance.meeting_attendance(meetings.get_meeting(meeting_id)))
 
 
 @bp.post("/invitations")
-@require_api_token
+@roles_required(ORGANISER)
 def create_invitation() -> Any:
-    """Number an invitation; the response is the only place its secret appears."""
+    """Number an invitation at once (no approval step); the response is the only place its secret appears."""
     ctx = context()
     issued = invitations.create_invitation(
-        json_body(), now=ctx.clock(), number_format=ctx.config.invitation_format
+        json_body(), now=ctx.clock(), number_format=ctx.config.invitation_format, actor=current_actor()
     )
     body = invitations.invitation_to_dict(issued.invitation)
     body["secret"] = issued.secret
@@ -85,10 +86,10 @@ def register_delegate(number: str) -> Any:
 
 
 @bp.post("/gates")
-@require_api_token
+@roles_required(ORGANISER, ADMINISTRATOR)
 def register_gate() -> Any:
     """Register a gate; the response is the only place its token appears."""
-    registered = gates.register_gate(json_body())
+    registered = gates.register_gate(json_body(), actor=current_actor(), now=context().clock())
     body = gates.gate_to_dict(registered.gate)
     body["token"] = registered.token
     return jsonify(body), 201

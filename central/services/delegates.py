@@ -10,12 +10,12 @@ import logging
 import smtplib
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from central import models
 from central.db import write_transaction
-from central.notify.mail import MailSender, build_code_email
+from central.notify.mail import MailSender
 from central.services import validation as v
 from central.services.changes import append_change
 from central.services.errors import ConflictError
@@ -62,8 +62,9 @@ def register_delegate(
     mail_sender: MailSender,
     mail_from: str,
     entry_opens_before: timedelta = timedelta(minutes=120),
+    send_mail: bool = True,
 ) -> models.Delegate:
-    """Register a delegate under ``invitation``, issue their code and e-mail it.
+    """Register a delegate under ``invitation``, issue their code and e-mail it (unless ``send_mail=False``).
 
     ``signing_key`` is called only for signed meetings. The code is valid from ``entry_opens_before``
     before the meeting starts until it ends. Raises ``InvalidInputError`` for bad fields and
@@ -116,25 +117,26 @@ def register_delegate(
         "delegate registered id=%s meeting=%s scheme=%s email=%s phone=%s",
         delegate.id, meeting.id, scheme.value, mask_email(delegate.email), mask_phone(delegate.phone),
     )
-    send_code_email(delegate, mail_sender=mail_sender, mail_from=mail_from)
+    if send_mail:
+        send_code_email(delegate, mail_sender=mail_sender, mail_from=mail_from, now=now)
     return delegate
 
 
-def send_code_email(delegate: models.Delegate, *, mail_sender: MailSender, mail_from: str) -> bool:
-    """E-mail the delegate their code and record the result on the row; True when it was sent."""
-    meeting = delegate.meeting
-    message = build_code_email(
-        sender=mail_from,
-        to=delegate.email,
-        delegate_name=delegate.name,
-        organisation=delegate.invitation.organisation.name,
-        meeting_title=meeting.title,
-        starts_at=meeting.starts_at,
-        venue=meeting.venue,
-        invitation_number=delegate.invitation.number,
-        code=delegate.code,
-        scheme=meeting.scheme,
-    )
+def send_code_email(
+    delegate: models.Delegate, *, mail_sender: MailSender, mail_from: str, now: datetime | None = None
+) -> bool:
+    """E-mail the delegate their code, PDF ticket and calendar entry; record the result on the row.
+
+    With a queueing sender (``central.mailqueue``) the mail is only queued (``mail_status="queued"``, the
+    worker sets "sent" or "failed" later) and False is returned; otherwise True when it was sent.
+    """
+    from central.tickets.mail import build_delegate_mail
+
+    enqueue = getattr(mail_sender, "enqueue_delegate_code", None)
+    if callable(enqueue):
+        enqueue(delegate)
+        return False
+    message = build_delegate_mail(delegate, mail_from=mail_from, now=now or datetime.now(UTC))
     try:
         mail_sender.send(message)
     except (OSError, smtplib.SMTPException) as exc:

@@ -7,10 +7,12 @@ import hmac
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from central import models
 from central.services import validation as v
+from central.services.audit import audit
 from central.services.errors import InvalidInputError
 
 _DUMMY_HASH = hashlib.sha256(b"vaora-no-such-gate").hexdigest()
@@ -29,8 +31,11 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def register_gate(data: Mapping[str, Any]) -> RegisteredGate:
-    """Validate and store a gate: ``gate_id``, ``site_id`` (ids), optional ``name``, ``direction`` (in)."""
+def register_gate(
+    data: Mapping[str, Any], *, actor: str = "system", now: datetime | None = None
+) -> RegisteredGate:
+    """Validate and store a gate: ``gate_id``, ``site_id`` (ids), optional ``name``, ``direction`` (in).
+    The registration is audited (``gate.register`` by ``actor``)."""
     fields = v.FieldCollector(data)
     gate_id = fields.take("gate_id", v.site_id)
     site_id = fields.take("site_id", v.site_id)
@@ -48,6 +53,8 @@ def register_gate(data: Mapping[str, Any]) -> RegisteredGate:
             direction=direction,
             token_hash=hash_token(token),
         )
+        audit(actor, "gate.register", f"gate:{gate_id}", {"site_id": site_id, "direction": direction},
+              now=now or datetime.now(UTC))
     return RegisteredGate(gate=gate, token=token)
 
 

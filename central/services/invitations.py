@@ -1,6 +1,10 @@
-"""Invitations: numbering per year ("Số thư mời", e.g. ``125/TM-UBND``) and the registration secret.
+"""Invitations: the official flow, numbering per year ("Số thư mời", e.g. ``125/TM-UBND``) and the secret.
 
-The secret is returned once, at creation; only its SHA-256 is stored and it is compared in constant time.
+An organiser drafts invitations (one per organisation); an approver approves one, which numbers it, gives
+it its registration secret and queues its delivery by e-mail and SMS, or returns it with a comment; the
+organiser can correct a returned draft and submit it again. The API's ``create_invitation`` numbers at
+once (integrations that run their own approval). The secret exists in clear only in the creation
+response and in the delivery rows still to be sent; only its SHA-256 is kept on the invitation.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +25,7 @@ import peewee
 from central import models
 from central.db import write_transaction
 from central.services import validation as v
+from central.services.audit import audit
 from central.services.errors import ConflictError, NotFoundError
 from protocols.reasons import Reason
 
@@ -52,12 +57,11 @@ def format_number(fmt: str, seq: int, year: int) -> str:
 
 
 def create_invitation(
-    data: Mapping[str, Any], now: datetime, number_format: str = "{seq}/TM-UBND"
+    data: Mapping[str, Any], now: datetime, number_format: str = "{seq}/TM-UBND", *, actor: str = "system"
 ) -> IssuedInvitation:
-    """Number and store an invitation of ``organisation_id`` to ``meeting_id``.
+    """Number and store an (approved) invitation of ``organisation_id`` to ``meeting_id`` at once.
 
-    The sequence is the next one in the year's register. Two concurrent requests cannot get the same
-    number: the (year, seq) and number columns are unique, and a losing insert retries with the next seq.
+    The sequence is the next one in the year's register (see :func:`_numbered`).
     """
     fields = v.FieldCollector(data)
     meeting_id = fields.take("meeting_id", v.positive_int)
@@ -75,8 +79,36 @@ def create_invitation(
     if meeting.status == "cancelled":
         raise ConflictError(Reason.MEETING_CANCELLED)
 
-    year = now.astimezone(REGISTER_TZ).year
     secret = secrets.token_urlsafe(24)
+
+    def insert(year: int, seq: int) -> models.Invitation:
+        invitation = models.Invitation.create(
+            meeting=meeting,
+            organisation=organisation,
+            number=format_number(number_format, seq, year),
+            year=year,
+            seq=seq,
+            secret_hash=hash_secret(secret),
+            created_at=now,
+            status=APPROVED,
+            approved_at=now,
+            approved_by=actor,
+        )
+        audit(actor, "invitation.create", f"invitation:{invitation.id}",
+              {"number": invitation.number, "organisation": organisation.id, "meeting": meeting.id}, now=now)
+        return invitation
+
+    invitation = _numbered(now, insert)
+    return IssuedInvitation(invitation=invitation, secret=secret)
+
+
+def _numbered(now: datetime, write: Callable[[int, int], models.Invitation]) -> models.Invitation:
+    """Run ``write(year, seq)`` in a transaction with the next free number of the year's register.
+
+    Two concurrent approvals cannot get the same number: the (year, seq) and number columns are unique,
+    and a losing write retries with the next seq.
+    """
+    year = now.astimezone(REGISTER_TZ).year
     for attempt in range(MAX_NUMBERING_ATTEMPTS):
         try:
             with write_transaction():
@@ -85,18 +117,9 @@ def create_invitation(
                     .where(models.Invitation.year == year)
                     .scalar()
                 )
-                seq = (last or 0) + 1
-                invitation = models.Invitation.create(
-                    meeting=meeting,
-                    organisation=organisation,
-                    number=format_number(number_format, seq, year),
-                    year=year,
-                    seq=seq,
-                    secret_hash=hash_secret(secret),
-                    created_at=now,
-                )
+                invitation = write(year, (last or 0) + 1)
             log.info("invitation numbered number=%s tries=%d", invitation.number, attempt + 1)
-            return IssuedInvitation(invitation=invitation, secret=secret)
+            return invitation
         except peewee.IntegrityError:
             log.info("invitation number taken, retrying year=%s attempt=%d", year, attempt)
     raise ConflictError(Reason.INTERNAL_ERROR, "Không cấp được số thư mời, vui lòng thử lại")
@@ -109,7 +132,7 @@ def find_invitation(number: str, secret: str | None) -> models.Invitation:
     number and a wrong secret raise the same error, after the same constant-time comparisons.
     """
     candidates: list[models.Invitation] = []
-    if isinstance(number, str) and len(number) <= 64:
+    if isinstance(number, str) and number and len(number) <= 64:
         candidates = list(models.Invitation.select().where(models.Invitation.number == number))
     given = hash_secret(secret) if isinstance(secret, str) else ""
     found = None
@@ -127,9 +150,9 @@ def registration_url(public_url: str, number: str, secret: str) -> str:
     return f"{public_url}/registration/{quote(number, safe='/')}?secret={quote(secret, safe='')}"
 
 
-def invitation_to_dict(invitation: models.Invitation) -> dict[str, Any]:
+def invitation_to_dict(invitation: models.Invitation, *, with_deliveries: bool = False) -> dict[str, Any]:
     """Return the JSON form of an invitation (never its secret)."""
-    return {
+    body = {
         "id": invitation.id,
         "number": invitation.number,
         "year": invitation.year,
@@ -137,4 +160,184 @@ def invitation_to_dict(invitation: models.Invitation) -> dict[str, Any]:
         "meeting_id": invitation.meeting_id,
         "organisation_id": invitation.organisation_id,
         "created_at": invitation.created_at.isoformat(),
+        "status": invitation.status,
+        "delegate_limit": invitation.delegate_limit,
+        "comment": invitation.comment,
+        "drafted_by": invitation.drafted_by,
+        "approved_by": invitation.approved_by,
+        "approved_at": invitation.approved_at.isoformat() if invitation.approved_at else None,
     }
+    if with_deliveries:
+        from central.services.deliveries import delivery_to_dict
+
+        body["deliveries"] = [delivery_to_dict(d) for d in invitation.deliveries.order_by(models.Delivery.id)]
+    return body
+
+
+# ------------------------------------------------------------------------------------------ the official flow
+
+DRAFT = "draft"
+RETURNED = "returned"
+APPROVED = "approved"
+SENT = "sent"
+STATUSES = (DRAFT, RETURNED, APPROVED, SENT)
+MAX_COMMENT = 1000
+MAX_DELEGATE_LIMIT = 500
+
+
+def _delegate_limit(value: Any) -> int | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DELEGATE_LIMIT:
+        raise v.FieldError(f"Phải là số từ 1 đến {MAX_DELEGATE_LIMIT}")
+    return value
+
+
+def _organisation_ids(value: Any) -> list[int]:
+    if not isinstance(value, list) or not value:
+        raise v.FieldError("Chọn ít nhất một đơn vị")
+    if not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in value):
+        raise v.FieldError("Phải là danh sách mã đơn vị")
+    return list(dict.fromkeys(value))
+
+
+def draft_invitations(data: Mapping[str, Any], *, actor: str, now: datetime) -> list[models.Invitation]:
+    """Draft one invitation per organisation: ``meeting_id``, ``organisation_ids`` (a list), optional
+    ``delegate_limit``. An organisation that already has a live invitation to the meeting is refused."""
+    fields = v.FieldCollector(data)
+    meeting_id = fields.take("meeting_id", v.positive_int)
+    org_ids = fields.take("organisation_ids", _organisation_ids)
+    limit = fields.take("delegate_limit", _delegate_limit)
+    meeting = None
+    if meeting_id is not None:
+        meeting = models.Meeting.get_or_none(models.Meeting.id == meeting_id)
+        if meeting is None:
+            fields.add("meeting_id", "Không tìm thấy cuộc họp")
+    orgs: list[models.Organisation] = []
+    if org_ids:
+        orgs = list(models.Organisation.select().where(models.Organisation.id.in_(org_ids)))
+        if len(orgs) != len(org_ids):
+            fields.add("organisation_ids", "Không tìm thấy đơn vị")
+        elif meeting is not None:
+            taken = [
+                inv.organisation.name
+                for inv in models.Invitation.select().where(
+                    (models.Invitation.meeting == meeting) & models.Invitation.organisation.in_(org_ids)
+                )
+            ]
+            if taken:
+                fields.add("organisation_ids", "Đã có thư mời cho: " + ", ".join(sorted(set(taken))))
+    fields.raise_if_any()
+    if meeting.status in ("cancelled", "held"):
+        raise ConflictError(Reason.MEETING_CANCELLED, "Cuộc họp đã hủy hoặc đã họp")
+    created = []
+    with write_transaction():
+        for org in sorted(orgs, key=lambda o: o.name):
+            invitation = models.Invitation.create(
+                meeting=meeting, organisation=org, status=DRAFT, delegate_limit=limit,
+                drafted_by=actor, created_at=now,
+            )
+            audit(actor, "invitation.draft", f"invitation:{invitation.id}",
+                  {"meeting": meeting.id, "organisation": org.id, "delegate_limit": limit}, now=now)
+            created.append(invitation)
+    return created
+
+
+def get_invitation(invitation_id: int) -> models.Invitation:
+    """Return the invitation or raise :class:`NotFoundError`."""
+    invitation = models.Invitation.get_or_none(models.Invitation.id == invitation_id)
+    if invitation is None:
+        raise NotFoundError(Reason.UNKNOWN_CODE, "Không tìm thấy thư mời")
+    return invitation
+
+
+def list_invitations(status: str | None = None, meeting_id: int | None = None) -> list[models.Invitation]:
+    """Return invitations, newest first, optionally filtered by state and meeting."""
+    query = models.Invitation.select().order_by(models.Invitation.id.desc())
+    if status in STATUSES:
+        query = query.where(models.Invitation.status == status)
+    if meeting_id:
+        query = query.where(models.Invitation.meeting == meeting_id)
+    return list(query)
+
+
+def _require(invitation: models.Invitation, *states: str) -> None:
+    if invitation.status not in states:
+        raise ConflictError(
+            Reason.MALFORMED, f"Thư mời đang ở trạng thái '{invitation.status}', không thực hiện được thao tác này"
+        )
+
+
+@dataclass(frozen=True)
+class ApprovedInvitation:
+    """An invitation just approved, and its registration link (the only time it exists outside delivery)."""
+
+    invitation: models.Invitation
+    link: str
+
+
+def approve_invitation(
+    invitation_id: int, *, actor: str, now: datetime, number_format: str, public_url: str
+) -> ApprovedInvitation:
+    """Approve a draft: number it, give it a secret and queue its e-mail and SMS deliveries."""
+    from central.services.deliveries import queue_deliveries
+
+    invitation = get_invitation(invitation_id)
+    _require(invitation, DRAFT)
+    if invitation.meeting.status in ("cancelled", "held"):
+        raise ConflictError(Reason.MEETING_CANCELLED, "Cuộc họp đã hủy hoặc đã họp")
+    secret = secrets.token_urlsafe(24)
+    holder: dict[str, str] = {}
+
+    def write(year: int, seq: int) -> models.Invitation:
+        row = models.Invitation.get_by_id(invitation.id)
+        _require(row, DRAFT)
+        row.number = format_number(number_format, seq, year)
+        row.year, row.seq = year, seq
+        row.secret_hash = hash_secret(secret)
+        row.status = APPROVED
+        row.approved_by = actor
+        row.approved_at = now
+        row.save()
+        holder["link"] = registration_url(public_url, row.number, secret)
+        queue_deliveries(row, holder["link"], now=now)
+        audit(actor, "invitation.approve", f"invitation:{row.id}", {"number": row.number}, now=now)
+        return row
+
+    approved = _numbered(now, write)
+    return ApprovedInvitation(invitation=approved, link=holder["link"])
+
+
+def return_invitation(invitation_id: int, comment: Any, *, actor: str, now: datetime) -> models.Invitation:
+    """Send a draft back to the organiser with a (required) comment."""
+    fields = v.FieldCollector({"comment": comment})
+    text = fields.take("comment", v.text, required=True, max_length=MAX_COMMENT)
+    fields.raise_if_any()
+    with write_transaction():
+        invitation = get_invitation(invitation_id)
+        _require(invitation, DRAFT)
+        invitation.status = RETURNED
+        invitation.comment = text
+        invitation.save()
+        audit(actor, "invitation.return", f"invitation:{invitation.id}", {"comment": text}, now=now)
+    return invitation
+
+
+def resubmit_invitation(
+    invitation_id: int, data: Mapping[str, Any], *, actor: str, now: datetime
+) -> models.Invitation:
+    """Submit a returned (or edit a draft) invitation again for approval, optionally changing
+    ``delegate_limit``."""
+    fields = v.FieldCollector(data)
+    limit = fields.take("delegate_limit", _delegate_limit)
+    fields.raise_if_any()
+    with write_transaction():
+        invitation = get_invitation(invitation_id)
+        _require(invitation, DRAFT, RETURNED)
+        previous = invitation.status
+        invitation.status = DRAFT
+        invitation.delegate_limit = limit
+        invitation.save()
+        audit(actor, "invitation.resubmit", f"invitation:{invitation.id}",
+              {"from": previous, "delegate_limit": limit}, now=now)
+    return invitation

@@ -1,56 +1,265 @@
-"""Meetings: creation, lookup and the form gates see (:class:`protocols.payloads.MeetingEntry`)."""
+"""Meetings: creation, editing, states, remote points, and the form gates see (``MeetingEntry``).
+
+Cancelling a meeting revokes every delegate's code and tells them; moving its time re-issues every code
+with the new validity and e-mails it. Both append the changes gates follow and are audited.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from central import models
+from central.db import write_transaction
 from central.services import validation as v
+from central.services.audit import audit
 from central.services.changes import append_change
-from central.services.errors import NotFoundError
+from central.services.errors import ConflictError, InvalidInputError, NotFoundError
+from central.services.keys import ActiveKey
 from protocols import payloads
-from protocols.codes import Scheme
+from protocols.codes import Scheme, SignedClaims, compact_hash, credential_of, encode_signed, generate_compact
 from protocols.reasons import Reason
+
+log = logging.getLogger(__name__)
 
 SCHEMES = tuple(s.value for s in Scheme)
 ENTRY_POLICIES = ("single", "reentry", "unlimited")
 STATUSES = ("draft", "open", "closed", "held", "cancelled")
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "draft": ("open", "cancelled"),
+    "open": ("closed", "cancelled", "draft"),
+    "closed": ("open", "held", "cancelled"),
+    "held": (),
+    "cancelled": (),
+}
+"""Which state a meeting may move to from each state."""
 
 
-def create_meeting(data: Mapping[str, Any], now: datetime) -> models.Meeting:
-    """Validate and store a meeting; appends a ``meeting_upsert`` change.
+def _optional_datetime(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    return v.aware_datetime(value)
 
-    Fields: ``title``, ``starts_at``, ``ends_at`` (ISO 8601 with offset), ``venue``, ``site_id``,
-    optional ``scheme`` (compact), ``entry_policy`` (single), ``status`` (open).
-    """
+
+def _ids(value: Any) -> list[int]:
+    if value in (None, ""):
+        return []
+    if not isinstance(value, list) or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0
+                                              for x in value):
+        raise v.FieldError("Phải là danh sách mã số")
+    return list(dict.fromkeys(value))
+
+
+def _clean(data: Mapping[str, Any], *, partial: bool, current: models.Meeting | None = None) -> dict[str, Any]:
+    """Validate meeting fields (all for a new meeting, the present ones for an edit)."""
     fields = v.FieldCollector(data)
-    title = fields.take("title", v.text, required=True, max_length=500)
-    starts_at = fields.take("starts_at", v.aware_datetime)
-    ends_at = fields.take("ends_at", v.aware_datetime)
-    venue = fields.take("venue", v.text, required=True, max_length=200)
-    site_id = fields.take("site_id", v.site_id)
-    scheme = fields.take("scheme", v.choice, SCHEMES, "compact")
-    entry_policy = fields.take("entry_policy", v.choice, ENTRY_POLICIES, "single")
-    status = fields.take("status", v.choice, STATUSES, "open")
-    if starts_at and ends_at and ends_at <= starts_at:
-        fields.add("ends_at", "Giờ kết thúc phải sau giờ bắt đầu")
-    fields.raise_if_any()
-    with models.database.atomic():
-        meeting = models.Meeting.create(
-            title=title,
-            starts_at=starts_at,
-            ends_at=ends_at,
-            venue=venue,
-            site_id=site_id,
-            scheme=scheme,
-            entry_policy=entry_policy,
-            status=status,
-            created_at=now,
+    clean: dict[str, Any] = {}
+
+    def want(name: str) -> bool:
+        return not partial or name in data
+
+    if want("title"):
+        clean["title"] = fields.take("title", v.text, required=True, max_length=500)
+    if want("starts_at"):
+        clean["starts_at"] = fields.take("starts_at", v.aware_datetime)
+    if want("ends_at"):
+        clean["ends_at"] = fields.take("ends_at", v.aware_datetime)
+    if want("agenda"):
+        clean["agenda"] = fields.take("agenda", v.multiline_text, required=False, max_length=5000) or ""
+    if want("chair"):
+        clean["chair"] = fields.take("chair", v.text, required=False, max_length=200) or ""
+    if want("registration_deadline"):
+        clean["registration_deadline"] = fields.take("registration_deadline", _optional_datetime)
+    if want("scheme") and not (partial and current is not None and current.delegates.count()):
+        clean["scheme"] = fields.take("scheme", v.choice, SCHEMES, current.scheme if current else "compact")
+    if want("entry_policy"):
+        clean["entry_policy"] = fields.take(
+            "entry_policy", v.choice, ENTRY_POLICIES, current.entry_policy if current else "single"
         )
+    if not partial:
+        clean["status"] = fields.take("status", v.choice, STATUSES, "open")
+    if want("remote_venue_ids"):
+        ids = fields.take("remote_venue_ids", _ids)
+        if ids:
+            found = {x.id for x in models.Venue.select().where(models.Venue.id.in_(ids))}
+            if set(ids) - found:
+                fields.add("remote_venue_ids", "Không tìm thấy điểm cầu")
+        clean["remote_venue_ids"] = ids or []
+    main_venue = None
+    if data.get("main_venue_id") not in (None, ""):
+        venue_id = fields.take("main_venue_id", v.positive_int)
+        if venue_id is not None:
+            main_venue = models.Venue.get_or_none(models.Venue.id == venue_id)
+            if main_venue is None or main_venue.kind != "main":
+                fields.add("main_venue_id", "Không tìm thấy hội trường chính")
+                main_venue = None
+        if main_venue is not None:
+            clean["main_venue"] = main_venue.id
+            clean["venue"] = main_venue.name
+            clean["site_id"] = main_venue.site_id
+    if main_venue is None and (want("venue") or want("site_id")) and "main_venue_id" not in data:
+        if want("venue"):
+            clean["venue"] = fields.take("venue", v.text, required=True, max_length=200)
+        if want("site_id"):
+            clean["site_id"] = fields.take("site_id", v.site_id)
+    elif main_venue is None and not partial:
+        fields.add("main_venue_id", "Chọn hội trường chính")
+    starts = clean.get("starts_at", current.starts_at if current else None)
+    ends = clean.get("ends_at", current.ends_at if current else None)
+    if starts and ends and ends <= starts:
+        fields.add("ends_at", "Giờ kết thúc phải sau giờ bắt đầu")
+    deadline = clean.get("registration_deadline", current.registration_deadline if current else None)
+    if deadline and starts and deadline > starts:
+        fields.add("registration_deadline", "Hạn đăng ký phải trước giờ bắt đầu")
+    fields.raise_if_any()
+    return clean
+
+
+def create_meeting(data: Mapping[str, Any], now: datetime, *, actor: str = "system") -> models.Meeting:
+    """Validate and store a meeting; appends a ``meeting_upsert`` change and an audit entry.
+
+    Fields: ``title``, ``starts_at``, ``ends_at`` (ISO 8601 with offset), either ``main_venue_id`` or
+    ``venue`` and ``site_id``; optional ``agenda``, ``chair``, ``registration_deadline``,
+    ``remote_venue_ids``, ``scheme`` (compact), ``entry_policy`` (single), ``status`` (open).
+    """
+    clean = _clean(data, partial=False)
+    remote = clean.pop("remote_venue_ids", [])
+    with write_transaction():
+        meeting = models.Meeting.create(**clean, created_at=now, updated_at=now)
+        for venue_id in remote:
+            models.MeetingVenue.create(meeting=meeting, venue=venue_id)
         meeting = models.Meeting.get_by_id(meeting.id)  # read back: aware UTC datetimes
         append_change(payloads.MeetingUpsert(meeting=meeting_entry(meeting)), now)
+        audit(actor, "meeting.create", f"meeting:{meeting.id}", {"title": meeting.title}, now=now)
+    return meeting
+
+
+def update_meeting(
+    meeting_id: int,
+    data: Mapping[str, Any],
+    now: datetime,
+    *,
+    actor: str,
+    reissue: Callable[[models.Delegate], None] | None = None,
+    signing_key: Callable[[], ActiveKey] | None = None,
+    entry_opens_before: timedelta = timedelta(minutes=120),
+) -> models.Meeting:
+    """Edit the given fields of a meeting. Moving its start or end re-issues every active delegate's code,
+    valid from ``entry_opens_before`` the start (signed with ``signing_key()`` for signed meetings);
+    ``reissue`` is called for each re-issued delegate after the commit, to e-mail the new code."""
+    meeting = get_meeting(meeting_id)
+    if meeting.status in ("cancelled", "held"):
+        raise ConflictError(Reason.MEETING_CANCELLED, "Cuộc họp đã hủy hoặc đã họp, không sửa được")
+    clean = _clean(data, partial=True, current=meeting)
+    remote = clean.pop("remote_venue_ids", None)
+    moved = any(
+        key in clean and clean[key] != getattr(meeting, key) for key in ("starts_at", "ends_at")
+    )
+    changed = {k: str(val) for k, val in clean.items() if getattr(meeting, k) != val}
+    reissued: list[models.Delegate] = []
+    with write_transaction():
+        for key, value in clean.items():
+            setattr(meeting, key, value)
+        meeting.updated_at = now
+        meeting.save()
+        if remote is not None:
+            models.MeetingVenue.delete().where(models.MeetingVenue.meeting == meeting).execute()
+            for venue_id in remote:
+                models.MeetingVenue.create(meeting=meeting, venue=venue_id)
+            changed["remote_venue_ids"] = str(remote)
+        meeting = models.Meeting.get_by_id(meeting.id)
+        append_change(payloads.MeetingUpsert(meeting=meeting_entry(meeting)), now)
+        if moved:
+            reissued = _reissue_codes(meeting, now, signing_key, entry_opens_before)
+        audit(actor, "meeting.update", f"meeting:{meeting.id}",
+              {"changed": changed, "codes_reissued": len(reissued)}, now=now)
+    if reissue is not None:
+        for delegate in reissued:
+            reissue(delegate)
+    return meeting
+
+
+def _reissue_codes(
+    meeting: models.Meeting,
+    now: datetime,
+    signing_key: Callable[[], ActiveKey] | None,
+    entry_opens_before: timedelta,
+) -> list[models.Delegate]:
+    from central.services.delegates import delegate_entry
+
+    valid_from = meeting.starts_at - entry_opens_before
+    valid_until = meeting.ends_at
+    reissued = []
+    active = models.Delegate.select().where(
+        (models.Delegate.meeting == meeting) & models.Delegate.revoked_at.is_null()
+    )
+    for delegate in active:
+        if meeting.scheme == Scheme.SIGNED.value:
+            if signing_key is None:
+                raise ConflictError(Reason.INTERNAL_ERROR, "Chưa có khóa ký mã")
+            key = signing_key()
+            claims = SignedClaims(key_id=key.key_id, meeting_id=meeting.id, attendee_id=delegate.id,
+                                  valid_from=valid_from, valid_until=valid_until)
+            delegate.code = encode_signed(claims, key.private_key)
+            delegate.code_hash = None
+        else:
+            delegate.code = generate_compact()
+            delegate.code_hash = compact_hash(delegate.code)
+        delegate.credential = credential_of(delegate.code)
+        delegate.valid_from = valid_from
+        delegate.valid_until = valid_until
+        delegate.mail_status = "pending"
+        delegate.save()
+        delegate = models.Delegate.get_by_id(delegate.id)
+        append_change(payloads.DelegateUpsert(delegate=delegate_entry(delegate)), now)
+        reissued.append(delegate)
+    return reissued
+
+
+def set_status(
+    meeting_id: int,
+    status: Any,
+    now: datetime,
+    *,
+    actor: str,
+    notify_cancelled: Callable[[models.Delegate], None] | None = None,
+) -> models.Meeting:
+    """Move a meeting to ``status`` along :data:`TRANSITIONS`. Cancelling revokes every delegate's code
+    (``notify_cancelled`` is called for each after the commit)."""
+    if status not in STATUSES:
+        raise InvalidInputError({"status": "Phải là một trong: " + ", ".join(STATUSES)})
+    meeting = get_meeting(meeting_id)
+    if status == meeting.status:
+        return meeting
+    if status not in TRANSITIONS[meeting.status]:
+        raise ConflictError(
+            Reason.MEETING_CANCELLED if meeting.status == "cancelled" else Reason.MALFORMED,
+            f"Không thể chuyển cuộc họp từ trạng thái '{meeting.status}' sang '{status}'",
+        )
+    revoked: list[models.Delegate] = []
+    with write_transaction():
+        previous = meeting.status
+        meeting.status = status
+        meeting.updated_at = now
+        meeting.save()
+        if status == "cancelled":
+            active = models.Delegate.select().where(
+                (models.Delegate.meeting == meeting) & models.Delegate.revoked_at.is_null()
+            )
+            for delegate in active:
+                delegate.revoked_at = now
+                delegate.save()
+                append_change(payloads.DelegateRevoke(meeting_id=meeting.id, delegate_id=delegate.id), now)
+                revoked.append(delegate)
+        meeting = models.Meeting.get_by_id(meeting.id)
+        append_change(payloads.MeetingUpsert(meeting=meeting_entry(meeting)), now)
+        audit(actor, "meeting.status", f"meeting:{meeting.id}",
+              {"from": previous, "to": status, "codes_revoked": len(revoked)}, now=now)
+    if notify_cancelled is not None:
+        for delegate in revoked:
+            notify_cancelled(delegate)
     return meeting
 
 
@@ -60,6 +269,24 @@ def get_meeting(meeting_id: int) -> models.Meeting:
     if meeting is None:
         raise NotFoundError(Reason.UNKNOWN_CODE, "Không tìm thấy cuộc họp")
     return meeting
+
+
+def list_meetings(status: str | None = None) -> list[models.Meeting]:
+    """Return meetings, latest start first, optionally in one state."""
+    query = models.Meeting.select().order_by(models.Meeting.starts_at.desc())
+    if status in STATUSES:
+        query = query.where(models.Meeting.status == status)
+    return list(query)
+
+
+def remote_venues(meeting: models.Meeting) -> list[models.Venue]:
+    """Return the meeting's remote points."""
+    return list(
+        models.Venue.select()
+        .join(models.MeetingVenue)
+        .where(models.MeetingVenue.meeting == meeting)
+        .order_by(models.Venue.name)
+    )
 
 
 def meeting_entry(meeting: models.Meeting) -> payloads.MeetingEntry:
@@ -90,4 +317,19 @@ def meeting_to_dict(meeting: models.Meeting) -> dict[str, Any]:
         "entry_policy": meeting.entry_policy,
         "status": meeting.status,
         "created_at": meeting.created_at.isoformat(),
+        "agenda": meeting.agenda,
+        "chair": meeting.chair,
+        "registration_deadline": meeting.registration_deadline.isoformat()
+        if meeting.registration_deadline else None,
+        "main_venue_id": meeting.main_venue,
+        "remote_venue_ids": [venue.id for venue in remote_venues(meeting)],
     }
+
+
+def delegates_of(meeting: models.Meeting, *, active_only: bool = True) -> Sequence[models.Delegate]:
+    """Return the meeting's delegates (only those whose code is not revoked, by default)."""
+    query = models.Delegate.select().where(models.Delegate.meeting == meeting)
+    if active_only:
+        query = query.where(models.Delegate.revoked_at.is_null())
+    return list(query)
+

@@ -50,6 +50,23 @@ def text(value: Any, *, required: bool, max_length: int) -> str:
     return value
 
 
+def multiline_text(value: Any, *, required: bool, max_length: int) -> str:
+    """Like :func:`text`, but line breaks are allowed (``\r\n`` becomes ``\n``, tabs become spaces)."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise FieldError("Phải là chuỗi ký tự")
+    lines = value.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ").split("\n")
+    if any(_has_control(line) for line in lines):
+        raise FieldError("Chứa ký tự không hợp lệ")
+    value = unicodedata.normalize("NFC", "\n".join(line.rstrip() for line in lines).strip())
+    if required and not value:
+        raise FieldError("Không được để trống")
+    if len(value) > max_length:
+        raise FieldError(f"Tối đa {max_length} ký tự")
+    return value
+
+
 def email(value: Any, *, required: bool = True) -> str | None:
     """Return a valid e-mail address, domain lower-cased (None when optional and empty)."""
     raw = text(value, required=required, max_length=254)
@@ -92,6 +109,8 @@ def site_id(value: Any) -> str:
 
 def aware_datetime(value: Any) -> datetime:
     """Return an ISO 8601 datetime with a timezone offset (e.g. ``2025-03-01T08:00:00+07:00``)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise FieldError("Không được để trống")
     if not isinstance(value, str):
         raise FieldError("Phải là thời gian ISO 8601, ví dụ 2025-03-01T08:00:00+07:00")
     try:

@@ -49,6 +49,7 @@ def central_config(database_url: str, tmp_path: Path, mail: MailCatcher) -> dict
         "VAORA_API_TOKEN": API_TOKEN,
         "VAORA_SIGNING_KEY_FILE": str(tmp_path / "keys" / "signing-key.pem"),
         "VAORA_PUBLIC_URL": "https://vaora.example.vn",
+        "VAORA_DATA_DIR": str(tmp_path / "data"),
         "TESTING": True,
     }
 

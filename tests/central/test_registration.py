@@ -178,7 +178,7 @@ def test_organiser_routes_need_the_api_token(client, api: Api) -> None:
 def test_json_errors_for_unknown_routes_and_methods(client) -> None:
     missing = client.get("/api/v1/nothing-here")
     assert missing.status_code == 404 and missing.get_json()["error"] == "not_found"
-    wrong_method = client.get("/api/v1/organisations")
+    wrong_method = client.get("/api/v1/invitations/drafts")
     assert wrong_method.status_code == 405 and wrong_method.get_json()["error"] == "method_not_allowed"
 
 

@@ -1,0 +1,203 @@
+"""Bulk code e-mails through the mail queue: 300 delegates' mails (inline QR, PDF ticket, .ics) to a local
+SMTP server, timed from the enqueue of the first to the arrival of the last. Target: at most 30 s.
+
+Variants, same run, same machine: one worker with one reused SMTP connection (what central runs), one worker
+opening a connection per mail, and two workers (threads) with a connection each.
+
+    python benchmarks/mail_bulk.py [--mails 300] [--database-url sqlite:///...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from central import models
+from central.db import create_tables, database, open_database, write_transaction
+from central.devtools.mailcatcher import MailCatcher
+from central.mailqueue.models import MailJob
+from central.mailqueue.queue import enqueue_delegate_code, new_batch
+from central.mailqueue.worker import MailWorker, PooledSmtpSender
+from central.notify.mail import SmtpMailSender
+from central.services.delegates import register_delegate
+
+MAIL_FROM = "vanphong@ubnd.example.vn"
+TARGET_SECONDS = 30.0
+
+
+@dataclass
+class Result:
+    """One variant's figures."""
+
+    name: str
+    mails: int
+    enqueue_s: float
+    total_s: float
+    mean_size_kb: float
+
+    @property
+    def rate(self) -> float:
+        """Mails per second, enqueue to last arrival."""
+        return self.mails / self.total_s
+
+
+def seed(count: int) -> list[models.Delegate]:
+    """One meeting, one invitation, ``count`` delegates with codes (not timed)."""
+    now = datetime.now(UTC)
+    meeting = models.Meeting.create(
+        title="Hội nghị tổng kết công tác năm 2025 và triển khai nhiệm vụ năm 2026",
+        starts_at=now + timedelta(days=2),
+        ends_at=now + timedelta(days=2, hours=4),
+        venue="Hội trường lớn, trụ sở UBND",
+        site_id="hq",
+        created_at=now,
+    )
+    organisation = models.Organisation.create(name="Sở Kế hoạch và Đầu tư")
+    invitation = models.Invitation.create(
+        meeting=meeting,
+        organisation=organisation,
+        number="125/TM-UBND",
+        year=2026,
+        seq=125,
+        secret_hash="0" * 64,
+        created_at=now,
+    )
+    return [
+        register_delegate(
+            invitation,
+            {
+                "name": f"Nguyễn Thị Hoà {n:03d}",
+                "position": "Chuyên viên",
+                "email": f"daibieu{n:03d}@example.vn",
+                "phone": f"09{n:08d}",
+            },
+            now,
+            signing_key=lambda: None,  # type: ignore[arg-type,return-value]
+            mail_sender=None,  # type: ignore[arg-type]
+            mail_from=MAIL_FROM,
+            send_mail=False,
+        )
+        for n in range(count)
+    ]
+
+
+def run_variant(name: str, delegates: list[models.Delegate], mail: MailCatcher, senders: list) -> Result:
+    """Enqueue every delegate's mail, run ``len(senders)`` workers until all arrived; return the figures."""
+    mail.clear()
+    stop = threading.Event()
+    workers = [
+        MailWorker(
+            sender=sender,
+            mail_from=MAIL_FROM,
+            clock=lambda: datetime.now(UTC),
+            worker_id=f"{name}-{i}",
+            poll_interval=0.05,
+        )
+        for i, sender in enumerate(senders)
+    ]
+    threads = [threading.Thread(target=w.run, args=(stop,), daemon=True) for w in workers]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3)  # workers idle and polling, as in central
+    started = time.perf_counter()
+    batch = new_batch()
+    with write_transaction():
+        for delegate in delegates:
+            enqueue_delegate_code(delegate, datetime.now(UTC), group_key="bench", batch=batch)
+    enqueued = time.perf_counter()
+    messages = mail.wait_for(len(delegates), timeout=600)
+    finished = time.perf_counter()
+    stop.set()
+    for thread in threads:
+        thread.join(10)
+    sent = MailJob.select().where((MailJob.batch == batch) & (MailJob.status == "sent")).count()
+    if sent != len(delegates) or len(mail.messages) != len(delegates):
+        raise SystemExit(
+            f"{name}: {sent} jobs sent, {len(mail.messages)} mails received, want {len(delegates)}"
+        )
+    size = sum(len(m.as_bytes()) for m in messages) / len(messages) / 1024
+    return Result(name, len(delegates), enqueued - started, finished - started, size)
+
+
+def machine() -> str:
+    """A one-line description of this machine."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{platform.node()}, {cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def main() -> int:
+    """Run the variants and print a Markdown block."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mails", type=int, default=300)
+    parser.add_argument("--database-url", default="")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.database_url or f"sqlite:///{tmp}/bench.db"
+        open_database(url)
+        create_tables()
+        database.connect(reuse_if_open=True)
+        delegates = seed(args.mails)
+        database.close()
+        with MailCatcher() as mail:
+            host, port = mail.host, mail.port
+            results = []
+            for name, senders in [
+                ("1 worker, reused SMTP connection (central's default)", [PooledSmtpSender(host, port)]),
+                ("1 worker, new SMTP connection per mail", [SmtpMailSender(host, port)]),
+                ("2 workers, reused SMTP connection each", [PooledSmtpSender(host, port) for _ in range(2)]),
+            ]:
+                database.connect(reuse_if_open=True)
+                results.append(run_variant(name, delegates, mail, senders))
+                database.close()
+
+    base = results[0]
+    engine = url.split(":", 1)[0]
+    print("```markdown")
+    print(f"### Bulk code e-mails through the mail queue ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)")
+    print()
+    print(f"- machine: {machine()}")
+    print(
+        f"- command: `python benchmarks/mail_bulk.py --mails {args.mails}` (database: {engine}, "
+        "SMTP: central.devtools.mailcatcher on 127.0.0.1)"
+    )
+    print(
+        f"- each mail: text + HTML with inline QR PNG, PDF ticket (QR + Code128), .ics; "
+        f"mean size {base.mean_size_kb:.0f} KiB"
+    )
+    print(f"- target: {args.mails} mails from enqueue to last arrival in at most {TARGET_SECONDS:.0f} s")
+    print()
+    print("| variant | enqueue (s) | enqueue to last mail (s) | mails/s | vs default |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for r in results:
+        ratio = base.total_s / r.total_s
+        print(f"| {r.name} | {r.enqueue_s:.2f} | {r.total_s:.1f} | {r.rate:.1f} | {ratio:.2f}x |")
+    print()
+    verdict = "meets" if base.total_s <= TARGET_SECONDS else "MISSES"
+    print(f"Default configuration {verdict} the target: {base.total_s:.1f} s for {base.mails} mails.")
+    print("```")
+    return 0 if base.total_s <= TARGET_SECONDS else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

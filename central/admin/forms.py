@@ -1,0 +1,40 @@
+"""Administration forms (validation is the services'; the forms carry CSRF and render fields)."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField, TelField
+
+
+class UserForm(FlaskForm):
+    """Create or edit a user."""
+
+    username = StringField(_l("Tên đăng nhập"))
+    full_name = StringField(_l("Họ và tên"))
+    email = EmailField(_l("Email"))
+    role = SelectField(_l("Vai trò"), validate_choice=False)
+    organisation_id = SelectField(_l("Đơn vị (cho cán bộ đăng ký)"), coerce=int, validate_choice=False)
+    password = PasswordField(_l("Mật khẩu"))
+    active = BooleanField(_l("Đang hoạt động"), default=True)
+
+
+class OrganisationForm(FlaskForm):
+    """Create or edit an organisation with its leader's and office's contacts."""
+
+    name = StringField(_l("Tên đơn vị"))
+    leader_name = StringField(_l("Lãnh đạo đơn vị"))
+    leader_phone = TelField(_l("Điện thoại lãnh đạo"))
+    leader_email = EmailField(_l("Email lãnh đạo"))
+    office_phone = TelField(_l("Điện thoại văn phòng"))
+    office_email = EmailField(_l("Email văn phòng"))
+
+
+class VenueForm(FlaskForm):
+    """Create or edit a venue."""
+
+    name = StringField(_l("Tên địa điểm"))
+    kind = SelectField(_l("Loại"), choices=[("main", _l("Hội trường chính")), ("remote", _l("Điểm cầu"))],
+                       validate_choice=False)
+    site_id = StringField(_l("Mã khu vực cổng (site)"))
+    address = StringField(_l("Địa chỉ"))

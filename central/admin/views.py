@@ -1,0 +1,179 @@
+"""Administration pages. Each create/edit calls a service, which validates and writes the audit log."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_wtf import FlaskForm
+
+from central import models
+from central.admin import bp
+from central.admin.forms import OrganisationForm, UserForm, VenueForm
+from central.auth import admin_required, current_actor
+from central.auth.roles import ROLE_LABELS_VI, ROLES
+from central.services import audit, organisations, users, venues
+from central.services.errors import InvalidInputError, ServiceError
+from central.web import apply_field_errors, clock_now, service_error_message
+
+
+def _render_form(form: FlaskForm, title: str, back: str, status: int) -> Any:
+    return render_template("admin/form.html", form=form, title=title, back=back), status
+
+
+def _user_choices(form: UserForm) -> None:
+    form.role.choices = [(role, _(ROLE_LABELS_VI[role])) for role in ROLES]
+    form.organisation_id.choices = [(0, "—")] + [(o.id, o.name) for o in organisations.list_organisations()]
+
+
+@bp.route("/users", methods=["GET", "POST"], endpoint="users")
+@admin_required
+def users_page() -> Any:
+    """List users and create one."""
+    form = UserForm()
+    _user_choices(form)
+    status = 200
+    if form.validate_on_submit():
+        try:
+            users.create_user({**form.data, "organisation_id": form.organisation_id.data or None},
+                              actor=current_actor(), now=clock_now())
+        except InvalidInputError as exc:
+            apply_field_errors(form, exc)
+        else:
+            flash(_("Đã tạo người dùng."), "success")
+            return redirect(url_for("admin.users"))
+    if request.method == "POST":
+        status = 400
+    rows = models.User.select().order_by(models.User.username)
+    return render_template("admin/users.html", form=form, users=rows), status
+
+
+
+@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+@admin_required
+def user_edit(user_id: int) -> Any:
+    """Edit a user (role, name, e-mail, unit, active; a new password only when typed)."""
+    user = users.get_user(user_id)
+    form = UserForm(obj=user) if request.method == "GET" else UserForm()
+    _user_choices(form)
+    if request.method == "GET":
+        form.organisation_id.data = user.organisation_id or 0
+        form.password.data = ""
+    elif form.validate_on_submit():
+        data = {
+            "role": form.role.data, "full_name": form.full_name.data, "email": form.email.data,
+            "organisation_id": form.organisation_id.data or None, "active": bool(form.active.data),
+            "password": form.password.data,
+        }
+        try:
+            users.update_user(user_id, data, actor=current_actor(), now=clock_now())
+        except InvalidInputError as exc:
+            apply_field_errors(form, exc)
+        else:
+            flash(_("Đã lưu người dùng."), "success")
+            return redirect(url_for("admin.users"))
+    del form.username
+    return _render_form(form, _("Sửa người dùng") + f": {user.username}", url_for("admin.users"),
+                        400 if request.method == "POST" else 200)
+
+
+def _org_data(form: OrganisationForm) -> dict[str, Any]:
+    return {name: form[name].data for name in ("name", "leader_name", "leader_phone", "leader_email",
+                                                 "office_phone", "office_email")}
+
+
+@bp.route("/organisations", methods=["GET", "POST"], endpoint="organisations")
+@admin_required
+def organisations_page() -> Any:
+    """List organisations and create one."""
+    form = OrganisationForm()
+    if form.validate_on_submit():
+        try:
+            organisations.create_organisation(_org_data(form), actor=current_actor(), now=clock_now())
+        except InvalidInputError as exc:
+            apply_field_errors(form, exc)
+        else:
+            flash(_("Đã thêm đơn vị."), "success")
+            return redirect(url_for("admin.organisations"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("admin/organisations.html", form=form,
+                           organisations=organisations.list_organisations()), status
+
+
+@bp.route("/organisations/<int:org_id>", methods=["GET", "POST"])
+@admin_required
+def organisation_edit(org_id: int) -> Any:
+    """Edit an organisation."""
+    org = organisations.get_organisation(org_id)
+    form = OrganisationForm(obj=org) if request.method == "GET" else OrganisationForm()
+    if form.validate_on_submit():
+        try:
+            organisations.update_organisation(org_id, _org_data(form), actor=current_actor(), now=clock_now())
+        except InvalidInputError as exc:
+            apply_field_errors(form, exc)
+        else:
+            flash(_("Đã lưu đơn vị."), "success")
+            return redirect(url_for("admin.organisations"))
+    return _render_form(form, _("Sửa đơn vị"), url_for("admin.organisations"),
+                        400 if request.method == "POST" else 200)
+
+
+@bp.route("/venues", methods=["GET", "POST"], endpoint="venues")
+@admin_required
+def venues_page() -> Any:
+    """List venues and create one."""
+    form = VenueForm()
+    if form.validate_on_submit():
+        try:
+            venues.create_venue(form.data, actor=current_actor(), now=clock_now())
+        except InvalidInputError as exc:
+            apply_field_errors(form, exc)
+        else:
+            flash(_("Đã thêm địa điểm."), "success")
+            return redirect(url_for("admin.venues"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("admin/venues.html", form=form, venues=venues.list_venues()), status
+
+
+@bp.route("/venues/<int:venue_id>", methods=["GET", "POST"])
+@admin_required
+def venue_edit(venue_id: int) -> Any:
+    """Edit a venue."""
+    venue = venues.get_venue(venue_id)
+    form = VenueForm(obj=venue) if request.method == "GET" else VenueForm()
+    if form.validate_on_submit():
+        try:
+            venues.update_venue(venue_id, form.data, actor=current_actor(), now=clock_now())
+        except ServiceError as exc:
+            if isinstance(exc, InvalidInputError):
+                apply_field_errors(form, exc)
+            else:
+                flash(service_error_message(exc), "error")
+        else:
+            flash(_("Đã lưu địa điểm."), "success")
+            return redirect(url_for("admin.venues"))
+    return _render_form(form, _("Sửa địa điểm"), url_for("admin.venues"), 400 if request.method == "POST" else 200)
+
+
+@bp.get("/audit", endpoint="audit_log")
+@admin_required
+def audit_log() -> Any:
+    """The audit log, filterable by user, action and (Vietnam-time) day."""
+    actor = (request.args.get("actor") or "").strip()[:64] or None
+    action = (request.args.get("action") or "").strip()[:64] or None
+    raw_day = (request.args.get("day") or "").strip()
+    day = None
+    error = None
+    if raw_day:
+        try:
+            day = date.fromisoformat(raw_day)
+        except ValueError:
+            error = _("Ngày không hợp lệ, dùng dạng YYYY-MM-DD")
+    entries = [] if error else audit.search(actor=actor, action=action, day=day)
+    actors = sorted({row.actor for row in models.AuditEntry.select(models.AuditEntry.actor).distinct()})
+    return render_template(
+        "admin/audit.html", entries=entries, actor=actor, action=action, day=raw_day, error=error,
+        actions=audit.known_actions(), actors=actors,
+    ), 400 if error else 200

@@ -1,0 +1,215 @@
+"""Authentication and roles for pages and the JSON API.
+
+- Staff log in with a username and password (Flask-Login session, argon2 hashes).
+- The JSON API also accepts the configured Bearer API token as the ``integration`` identity (organiser
+  rights), and a logged-in session (then unsafe methods need the CSRF token in ``X-CSRFToken``).
+- ``login_required`` and ``roles_required(*roles)`` guard views; an administrator passes every role check.
+  Pages answer 302 to the login page / 403; API routes answer 401 / 403 as JSON.
+- A session idle for longer than ``VAORA_SESSION_IDLE_MIN`` (by the app's clock) is logged out.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Blueprint, Flask, current_app, flash, g, jsonify, redirect, request, session, url_for
+from flask_babel import gettext
+from flask_login import LoginManager, current_user, logout_user
+
+from central import models
+from central.auth.roles import ADMINISTRATOR, ORGANISER, ROLES, role_allows
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+bp = Blueprint("auth", __name__)
+login_manager = LoginManager()
+
+INTEGRATION = "api-token"
+"""The actor name of requests authenticated by the API token."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is making the request: a staff user (``user_id`` set) or the API-token integration."""
+
+    username: str
+    role: str
+    full_name: str = ""
+    user_id: int | None = None
+    organisation_id: int | None = None
+
+    # Flask-Login's user interface.
+    is_authenticated: bool = True
+    is_active: bool = True
+    is_anonymous: bool = False
+
+    def get_id(self) -> str:
+        """Return the id Flask-Login stores in the session."""
+        return str(self.user_id)
+
+    @property
+    def actor(self) -> str:
+        """The name written to the audit log."""
+        return self.username
+
+    def has_role(self, *roles: str) -> bool:
+        """Return True when this identity may act in one of ``roles``."""
+        return role_allows(self.role, roles)
+
+
+def identity_of(user: models.User) -> Identity:
+    """Return the identity of a stored user."""
+    return Identity(
+        username=user.username,
+        role=user.role,
+        full_name=user.full_name,
+        user_id=user.id,
+        organisation_id=user.organisation_id,
+    )
+
+
+INTEGRATION_IDENTITY = Identity(username=INTEGRATION, role=ORGANISER, full_name="API integration")
+
+
+@login_manager.user_loader
+def _load_user(user_id: str) -> Identity | None:
+    if not user_id.isdigit():
+        return None
+    user = models.User.get_or_none(models.User.id == int(user_id))
+    if user is None or not user.active or user.role not in ROLES:
+        return None
+    return identity_of(user)
+
+
+def _is_api() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _bearer_identity() -> Identity | None:
+    from central.api.helpers import bearer_token
+
+    expected = current_app.extensions["vaora"].config.api_token
+    given = bearer_token()
+    if expected and given is not None and hmac.compare_digest(expected.encode(), given.encode()):
+        return INTEGRATION_IDENTITY
+    return None
+
+
+def current_identity() -> Identity | None:
+    """Return who is making the request (API token first on API routes, then the session), or None."""
+    if "identity" in g:
+        return g.identity
+    identity: Identity | None = None
+    if _is_api() and request.headers.get("Authorization"):
+        identity = _bearer_identity()
+        g.via_token = identity is not None
+    elif current_user.is_authenticated:
+        identity = current_user._get_current_object()  # type: ignore[attr-defined]
+    g.identity = identity
+    return identity
+
+
+def current_actor() -> str:
+    """Return the audit actor of the request (``anonymous`` when nobody is logged in)."""
+    identity = current_identity()
+    return identity.actor if identity is not None else "anonymous"
+
+
+def _unauthenticated() -> Any:
+    if _is_api():
+        from central.api.helpers import unauthorized
+
+        return unauthorized()
+    return redirect(url_for("auth.login", next=request.full_path if request.method == "GET" else None))
+
+
+def _forbidden() -> Any:
+    if _is_api():
+        body = {"error": "forbidden", "reason": "forbidden", "message": "Bạn không có quyền thực hiện thao tác này"}
+        return jsonify(body), 403
+    from flask import abort
+
+    abort(403)
+
+
+def _check_api_csrf() -> None:
+    """Session-authenticated API calls that change state must carry the CSRF token (token calls need not)."""
+    if _is_api() and not g.get("via_token") and request.method not in {"GET", "HEAD", "OPTIONS"}:
+        current_app.extensions["csrf"].protect()
+
+
+def login_required(view: F) -> F:
+    """Allow the view to any logged-in identity."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if current_identity() is None:
+            return _unauthenticated()
+        _check_api_csrf()
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def roles_required(*roles: str) -> Callable[[F], F]:
+    """Allow the view to identities with one of ``roles`` (administrators always)."""
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown roles {sorted(unknown)}")
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            identity = current_identity()
+            if identity is None:
+                return _unauthenticated()
+            if not identity.has_role(*roles):
+                return _forbidden()
+            _check_api_csrf()
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+def admin_required(view: F) -> F:
+    """Allow the view to administrators only."""
+    return roles_required(ADMINISTRATOR)(view)
+
+
+SESSION_SEEN_KEY = "seen_at"
+
+
+def _expire_idle_session() -> None:
+    """Log out a session idle for longer than the configured time (measured with the app's clock)."""
+    if _is_api() and request.headers.get("Authorization"):
+        return
+    if not current_user.is_authenticated:
+        return
+    ctx = current_app.extensions["vaora"]
+    now: datetime = ctx.clock()
+    seen = session.get(SESSION_SEEN_KEY)
+    if isinstance(seen, (int, float)) and now.timestamp() - seen > ctx.config.session_idle_min * 60:
+        logout_user()
+        session.pop(SESSION_SEEN_KEY, None)
+        g.pop("identity", None)
+        flash(gettext("Phiên đăng nhập đã hết hạn, vui lòng đăng nhập lại."), "warning")
+        return
+    session[SESSION_SEEN_KEY] = now.timestamp()
+
+
+def init_auth(app: Flask) -> None:
+    """Set up Flask-Login and the idle-session check, and register the login pages."""
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = "strong"
+    app.before_request(_expire_idle_session)
+    from central.auth import views  # noqa: F401 - registers the routes on bp
+
+    app.register_blueprint(bp)

@@ -1,0 +1,136 @@
+"""Invitation pages: list, detail with per-channel delivery status, approve, return, resubmit, resend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import StringField, TextAreaField
+
+from central import models
+from central.auth import current_actor, roles_required
+from central.auth.roles import APPROVER, ORGANISER
+from central.invitations import bp
+from central.services import deliveries, invitations
+from central.services.errors import NotFoundError, ServiceError
+from central.web import clock_now, ctx, delivery_channels, service_error_message
+from central.web.forms_util import int_or_raw
+from protocols.reasons import Reason
+
+STAFF = (ORGANISER, APPROVER)
+
+
+class ActionForm(FlaskForm):
+    """A button (CSRF only)."""
+
+
+class ReturnForm(FlaskForm):
+    """Return a draft with a comment."""
+
+    comment = TextAreaField(_l("Ý kiến (lý do trả lại)"))
+
+
+class ResubmitForm(FlaskForm):
+    """Submit a returned draft again."""
+
+    delegate_limit = StringField(_l("Số đại biểu tối đa"), render_kw={"inputmode": "numeric"})
+
+
+@bp.get("/")
+@roles_required(*STAFF)
+def index() -> Any:
+    """List invitations, by default all; ``?status=draft`` is the approver's queue."""
+    status = request.args.get("status") or None
+    return render_template("invitations/index.html", invitations=invitations.list_invitations(status),
+                           status=status, statuses=invitations.STATUSES)
+
+
+@bp.get("/<int:invitation_id>")
+@roles_required(*STAFF)
+def show(invitation_id: int, return_form: ReturnForm | None = None) -> Any:
+    """The invitation page: facts, comment, actions, and the sending status per channel."""
+    invitation = invitations.get_invitation(invitation_id)
+    form = ResubmitForm()
+    form.delegate_limit.data = str(invitation.delegate_limit or "")
+    return render_template(
+        "invitations/show.html",
+        invitation=invitation,
+        deliveries=list(invitation.deliveries.order_by(models.Delivery.channel, models.Delivery.id)),
+        action_form=ActionForm(),
+        return_form=return_form or ReturnForm(),
+        resubmit_form=form,
+        masked=deliveries.delivery_to_dict,
+    ), 200 if return_form is None else 400
+
+
+@bp.post("/<int:invitation_id>/approve")
+@roles_required(APPROVER)
+def approve(invitation_id: int) -> Any:
+    """Approve: number the invitation and send it by e-mail and SMS at once (failures are retried)."""
+    if ActionForm().validate_on_submit():
+        context = ctx()
+        try:
+            approved = invitations.approve_invitation(
+                invitation_id, actor=current_actor(), now=clock_now(),
+                number_format=context.config.invitation_format, public_url=context.config.public_url,
+            )
+        except ServiceError as exc:
+            flash(service_error_message(exc), "error")
+        else:
+            deliveries.deliver_due(delivery_channels(), now=clock_now(), invitation_id=approved.invitation.id)
+            flash(_("Đã duyệt thư mời số %(number)s.", number=approved.invitation.number), "success")
+    return redirect(url_for("invitations.show", invitation_id=invitation_id))
+
+
+@bp.post("/<int:invitation_id>/return")
+@roles_required(APPROVER)
+def return_(invitation_id: int) -> Any:
+    """Return the draft to the organiser with a comment."""
+    form = ReturnForm()
+    if form.validate_on_submit():
+        try:
+            invitations.return_invitation(invitation_id, form.comment.data, actor=current_actor(), now=clock_now())
+        except ServiceError as exc:
+            form.comment.errors = [service_error_message(exc)]
+            return show(invitation_id, return_form=form)
+        flash(_("Đã trả lại thư mời kèm ý kiến."), "success")
+    return redirect(url_for("invitations.show", invitation_id=invitation_id))
+
+
+@bp.post("/<int:invitation_id>/resubmit")
+@roles_required(ORGANISER)
+def resubmit(invitation_id: int) -> Any:
+    """Submit a returned draft again for approval."""
+    form = ResubmitForm()
+    if form.validate_on_submit():
+        try:
+            invitations.resubmit_invitation(invitation_id, {"delegate_limit": int_or_raw(form.delegate_limit.data)},
+                                            actor=current_actor(), now=clock_now())
+        except ServiceError as exc:
+            flash(service_error_message(exc), "error")
+        else:
+            flash(_("Đã trình lại thư mời."), "success")
+    return redirect(url_for("invitations.show", invitation_id=invitation_id))
+
+
+@bp.post("/<int:invitation_id>/deliveries/<int:delivery_id>/resend")
+@roles_required(*STAFF)
+def resend(invitation_id: int, delivery_id: int) -> Any:
+    """"Gửi lại": try a failed channel again now."""
+    if ActionForm().validate_on_submit():
+        row = models.Delivery.get_or_none(
+            (models.Delivery.id == delivery_id) & (models.Delivery.invitation == invitation_id)
+        )
+        try:
+            if row is None:
+                raise NotFoundError(Reason.UNKNOWN_CODE, "Không tìm thấy lượt gửi")
+            deliveries.resend(delivery_id, actor=current_actor(), now=clock_now())
+        except ServiceError as exc:
+            flash(service_error_message(exc), "error")
+        else:
+            deliveries.attempt(delivery_id, delivery_channels(), now=clock_now())
+            flash(_("Đã gửi lại."), "info")
+    return redirect(url_for("invitations.show", invitation_id=invitation_id))

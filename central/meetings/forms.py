@@ -1,0 +1,53 @@
+"""Forms of the meeting pages (validation is the services'; these carry CSRF and render the fields)."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from wtforms import HiddenField, SelectField, SelectMultipleField, StringField, TextAreaField
+
+from central.web.forms import LocalDateTimeField
+
+
+class MeetingForm(FlaskForm):
+    """Create or edit a meeting."""
+
+    title = StringField(_l("Tên cuộc họp"))
+    agenda = TextAreaField(_l("Nội dung, chương trình"))
+    chair = StringField(_l("Lãnh đạo chủ trì"))
+    starts_at = LocalDateTimeField(_l("Bắt đầu"))
+    ends_at = LocalDateTimeField(_l("Kết thúc"))
+    registration_deadline = LocalDateTimeField(_l("Hạn đăng ký"))
+    main_venue_id = SelectField(_l("Hội trường chính"), coerce=int, validate_choice=False)
+    remote_venue_ids = SelectMultipleField(_l("Điểm cầu"), coerce=int, validate_choice=False)
+    scheme = SelectField(_l("Loại mã vào cổng"), choices=[("compact", _l("Mã ngắn (mặc định)")),
+                                                          ("signed", _l("Mã ký số (cổng ngoại tuyến)"))],
+                         validate_choice=False)
+    entry_policy = SelectField(_l("Số lần vào"), choices=[("single", _l("Một lần")),
+                                                         ("reentry", _l("Ra vào lại được")),
+                                                         ("unlimited", _l("Không giới hạn"))],
+                               validate_choice=False)
+
+
+class StatusForm(FlaskForm):
+    """Move the meeting to another state."""
+
+    status = HiddenField()
+
+
+class DocumentForm(FlaskForm):
+    """Attach a document."""
+
+    file = FileField(_l("Tệp tài liệu (PDF, DOCX, XLSX)"))
+
+
+class DraftInvitationsForm(FlaskForm):
+    """Draft one invitation per selected organisation."""
+
+    organisation_ids = SelectMultipleField(_l("Đơn vị được mời"), coerce=int, validate_choice=False)
+    delegate_limit = StringField(_l("Số đại biểu tối đa mỗi đơn vị"), render_kw={"inputmode": "numeric"})
+
+
+class DeleteForm(FlaskForm):
+    """A button that deletes something (CSRF only)."""

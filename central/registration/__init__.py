@@ -1,0 +1,10 @@
+"""The invited organisation's registration pages (``/dang-ky/<số thư mời>?s=<secret>``).
+
+:func:`init_registration` registers the blueprint and its guess limiter on an app.
+"""
+
+from __future__ import annotations
+
+from central.registration.views import bp, init_registration
+
+__all__ = ["bp", "init_registration"]

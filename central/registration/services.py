@@ -1,0 +1,268 @@
+"""Registration by the invited organisation: open an invitation, add, edit, replace and remove delegates,
+and queue their code e-mails.
+
+Plain functions over the models; the routes only translate. Every refusal is a ``ServiceError`` with a
+reason code and a Vietnamese message (``InvalidInputError`` names each bad field). Nothing is changed
+when a request is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from central import models
+from central.db import write_transaction
+from central.mailqueue.models import CANCELLED, KIND_DELEGATE_CODE, QUEUED, MailJob
+from central.mailqueue.queue import Progress, batch_progress, new_batch
+from central.notify.mail import MailSender
+from central.services import delegates as delegate_service
+from central.services.changes import append_change
+from central.services.errors import ConflictError, InvalidInputError, NotFoundError
+from central.services.invitations import find_invitation
+from central.services.keys import ActiveKey
+from protocols import payloads
+from protocols.reasons import Reason
+
+log = logging.getLogger(__name__)
+
+LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+OPEN_INVITATION_STATUSES = ("approved", "sent")
+"""Invitation states whose registration page opens (drafts have no number or secret yet)."""
+NOT_FOUND_MESSAGE = "Không tìm thấy thư mời hoặc mã bí mật không đúng"
+UNSENT_MAIL_STATUSES = ("pending", "failed")
+
+
+@dataclass(frozen=True)
+class Deps:
+    """What registration needs from the app: code issuing, mail and the clock's settings."""
+
+    signing_key: Callable[[], ActiveKey]
+    mail_sender: MailSender
+    mail_from: str
+    entry_opens_before: timedelta
+
+
+def group_key(invitation: models.Invitation) -> str:
+    """Return the mail-queue group of an invitation's mails (for the progress figure)."""
+    return f"invitation:{invitation.id}"
+
+
+def open_invitation(number: str, secret: str | None) -> models.Invitation:
+    """Return the invitation ``number`` when ``secret`` matches and it is approved or sent.
+
+    Unknown number, wrong secret and an unpublished invitation raise the same ``NotFoundError``.
+    """
+    invitation = find_invitation(number, secret)
+    if getattr(invitation, "status", "approved") not in OPEN_INVITATION_STATUSES:
+        raise NotFoundError(Reason.UNKNOWN_CODE, NOT_FOUND_MESSAGE)
+    return invitation
+
+
+def deadline_of(meeting: models.Meeting) -> datetime | None:
+    """Return the meeting's registration deadline (None when it has none)."""
+    return getattr(meeting, "registration_deadline", None)
+
+
+def delegate_limit(invitation: models.Invitation) -> int | None:
+    """Return how many delegates the organisation may send (None: no limit)."""
+    limit = getattr(invitation, "delegate_limit", None)
+    if limit is None:
+        limit = getattr(invitation.meeting, "delegate_limit", None)
+    return limit if isinstance(limit, int) and limit > 0 else None
+
+
+def closed_reason(invitation: models.Invitation, now: datetime) -> str | None:
+    """Return why the registration is read-only now (Vietnamese), or None while it is open."""
+    meeting: models.Meeting = invitation.meeting
+    if meeting.status == "cancelled":
+        return "Cuộc họp đã bị huỷ."
+    if meeting.ends_at <= now:
+        return "Cuộc họp đã kết thúc."
+    deadline = deadline_of(meeting)
+    if deadline is not None and now > deadline:
+        local = deadline.astimezone(LOCAL_TZ)
+        return f"Đã hết hạn đăng ký ({local:%H:%M} ngày {local:%d/%m/%Y}). Trang chỉ còn để xem."
+    return None
+
+
+def _ensure_open(invitation: models.Invitation, now: datetime) -> None:
+    reason = closed_reason(invitation, now)
+    if reason is not None:
+        meeting = invitation.meeting
+        code = Reason.MEETING_CANCELLED if meeting.status == "cancelled" else Reason.EXPIRED
+        raise ConflictError(code, reason)
+
+
+def active_delegates(invitation: models.Invitation) -> list[models.Delegate]:
+    """Return the invitation's delegates whose codes are valid (not removed or replaced), oldest first."""
+    return list(
+        models.Delegate.select()
+        .where((models.Delegate.invitation == invitation) & models.Delegate.revoked_at.is_null())
+        .order_by(models.Delegate.id)
+    )
+
+
+def _delegate_of(invitation: models.Invitation, delegate_id: int) -> models.Delegate:
+    delegate = models.Delegate.get_or_none(
+        (models.Delegate.id == delegate_id)
+        & (models.Delegate.invitation == invitation)
+        & models.Delegate.revoked_at.is_null()
+    )
+    if delegate is None:
+        raise NotFoundError(Reason.UNKNOWN_CODE, "Không tìm thấy đại biểu")
+    return delegate
+
+
+def _check_duplicates(
+    invitation: models.Invitation, clean: Mapping[str, Any], exclude_id: int | None
+) -> None:
+    errors: dict[str, str] = {}
+    for other in active_delegates(invitation):
+        if other.id == exclude_id:
+            continue
+        if clean["email"] and other.email.casefold() == clean["email"].casefold():
+            errors.setdefault("email", "Email này đã được dùng cho một đại biểu khác của đơn vị")
+        if (
+            clean["phone"]
+            and other.phone == clean["phone"]
+            and other.name.casefold() == clean["name"].casefold()
+        ):
+            errors.setdefault("name", "Đại biểu cùng họ tên và số điện thoại đã có trong danh sách")
+    if errors:
+        raise InvalidInputError(errors)
+
+
+def _check_limit(invitation: models.Invitation, adding: int = 1) -> None:
+    limit = delegate_limit(invitation)
+    if limit is not None and len(active_delegates(invitation)) + adding > limit:
+        raise ConflictError(Reason.MALFORMED, f"Đơn vị chỉ được cử tối đa {limit} đại biểu")
+
+
+def add_delegate(
+    invitation: models.Invitation, data: Mapping[str, Any], now: datetime, deps: Deps
+) -> models.Delegate:
+    """Add a delegate (code issued, gates told); the e-mail waits for "Gửi Mail"."""
+    with write_transaction():
+        _ensure_open(invitation, now)
+        clean = delegate_service.validate_delegate(data)
+        _check_duplicates(invitation, clean, exclude_id=None)
+        _check_limit(invitation)
+        return delegate_service.register_delegate(
+            invitation,
+            clean,
+            now,
+            signing_key=deps.signing_key,
+            mail_sender=deps.mail_sender,
+            mail_from=deps.mail_from,
+            entry_opens_before=deps.entry_opens_before,
+            send_mail=False,
+        )
+
+
+def edit_delegate(
+    invitation: models.Invitation, delegate_id: int, data: Mapping[str, Any], now: datetime
+) -> models.Delegate:
+    """Correct a delegate's details (same person, same code); a new e-mail address needs "Gửi Mail" again."""
+    with write_transaction():
+        _ensure_open(invitation, now)
+        delegate = _delegate_of(invitation, delegate_id)
+        clean = delegate_service.validate_delegate(data)
+        _check_duplicates(invitation, clean, exclude_id=delegate.id)
+        email_changed = clean["email"] != delegate.email
+        delegate.name, delegate.position = clean["name"], clean["position"]
+        delegate.email, delegate.phone = clean["email"], clean["phone"]
+        if email_changed:
+            delegate.mail_status, delegate.mail_error = "pending", None
+            _cancel_queued_mail(delegate)
+        delegate.save()
+        append_change(payloads.DelegateUpsert(delegate=delegate_service.delegate_entry(delegate)), now)
+    log.info("delegate edited id=%s email_changed=%s", delegate.id, email_changed)
+    return delegate
+
+
+def _cancel_queued_mail(delegate: models.Delegate) -> None:
+    MailJob.update(status=CANCELLED, last_error="delegate changed").where(
+        (MailJob.kind == KIND_DELEGATE_CODE) & (MailJob.ref_id == delegate.id) & (MailJob.status == QUEUED)
+    ).execute()
+
+
+def _revoke(delegate: models.Delegate, now: datetime) -> None:
+    delegate.revoked_at = now
+    delegate.save(only=[models.Delegate.revoked_at])
+    _cancel_queued_mail(delegate)
+    append_change(payloads.DelegateRevoke(meeting_id=delegate.meeting_id, delegate_id=delegate.id), now)
+
+
+def remove_delegate(invitation: models.Invitation, delegate_id: int, now: datetime) -> models.Delegate:
+    """Remove a delegate: their code is revoked (gates refuse it) and unsent mail is cancelled."""
+    with write_transaction():
+        _ensure_open(invitation, now)
+        delegate = _delegate_of(invitation, delegate_id)
+        _revoke(delegate, now)
+    log.info("delegate removed id=%s", delegate.id)
+    return delegate
+
+
+def replace_delegate(
+    invitation: models.Invitation, delegate_id: int, data: Mapping[str, Any], now: datetime, deps: Deps
+) -> models.Delegate:
+    """Send another person instead: the old code is revoked and the new person's code is mailed at once."""
+    with write_transaction():
+        _ensure_open(invitation, now)
+        old = _delegate_of(invitation, delegate_id)
+        clean = delegate_service.validate_delegate(data)
+        _check_duplicates(invitation, clean, exclude_id=old.id)
+        _revoke(old, now)
+        new = delegate_service.register_delegate(
+            invitation,
+            clean,
+            now,
+            signing_key=deps.signing_key,
+            mail_sender=deps.mail_sender,
+            mail_from=deps.mail_from,
+            entry_opens_before=deps.entry_opens_before,
+            send_mail=False,
+        )
+    log.info("delegate replaced old=%s new=%s", old.id, new.id)
+    _send(invitation, [new], now, deps)
+    return new
+
+
+def _send(
+    invitation: models.Invitation, targets: list[models.Delegate], now: datetime, deps: Deps
+) -> str | None:
+    enqueue = getattr(deps.mail_sender, "enqueue_delegate_code", None)
+    if not callable(enqueue):  # queue off (some tests): send now, one by one
+        for delegate in targets:
+            delegate_service.send_code_email(
+                delegate, mail_sender=deps.mail_sender, mail_from=deps.mail_from, now=now
+            )
+        return None
+    batch = new_batch()
+    with write_transaction():
+        for delegate in targets:
+            enqueue(delegate, group_key=group_key(invitation), batch=batch)
+    return batch
+
+
+def send_mails(invitation: models.Invitation, now: datetime, deps: Deps) -> int:
+    """Queue the code e-mail of every delegate not yet mailed (or whose mail failed); returns how many.
+
+    Only queues: the worker sends, and :func:`mail_progress` reports how far it got.
+    """
+    _ensure_open(invitation, now)
+    targets = [d for d in active_delegates(invitation) if d.mail_status in UNSENT_MAIL_STATUSES]
+    if targets:
+        _send(invitation, targets, now, deps)
+    log.info("registration mails queued invitation=%s count=%d", invitation.id, len(targets))
+    return len(targets)
+
+
+def mail_progress(invitation: models.Invitation) -> Progress:
+    """Return the progress of the invitation's latest "Gửi Mail"."""
+    return batch_progress(group_key(invitation))

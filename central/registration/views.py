@@ -1,0 +1,249 @@
+"""Routes of the registration pages: short functions that read the form, call a service, render or redirect.
+
+The secret travels in the query string (``?s=``) of every URL, so the page works from the link alone,
+without an account or a cookie. An unknown number and a wrong secret give the same 404 page; after
+``REGISTRATION_GUESS_LIMIT`` (default 10 per minute) such 404s from one address, that address gets 429.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from werkzeug.exceptions import TooManyRequests
+
+from central import models
+from central.context import CentralContext
+from central.registration import services
+from central.services.errors import InvalidInputError, NotFoundError, ServiceError
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("registration", __name__, url_prefix="/dang-ky", template_folder="templates")
+DEFAULT_GUESS_LIMIT = "10 per minute"
+FORM_FIELDS = ("name", "position", "email", "phone")
+
+
+def _ctx() -> CentralContext:
+    return current_app.extensions["vaora"]
+
+
+def _deps() -> services.Deps:
+    ctx = _ctx()
+    return services.Deps(
+        signing_key=ctx.signing_key,
+        mail_sender=ctx.mail_sender,
+        mail_from=ctx.config.mail_from,
+        entry_opens_before=ctx.entry_opens_before,
+    )
+
+
+def _secret() -> str | None:
+    value = request.args.get("s")
+    return value if isinstance(value, str) and len(value) <= 128 else None
+
+
+def _invitation(number: str) -> models.Invitation:
+    try:
+        return services.open_invitation(number, _secret())
+    except NotFoundError:
+        log.info("registration open refused addr=%s", request.remote_addr)
+        abort(404)
+
+
+def _form_data() -> dict[str, str]:
+    return {name: request.form.get(name, "") for name in FORM_FIELDS}
+
+
+def _page_url(number: str, **extra: Any) -> str:
+    return url_for("registration.page", number=number, s=_secret(), **extra)
+
+
+def _render(
+    invitation: models.Invitation,
+    *,
+    form: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    message: str | None = None,
+    mode: str = "add",
+    target: models.Delegate | None = None,
+    status: int = 200,
+) -> Any:
+    now = _ctx().clock()
+    delegates = services.active_delegates(invitation)
+    closed = services.closed_reason(invitation, now)
+    return (
+        render_template(
+            "registration/page.html",
+            invitation=invitation,
+            meeting=invitation.meeting,
+            organisation=invitation.organisation,
+            delegates=delegates,
+            limit=services.delegate_limit(invitation),
+            deadline=services.deadline_of(invitation.meeting),
+            closed=closed,
+            form=form or {},
+            errors=errors or {},
+            message=message,
+            mode=mode,
+            target=target,
+            secret=_secret(),
+            unsent=sum(1 for d in delegates if d.mail_status in services.UNSENT_MAIL_STATUSES),
+            progress=services.mail_progress(invitation),
+        ),
+        status,
+    )
+
+
+def _target(invitation: models.Invitation, raw: str | None) -> models.Delegate | None:
+    if raw is None or not raw.isdigit():
+        return None
+    return next((d for d in services.active_delegates(invitation) if d.id == int(raw)), None)
+
+
+@bp.get("/<path:number>")
+def page(number: str) -> Any:
+    """Show the invitation, its delegates and the add (or edit / replace) form."""
+    invitation = _invitation(number)
+    target = _target(invitation, request.args.get("sua")) or _target(invitation, request.args.get("thay"))
+    mode = "add"
+    form: dict[str, str] = {}
+    if target is not None and request.args.get("sua"):
+        mode = "edit"
+        form = {
+            "name": target.name,
+            "position": target.position or "",
+            "email": target.email,
+            "phone": target.phone or "",
+        }
+    elif target is not None:
+        mode = "replace"
+    return _render(invitation, form=form, mode=mode, target=target)
+
+
+def _refused(invitation: models.Invitation, exc: ServiceError, mode: str, target: Any = None) -> Any:
+    errors = exc.fields if isinstance(exc, InvalidInputError) else {}
+    message = None if errors else exc.message
+    status = 400 if errors else 404 if isinstance(exc, NotFoundError) else 409
+    return _render(
+        invitation, form=_form_data(), errors=errors, message=message, mode=mode, target=target, status=status
+    )
+
+
+@bp.post("/<path:number>/dai-bieu")
+def add(number: str) -> Any:
+    """Add a delegate."""
+    invitation = _invitation(number)
+    try:
+        delegate = services.add_delegate(invitation, _form_data(), _ctx().clock(), _deps())
+    except ServiceError as exc:
+        return _refused(invitation, exc, "add")
+    flash(f"Đã thêm đại biểu {delegate.name}.", "success")
+    return redirect(_page_url(number))
+
+
+@bp.post("/<path:number>/dai-bieu/<int:delegate_id>/sua")
+def edit(number: str, delegate_id: int) -> Any:
+    """Correct a delegate's details."""
+    invitation = _invitation(number)
+    try:
+        delegate = services.edit_delegate(invitation, delegate_id, _form_data(), _ctx().clock())
+    except ServiceError as exc:
+        return _refused(invitation, exc, "edit", _target(invitation, str(delegate_id)))
+    flash(f"Đã cập nhật đại biểu {delegate.name}.", "success")
+    return redirect(_page_url(number))
+
+
+@bp.post("/<path:number>/dai-bieu/<int:delegate_id>/thay")
+def replace(number: str, delegate_id: int) -> Any:
+    """Send another person instead of a delegate (old code revoked, new code mailed)."""
+    invitation = _invitation(number)
+    try:
+        delegate = services.replace_delegate(invitation, delegate_id, _form_data(), _ctx().clock(), _deps())
+    except ServiceError as exc:
+        return _refused(invitation, exc, "replace", _target(invitation, str(delegate_id)))
+    flash(f"Đã thay bằng đại biểu {delegate.name}; mã cũ đã bị huỷ, mã mới đang được gửi.", "success")
+    return redirect(_page_url(number))
+
+
+@bp.post("/<path:number>/dai-bieu/<int:delegate_id>/xoa")
+def remove(number: str, delegate_id: int) -> Any:
+    """Remove a delegate (their code is revoked)."""
+    invitation = _invitation(number)
+    try:
+        delegate = services.remove_delegate(invitation, delegate_id, _ctx().clock())
+    except ServiceError as exc:
+        return _refused(invitation, exc, "add")
+    flash(f"Đã xoá đại biểu {delegate.name}; mã của đại biểu này không còn dùng được.", "success")
+    return redirect(_page_url(number))
+
+
+@bp.post("/<path:number>/gui-mail")
+def send(number: str) -> Any:
+    """Queue the code e-mails of every delegate not mailed yet ("Gửi Mail")."""
+    invitation = _invitation(number)
+    try:
+        count = services.send_mails(invitation, _ctx().clock(), _deps())
+    except ServiceError as exc:
+        return _refused(invitation, exc, "add")
+    if count:
+        flash(f"Đang gửi mail cho {count} đại biểu.", "success")
+    else:
+        flash("Không có đại biểu nào cần gửi mail.", "warning")
+    return redirect(_page_url(number))
+
+
+@bp.get("/<path:number>/tien-do")
+def progress(number: str) -> Any:
+    """Return the progress of the latest "Gửi Mail" as JSON (the page polls it)."""
+    invitation = _invitation(number)
+    body = services.mail_progress(invitation).to_dict()
+    body["delegates"] = {str(d.id): d.mail_status for d in services.active_delegates(invitation)}
+    return jsonify(body)
+
+
+@bp.errorhandler(429)
+def _too_many(_exc: TooManyRequests) -> Any:
+    message = "Bạn đã thử mở thư mời sai quá nhiều lần. Vui lòng đợi một phút rồi thử lại."
+    return render_template("error.html", status=429, message=message), 429
+
+
+def _guess_limit() -> str:
+    return str(current_app.config.get("REGISTRATION_GUESS_LIMIT", DEFAULT_GUESS_LIMIT))
+
+
+def init_registration(app: Flask) -> Limiter:
+    """Register the registration blueprint and its limiter (404s per address; memory storage)."""
+    limiter = Limiter(
+        get_remote_address,
+        app=app,
+        storage_uri=app.config.get("REGISTRATION_LIMIT_STORAGE", "memory://"),
+        key_prefix="vaora-registration",
+        headers_enabled=True,
+    )
+    limiter.limit(_guess_limit, deduct_when=lambda response: response.status_code == 404)(bp)
+    if "registration" not in app.blueprints:
+        app.register_blueprint(bp)
+    app.add_url_rule("/registration/<path:number>", "registration_legacy_link", _legacy_link)
+    app.extensions["vaora_registration_limiter"] = limiter
+    return limiter
+
+
+def _legacy_link(number: str) -> Any:
+    """Redirect the API's ``/registration/<number>?secret=`` links to the page."""
+    secret = request.args.get("secret") or request.args.get("s")
+    return redirect(url_for("registration.page", number=number, s=secret))

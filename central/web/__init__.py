@@ -1,0 +1,184 @@
+"""Shared web plumbing: secret key, CSRF, Babel (Vietnamese first, English), error pages and view helpers.
+
+Pages of every blueprint extend ``templates/base.html`` (blocks ``title`` and ``content``) and use these
+helpers: :func:`clock_now`, :func:`ctx`, :func:`apply_field_errors`, :func:`service_error_message`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, current_app, render_template, request, session
+from flask_babel import Babel
+from flask_babel import gettext as _
+from flask_wtf import FlaskForm
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from central.context import CentralContext
+from central.services.errors import InvalidInputError, ServiceError
+from central.web.i18n import LANGUAGES, translation_directory
+
+log = logging.getLogger(__name__)
+
+csrf = CSRFProtect()
+babel = Babel()
+
+
+def ctx() -> CentralContext:
+    """Return the app's shared dependencies."""
+    return current_app.extensions["vaora"]
+
+
+def clock_now() -> datetime:
+    """Return now from the app's clock (tests freeze it)."""
+    return ctx().clock()
+
+
+def select_locale() -> str:
+    """Return the UI language: the session's choice (set by ``?lang=``), Vietnamese by default."""
+    lang = session.get("lang")
+    return lang if lang in LANGUAGES else "vi"
+
+
+def _remember_language() -> None:
+    lang = request.args.get("lang")
+    if lang in LANGUAGES:
+        session["lang"] = lang
+
+
+UPLOAD_ENDPOINTS = {"meetings.upload_document", "api.upload_document"}
+"""Endpoints that accept files up to ``VAORA_MAX_UPLOAD_MB`` instead of the app-wide 64 KiB limit."""
+FORM_OVERHEAD = 64 * 1024
+
+
+def upload_limit() -> int:
+    """Return the largest document accepted, in bytes."""
+    return ctx().config.max_upload_mb * 1024 * 1024
+
+
+def _allow_uploads() -> None:
+    if request.endpoint in UPLOAD_ENDPOINTS:
+        request.max_content_length = upload_limit() + FORM_OVERHEAD
+
+
+def apply_field_errors(form: FlaskForm, exc: InvalidInputError, mapping: dict[str, str] | None = None) -> None:
+    """Show a service's per-field messages on the matching form fields (unmatched ones on the form)."""
+    mapping = mapping or {}
+    leftovers = []
+    for name, message in exc.fields.items():
+        field = getattr(form, mapping.get(name, name), None)
+        if field is not None and hasattr(field, "errors"):
+            field.errors = [*list(field.errors or []), _(message)]
+        else:
+            leftovers.append(f"{name}: {_(message)}")
+    if leftovers:
+        form.form_errors.extend(leftovers)
+
+
+def service_error_message(exc: ServiceError) -> str:
+    """Return the message of a service failure for a flash."""
+    if isinstance(exc, InvalidInputError):
+        return "; ".join(_(message) for message in exc.fields.values())
+    return _(exc.message)
+
+
+def html_error_page(exc: HTTPException) -> Any:
+    """Render an HTTP error as a page in the user's language (CSRF failures explained)."""
+    messages = {
+        400: _("Yêu cầu không hợp lệ."),
+        403: _("Bạn không có quyền truy cập trang này."),
+        404: _("Không tìm thấy trang."),
+        405: _("Phương thức không được hỗ trợ."),
+        413: _("Tệp hoặc dữ liệu gửi lên quá lớn."),
+    }
+    status = exc.code or 500
+    message = messages.get(status, _("Lỗi hệ thống."))
+    if isinstance(exc, CSRFError):
+        message = _("Biểu mẫu đã hết hạn hoặc thiếu mã bảo vệ (CSRF). Vui lòng tải lại trang và thử lại.")
+    return render_template("error.html", status=status, message=message), status
+
+
+def init_web(app: Flask) -> None:
+    """Configure the secret key, CSRF protection (app-wide), Babel and the HTML error pages."""
+    settings = ctx_from(app).config
+    if settings.secret_key:
+        app.secret_key = settings.secret_key
+    elif not app.secret_key:
+        log.warning("no VAORA_SECRET_KEY_FILE: sessions use a random key and end when central restarts")
+        app.secret_key = secrets.token_urlsafe(32)
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config.setdefault("SESSION_COOKIE_SECURE", settings.public_url.startswith("https://")
+                          and not app.config.get("TESTING"))
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # the session's idle timeout bounds it
+    app.config["BABEL_DEFAULT_LOCALE"] = "vi"
+    app.config["BABEL_DEFAULT_TIMEZONE"] = "Asia/Ho_Chi_Minh"
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(translation_directory())
+    app.before_request(_remember_language)
+    app.before_request(_allow_uploads)  # before CSRFProtect reads the form
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
+
+    @app.context_processor
+    def _globals() -> dict[str, Any]:
+        from central.auth import current_identity
+        from central.auth.roles import ROLE_LABELS_VI
+
+        return {"identity": current_identity(), "lang": select_locale(), "role_labels": ROLE_LABELS_VI,
+                "languages": LANGUAGES}
+
+    from central.web.filters import register_filters
+
+    register_filters(app)
+
+
+def ctx_from(app: Flask) -> CentralContext:
+    """Return the shared dependencies of ``app`` (outside a request)."""
+    return app.extensions["vaora"]
+
+
+def delivery_channels() -> Any:
+    """Return the invitation delivery dependencies of the running app."""
+    from central.services.deliveries import Channels
+
+    context = ctx()
+    # Invitation deliveries keep their own per-channel rows, retries and status, so they send directly,
+    # not through the mail queue (``central.mailqueue`` wraps the real sender as ``inner``).
+    return Channels(
+        mail_sender=getattr(context.mail_sender, "inner", context.mail_sender),
+        sms_sender=context.sms_sender,
+        mail_from=context.config.mail_from,
+        pdf_font=context.config.pdf_font,
+    )
+
+
+def notify_cancelled(delegate: Any) -> None:
+    """E-mail a delegate that their meeting is cancelled (failures are logged, the cancellation stands)."""
+    import smtplib
+
+    from central.notify.notices import build_cancellation_email
+    from protocols.logs import mask_email
+
+    context = ctx()
+    message = build_cancellation_email(
+        sender=context.config.mail_from, to=delegate.email, delegate_name=delegate.name,
+        meeting_title=delegate.meeting.title, starts_at=delegate.meeting.starts_at,
+        invitation_number=delegate.invitation.number or "",
+    )
+    try:
+        context.mail_sender.send(message)
+    except (OSError, smtplib.SMTPException) as exc:
+        log.warning("cancellation notice failed to=%s error=%s", mask_email(delegate.email), exc)
+
+
+def mail_reissued_code(delegate: Any) -> None:
+    """E-mail a delegate their re-issued code (result recorded on the delegate row)."""
+    from central.services.delegates import send_code_email
+
+    context = ctx()
+    send_code_email(delegate, mail_sender=context.mail_sender, mail_from=context.config.mail_from,
+                    now=context.clock())

@@ -1,0 +1,21 @@
+"""The home page: sends each role to where its work is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, redirect, render_template, url_for
+
+from central.auth import current_identity, login_required
+
+bp = Blueprint("web", __name__)
+
+
+@bp.get("/")
+@login_required
+def home() -> Any:
+    """Organisers and approvers land on meetings; administrators on users; others on a welcome page."""
+    identity = current_identity()
+    if identity is not None and identity.has_role("organiser", "approver"):
+        return redirect(url_for("meetings.index"))
+    return render_template("home.html")

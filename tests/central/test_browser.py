@@ -1,0 +1,229 @@
+"""The invitation workflow in a real browser (Debian's Chromium through Playwright) against central served
+by a real werkzeug server: organiser creates a meeting and drafts two invitations, approver approves one and
+returns the other; the e-mail (HTML + PDF) and the SMS go out; pages work at 360 px and by keyboard.
+
+``VAORA_SCREENSHOTS=1`` saves the key pages to ``docs/screenshots/central-*.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.serving import make_server
+
+from central.app import create_app
+from central.db import database
+from central.devtools.mailcatcher import MailCatcher
+from central.notify.sms import LogSender
+
+from .conftest import API_TOKEN
+from .staff import PASSWORD, make_users
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+TITLE = "Hội nghị sơ kết 6 tháng đầu năm về chuyển đổi số"
+NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+
+
+class Server:
+    """Central on a werkzeug server in a thread."""
+
+    def __init__(self, app: Any) -> None:
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def central(tmp_path: Path, mail: MailCatcher) -> Iterator[tuple[str, LogSender]]:
+    """Central with users, two halls and three organisations, served on a free port (SQLite)."""
+    sms = LogSender()
+    app = create_app({
+        "VAORA_DATABASE_URL": f"sqlite:///{tmp_path}/central.db",
+        "VAORA_SMTP_HOST": mail.host,
+        "VAORA_SMTP_PORT": mail.port,
+        "VAORA_MAIL_FROM": "vanphong@ubnd.example.vn",
+        "VAORA_API_TOKEN": API_TOKEN,
+        "VAORA_SIGNING_KEY_FILE": str(tmp_path / "key.pem"),
+        "VAORA_PUBLIC_URL": "https://vaora.example.vn",
+        "VAORA_DATA_DIR": str(tmp_path / "data"),
+        "TESTING": True,  # mail sent directly, no mail-queue worker thread outliving the test
+    }, clock=lambda: NOW, sms_sender=sms)
+    make_users(NOW)
+    client = app.test_client()
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    with database.connection_context():
+        from central.services import venues
+
+        venues.create_venue({"name": "Hội trường UBND tỉnh", "kind": "main", "site_id": "hq"}, actor="t", now=NOW)
+        venues.create_venue({"name": "Điểm cầu huyện Bình Sơn", "kind": "remote"}, actor="t", now=NOW)
+    for index, name in enumerate(["Sở Tài chính", "Sở Thông tin và Truyền thông", "Sở Nội vụ"]):
+        response = client.post("/api/v1/organisations", headers=auth, json={
+            "name": name, "office_email": f"vp{index}@example.vn", "leader_phone": f"091234567{index}",
+            "leader_name": "Ông Lê Văn C",
+        })
+        assert response.status_code == 201
+    with Server(app) as server:
+        yield server.url, sms
+    if not database.is_closed():
+        database.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """A headless Chromium."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+def _shot(page: Any, name: str) -> None:
+    if os.environ.get("VAORA_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"central-{name}.png"), full_page=True)
+
+
+def _login(page: Any, url: str, username: str) -> None:
+    page.goto(f"{url}/login")
+    page.get_by_label("Tên đăng nhập").fill(username)
+    page.get_by_label("Mật khẩu").fill(PASSWORD)
+    page.get_by_role("button", name="Đăng nhập").click()
+
+
+def _logout(page: Any) -> None:
+    page.get_by_role("button", name="Đăng xuất").click()
+    page.wait_for_url(re.compile(r".*/login$"))
+
+
+def test_invitation_workflow_in_the_browser(
+    central: tuple[str, LogSender], browser: Any, mail: MailCatcher, tmp_path: Path
+) -> None:
+    url, sms = central
+    page = browser.new_page(viewport={"width": 1100, "height": 900}, locale="vi-VN")
+
+    # Organiser: log in, create the meeting, draft invitations for two organisations.
+    page.goto(f"{url}/login")
+    _shot(page, "login")
+    _login(page, url, "chuyenvien")
+    page.get_by_role("link", name="Tạo cuộc họp").click()
+    page.get_by_label("Tên cuộc họp").fill(TITLE)
+    page.get_by_label("Nội dung, chương trình").fill("1. Báo cáo sơ kết\n2. Thảo luận")
+    page.get_by_label("Lãnh đạo chủ trì").fill("Phó Chủ tịch UBND tỉnh")
+    page.get_by_label("Bắt đầu").fill("2026-12-01T08:00")
+    page.get_by_label("Kết thúc").fill("2026-12-01T11:30")
+    page.get_by_label("Hội trường chính").select_option(label="Hội trường UBND tỉnh")
+    page.get_by_label("Điểm cầu").select_option(label="Điểm cầu huyện Bình Sơn")
+    page.get_by_role("button", name="Lưu").click()
+    page.wait_for_url(re.compile(r".*/meetings/\d+$"))
+    assert "Đã tạo cuộc họp." in page.inner_text("main")
+    page.get_by_label("Đơn vị được mời").select_option(label=["Sở Tài chính", "Sở Thông tin và Truyền thông"])
+    page.get_by_label("Số đại biểu tối đa mỗi đơn vị").fill("3")
+    page.get_by_role("button", name="Soạn thư mời").click()
+    assert "Đã soạn 2 thư mời, chờ lãnh đạo duyệt." in page.inner_text("main")
+    meeting_url = page.url
+    _shot(page, "meeting")
+    _logout(page)
+
+    # Approver: approve the first, return the second with a comment.
+    _login(page, url, "lanhdao")
+    page.goto(f"{url}/invitations/?status=draft")
+    page.get_by_role("link", name="Sở Tài chính").click()
+    page.get_by_role("button", name="Duyệt và gửi").click()
+    assert "Đã duyệt thư mời số 1/TM-UBND." in page.inner_text("main")
+    assert page.get_by_role("heading", level=1).inner_text() == "Thư mời số 1/TM-UBND"
+    statuses = page.locator("#deliveries tbody tr")
+    assert statuses.count() == 2
+    rows = [statuses.nth(i).inner_text() for i in range(2)]
+    assert any(r.startswith("Thư điện tử") and "Đã gửi" in r for r in rows)
+    assert any(r.startswith("Tin nhắn SMS") and "Đã gửi" in r for r in rows)
+    _shot(page, "invitation")
+
+    page.goto(f"{url}/invitations/?status=draft")
+    page.get_by_role("link", name="Sở Thông tin và Truyền thông").click()
+    page.get_by_label("Ý kiến (lý do trả lại)").fill("Đề nghị ghi rõ thành phần tham dự")
+    page.get_by_role("button", name="Trả lại").click()
+    assert "Bị trả lại" in page.inner_text("#invitation-status")
+    assert page.inner_text("#invitation-comment") == "Đề nghị ghi rõ thành phần tham dự"
+    page.goto(meeting_url)
+    invitations = page.locator("section[aria-labelledby=inv-h] tbody").inner_text()
+    assert "1/TM-UBND" in invitations and "Bị trả lại" in invitations
+
+    # What the organisation received.
+    (message,) = mail.wait_for(1)
+    assert message["To"] == "vp0@example.vn"
+    assert TITLE in message.get_body(("html",)).get_content()
+    (pdf,) = [p for p in message.iter_attachments() if p.get_content_type() == "application/pdf"]
+    (tmp_path / "thu-moi.pdf").write_bytes(pdf.get_content())
+    text = subprocess.run(["pdftotext", str(tmp_path / "thu-moi.pdf"), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    assert TITLE in " ".join(text.split())
+    ((phone, body),) = sms.sent
+    assert phone == "+84912345670" and body.isascii() and len(body) <= 160 and "So 1/TM-UBND" in body
+    _logout(page)
+
+    # The administrator reads the audit log.
+    _login(page, url, "admin")
+    page.get_by_role("link", name="Nhật ký").click()
+    page.get_by_label("Người thực hiện").select_option("lanhdao")
+    page.get_by_role("button", name="Lọc").click()
+    log_text = page.inner_text("#audit")
+    assert "invitation.approve" in log_text and "invitation.return" in log_text
+    assert "chuyenvien" not in log_text
+    page.goto(f"{url}/admin/audit")
+    _shot(page, "audit")
+
+
+def test_phone_width_and_keyboard(central: tuple[str, LogSender], browser: Any) -> None:
+    url, _ = central
+    page = browser.new_page(viewport={"width": 360, "height": 740})
+    # Keyboard only: the login form (username is focused), Tab, Enter.
+    page.goto(f"{url}/login")
+    assert page.evaluate("document.activeElement.id") == "username"
+    page.keyboard.type("chuyenvien")
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*/meetings/$"))
+    # The first Tab reaches the skip link, which moves focus to the main content.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip-link"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+    # A form submitted with errors puts focus on the first field in error.
+    page.goto(f"{url}/meetings/new")
+    page.get_by_label("Tên cuộc họp").focus()
+    page.keyboard.type("Họp thử")
+    page.keyboard.press("Enter")
+    assert page.locator("#starts_at-error").inner_text() == "Không được để trống"
+    assert page.evaluate("document.activeElement.id") == "starts_at"
+    for path in ("/meetings/", "/meetings/new", "/invitations/", "/login"):
+        page.goto(f"{url}{path}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360, path
+    # English on request, remembered in the session.
+    page.goto(f"{url}/meetings/?lang=en")
+    assert page.get_by_role("heading", level=1).inner_text() == "Meetings"
+    page.goto(f"{url}/meetings/")
+    assert page.get_by_role("heading", level=1).inner_text() == "Meetings"

@@ -1,0 +1,261 @@
+"""The invitation workflow as organiser and approver do it: draft, approve (numbered, e-mailed with a PDF,
+sent by SMS), return with a comment, resubmit; failed deliveries retried with backoff and "Gửi lại";
+meeting states, cancelling and rescheduling with their effects on delegates' codes."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from datetime import timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from central import models
+from central.db import database
+from central.devtools.mailcatcher import MailCatcher
+from central.notify.mail import SmtpMailSender
+from central.notify.sms import LogSender
+from central.services import deliveries
+from central.web import delivery_channels
+
+from .conftest import AUTH, Clock
+from .staff import login, make_users, page_token, post_form, setup_meeting
+
+TITLE = "Hội nghị tổng kết công tác năm 2025 và triển khai nhiệm vụ năm 2026 của Ủy ban nhân dân tỉnh"
+
+
+@pytest.fixture
+def world(app: Flask, client: FlaskClient, clock: Clock) -> dict[str, Any]:
+    """Accounts, venues, two organisations and a meeting."""
+    make_users(clock())
+    return setup_meeting(app, client, title=TITLE)
+
+
+def _sms(app: Flask) -> LogSender:
+    return app.extensions["vaora"].sms_sender
+
+
+def _draft_two(client: FlaskClient, world: dict[str, Any]) -> list[int]:
+    login(client, "chuyenvien")
+    meeting_url = f"/meetings/{world['meeting']}"
+    response = post_form(client, meeting_url, f"{meeting_url}/invitations",
+                         {"organisation_ids": [str(i) for i in world["orgs"]], "delegate_limit": "3"})
+    assert response.status_code == 302
+    page = client.get(meeting_url).text
+    assert "Đã soạn 2 thư mời, chờ lãnh đạo duyệt." in page
+    ids = [int(x) for x in re.findall(r'href="/invitations/(\d+)"', page)]
+    assert len(ids) == 2
+    client.post("/logout", data={"csrf_token": page_token(client)})
+    return sorted(ids)
+
+
+def _pdf_text(message: EmailMessage, tmp_path: Path) -> str:
+    attachments = [part for part in message.iter_attachments() if part.get_content_type() == "application/pdf"]
+    assert len(attachments) == 1
+    path = tmp_path / attachments[0].get_filename()
+    path.write_bytes(attachments[0].get_content())
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True,
+                          text=True).stdout
+
+
+def test_organiser_drafts_approver_approves_and_returns(
+    app: Flask, client: FlaskClient, world: dict[str, Any], mail: MailCatcher, tmp_path: Path
+) -> None:
+    first, second = _draft_two(client, world)
+    mail.clear()
+    login(client, "lanhdao")
+    queue = client.get("/invitations/?status=draft").text
+    assert "Sở Tài chính" in queue and "Sở Xây dựng" in queue
+
+    response = post_form(client, f"/invitations/{first}", f"/invitations/{first}/approve", {})
+    assert response.status_code == 302
+    page = client.get(f"/invitations/{first}").text
+    assert "Thư mời số 1/TM-UBND" in page
+    rows = re.findall(r'<tr data-channel="(\w+)">(.*?)</tr>', page, re.S)
+    assert {channel for channel, _ in rows} == {"email", "sms"}
+    assert all("Đã gửi" in row for _, row in rows)
+
+    (message,) = mail.wait_for(1)
+    assert message["To"] == "vanphong0@example.vn"
+    assert message["Subject"] == f"Thư mời số 1/TM-UBND: {TITLE}"
+    html = message.get_body(("html",)).get_content()
+    assert "https://vaora.example.vn/registration/1/TM-UBND?secret=" in html
+    text = " ".join(_pdf_text(message, tmp_path).split())
+    assert "THƯ MỜI" in text and "Số: 1/TM-UBND" in text
+    assert "Hội nghị tổng kết công tác năm 2025" in text and "Ủy ban nhân dân tỉnh" in text
+    assert "Điểm cầu huyện Sơn Tịnh" in text
+
+    ((phone, sms),) = _sms(app).sent
+    assert phone == "+84912345678"
+    assert sms.isascii() and len(sms) <= 160
+    assert "So 1/TM-UBND" in sms and "https://vaora.example.vn/registration/1/TM-UBND?secret=" in sms
+
+    # Returning needs a comment, in Vietnamese; nothing changes without one.
+    empty = post_form(client, f"/invitations/{second}", f"/invitations/{second}/return", {"comment": "  "})
+    assert empty.status_code == 400 and "Không được để trống" in empty.text
+    assert "Dự thảo" in client.get(f"/invitations/{second}").text
+    post_form(client, f"/invitations/{second}", f"/invitations/{second}/return",
+              {"comment": "Đề nghị bớt số đại biểu còn 2"})
+    page = client.get(f"/invitations/{second}").text
+    assert "Bị trả lại" in page and "Đề nghị bớt số đại biểu còn 2" in page
+    # An approver cannot resubmit; the organiser can.
+    assert post_form(client, f"/invitations/{second}", f"/invitations/{second}/resubmit",
+                     {"delegate_limit": "2"}).status_code == 403
+    client.post("/logout", data={"csrf_token": page_token(client)})
+    login(client, "chuyenvien")
+    assert post_form(client, f"/invitations/{first}", f"/invitations/{first}/approve", {}).status_code == 403
+    post_form(client, f"/invitations/{second}", f"/invitations/{second}/resubmit", {"delegate_limit": "2"})
+    with database.connection_context():
+        row = models.Invitation.get_by_id(second)
+        assert (row.status, row.delegate_limit, row.number) == ("draft", 2, None)
+        approved = models.Invitation.get_by_id(first)
+        assert approved.status == "sent"
+        assert all(d.link is None for d in approved.deliveries)  # the secret link is forgotten once sent
+        actions = [e.action for e in models.AuditEntry.select().order_by(models.AuditEntry.id)]
+    for action in ("invitation.draft", "invitation.approve", "delivery.sent", "invitation.return",
+                   "invitation.resubmit"):
+        assert action in actions
+
+
+def test_failed_delivery_is_retried_with_backoff_then_resent(
+    app: Flask, client: FlaskClient, world: dict[str, Any], mail: MailCatcher, clock: Clock
+) -> None:
+    first, _ = _draft_two(client, world)
+    mail.stop()
+    login(client, "lanhdao")
+    post_form(client, f"/invitations/{first}", f"/invitations/{first}/approve", {})
+    page = client.get(f"/invitations/{first}").text
+    email_row = re.search(r'<tr data-channel="email">(.*?)</tr>', page, re.S).group(1)
+    assert "Gửi lỗi" in email_row and "Gửi lại" in email_row
+    assert "ConnectionRefusedError" in email_row
+    channels = delivery_channels_outside(app)
+    with database.connection_context():
+        row = models.Delivery.get((models.Delivery.invitation == first) & (models.Delivery.channel == "email"))
+        assert (row.status, row.attempts) == ("failed", 1)
+        assert row.next_attempt_at == clock() + timedelta(minutes=1)
+        assert models.Invitation.get_by_id(first).status == "approved"
+        assert deliveries.deliver_due(channels, now=clock()) == 0  # not due yet
+        clock.now += timedelta(minutes=1)
+        assert deliveries.deliver_due(channels, now=clock()) == 1
+        row = models.Delivery.get_by_id(row.id)
+        assert row.attempts == 2 and row.next_attempt_at == clock() + timedelta(minutes=2)
+        for _ in range(3):
+            clock.now = row.next_attempt_at
+            deliveries.deliver_due(channels, now=clock())
+            row = models.Delivery.get_by_id(row.id)
+        assert (row.attempts, row.next_attempt_at) == (5, None)  # given up: waits for a person
+
+    with MailCatcher() as again:
+        app.extensions["vaora"].mail_sender = SmtpMailSender(again.host, again.port)
+        delivery_id = row.id
+        post_form(client, f"/invitations/{first}", f"/invitations/{first}/deliveries/{delivery_id}/resend", {})
+        (message,) = again.wait_for(1)
+        assert "1/TM-UBND" in message["Subject"]
+    page = client.get(f"/invitations/{first}").text
+    assert "Gửi lại" not in page
+    with database.connection_context():
+        assert models.Invitation.get_by_id(first).status == "sent"
+        assert models.Delivery.get_by_id(delivery_id).attempts == 6
+
+
+def delivery_channels_outside(app: Flask) -> deliveries.Channels:
+    """The app's channels, for calling the worker's function directly."""
+    with app.test_request_context():
+        return delivery_channels()
+
+
+def test_api_covers_the_flow_with_token_and_session(
+    app: Flask, client: FlaskClient, world: dict[str, Any], mail: MailCatcher
+) -> None:
+    drafted = client.post("/api/v1/invitations/drafts", headers=AUTH,
+                          json={"meeting_id": world["meeting"], "organisation_ids": world["orgs"]})
+    assert drafted.status_code == 201
+    ids = [d["id"] for d in drafted.get_json()]
+    again = client.post("/api/v1/invitations/drafts", headers=AUTH,
+                        json={"meeting_id": world["meeting"], "organisation_ids": world["orgs"][:1]})
+    assert again.status_code == 400 and "Đã có thư mời cho" in again.get_json()["fields"]["organisation_ids"]
+
+    login(client, "lanhdao")
+    token = {"X-CSRFToken": page_token(client, "/invitations/")}
+    approved = client.post(f"/api/v1/invitations/{ids[0]}/approve", headers=token)
+    assert approved.status_code == 200, approved.get_json()
+    body = approved.get_json()
+    assert body["number"] == "1/TM-UBND" and body["status"] == "sent"
+    assert {d["channel"]: d["status"] for d in body["deliveries"]} == {"email": "sent", "sms": "sent"}
+    assert "secret" not in str(body) and body["deliveries"][0]["recipient"] != "vanphong0@example.vn"
+    twice = client.post(f"/api/v1/invitations/{ids[0]}/approve", headers=token)
+    assert twice.status_code == 409
+    returned = client.post(f"/api/v1/invitations/{ids[1]}/return", json={"comment": "Sai đơn vị"}, headers=token)
+    assert returned.get_json()["status"] == "returned"
+    assert client.get(f"/api/v1/invitations/{ids[1]}").get_json()["comment"] == "Sai đơn vị"
+
+
+def test_meeting_states_cancel_and_reschedule(
+    app: Flask, client: FlaskClient, world: dict[str, Any], mail: MailCatcher, clock: Clock
+) -> None:
+    meeting = world["meeting"]
+    invitation = client.post("/api/v1/invitations", headers=AUTH,
+                             json={"meeting_id": meeting, "organisation_id": world["orgs"][0]}).get_json()
+    registered = client.post(
+        f"/api/v1/invitations/{invitation['number']}/delegates",
+        json={"name": "Nguyễn Văn An", "position": "Phó Giám đốc", "email": "an@example.vn"},
+        headers={"X-Invitation-Secret": invitation["secret"]},
+    )
+    assert registered.status_code == 201
+    mail.wait_for(1)
+    mail.clear()
+    with database.connection_context():
+        old_code = models.Delegate.get().code
+
+    moved = client.patch(f"/api/v1/meetings/{meeting}", headers=AUTH,
+                         json={"starts_at": "2025-03-11T08:00:00+07:00", "ends_at": "2025-03-11T11:00:00+07:00"})
+    assert moved.status_code == 200, moved.get_json()
+    (notice,) = mail.wait_for(1)
+    with database.connection_context():
+        delegate = models.Delegate.get()
+        assert delegate.code != old_code
+        assert delegate.valid_until.isoformat() == "2025-03-11T04:00:00+00:00"
+        assert models.Change.select().order_by(models.Change.seq.desc()).get().kind == "delegate_upsert"
+    assert "11/03/2025" in notice.get_body(("plain",)).get_content()
+    mail.clear()
+
+    bad = client.post(f"/api/v1/meetings/{meeting}/status", headers=AUTH, json={"status": "held"})
+    assert bad.status_code == 409 and "Không thể chuyển" in bad.get_json()["message"]
+    cancelled = client.post(f"/api/v1/meetings/{meeting}/status", headers=AUTH, json={"status": "cancelled"})
+    assert cancelled.get_json()["status"] == "cancelled"
+    (notice,) = mail.wait_for(1)
+    assert notice["Subject"].startswith("Hủy cuộc họp")
+    with database.connection_context():
+        assert models.Delegate.get().revoked_at == clock()
+        kinds = [c.kind for c in models.Change.select().order_by(models.Change.seq.desc()).limit(2)]
+        assert kinds == ["meeting_upsert", "delegate_revoke"]
+    edit = client.patch(f"/api/v1/meetings/{meeting}", headers=AUTH, json={"title": "Mới"})
+    assert edit.status_code == 409
+
+
+def test_deliver_cli_retries_what_failed(
+    app: Flask, client: FlaskClient, world: dict[str, Any], mail: MailCatcher, central_config: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from central.cli import main
+
+    first, _ = _draft_two(client, world)
+    mail.stop()
+    login(client, "lanhdao")
+    post_form(client, f"/invitations/{first}", f"/invitations/{first}/approve", {})
+    with MailCatcher() as again:
+        for name in ("VAORA_DATABASE_URL", "VAORA_MAIL_FROM", "VAORA_PUBLIC_URL"):
+            monkeypatch.setenv(name, str(central_config[name]))
+        monkeypatch.setenv("VAORA_SMTP_HOST", again.host)
+        monkeypatch.setenv("VAORA_SMTP_PORT", str(again.port))
+        assert main(["deliver", "--once"]) == 0  # the failed row was due a minute after the (2025) approval
+        assert "attempted 1 deliveries" in capsys.readouterr().out
+        (message,) = again.wait_for(1)
+        assert message["To"] == "vanphong0@example.vn"
+    with database.connection_context():
+        assert models.Invitation.get_by_id(first).status == "sent"

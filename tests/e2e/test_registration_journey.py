@@ -1,0 +1,168 @@
+"""A registrar on a phone registers three delegates, sends their codes, and replaces one; the gate refuses the
+replaced person's code and admits the new one.
+
+Real parts: central's web server (with its mail worker) and ingest worker as processes, Mosquitto, an SMTP
+server, Debian's Chromium driven by Playwright at a 360x740 viewport, and an in-process gate on simulated
+pins whose serial scanner is a pseudo-terminal. With ``VAORA_SCREENSHOTS=1`` the page is saved to
+``docs/screenshots/registration-phone.png``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from central.devtools.mailcatcher import MailCatcher
+from protocols.reasons import Reason
+
+from .conftest import Central
+from .test_spine import qr_text_of, scan, scanner_pty, start_gate
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "registration-phone.png"
+
+__all__ = ["scanner_pty"]  # the pty fixture, shared with the spine test
+
+
+@pytest.fixture
+def phone() -> Iterator[object]:
+    """A Chromium page with a 360x740 phone viewport, Vietnamese locale."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not installed")
+    with playwright_sync.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(
+            viewport={"width": 360, "height": 740},
+            device_scale_factor=2,
+            is_mobile=True,
+            has_touch=True,
+            locale="vi-VN",
+        )
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()
+
+
+def invite(central: Central) -> str:
+    """The office creates a meeting and an invitation; returns the link the organisation receives."""
+    now = datetime.now(UTC)
+    meeting = central.api(
+        "POST",
+        "/api/v1/meetings",
+        json={
+            "title": "Hội nghị triển khai nhiệm vụ năm 2025",
+            "starts_at": (now + timedelta(minutes=30)).isoformat(),
+            "ends_at": (now + timedelta(hours=3)).isoformat(),
+            "venue": "Hội trường A",
+            "site_id": "hq",
+            "scheme": "compact",
+        },
+    )
+    assert meeting.status_code == 201, meeting.text
+    organisation = central.api("POST", "/api/v1/organisations", json={"name": "Sở Kế hoạch và Đầu tư"})
+    assert organisation.status_code == 201, organisation.text
+    invitation = central.api(
+        "POST",
+        "/api/v1/invitations",
+        json={"meeting_id": meeting.json()["id"], "organisation_id": organisation.json()["id"]},
+    )
+    assert invitation.status_code == 201, invitation.text
+    return invitation.json()["registration_url"]
+
+
+def fill_delegate(page, name: str, position: str, email: str, phone_number: str) -> None:
+    page.get_by_label("Họ và tên").fill(name)
+    page.get_by_label("Chức vụ").fill(position)
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Số điện thoại").fill(phone_number)
+
+
+def codes_by_recipient(messages) -> dict[str, str]:
+    return {str(message["To"]): qr_text_of(message) for message in messages}
+
+
+PEOPLE = [
+    ("Nguyễn Thị Hoà", "Phó Giám đốc", "hoa.nguyen@skhdt.example.vn", "0912345678"),
+    ("Trần Văn Bình", "Trưởng phòng", "binh.tran@skhdt.example.vn", "0987654321"),
+    ("Lê Minh Châu", "Chuyên viên", "chau.le@skhdt.example.vn", "0901234567"),
+]
+
+
+def test_registrar_registers_sends_and_replaces_on_a_phone(
+    central: Central, broker, mail: MailCatcher, tmp_path: Path, scanner_pty, phone
+) -> None:
+    expect = playwright_sync.expect
+    page = phone
+    page.goto(invite(central))
+    expect(page.get_by_role("heading", name="Đăng ký đại biểu")).to_be_visible()
+    expect(page.get_by_text("Sở Kế hoạch và Đầu tư")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360, "no sideways scrolling on a phone"
+
+    for person in PEOPLE:
+        fill_delegate(page, *person)
+        page.get_by_role("button", name="Thêm đại biểu").click()
+        expect(page.get_by_text(f"Đã thêm đại biểu {person[0]}.")).to_be_visible()
+    expect(page.locator("article.delegate")).to_have_count(3)
+
+    page.get_by_role("button", name="Gửi Mail (3)").click()
+    expect(page.locator("#mail-progress")).to_have_text("Đã gửi 3/3", timeout=30_000)
+    expect(page.locator(".mail-status[data-status=sent]")).to_have_count(3)
+    messages = mail.wait_for(3, timeout=10)
+    codes = codes_by_recipient(messages)
+    assert set(codes) == {person[2] for person in PEOPLE}
+    for message in messages:
+        types = [part.get_content_type() for part in message.iter_attachments()]
+        assert types == ["application/pdf", "text/calendar"]
+    if os.environ.get("VAORA_SCREENSHOTS") == "1":
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+    master, device = scanner_pty
+    gate, _factory = start_gate(central, broker, tmp_path, device)
+    try:
+        old_code = codes["binh.tran@skhdt.example.vn"]
+        binh = page.locator("article.delegate", has_text="Trần Văn Bình")
+        binh.get_by_role("link", name="Thay người").click()
+        expect(
+            page.get_by_role("heading", name="Thay đại biểu Trần Văn Bình bằng người khác")
+        ).to_be_visible()
+        fill_delegate(page, "Phạm Quốc Dũng", "Trưởng phòng", "dung.pham@skhdt.example.vn", "0933333333")
+        page.get_by_role("button", name="Thay người").click()
+        expect(page.get_by_text("Đã thay bằng đại biểu Phạm Quốc Dũng")).to_be_visible()
+        expect(page.locator("article.delegate", has_text="Trần Văn Bình")).to_have_count(0)
+        expect(page.locator("article.delegate", has_text="Phạm Quốc Dũng")).to_have_count(1)
+
+        new_message = mail.wait_for(4, timeout=20)[-1]
+        assert new_message["To"] == "dung.pham@skhdt.example.vn"
+        new_code = qr_text_of(new_message)
+        assert new_code != old_code
+
+        assert gate.refresh_snapshot(), "the gate reloaded its snapshot after the replacement"
+        refused = scan(gate, master, old_code, before=0)
+        assert not refused.allowed
+        assert refused.reason is Reason.REVOKED
+        admitted = scan(gate, master, new_code, before=1)
+        assert admitted.allowed, admitted.reason
+        kept = scan(gate, master, codes["hoa.nguyen@skhdt.example.vn"], before=2)
+        assert kept.allowed, "the other delegates' codes still work"
+    finally:
+        gate.stop()
