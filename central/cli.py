@@ -28,7 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the web app (werkzeug server)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=5000)
-    sub.add_parser("ingest", help="run the MQTT ingest worker")
+    sub.add_parser("ingest", help="run the MQTT ingest worker and the change feed to the gates")
+    broker = sub.add_parser("broker-config", help="write Mosquitto's password and ACL files for every gate")
+    broker.add_argument("directory", type=Path, help="e.g. /etc/mosquitto/vaora (see systemd/mosquitto/)")
     sub.add_parser("init-db", help="create the database tables")
     add_gate = sub.add_parser("add-gate", help="register a gate and print its token (shown once)")
     add_gate.add_argument("gate_id")
@@ -72,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _add_gate(args)
     if args.command == "ingest":
         return _ingest(config)
+    if args.command == "broker-config":
+        return _broker_config(args.directory)
     if args.command == "create-admin":
         return _create_admin(args)
     if args.command == "deliver":
@@ -94,15 +98,33 @@ def _add_gate(args: argparse.Namespace) -> int:
 
 
 def _ingest(config: CentralConfig) -> int:
+    from central.changefeed import ChangeFeed
     from central.ingest import IngestWorker
 
-    worker = IngestWorker(
-        config.mqtt_host, config.mqtt_port, username=config.mqtt_username, password=config.mqtt_password
-    )
+    credentials = {"username": config.mqtt_username, "password": config.mqtt_password}
+    worker = IngestWorker(config.mqtt_host, config.mqtt_port, **credentials)
+    feed = ChangeFeed(config.mqtt_host, config.mqtt_port, **credentials)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    worker.run_forever(stop)
+    feed.start()
+    try:
+        worker.run_forever(stop)
+    finally:
+        feed.stop()
+    return 0
+
+
+def _broker_config(directory: Path) -> int:
+    from central import models
+    from central.broker_auth import GateAccount, provision
+
+    with database.connection_context():
+        gates = [GateAccount(gate.gate_id, gate.site_id) for gate in models.Gate.select().order_by(models.Gate.gate_id)]
+    credentials = provision(directory, gates)
+    print(f"wrote {directory / 'passwd'} and {directory / 'acl'} for {len(gates)} gate(s) and central")
+    print(f"passwords (give each gate its own, as mqtt.password_file): {directory / 'secrets'}/<user>.password")
+    log.info("broker config written users=%d", len(credentials))
     return 0
 
 

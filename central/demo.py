@@ -31,6 +31,7 @@ from PIL import Image
 from werkzeug.serving import make_server
 
 from central.app import create_app
+from central.changefeed import ChangeFeed
 from central.devtools.broker import LocalBroker
 from central.devtools.mailcatcher import MailCatcher
 from central.devtools.ports import free_port
@@ -116,6 +117,7 @@ class Demo:
         self.mail: MailCatcher | None = None
         self.server: Any = None
         self.ingest: IngestWorker | None = None
+        self.feed: ChangeFeed | None = None
         self.gate: Any = None
         self.url = ""
         self.status_port = 0
@@ -152,6 +154,8 @@ class Demo:
         self.ingest = IngestWorker(self.broker.host, self.broker.port)
         self.ingest.start()
         self.ingest.connected.wait(10)
+        self.feed = ChangeFeed(self.broker.host, self.broker.port)
+        self.feed.start()
         self.codes = self.seed()
         self.start_gate()
 
@@ -281,6 +285,7 @@ class Demo:
         for name, action in (
             ("gate", lambda: self.gate and self.gate.stop()),
             ("ingest", lambda: self.ingest and self.ingest.stop()),
+            ("change feed", lambda: self.feed and self.feed.stop()),
             ("http", lambda: self.server and self.server.shutdown()),
             ("mail", lambda: self.mail and self.mail.stop()),
             ("broker", lambda: self.broker and self.broker.stop()),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -208,3 +209,17 @@ def test_acl_refuses_ids_that_would_escape_their_topics():
         render_acl([GateAccount("lobby-1", "hq/#")])
     with pytest.raises(ValueError):
         _ = GateAccount("+", "hq").username
+
+
+def test_cli_writes_the_broker_files_for_registered_gates(tmp_path: Path, database_url: str):
+    env = {**os.environ, "VAORA_DATABASE_URL": database_url, "VAORA_API_TOKEN": "t" * 32,
+           "VAORA_SIGNING_KEY_FILE": str(tmp_path / "key.pem")}
+    run = [sys.executable, "-m", "central.cli"]
+    for gate_id, site in (("lobby-1", "hq"), ("annex-1", "annex")):
+        subprocess.run([*run, "add-gate", gate_id, "--site", site], env=env, check=True, capture_output=True)
+    result = subprocess.run([*run, "broker-config", str(tmp_path / "vaora")], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    acl = (tmp_path / "vaora" / "acl").read_text()
+    assert "user gate-lobby-1" in acl and f"topic readwrite {topics.site_checkins('annex')}" in acl
+    users = {line.split(":", 1)[0] for line in (tmp_path / "vaora" / "passwd").read_text().splitlines()}
+    assert users == {CENTRAL_USERNAME, "gate-lobby-1", "gate-annex-1"}
