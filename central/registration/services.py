@@ -21,6 +21,7 @@ from central.mailqueue.models import CANCELLED, KIND_DELEGATE_CODE, QUEUED, Mail
 from central.mailqueue.queue import Progress, batch_progress, new_batch
 from central.notify.mail import MailSender
 from central.services import delegates as delegate_service
+from central.services.audit import audit
 from central.services.changes import append_change
 from central.services.errors import ConflictError, InvalidInputError, NotFoundError
 from central.services.invitations import find_invitation
@@ -181,6 +182,8 @@ def edit_delegate(
             _cancel_queued_mail(delegate)
         delegate.save()
         append_change(payloads.DelegateUpsert(delegate=delegate_service.delegate_entry(delegate)), now)
+        audit(delegate_service.registrar_of(invitation), "delegate.edit", f"delegate:{delegate.id}",
+              {"invitation": invitation.number, "email_changed": email_changed}, now=now)
     log.info("delegate edited id=%s email_changed=%s", delegate.id, email_changed)
     return delegate
 
@@ -204,6 +207,8 @@ def remove_delegate(invitation: models.Invitation, delegate_id: int, now: dateti
         _ensure_open(invitation, now)
         delegate = _delegate_of(invitation, delegate_id)
         _revoke(delegate, now)
+        audit(delegate_service.registrar_of(invitation), "delegate.remove", f"delegate:{delegate.id}",
+              {"invitation": invitation.number, "name": delegate.name}, now=now)
     log.info("delegate removed id=%s", delegate.id)
     return delegate
 
@@ -228,6 +233,8 @@ def replace_delegate(
             entry_opens_before=deps.entry_opens_before,
             send_mail=False,
         )
+        audit(delegate_service.registrar_of(invitation), "delegate.replace", f"delegate:{old.id}",
+              {"invitation": invitation.number, "replaced_by": new.id}, now=now)
     log.info("delegate replaced old=%s new=%s", old.id, new.id)
     _send(invitation, [new], now, deps)
     return new
@@ -259,6 +266,9 @@ def send_mails(invitation: models.Invitation, now: datetime, deps: Deps) -> int:
     targets = [d for d in active_delegates(invitation) if d.mail_status in UNSENT_MAIL_STATUSES]
     if targets:
         _send(invitation, targets, now, deps)
+        with write_transaction():
+            audit(delegate_service.registrar_of(invitation), "delegate.send_mail", f"invitation:{invitation.id}",
+                  {"count": len(targets)}, now=now)
     log.info("registration mails queued invitation=%s count=%d", invitation.id, len(targets))
     return len(targets)
 

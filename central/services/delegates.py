@@ -17,6 +17,7 @@ from central import models
 from central.db import write_transaction
 from central.notify.mail import MailSender
 from central.services import validation as v
+from central.services.audit import audit
 from central.services.changes import append_change
 from central.services.errors import ConflictError
 from central.services.keys import ActiveKey
@@ -51,6 +52,11 @@ def validate_delegate(data: Mapping[str, Any]) -> dict[str, Any]:
     }
     fields.raise_if_any()
     return clean
+
+
+def registrar_of(invitation: models.Invitation) -> str:
+    """The audit actor for changes made through an invitation's registration link (no user account)."""
+    return f"invitation:{invitation.number}"
 
 
 def register_delegate(
@@ -113,6 +119,8 @@ def register_delegate(
         delegate.save()
         delegate = models.Delegate.get_by_id(delegate.id)
         append_change(payloads.DelegateUpsert(delegate=delegate_entry(delegate)), now)
+        audit(registrar_of(invitation), "delegate.register", f"delegate:{delegate.id}",
+              {"invitation": invitation.number, "meeting": meeting.id, "name": delegate.name}, now=now)
     log.info(
         "delegate registered id=%s meeting=%s scheme=%s email=%s phone=%s",
         delegate.id, meeting.id, scheme.value, mask_email(delegate.email), mask_phone(delegate.phone),
