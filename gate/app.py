@@ -10,7 +10,13 @@ delivery; the turnstile cycle (:mod:`gate.cycle`) then reports ``entered`` (the 
 acknowledges it. A row still held back at start-up belongs to a cycle that a crash interrupted: it is released
 with outcome ``unknown``. Without a sensor an allowed decision is recorded as ``entered`` at once.
 
-Only an ``entered`` passage consumes its credential (:meth:`Gate.is_consumed`, for anti-passback).
+Only an ``entered`` passage consumes its credential (:meth:`Gate.is_consumed`, for anti-passback); it is also
+published on the site's check-in topic, and check-ins of the other gates of the site arriving there update the
+same table, so ``decide()`` refuses a code already used at a sibling gate even while central is down.
+
+Sync: the snapshot is loaded at start (when central answers); then :class:`gate.follow.ChangeFollower` applies
+central's change stream, and :class:`gate.follow.SnapshotRefresher` fetches a new snapshot in the background
+after a gap or a failed start-up fetch, with backoff. A heartbeat goes out every ``[mqtt] heartbeat_seconds``.
 Emergency: while ``pins.emergency`` is active the turnstile is held open; scans are still decided and
 recorded, an allowed one counts as ``entered`` without relay action (free passage), a refused one shows red.
 """
@@ -31,7 +37,7 @@ from typing import Any
 
 from gpiozero import Button, DigitalInputDevice
 
-from protocols.payloads import CheckIn, Direction, Outcome, PayloadError, decode, encode
+from protocols.payloads import CheckIn, Direction, Heartbeat, Outcome, PayloadError, decode, encode
 from protocols.reasons import Reason
 
 from . import __version__
@@ -42,6 +48,8 @@ from .cycle import TurnstileCycle
 from .debounce import ScanDebouncer
 from .decision import Decision, decide
 from .delivery import DeliveryLoop
+from .follow import ChangeFollower, SnapshotRefresher
+from .heartbeat import HeartbeatLoop
 from .scanners import ScanEvent, Scanner, build_scanner
 from .sync import SyncError, fetch_snapshot
 from .transport import MqttTransport, Transport
@@ -86,8 +94,9 @@ class Gate:
     ``transport``: injected implementations (default: built from the config). ``clock``: the aware UTC "now"
     used when ``handle_scan`` is not given one. ``decider``: the decision function (default
     :func:`gate.decision.decide`). ``stall_after_s``: a scan handler busy longer than this is stalled, and
-    the systemd watchdog is no longer fed. A pin that cannot be claimed raises :class:`PinClaimError`
-    naming the config key.
+    the systemd watchdog is no longer fed. ``resync_backoff_s`` / ``resync_max_backoff_s``: retry delays of
+    the background snapshot fetch; ``resync_min_interval_s``: least time between two fetches. A pin that
+    cannot be claimed raises :class:`PinClaimError` naming the config key.
     """
 
     def __init__(
@@ -102,6 +111,9 @@ class Gate:
         delivery_poll_s: float = 0.5,
         decider: Callable[..., Decision] = decide,
         stall_after_s: float = DEFAULT_STALL_S,
+        resync_backoff_s: float = 1.0,
+        resync_max_backoff_s: float = 60.0,
+        resync_min_interval_s: float = 1.0,
     ) -> None:
         self.config = config
         self.gate_id = config.gate.id
@@ -112,6 +124,11 @@ class Gate:
         self.flush_timeout = flush_timeout
         self.delivery_poll_s = delivery_poll_s
         self.stall_after_s = stall_after_s
+        self.follower: ChangeFollower | None = None
+        self.refresher = SnapshotRefresher(self.refresh_snapshot, initial_backoff_s=resync_backoff_s,
+                                           max_backoff_s=resync_max_backoff_s,
+                                           min_interval_s=resync_min_interval_s)
+        self.heartbeat: HeartbeatLoop | None = None
         if pin_factory is None:
             pin_factory = default_pin_factory(config.gate.simulate)
         self.pin_factory = pin_factory
@@ -183,22 +200,33 @@ class Gate:
             raise RuntimeError("gate already started")
         self._started = True
         self.cache = GateCache(self.config.gate.data_dir)
+        self.follower = ChangeFollower(self.cache, self.refresher.request, clock=self._clock)
         self._finalise_interrupted()
-        self.refresh_snapshot()
+        if not self.refresh_snapshot():
+            self.refresher.request()  # keep trying in the background; decide from the cache meanwhile
+        self.refresher.start()
         if self.transport is None:
             mqtt_cfg = self.config.mqtt
             self.transport = MqttTransport(
                 self.gate_id, mqtt_cfg.host, mqtt_cfg.port, username=mqtt_cfg.username,
                 password=mqtt_cfg.resolve_password(), keepalive=mqtt_cfg.keepalive,
-                software_version=__version__,
+                software_version=__version__, site_id=self.site_id,
             )
         # Delivery times resends by the wall clock, not the (possibly frozen) decision clock.
         self.delivery = DeliveryLoop(self.cache, self.transport, resend_s=self.config.mqtt.resend_seconds,
                                      poll_s=self.delivery_poll_s)
         self.transport.on_ack = self.delivery.handle_ack
         self.transport.on_connected = self.delivery.kick
+        self.transport.on_change = self.follower.handle_payload  # type: ignore[attr-defined]
+        self.transport.on_site_checkin = self._on_site_checkin  # type: ignore[attr-defined]
+        self.transport.on_session_lost = self.refresher.request  # type: ignore[attr-defined]
         self.transport.start()
         self.delivery.start()
+        publish_heartbeat = getattr(self.transport, "publish_heartbeat", None)
+        if publish_heartbeat is not None:
+            self.heartbeat = HeartbeatLoop(self._heartbeat, publish_heartbeat,
+                                           self.config.mqtt.heartbeat_seconds)
+            self.heartbeat.start()
         self.cycle.start()
         self._start_status_server()
         if self.scanner is None:
@@ -239,7 +267,10 @@ class Gate:
         self.status_server = server
 
     def refresh_snapshot(self) -> bool:
-        """Load a snapshot from central; on failure keep the existing cache and log why. Returns success."""
+        """Load a snapshot from central; on failure keep the existing cache and log why. Returns success.
+
+        A snapshot older than the cache (changes arrived meanwhile) is not loaded, but counts as success.
+        """
         assert self.cache is not None
         central = self.config.central
         try:
@@ -253,8 +284,18 @@ class Gate:
             log.warning("snapshot not loaded: token unreadable: %s; deciding from cached seq=%d",
                         exc, self.cache.seq)
             return False
-        self.cache.load_snapshot(snapshot, self._clock())
+        if self.follower is not None:
+            self.follower.load_snapshot(snapshot)
+        else:
+            self.cache.load_snapshot(snapshot, self._clock())
         return True
+
+    def _heartbeat(self) -> Heartbeat:
+        """The heartbeat to publish now."""
+        cache = self.cache
+        return Heartbeat(gate_id=self.gate_id, sent_at=self._clock(), cache_seq=cache.seq if cache else 0,
+                         outbox_pending=cache.outbox_pending() if cache else 0, emergency=self.cycle.emergency,
+                         software_version=__version__)
 
     def stop(self) -> None:
         """Shut down in order: stop reading, end the cycle, relay de-energised, offline status, flush,
@@ -266,6 +307,9 @@ class Gate:
         if self.scanner is not None:
             steps.append(("scanner", self.scanner.close))
         steps.append(("cycle", self.cycle.stop))
+        if self.heartbeat is not None:
+            steps.append(("heartbeat", self.heartbeat.stop))
+        steps.append(("snapshot refresh", self.refresher.stop))
         steps.append(("relay", self.turnstile.release_for_shutdown))
         steps.append(("indicator", self.indicator.off))
         if self.status_server is not None:
@@ -383,7 +427,8 @@ class Gate:
         if event.reason is not Reason.OK or event.text is None:
             decision = Decision(False, event.reason if event.reason is not Reason.OK else Reason.MALFORMED)
         else:
-            decision = self._decide(event.text, self.cache, now, self.site_id)
+            decision = self._decide(event.text, self.cache, now, self.site_id,
+                                    Direction(self.config.gate.direction))
         checkin = self._admit(decision, now, manual=False)
         if checkin is not None:
             log.info("scan decided checkin_id=%s allowed=%s reason=%s meeting_id=%s delegate_id=%s source=%s",
@@ -460,9 +505,36 @@ class Gate:
                 self.turnstile.unlock()
         else:
             self.indicator.refused()
+        if outcome is Outcome.ENTERED:
+            self._fan_out(checkin)
         if self.delivery is not None:
             self.delivery.kick()
         return checkin
+
+    def _fan_out(self, checkin: CheckIn) -> None:
+        """Tell the other gates of the site that a credential was used (entered in or out)."""
+        if not checkin.credential or not checkin.allowed:
+            return
+        publish = getattr(self.transport, "publish_site_checkin", None)
+        if publish is None:
+            return
+        try:
+            if not publish(encode(checkin)):
+                log.warning("site check-in not handed to the broker now checkin_id=%s", checkin.id)
+        except Exception:
+            log.exception("site check-in not published checkin_id=%s", checkin.id)
+
+    def _on_site_checkin(self, checkin: CheckIn) -> None:
+        """A check-in from another gate of the site: record its passage for anti-passback."""
+        if self.cache is None:
+            return
+        if not (checkin.allowed and checkin.outcome is Outcome.ENTERED and checkin.credential):
+            return
+        changed = self.cache.record_passage(checkin.credential, str(checkin.id),
+                                            checkin.completed_at or checkin.scanned_at, checkin.direction,
+                                            checkin.gate_id)
+        log.info("site passage recorded checkin_id=%s from_gate=%s direction=%s changed=%s", checkin.id,
+                 checkin.gate_id, checkin.direction.value, changed)
 
     # ----- turnstile cycle listeners
 
@@ -487,6 +559,8 @@ class Gate:
                     self.recent[index] = dataclasses.replace(record, outcome=outcome.value)
                     break
         log.info("passage recorded checkin_id=%s outcome=%s", checkin_id, outcome.value)
+        if outcome is Outcome.ENTERED:
+            self._fan_out(final)
         if self.delivery is not None:
             self.delivery.kick()
 
@@ -565,6 +639,7 @@ class Gate:
             offline_since=getattr(transport, "offline_since", None),
             cache_seq=cache.seq if cache is not None else 0,
             synced_at=cache.synced_at if cache is not None else None,
+            sync_pending=self.refresher.pending,
             emergency=self.cycle.emergency, turnstile_state=self.cycle.state, scanner_state=status,
             scanner_detail=detail, outbox_pending=cache.outbox_pending() if cache is not None else 0,
             recent=[ScanView(at=r.at, allowed=r.allowed, reason=r.reason, name=r.name,

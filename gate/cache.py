@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,7 +23,20 @@ import peewee
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from protocols.codes import Scheme, public_key_from_text
-from protocols.payloads import CheckIn, DelegateEntry, KeyEntry, MeetingEntry, Snapshot
+from protocols.payloads import (
+    Change,
+    CheckIn,
+    DelegateEntry,
+    DelegateRevoke,
+    DelegateUpsert,
+    Direction,
+    KeyAdd,
+    KeyEntry,
+    KeyRevoke,
+    MeetingEntry,
+    MeetingUpsert,
+    Snapshot,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +59,20 @@ class CacheView(Protocol):
 
     def public_keys(self) -> dict[int, Ed25519PublicKey]:
         """The trusted (not revoked) signing keys by key id."""
+
+    def has_entered(self, credential: str) -> bool:
+        """True when a passage in with this credential was recorded (here or at another gate of the site)."""
+
+    def is_inside(self, credential: str) -> bool:
+        """True when the holder's last recorded passage with this credential was in (not followed by out)."""
+
+
+class ChangeResult(StrEnum):
+    """What :meth:`GateCache.apply_change` did with one change of the stream."""
+
+    APPLIED = "applied"  # seq == cache.seq + 1: applied, cache.seq advanced
+    REPEATED = "repeated"  # seq <= cache.seq: already in the cache, ignored
+    GAP = "gap"  # seq > cache.seq + 1: changes are missing, nothing applied; a snapshot is needed
 
 
 @dataclass(frozen=True)
@@ -134,9 +162,15 @@ def _make_models(db: peewee.Database) -> dict[str, type[peewee.Model]]:
             table_name = "outbox"
 
     class Consumed(Base):
+        # Anti-passback state per credential: the latest recorded passage (at this gate or, through the site
+        # fan-out, at another gate of the site). ``entered``: a passage in was recorded at least once.
+        # ``inside``: the latest passage was in (an out passage clears it).
         credential = peewee.TextField(primary_key=True)
         checkin_id = peewee.TextField()
         at = peewee.FloatField()
+        entered = peewee.BooleanField(default=True)
+        inside = peewee.BooleanField(default=True)
+        gate_id = peewee.TextField(null=True)
 
         class Meta:
             table_name = "consumed"
@@ -184,6 +218,11 @@ class GateCache:
         columns = {c.name for c in self.db.get_columns("outbox")}
         if "awaiting_outcome" not in columns:
             self.db.execute_sql("ALTER TABLE outbox ADD COLUMN awaiting_outcome INTEGER NOT NULL DEFAULT 0")
+        consumed = {c.name for c in self.db.get_columns("consumed")}
+        for column, ddl in (("entered", "INTEGER NOT NULL DEFAULT 1"), ("inside", "INTEGER NOT NULL DEFAULT 1"),
+                            ("gate_id", "TEXT")):
+            if column not in consumed:
+                self.db.execute_sql(f"ALTER TABLE consumed ADD COLUMN {column} {ddl}")
 
     def close(self) -> None:
         """Close the database connection."""
@@ -245,6 +284,67 @@ class GateCache:
         log.info("snapshot loaded seq=%d meetings=%d delegates=%d keys=%d", snapshot.seq,
                  len(meeting_rows), len(delegate_rows), len(key_rows))
 
+    def apply_change(self, change: Change, now: datetime) -> ChangeResult:
+        """Apply one change of central's stream if it is the next one (``seq == cache.seq + 1``).
+
+        In one transaction: the change, the new ``seq`` and ``synced_at = now``. A repeated change
+        (``seq <= cache.seq``) and a change after a gap (``seq > cache.seq + 1``) change nothing.
+        """
+        body = change.body
+        with self._lock:
+            with self.db.atomic():
+                current = self._seq_locked()
+                if change.seq <= current:
+                    return ChangeResult.REPEATED
+                if change.seq > current + 1:
+                    return ChangeResult.GAP
+                self._apply_body(body)
+                self._set_meta("seq", str(change.seq))
+                self._set_meta("synced_at", now.isoformat())
+            if isinstance(body, KeyAdd | KeyRevoke):
+                self._load_keys()
+        return ChangeResult.APPLIED
+
+    def _apply_body(self, body: object) -> None:
+        """Write one change body (inside the caller's transaction)."""
+        if isinstance(body, DelegateUpsert):
+            d = body.delegate
+            self._Delegate.insert(
+                meeting_id=d.meeting_id, delegate_id=d.id, name=d.name, organisation=d.organisation,
+                position=d.position, code_hash=d.code_hash, valid_from=_ts(d.valid_from),
+                valid_until=_ts(d.valid_until), revoked=d.revoked,
+            ).on_conflict_replace().execute()
+        elif isinstance(body, DelegateRevoke):
+            delegate = self._Delegate
+            updated = delegate.update(revoked=True).where(
+                (delegate.meeting_id == body.meeting_id) & (delegate.delegate_id == body.delegate_id)
+            ).execute()
+            if not updated:
+                # A delegate never seen here (registered after the last sync, e.g. with a signed code):
+                # remember the revocation so a signed code of theirs is refused too.
+                delegate.insert(meeting_id=body.meeting_id, delegate_id=body.delegate_id, name="",
+                                organisation="", position="", code_hash=None, valid_from=0.0, valid_until=0.0,
+                                revoked=True).execute()
+        elif isinstance(body, MeetingUpsert):
+            m = body.meeting
+            self._Meeting.insert(
+                id=m.id, title=m.title, scheme=m.scheme.value, starts_at=_ts(m.starts_at), ends_at=_ts(m.ends_at),
+                site_id=m.site_id, venue=m.venue, status=m.status, entry_policy=m.entry_policy,
+            ).on_conflict_replace().execute()
+        elif isinstance(body, KeyAdd):
+            self._Key.insert(key_id=body.key.key_id, public_key=body.key.public_key,
+                             revoked=body.key.revoked).on_conflict_replace().execute()
+        elif isinstance(body, KeyRevoke):
+            updated = self._Key.update(revoked=True).where(self._Key.key_id == body.key_id).execute()
+            if not updated:
+                self._Key.insert(key_id=body.key_id, public_key="", revoked=True).execute()
+        else:  # pragma: no cover - the payload model admits only the kinds above
+            raise TypeError(f"unknown change body {type(body).__name__}")
+
+    def _seq_locked(self) -> int:
+        row = self._Meta.get_or_none(self._Meta.key == "seq")
+        return int(row.value) if row is not None else 0
+
     def _set_meta(self, key: str, value: str) -> None:
         self._Meta.insert(key=key, value=value).on_conflict_replace().execute()
 
@@ -272,7 +372,7 @@ class GateCache:
 
     @property
     def synced_at(self) -> datetime | None:
-        """When the cache was last loaded from central, or None."""
+        """When the cache last got news from central (a snapshot loaded or a change applied), or None."""
         value = self._get_meta("synced_at")
         return datetime.fromisoformat(value) if value is not None else None
 
@@ -340,7 +440,7 @@ class GateCache:
             self._Outbox.insert(checkin_id=str(checkin.id), payload=payload, created_at=_ts(now),
                                 awaiting_outcome=awaiting_outcome).execute()
             if consumed and checkin.credential:
-                self._consume(checkin.credential, str(checkin.id), now)
+                self._consume(checkin, now)
 
     def complete_checkin(self, checkin: CheckIn, payload: bytes, now: datetime, consumed: bool) -> bool:
         """Store the final version of a check-in whose outcome is now known and release it for delivery.
@@ -354,7 +454,7 @@ class GateCache:
                 (out.checkin_id == str(checkin.id)) & (out.awaiting_outcome == True)  # noqa: E712
             ).execute()
             if updated and consumed and checkin.credential:
-                self._consume(checkin.credential, str(checkin.id), now)
+                self._consume(checkin, now)
         return bool(updated)
 
     def awaiting_rows(self) -> list[OutboxRow]:
@@ -364,14 +464,60 @@ class GateCache:
             rows = list(out.select().where(out.awaiting_outcome == True).order_by(out.created_at))  # noqa: E712
         return [self._outbox_row(r) for r in rows]
 
-    def _consume(self, credential: str, checkin_id: str, now: datetime) -> None:
-        self._Consumed.insert(credential=credential, checkin_id=checkin_id, at=_ts(now)).on_conflict_replace(
-        ).execute()
+    def _consume(self, checkin: CheckIn, now: datetime) -> bool:
+        """Record the passage of ``checkin`` (its outcome is ``entered``) in the anti-passback table."""
+        assert checkin.credential is not None
+        return self._record_passage_locked(checkin.credential, str(checkin.id), now, checkin.direction,
+                                           checkin.gate_id)
+
+    def record_passage(self, credential: str, checkin_id: str, at: datetime, direction: Direction,
+                       gate_id: str | None = None) -> bool:
+        """Record a passage made with ``credential`` (e.g. reported by another gate of the site).
+
+        Idempotent per check-in id. A passage older than the one already recorded does not undo it (an old
+        "out" arriving late does not let someone in again), but an old "in" still counts as entered.
+        Returns True when the state changed.
+        """
+        with self._lock, self.db.atomic():
+            return self._record_passage_locked(credential, checkin_id, at, direction, gate_id)
+
+    def _record_passage_locked(self, credential: str, checkin_id: str, at: datetime, direction: Direction,
+                               gate_id: str | None) -> bool:
+        table = self._Consumed
+        row = table.get_or_none(table.credential == credential)
+        entering = direction is Direction.IN
+        if row is None:
+            table.insert(credential=credential, checkin_id=checkin_id, at=_ts(at), entered=entering,
+                         inside=entering, gate_id=gate_id).execute()
+            return True
+        if row.checkin_id == checkin_id:
+            return False
+        if _ts(at) < row.at:
+            if entering and not row.entered:
+                table.update(entered=True).where(table.credential == credential).execute()
+                return True
+            return False
+        table.update(checkin_id=checkin_id, at=_ts(at), entered=bool(row.entered) or entering, inside=entering,
+                     gate_id=gate_id).where(table.credential == credential).execute()
+        return True
+
+    def has_entered(self, credential: str) -> bool:
+        """True when a passage in with this credential was recorded (here or at another gate of the site)."""
+        with self._lock:
+            return self._Consumed.select().where(
+                (self._Consumed.credential == credential) & (self._Consumed.entered == True)  # noqa: E712
+            ).exists()
+
+    def is_inside(self, credential: str) -> bool:
+        """True when the latest recorded passage with this credential was in."""
+        with self._lock:
+            return self._Consumed.select().where(
+                (self._Consumed.credential == credential) & (self._Consumed.inside == True)  # noqa: E712
+            ).exists()
 
     def is_consumed(self, credential: str) -> bool:
-        """True when a passage with this credential was recorded as entered."""
-        with self._lock:
-            return self._Consumed.select().where(self._Consumed.credential == credential).exists()
+        """True when a passage in with this credential was recorded (same as :meth:`has_entered`)."""
+        return self.has_entered(credential)
 
     def outbox_due(self, now: datetime, resend_after_s: float, limit: int = 100) -> list[OutboxRow]:
         """Undelivered rows never sent, or last sent at least ``resend_after_s`` ago, oldest first."""

@@ -153,6 +153,7 @@ class MqttSection(_Section):
     password_file: Annotated[Path | None, Field(strict=False)] = None
     keepalive: Annotated[int, Field(ge=5, le=3600)] = 30
     resend_seconds: Annotated[float, Field(gt=0, le=3600, strict=False)] = 30.0
+    heartbeat_seconds: Annotated[float, Field(gt=0, le=3600, strict=False)] = 15.0
 
     def resolve_password(self) -> str | None:
         """Return the broker password from password_file, else $VAORA_MQTT_PASSWORD, else None."""

@@ -18,7 +18,7 @@ from protocols.codes import (
     scheme_of,
     verify_signed,
 )
-from protocols.payloads import DelegateEntry, MeetingEntry
+from protocols.payloads import DelegateEntry, Direction, MeetingEntry
 from protocols.reasons import Reason
 
 from .cache import CacheView
@@ -45,22 +45,25 @@ def _refuse(reason: Reason, **known: object) -> Decision:
     return Decision(False, reason, **known)  # type: ignore[arg-type]
 
 
-def decide(scan: str, cache: CacheView, now: datetime, site_id: str) -> Decision:
-    """Decide on one scanned text at gate site ``site_id`` at time ``now``. Never raises.
+def decide(scan: str, cache: CacheView, now: datetime, site_id: str,
+           direction: Direction = Direction.IN) -> Decision:
+    """Decide on one scanned text at a gate of site ``site_id`` facing ``direction``, at ``now``. Never raises.
 
     Order: TOO_LONG; MALFORMED (neither scheme); compact: MALFORMED/BAD_CHECKSUM, UNKNOWN_CODE; signed:
     MALFORMED/UNKNOWN_KEY/BAD_SIGNATURE/NOT_YET_VALID/EXPIRED, UNKNOWN_CODE (meeting not cached); then
-    REVOKED, MEETING_CANCELLED, WRONG_VENUE, and the delegate's validity window for compact codes; else OK.
+    REVOKED, MEETING_CANCELLED, WRONG_VENUE, and the delegate's validity window for compact codes; then, at an
+    ``in`` gate, anti-passback by the meeting's ``entry_policy``: ``single`` refuses ALREADY_INSIDE once the
+    credential has entered, ``reentry`` while its latest passage was in, ``unlimited`` never; else OK.
     A failing cache gives INTERNAL_ERROR (refused).
     """
     try:
-        return _decide(scan, cache, now, site_id)
+        return _decide(scan, cache, now, site_id, direction)
     except Exception:
         log.exception("decision failed")
         return _refuse(Reason.INTERNAL_ERROR)
 
 
-def _decide(scan: str, cache: CacheView, now: datetime, site_id: str) -> Decision:
+def _decide(scan: str, cache: CacheView, now: datetime, site_id: str, direction: Direction) -> Decision:
     if not isinstance(scan, str):
         return _refuse(Reason.MALFORMED)
     if len(scan) > MAX_SCAN_LENGTH:
@@ -115,7 +118,18 @@ def _decide(scan: str, cache: CacheView, now: datetime, site_id: str) -> Decisio
             return _refuse(Reason.NOT_YET_VALID, **known)
         if now > delegate.valid_until:
             return _refuse(Reason.EXPIRED, **known)
+    if direction is Direction.IN and _passed_back(meeting.entry_policy, credential, cache):
+        return _refuse(Reason.ALREADY_INSIDE, **known)
     return Decision(True, Reason.OK, **known)  # type: ignore[arg-type]
+
+
+def _passed_back(policy: str, credential: str, cache: CacheView) -> bool:
+    """True when the meeting's entry policy forbids another entry with ``credential``."""
+    if policy == "single":
+        return cache.has_entered(credential)
+    if policy == "reentry":
+        return cache.is_inside(credential)
+    return False
 
 
 def _signed_credential(claims: SignedClaims) -> str:

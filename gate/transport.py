@@ -1,8 +1,10 @@
-"""MQTT transport of a gate (paho-mqtt 2.x): status with last will, check-ins out, acknowledgements in.
+"""MQTT transport of a gate (paho-mqtt 2.x): status with last will, check-ins out, acknowledgements in,
+central's change stream in, the site's check-in fan-out both ways, heartbeats out.
 
 The client uses a stable id and a persistent session (``clean_session=False``) so QoS 1 messages survive
-reconnects. Every incoming payload is decoded with ``protocols.payloads.decode``; bad ones are logged and
-dropped, and nothing raised by a payload or a callback escapes into paho's network thread.
+reconnects: changes published while the gate is away are delivered when it comes back. Every incoming payload
+is decoded with ``protocols.payloads.decode`` (changes by the receiver of ``on_change``); bad ones are logged
+and dropped, and nothing raised by a payload or a callback escapes into paho's network thread.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from typing import Any, Protocol
 import paho.mqtt.client as mqtt
 
 from protocols import topics
-from protocols.payloads import Ack, GateStatus, PayloadError, decode, encode
+from protocols.payloads import Ack, CheckIn, GateStatus, PayloadError, decode, encode
 
 log = logging.getLogger(__name__)
 
 AckHandler = Callable[[Ack], None]
+ChangeHandler = Callable[[bytes], None]
+SiteCheckInHandler = Callable[[CheckIn], None]
 
 
 class Transport(Protocol):
@@ -68,8 +72,17 @@ class MqttTransport:
         software_version: str | None = None,
         on_ack: AckHandler | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        site_id: str | None = None,
     ) -> None:
         self.gate_id = gate_id
+        self.site_id = site_id
+        self.on_change: ChangeHandler | None = None
+        self.on_site_checkin: SiteCheckInHandler | None = None
+        # Called when the broker had no session for us (first start, or it lost it): changes published
+        # meanwhile are gone, so the gate should load a fresh snapshot.
+        self.on_session_lost: Callable[[], None] | None = None
+        self._subscribed = threading.Event()
+        self._subscribe_mid: int | None = None
         self.host = host
         self.port = port
         self.keepalive = keepalive
@@ -95,6 +108,7 @@ class MqttTransport:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_connect_fail = self._on_connect_fail
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
 
     @property
     def is_connected(self) -> bool:
@@ -116,6 +130,10 @@ class MqttTransport:
         """Block until connected or ``timeout`` seconds passed; return whether connected."""
         return self._connected.wait(timeout)
 
+    def wait_subscribed(self, timeout: float) -> bool:
+        """Block until the broker confirmed this connection's subscriptions (acks, changes, site check-ins)."""
+        return self._subscribed.wait(timeout)
+
     def start(self) -> None:
         """Connect in the background (paho's network thread keeps reconnecting, 1..30 s backoff)."""
         self.client.connect_async(self.host, self.port, keepalive=self.keepalive)
@@ -126,6 +144,23 @@ class MqttTransport:
         if not self.is_connected:
             return False
         info = self.client.publish(topics.gate_checkins(self.gate_id), payload, qos=1)
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
+
+    def publish_site_checkin(self, payload: bytes) -> bool:
+        """Publish one encoded CheckIn to the other gates of the site (QoS 1); False when not possible now.
+
+        While disconnected paho keeps the QoS 1 message and sends it after reconnecting.
+        """
+        if self.site_id is None:
+            return False
+        info = self.client.publish(topics.site_checkins(self.site_id), payload, qos=1)
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
+
+    def publish_heartbeat(self, payload: bytes) -> bool:
+        """Publish one encoded Heartbeat (QoS 0); False when not connected."""
+        if not self.is_connected:
+            return False
+        info = self.client.publish(topics.gate_heartbeat(self.gate_id), payload, qos=0)
         return info.rc == mqtt.MQTT_ERR_SUCCESS
 
     def publish_offline(self, timeout: float = 2.0) -> None:
@@ -158,7 +193,11 @@ class MqttTransport:
         status = GateStatus(gate_id=self.gate_id, state="online", since=self._clock(),
                             software_version=self.software_version)
         client.publish(topics.gate_status(self.gate_id), encode(status), qos=1, retain=True)
-        client.subscribe(topics.gate_acks(self.gate_id), qos=1)
+        subscriptions = [(topics.gate_acks(self.gate_id), 1), (topics.CHANGES, 1)]
+        if self.site_id is not None:
+            subscriptions.append((topics.site_checkins(self.site_id), 1))
+        self._subscribed.clear()
+        _, self._subscribe_mid = client.subscribe(subscriptions)
         self._online_since = self._clock()
         self._offline_since = None
         self._connected.set()
@@ -169,6 +208,21 @@ class MqttTransport:
                 self.on_connected()
             except Exception:
                 log.exception("on_connected handler failed")
+        if not getattr(flags, "session_present", False) and self.on_session_lost is not None:
+            try:
+                self.on_session_lost()
+            except Exception:
+                log.exception("on_session_lost handler failed")
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: Any,
+                      properties: Any) -> None:
+        if mid != self._subscribe_mid:
+            return
+        failed = [str(code) for code in reason_codes if getattr(code, "is_failure", False)]
+        if failed:
+            log.error("mqtt subscriptions refused by the broker reasons=%s", ",".join(failed))
+            return
+        self._subscribed.set()
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         log.warning("mqtt broker unreachable host=%s port=%d; retrying", self.host, self.port)
@@ -182,11 +236,37 @@ class MqttTransport:
         if self._connected.is_set() or self._offline_since is None:
             self._offline_since = self._clock()
         self._connected.clear()
+        self._subscribed.clear()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        if message.topic != topics.gate_acks(self.gate_id):
-            log.warning("message on unexpected topic=%s dropped", message.topic)
+        try:
+            if message.topic == topics.gate_acks(self.gate_id):
+                self._handle_ack(message)
+            elif message.topic == topics.CHANGES:
+                if self.on_change is not None:
+                    self.on_change(bytes(message.payload))
+            elif self.site_id is not None and message.topic == topics.site_checkins(self.site_id):
+                self._handle_site_checkin(message)
+            else:
+                log.warning("message on unexpected topic=%s dropped", message.topic)
+        except Exception:
+            log.exception("message handler failed topic=%s", message.topic)
+
+    def _handle_site_checkin(self, message: mqtt.MQTTMessage) -> None:
+        try:
+            checkin = decode(CheckIn, message.payload)
+        except PayloadError as exc:
+            log.warning("bad site check-in dropped reason=%s detail=%s", exc.reason.value, exc.detail)
             return
+        if checkin.gate_id == self.gate_id:
+            return  # our own fan-out coming back
+        if checkin.site_id != self.site_id:
+            log.warning("site check-in of another site=%s dropped", checkin.site_id)
+            return
+        if self.on_site_checkin is not None:
+            self.on_site_checkin(checkin)
+
+    def _handle_ack(self, message: mqtt.MQTTMessage) -> None:
         try:
             ack = decode(Ack, message.payload)
         except PayloadError as exc:

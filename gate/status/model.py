@@ -48,7 +48,9 @@ class GateView:
     ``turnstile_state``: e.g. "locked", "unlocked", "emergency", "stopped". ``scanner_state``: e.g. "none",
     "starting", "ok", "lost", "ended", "closed", with ``scanner_detail`` (why). ``recent``: the last scans in
     any order (the page sorts them newest first). ``scanner_since`` (optional): since when the scanner is in
-    ``scanner_state``; the page shows it when the scanner is not "ok".
+    ``scanner_state``; the page shows it when the scanner is not "ok". ``sync_pending``: the gate knows it
+    is behind central (a gap in the change stream, or central unreachable at start-up) and is fetching a
+    snapshot; the page then says "not synced since ``synced_at``" even while the broker is connected.
     """
 
     gate_id: str
@@ -67,6 +69,7 @@ class GateView:
     outbox_pending: int
     recent: list[ScanView] = field(default_factory=list)
     scanner_since: datetime | None = None
+    sync_pending: bool = False
 
 
 @runtime_checkable
@@ -150,6 +153,7 @@ def to_json(view: GateView, now: datetime | None = None) -> dict[str, Any]:
             "cache_seq": int(view.cache_seq),
             "synced_at": iso_utc(view.synced_at),
             "synced_at_local": local_time(view.synced_at, now),
+            "sync_pending": bool(view.sync_pending),
             "emergency": bool(view.emergency),
             "turnstile_state": view.turnstile_state,
             "scanner_state": view.scanner_state,

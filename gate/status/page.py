@@ -213,12 +213,12 @@ border-left:.4rem solid #6b7280;display:grid;grid-template-columns:auto 1fr;gap:
       setCard("card-online", "bad");
     }
     $("cache").textContent = "Phiên bản " + g.cache_seq;
-    var sync;
+    var sync, current = g.online && !g.sync_pending;
     if (!g.synced_at_local) { sync = ["chưa đồng bộ", "never synced"]; }
-    else if (g.online) { sync = ["đồng bộ lúc " + g.synced_at_local, "synced at " + g.synced_at_local]; }
+    else if (current) { sync = ["đồng bộ lúc " + g.synced_at_local, "synced at " + g.synced_at_local]; }
     else { sync = ["chưa đồng bộ từ " + g.synced_at_local, "not synced since " + g.synced_at_local]; }
     bilingual($("sync"), sync[0], sync[1]);
-    setCard("card-cache", !g.synced_at_local ? "bad" : (g.online ? "" : "warn"));
+    setCard("card-cache", !g.synced_at_local ? "bad" : (current ? "" : "warn"));
     var sc = SCANNER[g.scanner_state] || [g.scanner_state, "", "warn"];
     var scSince = g.scanner_state !== "ok" && g.scanner_since_local ? hm(g.scanner_since_local) : "";
     bilingual($("scanner"), sc[0] + (scSince ? " từ " + scSince : ""), sc[1] + (scSince ? " since " + scSince : ""));

@@ -102,6 +102,10 @@ class FakeTransport:
         self.online_since: datetime | None = NOW if connected else None
         self.offline_since: datetime | None = None if connected else NOW
         self.offline_published = False
+        self.on_change: Any = None
+        self.on_site_checkin: Any = None
+        self.site_published: list[bytes] = []
+        self.heartbeats: list[bytes] = []
 
     @property
     def is_connected(self) -> bool:
@@ -114,6 +118,16 @@ class FakeTransport:
         if not self.connected:
             return False
         self.published.append(payload)
+        return True
+
+    def publish_site_checkin(self, payload: bytes) -> bool:
+        self.site_published.append(payload)
+        return True
+
+    def publish_heartbeat(self, payload: bytes) -> bool:
+        if not self.connected:
+            return False
+        self.heartbeats.append(payload)
         return True
 
     def publish_offline(self, timeout: float = 2.0) -> None:

@@ -1,0 +1,209 @@
+"""Following central after the snapshot: the change stream, gap detection and background snapshot refetch.
+
+Central publishes every stored change on ``vaora/v1/central/changes`` (QoS 1) in sequence order. The gate
+applies each change exactly once (:meth:`gate.cache.GateCache.apply_change`):
+
+- ``seq == cache.seq + 1``: applied, the cache advances (and any buffered successors are applied after it);
+- ``seq <= cache.seq``: a repeat (QoS 1 redelivery, or already covered by a snapshot): ignored;
+- ``seq > cache.seq + 1``: a gap. The change is kept in a small buffer (the missing one may still arrive out
+  of order) and a fresh snapshot is requested from :class:`SnapshotRefresher`, which fetches it in its own
+  thread, retrying with backoff while central is unreachable. Scans keep being decided from the old cache.
+
+A payload that is not a valid :class:`~protocols.payloads.Change` is logged and dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from protocols.payloads import Change, PayloadError, Snapshot, decode
+
+from .cache import ChangeResult, GateCache
+
+log = logging.getLogger(__name__)
+
+MAX_BUFFERED = 1000
+
+
+class ChangeFollower:
+    """Applies central's change stream to the cache in order; asks for a snapshot when changes are missing.
+
+    ``request_snapshot``: called (from the caller's thread; it must not block) when a gap is seen.
+    Thread-safe: changes come from paho's network thread, snapshots from the refresher's.
+    """
+
+    def __init__(
+        self,
+        cache: GateCache,
+        request_snapshot: Callable[[], None],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_buffered: int = MAX_BUFFERED,
+    ) -> None:
+        self.cache = cache
+        self.request_snapshot = request_snapshot
+        self._clock = clock
+        self.max_buffered = max_buffered
+        self._lock = threading.RLock()
+        self._buffer: dict[int, Change] = {}
+        self.applied = 0
+        self.repeated = 0
+        self.gaps = 0
+        self.dropped = 0
+        self._applied_cond = threading.Condition(self._lock)
+
+    def handle_payload(self, raw: bytes) -> ChangeResult | None:
+        """Decode one message of the change topic and handle it; None when the payload was dropped."""
+        try:
+            change = decode(Change, raw)
+        except PayloadError as exc:
+            with self._lock:
+                self.dropped += 1
+            log.warning("bad change dropped reason=%s detail=%s size=%d", exc.reason.value, exc.detail[:200],
+                        len(raw))
+            return None
+        return self.handle(change)
+
+    def handle(self, change: Change) -> ChangeResult:
+        """Apply ``change`` if it is the next one; buffer it and request a snapshot after a gap."""
+        with self._lock:
+            result = self.cache.apply_change(change, self._clock())
+            if result is ChangeResult.APPLIED:
+                self.applied += 1
+                log.info("change applied seq=%d kind=%s", change.seq, change.body.kind)
+                self._drain()
+                self._applied_cond.notify_all()
+            elif result is ChangeResult.REPEATED:
+                self.repeated += 1
+                log.debug("repeated change ignored seq=%d cache_seq=%d", change.seq, self.cache.seq)
+            else:
+                self.gaps += 1
+                if len(self._buffer) < self.max_buffered:
+                    self._buffer[change.seq] = change
+                log.warning("change stream gap seq=%d cache_seq=%d; requesting a snapshot", change.seq,
+                            self.cache.seq)
+        if result is ChangeResult.GAP:
+            self.request_snapshot()
+        return result
+
+    def load_snapshot(self, snapshot: Snapshot) -> bool:
+        """Load a fetched snapshot unless the cache is already further; then apply buffered changes.
+
+        Returns True when it was loaded. After loading, a gap that is still open (buffered changes beyond
+        the snapshot) requests another snapshot.
+        """
+        with self._lock:
+            current = self.cache.seq
+            if snapshot.seq < current:
+                log.info("snapshot seq=%d older than cache seq=%d; kept the cache", snapshot.seq, current)
+                loaded = False
+            else:
+                self.cache.load_snapshot(snapshot, self._clock())
+                loaded = True
+            self._drain()
+            still_gap = bool(self._buffer)
+            self._applied_cond.notify_all()
+        if still_gap:
+            self.request_snapshot()
+        return loaded
+
+    def _drain(self) -> None:
+        """Drop buffered changes the cache already has; apply those that now follow on."""
+        seq = self.cache.seq
+        for stale in [s for s in self._buffer if s <= seq]:
+            del self._buffer[stale]
+        while (change := self._buffer.pop(seq + 1, None)) is not None:
+            if self.cache.apply_change(change, self._clock()) is not ChangeResult.APPLIED:
+                break
+            self.applied += 1
+            log.info("buffered change applied seq=%d kind=%s", change.seq, change.body.kind)
+            seq = change.seq
+
+    @property
+    def buffered(self) -> int:
+        """How many changes wait for a missing predecessor."""
+        with self._lock:
+            return len(self._buffer)
+
+    def wait_for_seq(self, seq: int, timeout: float) -> bool:
+        """Block until the cache reaches ``seq`` (tests and tools); True if it did within ``timeout``."""
+        with self._applied_cond:
+            return self._applied_cond.wait_for(lambda: self.cache.seq >= seq, timeout)
+
+
+class SnapshotRefresher:
+    """A background thread that fetches a snapshot whenever one is requested, retrying with backoff.
+
+    ``refresh``: does one attempt and returns whether it succeeded (e.g. :meth:`gate.app.Gate.refresh_snapshot`).
+    After a failure it waits ``initial_backoff_s``, doubling up to ``max_backoff_s``, and tries again until
+    one succeeds. Requests made while an attempt runs lead to one more attempt afterwards. Successful fetches
+    are at least ``min_interval_s`` apart, so a gap that a snapshot cannot close does not hammer central.
+    """
+
+    def __init__(self, refresh: Callable[[], bool], initial_backoff_s: float = 1.0,
+                 max_backoff_s: float = 60.0, min_interval_s: float = 1.0) -> None:
+        self._refresh = refresh
+        self.initial_backoff_s = initial_backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.min_interval_s = min_interval_s
+        self._wanted = threading.Event()
+        self._pending = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.attempts = 0
+        self.successes = 0
+
+    def start(self) -> None:
+        """Start the thread (idempotent)."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="snapshot-refresh", daemon=True)
+        self._thread.start()
+
+    def request(self) -> None:
+        """Ask for a snapshot soon; never blocks."""
+        self._pending = True
+        self._wanted.set()
+
+    @property
+    def pending(self) -> bool:
+        """True from a request until a snapshot has been loaded (or found older than the cache)."""
+        return self._pending
+
+    def stop(self) -> None:
+        """Stop the thread (an attempt in progress finishes first, bounded by its HTTP timeout)."""
+        self._stop.set()
+        self._wanted.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=15)
+
+    def _run(self) -> None:
+        backoff = self.initial_backoff_s
+        while not self._stop.is_set():
+            self._wanted.wait()
+            if self._stop.is_set():
+                return
+            self._wanted.clear()
+            self.attempts += 1
+            try:
+                ok = self._refresh()
+            except Exception:
+                log.exception("snapshot refresh failed")
+                ok = False
+            if ok:
+                self.successes += 1
+                if not self._wanted.is_set():
+                    self._pending = False
+                backoff = self.initial_backoff_s
+                if self._stop.wait(self.min_interval_s):
+                    return
+                continue
+            self._wanted.set()  # still wanted: try again after the backoff
+            log.info("snapshot retry in %.1fs", backoff)
+            if self._stop.wait(backoff):
+                return
+            backoff = min(backoff * 2, self.max_backoff_s)

@@ -1,0 +1,244 @@
+"""The change stream applied to a real SQLite cache: in order, repeats, gaps, out of order, bad payloads;
+and the background snapshot refetch with backoff."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from gate.cache import ChangeResult, GateCache
+from gate.decision import decide
+from gate.follow import ChangeFollower, SnapshotRefresher
+from protocols.codes import (
+    SignedClaims,
+    compact_hash,
+    encode_signed,
+    generate_compact,
+    generate_signing_key,
+    public_key_to_text,
+)
+from protocols.payloads import (
+    Change,
+    DelegateRevoke,
+    DelegateUpsert,
+    KeyAdd,
+    KeyEntry,
+    KeyRevoke,
+    MeetingUpsert,
+    encode,
+)
+from protocols.reasons import Reason
+from tests.gate.gate_helpers import NOW, SITE, World, build_world
+
+LATER = NOW + timedelta(minutes=5)
+SEQ = 42  # the world's snapshot seq
+
+
+@pytest.fixture
+def world() -> World:
+    return build_world()
+
+
+@pytest.fixture
+def cache(tmp_path: Path, world: World) -> Iterator[GateCache]:
+    cache = GateCache(tmp_path / "gate")
+    cache.load_snapshot(world.snapshot, NOW)
+    yield cache
+    cache.close()
+
+
+class Requests:
+    """Counts snapshot requests (what the gate's refresher would get)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+
+def change(seq: int, body: object) -> Change:
+    return Change(seq=seq, at=LATER, body=body)  # type: ignore[arg-type]
+
+
+def replaced(world: World, delegate_id: int = 1) -> tuple[DelegateUpsert, str]:
+    """The delegate with a new compact code (e.g. their organisation replaced the person)."""
+    old = next(d for d in world.snapshot.delegates if d.id == delegate_id)
+    code = generate_compact()
+    entry = old.model_copy(update={"name": "Trần Thị Mới", "code_hash": compact_hash(code)})
+    return DelegateUpsert(delegate=entry), code
+
+
+def signed(world: World, attendee_id: int, key_id: int = 7, key: object = None) -> str:
+    claims = SignedClaims(key_id=key_id, meeting_id=2, attendee_id=attendee_id,
+                          valid_from=NOW - timedelta(hours=1), valid_until=NOW + timedelta(hours=3))
+    return encode_signed(claims, key or world.signing_key)  # type: ignore[arg-type]
+
+
+def test_changes_apply_in_order_and_advance_seq_and_sync_time(cache: GateCache, world: World) -> None:
+    upsert, new_code = replaced(world)
+    meeting = world.snapshot.meetings[0].model_copy(update={"status": "cancelled"})
+    assert cache.apply_change(change(SEQ + 1, upsert), LATER) is ChangeResult.APPLIED
+    assert decide(world.codes[1], cache, NOW, SITE).reason is Reason.UNKNOWN_CODE  # the old code is gone
+    new = decide(new_code, cache, NOW, SITE)
+    assert new.allowed and new.name == "Trần Thị Mới"
+    assert cache.seq == SEQ + 1
+    assert cache.synced_at == LATER
+
+    assert cache.apply_change(change(SEQ + 2, DelegateRevoke(meeting_id=1, delegate_id=2)), LATER) \
+        is ChangeResult.APPLIED
+    assert decide(world.codes[2], cache, NOW, SITE).reason is Reason.REVOKED
+    assert cache.apply_change(change(SEQ + 3, MeetingUpsert(meeting=meeting)), LATER) is ChangeResult.APPLIED
+    assert decide(world.codes[3], cache, NOW, SITE).reason is Reason.MEETING_CANCELLED
+    assert cache.seq == SEQ + 3
+
+
+def test_keys_added_and_revoked_by_changes(cache: GateCache, world: World) -> None:
+    new_key = generate_signing_key()
+    code = signed(world, 7001, key_id=8, key=new_key)
+    assert decide(code, cache, NOW, SITE).reason is Reason.UNKNOWN_KEY
+    key_add = KeyAdd(key=KeyEntry(key_id=8, public_key=public_key_to_text(new_key.public_key())))
+    cache.apply_change(change(SEQ + 1, key_add), LATER)
+    assert decide(code, cache, NOW, SITE).allowed
+    cache.apply_change(change(SEQ + 2, KeyRevoke(key_id=7)), LATER)
+    assert decide(signed(world, 7001), cache, NOW, SITE).reason is Reason.UNKNOWN_KEY
+    assert decide(code, cache, NOW, SITE).allowed
+    entries = cache.keys()
+    assert {k.key_id: k.revoked for k in entries} == {7: True, 8: False}
+
+
+def test_revoking_a_delegate_the_gate_never_saw_refuses_their_signed_code(cache: GateCache,
+                                                                          world: World) -> None:
+    code = signed(world, 7999)  # registered after the snapshot: admitted on the signature alone
+    assert decide(code, cache, NOW, SITE).allowed
+    cache.apply_change(change(SEQ + 1, DelegateRevoke(meeting_id=2, delegate_id=7999)), LATER)
+    assert decide(code, cache, NOW, SITE).reason is Reason.REVOKED
+
+
+def test_a_repeated_change_is_ignored(cache: GateCache, world: World) -> None:
+    revoke = change(SEQ + 1, DelegateRevoke(meeting_id=1, delegate_id=1))
+    assert cache.apply_change(revoke, LATER) is ChangeResult.APPLIED
+    upsert, _ = replaced(world)  # would un-revoke delegate 1 if it were applied
+    unrevoke = change(SEQ + 1, DelegateUpsert(delegate=upsert.delegate))
+    assert cache.apply_change(unrevoke, LATER + timedelta(minutes=1)) is ChangeResult.REPEATED
+    assert cache.apply_change(change(SEQ, upsert), LATER) is ChangeResult.REPEATED  # covered by the snapshot
+    assert decide(world.codes[1], cache, NOW, SITE).reason is Reason.REVOKED
+    assert cache.seq == SEQ + 1
+    assert cache.synced_at == LATER
+
+
+def test_a_gap_changes_nothing_and_requests_a_snapshot(cache: GateCache, world: World) -> None:
+    requests = Requests()
+    follower = ChangeFollower(cache, requests, clock=lambda: LATER)
+    assert follower.handle(change(SEQ + 3, DelegateRevoke(meeting_id=1, delegate_id=1))) is ChangeResult.GAP
+    assert requests.count == 1
+    assert cache.seq == SEQ
+    assert decide(world.codes[1], cache, NOW, SITE).allowed  # still deciding from the old cache
+    assert cache.synced_at == NOW
+
+
+def test_out_of_order_changes_are_applied_in_order(cache: GateCache, world: World) -> None:
+    requests = Requests()
+    follower = ChangeFollower(cache, requests, clock=lambda: LATER)
+    upsert, new_code = replaced(world)
+    revoke_new = change(SEQ + 2, DelegateRevoke(meeting_id=1, delegate_id=1))
+    assert follower.handle(revoke_new) is ChangeResult.GAP  # arrives first: waits for its predecessor
+    assert follower.handle(change(SEQ + 1, upsert)) is ChangeResult.APPLIED
+    assert cache.seq == SEQ + 2
+    assert follower.buffered == 0
+    # Applied in seq order: the upsert, then the revoke (not the other way round, which would un-revoke).
+    assert decide(new_code, cache, NOW, SITE).reason is Reason.REVOKED
+
+
+def test_a_snapshot_closes_the_gap_and_buffered_changes_follow_it(cache: GateCache, world: World) -> None:
+    requests = Requests()
+    follower = ChangeFollower(cache, requests, clock=lambda: LATER)
+    follower.handle(change(SEQ + 6, DelegateRevoke(meeting_id=1, delegate_id=3)))
+    newer = world.snapshot.model_copy(update={"seq": SEQ + 5})
+    assert follower.load_snapshot(newer)
+    assert cache.seq == SEQ + 6
+    assert decide(world.codes[3], cache, NOW, SITE).reason is Reason.REVOKED
+    assert requests.count == 1  # the gap is closed: no further request
+
+    older = world.snapshot.model_copy(update={"seq": SEQ})
+    assert not follower.load_snapshot(older)  # never go back
+    assert cache.seq == SEQ + 6
+    assert decide(world.codes[3], cache, NOW, SITE).reason is Reason.REVOKED
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"x" * (1024 * 1024), b"[]", b'{"v": 2, "seq": 43}',
+                                 b'{"v": 1, "seq": 43, "at": "2025-06-02T08:05:00Z", "body": {"kind": "drop"}}',
+                                 b'{"v": 1, "seq": 0, "at": "2025-06-02T08:05:00Z", '
+                                 b'"body": {"kind": "key_revoke", "key_id": 7}}'])
+def test_bad_payloads_are_dropped_and_the_next_change_still_applies(
+    cache: GateCache, world: World, raw: bytes, caplog: pytest.LogCaptureFixture,
+) -> None:
+    follower = ChangeFollower(cache, Requests(), clock=lambda: LATER)
+    assert follower.handle_payload(raw) is None
+    assert follower.dropped == 1
+    assert cache.seq == SEQ
+    assert "bad change dropped" in caplog.text
+    good = encode(change(SEQ + 1, DelegateRevoke(meeting_id=1, delegate_id=1)))
+    assert follower.handle_payload(good) is ChangeResult.APPLIED
+    assert decide(world.codes[1], cache, NOW, SITE).reason is Reason.REVOKED
+
+
+def test_changes_survive_a_restart_of_the_cache(tmp_path: Path, world: World) -> None:
+    cache = GateCache(tmp_path / "gate")
+    cache.load_snapshot(world.snapshot, NOW)
+    cache.apply_change(change(SEQ + 1, KeyRevoke(key_id=7)), LATER)
+    cache.close()
+    reopened = GateCache(tmp_path / "gate")
+    try:
+        assert reopened.seq == SEQ + 1
+        assert reopened.synced_at == LATER
+        assert decide(signed(world, 7001), reopened, NOW, SITE).reason is Reason.UNKNOWN_KEY
+    finally:
+        reopened.close()
+
+
+def test_refresher_retries_with_backoff_until_central_answers() -> None:
+    attempts: list[float] = []
+    done = threading.Event()
+
+    def refresh() -> bool:
+        attempts.append(time.monotonic())
+        if len(attempts) < 3:
+            return False
+        done.set()
+        return True
+
+    refresher = SnapshotRefresher(refresh, initial_backoff_s=0.1, max_backoff_s=1.0, min_interval_s=0.0)
+    refresher.start()
+    try:
+        refresher.request()
+        assert done.wait(5)
+        time.sleep(0.2)
+        assert len(attempts) == 3  # no more attempts once one succeeded
+        gaps = [b - a for a, b in itertools.pairwise(attempts)]
+        assert 0.08 <= gaps[0] < 0.5
+        assert gaps[1] >= 0.18  # doubled
+        assert refresher.successes == 1
+        assert not refresher.pending
+    finally:
+        refresher.stop()
+
+
+def test_refresher_never_blocks_the_requester() -> None:
+    release = threading.Event()
+    refresher = SnapshotRefresher(lambda: release.wait(5), min_interval_s=0.0)
+    refresher.start()
+    try:
+        started = time.monotonic()
+        for _ in range(100):
+            refresher.request()
+        assert time.monotonic() - started < 0.1
+    finally:
+        release.set()
+        refresher.stop()

@@ -1,0 +1,195 @@
+"""Anti-passback: the meeting's entry policy in ``decide()`` (pure, over a real cache), the consumed table
+(ordering, idempotence, restarts) and the gate recording and fanning out passages."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from gate.app import Gate
+from gate.cache import GateCache
+from gate.config import GateConfig
+from gate.decision import decide
+from gate.scanners import ScanEvent
+from protocols.codes import SignedClaims, compact_hash, encode_signed
+from protocols.payloads import CheckIn, Direction, Outcome, decode
+from protocols.reasons import Reason
+from tests.gate.gate_helpers import NOW, SITE, FakeTransport, IdleScanner, World, build_world
+
+T1, T2, T3 = NOW + timedelta(minutes=1), NOW + timedelta(minutes=2), NOW + timedelta(minutes=3)
+
+
+def world_with_policy(policy: str) -> World:
+    world = build_world()
+    meetings = [m.model_copy(update={"entry_policy": policy}) for m in world.snapshot.meetings]
+    world.snapshot = world.snapshot.model_copy(update={"meetings": meetings})
+    return world
+
+
+@pytest.fixture
+def cache_for(tmp_path: Path) -> Iterator[Callable[[str], tuple[GateCache, World]]]:
+    caches: list[GateCache] = []
+
+    def make(policy: str) -> tuple[GateCache, World]:
+        world = world_with_policy(policy)
+        cache = GateCache(tmp_path / f"cache-{len(caches)}")
+        cache.load_snapshot(world.snapshot, NOW)
+        caches.append(cache)
+        return cache, world
+
+    yield make
+    for cache in caches:
+        cache.close()
+
+
+def passage(cache: GateCache, code: str, direction: Direction, at: object, checkin_id: str | None = None) -> bool:
+    return cache.record_passage(compact_hash(code), checkin_id or str(uuid.uuid4()), at,  # type: ignore[arg-type]
+                                direction, "g2")
+
+
+def test_single_entry_refuses_a_second_entry_even_after_going_out(cache_for: Callable) -> None:
+    cache, world = cache_for("single")
+    code = world.codes[1]
+    assert decide(code, cache, NOW, SITE).allowed
+    passage(cache, code, Direction.IN, T1)
+    second = decide(code, cache, T2, SITE)
+    assert (second.allowed, second.reason) == (False, Reason.ALREADY_INSIDE)
+    assert second.name == "Nguyễn Văn 1"  # the guard sees whose code it was
+    passage(cache, code, Direction.OUT, T2)
+    assert decide(code, cache, T3, SITE).reason is Reason.ALREADY_INSIDE
+    assert decide(world.codes[2], cache, T3, SITE).allowed  # other delegates unaffected
+
+
+def test_reentry_allows_entering_again_after_going_out(cache_for: Callable) -> None:
+    cache, world = cache_for("reentry")
+    code = world.codes[1]
+    passage(cache, code, Direction.IN, T1)
+    assert decide(code, cache, T1, SITE).reason is Reason.ALREADY_INSIDE
+    passage(cache, code, Direction.OUT, T2)
+    assert decide(code, cache, T2, SITE).allowed
+    passage(cache, code, Direction.IN, T3)
+    assert decide(code, cache, T3, SITE).reason is Reason.ALREADY_INSIDE
+
+
+def test_unlimited_never_refuses_for_passback(cache_for: Callable) -> None:
+    cache, world = cache_for("unlimited")
+    code = world.codes[1]
+    for minute in range(3):
+        passage(cache, code, Direction.IN, NOW + timedelta(minutes=minute))
+        assert decide(code, cache, NOW, SITE).allowed
+
+
+def test_an_out_gate_lets_people_out_whatever_the_policy(cache_for: Callable) -> None:
+    cache, world = cache_for("single")
+    passage(cache, world.codes[1], Direction.IN, T1)
+    assert decide(world.codes[1], cache, T2, SITE, Direction.OUT).allowed
+
+
+def test_signed_codes_are_tracked_by_delegate_not_by_text(cache_for: Callable) -> None:
+    cache, world = cache_for("single")
+
+    def code(hours: float) -> str:  # two different texts for the same delegate (re-issued code)
+        return encode_signed(SignedClaims(key_id=7, meeting_id=2, attendee_id=7999,
+                                          valid_from=NOW - timedelta(hours=hours),
+                                          valid_until=NOW + timedelta(hours=3)), world.signing_key)  # type: ignore[arg-type]
+
+    first = decide(code(1), cache, NOW, SITE)
+    assert first.allowed and first.credential == "signed:7:2:7999"
+    cache.record_passage(first.credential, "c1", T1, Direction.IN, "g1")  # type: ignore[arg-type]
+    assert decide(code(2), cache, T2, SITE).reason is Reason.ALREADY_INSIDE
+
+
+def test_a_late_old_out_passage_does_not_let_anyone_back_in(cache_for: Callable) -> None:
+    cache, world = cache_for("reentry")
+    code = world.codes[1]
+    passage(cache, code, Direction.IN, T2)
+    assert not passage(cache, code, Direction.OUT, T1)  # older than what is recorded: no change
+    assert decide(code, cache, T3, SITE).reason is Reason.ALREADY_INSIDE
+
+
+def test_the_same_checkin_recorded_twice_changes_nothing(cache_for: Callable) -> None:
+    cache, world = cache_for("reentry")
+    code = world.codes[1]
+    assert passage(cache, code, Direction.IN, T1, checkin_id="same")
+    assert not passage(cache, code, Direction.IN, T1, checkin_id="same")
+    assert cache.is_inside(compact_hash(code))
+
+
+# ----- the gate
+
+
+@pytest.fixture
+def gates(make_config: Callable[..., GateConfig], tmp_path: Path) -> Iterator[Callable[..., Gate]]:
+    started: list[Gate] = []
+
+    def make(world: World, gate_id: str = "g1", direction: str = "in", data: str = "g1",
+             transport: FakeTransport | None = None, seed: bool = True) -> Gate:
+        config = make_config(gate={"id": gate_id, "direction": direction, "data_dir": str(tmp_path / data)})
+        if seed:
+            cache = GateCache(config.gate.data_dir)
+            cache.load_snapshot(world.snapshot, NOW)
+            cache.close()
+        gate = Gate(config, pin_factory=MockFactory(), scanner=IdleScanner(),
+                    transport=transport or FakeTransport(), clock=lambda: NOW, delivery_poll_s=0.05,
+                    flush_timeout=0.1, resync_backoff_s=30)
+        started.append(gate)
+        gate.start()
+        return gate
+
+    yield make
+    for gate in started:
+        gate.stop()
+
+
+def scan(text: str) -> ScanEvent:
+    return ScanEvent(text, Reason.OK, "test", time.monotonic())
+
+
+def test_gate_refuses_a_code_used_here_before_and_after_a_restart(gates: Callable[..., Gate]) -> None:
+    world = world_with_policy("single")
+    gate = gates(world)
+    first, _ = gate.handle_scan(scan(world.codes[1]))
+    second, _ = gate.handle_scan(scan(world.codes[1]))
+    assert first.allowed
+    assert second.reason is Reason.ALREADY_INSIDE
+    gate.stop()
+    restarted = gates(world, seed=False)
+    again, _ = restarted.handle_scan(scan(world.codes[1]))
+    assert again.reason is Reason.ALREADY_INSIDE
+    assert restarted.handle_scan(scan(world.codes[2]))[0].allowed
+
+
+def test_gate_fans_out_entered_passages_and_applies_the_siblings(gates: Callable[..., Gate]) -> None:
+    world = world_with_policy("reentry")
+    transport = FakeTransport()
+    gate = gates(world, transport=transport)
+    decision, checkin = gate.handle_scan(scan(world.codes[1]))
+    assert decision.allowed and checkin is not None
+    published = [decode(CheckIn, raw) for raw in transport.site_published]
+    assert [(c.id, c.outcome, c.credential) for c in published] == [
+        (checkin.id, Outcome.ENTERED, compact_hash(world.codes[1]))]
+    gate.handle_scan(scan(world.codes[9001]))  # refused (revoked): nothing consumed, nothing fanned out
+    assert len(transport.site_published) == 1
+
+    # A sibling gate of the site let delegate 2 in, then an out gate let delegate 1 out.
+    sibling = CheckIn(id=uuid.uuid4(), gate_id="g2", site_id=SITE, direction=Direction.IN, scanned_at=T1,
+                      allowed=True, reason=Reason.OK, outcome=Outcome.ENTERED, meeting_id=1, delegate_id=2,
+                      credential=compact_hash(world.codes[2]), completed_at=T1)
+    transport.on_site_checkin(sibling)
+    exit_ = sibling.model_copy(update={"id": uuid.uuid4(), "gate_id": "out1", "direction": Direction.OUT,
+                                       "delegate_id": 1, "credential": compact_hash(world.codes[1])})
+    transport.on_site_checkin(exit_)
+    assert gate.handle_scan(scan(world.codes[2]))[0].reason is Reason.ALREADY_INSIDE
+    assert gate.handle_scan(scan(world.codes[1]))[0].allowed
+
+    # A refused or not-passed check-in of a sibling consumes nothing.
+    not_passed = sibling.model_copy(update={"id": uuid.uuid4(), "outcome": Outcome.NOT_PASSED,
+                                            "credential": compact_hash(world.codes[3])})
+    transport.on_site_checkin(not_passed)
+    assert gate.handle_scan(scan(world.codes[3]))[0].allowed
