@@ -25,13 +25,17 @@ def open_database(url: str) -> peewee.Database:
     """Open the database at ``url``, point :data:`database` at it and return it.
 
     For SQLite the parent directory is created and WAL, ``synchronous=normal``, foreign keys and a
-    5 s busy timeout are set on every connection. Connections are per thread (peewee's default).
+    5 s busy timeout are set on every connection, and transactions begin IMMEDIATE. Connections are per
+    thread (peewee's default).
     """
     if url.startswith("sqlite:"):
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        db = connect(url, pragmas=SQLITE_PRAGMAS)
+        # Every transaction takes the write lock up front (BEGIN IMMEDIATE): a deferred transaction that read
+        # first and then writes fails at once with "database is locked" when another process (the ingest
+        # worker, the change feed) committed in between; an immediate one waits for the busy timeout instead.
+        db = connect(url, pragmas=SQLITE_PRAGMAS, lock_type="IMMEDIATE")
     else:
         db = connect(url)
     database.initialize(db)
