@@ -25,13 +25,14 @@ def test_concurrent_read_then_write_transactions_do_not_fail(tmp_path: Path) -> 
     url = f"sqlite:///{tmp_path / 'central.db'}"
     open_database(url)
     create_tables()
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("fork")  # the writer lives in this test module, not importable by name
     errors = context.Queue()
     writers = [context.Process(target=_writer, args=(url, f"Sở {n}", 150, errors)) for n in range(3)]
     for process in writers:
         process.start()
     for process in writers:
         process.join(120)
+    assert [process.exitcode for process in writers] == [0, 0, 0]
     problems = []
     while not errors.empty():
         problems.append(errors.get())
