@@ -491,20 +491,21 @@ class Gate:
                 self._awaiting.pop(str(checkin.id), None)
             self._safe(self.indicator.error)
             return None
+        # The relay first: LEDs, the guard's page and the fan-out are not on the scan-to-unlock path.
+        if decision.allowed:
+            if via_cycle:
+                self.cycle.authorise(str(checkin.id))
+            elif not self.cycle.emergency:
+                self.turnstile.unlock()
+            self.indicator.allowed()
+        else:
+            self.indicator.refused()
         self._remember(ScanRecord(
             at=now, checkin_id=str(checkin.id), allowed=decision.allowed, reason=decision.reason,
             meeting_id=decision.meeting_id, delegate_id=decision.delegate_id, name=decision.name,
             organisation=decision.organisation, position=decision.position, manual=manual,
             outcome=None if via_cycle else outcome.value,
         ))
-        if decision.allowed:
-            self.indicator.allowed()
-            if via_cycle:
-                self.cycle.authorise(str(checkin.id))
-            elif not self.cycle.emergency:
-                self.turnstile.unlock()
-        else:
-            self.indicator.refused()
         if outcome is Outcome.ENTERED:
             self._fan_out(checkin)
         if self.delivery is not None:

@@ -144,6 +144,20 @@ def _check_limit(invitation: models.Invitation, adding: int = 1) -> None:
         raise ConflictError(Reason.MALFORMED, f"Đơn vị chỉ được cử tối đa {limit} đại biểu")
 
 
+def _issue(invitation: models.Invitation, clean: Mapping[str, Any], now: datetime, deps: Deps) -> models.Delegate:
+    """Register a validated delegate and issue their code; the e-mail is left to the caller."""
+    return delegate_service.register_delegate(
+        invitation,
+        clean,
+        now,
+        signing_key=deps.signing_key,
+        mail_sender=deps.mail_sender,
+        mail_from=deps.mail_from,
+        entry_opens_before=deps.entry_opens_before,
+        send_mail=False,
+    )
+
+
 def add_delegate(
     invitation: models.Invitation, data: Mapping[str, Any], now: datetime, deps: Deps
 ) -> models.Delegate:
@@ -153,16 +167,7 @@ def add_delegate(
         clean = delegate_service.validate_delegate(data)
         _check_duplicates(invitation, clean, exclude_id=None)
         _check_limit(invitation)
-        return delegate_service.register_delegate(
-            invitation,
-            clean,
-            now,
-            signing_key=deps.signing_key,
-            mail_sender=deps.mail_sender,
-            mail_from=deps.mail_from,
-            entry_opens_before=deps.entry_opens_before,
-            send_mail=False,
-        )
+        return _issue(invitation, clean, now, deps)
 
 
 def edit_delegate(
@@ -223,16 +228,7 @@ def replace_delegate(
         clean = delegate_service.validate_delegate(data)
         _check_duplicates(invitation, clean, exclude_id=old.id)
         _revoke(old, now)
-        new = delegate_service.register_delegate(
-            invitation,
-            clean,
-            now,
-            signing_key=deps.signing_key,
-            mail_sender=deps.mail_sender,
-            mail_from=deps.mail_from,
-            entry_opens_before=deps.entry_opens_before,
-            send_mail=False,
-        )
+        new = _issue(invitation, clean, now, deps)
         audit(delegate_service.registrar_of(invitation), "delegate.replace", f"delegate:{old.id}",
               {"invitation": invitation.number, "replaced_by": new.id}, now=now)
     log.info("delegate replaced old=%s new=%s", old.id, new.id)

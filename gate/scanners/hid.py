@@ -230,10 +230,7 @@ class HidDecoder:
         if unmapped:
             out.append(ScanEvent(None, Reason.MALFORMED, self.source, now))
             return
-        if self.prefix and text.startswith(self.prefix):
-            text = text[len(self.prefix):]
-        if self.suffix and text.endswith(self.suffix):
-            text = text[: -len(self.suffix)]
+        text = text.removeprefix(self.prefix).removesuffix(self.suffix)
         text = text.strip(" ")
         if not text:
             return

@@ -110,10 +110,7 @@ class LineAssembler:
             text = line.decode("utf-8")
         except UnicodeDecodeError:
             return ScanEvent(None, Reason.MALFORMED, self.source, now)
-        if self.prefix and text.startswith(self.prefix):
-            text = text[len(self.prefix):]
-        if self.suffix and text.endswith(self.suffix):
-            text = text[: -len(self.suffix)]
+        text = text.removeprefix(self.prefix).removesuffix(self.suffix)
         text = text.strip(" ")
         if not text:
             return None
