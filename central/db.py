@@ -58,7 +58,7 @@ def write_transaction() -> peewee._atomic:
 def create_tables() -> None:
     """Create every central table that does not exist yet (idempotent)."""
     from central.mailqueue.models import MailJob
-    from central.models import ALL_MODELS
+    from central.models import ALL_MODELS, GateCommand, Walkin
 
     with database.connection_context():
-        database.create_tables([*ALL_MODELS, MailJob], safe=True)
+        database.create_tables([*ALL_MODELS, MailJob, Walkin, GateCommand], safe=True)

@@ -24,21 +24,24 @@ import peewee
 from central.context import utc_now
 from central.db import database
 from central.services.checkins import record_heartbeat, record_status, store_checkins
+from central.services.gate_commands import record_result
 from protocols import payloads, topics
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CLIENT_ID = "vaora-central-ingest"
-_MODELS: dict[str, type[payloads.CheckIn | payloads.Heartbeat | payloads.GateStatus]] = {
+_MODELS: dict[str, type[payloads.CheckIn | payloads.Heartbeat | payloads.GateStatus | payloads.CommandResult]] = {
     "checkins": payloads.CheckIn,
     "heartbeat": payloads.Heartbeat,
     "status": payloads.GateStatus,
+    "command-results": payloads.CommandResult,
 }
 # Acks go out at QoS 0: the gate's outbox re-publishes every check-in until an Ack arrives, so a lost Ack costs
 # one duplicate (answered "duplicate"); QoS 1 would add a PUBACK per Ack and a queue of stale Acks in the broker
 # for gates that are away, without adding any guarantee.
 ACK_QOS = 0
-SUBSCRIPTIONS = [(topics.ALL_GATE_CHECKINS, 1), (topics.ALL_GATE_HEARTBEATS, 1), (topics.ALL_GATE_STATUS, 1)]
+SUBSCRIPTIONS = [(topics.ALL_GATE_CHECKINS, 1), (topics.ALL_GATE_HEARTBEATS, 1), (topics.ALL_GATE_STATUS, 1),
+                 (topics.ALL_GATE_COMMAND_RESULTS, 1)]
 
 
 class IngestWorker:
@@ -46,7 +49,9 @@ class IngestWorker:
 
     Use :meth:`start` / :meth:`stop` (background network thread) or :meth:`run_forever` with a stop event.
     The database proxy must be initialised (:func:`central.db.open_database`) first; the network thread
-    opens its own connection.
+    opens its own connection. ``batch_size``: most messages stored in one transaction; ``linger_s``: how long
+    the writer waits for more messages to join a batch (fewer, larger transactions under load; at most this
+    much more ack latency).
     """
 
     def __init__(
@@ -60,8 +65,10 @@ class IngestWorker:
         clock: Callable[[], datetime] = utc_now,
         keepalive: int = 30,
         batch_size: int = 500,
+        linger_s: float = 0.01,
     ) -> None:
         self.batch_size = batch_size
+        self.linger_s = linger_s
         self._inbox: queue.Queue[mqtt.MQTTMessage | None] = queue.Queue()
         self._writer: threading.Thread | None = None
         self.host = host
@@ -130,11 +137,18 @@ class IngestWorker:
         if first is None:
             return [], True
         batch, stop = [first], False
+        deadline = time.monotonic() + self.linger_s
         while len(batch) < self.batch_size:
             try:
                 item = self._inbox.get_nowait()
             except queue.Empty:
-                break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    item = self._inbox.get(timeout=remaining)
+                except queue.Empty:
+                    break
             if item is None:
                 stop = True
                 break
@@ -175,6 +189,12 @@ class IngestWorker:
                 database.connect(reuse_if_open=True)
                 if isinstance(payload, payloads.Heartbeat):
                     record_heartbeat(payload, gate_id, self.clock())
+                elif isinstance(payload, payloads.CommandResult):
+                    if payload.gate_id != gate_id:
+                        log.warning("command result dropped: topic gate %s != payload gate %s", gate_id,
+                                    payload.gate_id)
+                    else:
+                        record_result(payload, self.clock())
                 else:
                     record_status(payload, gate_id, self.clock())
         if checkins:
@@ -186,7 +206,7 @@ class IngestWorker:
     @staticmethod
     def _decode(
         topic: str, raw: bytes
-    ) -> tuple[str, payloads.CheckIn | payloads.Heartbeat | payloads.GateStatus] | None:
+    ) -> tuple[str, payloads.CheckIn | payloads.Heartbeat | payloads.GateStatus | payloads.CommandResult] | None:
         gate_id = topics.gate_id_from_topic(topic)
         model = _MODELS.get(topic.rsplit("/", 1)[1]) if gate_id is not None else None
         if gate_id is None or model is None:

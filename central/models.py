@@ -72,6 +72,7 @@ class Meeting(BaseModel):
     registration_deadline = UTCDateTimeField(null=True)
     main_venue = peewee.IntegerField(null=True)  # a Venue id (venues are defined below)
     updated_at = UTCDateTimeField(null=True)
+    walkin_policy = peewee.CharField(max_length=16, default="approval")  # "direct" or "approval" (walk-ins)
 
 
 class Invitation(BaseModel):
@@ -131,13 +132,16 @@ class Gate(BaseModel):
     state = peewee.CharField(max_length=16, default="unknown")
     emergency = peewee.BooleanField(default=False)
     outbox_pending = peewee.IntegerField(null=True)
+    mode = peewee.CharField(max_length=16, null=True)  # normal | lockdown | release, as the gate last reported
+    fail_mode = peewee.CharField(max_length=8, null=True)  # safe | secure, as the gate last reported
 
 
 class CheckIn(BaseModel):
     """A check-in received from a gate; stored once per ``checkin_id``."""
 
     checkin_id = peewee.UUIDField(unique=True)
-    gate = peewee.ForeignKeyField(Gate, backref="checkins")
+    # Null for a person marked present by hand on the dashboard (no gate involved; see ``note``).
+    gate = peewee.ForeignKeyField(Gate, backref="checkins", null=True)
     meeting = peewee.ForeignKeyField(Meeting, backref="checkins", null=True, on_delete="SET NULL")
     delegate = peewee.ForeignKeyField(Delegate, backref="checkins", null=True, on_delete="SET NULL")
     allowed = peewee.BooleanField()
@@ -150,6 +154,9 @@ class CheckIn(BaseModel):
     received_at = UTCDateTimeField()
     manual = peewee.BooleanField(default=False)
     credential = peewee.CharField(max_length=128, null=True, index=True)
+    note = peewee.TextField(null=True)  # the reason an organiser gave when marking someone present by hand
+    operator = peewee.CharField(max_length=200, null=True)  # who opened the gate remotely (a manual check-in)
+    command_id = peewee.UUIDField(null=True, index=True)  # the gate command that caused this check-in
 
 
 class SigningKey(BaseModel):
@@ -265,3 +272,47 @@ ALL_MODELS: list[type[BaseModel]] = [
     AuditEntry,
 ]
 """Every table, in dependency order."""
+
+
+class Walkin(BaseModel):
+    """A visitor without a code registered at the guard desk from their citizen ID card (CCCD).
+
+    The ID number itself is never stored: ``id_hash`` (HMAC-SHA256 with the app secret) lets the desk spot the
+    same person twice, ``id_masked`` shows the last four digits. The address is not kept either.
+    ``status``: pending -> approved | rejected; approved -> admitted (a one-day code, ``delegate``).
+    """
+
+    meeting = peewee.ForeignKeyField(Meeting, backref="walkins", on_delete="CASCADE")
+    invitation = peewee.ForeignKeyField(Invitation, backref="walkins", on_delete="CASCADE")
+    full_name = peewee.CharField(max_length=120)
+    date_of_birth = peewee.DateField()
+    sex = peewee.CharField(max_length=8, default="")
+    id_hash = peewee.CharField(max_length=64, index=True)
+    id_masked = peewee.CharField(max_length=16)
+    status = peewee.CharField(max_length=16, default="pending", index=True)
+    created_by = peewee.CharField(max_length=64)
+    created_at = UTCDateTimeField(index=True)
+    decided_by = peewee.CharField(max_length=64, default="")
+    decided_at = UTCDateTimeField(null=True)
+    decision_note = peewee.TextField(default="")
+    delegate = peewee.ForeignKeyField(Delegate, backref="walkins", null=True, on_delete="SET NULL")
+
+
+class GateCommand(BaseModel):
+    """A command central sent to one gate (open, lockdown, release, resume, resync) and the gate's answer.
+
+    ``status``: ``sent`` until the gate answers (``ok`` / ``failed`` with ``reason``) or the issuer stops waiting
+    (``timeout``; a late answer still sets ``ok`` / ``failed``).
+    """
+
+    command_id = peewee.UUIDField(unique=True)
+    gate = peewee.ForeignKeyField(Gate, backref="commands", on_delete="CASCADE")
+    action = peewee.CharField(max_length=16)
+    note = peewee.CharField(max_length=200, default="")
+    meeting_id = peewee.IntegerField(null=True)
+    delegate_id = peewee.IntegerField(null=True)
+    issued_by = peewee.CharField(max_length=64)
+    issued_at = UTCDateTimeField(index=True)
+    status = peewee.CharField(max_length=16, default="sent", index=True)
+    reason = peewee.CharField(max_length=200, null=True)
+    answered_at = UTCDateTimeField(null=True)

@@ -19,6 +19,9 @@ central's change stream, and :class:`gate.follow.SnapshotRefresher` fetches a ne
 after a gap or a failed start-up fetch, with backoff. A heartbeat goes out every ``[mqtt] heartbeat_seconds``.
 Emergency: while ``pins.emergency`` is active the turnstile is held open; scans are still decided and
 recorded, an allowed one counts as ``entered`` without relay action (free passage), a refused one shows red.
+Commands: central's open / lockdown / release / resume / resync arrive on the gate's command topic and are
+handled by :mod:`gate.commands` (validated, de-duplicated, refused when stale, answered); a lockdown wraps the
+decision function so every scan is refused, a release holds the turnstile open like the emergency input.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from protocols.reasons import Reason
 from . import __version__
 from . import systemd as sd
 from .cache import GateCache
+from .commands import CommandHandler, CommandStore
 from .config import GateConfig
 from .cycle import TurnstileCycle
 from .debounce import ScanDebouncer
@@ -129,6 +133,7 @@ class Gate:
                                            max_backoff_s=resync_max_backoff_s,
                                            min_interval_s=resync_min_interval_s)
         self.heartbeat: HeartbeatLoop | None = None
+        self.commands: CommandHandler | None = None
         if pin_factory is None:
             pin_factory = default_pin_factory(config.gate.simulate)
         self.pin_factory = pin_factory
@@ -220,6 +225,12 @@ class Gate:
         self.transport.on_change = self.follower.handle_payload  # type: ignore[attr-defined]
         self.transport.on_site_checkin = self._on_site_checkin  # type: ignore[attr-defined]
         self.transport.on_session_lost = self.refresher.request  # type: ignore[attr-defined]
+        self.commands = CommandHandler(self, CommandStore(self.cache.path),
+                                       getattr(self.transport, "publish_command_result", None),
+                                       max_age_s=self.config.commands.max_age_seconds, clock=self._clock)
+        self._decide = self.commands.guard_decider(self._decide)
+        self.transport.on_command = self.commands.submit  # type: ignore[attr-defined]
+        self.transport.status_fields = self._status_fields  # type: ignore[attr-defined]
         self.transport.start()
         self.delivery.start()
         publish_heartbeat = getattr(self.transport, "publish_heartbeat", None)
@@ -228,6 +239,7 @@ class Gate:
                                            self.config.mqtt.heartbeat_seconds)
             self.heartbeat.start()
         self.cycle.start()
+        self.commands.start()  # restores a persisted lockdown/release before the first scan
         self._start_status_server()
         if self.scanner is None:
             self.scanner = build_scanner(self.config.scanner)
@@ -275,27 +287,46 @@ class Gate:
         central = self.config.central
         try:
             token = central.resolve_token()
-            snapshot = self._fetch(central.url, self.gate_id, token, central.timeout)
-        except SyncError as exc:
-            log.warning("snapshot not loaded reason=%s detail=%s; deciding from cached seq=%d",
-                        exc.reason.value, exc.detail, self.cache.seq)
-            return False
         except OSError as exc:
             log.warning("snapshot not loaded: token unreadable: %s; deciding from cached seq=%d",
                         exc, self.cache.seq)
             return False
-        if self.follower is not None:
-            self.follower.load_snapshot(snapshot)
-        else:
-            self.cache.load_snapshot(snapshot, self._clock())
+        snapshot: Any = None
+        try:
+            snapshot = self._fetch(central.url, self.gate_id, token, central.timeout)
+            # A streamed snapshot is validated entry by entry while it loads: a bad one raises SyncError
+            # half-way and the cache keeps its previous content.
+            if self.follower is not None:
+                self.follower.load_snapshot(snapshot)
+            else:
+                self.cache.load_snapshot(snapshot, self._clock())
+        except SyncError as exc:
+            log.warning("snapshot not loaded reason=%s detail=%s; deciding from cached seq=%d",
+                        exc.reason.value, exc.detail, self.cache.seq)
+            return False
+        finally:
+            close = getattr(snapshot, "close", None)
+            if callable(close):
+                close()
         return True
 
     def _heartbeat(self) -> Heartbeat:
         """The heartbeat to publish now."""
         cache = self.cache
         return Heartbeat(gate_id=self.gate_id, sent_at=self._clock(), cache_seq=cache.seq if cache else 0,
-                         outbox_pending=cache.outbox_pending() if cache else 0, emergency=self.cycle.emergency,
-                         software_version=__version__)
+                         outbox_pending=cache.outbox_pending() if cache else 0, software_version=__version__,
+                         **self._status_fields())
+
+    @property
+    def mode(self) -> str:
+        """The mode set by central's commands: "normal", "lockdown" or "release"."""
+        return self.commands.mode if self.commands is not None else "normal"
+
+    def _status_fields(self) -> dict[str, Any]:
+        """emergency (the physical input), mode and fail_mode, for heartbeats and the retained status."""
+        commands = self.commands
+        emergency = commands.emergency_input_active() if commands is not None else self.cycle.emergency
+        return {"emergency": emergency, "mode": self.mode, "fail_mode": self.config.gate.fail_mode}
 
     def stop(self) -> None:
         """Shut down in order: stop reading, end the cycle, relay de-energised, offline status, flush,
@@ -306,6 +337,8 @@ class Gate:
         steps: list[tuple[str, Callable[[], Any]]] = []
         if self.scanner is not None:
             steps.append(("scanner", self.scanner.close))
+        if self.commands is not None:
+            steps.append(("commands", self.commands.stop))
         steps.append(("cycle", self.cycle.stop))
         if self.heartbeat is not None:
             steps.append(("heartbeat", self.heartbeat.stop))
@@ -445,6 +478,10 @@ class Gate:
         if self.cycle.emergency:
             log.info("manual open ignored: emergency input active, turnstile already open")
             return None
+        if self.mode == "lockdown":
+            log.warning("manual open ignored: gate locked down by central")
+            self._safe(self.indicator.refused)
+            return None
         if self.cache is None:
             log.warning("manual open ignored: gate not started")
             return None
@@ -461,8 +498,39 @@ class Gate:
             log.info("manual open checkin_id=%s", checkin.id)
         return checkin
 
-    def _admit(self, decision: Decision, now: datetime, manual: bool) -> CheckIn | None:
-        """Record ``decision`` (committed before any relay action), then act; None if it was not recorded."""
+    def remote_open(self, *, operator: str, command_id: uuid.UUID, meeting_id: int | None = None,
+                    delegate_id: int | None = None) -> CheckIn | None:
+        """Central's "open" command: one manual cycle, recorded as a manual check-in naming ``operator`` and
+        the command (and the admitted person when given). Returns the check-in, or None when not recorded."""
+        if self.cache is None:
+            log.warning("remote open not done: gate not started")
+            return None
+        entry = None
+        if meeting_id is not None and delegate_id is not None:
+            try:
+                entry = self.cache.delegate(meeting_id, delegate_id)
+            except Exception:
+                log.exception("delegate lookup failed for a remote open")
+        decision = Decision(True, Reason.MANUAL_OPEN, meeting_id=meeting_id, delegate_id=delegate_id,
+                            name=entry.name if entry else None, organisation=entry.organisation if entry else None,
+                            position=entry.position if entry else None)
+        if not self._scan_lock.acquire(timeout=2.0):
+            log.error("remote open not done: scan handling is stalled")
+            return None
+        try:
+            checkin = self._admit(decision, self._clock(), manual=True,
+                                  extra={"operator": operator, "command_id": command_id})
+        finally:
+            self._scan_lock.release()
+        if checkin is not None:
+            log.info("remote open checkin_id=%s command_id=%s operator=%s", checkin.id, command_id, operator)
+        return checkin
+
+    def _admit(self, decision: Decision, now: datetime, manual: bool,
+               extra: dict[str, Any] | None = None) -> CheckIn | None:
+        """Record ``decision`` (committed before any relay action), then act; None if it was not recorded.
+
+        ``extra``: further CheckIn fields (``operator``, ``command_id`` of a remote open)."""
         assert self.cache is not None
         via_cycle = decision.allowed and self.cycle.has_sensor and not self.cycle.emergency
         if not decision.allowed:
@@ -476,7 +544,7 @@ class Gate:
             direction=Direction(self.config.gate.direction), scanned_at=now, allowed=decision.allowed,
             reason=decision.reason, outcome=outcome, meeting_id=decision.meeting_id,
             delegate_id=decision.delegate_id, scheme=decision.scheme, credential=decision.credential,
-            manual=manual, completed_at=completed,
+            manual=manual, completed_at=completed, **(extra or {}),
         )
         if via_cycle:
             with self._awaiting_lock:
@@ -493,6 +561,10 @@ class Gate:
             return None
         # The relay first: LEDs, the guard's page and the fan-out are not on the scan-to-unlock path.
         if decision.allowed:
+            # Written (and flushed by the handler) after the commit and before the pin write: a crash between
+            # the two leaves a logged, recorded check-in whose relay stayed shut, never an opened relay without
+            # this line. Fault tests take it as the ground truth of "relay opened".
+            log.info("relay opening checkin_id=%s", checkin.id)
             if via_cycle:
                 self.cycle.authorise(str(checkin.id))
             elif not self.cycle.emergency:
@@ -641,7 +713,8 @@ class Gate:
             cache_seq=cache.seq if cache is not None else 0,
             synced_at=cache.synced_at if cache is not None else None,
             sync_pending=self.refresher.pending,
-            emergency=self.cycle.emergency, turnstile_state=self.cycle.state, scanner_state=status,
+            emergency=self._status_fields()["emergency"], turnstile_state=self._turnstile_label(),
+            scanner_state=status, mode=self.mode,
             scanner_detail=detail, outbox_pending=cache.outbox_pending() if cache is not None else 0,
             recent=[ScanView(at=r.at, allowed=r.allowed, reason=r.reason, name=r.name,
                              organisation=r.organisation, position=r.position, manual=r.manual,
@@ -649,6 +722,16 @@ class Gate:
         )
 
     # ----- helpers
+
+    def _turnstile_label(self) -> str:
+        """The cycle's state, with "released" / "lockdown" when central's command (not the input) rules it."""
+        state = self.cycle.state
+        mode = self.mode
+        if mode == "release" and state == "emergency" and not self._status_fields()["emergency"]:
+            return "released"
+        if mode == "lockdown" and state == "locked":
+            return "lockdown"
+        return state
 
     def _remember(self, record: ScanRecord) -> None:
         with self._recent_lock:

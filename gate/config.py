@@ -303,6 +303,13 @@ class StatusSection(_Section):
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
 
 
+class CommandsSection(_Section):
+    """``[commands]``: remote commands from central. ``max_age_seconds``: a command issued longer ago than
+    this (or that far in the future, clock skew) is refused as stale and never executed."""
+
+    max_age_seconds: Annotated[float, Field(ge=1, le=3600, strict=False)] = 30.0
+
+
 class GateConfig(_Section):
     """The whole per-gate configuration."""
 
@@ -313,6 +320,7 @@ class GateConfig(_Section):
     pins: PinsSection = PinsSection()
     turnstile: TurnstileSection = TurnstileSection()
     status: StatusSection = StatusSection()
+    commands: CommandsSection = CommandsSection()
 
 
 def _format_errors(exc: ValidationError) -> list[str]:

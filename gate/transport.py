@@ -1,5 +1,6 @@
 """MQTT transport of a gate (paho-mqtt 2.x): status with last will, check-ins out, acknowledgements in,
-central's change stream in, the site's check-in fan-out both ways, heartbeats out.
+central's change stream in, the site's check-in fan-out both ways, heartbeats out, central's commands in
+(handed raw to ``on_command``) and their results out.
 
 The client uses a stable id and a persistent session (``clean_session=False``) so QoS 1 messages survive
 reconnects: changes published while the gate is away are delivered when it comes back. Every incoming payload
@@ -81,6 +82,10 @@ class MqttTransport:
         # Called when the broker had no session for us (first start, or it lost it): changes published
         # meanwhile are gone, so the gate should load a fresh snapshot.
         self.on_session_lost: Callable[[], None] | None = None
+        # Central's commands (raw payloads; the gate's CommandHandler validates them) and the extra fields of
+        # the retained status (emergency, mode, fail_mode).
+        self.on_command: Callable[[bytes], None] | None = None
+        self.status_fields: Callable[[], dict[str, Any]] | None = None
         self._subscribed = threading.Event()
         self._subscribe_mid: int | None = None
         self.host = host
@@ -156,6 +161,29 @@ class MqttTransport:
         info = self.client.publish(topics.site_checkins(self.site_id), payload, qos=1)
         return info.rc == mqtt.MQTT_ERR_SUCCESS
 
+    def publish_command_result(self, payload: bytes) -> bool:
+        """Publish one encoded CommandResult (QoS 1); paho keeps it while disconnected and sends it later."""
+        info = self.client.publish(topics.gate_command_results(self.gate_id), payload, qos=1)
+        return info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN)
+
+    def _online_status(self) -> GateStatus:
+        extra: dict[str, Any] = {}
+        if self.status_fields is not None:
+            try:
+                extra = self.status_fields()
+            except Exception:
+                log.exception("status fields unavailable")
+        return GateStatus(gate_id=self.gate_id, state="online", since=self._online_since or self._clock(),
+                          software_version=self.software_version, **extra)
+
+    def publish_status(self) -> bool:
+        """Re-publish the retained online status (after a mode change); False when not connected."""
+        if not self.is_connected:
+            return False
+        info = self.client.publish(topics.gate_status(self.gate_id), encode(self._online_status()), qos=1,
+                                   retain=True)
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
+
     def publish_heartbeat(self, payload: bytes) -> bool:
         """Publish one encoded Heartbeat (QoS 0); False when not connected."""
         if not self.is_connected:
@@ -190,15 +218,14 @@ class MqttTransport:
         if reason_code.is_failure:
             log.warning("mqtt connect refused host=%s port=%d reason=%s", self.host, self.port, reason_code)
             return
-        status = GateStatus(gate_id=self.gate_id, state="online", since=self._clock(),
-                            software_version=self.software_version)
-        client.publish(topics.gate_status(self.gate_id), encode(status), qos=1, retain=True)
-        subscriptions = [(topics.gate_acks(self.gate_id), 1), (topics.CHANGES, 1)]
+        self._online_since = self._clock()
+        client.publish(topics.gate_status(self.gate_id), encode(self._online_status()), qos=1, retain=True)
+        subscriptions = [(topics.gate_acks(self.gate_id), 1), (topics.CHANGES, 1),
+                         (topics.gate_commands(self.gate_id), 1)]
         if self.site_id is not None:
             subscriptions.append((topics.site_checkins(self.site_id), 1))
         self._subscribed.clear()
         _, self._subscribe_mid = client.subscribe(subscriptions)
-        self._online_since = self._clock()
         self._offline_since = None
         self._connected.set()
         log.info("mqtt connected host=%s port=%d session_present=%s", self.host, self.port,
@@ -247,6 +274,11 @@ class MqttTransport:
                     self.on_change(bytes(message.payload))
             elif self.site_id is not None and message.topic == topics.site_checkins(self.site_id):
                 self._handle_site_checkin(message)
+            elif message.topic == topics.gate_commands(self.gate_id):
+                if self.on_command is not None:
+                    self.on_command(bytes(message.payload))
+                else:
+                    log.warning("command dropped: no command handler")
             else:
                 log.warning("message on unexpected topic=%s dropped", message.topic)
         except Exception:

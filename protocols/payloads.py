@@ -6,6 +6,8 @@ wire: it enforces a size limit and turns any failure into a :class:`PayloadError
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from enum import StrEnum
 from typing import Annotated, Literal, TypeVar
 from uuid import UUID
@@ -61,6 +63,8 @@ class CheckIn(_Payload):
     credential: Annotated[str, Field(max_length=128)] | None = None
     manual: bool = False
     completed_at: AwareDatetime | None = None
+    operator: ShortText | None = None  # who opened it remotely (the Command's issued_by), for manual opens
+    command_id: UUID | None = None  # the Command that caused this check-in (a remote open)
 
 
 class Ack(_Payload):
@@ -73,6 +77,11 @@ class Ack(_Payload):
     reason: ShortText | None = None
 
 
+GateMode = Literal["normal", "lockdown", "release"]
+"""A gate's operating mode set by commands: ``lockdown`` refuses every scan, ``release`` holds it open."""
+FailMode = Literal["safe", "secure"]
+
+
 class GateStatus(_Payload):
     """A gate's retained state; the broker publishes ``state="offline"`` as its last will."""
 
@@ -82,6 +91,8 @@ class GateStatus(_Payload):
     since: AwareDatetime | None = None
     software_version: ShortText | None = None
     emergency: bool = False
+    mode: GateMode = "normal"
+    fail_mode: FailMode | None = None
 
 
 class Heartbeat(_Payload):
@@ -94,6 +105,8 @@ class Heartbeat(_Payload):
     outbox_pending: int = Field(ge=0)
     emergency: bool = False
     software_version: ShortText
+    mode: GateMode = "normal"
+    fail_mode: FailMode | None = None
 
 
 class MeetingEntry(_Payload):
@@ -141,6 +154,44 @@ class Snapshot(_Payload):
     meetings: list[MeetingEntry]
     delegates: list[DelegateEntry]
     keys: list[KeyEntry]
+
+
+SNAPSHOT_STREAM_MEDIA_TYPE = "application/x-ndjson"
+MAX_SNAPSHOT_LINE_BYTES = 16 * 1024
+
+
+class SnapshotHeader(_Payload):
+    """The first line of a snapshot streamed as NDJSON (:data:`SNAPSHOT_STREAM_MEDIA_TYPE`).
+
+    Then come exactly ``meetings`` lines of :class:`MeetingEntry`, ``delegates`` lines of
+    :class:`DelegateEntry` and ``keys`` lines of :class:`KeyEntry`, in that order, and a :class:`SnapshotEnd`.
+    A receiver validates each line on its own, so it never holds the whole snapshot.
+    """
+
+    v: Literal[1] = 1
+    seq: int = Field(ge=0)
+    generated_at: AwareDatetime
+    meetings: int = Field(ge=0)
+    delegates: int = Field(ge=0)
+    keys: int = Field(ge=0)
+
+
+class SnapshotEnd(_Payload):
+    """The last line of a streamed snapshot: proof that nothing was cut off (it repeats the header's seq)."""
+
+    v: Literal[1] = 1
+    end: Literal["snapshot"] = "snapshot"
+    seq: int = Field(ge=0)
+
+
+def encode_snapshot_stream(snapshot: Snapshot) -> Iterator[bytes]:
+    """The NDJSON lines (each ending in ``\\n``) of ``snapshot`` streamed: header, entries, end."""
+    header = SnapshotHeader(seq=snapshot.seq, generated_at=snapshot.generated_at, meetings=len(snapshot.meetings),
+                            delegates=len(snapshot.delegates), keys=len(snapshot.keys))
+    yield encode(header) + b"\n"
+    for entry in itertools.chain(snapshot.meetings, snapshot.delegates, snapshot.keys):
+        yield encode(entry) + b"\n"
+    yield encode(SnapshotEnd(seq=snapshot.seq)) + b"\n"
 
 
 class DelegateUpsert(_Payload):
@@ -193,15 +244,28 @@ class Change(_Payload):
     body: ChangeBody
 
 
+CommandAction = Literal["open", "lockdown", "release", "resume", "resync"]
+COMMAND_ACTIONS: tuple[str, ...] = ("open", "lockdown", "release", "resume", "resync")
+
+
 class Command(_Payload):
-    """An order from central to one gate."""
+    """An order from central to one gate.
+
+    ``open``: one manual turnstile cycle, recorded as a manual check-in naming ``issued_by`` (and the admitted
+    walk-in's ``meeting_id`` / ``delegate_id`` when given). ``lockdown``: refuse every scan until ``resume``.
+    ``release``: hold the turnstile open like the emergency input until ``resume``. ``resync``: fetch a fresh
+    snapshot. Gates refuse a command older than their max age (or that far in the future).
+    """
 
     v: Literal[1] = 1
     id: UUID
     gate_id: GateId
-    action: Literal["open", "lockdown", "release", "resync"]
+    action: CommandAction
     issued_by: ShortText
     issued_at: AwareDatetime
+    note: ShortText | None = None
+    meeting_id: int | None = None
+    delegate_id: int | None = None
 
 
 class CommandResult(_Payload):
@@ -212,6 +276,8 @@ class CommandResult(_Payload):
     gate_id: GateId
     ok: bool
     reason: ShortText | None = None
+    mode: GateMode | None = None  # the gate's mode after handling the command
+    checkin_id: UUID | None = None  # the manual check-in an ``open`` recorded
 
 
 MODELS: dict[str, type[BaseModel]] = {
@@ -220,6 +286,8 @@ MODELS: dict[str, type[BaseModel]] = {
     "gate_status": GateStatus,
     "heartbeat": Heartbeat,
     "snapshot": Snapshot,
+    "snapshot_header": SnapshotHeader,
+    "snapshot_end": SnapshotEnd,
     "change": Change,
     "command": Command,
     "command_result": CommandResult,

@@ -28,6 +28,15 @@ class Reason(StrEnum):
     INTERNAL_ERROR = "internal_error"
     UNKNOWN_GATE = "unknown_gate"
     GATE_MISMATCH = "gate_mismatch"
+    LOCKED_DOWN = "locked_down"
+    STALE_COMMAND = "stale_command"
+    WRONG_GATE = "wrong_gate"
+    COMMAND_TIMEOUT = "command_timeout"
+    UNKNOWN_ACTION = "unknown_action"
+    SYNC_FAILED = "sync_failed"
+    EMERGENCY_ACTIVE = "emergency_active"
+    RELEASED = "released"
+    NOT_CONNECTED = "not_connected"
 
 
 # (Vietnamese, English): what the guard's display and the dashboard say.
@@ -52,6 +61,15 @@ REASON_TEXT: dict[Reason, tuple[str, str]] = {
     Reason.INTERNAL_ERROR: ("Lỗi hệ thống, gọi bảo vệ", "System error, call the guard"),
     Reason.UNKNOWN_GATE: ("Cổng chưa được đăng ký", "Gate not registered"),
     Reason.GATE_MISMATCH: ("Cổng gửi sai kênh", "Gate published on another gate's topic"),
+    Reason.LOCKED_DOWN: ("Cổng đang bị khóa, không cho vào", "Gate locked down, no entry"),
+    Reason.STALE_COMMAND: ("Lệnh đã quá hạn, cổng không thực hiện", "Command too old, not executed"),
+    Reason.WRONG_GATE: ("Lệnh gửi nhầm cổng", "Command addressed to another gate"),
+    Reason.COMMAND_TIMEOUT: ("Cổng không trả lời lệnh kịp thời", "The gate did not answer in time"),
+    Reason.UNKNOWN_ACTION: ("Lệnh không hợp lệ", "Unknown command"),
+    Reason.SYNC_FAILED: ("Không tải được dữ liệu mới từ trung tâm", "Could not load fresh data from central"),
+    Reason.EMERGENCY_ACTIVE: ("Cổng đang mở khẩn cấp", "Emergency release active"),
+    Reason.RELEASED: ("Cổng đang được mở tự do", "Gate released (free passage)"),
+    Reason.NOT_CONNECTED: ("Trung tâm chưa kết nối được máy chủ tin nhắn", "Central not connected to the broker"),
 }
 
 

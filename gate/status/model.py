@@ -51,6 +51,7 @@ class GateView:
     ``scanner_state``; the page shows it when the scanner is not "ok". ``sync_pending``: the gate knows it
     is behind central (a gap in the change stream, or central unreachable at start-up) and is fetching a
     snapshot; the page then says "not synced since ``synced_at``" even while the broker is connected.
+    ``mode``: set by central's commands: "normal", "lockdown" (every scan refused) or "release" (held open).
     """
 
     gate_id: str
@@ -70,6 +71,7 @@ class GateView:
     recent: list[ScanView] = field(default_factory=list)
     scanner_since: datetime | None = None
     sync_pending: bool = False
+    mode: str = "normal"
 
 
 @runtime_checkable
@@ -161,6 +163,7 @@ def to_json(view: GateView, now: datetime | None = None) -> dict[str, Any]:
             "scanner_since": iso_utc(view.scanner_since),
             "scanner_since_local": local_time(view.scanner_since, now),
             "outbox_pending": int(view.outbox_pending),
+            "mode": view.mode,
         },
         "last": scans[0] if scans else None,
         "recent": scans,

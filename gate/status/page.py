@@ -38,6 +38,8 @@ main{max-width:960px;margin:0 auto;padding:.6rem}
 .banner .en{color:inherit;opacity:.85}
 #emergency{background:#b00020;color:#fff;animation:pulse 1.2s ease-in-out infinite alternate}
 #stream-lost{background:#222;color:#fff}
+#mode-lockdown{background:#4a148c;color:#fff}
+#mode-release{background:#e65100;color:#fff}
 #error{background:#ffe08a;color:#3d2e00}
 @keyframes pulse{from{opacity:1}to{opacity:.75}}
 [hidden]{display:none!important}
@@ -85,6 +87,10 @@ border-left:.4rem solid #6b7280;display:grid;grid-template-columns:auto 1fr;gap:
 <main>
 <div id="emergency" class="banner" role="alert" hidden>KHẨN CẤP — cổng đang mở tự do
 <span class="en">EMERGENCY — the gate is released</span></div>
+<div id="mode-lockdown" class="banner" role="alert" hidden>PHONG TỎA — trung tâm đã khóa cổng, mọi lượt quét bị từ chối
+<span class="en">LOCKDOWN — central locked this gate, every scan is refused</span></div>
+<div id="mode-release" class="banner" role="alert" hidden>MỞ TỰ DO — theo lệnh của trung tâm
+<span class="en">RELEASED — held open by central's command</span></div>
 <div id="stream-lost" class="banner" role="alert" hidden>Mất kết nối với cổng
 <span class="en">Connection to the gate lost — retrying</span></div>
 <div id="error" class="banner" role="alert" hidden><span id="error-vi">Không đọc được trạng thái cổng</span>
@@ -230,6 +236,8 @@ border-left:.4rem solid #6b7280;display:grid;grid-template-columns:auto 1fr;gap:
     bilingual($("outbox"), g.outbox_pending + " lượt", g.outbox_pending + " check-ins waiting");
     setCard("card-outbox", g.outbox_pending > 0 ? "warn" : "");
     $("emergency").hidden = !g.emergency;
+    $("mode-lockdown").hidden = g.mode !== "lockdown";
+    $("mode-release").hidden = g.mode !== "release";
   }
   function render(state) {
     S.last = state;

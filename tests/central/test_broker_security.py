@@ -223,3 +223,21 @@ def test_cli_writes_the_broker_files_for_registered_gates(tmp_path: Path, databa
     assert "user gate-lobby-1" in acl and f"topic readwrite {topics.site_checkins('annex')}" in acl
     users = {line.split(":", 1)[0] for line in (tmp_path / "vaora" / "passwd").read_text().splitlines()}
     assert users == {CENTRAL_USERNAME, "gate-lobby-1", "gate-annex-1"}
+
+
+def test_only_central_commands_a_gate_and_a_gate_answers_only_for_itself(sessions):
+    """Remote gate commands: central writes any gate's command topic; a gate reads only its own commands and
+    cannot forge another gate's commands or command results."""
+    central = sessions(CENTRAL_USERNAME)
+    central.subscribe(topics.ALL_GATE_COMMAND_RESULTS)
+    lobby1, lobby2 = sessions("gate-lobby-1"), sessions("gate-lobby-2")
+    lobby2.subscribe(topics.gate_commands("lobby-2"))
+    for topic in (topics.gate_commands("lobby-2"), topics.gate_command_results("lobby-2")):
+        assert lobby1.publish(topic, b'{"forged": true}').is_failure, topic
+    assert not central.publish(topics.gate_commands("lobby-2"), b"open-lobby-2").is_failure
+    assert lobby2.wait(lambda: len(lobby2.received) == 1)
+    assert lobby2.received == [(topics.gate_commands("lobby-2"), b"open-lobby-2")]
+    assert not lobby1.publish(topics.gate_command_results("lobby-1"), b"result-1").is_failure
+    assert central.wait(lambda: len(central.received) == 1)
+    time.sleep(0.3)
+    assert central.received == [(topics.gate_command_results("lobby-1"), b"result-1")]

@@ -24,6 +24,8 @@ from protocols.payloads import (
     KeyEntry,
     MeetingEntry,
     Snapshot,
+    SnapshotEnd,
+    SnapshotHeader,
     encode,
 )
 from protocols.reasons import REASON_TEXT, Reason, describe
@@ -70,6 +72,8 @@ def sample_payloads():
             gate_id="g1", sent_at=NOW, cache_seq=1, outbox_pending=0, software_version="1"
         ),
         "snapshot": Snapshot(seq=1, generated_at=NOW, meetings=[meeting], delegates=[delegate], keys=[key]),
+        "snapshot_header": SnapshotHeader(seq=1, generated_at=NOW, meetings=1, delegates=1, keys=1),
+        "snapshot_end": SnapshotEnd(seq=1),
         "change": Change(seq=1, at=NOW, body=KeyAdd(key=key)),
         "command": Command(id=uuid4(), gate_id="g1", action="open", issued_by="guard", issued_at=NOW),
         "command_result": CommandResult(command_id=uuid4(), gate_id="g1", ok=True),
