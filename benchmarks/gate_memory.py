@@ -8,8 +8,9 @@ itself is counted:
 - ``cold start``: a ``Gate`` built from its config alone (serial scanner on a pty, ``MqttTransport`` to a
   private Mosquitto started with ``central.devtools.broker.LocalBroker``, MockFactory pins) with an empty data
   directory, so ``start()`` fetches the 100,000-delegate snapshot over HTTP with the real ``fetch_snapshot``
-  from a stand-in central, then 100 scans (50 compact, 50 signed, all admitted) typed on the pty and
-  acknowledged over MQTT by a stand-in central's ingest;
+  from a stand-in central serving central's NDJSON stream (recorded), loading it entry by entry, then 100
+  scans (50 compact, 50 signed, all admitted) typed on the pty and acknowledged over MQTT by a stand-in
+  central's ingest;
 - ``restart``: the same gate restarted on the same data directory with central unreachable: it decides from
   the SQLite cache on disk, then 100 more scans.
 
@@ -80,7 +81,7 @@ def child_prepare(args: argparse.Namespace) -> dict[str, Any]:
     """Build the snapshot (as central would serve it) and the codes to scan; write both to files."""
     from _gate_fixture import build_world
 
-    from protocols.payloads import encode
+    from protocols.payloads import encode_snapshot_stream
 
     started = time.perf_counter()
     world = build_world(args.delegates)
@@ -91,10 +92,12 @@ def child_prepare(args: argparse.Namespace) -> dict[str, Any]:
         "restart": world.compact_codes[half:2 * half]
         + [world.signed_code(i) for i in range(args.scans - half, 2 * (args.scans - half))],
     }
-    body = encode(world.snapshot)
-    Path(args.snapshot).write_bytes(body)
+    # Recorded as central streams it to a gate that asks for application/x-ndjson (as gate.sync does).
+    with Path(args.snapshot).open("wb") as out:
+        for line in encode_snapshot_stream(world.snapshot):
+            out.write(line)
     Path(args.codes).write_text(json.dumps(codes), encoding="utf-8")
-    return {"bytes": len(body), "seconds": time.perf_counter() - started}
+    return {"bytes": Path(args.snapshot).stat().st_size, "seconds": time.perf_counter() - started}
 
 
 def _top(snapshot: Any, limit: int) -> list[str]:
@@ -127,7 +130,7 @@ def child_gate(args: argparse.Namespace) -> dict[str, Any]:
     def fetch(*fetch_args: Any, **kwargs: Any) -> Any:
         snapshot = fetch_snapshot(*fetch_args, **kwargs)
         if args.trace:
-            traced["snapshot decoded (inside start)"] = _top(tracemalloc.take_snapshot(), 12)
+            traced["snapshot requested, header read (inside start)"] = _top(tracemalloc.take_snapshot(), 12)
         return snapshot
 
     codes = json.loads(Path(args.codes).read_text(encoding="utf-8"))[args.codes_set]
@@ -201,7 +204,8 @@ def run_child(mode: str, *extra: str) -> dict[str, Any]:
 
 
 def serve_snapshot(path: Path, gate_id: str) -> tuple[http.server.ThreadingHTTPServer, list[int]]:
-    """Serve ``path`` at central's snapshot URL of ``gate_id`` (bearer token checked), streamed from disk."""
+    """Serve ``path`` (central's NDJSON snapshot stream, recorded) at central's snapshot URL of ``gate_id``
+    (bearer token checked), streamed from disk."""
     import http.server
     import shutil
     import threading
@@ -217,7 +221,7 @@ def serve_snapshot(path: Path, gate_id: str) -> tuple[http.server.ThreadingHTTPS
                 self.send_error(401)
                 return
             self.send_response(200)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "application/x-ndjson")  # central's streamed form
             self.send_header("Content-Length", str(path.stat().st_size))
             self.end_headers()
             with path.open("rb") as body:
@@ -282,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="vaora-mem-", dir="/var/tmp") as tmp_name:
         tmp = Path(tmp_name)
-        snapshot_path, codes_path = tmp / "snapshot.json", tmp / "codes.json"
+        snapshot_path, codes_path = tmp / "snapshot.ndjson", tmp / "codes.json"
         prepared = run_child("prepare", "--delegates", str(args.delegates), "--scans", str(args.scans),
                              "--snapshot", str(snapshot_path), "--codes", str(codes_path))
         from _gate_fixture import GATE_ID, AckingCentral, header, load_average
@@ -317,8 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     lines = header("Gate memory with cached delegates", user_args)
     lines += [
         f"- snapshot: {args.delegates:,} delegates (half compact with code hashes, half signed; 10 meetings; "
-        f"1 Ed25519 key), {prepared['bytes'] / 2**20:.1f} MiB of JSON, served {len(served)} times over HTTP "
-        "by a stand-in central and fetched with the gate's own `fetch_snapshot`",
+        f"1 Ed25519 key), {prepared['bytes'] / 2**20:.1f} MiB as central streams it (NDJSON, "
+        f"`encode_snapshot_stream`), served {len(served)} times over HTTP by a stand-in central, fetched and "
+        "loaded entry by entry with the gate's own `fetch_snapshot` and `GateCache.load_snapshot`",
         "- gate: built from its config alone: serial scanner on a pty, `MqttTransport` to a private "
         "Mosquitto (`LocalBroker`) where a stand-in central acks every check-in, MockFactory pins; "
         f"{args.scans} scans per run ({args.scans // 2} compact, {args.scans - args.scans // 2} signed, "

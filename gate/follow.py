@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from protocols.payloads import Change, PayloadError, Snapshot, decode
 
-from .cache import ChangeResult, GateCache
+from .cache import ChangeResult, GateCache, SnapshotSource
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class ChangeFollower:
         self._clock = clock
         self.max_buffered = max_buffered
         self._lock = threading.RLock()
+        self._loading = threading.Lock()
         self._buffer: dict[int, Change] = {}
         self.applied = 0
         self.repeated = 0
@@ -88,23 +89,34 @@ class ChangeFollower:
             self.request_snapshot()
         return result
 
-    def load_snapshot(self, snapshot: Snapshot) -> bool:
+    def load_snapshot(self, snapshot: Snapshot | SnapshotSource) -> bool:
         """Load a fetched snapshot unless the cache is already further; then apply buffered changes.
 
-        Returns True when it was loaded. After loading, a gap that is still open (buffered changes beyond
-        the snapshot) requests another snapshot.
+        ``snapshot``: a decoded :class:`Snapshot` or a stream (:class:`gate.sync.SnapshotStream`); a stream
+        that turns out bad raises (SyncError) and leaves the cache as it was. The entries are staged without
+        this follower's lock, so changes keep being applied while a long stream downloads (they arrive on the
+        MQTT network thread, which also carries acks and the site's check-ins); the swap happens under it,
+        unless changes applied meanwhile took the cache past the snapshot. Returns True when it was loaded.
+        After loading, a gap that is still open (buffered changes beyond the snapshot) requests another
+        snapshot.
         """
-        with self._lock:
-            current = self.cache.seq
-            if snapshot.seq < current:
-                log.info("snapshot seq=%d older than cache seq=%d; kept the cache", snapshot.seq, current)
-                loaded = False
-            else:
-                self.cache.load_snapshot(snapshot, self._clock())
-                loaded = True
-            self._drain()
-            still_gap = bool(self._buffer)
-            self._applied_cond.notify_all()
+        with self._loading:  # one snapshot at a time
+            staged = None
+            if snapshot.seq >= self.cache.seq:
+                staged = self.cache.stage_snapshot(snapshot)
+            with self._lock:
+                current = self.cache.seq
+                loaded = staged is not None and staged.seq >= current
+                if loaded:
+                    assert staged is not None
+                    self.cache.swap_in(staged, self._clock())
+                else:
+                    if staged is not None:
+                        self.cache.discard(staged)
+                    log.info("snapshot seq=%d older than cache seq=%d; kept the cache", snapshot.seq, current)
+                self._drain()
+                still_gap = bool(self._buffer)
+                self._applied_cond.notify_all()
         if still_gap:
             self.request_snapshot()
         return loaded

@@ -1,7 +1,13 @@
-"""The snapshot a gate loads over HTTP: its site's current meetings, their delegates and the trusted keys."""
+"""The snapshot a gate loads over HTTP: its site's current meetings, their delegates and the trusted keys.
+
+Served as one JSON document (:class:`protocols.payloads.Snapshot`), or, when the gate asks for
+``application/x-ndjson``, as a line stream (:func:`protocols.payloads.encode_snapshot_stream`) that the gate
+validates and stores entry by entry without holding the whole snapshot in memory.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 
 from central import models
@@ -44,3 +50,8 @@ def build_snapshot(gate: models.Gate, now: datetime) -> payloads.Snapshot:
         delegates=[delegate_entry(d) for d in delegates],
         keys=keys,
     )
+
+
+def stream_snapshot(gate: models.Gate, now: datetime) -> Iterator[bytes]:
+    """The snapshot of ``gate`` as NDJSON lines; built (and its seq fixed) before the first line is yielded."""
+    return payloads.encode_snapshot_stream(build_snapshot(gate, now))

@@ -1,11 +1,18 @@
-"""GateCache on real SQLite: pragmas, atomic snapshot replacement, a 10,000-delegate load, the outbox."""
+"""GateCache on real SQLite: pragmas, atomic snapshot replacement (scans answered meanwhile, a failing source
+changes nothing), a 10,000-delegate load, the outbox, and a gate process free of ORM/psycopg/central imports."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+
+import pytest
 
 from gate.cache import GateCache
 from protocols.codes import compact_hash, generate_compact, public_key_to_text
@@ -141,3 +148,79 @@ def test_outbox_lifecycle(tmp_path: Path) -> None:
     assert cache.outbox_pending() == 1
     cache.close()
     assert GateCache(tmp_path).outbox_pending() == 1, "the outbox survives a restart"
+
+
+class SlowSource:
+    """A snapshot source that yields ``world``'s entries, calling ``midway()`` half-way (then maybe failing)."""
+
+    def __init__(self, snapshot: Snapshot, midway: Callable[[], None], fail: bool = False) -> None:
+        self.snapshot = snapshot
+        self.seq = snapshot.seq
+        self.generated_at = snapshot.generated_at
+        self.midway = midway
+        self.fail = fail
+
+    def entries(self) -> Iterator[object]:
+        entries = [*self.snapshot.meetings, *self.snapshot.delegates, *self.snapshot.keys]
+        for index, entry in enumerate(entries):
+            if index == len(entries) // 2:
+                self.midway()
+                if self.fail:
+                    raise ValueError("stream broke")
+            yield entry
+
+
+def test_scans_are_answered_from_the_old_data_while_a_snapshot_loads(tmp_path: Path, world: World) -> None:
+    cache = GateCache(tmp_path)
+    cache.load_snapshot(world.snapshot, NOW)
+    newer = build_world(4)
+    seen: list[object] = []
+
+    def scan_from_another_thread() -> None:
+        # The gate's scan thread: it must not wait for the load (the lock is not held while staging).
+        worker = threading.Thread(target=lambda: seen.append(cache.lookup_code_hash(compact_hash(world.codes[1]))))
+        worker.start()
+        worker.join(timeout=2)
+        assert not worker.is_alive(), "a scan waited for the snapshot load"
+
+    cache.load_snapshot(SlowSource(newer.snapshot.model_copy(update={"seq": 50}), scan_from_another_thread),
+                        NOW + timedelta(minutes=1))
+    assert seen and seen[0] is not None and seen[0].id == 1  # type: ignore[attr-defined]
+    assert cache.seq == 50 and cache.lookup_code_hash(compact_hash(world.codes[1])) is None
+    assert cache.lookup_code_hash(compact_hash(newer.codes[1])) is not None
+    cache.close()
+
+
+def test_a_source_failing_half_way_changes_nothing(tmp_path: Path, world: World) -> None:
+    cache = GateCache(tmp_path)
+    cache.load_snapshot(world.snapshot, NOW)
+    newer = build_world(4)
+    with pytest.raises(ValueError, match="stream broke"):
+        cache.load_snapshot(SlowSource(newer.snapshot.model_copy(update={"seq": 50}), lambda: None, fail=True),
+                            NOW + timedelta(minutes=1))
+    assert cache.seq == 42 and cache.synced_at == NOW
+    assert cache.delegate_count() == len(world.snapshot.delegates)
+    assert cache.lookup_code_hash(compact_hash(world.codes[1])) is not None
+    assert cache.lookup_code_hash(compact_hash(newer.codes[1])) is None
+    assert cache.pragma("integrity_check") == "ok"
+    assert cache.staging_files() == [], "the scratch file is removed"
+    cache.close()
+
+
+def test_a_repeated_delegate_keeps_its_last_entry(tmp_path: Path, world: World) -> None:
+    first = world.snapshot.delegates[0]
+    renamed = first.model_copy(update={"name": "Tên mới", "revoked": True})
+    snapshot = world.snapshot.model_copy(update={"delegates": [*world.snapshot.delegates, renamed]})
+    cache = GateCache(tmp_path)
+    cache.load_snapshot(snapshot, NOW)
+    assert cache.delegate_count() == len(world.snapshot.delegates)
+    found = cache.delegate(first.meeting_id, first.id)
+    assert found is not None and found.name == "Tên mới" and found.revoked
+    cache.close()
+
+
+def test_a_gate_process_loads_no_orm_no_psycopg_and_no_central_code() -> None:
+    probe = ("import sys, gate.app, gate.scanners.serial, gate.scanners.hid; "
+             "print(sorted({m.split('.')[0] for m in sys.modules} & {'peewee', 'psycopg', 'psycopg2', 'central'}))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
