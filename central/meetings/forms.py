@@ -28,6 +28,10 @@ class MeetingForm(FlaskForm):
                                                          ("reentry", _l("Ra vào lại được")),
                                                          ("unlimited", _l("Không giới hạn"))],
                                validate_choice=False)
+    walkin_policy = SelectField(_l("Khách đăng ký tại bàn tiếp đón"),
+                                choices=[("approval", _l("Chờ chuyên viên duyệt")),
+                                         ("direct", _l("Cho vào trực tiếp"))],
+                                validate_choice=False)
 
 
 class StatusForm(FlaskForm):

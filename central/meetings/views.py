@@ -52,6 +52,18 @@ def _meeting_data(form: MeetingForm) -> dict[str, Any]:
     }
 
 
+def _save_walkin_policy(meeting_id: int, form: MeetingForm) -> None:
+    """Store the walk-in policy chosen in the form (absent: unchanged); a bad value is flashed."""
+    from central.services import walkins
+
+    if not form.walkin_policy.data:
+        return
+    try:
+        walkins.set_policy(meetings.get_meeting(meeting_id), form.walkin_policy.data, current_actor(), now=clock_now())
+    except ServiceError as exc:
+        flash(service_error_message(exc), "error")
+
+
 @bp.get("/")
 @roles_required(*STAFF)
 def index() -> Any:
@@ -74,6 +86,7 @@ def new() -> Any:
         except InvalidInputError as exc:
             apply_field_errors(form, exc)
         else:
+            _save_walkin_policy(meeting.id, form)
             flash(_("Đã tạo cuộc họp."), "success")
             return redirect(url_for("meetings.show", meeting_id=meeting.id))
     status = 400 if request.method == "POST" else 200
@@ -98,6 +111,7 @@ def edit(meeting_id: int) -> Any:
         form.remote_venue_ids.data = [v.id for v in meetings.remote_venues(meeting)]
         form.scheme.data = meeting.scheme
         form.entry_policy.data = meeting.entry_policy
+        form.walkin_policy.data = meeting.walkin_policy
     elif form.validate_on_submit():
         data = _meeting_data(form)
         if not data["main_venue_id"]:
@@ -113,6 +127,7 @@ def edit(meeting_id: int) -> Any:
         except ServiceError as exc:
             flash(service_error_message(exc), "error")
         else:
+            _save_walkin_policy(meeting_id, form)
             flash(_("Đã lưu cuộc họp."), "success")
             return redirect(url_for("meetings.show", meeting_id=meeting_id))
     status = 400 if request.method == "POST" else 200

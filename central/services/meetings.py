@@ -192,8 +192,10 @@ def _reissue_codes(
     valid_from = meeting.starts_at - entry_opens_before
     valid_until = meeting.ends_at
     reissued = []
+    # A walk-in's one-day code was handed over at the desk for today: it keeps its window and is never e-mailed.
     active = models.Delegate.select().where(
         (models.Delegate.meeting == meeting) & models.Delegate.revoked_at.is_null()
+        & (models.Delegate.mail_status != "desk")
     )
     for delegate in active:
         if meeting.scheme == Scheme.SIGNED.value:

@@ -14,8 +14,10 @@ bp = Blueprint("web", __name__)
 @bp.get("/")
 @login_required
 def home() -> Any:
-    """Organisers and approvers land on meetings; administrators on users; others on a welcome page."""
+    """Organisers and approvers land on meetings, guards on the desk; others on a welcome page."""
     identity = current_identity()
     if identity is not None and identity.has_role("organiser", "approver"):
         return redirect(url_for("meetings.index"))
+    if identity is not None and identity.has_role("guard"):
+        return redirect(url_for("desk.index"))
     return render_template("home.html")

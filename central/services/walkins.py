@@ -1,0 +1,387 @@
+"""Walk-ins at the guard desk: register a visitor from their CCCD, approve or reject, admit with a one-day code.
+
+A walk-in belongs to one meeting and comes under one of its invitations (the organisation that sent them).
+Per meeting, ``Meeting.walkin_policy`` says whether a registered walk-in passes at once (``direct``: approved
+on registration) or waits for an organiser (``approval``: pending). Admitting an approved walk-in issues a
+one-day code: a :class:`central.models.Delegate` under the invitation, valid from now (less a minute of clock
+tolerance) to the end of the local day in Hà Nội, capped at the meeting's end, in the meeting's code scheme,
+and appended to the change stream so every gate admits it.
+
+Personal data: the 12-digit ID number is kept only as an HMAC (``id_hash``, keyed with the app secret) and a
+masked form (``id_masked``); the address is dropped. Logs and audit details carry the masked number only.
+Every step is audited with the actor; refusals raise :class:`WalkinRefusedError` with a ``problem`` code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from central import models
+from central.db import write_transaction
+from central.desk.cccd import CccdRecord
+from central.services import validation as v
+from central.services.audit import audit
+from central.services.changes import append_change
+from central.services.errors import ConflictError, InvalidInputError, NotFoundError
+from central.services.keys import ActiveKey
+from protocols import payloads
+from protocols.codes import Scheme, SignedClaims, compact_hash, credential_of, encode_signed, generate_compact
+from protocols.reasons import Reason
+
+log = logging.getLogger(__name__)
+
+LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+POLICIES = ("direct", "approval")
+DEFAULT_POLICY = "approval"
+PENDING, APPROVED, REJECTED, ADMITTED = "pending", "approved", "rejected", "admitted"
+STATUSES = (PENDING, APPROVED, REJECTED, ADMITTED)
+STATUS_LABELS = {
+    PENDING: ("Chờ duyệt", "Awaiting approval"),
+    APPROVED: ("Đã duyệt", "Approved"),
+    REJECTED: ("Bị từ chối", "Rejected"),
+    ADMITTED: ("Đã cấp mã vào", "Admitted"),
+}
+"""(Vietnamese, English) label of each status."""
+WALKIN_POSITION = "Khách đăng ký tại bàn tiếp đón"
+"""The ``position`` shown for a walk-in's delegate (on the gate display and the attendance list)."""
+MAIL_NOT_SENT = "desk"
+"""``Delegate.mail_status`` of a walk-in's delegate: the code is handed over at the desk, never e-mailed."""
+CLOCK_TOLERANCE = timedelta(minutes=1)
+"""A one-day code is valid from this long before it was issued, so a gate whose clock lags admits it."""
+MAX_NOTE = 500
+OPEN_MEETING_STATES = ("open", "closed")
+"""Meeting states in which walk-ins are taken (closed = registration closed, the meeting still happens)."""
+ACTIVE_INVITATION_STATES = ("approved", "sent")
+
+
+class WalkinRefusedError(ConflictError):
+    """A walk-in step refused by the current state; ``problem`` names it (e.g. ``not_pending``)."""
+
+    def __init__(self, problem: str, reason: Reason, message: str) -> None:
+        self.problem = problem
+        super().__init__(reason, message)
+
+
+def hash_id_number(id_number: str, secret: str | bytes) -> str:
+    """Return the HMAC-SHA256 (hex) of an ID number keyed with ``secret``: same person, same hash."""
+    key = secret.encode() if isinstance(secret, str) else secret
+    if not key:
+        raise ValueError("an HMAC key is required to hash ID numbers")
+    return hmac.new(key, id_number.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def local_day_bounds(now: datetime) -> tuple[datetime, datetime]:
+    """Return the start and end (exclusive) of ``now``'s calendar day in Hà Nội, as aware datetimes."""
+    day = now.astimezone(LOCAL_TZ).date()
+    start = datetime.combine(day, time(0), tzinfo=LOCAL_TZ)
+    return start, start + timedelta(days=1)
+
+
+def one_day_window(meeting: models.Meeting, now: datetime) -> tuple[datetime, datetime]:
+    """Return the validity of a one-day code issued at ``now``: from now (less the clock tolerance) to the end
+    of the local day, capped at the meeting's end."""
+    _, day_end = local_day_bounds(now)
+    return now - CLOCK_TOLERANCE, min(day_end, meeting.ends_at)
+
+
+def _now(now: datetime | None) -> datetime:
+    return now if now is not None else datetime.now(UTC)
+
+
+def _ensure_meeting_open(meeting: models.Meeting, now: datetime) -> None:
+    if meeting.status == "cancelled":
+        raise WalkinRefusedError("meeting_closed", Reason.MEETING_CANCELLED, "Cuộc họp đã bị hủy")
+    if meeting.status not in OPEN_MEETING_STATES or meeting.ends_at <= now:
+        raise WalkinRefusedError("meeting_closed", Reason.EXPIRED, "Cuộc họp đã kết thúc hoặc chưa mở")
+
+
+def _same_person_today(meeting: models.Meeting, id_hash: str, now: datetime, statuses: tuple[str, ...],
+                       exclude: int | None = None) -> models.Walkin | None:
+    start, end = local_day_bounds(now)
+    query = models.Walkin.select().where(
+        (models.Walkin.meeting == meeting)
+        & (models.Walkin.id_hash == id_hash)
+        & (models.Walkin.status.in_(list(statuses)))
+        & (models.Walkin.created_at >= start)
+        & (models.Walkin.created_at < end)
+    )
+    if exclude is not None:
+        query = query.where(models.Walkin.id != exclude)
+    return query.first()
+
+
+def _details(walkin: models.Walkin, **extra: Any) -> dict[str, Any]:
+    return {"meeting": walkin.meeting_id, "invitation": walkin.invitation.number, "name": walkin.full_name,
+            "id": walkin.id_masked, "status": walkin.status, **extra}
+
+
+def register(
+    meeting: models.Meeting,
+    invitation: models.Invitation,
+    cccd_record: CccdRecord,
+    actor: str,
+    *,
+    secret: str | bytes,
+    now: datetime | None = None,
+) -> models.Walkin:
+    """Register a walk-in for ``meeting`` under ``invitation`` from a parsed CCCD; audited as ``walkin.register``.
+
+    Policy ``direct`` approves at once (decided by ``actor``), ``approval`` leaves it pending. Refused when the
+    invitation is of another meeting or not approved, the meeting is cancelled or over, or the same person is
+    already pending, approved or admitted for this meeting today.
+    """
+    now = _now(now)
+    if invitation.meeting_id != meeting.id:
+        raise WalkinRefusedError("other_meeting", Reason.MALFORMED, "Thư mời không thuộc cuộc họp đã chọn")
+    if invitation.status not in ACTIVE_INVITATION_STATES or not invitation.number:
+        raise WalkinRefusedError("invitation_not_active", Reason.MALFORMED, "Thư mời chưa được duyệt và cấp số")
+    _ensure_meeting_open(meeting, now)
+    id_hash = hash_id_number(cccd_record.id_number, secret)
+    direct = (meeting.walkin_policy or DEFAULT_POLICY) == "direct"
+    with write_transaction():
+        twin = _same_person_today(meeting, id_hash, now, (PENDING, APPROVED, ADMITTED))
+        if twin is not None:
+            if twin.status == ADMITTED:
+                raise WalkinRefusedError("already_admitted", Reason.ALREADY_INSIDE,
+                                    "Người này đã được cấp mã vào cuộc họp hôm nay")
+            raise WalkinRefusedError("already_registered", Reason.ALREADY_INSIDE,
+                                "Người này đã được đăng ký cho cuộc họp, đang chờ duyệt hoặc đã duyệt")
+        walkin = models.Walkin.create(
+            meeting=meeting,
+            invitation=invitation,
+            full_name=cccd_record.full_name[:120],
+            date_of_birth=cccd_record.date_of_birth,
+            sex=cccd_record.sex,
+            id_hash=id_hash,
+            id_masked=cccd_record.masked_id,
+            status=APPROVED if direct else PENDING,
+            created_by=actor[:64],
+            created_at=now,
+            decided_by=actor[:64] if direct else "",
+            decided_at=now if direct else None,
+            decision_note="Cho vào trực tiếp (quy định của cuộc họp)" if direct else "",
+        )
+        audit(actor, "walkin.register", f"walkin:{walkin.id}", _details(walkin, policy=meeting.walkin_policy),
+              now=now)
+    log.info("walkin registered id=%s meeting=%s invitation=%s id_number=%s status=%s",
+             walkin.id, meeting.id, invitation.id, walkin.id_masked, walkin.status)
+    return get(walkin.id)
+
+
+def get(walkin_id: int) -> models.Walkin:
+    """Return the walk-in or raise :class:`NotFoundError`."""
+    walkin = models.Walkin.get_or_none(models.Walkin.id == walkin_id)
+    if walkin is None:
+        raise NotFoundError(Reason.UNKNOWN_CODE, "Không tìm thấy khách")
+    return walkin
+
+
+def _decide(walkin_id: int, actor: str, note: str, status: str, now: datetime) -> models.Walkin:
+    with write_transaction():
+        walkin = get(walkin_id)
+        if walkin.status != PENDING:
+            raise WalkinRefusedError("not_pending", Reason.MALFORMED,
+                                f"Khách không ở trạng thái chờ duyệt ({STATUS_LABELS[walkin.status][0]})")
+        if status == APPROVED:
+            _ensure_meeting_open(walkin.meeting, now)
+        walkin.status = status
+        walkin.decided_by = actor[:64]
+        walkin.decided_at = now
+        walkin.decision_note = note
+        walkin.save()
+        audit(actor, f"walkin.{'approve' if status == APPROVED else 'reject'}", f"walkin:{walkin.id}",
+              _details(walkin, note=note), now=now)
+    log.info("walkin %s id=%s by=%s", status, walkin.id, actor)
+    return get(walkin.id)
+
+
+def _note(note: Any, *, required: bool) -> str:
+    try:
+        return v.multiline_text(note, required=required, max_length=MAX_NOTE) or ""
+    except v.FieldError as exc:
+        raise InvalidInputError({"note": str(exc)}) from None
+
+
+def approve(walkin_id: int, actor: str, note: str = "", *, now: datetime | None = None) -> models.Walkin:
+    """Approve a pending walk-in (an organiser on the dashboard); audited as ``walkin.approve``."""
+    return _decide(walkin_id, actor, _note(note, required=False), APPROVED, _now(now))
+
+
+def reject(walkin_id: int, actor: str, note: str, *, now: datetime | None = None) -> models.Walkin:
+    """Reject a pending walk-in with a reason (``note`` is required); audited as ``walkin.reject``."""
+    return _decide(walkin_id, actor, _note(note, required=True), REJECTED, _now(now))
+
+
+def pending(meeting: models.Meeting) -> list[models.Walkin]:
+    """Return the meeting's walk-ins awaiting approval, oldest first."""
+    return list(
+        models.Walkin.select()
+        .where((models.Walkin.meeting == meeting) & (models.Walkin.status == PENDING))
+        .order_by(models.Walkin.created_at, models.Walkin.id)
+    )
+
+
+def admit(
+    walkin: models.Walkin | int,
+    actor: str,
+    *,
+    now: datetime | None = None,
+    signing_key: Callable[[], ActiveKey] | None = None,
+) -> models.Walkin:
+    """Issue an approved walk-in's one-day code and mark them admitted; audited as ``walkin.admit``.
+
+    The code is a delegate under the walk-in's invitation (see :func:`one_day_window`), in the meeting's scheme
+    (``signing_key`` is needed for signed meetings), appended to the change stream like any delegate.
+    """
+    now = _now(now)
+    walkin_id = walkin if isinstance(walkin, int) else walkin.id
+    with write_transaction():
+        walkin = get(walkin_id)
+        if walkin.status != APPROVED:
+            raise WalkinRefusedError("not_approved", Reason.MALFORMED,
+                                f"Chỉ cấp mã cho khách đã được duyệt ({STATUS_LABELS[walkin.status][0]})")
+        meeting: models.Meeting = walkin.meeting
+        _ensure_meeting_open(meeting, now)
+        if _same_person_today(meeting, walkin.id_hash, now, (ADMITTED,), exclude=walkin.id) is not None:
+            raise WalkinRefusedError("already_admitted", Reason.ALREADY_INSIDE,
+                                "Người này đã được cấp mã vào cuộc họp hôm nay")
+        delegate = _issue_code(walkin, meeting, now, signing_key)
+        walkin.status = ADMITTED
+        walkin.delegate = delegate
+        walkin.save()
+        audit(actor, "walkin.admit", f"walkin:{walkin.id}",
+              _details(walkin, delegate=delegate.id, valid_until=delegate.valid_until.isoformat()), now=now)
+    log.info("walkin admitted id=%s delegate=%s meeting=%s id_number=%s valid_until=%s",
+             walkin.id, delegate.id, meeting.id, walkin.id_masked, delegate.valid_until.isoformat())
+    return get(walkin.id)
+
+
+def _issue_code(walkin: models.Walkin, meeting: models.Meeting, now: datetime,
+                signing_key: Callable[[], ActiveKey] | None) -> models.Delegate:
+    from central.services.delegates import delegate_entry
+
+    valid_from, valid_until = one_day_window(meeting, now)
+    scheme = Scheme(meeting.scheme)
+    if scheme is Scheme.SIGNED and signing_key is None:
+        raise WalkinRefusedError("no_signing_key", Reason.INTERNAL_ERROR, "Chưa có khóa ký mã số")
+    delegate = models.Delegate.create(
+        invitation=walkin.invitation, meeting=meeting, name=walkin.full_name, position=WALKIN_POSITION,
+        email="", phone=None, code="", credential=f"pending:{uuid.uuid4()}", valid_from=valid_from,
+        valid_until=valid_until, mail_status=MAIL_NOT_SENT, created_at=now,
+    )
+    if scheme is Scheme.SIGNED:
+        assert signing_key is not None
+        key = signing_key()
+        claims = SignedClaims(key_id=key.key_id, meeting_id=meeting.id, attendee_id=delegate.id,
+                              valid_from=valid_from, valid_until=valid_until)
+        delegate.code = encode_signed(claims, key.private_key)
+        delegate.code_hash = None
+    else:
+        delegate.code = generate_compact()
+        delegate.code_hash = compact_hash(delegate.code)
+    delegate.credential = credential_of(delegate.code)
+    delegate.save()
+    delegate = models.Delegate.get_by_id(delegate.id)
+    append_change(payloads.DelegateUpsert(delegate=delegate_entry(delegate)), now)
+    return delegate
+
+
+def set_policy(meeting: models.Meeting, policy: Any, actor: str, *, now: datetime | None = None) -> models.Meeting:
+    """Set the meeting's walk-in policy (``direct`` or ``approval``); audited when it changes."""
+    if policy not in POLICIES:
+        raise InvalidInputError({"walkin_policy": "Phải là một trong: " + ", ".join(POLICIES)})
+    if meeting.walkin_policy == policy:
+        return meeting
+    now = _now(now)
+    with write_transaction():
+        previous = meeting.walkin_policy
+        models.Meeting.update(walkin_policy=policy).where(models.Meeting.id == meeting.id).execute()
+        audit(actor, "meeting.walkin_policy", f"meeting:{meeting.id}", {"from": previous, "to": policy}, now=now)
+    return models.Meeting.get_by_id(meeting.id)
+
+
+def today(now: datetime, meeting_ids: list[int] | None = None) -> list[models.Walkin]:
+    """Return the walk-ins registered on ``now``'s local day (optionally of some meetings), newest first."""
+    start, end = local_day_bounds(now)
+    query = (
+        models.Walkin.select()
+        .where((models.Walkin.created_at >= start) & (models.Walkin.created_at < end))
+        .order_by(models.Walkin.created_at.desc(), models.Walkin.id.desc())
+    )
+    if meeting_ids is not None:
+        query = query.where(models.Walkin.meeting.in_(meeting_ids))
+    return list(query)
+
+
+def meetings_today(now: datetime) -> list[models.Meeting]:
+    """Return the meetings that take walk-ins on ``now``'s local day (open or closed, not over), by start."""
+    _, end = local_day_bounds(now)
+    return list(
+        models.Meeting.select()
+        .where(
+            models.Meeting.status.in_(list(OPEN_MEETING_STATES))
+            & (models.Meeting.starts_at < end)
+            & (models.Meeting.ends_at > now)
+        )
+        .order_by(models.Meeting.starts_at, models.Meeting.id)
+    )
+
+
+def find_invitations(query: str, now: datetime, meeting_id: int | None = None, limit: int = 20
+                     ) -> list[models.Invitation]:
+    """Return active invitations of today's meetings whose number or organisation name contains ``query``
+    (case- and accent-insensitive for the name)."""
+    needle = _fold(query)
+    if not needle:
+        return []
+    meetings = [m.id for m in meetings_today(now) if meeting_id is None or m.id == meeting_id]
+    if not meetings:
+        return []
+    rows = (
+        models.Invitation.select(models.Invitation, models.Organisation)
+        .join(models.Organisation)
+        .where(models.Invitation.meeting.in_(meetings)
+               & models.Invitation.status.in_(list(ACTIVE_INVITATION_STATES)))
+        .order_by(models.Organisation.name)
+    )
+    found = [inv for inv in rows if needle in _fold(inv.number or "") or needle in _fold(inv.organisation.name)]
+    return found[:limit]
+
+
+def _fold(text: str) -> str:
+    """Lower-case without diacritics ("Sở Tài chính" -> "so tai chinh"), for forgiving search."""
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFD", text.casefold().replace("đ", "d"))
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).strip()
+
+
+def walkin_to_dict(walkin: models.Walkin, lang: str = "vi") -> dict[str, Any]:
+    """Return the JSON form of a walk-in for the desk and the dashboard (masked ID only, never the code)."""
+    vi, en = STATUS_LABELS[walkin.status]
+    return {
+        "id": walkin.id,
+        "meeting_id": walkin.meeting_id,
+        "meeting_title": walkin.meeting.title,
+        "invitation_number": walkin.invitation.number,
+        "organisation": walkin.invitation.organisation.name,
+        "full_name": walkin.full_name,
+        "date_of_birth": walkin.date_of_birth.isoformat(),
+        "sex": walkin.sex,
+        "id_masked": walkin.id_masked,
+        "status": walkin.status,
+        "status_label": en if lang == "en" else vi,
+        "created_by": walkin.created_by,
+        "created_at": walkin.created_at.isoformat(),
+        "decided_by": walkin.decided_by,
+        "decided_at": walkin.decided_at.isoformat() if walkin.decided_at else None,
+        "decision_note": walkin.decision_note,
+        "delegate_id": walkin.delegate_id,
+    }

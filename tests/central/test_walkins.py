@@ -1,0 +1,236 @@
+"""Walk-in service: policies, refusals, one-day codes on the change stream, audit, and no ID number in clear."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from central import models
+from central.desk.cccd import parse_cccd
+from central.services import walkins
+from central.services.changes import changes_since
+from central.services.errors import InvalidInputError, NotFoundError
+from central.services.walkins import WalkinRefusedError
+from protocols.codes import Scheme, compact_hash, verify_signed
+from protocols.reasons import Reason
+
+from .conftest import START, Api
+
+ID_NUMBER = "001085012345"
+CARD = f"{ID_NUMBER}|123456789|Nguyễn Thị Ánh Tuyết|15081985|Nữ|Số 1 Đinh Tiên Hoàng, Hoàn Kiếm, Hà Nội|20042021"
+OTHER_CARD = "079190004321||Trần Văn Đức|01021990|Nam||"
+SECRET = "desk-test-secret"
+NOW = START + timedelta(minutes=30)  # 08:30 in Hà Nội on the meeting's day
+GUARD = "baove"
+
+
+def make_meeting(api: Api, *, policy: str = "approval", scheme: str = "compact", hours: float = 3,
+                 org: str = "Sở Tài chính") -> tuple[models.Meeting, models.Invitation]:
+    meeting_id = api.meeting(scheme=scheme, ends_at=(START + timedelta(hours=hours)).isoformat())["id"]
+    invitation_id = api.invitation(meeting_id, api.organisation(org)["id"])["id"]
+    meeting = models.Meeting.get_by_id(meeting_id)
+    if policy != meeting.walkin_policy:
+        meeting = walkins.set_policy(meeting, policy, "chuyenvien", now=NOW)
+    return meeting, models.Invitation.get_by_id(invitation_id)
+
+
+def register(meeting: models.Meeting, invitation: models.Invitation, card: str = CARD,
+             now: datetime = NOW) -> models.Walkin:
+    return walkins.register(meeting, invitation, parse_cccd(card), GUARD, secret=SECRET, now=now)
+
+
+def audit_actions(target: str) -> list[tuple[str, str, dict[str, Any]]]:
+    rows = models.AuditEntry.select().where(models.AuditEntry.target == target).order_by(models.AuditEntry.id)
+    return [(row.actor, row.action, json.loads(row.details)) for row in rows]
+
+
+def test_approval_policy_waits_then_approve_and_admit(api: Api, db: None) -> None:
+    meeting, invitation = make_meeting(api)
+    assert meeting.walkin_policy == "approval"
+    walkin = register(meeting, invitation)
+    assert walkin.status == "pending"
+    assert (walkin.full_name, walkin.date_of_birth, walkin.sex) == ("Nguyễn Thị Ánh Tuyết", date(1985, 8, 15), "Nữ")
+    assert walkin.id_masked == "********2345"
+    assert walkin.created_by == GUARD and walkin.decided_by == "" and walkin.delegate is None
+    assert [w.id for w in walkins.pending(meeting)] == [walkin.id]
+
+    with pytest.raises(WalkinRefusedError) as refused:
+        walkins.admit(walkin, GUARD, now=NOW)
+    assert refused.value.problem == "not_approved"
+
+    approved = walkins.approve(walkin.id, "chuyenvien", "Đại biểu thay thế", now=NOW + timedelta(minutes=1))
+    assert (approved.status, approved.decided_by, approved.decision_note) == ("approved", "chuyenvien",
+                                                                               "Đại biểu thay thế")
+    assert walkins.pending(meeting) == []
+    seq_before = max((c.seq for c in changes_since(0)), default=0)
+    admitted = walkins.admit(approved, GUARD, now=NOW + timedelta(minutes=2))
+    assert admitted.status == "admitted"
+    delegate = admitted.delegate
+    assert delegate.invitation_id == invitation.id and delegate.meeting_id == meeting.id
+    assert delegate.name == "Nguyễn Thị Ánh Tuyết"
+    assert delegate.code_hash == compact_hash(delegate.code)
+    (change,) = changes_since(seq_before)
+    assert change.body.kind == "delegate_upsert"
+    assert change.body.delegate.id == delegate.id and change.body.delegate.code_hash == delegate.code_hash
+
+    actions = audit_actions(f"walkin:{walkin.id}")
+    assert [(actor, action) for actor, action, _ in actions] == [
+        (GUARD, "walkin.register"), ("chuyenvien", "walkin.approve"), (GUARD, "walkin.admit")]
+    assert all(details["id"] == "********2345" for _, _, details in actions)
+    assert actions[2][2]["delegate"] == delegate.id
+
+
+def test_direct_policy_approves_at_once(api: Api, db: None) -> None:
+    meeting, invitation = make_meeting(api, policy="direct")
+    walkin = register(meeting, invitation)
+    assert (walkin.status, walkin.decided_by, walkin.decided_at) == ("approved", GUARD, NOW)
+    assert walkins.pending(meeting) == []
+    assert walkins.admit(walkin.id, GUARD, now=NOW).status == "admitted"
+
+
+def test_one_day_code_capped_at_the_meeting_end(api: Api, db: None) -> None:
+    meeting, invitation = make_meeting(api, policy="direct", hours=3)
+    delegate = walkins.admit(register(meeting, invitation), GUARD, now=NOW).delegate
+    assert delegate.valid_from == NOW - walkins.CLOCK_TOLERANCE
+    assert delegate.valid_until == meeting.ends_at == START + timedelta(hours=3)
+
+
+def test_one_day_code_ends_at_local_midnight_for_a_two_day_meeting(api: Api, db: None) -> None:
+    meeting, invitation = make_meeting(api, policy="direct", hours=48)
+    delegate = walkins.admit(register(meeting, invitation), GUARD, now=NOW).delegate
+    # 2025-03-10 08:30 in Hà Nội: valid until 2025-03-11 00:00 Hà Nội = 2025-03-10 17:00 UTC.
+    assert delegate.valid_until == datetime(2025, 3, 10, 17, 0, tzinfo=UTC)
+    assert delegate.valid_until < meeting.ends_at
+
+
+def test_signed_meeting_issues_a_signed_code_valid_for_the_day(app: Any, api: Api, db: None) -> None:
+    meeting, invitation = make_meeting(api, policy="direct", scheme="signed")
+    context = app.extensions["vaora"]
+    walkin = register(meeting, invitation)
+    with pytest.raises(WalkinRefusedError) as refused:
+        walkins.admit(walkin, GUARD, now=NOW)  # no key given
+    assert refused.value.problem == "no_signing_key"
+    delegate = walkins.admit(walkin, GUARD, now=NOW, signing_key=context.signing_key).delegate
+    assert Scheme.SIGNED.value == meeting.scheme and delegate.code_hash is None
+    key = context.signing_key()
+    result = verify_signed(delegate.code, {key.key_id: key.private_key.public_key()}, NOW)
+    assert result.reason is Reason.OK
+    assert (result.claims.meeting_id, result.claims.attendee_id) == (meeting.id, delegate.id)
+    assert result.claims.valid_until == meeting.ends_at
+
+
+def test_refusals_carry_a_problem_and_change_nothing(api: Api, db: None) -> None:
+    meeting, invitation = make_meeting(api)
+    other_meeting, other_invitation = make_meeting(api, org="Sở Y tế")
+    with pytest.raises(WalkinRefusedError) as refused:
+        register(meeting, other_invitation)
+    assert refused.value.problem == "other_meeting" and refused.value.reason is Reason.MALFORMED
+
+    first = register(meeting, invitation)
+    with pytest.raises(WalkinRefusedError) as refused:
+        register(meeting, invitation)  # the same card again, still pending
+    assert refused.value.problem == "already_registered"
+    assert register(other_meeting, other_invitation).status == "pending", "another meeting is another visit"
+
+    walkins.reject(first.id, "chuyenvien", "Không có tên trong danh sách", now=NOW)
+    with pytest.raises(WalkinRefusedError) as refused:
+        walkins.approve(first.id, "chuyenvien", now=NOW)
+    assert refused.value.problem == "not_pending"
+    with pytest.raises(InvalidInputError):
+        walkins.reject(register(meeting, invitation).id, "chuyenvien", "   ")  # a reason is required
+    with pytest.raises(NotFoundError):
+        walkins.approve(999_999, "chuyenvien")
+
+    assert models.Walkin.select().count() == 3
+    assert models.Delegate.select().count() == 0
+
+
+def test_same_person_admitted_today_is_refused(api: Api, db: None) -> None:
+    meeting, invitation = make_meeting(api, policy="direct")
+    walkins.admit(register(meeting, invitation), GUARD, now=NOW)
+    with pytest.raises(WalkinRefusedError) as refused:
+        register(meeting, invitation, now=NOW + timedelta(hours=1))
+    assert refused.value.problem == "already_admitted" and refused.value.reason is Reason.ALREADY_INSIDE
+    assert register(meeting, invitation, OTHER_CARD).status == "approved", "someone else passes"
+
+
+def test_closed_and_cancelled_meetings_refuse(api: Api, db: None) -> None:
+    from central.services import meetings
+
+    meeting, invitation = make_meeting(api)
+    walkin = register(meeting, invitation)
+    with pytest.raises(WalkinRefusedError) as refused:
+        register(meeting, invitation, OTHER_CARD, now=meeting.ends_at)
+    assert refused.value.problem == "meeting_closed"
+    meetings.set_status(meeting.id, "cancelled", NOW, actor="chuyenvien")
+    with pytest.raises(WalkinRefusedError) as refused:
+        walkins.approve(walkin.id, "chuyenvien", now=NOW)
+    assert refused.value.problem == "meeting_closed" and refused.value.reason is Reason.MEETING_CANCELLED
+    assert walkins.get(walkin.id).status == "pending"
+
+
+def test_policy_is_validated_and_audited(api: Api, db: None) -> None:
+    meeting, _ = make_meeting(api)
+    with pytest.raises(InvalidInputError):
+        walkins.set_policy(meeting, "sometimes", "chuyenvien")
+    updated = walkins.set_policy(meeting, "direct", "chuyenvien", now=NOW)
+    assert updated.walkin_policy == "direct"
+    (entry,) = audit_actions(f"meeting:{meeting.id}")[-1:]
+    assert entry == ("chuyenvien", "meeting.walkin_policy", {"from": "approval", "to": "direct"})
+
+
+def test_same_person_same_hash_other_secret_other_hash() -> None:
+    assert walkins.hash_id_number(ID_NUMBER, SECRET) == walkins.hash_id_number(ID_NUMBER, SECRET.encode())
+    assert walkins.hash_id_number(ID_NUMBER, SECRET) != walkins.hash_id_number(ID_NUMBER, "another")
+    assert ID_NUMBER not in walkins.hash_id_number(ID_NUMBER, SECRET)
+
+
+def test_id_number_and_address_never_stored_nor_logged(api: Api, db: None, central_config: dict[str, Any],
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    url = central_config["VAORA_DATABASE_URL"]
+    if not url.startswith("sqlite:"):
+        pytest.skip("reads the SQLite file")
+    caplog.set_level(logging.DEBUG)
+    meeting, invitation = make_meeting(api, policy="approval")
+    walkin = register(meeting, invitation)
+    walkins.approve(walkin.id, "chuyenvien", now=NOW)
+    walkins.admit(walkin.id, GUARD, now=NOW)
+    models.database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    path = Path(url.split(":///", 1)[1])
+    stored = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+    assert b"2345" in stored, "the masked form is stored"
+    assert ID_NUMBER.encode() not in stored
+    assert "Đinh Tiên Hoàng".encode() not in stored
+    assert "Nguyễn Thị Ánh Tuyết".encode() in stored
+    assert ID_NUMBER not in caplog.text and "********2345" in caplog.text
+
+
+def test_find_invitations_by_number_or_organisation_without_accents(api: Api, db: None) -> None:
+    meeting, invitation = make_meeting(api, org="Sở Tài chính")
+    _, other = make_meeting(api, org="Sở Xây dựng")
+    found = walkins.find_invitations("tai chinh", NOW)
+    assert [i.id for i in found] == [invitation.id]
+    assert [i.id for i in walkins.find_invitations(invitation.number, NOW)] == [invitation.id]
+    assert [i.id for i in walkins.find_invitations("Sở", NOW, meeting_id=meeting.id)] == [invitation.id]
+    assert walkins.find_invitations("  ", NOW) == []
+    assert walkins.find_invitations("xay dung", NOW - timedelta(days=3)) == [], "not a meeting of that day"
+    assert {m.id for m in walkins.meetings_today(NOW)} == {meeting.id, other.meeting_id}
+
+
+def test_moving_the_meeting_keeps_a_walkins_one_day_code_and_never_mails_it(api: Api, db: None) -> None:
+    from central.services.meetings import update_meeting
+
+    meeting, invitation = make_meeting(api, policy="direct", hours=3)
+    walkin_delegate = walkins.admit(register(meeting, invitation), GUARD, now=NOW).delegate
+    mailed: list[int] = []
+    update_meeting(meeting.id, {"ends_at": (START + timedelta(hours=4)).isoformat()}, NOW, actor="chuyenvien",
+                   reissue=lambda d: mailed.append(d.id))
+    kept = models.Delegate.get_by_id(walkin_delegate.id)
+    assert walkin_delegate.id not in mailed
+    assert (kept.code, kept.mail_status, kept.valid_until) == (walkin_delegate.code, "desk",
+                                                               walkin_delegate.valid_until)
