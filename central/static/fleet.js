@@ -1,0 +1,117 @@
+// vaora gate fleet page: send a command, show "waiting" with a countdown, then ok / failed / timeout;
+// gate rows follow server-sent "gate" events. Written for this project; no third-party code.
+"use strict";
+(() => {
+  const root = document.getElementById("fleet");
+  if (!root) return;
+  const en = root.dataset.lang === "en";
+  const T = (vi, english) => (en ? english : vi);
+  const TZ = "Asia/Ho_Chi_Minh";
+  const CONFIRM = { lockdown: T("Khóa cổng: mọi lượt quét sẽ bị từ chối. Tiếp tục?", "Lock down: every scan is refused. Continue?"),
+                    release: T("Mở thoát hiểm: cổng mở tự do cho mọi người. Tiếp tục?", "Release: the turnstile opens for everyone. Continue?") };
+  const MODES = { normal: T("Bình thường", "Normal"), lockdown: T("Khóa cổng", "Locked down"),
+                  release: T("Mở thoát hiểm", "Released") };
+  const esc = (text) => String(text ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;",
+    '"': "&quot;", "'": "&#39;" })[c]);
+  const clock = (iso) => (iso ? new Date(iso).toLocaleTimeString("vi-VN", { timeZone: TZ, hour12: false }) : "");
+  const timeout = Number(root.dataset.timeout) || 10;
+
+  function statusText(c) {
+    const label = en ? c.status_en : c.status_vi;
+    const reason = en ? c.reason_en : c.reason_vi;
+    return reason ? `${label} · ${reason}` : label;
+  }
+
+  function renderLog(commands) {
+    document.getElementById("fleet-log").innerHTML = commands.map((c) =>
+      `<tr><td>${clock(c.issued_at)}</td><td>${esc(c.gate_id)}</td><td>${esc(en ? c.action_en : c.action_vi)}</td>` +
+      `<td>${esc(c.issued_by)}</td><td><span class="fleet-${c.status === "sent" ? "pending" : c.status}">` +
+      `${esc(statusText(c))}</span></td><td>${esc(c.note || "")}</td></tr>`).join("");
+  }
+
+  function renderGate(g) {
+    const row = root.querySelector(`tr[data-gate="${CSS.escape(g.gate_id)}"]`);
+    if (!row) return;
+    const set = (cls, html) => { const cell = row.querySelector(cls); if (cell) cell.innerHTML = html; };
+    set(".fleet-seen", clock(g.last_seen_at) || "—");
+    set(".fleet-version", esc(g.software_version || "—"));
+    set(".fleet-fail", g.fail_mode === "safe" ? T("Mở (an toàn)", "Open (safe)")
+      : g.fail_mode === "secure" ? T("Khóa (an ninh)", "Locked (secure)") : "—");
+    set(".fleet-online", g.online ? `<span class="badge badge-open">${T("Trực tuyến", "Online")}</span>`
+      : `<span class="badge badge-failed">${T("Mất kết nối", "Offline")}</span>`);
+    set(".fleet-cache", g.cache === "current" ? `${T("Mới nhất", "Current")} (${g.cache_seq})`
+      : g.cache === "behind" ? `<span class="badge badge-queued">${T("Chậm", "Behind")} ${g.behind_by}</span> ` +
+        `(${g.cache_seq}/${g.current_seq})` : "—");
+    set(".fleet-mode", esc(MODES[g.mode] || g.mode) +
+      (g.emergency ? ` <span class="badge badge-failed">${T("KHẨN CẤP", "EMERGENCY")}</span>` : ""));
+  }
+
+  async function refresh() {
+    try {
+      const response = await fetch(root.dataset.stateUrl, { headers: { Accept: "application/json" } });
+      if (!response.ok) return;
+      const state = await response.json();
+      state.gates.forEach(renderGate);
+      renderLog(state.commands);
+    } catch (_err) { /* next event retries */ }
+  }
+
+  async function follow(output, command) {
+    const started = Date.now();
+    const url = root.dataset.commandUrl.replace("__ID__", encodeURIComponent(command.command_id));
+    for (;;) {
+      const left = Math.max(0, Math.ceil(timeout - (Date.now() - started) / 1000));
+      output.className = "fleet-status fleet-pending";
+      output.textContent = `${T("Đang chờ cổng trả lời", "Waiting for the gate")}… ${left}s`;
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      let current = null;
+      try {
+        const response = await fetch(url, { headers: { Accept: "application/json" } });
+        if (response.ok) current = await response.json();
+      } catch (_err) { /* keep waiting */ }
+      if (current && current.status !== "sent") {
+        output.className = `fleet-status fleet-${current.status}`;
+        output.textContent = statusText(current);
+        output.dataset.status = current.status;
+        refresh();
+        return;
+      }
+    }
+  }
+
+  document.addEventListener("submit", async (event) => {
+    const form = event.target;
+    if (!form.classList.contains("fleet-command")) return;
+    event.preventDefault();
+    const data = new FormData(form);
+    const action = data.get("action");
+    if (CONFIRM[action] && data.get("confirm") !== "1") {
+      if (!window.confirm(CONFIRM[action])) return;
+      data.set("confirm", "1");
+    }
+    const output = form.querySelector(".fleet-status");
+    output.dataset.status = "";
+    output.className = "fleet-status fleet-pending";
+    output.textContent = T("Đang gửi…", "Sending…");
+    let body = {};
+    try {
+      // form.getAttribute: the form's "action" property is shadowed by its <select name="action">.
+      const response = await fetch(form.getAttribute("action"), { method: "POST", body: data,
+        headers: { Accept: "application/json", "X-CSRFToken": root.dataset.csrf } });
+      body = await response.json();
+    } catch (_err) { body = { ok: false, message: T("Không gửi được lệnh", "Could not send") }; }
+    if (!body.ok) {
+      output.className = "fleet-status fleet-failed";
+      output.textContent = body.message || "";
+      output.dataset.status = "refused";
+      return;
+    }
+    form.querySelector("input[name=confirm]").checked = false;
+    refresh();
+    follow(output, body.command);
+  });
+
+  const source = new EventSource(root.dataset.events);
+  source.addEventListener("gate", (e) => renderGate(JSON.parse(e.data)));
+  source.addEventListener("reset", () => refresh());
+})();
