@@ -1,5 +1,5 @@
 """The change stream applied to a real SQLite cache: in order, repeats, gaps, out of order, bad payloads;
-and the background snapshot refetch with backoff."""
+and the background snapshot refetch with backoff; snapshots streamed in while changes keep being applied."""
 
 from __future__ import annotations
 
@@ -242,3 +242,62 @@ def test_refresher_never_blocks_the_requester() -> None:
     finally:
         release.set()
         refresher.stop()
+
+
+class StreamingSnapshot:
+    """A snapshot source that runs ``during()`` half-way through its entries (a long download)."""
+
+    def __init__(self, world: World, seq: int, during: object) -> None:
+        self.snapshot = world.snapshot.model_copy(update={"seq": seq})
+        self.seq, self.generated_at = seq, self.snapshot.generated_at
+        self.during = during
+
+    def entries(self) -> Iterator[object]:
+        entries = [*self.snapshot.meetings, *self.snapshot.delegates, *self.snapshot.keys]
+        for index, entry in enumerate(entries):
+            if index == len(entries) // 2:
+                self.during()  # type: ignore[operator]
+            yield entry
+
+
+def _on_network_thread(follower: ChangeFollower, item: Change) -> ChangeResult | None:
+    """Hand a change to the follower from another thread (paho's), which must not wait for the download."""
+    results: list[ChangeResult] = []
+    worker = threading.Thread(target=lambda: results.append(follower.handle(item)))
+    worker.start()
+    worker.join(timeout=2)
+    assert not worker.is_alive(), "the change waited for the snapshot download"
+    return results[0] if results else None
+
+
+def test_changes_are_applied_while_a_snapshot_streams_in(cache: GateCache, world: World) -> None:
+    follower = ChangeFollower(cache, Requests(), clock=lambda: LATER)
+    upsert, new_code = replaced(world, delegate_id=3)
+    newer = build_world()
+    during: list[object] = []
+
+    def one_change() -> None:
+        during.append(_on_network_thread(follower, change(SEQ + 1, upsert)))
+        during.append(decide(new_code, cache, NOW, SITE).allowed)  # applied at once, mid-download
+
+    assert follower.load_snapshot(StreamingSnapshot(newer, SEQ + 5, one_change))  # type: ignore[arg-type]
+    assert during == [ChangeResult.APPLIED, True]
+    assert cache.seq == SEQ + 5, "the snapshot (newer than the change) was swapped in"
+    assert decide(newer.codes[1], cache, NOW, SITE).allowed
+
+
+def test_a_snapshot_overtaken_by_changes_while_streaming_is_discarded(cache: GateCache, world: World) -> None:
+    follower = ChangeFollower(cache, Requests(), clock=lambda: LATER)
+    upsert, new_code = replaced(world, delegate_id=3)
+
+    def two_changes() -> None:
+        assert _on_network_thread(follower, change(SEQ + 1, upsert)) is ChangeResult.APPLIED
+        assert _on_network_thread(follower, change(SEQ + 2, DelegateRevoke(meeting_id=1, delegate_id=2))) \
+            is ChangeResult.APPLIED
+
+    stale = StreamingSnapshot(build_world(), SEQ + 1, two_changes)
+    assert not follower.load_snapshot(stale)  # type: ignore[arg-type]
+    assert cache.seq == SEQ + 2, "never goes back to an older snapshot"
+    assert decide(new_code, cache, NOW, SITE).allowed
+    assert decide(world.codes[2], cache, NOW, SITE).reason is Reason.REVOKED
+    assert cache.staging_files() == []
