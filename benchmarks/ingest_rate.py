@@ -5,7 +5,13 @@ as the broker takes them; central's IngestWorker stores them and acknowledges ea
 The rate is the number of check-ins stored per second from the first publish to the last row committed,
 and the run checks that every check-in is stored exactly once and acknowledged.
 
+``--mode live`` (default): publishers and ingest run at once, sharing the CPU. ``--mode drain``: the ingest's
+persistent session is subscribed but offline while the publishers fill the broker's queue for it (their own
+rate is reported: the load generator alone), then the ingest starts and drains the queue: its own rate,
+without the load generator competing for the cores.
+
     python benchmarks/ingest_rate.py [--checkins 30000] [--gates 10] [--database sqlite|postgres|both]
+                                     [--mode live|drain]
 """
 
 from __future__ import annotations
@@ -86,7 +92,7 @@ def drop_database(url: str) -> None:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def run(kind: str, total: int, gates: int) -> dict:
+def run(kind: str, total: int, gates: int, mode: str = "live") -> dict:
     """One measured run on one database; returns the figures."""
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
@@ -120,6 +126,10 @@ def run(kind: str, total: int, gates: int) -> dict:
             worker = IngestWorker("127.0.0.1", broker.port)
             worker.start()
             worker.connected.wait(10)
+            publish_rate = None
+            if mode == "drain":
+                time.sleep(0.5)  # the subscriptions are in the persistent session
+                worker.stop()
             per_gate = total // gates
             ctx = multiprocessing.get_context("spawn")
             ready, done, go = ctx.Semaphore(0), ctx.Semaphore(0), ctx.Event()
@@ -130,6 +140,13 @@ def run(kind: str, total: int, gates: int) -> dict:
                 ready.acquire()
             started = time.perf_counter()
             go.set()
+            if mode == "drain":
+                for _ in procs:
+                    done.acquire()
+                publish_rate = per_gate * gates / (time.perf_counter() - started)
+                worker = IngestWorker("127.0.0.1", broker.port)
+                started = time.perf_counter()
+                worker.start()
             expected = per_gate * gates
             stored = 0
             with database.connection_context():
@@ -151,7 +168,8 @@ def run(kind: str, total: int, gates: int) -> dict:
             listener.disconnect()
             broker.stop()
             database.close()
-            return {"db": kind, "checkins": expected, "stored": stored, "distinct": distinct, "acks": acks,
+            return {"db": kind, "mode": mode, "publish_rate": publish_rate,
+                    "checkins": expected, "stored": stored, "distinct": distinct, "acks": acks,
                     "seconds": elapsed, "rate": stored / elapsed}
         finally:
             drop_database(url)
@@ -163,19 +181,21 @@ def main() -> None:
     parser.add_argument("--checkins", type=int, default=30000)
     parser.add_argument("--gates", type=int, default=10)
     parser.add_argument("--database", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--mode", choices=["live", "drain"], default="live")
     args = parser.parse_args()
     kinds = ["sqlite", "postgres"] if args.database == "both" else [args.database]
-    results = [run(kind, args.checkins, args.gates) for kind in kinds]
+    results = [run(kind, args.checkins, args.gates, args.mode) for kind in kinds]
     print(f"### Central ingest rate ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)")
     print()
     print(f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     print(f"Command: `{' '.join(['python', *sys.argv])}`")
     print()
-    print("| database | check-ins | stored | distinct | acks | seconds | check-ins/s |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| database | mode | check-ins | stored | distinct | acks | seconds | check-ins/s | publishers alone/s |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in results:
-        print(f"| {r['db']} | {r['checkins']} | {r['stored']} | {r['distinct']} | {r['acks']} | "
-              f"{r['seconds']:.2f} | {r['rate']:.0f} |")
+        alone = f"{r['publish_rate']:.0f}" if r["publish_rate"] else "-"
+        print(f"| {r['db']} | {r['mode']} | {r['checkins']} | {r['stored']} | {r['distinct']} | {r['acks']} | "
+              f"{r['seconds']:.2f} | {r['rate']:.0f} | {alone} |")
 
 
 if __name__ == "__main__":

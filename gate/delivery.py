@@ -4,6 +4,11 @@ A broker PUBACK only means the broker has the message; a check-in is delivered w
 stored it and published an :class:`~protocols.payloads.Ack` with status ``stored`` or ``duplicate``.
 Until then the row is re-published every ``resend_s`` seconds (central inserts once per check-in id, so
 repeats are harmless). An ack for an unknown check-in id is logged and ignored.
+
+A passage recorded while the gate was disconnected is also published on the site's check-in topic when it is
+first sent after (re)connecting: the gate's own fan-out at the time was only queued in paho's memory, which a
+restart of the gate during the outage loses, and then the other gates of the site would never learn the code
+was used (see benchmarks/passback_window.py). Receivers record a passage once, so a repeat is harmless.
 """
 
 from __future__ import annotations
@@ -14,9 +19,9 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from protocols.payloads import Ack
+from protocols.payloads import Ack, CheckIn, Outcome, PayloadError, decode
 
-from .cache import GateCache
+from .cache import GateCache, OutboxRow
 from .transport import Transport
 
 log = logging.getLogger(__name__)
@@ -73,14 +78,30 @@ class DeliveryLoop:
         if not self.transport.is_connected:
             return 0
         sent = 0
+        online_since = self.transport.online_since
         for row in self.cache.outbox_due(self._clock(), self.resend_s):
             if not self.transport.publish_checkin(row.payload):
                 break
             self.cache.mark_sent(row.checkin_id, self._clock())
             if row.attempts:
                 log.info("check-in re-published checkin_id=%s attempt=%d", row.checkin_id, row.attempts + 1)
+            elif online_since is not None and row.created_at < online_since:
+                self._fan_out_offline_passage(row)
             sent += 1
         return sent
+
+    def _fan_out_offline_passage(self, row: OutboxRow) -> None:
+        """Publish a passage recorded before this connection to the site (see the module docstring)."""
+        publish = getattr(self.transport, "publish_site_checkin", None)
+        if publish is None:
+            return
+        try:
+            checkin = decode(CheckIn, row.payload)
+        except PayloadError:
+            return  # never fanned out; central's ack path reports it
+        entered = checkin.allowed and checkin.outcome is Outcome.ENTERED and checkin.credential
+        if entered and publish(row.payload):
+            log.info("offline passage fanned out to the site checkin_id=%s", row.checkin_id)
 
     def handle_ack(self, ack: Ack) -> None:
         """Apply central's acknowledgement of one check-in."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import queue
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -178,3 +179,19 @@ def test_a_burst_is_stored_once_each_and_acked(worker: IngestWorker, gate_client
     assert {a.status for a in received} == {"stored"}
     with database.connection_context():
         assert models.CheckIn.select().count() == 300
+
+
+def test_batching_lingers_briefly_for_more_messages() -> None:
+    """A message arriving within ``linger_s`` of the first joins its batch (one transaction); later ones do not."""
+    worker = IngestWorker("127.0.0.1", 1, linger_s=0.3)  # never started: only its batching is used
+    first, second, late = object(), object(), object()
+    worker._inbox.put(first)  # type: ignore[arg-type]
+    threading.Timer(0.05, worker._inbox.put, args=(second,)).start()
+    started = time.monotonic()
+    batch, stop = worker._next_batch()
+    assert batch == [first, second] and not stop
+    assert time.monotonic() - started < 1.0
+    eager = IngestWorker("127.0.0.1", 1, linger_s=0.0)
+    eager._inbox.put(first)  # type: ignore[arg-type]
+    threading.Timer(0.1, eager._inbox.put, args=(late,)).start()
+    assert eager._next_batch() == ([first], False)

@@ -1,15 +1,24 @@
 """Fault injection on real Mosquitto processes: no check-in is lost or stored twice.
 
 Ten in-process gates (simulated pins, their own SQLite outboxes) publish through a private Mosquitto to
-central's ingest worker, which stores into SQLite. The broker is SIGKILLed and restarted while they work.
+central's ingest worker, which stores into SQLite. The broker is SIGKILLed and restarted while they work;
+central's ingest is stopped while more check-ins pile up than the broker queues for it; and the real gate
+process (``python -m gate.cli``) is SIGKILLed 100 times inside its check-in cycle.
 """
 
 from __future__ import annotations
 
+import os
 import random
+import re
+import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,10 +29,15 @@ from central.db import create_tables, database, open_database
 from central.devtools.broker import LocalBroker
 from central.ingest import IngestWorker
 from gate.app import Gate
+from gate.cache import GateCache
 from gate.config import parse_config
+from gate.decision import decide
 from gate.scanners import ScanEvent, Scanner
+from gate.sync import SyncError, SyncFailure
 from protocols.codes import generate_compact
+from protocols.payloads import Direction
 from protocols.reasons import Reason
+from tests.gate.gate_helpers import build_world
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -39,7 +53,7 @@ class SilentScanner(Scanner):
 
 
 def unreachable_central(*_args, **_kwargs):
-    raise OSError("central is not part of this test")
+    raise SyncError(SyncFailure.UNREACHABLE, "central is not part of this test")
 
 
 @pytest.fixture
@@ -174,4 +188,232 @@ def test_gate_offline_for_10000_scans_then_reconnected(tmp_path, central_db):
     finally:
         gate.stop()
         worker.stop()
+        broker.stop()
+
+
+def test_ingest_stopped_while_more_pile_up_than_the_broker_queue_holds(tmp_path, central_db):
+    """The broker keeps at most 100 messages for the absent ingest and drops the rest; the gates' outboxes
+    re-publish until central's application-level ack, so all 600 check-ins arrive once."""
+    queue_limit, per_gate, gate_count = 100, 120, 5
+    broker = LocalBroker(tmp_path / "broker", max_queued_messages=queue_limit, extra_config=SHIPPED_PERSISTENCE)
+    broker.start()
+    first = IngestWorker(broker.host, broker.port)
+    first.start()
+    assert first.connected.wait(10)
+    time.sleep(0.5)  # the persistent session and its subscriptions exist at the broker
+    first.stop()  # central's ingest is down; its session stays and queues (up to the limit)
+    gates = make_gates(gate_count, broker, tmp_path)
+    worker: IngestWorker | None = None
+    try:
+        for gate in gates:
+            assert gate.transport.wait_connected(10)
+        log_mark = broker.log_position()
+        for _ in range(per_gate):
+            for gate in gates:
+                gate.handle_scan(ScanEvent(generate_compact(), Reason.OK, "test", time.monotonic()))
+        total = per_gate * gate_count
+        assert total >= 5 * queue_limit
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # every row handed to the broker at least twice (resend_s = 1)
+            if all(row.attempts >= 2 for gate in gates for row in gate.cache.outbox_rows()):
+                break
+            time.sleep(0.2)
+        assert sum(gate.cache.outbox_pending() for gate in gates) == total, "nothing is acked while ingest is down"
+        broker.wait_for_log("Outgoing messages are being dropped for client vaora-central-ingest", since=log_mark)
+        worker = IngestWorker(broker.host, broker.port)
+        worker.start()
+        wait_delivered(gates, timeout=120)
+        rows, distinct = central_counts()
+        assert rows == distinct == total, f"sent {total}, stored {rows} ({distinct} distinct)"
+        # The broker could hand over at most its queue; the rest came from the outboxes' re-publishing.
+        republished = sum(1 for gate in gates for row in gate.cache.outbox_rows() if row.attempts >= 2)
+        assert republished >= total - queue_limit
+    finally:
+        for gate in gates:
+            gate.stop()
+        if worker is not None:
+            worker.stop()
+        broker.stop()
+
+
+REPO = Path(__file__).resolve().parents[2]
+RELAY_LINE = re.compile(r"relay opening checkin_id=([0-9a-f-]{36})")
+
+
+def gate_config_toml(data_dir: Path, broker: LocalBroker) -> str:
+    """A simulated gate (MockFactory pins, stdin scanner) whose central is unreachable (fast refusal)."""
+    return f"""
+[gate]
+id = "g1"
+site = "hq"
+simulate = true
+data_dir = "{data_dir}"
+[central]
+url = "http://127.0.0.1:9"
+token = "unused"
+timeout = 1.0
+[mqtt]
+host = "{broker.host}"
+port = {broker.port}
+resend_seconds = 1
+[scanner]
+type = "stdin"
+debounce_ms = 0
+[pins]
+relay = 17
+green_led = 27
+red_led = 22
+[turnstile]
+unlock_seconds = 0.2
+[status]
+enabled = false
+"""
+
+
+def spawn_gate(config: Path, log: Path) -> subprocess.Popen:
+    with log.open("ab") as handle:
+        return subprocess.Popen([sys.executable, "-m", "gate.cli", "--config", str(config)], cwd=REPO,
+                                env={**os.environ, "PYTHONPATH": str(REPO)}, stdin=subprocess.PIPE,
+                                stdout=handle, stderr=subprocess.STDOUT)
+
+
+def wait_for_line(log: Path, text: str, process: subprocess.Popen, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in log.read_text(errors="replace"):
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"gate exited rc={process.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.01)
+    raise AssertionError(f"{text!r} not logged:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def integrity(db: Path) -> str:
+    with closing(sqlite3.connect(db)) as conn:
+        return conn.execute("PRAGMA integrity_check").fetchone()[0]
+
+
+def test_gate_sigkilled_100_times_in_the_check_in_cycle(tmp_path, central_db):
+    """The real gate process (``python -m gate.cli``) is SIGKILLed at random points while it decides, records,
+    drives the relay and publishes. Ground truth of "the relay opened" comes from outside the process: the
+    ``relay opening checkin_id=...`` line, written after the commit and before the pin write (so a check-in
+    with an opened relay always has its line; a line may belong to a relay that a kill kept shut, which only
+    makes the check stricter, as that check-in was committed too)."""
+    world = build_world(20, now=datetime.now(UTC))
+    open_meeting = world.snapshot.meetings[0].model_copy(update={"entry_policy": "unlimited"})
+    snapshot = world.snapshot.model_copy(update={"meetings": [open_meeting, *world.snapshot.meetings[1:]]})
+    data_dir = tmp_path / "gate"
+    cache = GateCache(data_dir)
+    cache.load_snapshot(snapshot, datetime.now(UTC))
+    cache.close()
+    codes = list(world.codes.values())  # mostly admitted; a few revoked/expired/other-site ones are refused
+    broker = LocalBroker(tmp_path / "broker", max_queued_messages=100_000, extra_config=SHIPPED_PERSISTENCE)
+    broker.start()
+    worker = IngestWorker(broker.host, broker.port)
+    worker.start()
+    with database.connection_context():
+        models.Gate.create(gate_id="g1", name="g1", site_id="hq", token_hash="x")
+    config = tmp_path / "gate.toml"
+    config.write_text(gate_config_toml(data_dir, broker))
+    db = data_dir / "gate-cache.sqlite3"
+    rng = random.Random(100)
+    logs: list[Path] = []
+    started = time.monotonic()
+    try:
+        for run in range(100):
+            log = tmp_path / f"gate-{run:03d}.log"
+            logs.append(log)
+            process = spawn_gate(config, log)
+            try:
+                wait_for_line(log, "gate started", process)
+                assert process.stdin is not None
+                for _ in range(rng.randint(1, 4)):
+                    process.stdin.write(f"{rng.choice(codes)}\n".encode())
+                    process.stdin.flush()
+                    time.sleep(rng.uniform(0.0, 0.03))
+                time.sleep(rng.uniform(0.0, 0.02))  # the kill lands inside decide / commit / relay / publish
+            finally:
+                process.kill()
+                process.wait()
+            assert integrity(db) == "ok", f"run {run}"
+        opened = {match for log in logs for match in RELAY_LINE.findall(log.read_text(errors="replace"))}
+        print(f"100 kills in {time.monotonic() - started:.1f} s; {len(opened)} relay openings logged")
+        assert len(opened) >= 100, "the gate really was admitting people between kills"
+        # One last, undisturbed run delivers whatever the kills left in the outbox.
+        log = tmp_path / "gate-final.log"
+        process = spawn_gate(config, log)
+        try:
+            wait_for_line(log, "gate started", process)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                with closing(sqlite3.connect(db)) as conn:
+                    pending = conn.execute("SELECT count(*) FROM outbox WHERE delivered_at IS NULL").fetchone()[0]
+                if pending == 0:
+                    break
+                time.sleep(0.2)
+            assert pending == 0, f"{pending} check-ins still undelivered"
+        finally:
+            process.terminate()
+            process.wait(20)
+        assert integrity(db) == "ok"
+        with closing(sqlite3.connect(db)) as conn:
+            recorded = {row[0] for row in conn.execute("SELECT checkin_id FROM outbox")}
+        with database.connection_context():
+            stored = [str(row.checkin_id) for row in models.CheckIn.select(models.CheckIn.checkin_id)]
+        assert len(stored) == len(set(stored)), "a check-in stored twice at central"
+        missing = opened - set(stored)
+        assert not missing, f"{len(missing)} check-ins whose relay opened never reached central: {sorted(missing)[:5]}"
+        assert recorded == set(stored)
+    finally:
+        worker.stop()
+        broker.stop()
+
+
+def test_code_used_at_a_gate_restarted_while_the_broker_was_down_reaches_its_sibling(tmp_path):
+    """Gate A admits a code while the broker is down, then restarts (its paho queue, holding the site fan-out,
+    is gone). When the broker is back, A's outbox publishes the passage to the site as well: B refuses the code."""
+    world = build_world(3, now=datetime.now(UTC))
+    broker = LocalBroker(tmp_path / "broker")
+    broker.start()
+
+    def start(gate_id: str, seed: bool) -> Gate:
+        config = parse_config({
+            "gate": {"id": gate_id, "site": "hq", "data_dir": str(tmp_path / gate_id)},
+            "central": {"url": "http://127.0.0.1:9", "token": "unused", "timeout": 1},
+            "mqtt": {"host": broker.host, "port": broker.port},
+            "scanner": {"type": "stdin"},
+            "pins": {"relay": 17, "green_led": 27, "red_led": 22},
+            "status": {"enabled": False},
+        })
+        if seed:
+            cache = GateCache(config.gate.data_dir)
+            cache.load_snapshot(world.snapshot, datetime.now(UTC))
+            cache.close()
+        gate = Gate(config, pin_factory=MockFactory(), scanner=SilentScanner(), fetch=unreachable_central,
+                    delivery_poll_s=0.05, flush_timeout=0.1)
+        gate.start()
+        return gate
+
+    def admitted_at(gate: Gate, code: str) -> bool:
+        return decide(code, gate.cache, datetime.now(UTC), "hq", Direction.IN).allowed
+
+    gate_a, gate_b = start("a", True), start("b", True)
+    try:
+        assert gate_a.transport.wait_subscribed(10) and gate_b.transport.wait_subscribed(10)
+        broker.stop()
+        code = world.codes[1]
+        assert gate_a.handle_scan(ScanEvent(code, Reason.OK, "test", time.monotonic()))[0].allowed
+        assert admitted_at(gate_b, code), "the double-entry window while the broker is down"
+        gate_a.stop()
+        gate_a = start("a", False)
+        broker.restart()
+        deadline = time.monotonic() + 20
+        while admitted_at(gate_b, code) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not admitted_at(gate_b, code), "B never learned the code used at A during the outage"
+        assert gate_b.handle_scan(ScanEvent(code, Reason.OK, "test", time.monotonic()))[0].reason \
+            is Reason.ALREADY_INSIDE
+    finally:
+        gate_a.stop()
+        gate_b.stop()
         broker.stop()
