@@ -187,6 +187,11 @@ class StalledTransport:
         """"Connected" while stalling: the stall is what is measured."""
         return self.stalling
 
+    @property
+    def online_since(self) -> None:
+        """No connection history: nothing counts as recorded while offline."""
+        return None
+
     def start(self) -> None:
         """Nothing to connect."""
 
