@@ -102,23 +102,7 @@ def register_delegate(
             mail_status=MAIL_PENDING,
             created_at=now,
         )
-        if active_key is not None:
-            claims = SignedClaims(
-                key_id=active_key.key_id,
-                meeting_id=meeting.id,
-                attendee_id=delegate.id,
-                valid_from=valid_from,
-                valid_until=valid_until,
-            )
-            delegate.code = encode_signed(claims, active_key.private_key)
-            delegate.code_hash = None
-        else:
-            delegate.code = generate_compact()
-            delegate.code_hash = compact_hash(delegate.code)
-        delegate.credential = credential_of(delegate.code)
-        delegate.save()
-        delegate = models.Delegate.get_by_id(delegate.id)
-        append_change(payloads.DelegateUpsert(delegate=delegate_entry(delegate)), now)
+        delegate = assign_code(delegate, active_key, now)
         audit(registrar_of(invitation), "delegate.register", f"delegate:{delegate.id}",
               {"invitation": invitation.number, "meeting": meeting.id, "name": delegate.name}, now=now)
     log.info(
@@ -127,6 +111,27 @@ def register_delegate(
     )
     if send_mail:
         send_code_email(delegate, mail_sender=mail_sender, mail_from=mail_from, now=now)
+    return delegate
+
+
+def assign_code(delegate: models.Delegate, active_key: ActiveKey | None, now: datetime) -> models.Delegate:
+    """Give a stored delegate a new code for its validity window and publish it on the change stream.
+
+    With ``active_key`` the code is signed by it (signed meetings; only central's public key reaches the gates);
+    without, it is a random compact code of which the gates learn only the hash. Returns the delegate as stored.
+    """
+    if active_key is not None:
+        claims = SignedClaims(key_id=active_key.key_id, meeting_id=delegate.meeting_id, attendee_id=delegate.id,
+                              valid_from=delegate.valid_from, valid_until=delegate.valid_until)
+        delegate.code = encode_signed(claims, active_key.private_key)
+        delegate.code_hash = None
+    else:
+        delegate.code = generate_compact()
+        delegate.code_hash = compact_hash(delegate.code)
+    delegate.credential = credential_of(delegate.code)
+    delegate.save()
+    delegate = models.Delegate.get_by_id(delegate.id)
+    append_change(payloads.DelegateUpsert(delegate=delegate_entry(delegate)), now)
     return delegate
 
 

@@ -19,7 +19,7 @@ from central.services.changes import append_change
 from central.services.errors import ConflictError, InvalidInputError, NotFoundError
 from central.services.keys import ActiveKey
 from protocols import payloads
-from protocols.codes import Scheme, SignedClaims, compact_hash, credential_of, encode_signed, generate_compact
+from protocols.codes import Scheme
 from protocols.reasons import Reason
 
 log = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ def _reissue_codes(
     signing_key: Callable[[], ActiveKey] | None,
     entry_opens_before: timedelta,
 ) -> list[models.Delegate]:
-    from central.services.delegates import delegate_entry
+    from central.services.delegates import assign_code
 
     valid_from = meeting.starts_at - entry_opens_before
     valid_until = meeting.ends_at
@@ -198,24 +198,13 @@ def _reissue_codes(
         & (models.Delegate.mail_status != "desk")
     )
     for delegate in active:
-        if meeting.scheme == Scheme.SIGNED.value:
-            if signing_key is None:
-                raise ConflictError(Reason.INTERNAL_ERROR, "Chưa có khóa ký mã")
-            key = signing_key()
-            claims = SignedClaims(key_id=key.key_id, meeting_id=meeting.id, attendee_id=delegate.id,
-                                  valid_from=valid_from, valid_until=valid_until)
-            delegate.code = encode_signed(claims, key.private_key)
-            delegate.code_hash = None
-        else:
-            delegate.code = generate_compact()
-            delegate.code_hash = compact_hash(delegate.code)
-        delegate.credential = credential_of(delegate.code)
+        if meeting.scheme == Scheme.SIGNED.value and signing_key is None:
+            raise ConflictError(Reason.INTERNAL_ERROR, "Chưa có khóa ký mã")
         delegate.valid_from = valid_from
         delegate.valid_until = valid_until
         delegate.mail_status = "pending"
-        delegate.save()
-        delegate = models.Delegate.get_by_id(delegate.id)
-        append_change(payloads.DelegateUpsert(delegate=delegate_entry(delegate)), now)
+        key = signing_key() if meeting.scheme == Scheme.SIGNED.value and signing_key is not None else None
+        delegate = assign_code(delegate, key, now)
         reissued.append(delegate)
     return reissued
 

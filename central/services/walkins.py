@@ -28,11 +28,9 @@ from central.db import write_transaction
 from central.desk.cccd import CccdRecord
 from central.services import validation as v
 from central.services.audit import audit
-from central.services.changes import append_change
 from central.services.errors import ConflictError, InvalidInputError, NotFoundError
 from central.services.keys import ActiveKey
-from protocols import payloads
-from protocols.codes import Scheme, SignedClaims, compact_hash, credential_of, encode_signed, generate_compact
+from protocols.codes import Scheme
 from protocols.reasons import Reason
 
 log = logging.getLogger(__name__)
@@ -265,7 +263,7 @@ def admit(
 
 def _issue_code(walkin: models.Walkin, meeting: models.Meeting, now: datetime,
                 signing_key: Callable[[], ActiveKey] | None) -> models.Delegate:
-    from central.services.delegates import delegate_entry
+    from central.services.delegates import assign_code
 
     valid_from, valid_until = one_day_window(meeting, now)
     scheme = Scheme(meeting.scheme)
@@ -276,21 +274,7 @@ def _issue_code(walkin: models.Walkin, meeting: models.Meeting, now: datetime,
         email="", phone=None, code="", credential=f"pending:{uuid.uuid4()}", valid_from=valid_from,
         valid_until=valid_until, mail_status=MAIL_NOT_SENT, created_at=now,
     )
-    if scheme is Scheme.SIGNED:
-        assert signing_key is not None
-        key = signing_key()
-        claims = SignedClaims(key_id=key.key_id, meeting_id=meeting.id, attendee_id=delegate.id,
-                              valid_from=valid_from, valid_until=valid_until)
-        delegate.code = encode_signed(claims, key.private_key)
-        delegate.code_hash = None
-    else:
-        delegate.code = generate_compact()
-        delegate.code_hash = compact_hash(delegate.code)
-    delegate.credential = credential_of(delegate.code)
-    delegate.save()
-    delegate = models.Delegate.get_by_id(delegate.id)
-    append_change(payloads.DelegateUpsert(delegate=delegate_entry(delegate)), now)
-    return delegate
+    return assign_code(delegate, signing_key() if signing_key is not None and scheme is Scheme.SIGNED else None, now)
 
 
 def set_policy(meeting: models.Meeting, policy: Any, actor: str, *, now: datetime | None = None) -> models.Meeting:
