@@ -1,0 +1,47 @@
+"""Moving a meeting re-issues every registered delegate's code for the new window, on the change stream."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from central import models
+from central.services.changes import changes_since
+from central.services.meetings import update_meeting
+from protocols.codes import compact_hash, verify_signed
+from protocols.reasons import Reason
+
+from .conftest import START, Api
+
+
+@pytest.mark.parametrize("scheme", ["compact", "signed"])
+def test_moving_a_meeting_reissues_codes_for_the_new_window(app: Any, api: Api, db: None, scheme: str) -> None:
+    invitation = api.invitation(api.meeting(scheme=scheme)["id"])
+    assert api.register(invitation).status_code == 201
+    meeting_id = invitation["meeting_id"]
+    before = models.Delegate.get(models.Delegate.meeting == meeting_id)
+    seq = max((change.seq for change in changes_since(0)), default=0)
+    mailed: list[int] = []
+    new_start, new_end = START + timedelta(days=1), START + timedelta(days=1, hours=2)
+    update_meeting(meeting_id, {"starts_at": new_start.isoformat(), "ends_at": new_end.isoformat()}, START,
+                   actor="chuyenvien", reissue=lambda delegate: mailed.append(delegate.id),
+                   signing_key=app.extensions["vaora"].signing_key)
+
+    after = models.Delegate.get_by_id(before.id)
+    assert mailed == [before.id] and after.mail_status == "pending"
+    assert after.code != before.code
+    assert after.valid_until == new_end and after.valid_from < new_start
+    upserts = [c.body for c in changes_since(seq) if c.body.kind == "delegate_upsert"]
+    assert [u.delegate.id for u in upserts] == [before.id]
+    if scheme == "compact":
+        assert after.code_hash == compact_hash(after.code) == upserts[0].delegate.code_hash
+        assert after.credential != before.credential  # a new random code
+    else:
+        key = app.extensions["vaora"].signing_key()
+        result = verify_signed(after.code, {key.key_id: key.private_key.public_key()}, new_start)
+        assert result.reason is Reason.OK and result.claims.valid_until == new_end
+        assert after.credential == before.credential  # the same key, meeting and attendee: passback still holds
+        assert verify_signed(before.code, {key.key_id: key.private_key.public_key()}, new_end - timedelta(
+            minutes=1)).reason is not Reason.OK  # the old code's window has ended by then
