@@ -2,9 +2,10 @@
 
 A guard types a CCCD QR text into the desk page the way a keyboard-wedge scanner does (character by character,
 then Enter); the server parses it and the form fills in with the Vietnamese name intact. The walk-in waits for
-approval; when an organiser approves (through the service, as the dashboard does), the row updates without a
-reload. The guard then opens the lobby gate remotely: the gate (real ``gate.app.Gate`` on MockFactory pins,
-connected to the broker) pulses its relay, answers ok, and central stores a manual check-in naming the guard.
+approval: an organiser, with the live dashboard open in a second browser, sees the walk-in appear and approves
+it there; the desk's row updates without a reload. The guard then opens the lobby gate remotely: the gate (real
+``gate.app.Gate`` on MockFactory pins, connected to the broker) pulses its relay, answers ok, central stores a
+manual check-in naming the guard, and the organiser's dashboard shows the arrival within 1 second, no reload.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import io
 import os
 import re
 import sqlite3
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,6 +38,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"
 SCREENSHOTS = Path(os.environ.get("VAORA_SCREENSHOT_DIR")
                    or Path(__file__).resolve().parents[2] / "docs" / "screenshots")
 GUARD, GUARD_NAME, PASSWORD = "baove1", "Phạm Văn Bảo", "mat-khau-bao-ve-123"
+ORGANISER = "chuyenvien1"
 NAME = "Nguyễn Thị Ánh Tuyết"
 CARD = f"001085012345|123456789|{NAME}|15081985|Nữ|Số 1 Đinh Tiên Hoàng, Hoàn Kiếm, Hà Nội|20042021"
 
@@ -94,9 +97,18 @@ def setup_desk(central: Central) -> dict[str, Any]:
         use_hasher(PasswordHasher.from_parameters(profiles.CHEAPEST))
         users.create_user({"username": GUARD, "password": PASSWORD, "role": "guard", "full_name": GUARD_NAME},
                           actor="test", now=now)
+        users.create_user({"username": ORGANISER, "password": PASSWORD, "role": "organiser",
+                           "full_name": "Lê Thu Hà"}, actor="test", now=now)
 
     with_central_db(central, make_guard)
     return {"meeting_id": meeting.json()["id"], "number": invitation.json()["number"]}
+
+
+def log_in(page: Any, url: str, username: str) -> None:
+    page.goto(f"{url}/login")
+    page.get_by_label("Tên đăng nhập").fill(username)
+    page.get_by_label("Mật khẩu").fill(PASSWORD)
+    page.get_by_role("button", name="Đăng nhập").click()
 
 
 def manual_checkins(database_path: Path) -> list[tuple]:
@@ -113,10 +125,17 @@ def test_guard_scans_a_cccd_registers_and_opens_the_gate(
     gate, factory = start_gate(central, broker, tmp_path, device)
     try:
         relay = factory.pin(RELAY)
-        page.goto(f"{central.url}/login")
-        page.get_by_label("Tên đăng nhập").fill(GUARD)
-        page.get_by_label("Mật khẩu").fill(PASSWORD)
-        page.get_by_role("button", name="Đăng nhập").click()
+        # The organiser's live dashboard, in a browser context of its own (another person's session).
+        organiser_context = page.context.browser.new_context(viewport={"width": 1280, "height": 900},
+                                                              locale="vi-VN")
+        dashboard = organiser_context.new_page()
+        dashboard.set_default_timeout(15_000)
+        log_in(dashboard, central.url, ORGANISER)
+        dashboard.goto(f"{central.url}/meetings/{setup['meeting_id']}/truc-tiep")
+        dashboard.locator("#dash-live[data-state='live']").wait_for()
+        dashboard.evaluate("window.__noReload = true")
+
+        log_in(page, central.url, GUARD)
         page.goto(f"{central.url}/ban-tiep-don/")
         scan = page.locator("#scan")
         assert scan.evaluate("el => el === document.activeElement"), "the scan field has the focus"
@@ -151,22 +170,29 @@ def test_guard_scans_a_cccd_registers_and_opens_the_gate(
         row.get_by_text("Chờ duyệt", exact=True).wait_for()
         assert NAME in row.inner_text()
 
-        # The organiser approves; the row changes without a reload.
+        # The organiser sees the walk-in waiting on the dashboard and approves it there; the desk's row changes
+        # without a reload.
         page.evaluate("window.__noReload = true")
-
-        def approve() -> None:
-            from central import models
-            from central.services import walkins
-
-            walkins.approve(models.Walkin.get().id, "chuyenvien", "Đồng ý cho vào")
-
-        with_central_db(central, approve)
+        waiting = dashboard.locator(f"#dash-walkins li:has-text('{NAME}')")
+        waiting.wait_for(timeout=5_000)
+        assert "********2345" in waiting.inner_text() and "001085012345" not in dashboard.content()
+        waiting.get_by_label("Ghi chú").fill("Đồng ý cho vào")
+        waiting.get_by_role("button", name="Duyệt").click()
+        dashboard.locator(f"#dash-walkins li:has-text('{NAME}')").wait_for(state="detached", timeout=5_000)
         row.get_by_role("button", name="Mở cổng").wait_for(timeout=6_000)
         assert page.evaluate("window.__noReload") is True, "updated in place"
 
         # Open the lobby gate remotely for the walk-in.
         row.get_by_label("Cổng").select_option("lobby-1")
         row.get_by_role("button", name="Mở cổng").click()
+        wait_until(lambda: relay.state == 1, timeout=10, interval=0.005)
+        opened = time.monotonic()
+        # The arrival reaches the organiser's dashboard within 1 s of the relay opening, without a reload.
+        dashboard.locator(f"#dash-arrivals li:has-text('{NAME}')").wait_for(timeout=1_000)
+        shown = time.monotonic()
+        assert shown - opened < 1.0, f"arrival shown {shown - opened:.3f} s after the relay opened"
+        assert dashboard.evaluate("window.__noReload") is True, "the dashboard updated in place"
+        assert dashboard.locator("#dash-present").inner_text() == "1"
         result = page.locator("#gate-result")
         wait_until(lambda: result.get_attribute("data-result") is not None, timeout=15)
         assert result.get_attribute("data-result") == "ok", result.inner_text()
@@ -186,5 +212,6 @@ def test_guard_scans_a_cccd_registers_and_opens_the_gate(
             (code,) = connection.execute("SELECT code FROM delegate WHERE id = ?", (delegate_id,)).fetchone()
         assert decoded.text == code, "the QR on screen is the walk-in's one-day code"
         shot(page, "code")
+        organiser_context.close()
     finally:
         gate.stop()
