@@ -113,10 +113,10 @@ def run(kind: str, total: int, gates: int, mode: str = "live") -> dict:
             acks = 0
             acks_lock = threading.Lock()
 
-            def on_ack(_c, _u, _m) -> None:
+            def on_ack(_c, _u, message) -> None:  # an Ack or an AckBatch: count the check-ins acknowledged
                 nonlocal acks
                 with acks_lock:
-                    acks += 1
+                    acks += message.payload.count(b'"checkin_id"')
 
             listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-ack-listener")
             listener.on_message = on_ack

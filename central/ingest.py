@@ -44,6 +44,17 @@ SUBSCRIPTIONS = [(topics.ALL_GATE_CHECKINS, 1), (topics.ALL_GATE_HEARTBEATS, 1),
                  (topics.ALL_GATE_COMMAND_RESULTS, 1)]
 
 
+def ack_messages(gate_id: str, acks: list[payloads.Ack]) -> list[bytes]:
+    """The messages that acknowledge ``acks`` to one gate: a single :class:`~protocols.payloads.Ack` for one,
+    :class:`~protocols.payloads.AckBatch` messages of up to ``MAX_ACKS_PER_BATCH`` for more (one PUBLISH per gate
+    per batch instead of one per check-in)."""
+    if len(acks) == 1:
+        return [payloads.encode(acks[0])]
+    size = payloads.MAX_ACKS_PER_BATCH
+    return [payloads.encode(payloads.AckBatch(gate_id=gate_id, acks=acks[start:start + size]))
+            for start in range(0, len(acks), size)]
+
+
 class IngestWorker:
     """MQTT client that feeds gate messages to the check-in services.
 
@@ -200,8 +211,12 @@ class IngestWorker:
         if checkins:
             database.connect(reuse_if_open=True)
             acks = store_checkins(checkins, self.clock())
+            per_gate: dict[str, list[payloads.Ack]] = {}
             for (_, gate_id), ack in zip(checkins, acks, strict=True):
-                client.publish(topics.gate_acks(gate_id), payloads.encode(ack), qos=ACK_QOS)
+                per_gate.setdefault(gate_id, []).append(ack)
+            for gate_id, gate_acks in per_gate.items():
+                for message in ack_messages(gate_id, gate_acks):
+                    client.publish(topics.gate_acks(gate_id), message, qos=ACK_QOS)
 
     @staticmethod
     def _decode(

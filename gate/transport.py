@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import paho.mqtt.client as mqtt
 
 from protocols import topics
-from protocols.payloads import Ack, CheckIn, GateStatus, PayloadError, decode, encode
+from protocols.payloads import Ack, CheckIn, GateStatus, PayloadError, decode, decode_acks, encode
 
 log = logging.getLogger(__name__)
 
@@ -300,16 +300,17 @@ class MqttTransport:
 
     def _handle_ack(self, message: mqtt.MQTTMessage) -> None:
         try:
-            ack = decode(Ack, message.payload)
+            acks = decode_acks(message.payload)  # one Ack, or an AckBatch of one ingest batch
         except PayloadError as exc:
             log.warning("bad ack dropped reason=%s detail=%s", exc.reason.value, exc.detail)
             return
-        if ack.gate_id != self.gate_id:
-            log.warning("ack for another gate=%s dropped", ack.gate_id)
-            return
-        if self.on_ack is None:
-            return
-        try:
-            self.on_ack(ack)
-        except Exception:
-            log.exception("ack handler failed checkin_id=%s", ack.checkin_id)
+        for ack in acks:
+            if ack.gate_id != self.gate_id:
+                log.warning("ack for another gate=%s dropped", ack.gate_id)
+                continue
+            if self.on_ack is None:
+                return
+            try:
+                self.on_ack(ack)
+            except Exception:
+                log.exception("ack handler failed checkin_id=%s", ack.checkin_id)

@@ -77,6 +77,36 @@ class Ack(_Payload):
     reason: ShortText | None = None
 
 
+MAX_ACKS_PER_BATCH = 400
+"""At most this many acks in one :class:`AckBatch` (about 45 KB, under :data:`MAX_PAYLOAD_BYTES`)."""
+
+
+class AckBatch(_Payload):
+    """Several of central's acks for one gate in one message (the check-ins of one ingest batch).
+
+    Central sends a single :class:`Ack` when a batch holds one check-in of the gate, an ``AckBatch`` otherwise;
+    gates read both with :func:`decode_acks`. One PUBLISH per gate per batch instead of one per check-in.
+    """
+
+    v: Literal[1] = 1
+    gate_id: GateId
+    acks: Annotated[list[Ack], Field(min_length=1, max_length=MAX_ACKS_PER_BATCH)]
+
+
+def decode_acks(raw: bytes | bytearray | str) -> list[Ack]:
+    """The acks in one message on a gate's ack topic, an :class:`Ack` or an :class:`AckBatch`.
+
+    Raises :class:`PayloadError` for a bad message, and for a batch naming another gate in any entry than its own.
+    """
+    text = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
+    if b'"acks"' not in text:
+        return [decode(Ack, text)]
+    batch = decode(AckBatch, text)
+    if any(ack.gate_id != batch.gate_id for ack in batch.acks):
+        raise PayloadError(Reason.MALFORMED, "an ack in the batch names another gate than the batch")
+    return batch.acks
+
+
 GateMode = Literal["normal", "lockdown", "release"]
 """A gate's operating mode set by commands: ``lockdown`` refuses every scan, ``release`` holds it open."""
 FailMode = Literal["safe", "secure"]
@@ -283,6 +313,7 @@ class CommandResult(_Payload):
 MODELS: dict[str, type[BaseModel]] = {
     "checkin": CheckIn,
     "ack": Ack,
+    "ack_batch": AckBatch,
     "gate_status": GateStatus,
     "heartbeat": Heartbeat,
     "snapshot": Snapshot,

@@ -18,9 +18,22 @@ import pytest
 from central import models
 from central.db import database
 from central.devtools.broker import LocalBroker
-from central.ingest import IngestWorker
+from central.ingest import IngestWorker, ack_messages
 from protocols import topics
-from protocols.payloads import Ack, CheckIn, Direction, GateStatus, Heartbeat, Outcome, decode, encode
+from protocols.payloads import (
+    MAX_ACKS_PER_BATCH,
+    MAX_PAYLOAD_BYTES,
+    Ack,
+    AckBatch,
+    CheckIn,
+    Direction,
+    GateStatus,
+    Heartbeat,
+    Outcome,
+    decode,
+    decode_acks,
+    encode,
+)
 from protocols.reasons import Reason
 
 from .conftest import START, Api, Clock
@@ -45,7 +58,7 @@ def gate_client(broker: LocalBroker) -> Iterator[tuple[mqtt.Client, queue.Queue[
     acks: queue.Queue[Ack] = queue.Queue()
     subscribed = queue.Queue()
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="gate-g1-test")
-    client.on_message = lambda _c, _u, msg: acks.put(decode(Ack, msg.payload))
+    client.on_message = lambda _c, _u, msg: [acks.put(ack) for ack in decode_acks(msg.payload)]
     client.on_subscribe = lambda *_args: subscribed.put(True)
     client.connect(broker.host, broker.port)
     client.loop_start()
@@ -171,10 +184,14 @@ def test_a_batch_answers_each_checkin_in_order(api: Api, clock: Clock) -> None:
 
 def test_a_burst_is_stored_once_each_and_acked(worker: IngestWorker, gate_client: Any) -> None:
     client, acks = gate_client
+    messages: list[bytes] = []
+    client.on_message = lambda _c, _u, msg: [messages.append(msg.payload)] + [
+        acks.put(ack) for ack in decode_acks(msg.payload)]
     burst = [_checkin() for _ in range(300)]
     for checkin in burst:
         client.publish(topics.gate_checkins("g1"), encode(checkin), qos=1)
     received = [acks.get(timeout=TIMEOUT) for _ in burst]
+    assert len(messages) < len(burst), "acks of one ingest batch travel together (AckBatch)"
     assert sorted(str(a.checkin_id) for a in received) == sorted(str(c.id) for c in burst)
     assert {a.status for a in received} == {"stored"}
     with database.connection_context():
@@ -195,3 +212,13 @@ def test_batching_lingers_briefly_for_more_messages() -> None:
     eager._inbox.put(first)  # type: ignore[arg-type]
     threading.Timer(0.1, eager._inbox.put, args=(late,)).start()
     assert eager._next_batch() == ([first], False)
+
+
+def test_ack_messages_one_ack_alone_more_in_batches_under_the_payload_limit() -> None:
+    acks = [Ack(checkin_id=uuid.uuid4(), gate_id="g1", status="stored") for _ in range(MAX_ACKS_PER_BATCH + 1)]
+    (single,) = ack_messages("g1", acks[:1])
+    assert decode(Ack, single) == acks[0]
+    batches = ack_messages("g1", acks)
+    assert [len(decode(AckBatch, raw).acks) for raw in batches] == [MAX_ACKS_PER_BATCH, 1]
+    assert all(len(raw) <= MAX_PAYLOAD_BYTES for raw in batches)
+    assert [ack for raw in batches for ack in decode_acks(raw)] == acks

@@ -34,7 +34,7 @@ from gate.app import Gate
 from gate.cache import GateCache
 from gate.config import parse_config
 from protocols import topics
-from protocols.payloads import Ack, CheckIn, Direction, Heartbeat, Outcome, decode, encode
+from protocols.payloads import Ack, CheckIn, Direction, Heartbeat, Outcome, decode_acks, encode
 from protocols.reasons import Reason
 from tests.e2e.conftest import Central
 from tests.e2e.test_offline import NOW, Fetch, scan, wait_until, world_at_seq0
@@ -69,7 +69,7 @@ class RawGate:
         self.acks: queue.Queue[Ack] = queue.Queue()
         subscribed: queue.Queue[bool] = queue.Queue()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"raw-g1-{uuid.uuid4().hex[:6]}")
-        self.client.on_message = lambda _c, _u, msg: self.acks.put(decode(Ack, msg.payload))
+        self.client.on_message = lambda _c, _u, msg: [self.acks.put(ack) for ack in decode_acks(msg.payload)]
         self.client.on_subscribe = lambda *_args: subscribed.put(True)
         self.client.connect(broker.host, broker.port)
         self.client.loop_start()

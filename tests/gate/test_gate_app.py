@@ -19,7 +19,7 @@ from gate.cache import GateCache
 from gate.config import GateConfig
 from gate.scanners import ScanEvent
 from protocols import topics
-from protocols.payloads import Ack, CheckIn, GateStatus, Outcome, decode, encode
+from protocols.payloads import Ack, AckBatch, CheckIn, GateStatus, Outcome, decode, encode
 from protocols.reasons import Reason
 from tests.gate.gate_helpers import NOW, World
 
@@ -56,6 +56,12 @@ class Central:
     def ack(self, checkin: CheckIn, status: str = "stored") -> None:
         payload = Ack(checkin_id=checkin.id, gate_id=checkin.gate_id, status=status)  # type: ignore[arg-type]
         self.client.publish(topics.gate_acks(checkin.gate_id), encode(payload), qos=1).wait_for_publish(5)
+
+    def ack_batch(self, checkins: list[CheckIn], gate_id: str = "g1") -> None:
+        """Acknowledge several check-ins in one message, as central's ingest does for one batch."""
+        acks = [Ack(checkin_id=c.id, gate_id=c.gate_id, status="stored") for c in checkins]  # type: ignore[arg-type]
+        payload = encode(AckBatch(gate_id=gate_id, acks=acks))
+        self.client.publish(topics.gate_acks(gate_id), payload, qos=1).wait_for_publish(5)
 
     def raw(self, topic: str, payload: bytes) -> None:
         self.client.publish(topic, payload, qos=1).wait_for_publish(5)
@@ -179,8 +185,12 @@ def test_refusals_are_published_and_bad_acks_are_ignored(
     assert [r.reason for r in gate.recent] == [Reason.MALFORMED, Reason.REVOKED]
     assert gate.recent[1].name == "Nguyễn Văn 9001"
 
-    central.ack(first)
-    central.ack(second, status="duplicate")
+    # A batch in which one ack names another gate is refused whole; then one batch acknowledges both.
+    foreign = CheckIn.model_construct(id=uuid.uuid4(), gate_id="g2")  # type: ignore[call-arg]
+    central.ack_batch([first, foreign])
+    time.sleep(0.3)
+    assert gate.cache.outbox_pending() == 2  # type: ignore[union-attr]
+    central.ack_batch([first, second])
     wait_until(lambda: gate.cache.outbox_pending() == 0)  # type: ignore[union-attr]
 
 

@@ -140,3 +140,34 @@ def test_arbitrary_bytes_never_escape_as_another_exception(raw):
             decode(model, raw)
         except PayloadError as exc:
             assert exc.reason in {Reason.MALFORMED, Reason.TOO_LONG, Reason.UNSUPPORTED_VERSION}
+
+
+def test_decode_acks_reads_a_single_ack_and_a_batch() -> None:
+    from protocols.payloads import MAX_ACKS_PER_BATCH, Ack, AckBatch, decode_acks
+
+    one = Ack(checkin_id=uuid4(), gate_id="g1", status="stored")
+    assert decode_acks(encode(one)) == [one]
+    many = [Ack(checkin_id=uuid4(), gate_id="g1", status="duplicate") for _ in range(MAX_ACKS_PER_BATCH)]
+    raw = encode(AckBatch(gate_id="g1", acks=many))
+    assert len(raw) < 64 * 1024
+    assert decode_acks(raw) == many
+
+
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        ({"v": 1, "gate_id": "g1", "acks": []}, Reason.MALFORMED),
+        ({"v": 2, "gate_id": "g1", "acks": [{"checkin_id": str(uuid4()), "gate_id": "g1", "status": "stored"}]},
+         Reason.UNSUPPORTED_VERSION),
+        ({"v": 1, "gate_id": "g1", "acks": [{"checkin_id": "x", "gate_id": "g1", "status": "stored"}]},
+         Reason.MALFORMED),
+        ({"v": 1, "gate_id": "g1", "acks": [{"checkin_id": str(uuid4()), "gate_id": "g2", "status": "stored"}]},
+         Reason.MALFORMED),
+    ],
+)
+def test_decode_acks_refuses_bad_batches(body: dict, reason: Reason) -> None:
+    from protocols.payloads import decode_acks
+
+    with pytest.raises(PayloadError) as refused:
+        decode_acks(json.dumps(body))
+    assert refused.value.reason is reason

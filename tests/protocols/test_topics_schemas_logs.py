@@ -13,6 +13,7 @@ from protocols.logs import StructuredFormatter, mask_email, mask_id_number, mask
 from protocols.payloads import (
     MODELS,
     Ack,
+    AckBatch,
     Change,
     CheckIn,
     Command,
@@ -67,6 +68,7 @@ def sample_payloads():
             outcome="refused",
         ),
         "ack": Ack(checkin_id=uuid4(), gate_id="g1", status="stored"),
+        "ack_batch": AckBatch(gate_id="g1", acks=[Ack(checkin_id=uuid4(), gate_id="g1", status="duplicate")]),
         "gate_status": GateStatus(gate_id="g1", state="online", since=NOW),
         "heartbeat": Heartbeat(
             gate_id="g1", sent_at=NOW, cache_seq=1, outbox_pending=0, software_version="1"
