@@ -74,8 +74,22 @@
         : `<span class="badge">${T("Chưa đến", "Not yet")}</span>`) + "</li>").join("");
   }
 
+  let walkinsShown = null;
+
   function renderWalkins() {
+    // Re-render only when the list changed, and keep what the organiser was typing in a note: the list is
+    // refreshed every second and on every check-in.
+    const shown = JSON.stringify(state.walkins || []);
+    if (shown === walkinsShown) return;
+    walkinsShown = shown;
     const list = byId("dash-walkins");
+    const notes = {};
+    list.querySelectorAll("li[data-walkin]").forEach((li) => {
+      const note = li.querySelector("input[name=note]");
+      if (note && note.value) notes[li.dataset.walkin] = note.value;
+    });
+    const focused = document.activeElement && list.contains(document.activeElement)
+      ? document.activeElement.closest("li[data-walkin]")?.dataset.walkin : null;
     const canDecide = root.dataset.canDecide === "1";
     list.innerHTML = (state.walkins || []).map((w) => {
       let form = "";
@@ -91,6 +105,11 @@
       return `<li data-walkin="${w.id}"><strong>${esc(w.full_name)}</strong> · ${esc(w.organisation)} · ` +
         `${esc(w.id_masked)} ${form}</li>`;
     }).join("");
+    list.querySelectorAll("li[data-walkin]").forEach((li) => {
+      const note = li.querySelector("input[name=note]");
+      if (note && notes[li.dataset.walkin]) note.value = notes[li.dataset.walkin];
+      if (note && li.dataset.walkin === focused) note.focus();
+    });
   }
 
   function renderGates() {
