@@ -28,12 +28,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import _procmem
+from _procmem import memory_now
 
 # Only light modules at the top: children run this file and must import only what they measure.
 
@@ -43,17 +45,6 @@ TOKEN = "bench-token"
 GATE_ID = "bench-1"
 SAMPLED_CODES = 200
 STREAM_MEDIA_TYPE = "application/x-ndjson"  # protocols.payloads.SNAPSHOT_STREAM_MEDIA_TYPE (checked by the child)
-
-
-def memory_now() -> dict[str, float]:
-    """This process's VmRSS, VmHWM (from /proc/self/status) and ru_maxrss, in MiB."""
-    figures: dict[str, float] = {}
-    for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
-        name, _, value = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            figures[name] = int(value.split()[0]) / 1024
-    figures["ru_maxrss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return figures
 
 
 # ----- children ---------------------------------------------------------------------------------------------
@@ -159,13 +150,7 @@ CHILDREN = {"prepare": child_prepare, "load": child_load}
 
 def run_child(mode: str, *extra: str) -> dict[str, Any]:
     """Run this script as a fresh child process in ``mode``; return the JSON it printed last."""
-    import subprocess
-
-    command = [sys.executable, str(Path(__file__).resolve()), "--child", mode, *extra]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"child {mode} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return _procmem.run_child(__file__, mode, *extra)
 
 
 # ----- a stand-in central serving the recorded answers ------------------------------------------------------

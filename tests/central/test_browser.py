@@ -10,48 +10,27 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from werkzeug.serving import make_server
 
 from central.app import create_app
 from central.db import database
 from central.devtools.mailcatcher import MailCatcher
 from central.notify.sms import LogSender
 
+from ..conftest import CHROMIUM, ThreadedServer
 from .conftest import API_TOKEN
 from .staff import PASSWORD, make_users
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 TITLE = "Hội nghị sơ kết 6 tháng đầu năm về chuyển đổi số"
 NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
-
-
-class Server:
-    """Central on a werkzeug server in a thread."""
-
-    def __init__(self, app: Any) -> None:
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.shutdown()
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture
@@ -83,21 +62,10 @@ def central(tmp_path: Path, mail: MailCatcher) -> Iterator[tuple[str, LogSender]
             "leader_name": "Ông Lê Văn C",
         })
         assert response.status_code == 201
-    with Server(app) as server:
+    with ThreadedServer(app) as server:
         yield server.url, sms
     if not database.is_closed():
         database.close()
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    """A headless Chromium."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
 
 
 def _shot(page: Any, name: str) -> None:

@@ -15,7 +15,6 @@ import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.serving import make_server
 
 from central import models
 from central.db import database
@@ -25,6 +24,7 @@ from central.services.checkins import store_checkin
 from protocols import payloads
 from protocols.reasons import Reason
 
+from ..conftest import ThreadedServer
 from .conftest import START, Api, Clock
 from .staff import PASSWORD, csrf, login, make_users
 
@@ -244,26 +244,9 @@ def test_walkins_awaiting_approval(app: Flask, client: FlaskClient, world: dict[
 # --- the event stream ------------------------------------------------------------------------------------------
 
 
-class Server:
-    """The app on a threaded werkzeug server (like ``vaora-central serve``)."""
-
-    def __init__(self, app: Flask) -> None:
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.shutdown()
-        self.thread.join(timeout=10)
-
-
 @pytest.fixture
 def served(app: Flask, world: dict[str, Any]) -> Iterator[str]:
-    with Server(app) as server:
+    with ThreadedServer(app) as server:
         yield server.url
     hub = app.extensions.get("vaora_live")
     if hub is not None:

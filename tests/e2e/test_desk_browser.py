@@ -27,14 +27,12 @@ from PIL import Image
 from central.db import database, open_database
 from central.devtools.mailcatcher import MailCatcher
 
+from ..conftest import CHROMIUM, CHROMIUM_ARGS
 from .conftest import Central
-from .test_spine import RELAY, high_periods, scanner_pty, start_gate, wait_until
+from .test_spine import RELAY, high_periods, start_gate, wait_until
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = Path(os.environ.get("VAORA_SCREENSHOT_DIR")
                    or Path(__file__).resolve().parents[2] / "docs" / "screenshots")
 GUARD, GUARD_NAME, PASSWORD = "baove1", "Phạm Văn Bảo", "mat-khau-bao-ve-123"
@@ -43,9 +41,6 @@ NAME = "Nguyễn Thị Ánh Tuyết"
 OTHER_NAME = "Trần Văn Đức"
 OTHER_CARD = f"079190004321||{OTHER_NAME}|01021990|Nam||"
 CARD = f"001085012345|123456789|{NAME}|15081985|Nữ|Số 1 Đinh Tiên Hoàng, Hoàn Kiếm, Hà Nội|20042021"
-
-__all__ = ["scanner_pty"]  # the pty fixture, shared with the spine test
-
 
 def shot(page: Any, name: str) -> None:
     """With ``VAORA_SCREENSHOTS=1``, save the page as ``desk-<name>.png`` (for the README)."""

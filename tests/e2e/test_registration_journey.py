@@ -19,24 +19,14 @@ import pytest
 from central.devtools.mailcatcher import MailCatcher
 from protocols.reasons import Reason
 
+from ..conftest import CHROMIUM, CHROMIUM_ARGS
 from .conftest import Central
-from .test_spine import qr_text_of, scan, scanner_pty, start_gate
+from .test_spine import qr_text_of, scan, start_gate
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "registration-phone.png"
 
-__all__ = ["scanner_pty"]  # the pty fixture, shared with the spine test
 
 
 @pytest.fixture

@@ -74,15 +74,6 @@ def high_periods(pin) -> list[float]:
     return periods
 
 
-@pytest.fixture
-def scanner_pty():
-    """A pseudo-terminal pair: the gate opens the slave as its serial scanner; the test types on the master."""
-    master, slave = os.openpty()
-    yield master, os.ttyname(slave)
-    os.close(master)
-    os.close(slave)
-
-
 def setup_meeting(central: Central, mail: MailCatcher, scheme: str, email: str) -> dict:
     """Office creates a meeting and invitation; the organisation registers a delegate; the mail arrives."""
     now = datetime.now(UTC)
