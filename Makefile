@@ -25,7 +25,7 @@ lint: bootstrap
 	$(VENV)/bin/ruff check .
 
 demo: bootstrap
-	$(PY) -m central.demo $(DEMO_ARGS)
+	$(PY) -m devtools.demo $(DEMO_ARGS)
 
 schemas: bootstrap
 	$(PY) -m protocols.schemas

@@ -37,8 +37,8 @@ sys.path.insert(0, str(REPO))
 
 from central import models  # noqa: E402
 from central.db import create_tables, database, open_database  # noqa: E402
-from central.devtools.broker import LocalBroker  # noqa: E402
-from central.devtools.ports import free_port  # noqa: E402
+from devtools.broker import LocalBroker  # noqa: E402
+from devtools.ports import free_port  # noqa: E402
 from protocols import payloads, topics  # noqa: E402
 
 PASSWORD = "mat-khau-do-hieu-nang-2026"

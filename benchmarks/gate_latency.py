@@ -34,6 +34,7 @@ import inspect
 import logging
 import os
 import struct
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -43,7 +44,9 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-from _gate_fixture import (  # benchmarks/ is sys.path[0] when run as a script
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for devtools
+
+from _gate_fixture import (
     GATE_ID,
     RELAY,
     SITE_ID,
@@ -64,7 +67,7 @@ from _gate_fixture import (  # benchmarks/ is sys.path[0] when run as a script
 from evdev import InputEvent, ecodes
 from evdev.eventio import EventIO
 
-from central.devtools.broker import LocalBroker
+from devtools.broker import LocalBroker
 from gate.app import Gate
 from gate.cache import GateCache
 from gate.decision import decide

@@ -6,7 +6,7 @@ itself is counted:
 - ``python``: a bare interpreter; ``import``: after importing what a gate loads (``gate.app``, the serial
   scanner, gpiozero's MockFactory) - the baseline that makes the cost of the cache visible;
 - ``cold start``: a ``Gate`` built from its config alone (serial scanner on a pty, ``MqttTransport`` to a
-  private Mosquitto started with ``central.devtools.broker.LocalBroker``, MockFactory pins) with an empty data
+  private Mosquitto started with ``devtools.broker.LocalBroker``, MockFactory pins) with an empty data
   directory, so ``start()`` fetches the 100,000-delegate snapshot over HTTP with the real ``fetch_snapshot``
   from a stand-in central serving central's NDJSON stream (recorded), loading it entry by entry, then 100
   scans (50 compact, 50 signed, all admitted) typed on the pty and acknowledged over MQTT by a stand-in
@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                              "--snapshot", str(snapshot_path), "--codes", str(codes_path))
         from _gate_fixture import GATE_ID, AckingCentral, header, load_average
 
-        from central.devtools.broker import LocalBroker
+        from devtools.broker import LocalBroker
 
         server, served = serve_snapshot(snapshot_path, GATE_ID)
         central_url = f"http://127.0.0.1:{server.server_address[1]}"

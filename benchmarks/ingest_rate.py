@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from central import models
 from central.db import create_tables, database, open_database
-from central.devtools.broker import LocalBroker
 from central.ingest import IngestWorker
+from devtools.broker import LocalBroker
 from protocols import payloads, topics
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -24,12 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from central import models
 from central.db import create_tables, database, open_database, write_transaction
-from central.devtools.mailcatcher import MailCatcher
 from central.mailqueue.models import MailJob
 from central.mailqueue.queue import enqueue_delegate_code, new_batch
 from central.mailqueue.worker import MailWorker, PooledSmtpSender
 from central.notify.mail import SmtpMailSender
 from central.services.delegates import register_delegate
+from devtools.mailcatcher import MailCatcher
 
 MAIL_FROM = "vanphong@ubnd.example.vn"
 TARGET_SECONDS = 30.0
@@ -179,7 +179,7 @@ def main() -> int:
     print(f"- machine: {machine()}")
     print(
         f"- command: `python benchmarks/mail_bulk.py --mails {args.mails}` (database: {engine}, "
-        "SMTP: central.devtools.mailcatcher on 127.0.0.1)"
+        "SMTP: devtools.mailcatcher on 127.0.0.1)"
     )
     print(
         f"- each mail: text + HTML with inline QR PNG, PDF ticket (QR + Code128), .ics; "

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gpiozero.pins.mock import MockFactory
 
 from benchmarks._gate_fixture import SITE_ID, build_world, header, median, unreachable_central
-from central.devtools.broker import LocalBroker
+from devtools.broker import LocalBroker
 from gate.app import Gate
 from gate.cache import GateCache
 from gate.config import parse_config

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from enum import StrEnum
 
 ROOT = "vaora/v1"
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -60,12 +62,42 @@ ALL_GATE_STATUS = f"{ROOT}/gates/+/status"
 ALL_GATE_HEARTBEATS = f"{ROOT}/gates/+/heartbeat"
 ALL_GATE_COMMAND_RESULTS = f"{ROOT}/gates/+/command-results"
 
-_GATE_TOPIC = re.compile(rf"^{re.escape(ROOT)}/gates/([^/]+)/[^/]+$")
+_GATE_TOPIC = re.compile(rf"^{re.escape(ROOT)}/gates/([^/]+)/([^/]+)$")
+
+
+class GateChannel(StrEnum):
+    """The per-gate topics, by their last segment."""
+
+    CHECKINS = "checkins"
+    ACKS = "acks"
+    STATUS = "status"
+    HEARTBEAT = "heartbeat"
+    COMMANDS = "commands"
+    COMMAND_RESULTS = "command-results"
+
+
+@dataclass(frozen=True)
+class GateTopic:
+    """A parsed per-gate topic: which gate, and which of its channels."""
+
+    gate_id: str
+    channel: GateChannel
+
+
+def parse_gate_topic(topic: str) -> GateTopic | None:
+    """Parse ``vaora/v1/gates/<gate>/<channel>``; None when it is not a per-gate topic of this tree, the gate id
+    is invalid or the channel unknown."""
+    match = _GATE_TOPIC.fullmatch(topic) if isinstance(topic, str) else None
+    if match is None or not is_valid_id(match.group(1)):
+        return None
+    try:
+        channel = GateChannel(match.group(2))
+    except ValueError:
+        return None
+    return GateTopic(match.group(1), channel)
 
 
 def gate_id_from_topic(topic: str) -> str | None:
     """Return the gate id in a per-gate topic, or None when the topic is not one or the id is invalid."""
-    match = _GATE_TOPIC.fullmatch(topic)
-    if match is None or not is_valid_id(match.group(1)):
-        return None
-    return match.group(1)
+    parsed = parse_gate_topic(topic)
+    return parsed.gate_id if parsed is not None else None

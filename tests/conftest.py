@@ -3,6 +3,9 @@
 - ``broker``: a started ``LocalBroker`` (own config, free port, persistence) in ``tmp_path``.
 - ``broker_factory``: ``make(**LocalBroker kwargs) -> LocalBroker``, started; for several brokers or ACLs.
 - ``mail``: a started ``MailCatcher``.
+- ``wait_until(predicate, timeout=...)``: the one polling helper; waits on a condition, never on the clock
+  alone. Its timeouts, and every process start-up wait, are multiplied by ``VAORA_TEST_TIMEOUT_SCALE``
+  (see :func:`scaled`) so a loaded machine gets more time without any test changing.
 - ``database_url``: runs the test twice, on SQLite (a file in ``tmp_path``) and on PostgreSQL (a fresh
   database on 127.0.0.1:5432, dropped afterwards). Without a reachable PostgreSQL the postgres run is
   skipped, unless ``VAORA_REQUIRE_POSTGRES=1`` (set by ``.ci/run``), in which case it fails.
@@ -12,16 +15,44 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from central.devtools.broker import LocalBroker
-from central.devtools.mailcatcher import MailCatcher
+from devtools.broker import LocalBroker
+from devtools.mailcatcher import MailCatcher
 
 pytest_plugins = ["pytester"]
+
+TIMEOUT_SCALE = float(os.environ.get("VAORA_TEST_TIMEOUT_SCALE", "1") or "1")
+"""The single setting that stretches every wait of the suite (condition timeouts, process start-up)."""
+
+
+def scaled(seconds: float) -> float:
+    """Return ``seconds`` stretched by ``VAORA_TEST_TIMEOUT_SCALE`` (default 1)."""
+    return seconds * max(TIMEOUT_SCALE, 0.1)
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01,
+               message: str | Callable[[], str] = "") -> Any:
+    """Poll ``predicate`` until it returns something truthy and return that; fail the test after ``timeout``
+    (scaled) seconds with ``message`` (a string or a callable giving one, e.g. a log tail).
+
+    The timeout is only a ceiling for a broken run: a passing test returns as soon as the condition holds, so
+    ceilings are generous and nothing here asserts how long a wait took.
+    """
+    deadline = time.monotonic() + scaled(timeout)
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            detail = message() if callable(message) else message
+            pytest.fail(f"condition not met within {scaled(timeout):.1f} s" + (f": {detail}" if detail else ""))
+        time.sleep(interval)
 
 POSTGRES_HOST = os.environ.get("VAORA_PG_HOST", "127.0.0.1")
 POSTGRES_USER = "postgres"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import smtplib
 import socket
@@ -14,11 +15,13 @@ import paho.mqtt.client as mqtt
 import pytest
 from playhouse.db_url import connect
 
-from central.devtools.broker import BrokerError, LocalBroker
-from central.devtools.mailcatcher import MailCatcher
-from central.devtools.ports import free_port
+from devtools.broker import BrokerError, LocalBroker
+from devtools.mailcatcher import MailCatcher
+from devtools.ports import free_port
 
 TIMEOUT = 10.0
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _client(broker: LocalBroker, client_id: str, *, clean_session: bool = True) -> mqtt.Client:
@@ -224,6 +227,7 @@ def test_unreachable_postgres_skips_unless_required(
     pytester.makepyfile(POSTGRES_POLICY_TEST)
     monkeypatch.setenv("VAORA_PG_PORT", str(free_port()))  # nothing listens there
     monkeypatch.setenv("VAORA_REQUIRE_POSTGRES", required)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     result = pytester.runpytest_subprocess("-m", "postgres", "-p", "no:cacheprovider", "-rsf")
     result.assert_outcomes(**{outcome: 1})
     result.stdout.fnmatch_lines(["*PostgreSQL at 127.0.0.1:* unavailable*"])
@@ -240,7 +244,7 @@ def test_broker_moves_off_a_port_taken_meanwhile_but_not_off_a_given_one(
             LocalBroker(tmp_path / "given", port=taken).start()
 
         offered = iter([taken, free_port()])
-        monkeypatch.setattr("central.devtools.broker.free_port", lambda host="127.0.0.1": next(offered))
+        monkeypatch.setattr("devtools.broker.free_port", lambda host="127.0.0.1": next(offered))
         with LocalBroker(tmp_path / "auto") as broker:
             assert broker.port != taken
             socket.create_connection((broker.host, broker.port), timeout=1).close()

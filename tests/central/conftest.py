@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 
 from central.app import create_app
 from central.db import database
-from central.devtools.mailcatcher import MailCatcher
+from devtools.mailcatcher import MailCatcher
 
 API_TOKEN = "test-api-token-0123456789"
 START = datetime(2025, 3, 10, 1, 0, tzinfo=UTC)  # 08:00 in Hà Nội

@@ -16,7 +16,7 @@ import pytest
 from paho.mqtt.reasoncodes import ReasonCode
 
 from central.broker_auth import CENTRAL_USERNAME, GateAccount, provision, render_acl
-from central.devtools.ports import free_port
+from devtools.ports import free_port
 from protocols import topics
 
 SHIPPED = Path(__file__).resolve().parents[2] / "systemd" / "mosquitto" / "vaora.conf"

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from central.broker_auth import CENTRAL_USERNAME, GateAccount, render_acl
-from central.devtools.ports import free_port
+from devtools.ports import free_port
 from protocols import topics
 
 SHIPPED = Path(__file__).resolve().parents[2] / "systemd" / "mosquitto" / "vaora-tls.conf"

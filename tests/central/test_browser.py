@@ -19,8 +19,8 @@ import pytest
 
 from central.app import create_app
 from central.db import database
-from central.devtools.mailcatcher import MailCatcher
 from central.notify.sms import LogSender
+from devtools.mailcatcher import MailCatcher
 
 from ..conftest import CHROMIUM, ThreadedServer
 from .conftest import API_TOKEN

@@ -13,8 +13,8 @@ import pytest
 
 from central.changefeed import ChangeFeed
 from central.db import create_tables, database, open_database
-from central.devtools.broker import LocalBroker
 from central.services.changes import append_change
+from devtools.broker import LocalBroker
 from protocols import topics
 from protocols.payloads import Change, DelegateRevoke, decode
 

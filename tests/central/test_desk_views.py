@@ -14,8 +14,8 @@ from flask.testing import FlaskClient
 
 from central import models
 from central.db import database
-from central.devtools.broker import LocalBroker
 from central.services import walkins
+from devtools.broker import LocalBroker
 
 from .conftest import START, Api, Clock
 from .staff import csrf, login, make_users, post_form

@@ -15,11 +15,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from central.db import database
-from central.devtools.broker import LocalBroker
 from central.ingest import IngestWorker
 from central.mqtt_out import close_publishers
 from central.services import gate_commands, venues
 from central.services.checkins import record_heartbeat
+from devtools.broker import LocalBroker
 from protocols import payloads, topics
 from protocols.reasons import Reason
 

@@ -17,8 +17,8 @@ import pytest
 
 from central import models
 from central.db import database
-from central.devtools.broker import LocalBroker
 from central.ingest import IngestWorker, ack_messages
+from devtools.broker import LocalBroker
 from protocols import topics
 from protocols.payloads import (
     MAX_ACKS_PER_BATCH,

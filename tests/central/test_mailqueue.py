@@ -14,7 +14,6 @@ import pytest
 
 from central import models
 from central.db import create_tables, database, open_database
-from central.devtools.mailcatcher import MailCatcher
 from central.mailqueue import (
     QueuedMailSender,
     batch_progress,
@@ -26,6 +25,7 @@ from central.mailqueue.models import MailJob
 from central.mailqueue.queue import backoff, claim_due
 from central.mailqueue.worker import MailWorker, PooledSmtpSender
 from central.services.delegates import register_delegate, send_code_email
+from devtools.mailcatcher import MailCatcher
 
 START = datetime(2025, 3, 10, 1, 0, tzinfo=UTC)
 NOW = START - timedelta(days=2)

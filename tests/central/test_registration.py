@@ -13,7 +13,7 @@ from PIL import Image
 
 from central import models
 from central.db import database
-from central.devtools.mailcatcher import MailCatcher
+from devtools.mailcatcher import MailCatcher
 from protocols.codes import (
     Scheme,
     check_compact,

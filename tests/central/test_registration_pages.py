@@ -17,9 +17,9 @@ from flask.testing import FlaskClient
 
 from central import models
 from central.db import database
-from central.devtools.mailcatcher import MailCatcher
 from central.mailqueue import MailJob
 from central.mailqueue.worker import MailWorker, PooledSmtpSender
+from devtools.mailcatcher import MailCatcher
 
 from .conftest import Api, Clock
 

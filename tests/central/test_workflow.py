@@ -17,11 +17,11 @@ from flask.testing import FlaskClient
 
 from central import models
 from central.db import database
-from central.devtools.mailcatcher import MailCatcher
 from central.notify.mail import SmtpMailSender
 from central.notify.sms import LogSender
 from central.services import deliveries
 from central.web import delivery_channels
+from devtools.mailcatcher import MailCatcher
 
 from .conftest import AUTH, Clock
 from .staff import login, make_users, page_token, post_form, setup_meeting

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from central.devtools.broker import LocalBroker
-from central.devtools.mailcatcher import MailCatcher
-from central.devtools.ports import free_port
+from devtools.broker import LocalBroker
+from devtools.mailcatcher import MailCatcher
+from devtools.ports import free_port
 
 API_TOKEN = "e2e-organiser-token"
 REPO = Path(__file__).resolve().parents[2]

@@ -20,9 +20,9 @@ from gpiozero.pins.mock import MockFactory
 
 from central import models
 from central.db import database, open_database
-from central.devtools.mailcatcher import MailCatcher
 from central.mqtt_out import MqttPublisher
 from central.services import gate_commands
+from devtools.mailcatcher import MailCatcher
 from gate.app import Gate
 from gate.config import parse_config
 from tests.gate.gate_helpers import IdleScanner

@@ -55,7 +55,7 @@ class Terminal:
 
 def test_demo_admits_its_codes_and_stops_cleanly_on_ctrl_c(tmp_path):
     process = subprocess.Popen(
-        [sys.executable, "-m", "central.demo", "--data-dir", str(tmp_path / "demo")],
+        [sys.executable, "-m", "devtools.demo", "--data-dir", str(tmp_path / "demo")],
         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, text=True,
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )

@@ -25,7 +25,7 @@ import zxingcpp
 from PIL import Image
 
 from central.db import database, open_database
-from central.devtools.mailcatcher import MailCatcher
+from devtools.mailcatcher import MailCatcher
 
 from ..conftest import CHROMIUM, CHROMIUM_ARGS
 from .conftest import Central

@@ -26,8 +26,8 @@ from gpiozero.pins.mock import MockFactory
 
 from central import models
 from central.db import create_tables, database, open_database
-from central.devtools.broker import LocalBroker
 from central.ingest import IngestWorker
+from devtools.broker import LocalBroker
 from gate.app import Gate
 from gate.cache import GateCache
 from gate.config import parse_config

@@ -25,8 +25,8 @@ from gpiozero.pins.mock import MockFactory
 
 from central.changefeed import ChangeFeed
 from central.db import create_tables, database, open_database
-from central.devtools.broker import LocalBroker
 from central.services.changes import append_change
+from devtools.broker import LocalBroker
 from gate.app import Gate
 from gate.cache import GateCache
 from gate.config import parse_config

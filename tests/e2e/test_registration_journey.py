@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from central.devtools.mailcatcher import MailCatcher
+from devtools.mailcatcher import MailCatcher
 from protocols.reasons import Reason
 
 from ..conftest import CHROMIUM, CHROMIUM_ARGS

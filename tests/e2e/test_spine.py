@@ -21,7 +21,7 @@ import zxingcpp
 from gpiozero.pins.mock import MockFactory
 from PIL import Image
 
-from central.devtools.mailcatcher import MailCatcher
+from devtools.mailcatcher import MailCatcher
 from gate.app import Gate
 from gate.config import parse_config
 from protocols.codes import SignedClaims, encode_signed, generate_compact, generate_signing_key

@@ -29,7 +29,7 @@ from gpiozero.pins.mock import MockFactory
 
 from central import models
 from central.db import database, open_database
-from central.devtools.broker import LocalBroker
+from devtools.broker import LocalBroker
 from gate.app import Gate
 from gate.cache import GateCache
 from gate.config import parse_config

@@ -13,7 +13,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from central.devtools.broker import LocalBroker
+from devtools.broker import LocalBroker
 from gate.app import Gate
 from gate.cache import GateCache
 from gate.config import GateConfig

@@ -16,7 +16,7 @@ from typing import ClassVar
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from central.devtools.ports import free_port
+from devtools.ports import free_port
 from gate.app import Gate
 from gate.cache import GateCache
 from gate.config import GateConfig

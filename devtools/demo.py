@@ -5,7 +5,7 @@ and a gate on simulated pins (gpiozero MockFactory) that reads codes typed or pa
 The demo seeds two meetings (one per code scheme) through the real JSON API, registers one delegate in each,
 takes their codes out of the e-mails the mail catcher received, and prints them. Ctrl-C stops it all.
 
-    python -m central.demo [--http-port N] [--mqtt-port N] [--smtp-port N] [--data-dir var/demo]
+    python -m devtools.demo [--http-port N] [--mqtt-port N] [--smtp-port N] [--data-dir var/demo]
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from werkzeug.serving import make_server
 
 from central.app import create_app
 from central.changefeed import ChangeFeed
-from central.devtools.broker import LocalBroker
-from central.devtools.mailcatcher import MailCatcher
-from central.devtools.ports import free_port
 from central.ingest import IngestWorker
+from devtools.broker import LocalBroker
+from devtools.mailcatcher import MailCatcher
+from devtools.ports import free_port
 from protocols.codes import format_compact, generate_compact
 from protocols.reasons import describe
 
@@ -81,7 +81,7 @@ port = {status_port}
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m central.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m devtools.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--http-port", type=int, default=0, help="central's HTTP port (default: a free one)")
     parser.add_argument("--mqtt-port", type=int, default=0, help="Mosquitto's port (default: a free one)")
     parser.add_argument("--smtp-port", type=int, default=0, help="the mail catcher's port (default: a free one)")

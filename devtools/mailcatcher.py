@@ -19,7 +19,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from central.devtools.ports import free_port
+from devtools.ports import free_port
 
 logger = logging.getLogger(__name__)
 
