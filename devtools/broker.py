@@ -8,6 +8,9 @@ persistence file is saved after every change, so QoS-1 messages queued for persi
 Mosquitto 2.0, started as root, drops privileges to the ``mosquitto`` user, which then cannot write the log
 and persistence files in a root-owned temporary directory; the generated config therefore says ``user root``
 when the effective uid is 0. Run as any other user, Mosquitto keeps that user (no ``user`` line needed).
+
+Every timeout here (start-up, ``wait_for_log``, ``wait_persisted``, ``stop``) is stretched by
+``VAORA_TEST_TIMEOUT_SCALE`` (:func:`devtools.timeouts.scaled`): callers pass the unscaled ceiling.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 from types import TracebackType
 
 from devtools.ports import free_port
+from devtools.timeouts import scaled
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +75,8 @@ class LocalBroker:
     ``directory`` receives ``mosquitto.conf``, ``mosquitto.log``, ``mosquitto.stderr`` and ``data/`` (the
     persistence location). ``port=None`` picks a free port at the first ``start()`` and keeps it for every
     restart. ``extra_config`` is appended verbatim (e.g. ``password_file ...`` / ``acl_file ...`` lines);
-    pass ``allow_anonymous=False`` with it rather than a second ``allow_anonymous`` line.
+    pass ``allow_anonymous=False`` with it rather than a second ``allow_anonymous`` line. ``start_timeout`` is
+    the (unscaled) ceiling for one start, including a restart's retries on a lingering port.
     """
 
     def __init__(
@@ -84,7 +89,7 @@ class LocalBroker:
         extra_config: str = "",
         max_queued_messages: int = 1000,
         executable: str | None = None,
-        start_timeout: float = 10.0,
+        start_timeout: float = 20.0,
     ) -> None:
         self.directory = Path(directory).resolve()
         self._host = host
@@ -204,10 +209,10 @@ class LocalBroker:
 
         E.g. ``wait_for_log("Client gate-g1 disconnected", since=mark)`` with ``mark = log_position()``.
         """
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while text not in self.log_since(since):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{text!r} not in the broker log within {timeout}s:\n{self.log_tail()}")
+                raise TimeoutError(f"{text!r} not in the broker log within {scaled(timeout):.1f}s:\n{self.log_tail()}")
             time.sleep(0.02)
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -253,7 +258,7 @@ class LocalBroker:
                 stderr=subprocess.STDOUT,
                 cwd=self.directory,
             )
-        deadline = time.monotonic() + self.start_timeout
+        deadline = time.monotonic() + scaled(self.start_timeout)
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 code = self._process.returncode
@@ -269,7 +274,8 @@ class LocalBroker:
         self._process.wait()
         self._process = None
         raise BrokerError(
-            f"mosquitto did not listen on port {self._port} within {self.start_timeout}s:\n{self.log_tail()}"
+            f"mosquitto did not listen on port {self._port} within {scaled(self.start_timeout):.1f}s:\n"
+            f"{self.log_tail()}"
         )
 
     def _log_says_running(self) -> bool:
@@ -284,7 +290,7 @@ class LocalBroker:
         kill call this first. (The file is replaced atomically at each save, so reading it is safe.)
         """
         database = self.persistence_dir / "mosquitto.db"
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while True:
             try:
                 if payload in database.read_bytes():
@@ -292,7 +298,7 @@ class LocalBroker:
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{payload!r} not persisted to {database} within {timeout}s")
+                raise TimeoutError(f"{payload!r} not persisted to {database} within {scaled(timeout):.1f}s")
             time.sleep(0.02)
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -303,7 +309,7 @@ class LocalBroker:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             try:
-                process.wait(timeout=timeout)
+                process.wait(timeout=scaled(timeout))
             except subprocess.TimeoutExpired:
                 logger.warning("broker ignored SIGTERM, killing pid=%s", process.pid)
                 process.kill()
@@ -325,7 +331,7 @@ class LocalBroker:
     def restart(self) -> LocalBroker:
         """Stop (if running) and start again on the same port, with the same persistence."""
         self.stop()
-        deadline = time.monotonic() + self.start_timeout
+        deadline = time.monotonic() + scaled(self.start_timeout)
         while True:
             try:
                 return self.start()

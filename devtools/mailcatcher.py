@@ -3,6 +3,9 @@
 Each received message is parsed into an ``email.message.EmailMessage`` (``policy=email.policy.default``, so
 RFC 2047 headers such as a Vietnamese subject come back as text) and gets two extra headers from the SMTP
 envelope, as aiosmtpd's own ``Message`` handler does: ``X-MailFrom`` and ``X-RcptTo`` (comma-separated).
+
+Its timeouts (start-up, ``wait_for``) are stretched by ``VAORA_TEST_TIMEOUT_SCALE``
+(:func:`devtools.timeouts.scaled`): callers pass the unscaled ceiling.
 """
 
 from __future__ import annotations
@@ -20,8 +23,12 @@ from typing import Any
 from aiosmtpd.controller import Controller
 
 from devtools.ports import free_port
+from devtools.timeouts import scaled
 
 logger = logging.getLogger(__name__)
+
+READY_TIMEOUT_S = 20.0
+"""The (unscaled) ceiling for the SMTP server thread to start accepting connections."""
 
 
 def _mask_address(address: str) -> str:
@@ -110,7 +117,8 @@ class MailCatcher:
             if self._port is None:
                 self._port = free_port(self._host)
             controller = Controller(
-                _Handler(self), hostname=self._host, port=self._port, enable_SMTPUTF8=True, ready_timeout=10.0
+                _Handler(self), hostname=self._host, port=self._port, enable_SMTPUTF8=True,
+                ready_timeout=scaled(READY_TIMEOUT_S),
             )
             try:
                 controller.start()
@@ -141,14 +149,14 @@ class MailCatcher:
 
         Raises ``TimeoutError`` naming what did arrive when fewer came within ``timeout`` seconds.
         """
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         with self._condition:
             while len(self._messages) < count:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     subjects = [str(message.get("Subject", "")) for message in self._messages]
                     raise TimeoutError(
-                        f"expected {count} mail(s) within {timeout}s, got {len(self._messages)}: {subjects}"
+                        f"expected {count} mail(s) within {scaled(timeout):.1f}s, got {len(self._messages)}: {subjects}"
                     )
                 self._condition.wait(remaining)
             return list(self._messages)

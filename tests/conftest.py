@@ -5,7 +5,8 @@
 - ``mail``: a started ``MailCatcher``.
 - ``wait_until(predicate, timeout=...)``: the one polling helper; waits on a condition, never on the clock
   alone. Its timeouts, and every process start-up wait, are multiplied by ``VAORA_TEST_TIMEOUT_SCALE``
-  (see :func:`scaled`) so a loaded machine gets more time without any test changing.
+  (:func:`scaled`, defined once in ``devtools.timeouts`` and re-exported here) so a loaded machine gets more
+  time without any test changing.
 - ``database_url``: runs the test twice, on SQLite (a file in ``tmp_path``) and on PostgreSQL (a fresh
   database on 127.0.0.1:5432, dropped afterwards). Without a reachable PostgreSQL the postgres run is
   skipped, unless ``VAORA_REQUIRE_POSTGRES=1`` (set by ``.ci/run``), in which case it fails.
@@ -24,17 +25,9 @@ import pytest
 
 from devtools.broker import LocalBroker
 from devtools.mailcatcher import MailCatcher
+from devtools.timeouts import scaled
 
 pytest_plugins = ["pytester"]
-
-TIMEOUT_SCALE = float(os.environ.get("VAORA_TEST_TIMEOUT_SCALE", "1") or "1")
-"""The single setting that stretches every wait of the suite (condition timeouts, process start-up)."""
-
-
-def scaled(seconds: float) -> float:
-    """Return ``seconds`` stretched by ``VAORA_TEST_TIMEOUT_SCALE`` (default 1)."""
-    return seconds * max(TIMEOUT_SCALE, 0.1)
-
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01,
                message: str | Callable[[], str] = "") -> Any:
@@ -54,6 +47,7 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: fl
             pytest.fail(f"condition not met within {scaled(timeout):.1f} s" + (f": {detail}" if detail else ""))
         time.sleep(interval)
 
+
 POSTGRES_HOST = os.environ.get("VAORA_PG_HOST", "127.0.0.1")
 POSTGRES_USER = "postgres"
 POSTGRES_ADMIN_DB = "postgres"
@@ -65,7 +59,7 @@ def _postgres_port() -> int:
 
 def _stop_broker(broker: LocalBroker) -> None:
     try:
-        broker.stop(timeout=5)
+        broker.stop(timeout=10)  # LocalBroker scales its own timeouts
     finally:
         broker.kill()
 
@@ -113,7 +107,7 @@ def _admin_connection() -> Any:
         port=_postgres_port(),
         user=POSTGRES_USER,
         dbname=POSTGRES_ADMIN_DB,
-        connect_timeout=3,
+        connect_timeout=max(1, round(scaled(3))),
         autocommit=True,
     )
 
@@ -201,4 +195,4 @@ class ThreadedServer:
 
     def __exit__(self, *_: object) -> None:
         self.server.shutdown()
-        self.thread.join(timeout=10)
+        self.thread.join(timeout=scaled(10))

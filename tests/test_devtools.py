@@ -1,4 +1,5 @@
-"""The real-process fixtures work: Mosquitto (with persistence across a crash), SMTP catcher, databases."""
+"""The real-process fixtures work: Mosquitto (with persistence across a crash), SMTP catcher, databases, and the
+one timeout scale they all share."""
 
 from __future__ import annotations
 
@@ -18,8 +19,11 @@ from playhouse.db_url import connect
 from devtools.broker import BrokerError, LocalBroker
 from devtools.mailcatcher import MailCatcher
 from devtools.ports import free_port
+from devtools.timeouts import TIMEOUT_SCALE_ENV, scaled
 
-TIMEOUT = 10.0
+TIMEOUT = scaled(10.0)
+"""For the waits this module does itself (paho, smtplib, sockets); devtools' own waits scale inside."""
+MAIL_TIMEOUT = 10.0
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -107,7 +111,7 @@ def test_two_brokers_get_distinct_ports_never_1883(
     assert 1883 not in (broker.port, second.port)
     assert broker.pid != second.pid
     for each in (broker, second):
-        socket.create_connection((each.host, each.port), timeout=1).close()
+        socket.create_connection((each.host, each.port), timeout=TIMEOUT).close()
 
 
 def test_broker_stop_ends_the_process_and_frees_the_port(tmp_path: Path) -> None:
@@ -160,7 +164,7 @@ def test_mail_catcher_keeps_a_vietnamese_subject_intact(mail: MailCatcher) -> No
     with smtplib.SMTP(mail.host, mail.port, timeout=TIMEOUT) as smtp:
         smtp.send_message(message, to_addrs=["lan@sotc.example.vn", "bcc@example.vn"])
 
-    [received] = mail.wait_for(1, timeout=TIMEOUT)
+    [received] = mail.wait_for(1, timeout=MAIL_TIMEOUT)
     assert received["Subject"] == "Giấy mời họp"
     assert received["From"].addresses[0].display_name == "Văn phòng UBND"
     assert "Kính mời đồng chí tới dự họp." in received.get_content()
@@ -185,7 +189,7 @@ def test_mail_catcher_echo_prints_a_masked_one_line_summary() -> None:
         message.set_content("x")
         with smtplib.SMTP(catcher.host, catcher.port, timeout=TIMEOUT) as smtp:
             smtp.send_message(message)
-        catcher.wait_for(1, timeout=TIMEOUT)
+        catcher.wait_for(1, timeout=MAIL_TIMEOUT)
     assert lines == ["mail #1 to=l***@sotc.example.vn subject='Giấy mời họp' attachments=0"]
     assert not catcher.running
 
@@ -247,4 +251,20 @@ def test_broker_moves_off_a_port_taken_meanwhile_but_not_off_a_given_one(
         monkeypatch.setattr("devtools.broker.free_port", lambda host="127.0.0.1": next(offered))
         with LocalBroker(tmp_path / "auto") as broker:
             assert broker.port != taken
-            socket.create_connection((broker.host, broker.port), timeout=1).close()
+            socket.create_connection((broker.host, broker.port), timeout=TIMEOUT).close()
+
+
+@pytest.mark.parametrize(("value", "factor"), [(None, 1.0), ("", 1.0), ("3", 3.0), ("2.5", 2.5), ("abc", 1.0),
+                                               ("0", 0.1), ("-4", 0.1)])
+def test_one_setting_scales_every_wait(monkeypatch: pytest.MonkeyPatch, value: str | None, factor: float) -> None:
+    if value is None:
+        monkeypatch.delenv(TIMEOUT_SCALE_ENV, raising=False)
+    else:
+        monkeypatch.setenv(TIMEOUT_SCALE_ENV, value)
+    assert scaled(10.0) == pytest.approx(10.0 * factor)
+
+
+def test_mail_catcher_wait_for_stretches_with_the_scale(mail: MailCatcher, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TIMEOUT_SCALE_ENV, "2")
+    with pytest.raises(TimeoutError, match=r"within 0\.4s"):
+        mail.wait_for(1, timeout=0.2)
