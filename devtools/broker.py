@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -147,6 +148,9 @@ class LocalBroker:
             "log_type warning",
             "log_type notice",
             "log_type information",
+            # One line per subscription ("<client id> <qos> <filter>"): tests wait on it, see wait_subscribed.
+            "log_type subscribe",
+            "log_type unsubscribe",
             "connection_messages true",
             "log_timestamp_format %Y-%m-%dT%H:%M:%S",
         ]
@@ -213,6 +217,21 @@ class LocalBroker:
         while text not in self.log_since(since):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{text!r} not in the broker log within {scaled(timeout):.1f}s:\n{self.log_tail()}")
+            time.sleep(0.02)
+
+    def wait_subscribed(self, client_id: str, topic_filter: str, since: int = 0, timeout: float = 10.0) -> None:
+        """Wait until the broker has taken client ``client_id``'s subscription to ``topic_filter`` (logged when
+        the broker handles the SUBSCRIBE, just before its SUBACK); ``TimeoutError`` otherwise.
+
+        For processes whose MQTT client the caller cannot reach (e.g. ``vaora-central ingest``): once this
+        returns, what is published to a matching topic reaches that client.
+        """
+        deadline = time.monotonic() + scaled(timeout)
+        pattern = re.compile(rf"^\S+ {re.escape(client_id)} \d {re.escape(topic_filter)}$", re.MULTILINE)
+        while not pattern.search(self.log_since(since)):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{client_id} not subscribed to {topic_filter!r} within {scaled(timeout):.1f}s:\n"
+                                   f"{self.log_tail()}")
             time.sleep(0.02)
 
     # -- lifecycle -------------------------------------------------------------------------------------

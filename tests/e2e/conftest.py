@@ -1,14 +1,18 @@
-"""Fixtures for end-to-end tests: central's web server and ingest worker as real processes."""
+"""Fixtures for end-to-end tests: central's web server and ingest worker as real processes.
+
+``central`` is ready when its web server answers and its ingest worker's subscriptions are taken by the broker;
+both waits scale with ``VAORA_TEST_TIMEOUT_SCALE``.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -16,8 +20,15 @@ import requests
 from devtools.broker import LocalBroker
 from devtools.mailcatcher import MailCatcher
 from devtools.ports import free_port
+from protocols import topics
+from tests.conftest import scaled, wait_until
 
 API_TOKEN = "e2e-organiser-token"
+STARTUP_TIMEOUT_S = 60.0
+"""Ceiling (unscaled) for a central process to answer after it was spawned; a loaded machine needs many
+seconds to import Flask and the app, a quiet one about one."""
+INGEST_CLIENT_ID = "vaora-central-ingest"
+"""The MQTT client id of ``vaora-central ingest`` (its persistent session at the broker)."""
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -33,7 +44,7 @@ class Central:
     def api(self, method: str, path: str, **kwargs) -> requests.Response:
         """Call the JSON API as the office (with the organiser token)."""
         headers = {"Authorization": f"Bearer {API_TOKEN}", **kwargs.pop("headers", {})}
-        return requests.request(method, f"{self.url}{path}", headers=headers, timeout=10, **kwargs)
+        return requests.request(method, f"{self.url}{path}", headers=headers, timeout=scaled(30), **kwargs)
 
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -43,18 +54,22 @@ def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     )
 
 
-def _wait_http(url: str, process: subprocess.Popen, log: Path, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"central exited early:\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"central did not answer at {url}:\n{log.read_text(errors='replace')[-3000:]}")
+def _answers(url: str, process: subprocess.Popen, log: Path) -> bool:
+    """True once ``url`` answers 200; fails the test at once when the process has exited."""
+    if process.poll() is not None:
+        pytest.fail(f"central exited early (rc={process.returncode}):\n{log_tail(log)}")
+    try:
+        return requests.get(url, timeout=scaled(2)).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def log_tail(log: Path, chars: int = 3000) -> str:
+    """The end of a process's log file, for failure messages."""
+    try:
+        return log.read_text(errors="replace")[-chars:]
+    except OSError:
+        return ""
 
 
 @pytest.fixture
@@ -75,21 +90,62 @@ def central(tmp_path: Path, broker: LocalBroker, mail: MailCatcher) -> Iterator[
         "VAORA_PUBLIC_URL": f"http://127.0.0.1:{port}",
     }
     log = tmp_path / "central.log"
-    subprocess.run(
-        [sys.executable, "-m", "central.cli", "init-db"], env=env, cwd=REPO, check=True, capture_output=True
-    )
+    subscriptions_from = broker.log_position()
+    subprocess.run([sys.executable, "-m", "central.cli", "init-db"], env=env, cwd=REPO, check=True,
+                   capture_output=True, timeout=scaled(STARTUP_TIMEOUT_S))
     server = _spawn(["serve", "--host", "127.0.0.1", "--port", str(port)], env, log)
-    ingest = _spawn(["ingest"], env, tmp_path / "ingest.log")
+    ingest_log = tmp_path / "ingest.log"
+    ingest = _spawn(["ingest"], env, ingest_log)
     running = Central(f"http://127.0.0.1:{port}", env, database_path, [server, ingest])
     try:
-        _wait_http(f"{running.url}/api/v1/openapi.json", server, log)
+        ready = f"{running.url}/api/v1/openapi.json"
+        wait_until(lambda: _answers(ready, server, log), timeout=STARTUP_TIMEOUT_S, interval=0.1,
+                   message=lambda: f"central did not answer at {ready}:\n{log_tail(log)}")
+        # Ready means the ingest worker listens too: a check-in published before its SUBSCRIBE would be lost.
+        try:
+            broker.wait_subscribed(INGEST_CLIENT_ID, topics.ALL_GATE_CHECKINS, since=subscriptions_from,
+                                   timeout=STARTUP_TIMEOUT_S)
+        except TimeoutError as error:
+            pytest.fail(f"{error}\ningest (rc={ingest.poll()}):\n{log_tail(ingest_log)}")
         yield running
     finally:
         for process in running.processes:
             process.terminate()
         for process in running.processes:
             try:
-                process.wait(timeout=10)
+                process.wait(timeout=scaled(10))
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+# ----- pages in Chromium ---------------------------------------------------------------------------------------
+
+PAGE_TIMEOUT_S = 15.0
+"""Ceiling (unscaled) for every Playwright wait of a page opened with :func:`open_page`."""
+
+
+def open_page(browser: Any, **context_options: Any) -> Any:
+    """A new page in a fresh browser context (Vietnamese locale unless given) whose waits scale with
+    ``VAORA_TEST_TIMEOUT_SCALE`` (Playwright's ``expect`` assertions too); the context closes with the ``browser``
+    fixture."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=scaled(PAGE_TIMEOUT_S) * 1000)
+    context = browser.new_context(**{"locale": "vi-VN", **context_options})
+    page = context.new_page()
+    page.set_default_timeout(scaled(PAGE_TIMEOUT_S) * 1000)
+    return page
+
+
+def watch_live_stream(page: Any) -> None:
+    """Remember the dashboard's live event stream and mark the document, for :func:`updated_live`."""
+    page.evaluate("window.__liveSource = window.vaoraDashboard.source; window.__sameDocument = true")
+
+
+def updated_live(page: Any) -> bool:
+    """True while the page is the document :func:`watch_live_stream` marked, with the same event stream open:
+    what it shows since came over that stream (no reload, no reconnect after the browser gave up)."""
+    return bool(page.evaluate(
+        "window.__sameDocument === true && window.vaoraDashboard.source === window.__liveSource"
+        " && window.__liveSource.readyState === EventSource.OPEN"))

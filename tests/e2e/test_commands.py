@@ -9,8 +9,8 @@ manual check-in the gate records for an ``open``.
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -25,14 +25,18 @@ from central.services import gate_commands
 from devtools.mailcatcher import MailCatcher
 from gate.app import Gate
 from gate.config import parse_config
+from tests.conftest import scaled, wait_until
 from tests.gate.gate_helpers import IdleScanner
 
 from .conftest import Central
-from .test_spine import high_periods, setup_meeting, wait_until
+from .test_spine import high_periods, setup_meeting
 
 RELAY, GREEN, RED = 17, 27, 22
 UNLOCK_SECONDS = 0.5
-MAX_AGE_S = 4.0
+MAX_AGE_S = 60.0
+"""Long enough that a gate restarted on a loaded machine is back well within it; the stale case backdates its
+command (``issue(now=...)``) instead of waiting this long."""
+ANSWER_TIMEOUT_S = 20.0
 
 
 @pytest.fixture
@@ -48,7 +52,7 @@ def central_db(central: Central) -> Iterator[None]:
 @pytest.fixture
 def publisher(broker: Any) -> Iterator[MqttPublisher]:
     client = MqttPublisher(broker.host, broker.port)
-    assert client.wait_connected(5)
+    assert client.wait_connected(scaled(10))
     yield client
     client.stop()
 
@@ -77,7 +81,7 @@ class GateRunner:
         self.gate = Gate(self.config, pin_factory=self.factory, scanner=IdleScanner(), delivery_poll_s=0.1)
         self.gate.start()
         transport: Any = self.gate.transport
-        assert transport.wait_subscribed(10), "the gate subscribed to its commands"
+        assert transport.wait_subscribed(scaled(10)), "the gate subscribed to its commands"
         return self.gate
 
     def stop(self) -> None:
@@ -115,17 +119,12 @@ def test_remote_open_is_acknowledged_and_stored_as_a_manual_entry_with_the_guard
     relay = runner.relay
     assert relay.state == 0
 
-    started = time.monotonic()
     row = gate_commands.issue("lobby-1", "open", "bao-ve-an", note="khách được duyệt",
                               meeting_id=registered["meeting_id"], delegate_id=registered["delegate_id"],
                               publisher=publisher)
-    answered = gate_commands.wait(row.command_id, timeout=10)
-    elapsed = time.monotonic() - started
+    answered = gate_commands.wait(row.command_id, timeout=scaled(ANSWER_TIMEOUT_S))
     assert (answered.status, answered.reason) == ("ok", None), answered.reason
-    assert elapsed < 3, f"acknowledged in {elapsed:.2f} s"
-    wait_until(lambda: len(high_periods(relay)) == 1, timeout=UNLOCK_SECONDS + 3)
-    (opened_for,) = high_periods(relay)
-    assert UNLOCK_SECONDS - 0.05 <= opened_for <= UNLOCK_SECONDS + 0.25
+    wait_until(lambda: len(high_periods(relay)) == 1)  # one pulse that ended by itself (length: tests/gate)
     rows = wait_until(lambda: manual_checkins(central.database_path, row.command_id))
     assert rows == [("bao-ve-an", 1, "manual_open", "entered", registered["meeting_id"],
                      registered["delegate_id"], "lobby-1")]
@@ -133,16 +132,16 @@ def test_remote_open_is_acknowledged_and_stored_as_a_manual_entry_with_the_guard
     assert audit.actor == "bao-ve-an" and audit.target == "gate:lobby-1"
 
     locked = gate_commands.wait(gate_commands.issue("lobby-1", "lockdown", "truong-ca", publisher=publisher)
-                                .command_id, timeout=10)
+                                .command_id, timeout=scaled(ANSWER_TIMEOUT_S))
     assert locked.status == "ok"
     assert runner.gate is not None and runner.gate.mode == "lockdown"
     wait_until(lambda: models.Gate.get(models.Gate.gate_id == "lobby-1").mode == "lockdown")
     refused = gate_commands.wait(gate_commands.issue("lobby-1", "open", "bao-ve-an", publisher=publisher)
-                                 .command_id, timeout=10)
+                                 .command_id, timeout=scaled(ANSWER_TIMEOUT_S))
     assert (refused.status, refused.reason) == ("failed", "locked_down")
     assert len(high_periods(relay)) == 1 and relay.state == 0
     resumed = gate_commands.wait(gate_commands.issue("lobby-1", "resume", "truong-ca", publisher=publisher)
-                                 .command_id, timeout=10)
+                                 .command_id, timeout=scaled(ANSWER_TIMEOUT_S))
     assert resumed.status == "ok" and runner.gate.mode == "normal"
 
 
@@ -156,18 +155,19 @@ def test_offline_gate_times_out_then_executes_within_the_max_age_and_refuses_aft
     waited = gate_commands.wait(row.command_id, timeout=1.0)
     assert (waited.status, waited.reason) == ("timeout", "command_timeout")
     runner.start()  # back within the max age: the queued command runs
-    wait_until(lambda: len(high_periods(runner.relay)) == 1, timeout=UNLOCK_SECONDS + 5)
-    late = wait_until(lambda: (r := gate_commands.get(row.command_id)).status == "ok" and r, timeout=10)
+    wait_until(lambda: len(high_periods(runner.relay)) == 1, timeout=30)
+    late = wait_until(lambda: (r := gate_commands.get(row.command_id)).status == "ok" and r, timeout=30)
     assert late.answered_at is not None
     assert wait_until(lambda: manual_checkins(central.database_path, row.command_id))[0][0] == "bao-ve-an"
     runner.stop()
 
-    stale = gate_commands.issue("lobby-1", "open", "bao-ve-an", publisher=publisher)
+    # Issued while the gate is away and older than the max age by the time it returns (backdated, not waited for).
+    stale = gate_commands.issue("lobby-1", "open", "bao-ve-an", publisher=publisher,
+                                now=datetime.now(UTC) - timedelta(seconds=MAX_AGE_S + 30))
     assert gate_commands.wait(stale.command_id, timeout=0.5).status == "timeout"
-    time.sleep(max(0.0, MAX_AGE_S + 0.5 - (time.time() - stale.issued_at.timestamp())))
     runner.start()
-    refused = wait_until(lambda: (r := gate_commands.get(stale.command_id)).status == "failed" and r, timeout=10)
+    refused = wait_until(lambda: (r := gate_commands.get(stale.command_id)).status == "failed" and r, timeout=30)
     assert refused.reason == "stale_command"
-    time.sleep(UNLOCK_SECONDS)
-    assert high_periods(runner.relay) == [] and runner.relay.state == 0, "a stale open never opens"
+    # The gate answers after deciding: had it opened, the relay's history would show it.
+    assert not any(state.state for state in runner.relay.states), "a stale open never opens"
     assert manual_checkins(central.database_path, stale.command_id) == []

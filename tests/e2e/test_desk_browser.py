@@ -5,7 +5,8 @@ then Enter); the server parses it and the form fills in with the Vietnamese name
 approval: an organiser, with the live dashboard open in a second browser, sees the walk-in appear and approves
 it there; the desk's row updates without a reload. The guard then opens the lobby gate remotely: the gate (real
 ``gate.app.Gate`` on MockFactory pins, connected to the broker) pulses its relay, answers ok, central stores a
-manual check-in naming the guard, and the organiser's dashboard shows the arrival within 1 second, no reload.
+manual check-in naming the guard, and the organiser's dashboard shows the arrival, pushed over its open event
+stream (no reload, no polling; the latency itself is measured by benchmarks/dashboard_latency.py).
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import io
 import os
 import re
 import sqlite3
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,11 +26,11 @@ from PIL import Image
 from central.db import database, open_database
 from devtools.mailcatcher import MailCatcher
 
-from ..conftest import CHROMIUM, CHROMIUM_ARGS
-from .conftest import Central
-from .test_spine import RELAY, high_periods, start_gate, wait_until
+from ..conftest import CHROMIUM, wait_until
+from .conftest import Central, open_page, updated_live, watch_live_stream
+from .test_spine import RELAY, high_periods, start_gate
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
 
 SCREENSHOTS = Path(os.environ.get("VAORA_SCREENSHOT_DIR")
                    or Path(__file__).resolve().parents[2] / "docs" / "screenshots")
@@ -50,20 +49,9 @@ def shot(page: Any, name: str) -> None:
 
 
 @pytest.fixture
-def page() -> Iterator[Any]:
+def page(browser: Any) -> Any:
     """A desktop-sized Chromium page, Vietnamese locale."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} not installed")
-    with playwright_sync.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1200, "height": 900}, locale="vi-VN")
-        tab = context.new_page()
-        tab.set_default_timeout(15_000)
-        try:
-            yield tab
-        finally:
-            context.close()
-            browser.close()
+    return open_page(browser, viewport={"width": 1200, "height": 900})
 
 
 def with_central_db(central: Central, action: Any) -> Any:
@@ -123,14 +111,11 @@ def test_guard_scans_a_cccd_registers_and_opens_the_gate(
     try:
         relay = factory.pin(RELAY)
         # The organiser's live dashboard, in a browser context of its own (another person's session).
-        organiser_context = page.context.browser.new_context(viewport={"width": 1280, "height": 900},
-                                                              locale="vi-VN")
-        dashboard = organiser_context.new_page()
-        dashboard.set_default_timeout(15_000)
+        dashboard = open_page(page.context.browser, viewport={"width": 1280, "height": 900})
         log_in(dashboard, central.url, ORGANISER)
         dashboard.goto(f"{central.url}/meetings/{setup['meeting_id']}/truc-tiep")
         dashboard.locator("#dash-live[data-state='live']").wait_for()
-        dashboard.evaluate("window.__noReload = true")
+        watch_live_stream(dashboard)
 
         log_in(page, central.url, GUARD)
         page.goto(f"{central.url}/ban-tiep-don/")
@@ -171,7 +156,7 @@ def test_guard_scans_a_cccd_registers_and_opens_the_gate(
         # without a reload.
         page.evaluate("window.__noReload = true")
         waiting = dashboard.locator(f"#dash-walkins li:has-text('{NAME}')")
-        waiting.wait_for(timeout=5_000)
+        waiting.wait_for()
         assert "********2345" in waiting.inner_text() and "001085012345" not in dashboard.content()
         waiting.get_by_label("Ghi chú").fill("Đồng ý cho vào")
 
@@ -186,33 +171,30 @@ def test_guard_scans_a_cccd_registers_and_opens_the_gate(
             walkins.register(invitation.meeting, invitation, parse_cccd(OTHER_CARD), GUARD, secret="e2e")
 
         with_central_db(central, another_walkin)
-        dashboard.locator(f"#dash-walkins li:has-text('{OTHER_NAME}')").wait_for(timeout=5_000)
+        dashboard.locator(f"#dash-walkins li:has-text('{OTHER_NAME}')").wait_for()
         assert waiting.get_by_label("Ghi chú").input_value() == "Đồng ý cho vào"
         waiting.get_by_role("button", name="Duyệt").click()
-        dashboard.locator(f"#dash-walkins li:has-text('{NAME}')").wait_for(state="detached", timeout=5_000)
-        row.get_by_role("button", name="Mở cổng").wait_for(timeout=6_000)
+        dashboard.locator(f"#dash-walkins li:has-text('{NAME}')").wait_for(state="detached")
+        row.get_by_role("button", name="Mở cổng").wait_for()
         assert f"{ORGANISER}: Đồng ý cho vào" in row.inner_text()
         assert page.evaluate("window.__noReload") is True, "updated in place"
 
         # Open the lobby gate remotely for the walk-in.
         row.get_by_label("Cổng").select_option("lobby-1")
         row.get_by_role("button", name="Mở cổng").click()
-        wait_until(lambda: relay.state == 1, timeout=10, interval=0.005)
-        opened = time.monotonic()
-        # The arrival reaches the organiser's dashboard within 1 s of the relay opening, without a reload.
-        dashboard.locator(f"#dash-arrivals li:has-text('{NAME}')").wait_for(timeout=1_000)
-        shown = time.monotonic()
-        assert shown - opened < 1.0, f"arrival shown {shown - opened:.3f} s after the relay opened"
-        assert dashboard.evaluate("window.__noReload") is True, "the dashboard updated in place"
+        wait_until(lambda: any(state.state for state in relay.states), timeout=20)  # the history: a pulse is short
+        # The arrival reaches the organiser's dashboard over its open event stream, without a reload.
+        dashboard.locator(f"#dash-arrivals li:has-text('{NAME}')").wait_for()
+        assert updated_live(dashboard), "the dashboard updated in place, from its live stream"
         # The walk-in's one-day delegate is newer than the page: the counts follow once the page refetched its state.
-        dashboard.wait_for_function("document.getElementById('dash-present').textContent === '1'", timeout=2_000)
+        dashboard.wait_for_function("document.getElementById('dash-present').textContent === '1'")
         result = page.locator("#gate-result")
-        wait_until(lambda: result.get_attribute("data-result") is not None, timeout=15)
+        wait_until(lambda: result.get_attribute("data-result") is not None, timeout=20)
         assert result.get_attribute("data-result") == "ok", result.inner_text()
         assert re.search("đã mở", result.inner_text())
         shot(page, "opened")
-        wait_until(lambda: len(high_periods(relay)) == 1, timeout=5)
-        rows = wait_until(lambda: manual_checkins(central.database_path), timeout=10)
+        wait_until(lambda: len(high_periods(relay)) == 1)
+        rows = wait_until(lambda: manual_checkins(central.database_path))
         (manual, reason, operator, delegate_id) = rows[0]
         assert (manual, reason) == (1, "manual_open")
         assert GUARD in (operator or "")
@@ -225,6 +207,5 @@ def test_guard_scans_a_cccd_registers_and_opens_the_gate(
             (code,) = connection.execute("SELECT code FROM delegate WHERE id = ?", (delegate_id,)).fetchone()
         assert decoded.text == code, "the QR on screen is the walk-in's one-day code"
         shot(page, "code")
-        organiser_context.close()
     finally:
         gate.stop()

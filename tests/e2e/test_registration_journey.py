@@ -10,46 +10,30 @@ pins whose serial scanner is a pseudo-terminal. With ``VAORA_SCREENSHOTS=1`` the
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from devtools.mailcatcher import MailCatcher
 from protocols.reasons import Reason
 
-from ..conftest import CHROMIUM, CHROMIUM_ARGS
-from .conftest import Central
+from ..conftest import CHROMIUM, scaled
+from .conftest import Central, open_page
 from .test_spine import qr_text_of, scan, start_gate
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "registration-phone.png"
 
 
-
 @pytest.fixture
-def phone() -> Iterator[object]:
+def phone(browser: Any) -> Any:
     """A Chromium page with a 360x740 phone viewport, Vietnamese locale."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} not installed")
-    with playwright_sync.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(
-            viewport={"width": 360, "height": 740},
-            device_scale_factor=2,
-            is_mobile=True,
-            has_touch=True,
-            locale="vi-VN",
-        )
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
+    return open_page(browser, viewport={"width": 360, "height": 740}, device_scale_factor=2, is_mobile=True,
+                     has_touch=True)
 
 
 def invite(central: Central) -> str:
@@ -114,9 +98,9 @@ def test_registrar_registers_sends_and_replaces_on_a_phone(
     expect(page.locator("article.delegate")).to_have_count(3)
 
     page.get_by_role("button", name="Gửi Mail (3)").click()
-    expect(page.locator("#mail-progress")).to_have_text("Đã gửi 3/3", timeout=30_000)
+    expect(page.locator("#mail-progress")).to_have_text("Đã gửi 3/3", timeout=scaled(30) * 1000)
     expect(page.locator(".mail-status[data-status=sent]")).to_have_count(3)
-    messages = mail.wait_for(3, timeout=10)
+    messages = mail.wait_for(3, timeout=30)
     codes = codes_by_recipient(messages)
     assert set(codes) == {person[2] for person in PEOPLE}
     for message in messages:
@@ -141,7 +125,7 @@ def test_registrar_registers_sends_and_replaces_on_a_phone(
         expect(page.locator("article.delegate", has_text="Trần Văn Bình")).to_have_count(0)
         expect(page.locator("article.delegate", has_text="Phạm Quốc Dũng")).to_have_count(1)
 
-        new_message = mail.wait_for(4, timeout=20)[-1]
+        new_message = mail.wait_for(4, timeout=30)[-1]
         assert new_message["To"] == "dung.pham@skhdt.example.vn"
         new_code = qr_text_of(new_message)
         assert new_code != old_code

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import os
 import sqlite3
-import time
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -26,6 +25,7 @@ from gate.app import Gate
 from gate.config import parse_config
 from protocols.codes import SignedClaims, encode_signed, generate_compact, generate_signing_key
 from protocols.reasons import Reason
+from tests.conftest import scaled, wait_until
 
 from .conftest import Central
 
@@ -40,17 +40,6 @@ def qr_text_of(message: EmailMessage) -> str:
     results = zxingcpp.read_barcodes(Image.open(io.BytesIO(images[0].get_payload(decode=True))))
     assert len(results) == 1
     return results[0].text
-
-
-def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05):
-    """Poll ``predicate`` until it returns something truthy; fail with a clear message on timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def checkin_rows(database: Path, checkin_id: str) -> list[tuple]:
@@ -108,7 +97,7 @@ def setup_meeting(central: Central, mail: MailCatcher, scheme: str, email: str) 
         json={"name": "Nguyễn Thị Hoà", "position": "Phó Giám đốc", "email": email},
     )
     assert delegate.status_code == 201, delegate.text
-    message = mail.wait_for(already + 1, timeout=10)[-1]
+    message = mail.wait_for(already + 1, timeout=30)[-1]
     assert email in message["To"]
     return {"meeting_id": meeting.json()["id"], "delegate_id": delegate.json()["id"], "code": qr_text_of(message)}
 
@@ -133,15 +122,15 @@ def start_gate(central: Central, broker, tmp_path: Path, device: str) -> tuple[G
     factory = MockFactory()
     gate = Gate(config, pin_factory=factory)
     gate.start()
-    assert gate.scanner.connected.wait(10), "the serial scanner opened the pty"
-    wait_until(lambda: gate.transport.is_connected)
+    assert gate.scanner.connected.wait(scaled(10)), "the serial scanner opened the pty"
+    wait_until(lambda: gate.transport.is_connected, timeout=30)
     return gate, factory
 
 
 def scan(gate: Gate, master: int, text: str, before: int):
     """Type ``text`` on the scanner's wire and wait until the gate has handled it."""
     os.write(master, text.encode("utf-8") + b"\r")
-    assert gate.wait_for_scans(before + 1, timeout=10), "the gate handled the scan"
+    assert gate.wait_for_scans(before + 1, timeout=scaled(10)), "the gate handled the scan"
     return gate.recent[0]  # newest first
 
 
@@ -158,16 +147,19 @@ def test_delegate_from_invitation_to_turnstile(central, broker, mail, tmp_path, 
         record = scan(gate, master, registered["code"], before=0)
         assert record.allowed, record.reason
         assert record.delegate_id == registered["delegate_id"]
-        wait_until(lambda: len(high_periods(relay)) == 1, timeout=UNLOCK_SECONDS + 3)
-        (opened_for,) = high_periods(relay)
-        assert UNLOCK_SECONDS - 0.05 <= opened_for <= UNLOCK_SECONDS + 0.25
+        # One pulse that ended by itself: the turnstile unlocked once and locked again. (How long it stays
+        # unlocked is checked against an injected clock in tests/gate, not against this machine's wall clock.)
+        wait_until(lambda: len(high_periods(relay)) == 1)
         assert relay.state == 0
 
         checkin_id = record.checkin_id
         rows = wait_until(lambda: checkin_rows(central.database_path, checkin_id))
         assert rows == [(1, "ok", "entered")]
         wait_until(lambda: gate.cache.outbox_row(checkin_id).delivered_at is not None)
-        time.sleep(0.5)  # no re-publish may add a second row
+        # No re-publish may add a second row. A delivered row is never re-published, and one sent before the ack
+        # travels ahead of the next check-in on the same topic: once central stored that one, it had its chance.
+        barrier = scan(gate, master, generate_compact(), before=1)
+        wait_until(lambda: checkin_rows(central.database_path, barrier.checkin_id))
         assert len(checkin_rows(central.database_path, checkin_id)) == 1
 
         attendance = central.api("GET", f"/api/v1/meetings/{registered['meeting_id']}/attendance").json()
@@ -200,8 +192,9 @@ def test_forged_and_unknown_codes_are_refused_and_recorded(central, broker, mail
             assert red.state == 1, "the red LED shows the refusal"
             rows = wait_until(lambda record=record: checkin_rows(central.database_path, record.checkin_id))
             assert rows == [(0, reason.value, "refused")]
-        time.sleep(UNLOCK_SECONDS)
-        assert high_periods(relay) == [] and relay.state == 0, "the relay never pulsed"
+        # Each refusal reached central (waited for above), well after a wrongly started pulse would have begun:
+        # the relay's state history, not a pause, shows it never went high.
+        assert not any(state.state for state in relay.states), "the relay never pulsed"
         assert not any(state.state for state in green.states), "the green LED never lit"
     finally:
         gate.stop()
@@ -214,16 +207,16 @@ def test_garbage_and_overlong_lines_on_the_serial_port(central, broker, mail, tm
     try:
         relay = factory.pin(RELAY)
         os.write(master, bytes([0x00, 0xFF, 0xFE, 0x1B, 0x07, 0x80]) + b"\r")
-        assert gate.wait_for_scans(1, timeout=10)
+        assert gate.wait_for_scans(1, timeout=scaled(10))
         assert gate.recent[0].reason is Reason.MALFORMED
         os.write(master, b"A" * 10_000 + b"\r")
-        assert gate.wait_for_scans(2, timeout=10)
+        assert gate.wait_for_scans(2, timeout=scaled(10))
         assert gate.recent[0].reason is Reason.TOO_LONG
         assert high_periods(relay) == [] and relay.state == 0
 
         record = scan(gate, master, registered["code"], before=2)
         assert record.allowed, "the reader kept going after the bad input"
-        wait_until(lambda: len(high_periods(relay)) == 1, timeout=UNLOCK_SECONDS + 3)
+        wait_until(lambda: len(high_periods(relay)) == 1)
         assert gate.scans_handled == 3, "one refusal per bad line, not one per chunk"
     finally:
         gate.stop()
