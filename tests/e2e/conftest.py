@@ -9,8 +9,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +23,13 @@ import requests
 from devtools.broker import LocalBroker
 from devtools.mailcatcher import MailCatcher
 from devtools.ports import free_port
+from gate.scanners import ScanEvent
+from gate.sync import SyncError, SyncFailure
 from protocols import topics
+from protocols.payloads import Snapshot
+from protocols.reasons import Reason
 from tests.conftest import scaled, wait_until
+from tests.gate.gate_helpers import World, build_world
 
 API_TOKEN = "e2e-organiser-token"
 STARTUP_TIMEOUT_S = 60.0
@@ -149,3 +157,37 @@ def updated_live(page: Any) -> bool:
     return bool(page.evaluate(
         "window.__sameDocument === true && window.vaoraDashboard.source === window.__liveSource"
         " && window.__liveSource.readyState === EventSource.OPEN"))
+
+
+# ----- in-process gates on the test world (test_offline, test_wire_input) ---------------------------------------
+
+NOW = datetime.now(UTC).replace(microsecond=0)  # gates decide at wall-clock time (codes valid around it)
+
+
+class Fetch:
+    """The gate's snapshot fetch: serves ``snapshot`` (or raises unreachable while it is None); counts calls."""
+
+    def __init__(self, snapshot: Snapshot | None) -> None:
+        self.snapshot = snapshot
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, url: str, gate_id: str, token: str | None, timeout: float) -> Snapshot:
+        with self._lock:
+            self.calls += 1
+            if self.snapshot is None:
+                raise SyncError(SyncFailure.UNREACHABLE, "central stopped")
+            return self.snapshot
+
+
+def scan_event(text: str) -> ScanEvent:
+    """A scanned ``text`` as the gate's scanner hands it over (for ``Gate.handle_scan``)."""
+    return ScanEvent(text, Reason.OK, "test", time.monotonic())
+
+
+def world_at_seq0(policy: str = "single") -> World:
+    """The test world as central's snapshot before its first change (seq 0), meetings with ``policy``."""
+    world = build_world(4, now=NOW)
+    meetings = [m.model_copy(update={"entry_policy": policy}) for m in world.snapshot.meetings]
+    world.snapshot = world.snapshot.model_copy(update={"seq": 0, "meetings": meetings})
+    return world

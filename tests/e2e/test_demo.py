@@ -13,6 +13,8 @@ from pathlib import Path
 
 import requests
 
+from tests.conftest import scaled
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -32,9 +34,10 @@ class Terminal:
                 self._changed.notify_all()
 
     def wait_for(self, pattern: str, timeout: float = 60.0, after: int = 0) -> re.Match:
-        """Wait for a printed line (from index ``after`` on) that matches ``pattern``."""
+        """Wait for a printed line (from index ``after`` on) that matches ``pattern`` and return its match;
+        ``timeout`` is scaled. (Not ``wait_until``: this one sleeps on the reader's condition, not a poll.)"""
         regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         with self._changed:
             while True:
                 for line in self.lines[after:]:
@@ -71,7 +74,7 @@ def test_demo_admits_its_codes_and_stops_cleanly_on_ctrl_c(tmp_path):
         guard_page = terminal.wait_for(r"guard page\)\s+(http://127\.0\.0\.1:\d+/)").group(1)
         before = terminal.type(compact)
         terminal.wait_for(r"MỞ CỬA / OPEN.*Nguyễn Thị Hoà", after=before, timeout=20)
-        status = requests.get(f"{guard_page}api/status", timeout=5).json()
+        status = requests.get(f"{guard_page}api/status", timeout=scaled(10)).json()
         assert status["last"]["name"] == "Nguyễn Thị Hoà" and status["last"]["allowed"] is True
         terminal.wait_for(r"central acknowledged", after=before, timeout=20)
         before = terminal.type(signed)
@@ -80,7 +83,7 @@ def test_demo_admits_its_codes_and_stops_cleanly_on_ctrl_c(tmp_path):
         terminal.wait_for(r"TỪ CHỐI / REFUSED.*Mã không có trong danh sách", after=before, timeout=20)
 
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) == 0
+        assert process.wait(timeout=scaled(30)) == 0
         terminal.wait_for(r"Đã dừng / stopped")
         assert "Traceback" not in "\n".join(terminal.lines)
     finally:

@@ -36,13 +36,14 @@ from gate.config import parse_config
 from protocols import topics
 from protocols.payloads import Ack, CheckIn, Direction, Heartbeat, Outcome, decode_acks, encode
 from protocols.reasons import Reason
-from tests.e2e.conftest import Central
-from tests.e2e.test_offline import NOW, Fetch, scan, wait_until, world_at_seq0
+from tests.conftest import scaled, wait_until
+from tests.e2e.conftest import NOW, Central, Fetch, scan_event, world_at_seq0
 from tests.gate.gate_helpers import IdleScanner, World, config_dict
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(scaled(120))
 
 TIMEOUT = 10.0
+"""Ceiling (unscaled: ``wait_until`` scales it, the other waits here pass ``scaled(TIMEOUT)``)."""
 ONE_MB = 1024 * 1024
 
 
@@ -59,7 +60,7 @@ def bad_payloads(tmp_path: Path) -> dict[str, list[str]]:
 
 def mosquitto_pub(broker: LocalBroker, topic: str, message: list[str]) -> None:
     subprocess.run(["mosquitto_pub", "-h", broker.host, "-p", str(broker.port), "-q", "1", "-t", topic, *message],
-                   check=True, timeout=TIMEOUT)
+                   check=True, timeout=scaled(TIMEOUT))
 
 
 class RawGate:
@@ -74,15 +75,15 @@ class RawGate:
         self.client.connect(broker.host, broker.port)
         self.client.loop_start()
         self.client.subscribe(topics.gate_acks("g1"), qos=1)
-        subscribed.get(timeout=TIMEOUT)
+        subscribed.get(timeout=scaled(TIMEOUT))  # the SUBACK
 
     def send(self, topic: str, payload: bytes) -> None:
-        self.client.publish(topic, payload, qos=1).wait_for_publish(TIMEOUT)
+        self.client.publish(topic, payload, qos=1).wait_for_publish(scaled(TIMEOUT))
 
     def checkin(self, checkin: CheckIn) -> Ack:
         """Publish a good check-in and wait for central's answer."""
         self.send(topics.gate_checkins("g1"), encode(checkin))
-        return self.acks.get(timeout=TIMEOUT)
+        return self.acks.get(timeout=scaled(TIMEOUT))
 
     def close(self) -> None:
         self.client.disconnect()
@@ -170,7 +171,7 @@ def gate(broker: LocalBroker, tmp_path: Path, world: World) -> Iterator[Gate]:
     running = Gate(config, pin_factory=MockFactory(), scanner=IdleScanner(), fetch=Fetch(None),
                    delivery_poll_s=0.05, flush_timeout=0.2, resync_backoff_s=0.5, resync_max_backoff_s=1.0)
     running.start()
-    assert running.transport is not None and running.transport.wait_subscribed(TIMEOUT)  # type: ignore[attr-defined]
+    assert running.transport is not None and running.transport.wait_subscribed(scaled(TIMEOUT))  # type: ignore[attr-defined]
     yield running
     running.stop()
 
@@ -180,7 +181,7 @@ def test_gate_drops_bad_acks_and_an_ack_for_an_unknown_check_in(
 ) -> None:
     caplog.set_level(logging.INFO)
     assert gate.cache is not None and gate.transport is not None
-    decision, checkin = gate.handle_scan(scan(world.codes[1]))
+    decision, checkin = gate.handle_scan(scan_event(world.codes[1]))
     assert decision.allowed and checkin is not None
     wait_until(lambda: gate.cache.outbox_row(str(checkin.id)).attempts >= 1)  # type: ignore[union-attr]
 
@@ -198,7 +199,7 @@ def test_gate_drops_bad_acks_and_an_ack_for_an_unknown_check_in(
     mosquitto_pub(broker, topics.gate_acks("g1"),
                   ["-m", encode(Ack(checkin_id=checkin.id, gate_id="g1", status="stored")).decode()])
     wait_until(lambda: gate.cache.outbox_pending() == 0, timeout=TIMEOUT)  # type: ignore[union-attr]
-    assert gate.handle_scan(scan(world.codes[2]))[0].allowed
+    assert gate.handle_scan(scan_event(world.codes[2]))[0].allowed
     assert gate.transport.is_connected
 
 
@@ -215,7 +216,7 @@ def test_gate_drops_bad_site_checkins_and_versions_on_the_change_topic(
     mosquitto_pub(broker, topics.CHANGES, ["-m", '{"v": 2, "seq": 1, "at": "2025-06-02T08:00:00Z"}'])
     wait_until(lambda: "bad change dropped reason=unsupported_version" in caplog.text, timeout=TIMEOUT)
     assert gate.cache.seq == seq, "nothing applied"
-    assert gate.handle_scan(scan(world.codes[3]))[0].allowed, "code 3 unused so far"
+    assert gate.handle_scan(scan_event(world.codes[3]))[0].allowed, "code 3 unused so far"
 
     # The next good fan-out from a sibling gate is applied: code 2, used at g2, is now refused here.
     used = CheckIn(id=uuid.uuid4(), gate_id="g2", site_id="hq", direction=Direction.IN,
@@ -224,7 +225,7 @@ def test_gate_drops_bad_site_checkins_and_versions_on_the_change_topic(
                    completed_at=datetime.now(UTC))
     mosquitto_pub(broker, site_topic, ["-m", encode(used).decode()])
     wait_until(lambda: f"site passage recorded checkin_id={used.id}" in caplog.text, timeout=TIMEOUT)
-    decision, _ = gate.handle_scan(scan(world.codes[2]))
+    decision, _ = gate.handle_scan(scan_event(world.codes[2]))
     assert not decision.allowed and decision.reason is Reason.ALREADY_INSIDE
     assert gate.transport.is_connected
 
@@ -246,7 +247,7 @@ def test_snapshot_with_a_bad_token_changes_nothing_at_the_gate(
     response = central.api("POST", "/api/v1/gates", json={"gate_id": "g1", "site_id": "hq", "name": "Cổng 1"})
     assert response.status_code == 201
     for header in ({"Authorization": "Bearer not-the-token"}, {}):
-        refused = requests.get(f"{central.url}/api/v1/gates/g1/snapshot", headers=header, timeout=TIMEOUT)
+        refused = requests.get(f"{central.url}/api/v1/gates/g1/snapshot", headers=header, timeout=scaled(TIMEOUT))
         assert refused.status_code == 401
     caplog.set_level(logging.INFO)
     config = parse_config(config_dict(
@@ -263,6 +264,6 @@ def test_snapshot_with_a_bad_token_changes_nothing_at_the_gate(
         assert "snapshot not loaded reason=unauthorised" in caplog.text
         assert gate.cache is not None
         assert (gate.cache.seq, gate.cache.delegate_count()) == (seq, delegates)
-        assert gate.handle_scan(scan(world.codes[1]))[0].allowed, "still deciding from the cache"
+        assert gate.handle_scan(scan_event(world.codes[1]))[0].allowed, "still deciding from the cache"
     finally:
         gate.stop()
