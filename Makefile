@@ -1,5 +1,5 @@
 # vaora developer and CI entry points. Every target that needs Python bootstraps .venv first (fast when
-# nothing is missing). Extra arguments: PYTEST_ARGS="-k name", DEMO_ARGS="...".
+# nothing is missing). Extra arguments: PYTEST_ARGS="-k name", DEMO_ARGS="...", RUNS=3 (test-load).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -9,8 +9,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
+RUNS ?= 3
 
-.PHONY: bootstrap test lint demo schemas bench
+.PHONY: bootstrap test test-load lint demo schemas bench
 
 bootstrap:
 	bash scripts/bootstrap.sh
@@ -20,6 +21,11 @@ bootstrap:
 test: bootstrap
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The suite RUNS times in a row beside a CPU burner (stress-ng --cpu 4, or Python busy loops), each run's wall
+# time printed; fails if any run fails. Not part of `make test` or CI: run it by hand.
+test-load: bootstrap
+	PYTEST_ARGS="$(PYTEST_ARGS)" VENV="$(VENV)" bash scripts/test_under_load.sh "$(RUNS)"
 
 lint: bootstrap
 	$(VENV)/bin/ruff check .

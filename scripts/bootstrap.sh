@@ -11,8 +11,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO="$(pwd)"
 VENV="$REPO/.venv"
 STAMP="$VENV/.vaora-installed-pyproject.sha256"
+# stress-ng: the CPU burner of `make test-load` (scripts/test_under_load.sh).
 SYSTEM_PACKAGES=(make python3 python3-venv mosquitto mosquitto-clients libzbar0 chromium fonts-dejavu-core
-    poppler-utils)
+    poppler-utils stress-ng)
 
 say() { printf 'bootstrap: %s\n' "$*"; }
 
