@@ -1,25 +1,29 @@
-"""Shared helpers of the gate benchmarks (``gate_latency.py``, ``gate_memory.py``); not a benchmark itself.
+"""Shared set-up of the benchmarks (the gate ones above all); not a benchmark itself.
 
 A large synthetic snapshot with real compact and signed codes, a gate config built in code, a MockPin that
 timestamps its rising edge, a pseudo-terminal for the serial scanner, a stand-in for central that
-acknowledges check-ins over MQTT, percentiles and the machine description every report starts with.
+acknowledges check-ins over MQTT and one that serves recorded snapshots over HTTP, a Mosquitto with the
+shipped persistence settings, percentiles and the machine description every report starts with.
+The memory benchmarks import it only in their parent process (it is not light), never in the measured child.
 Only the gate's public API is used (``Gate``, ``parse_config``, ``GateCache``, the scanners, MockFactory).
 """
 
 from __future__ import annotations
 
+import http.server
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -38,6 +42,9 @@ from protocols.codes import (
     public_key_to_text,
 )
 from protocols.payloads import Ack, CheckIn, DelegateEntry, KeyEntry, MeetingEntry, Snapshot, decode, encode
+
+if TYPE_CHECKING:
+    from devtools.broker import LocalBroker
 
 GATE_ID = "bench-1"
 SITE_ID = "hq"
@@ -196,6 +203,56 @@ class AckingCentral:
         """Disconnect."""
         self.client.disconnect()
         self.client.loop_stop()
+
+
+# ----- a stand-in central serving recorded snapshots, and the broker --------------------------------------
+
+
+def serve_snapshot(gate_id: str, token: str, choose: Callable[[Mapping[str, str]], tuple[Path, str]],
+                   ) -> tuple[http.server.ThreadingHTTPServer, list[int]]:
+    """Serve a recorded answer at central's snapshot URL of ``gate_id``, bearer ``token`` checked, streamed from
+    disk in a background thread. ``choose(request headers) -> (file, media type)`` picks the answer (e.g. the
+    NDJSON stream when ``Accept`` asks for it). Returns the server (``server_address[1]`` is its port; call
+    ``shutdown()``) and the list of byte counts served."""
+    served: list[int] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path != f"/api/v1/gates/{gate_id}/snapshot":
+                self.send_error(404)
+                return
+            if self.headers.get("Authorization") != f"Bearer {token}":
+                self.send_error(401)
+                return
+            path, media_type = choose(self.headers)
+            self.send_response(200)
+            self.send_header("Content-Type", media_type)
+            self.send_header("Content-Length", str(path.stat().st_size))
+            self.end_headers()
+            with path.open("rb") as body:
+                shutil.copyfileobj(body, self.wfile, 256 * 1024)
+            served.append(path.stat().st_size)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet."""
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, name="snapshot-server", daemon=True).start()
+    return server, served
+
+
+SHIPPED_PERSISTENCE = "autosave_on_changes false\nautosave_interval 5"
+"""The persistence settings of systemd/mosquitto/vaora.conf (LocalBroker's default saves on every change)."""
+
+
+def shipped_broker(directory: Path, extra_config: str = "", **options: Any) -> LocalBroker:
+    """A started private Mosquitto in ``directory`` that saves its database as the shipped config does;
+    ``extra_config`` lines are added, ``options`` go to :class:`~devtools.broker.LocalBroker`. (devtools is
+    imported here: the memory benchmarks run without the repository on ``sys.path``.)"""
+    from devtools.broker import LocalBroker
+
+    config = "\n".join(part for part in (extra_config.strip(), SHIPPED_PERSISTENCE) if part)
+    return LocalBroker(directory, extra_config=config, **options).start()
 
 
 # ----- figures and the report header ------------------------------------------------------------------------

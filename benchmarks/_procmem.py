@@ -1,13 +1,18 @@
-"""Process memory figures and fresh child processes for the memory benchmarks (standard library only, so a
-child that imports it measures what it came to measure)."""
+"""Process memory figures and fresh child processes for the memory benchmarks (``gate_memory.py``,
+``snapshot_load.py``), standard library only, so a child that imports it measures what it came to measure:
+the figures, running one child, and the ``--child`` / ``--quick`` handling both scripts share."""
 
 from __future__ import annotations
 
 import json
 import resource
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+QUICK_DELEGATES, FULL_DELEGATES = 10_000, 100_000
+"""Snapshot sizes of a ``--quick`` run and of a full one."""
 
 
 def memory_now() -> dict[str, float]:
@@ -30,3 +35,18 @@ def run_child(script: str | Path, mode: str, *extra: str) -> dict[str, Any]:
     if done.returncode != 0:
         raise RuntimeError(f"child {mode} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_if_child(args: Any, children: Mapping[str, Callable[[Any], dict[str, Any]]]) -> bool:
+    """In a child (``--child MODE``): run ``children[MODE](args)``, print its figures as JSON, return True."""
+    if not args.child:
+        return False
+    print(json.dumps(children[args.child](args)))
+    return True
+
+
+def apply_sizes(args: Any) -> int:
+    """Fill ``args.delegates`` (``--quick``: 10,000, else 100,000 unless given) and return the repeats
+    (``--quick``: 1, else 3 unless given)."""
+    args.delegates = args.delegates or (QUICK_DELEGATES if args.quick else FULL_DELEGATES)
+    return int(args.repeats or (1 if args.quick else 3))

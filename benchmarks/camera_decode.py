@@ -14,10 +14,7 @@ Target: >= 100 frames/s, 100 % decoded, 0 false reads.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import platform
-import shlex
 import statistics
 import sys
 import time
@@ -131,18 +128,11 @@ def main(argv: list[str] | None = None) -> int:
         for label, decoder in decoders[:2]:
             run_pipeline(decoder, frames, results[label])
 
-    command = "PYTHONPATH=. python " + " ".join(
-        shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])]
-    )
-    print(f"## Camera decoding ({dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')})\n")
-    print(f"- command: `{command}`")
-    print(
-        f"- machine: {platform.platform()}, {platform.machine()}, {os.cpu_count()} CPUs, pinned to {pinned}"
-    )
-    print(
-        f"- python {platform.python_version()}, zxing-cpp {_version('zxing-cpp')}, "
-        f"pyzbar {_version('pyzbar')}, opencv {cv2.__version__}, numpy {_version('numpy')}"
-    )
+    from _gate_fixture import header
+
+    print("\n".join(header("Camera decoding", argv)))
+    print(f"- pinned to {pinned}; zxing-cpp {_version('zxing-cpp')}, pyzbar {_version('pyzbar')}, "
+          f"opencv {cv2.__version__}, numpy {_version('numpy')}")
     print(
         f"- {len(frames)} frames 640x480 (seed {args.seed}): {with_code} with a code "
         f"({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))}), {len(frames) - with_code} empty; "

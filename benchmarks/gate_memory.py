@@ -31,13 +31,10 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import _procmem
 from _procmem import memory_now
-
-if TYPE_CHECKING:
-    import http.server
 
 # Only light standard modules at the top (children run this file: they must import only what they measure);
 # the parent imports the rest (http.server, subprocess, statistics ... about 9 MiB) inside its functions.
@@ -188,47 +185,13 @@ def run_child(mode: str, *extra: str) -> dict[str, Any]:
 # ----- a stand-in central serving the snapshot over HTTP ----------------------------------------------------
 
 
-def serve_snapshot(path: Path, gate_id: str) -> tuple[http.server.ThreadingHTTPServer, list[int]]:
-    """Serve ``path`` (central's NDJSON snapshot stream, recorded) at central's snapshot URL of ``gate_id``
-    (bearer token checked), streamed from disk."""
-    import http.server
-    import shutil
-    import threading
-
-    served: list[int] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path != f"/api/v1/gates/{gate_id}/snapshot":
-                self.send_error(404)
-                return
-            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                self.send_error(401)
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-ndjson")  # central's streamed form
-            self.send_header("Content-Length", str(path.stat().st_size))
-            self.end_headers()
-            with path.open("rb") as body:
-                shutil.copyfileobj(body, self.wfile, 256 * 1024)
-            served.append(path.stat().st_size)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet."""
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, name="snapshot-server", daemon=True).start()
-    return server, served
-
-
 # ----- parent -----------------------------------------------------------------------------------------------
 
 
 def _median(runs: list[dict[str, Any]], stage: str, key: str) -> float:
-    import statistics
+    from _gate_fixture import median
 
-    values = [r[stage][key] for r in runs if key in r.get(stage, {})]
-    return statistics.median(values) if values else float("nan")
+    return median([r[stage][key] for r in runs if key in r.get(stage, {})])
 
 
 def _mb(value: float) -> str:
@@ -256,11 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--central-url", default="http://127.0.0.1:9", help=argparse.SUPPRESS)
     parser.add_argument("--mqtt-port", type=int, default=1883, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    args.delegates = args.delegates or (10_000 if args.quick else 100_000)
-    if args.child:
-        print(json.dumps(CHILDREN[args.child](args)))
+    repeats = _procmem.apply_sizes(args)
+    if _procmem.run_if_child(args, CHILDREN):
         return 0
-    repeats = args.repeats or (1 if args.quick else 3)
     user_args = list(sys.argv[1:] if argv is None else argv)
 
     # Baselines first, while this parent is still small (Linux keeps ru_maxrss across execve, so a child
@@ -274,11 +235,11 @@ def main(argv: list[str] | None = None) -> int:
         snapshot_path, codes_path = tmp / "snapshot.ndjson", tmp / "codes.json"
         prepared = run_child("prepare", "--delegates", str(args.delegates), "--scans", str(args.scans),
                              "--snapshot", str(snapshot_path), "--codes", str(codes_path))
-        from _gate_fixture import GATE_ID, AckingCentral, header, load_average
+        from _gate_fixture import GATE_ID, AckingCentral, header, load_average, serve_snapshot
 
         from devtools.broker import LocalBroker
 
-        server, served = serve_snapshot(snapshot_path, GATE_ID)
+        server, served = serve_snapshot(GATE_ID, TOKEN, lambda _headers: (snapshot_path, "application/x-ndjson"))
         central_url = f"http://127.0.0.1:{server.server_address[1]}"
         broker = LocalBroker(tmp / "broker").start()
         ingest = AckingCentral(broker.port)

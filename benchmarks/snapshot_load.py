@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import threading
 import time
@@ -159,31 +158,14 @@ def run_child(mode: str, *extra: str) -> dict[str, Any]:
 def serve(stream: Path, document: Path, streaming: bool) -> Any:
     """Serve the recording at the gate's snapshot URL (bearer token checked). ``streaming``: answer with the
     NDJSON stream when the request's Accept asks for it (as central does); else always the JSON document."""
-    import http.server
-    import shutil
+    from _gate_fixture import serve_snapshot
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path != f"/api/v1/gates/{GATE_ID}/snapshot":
-                self.send_error(404)
-                return
-            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                self.send_error(401)
-                return
-            wants_stream = streaming and STREAM_MEDIA_TYPE in (self.headers.get("Accept") or "")
-            path, media_type = (stream, STREAM_MEDIA_TYPE) if wants_stream else (document, "application/json")
-            self.send_response(200)
-            self.send_header("Content-Type", media_type)
-            self.send_header("Content-Length", str(path.stat().st_size))
-            self.end_headers()
-            with path.open("rb") as body:
-                shutil.copyfileobj(body, self.wfile, 256 * 1024)
+    def choose(headers: Any) -> tuple[Path, str]:
+        if streaming and STREAM_MEDIA_TYPE in (headers.get("Accept") or ""):
+            return stream, STREAM_MEDIA_TYPE
+        return document, "application/json"
 
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet."""
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, name="snapshot-server", daemon=True).start()
+    server, _served = serve_snapshot(GATE_ID, TOKEN, choose)
     return server
 
 
@@ -208,13 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", help=argparse.SUPPRESS)
     parser.add_argument("--central-url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    args.delegates = args.delegates or (10_000 if args.quick else 100_000)
-    if args.child:
-        print(json.dumps(CHILDREN[args.child](args)))
+    repeats = _procmem.apply_sizes(args)
+    if _procmem.run_if_child(args, CHILDREN):
         return 0
-    repeats = args.repeats or (1 if args.quick else 3)
+    from _gate_fixture import filesystem_of, header, load_average
+
     user_args = list(sys.argv[1:] if argv is None else argv)
-    load_before = " / ".join(f"{v:.2f}" for v in os.getloadavg())
+    load_before = load_average()
 
     with tempfile.TemporaryDirectory(prefix="vaora-snapload-", dir=args.workdir) as tmp_name:
         tmp = Path(tmp_name)
@@ -237,7 +219,6 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             streaming.shutdown()
             legacy.shutdown()
-        from _gate_fixture import filesystem_of, header, load_average
 
         fs = filesystem_of(tmp)
 
