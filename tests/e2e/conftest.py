@@ -6,23 +6,30 @@ both waits scale with ``VAORA_TEST_TIMEOUT_SCALE``.
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+import zxingcpp
+from gpiozero.pins.mock import MockFactory
+from PIL import Image
 
 from devtools.broker import LocalBroker
 from devtools.mailcatcher import MailCatcher
 from devtools.ports import free_port
+from gate.app import Gate
+from gate.config import parse_config
 from gate.scanners import ScanEvent
 from gate.sync import SyncError, SyncFailure
 from protocols import topics
@@ -125,6 +132,119 @@ def central(tmp_path: Path, broker: LocalBroker, mail: MailCatcher) -> Iterator[
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+# ----- one delegate's way: the office's API, the code e-mail, a gate on a serial pty ---------------------------
+
+RELAY, GREEN, RED = 17, 27, 22
+UNLOCK_SECONDS = 0.5
+
+
+def qr_text_of(message: EmailMessage) -> str:
+    """Decode the inline QR image of a code e-mail, as a phone camera or scanner would."""
+    images = [part for part in message.walk() if part.get_content_type() == "image/png"]
+    assert len(images) == 1, "the code e-mail carries exactly one inline QR image"
+    results = zxingcpp.read_barcodes(Image.open(io.BytesIO(images[0].get_payload(decode=True))))
+    assert len(results) == 1
+    return results[0].text
+
+
+def high_periods(pin) -> list[float]:
+    """Durations, in seconds, of every completed period the mock pin spent high.
+
+    gpiozero's MockPin records each change with the time elapsed since the previous change.
+    """
+    periods, high = [], False
+    for state in pin.states:
+        if high and not state.state:
+            periods.append(state.timestamp)
+        high = bool(state.state)
+    return periods
+
+
+def invite(central: Central, title: str, organisation: str, scheme: str = "compact") -> dict[str, Any]:
+    """The office creates a meeting at site hq (starting in 30 minutes, for 2.5 hours) and invites
+    ``organisation``; returns the invitation as the API gave it, plus ``meeting_id``."""
+    now = datetime.now(UTC)
+    meeting = central.api("POST", "/api/v1/meetings", json={
+        "title": title, "starts_at": (now + timedelta(minutes=30)).isoformat(),
+        "ends_at": (now + timedelta(hours=3)).isoformat(), "venue": "Hội trường A", "site_id": "hq",
+        "scheme": scheme})
+    assert meeting.status_code == 201, meeting.text
+    created = central.api("POST", "/api/v1/organisations", json={"name": organisation})
+    assert created.status_code == 201, created.text
+    invitation = central.api("POST", "/api/v1/invitations",
+                             json={"meeting_id": meeting.json()["id"], "organisation_id": created.json()["id"]})
+    assert invitation.status_code == 201, invitation.text
+    return {**invitation.json(), "meeting_id": meeting.json()["id"]}
+
+
+def setup_meeting(central: Central, mail: MailCatcher, scheme: str, email: str) -> dict:
+    """Office creates a meeting and invitation; the organisation registers a delegate; the mail arrives."""
+    invitation = invite(central, f"Họp giao ban ({scheme})", f"Sở Tư pháp {scheme}", scheme)
+    number, secret = invitation["number"], invitation["secret"]
+    assert number.endswith("/TM-UBND")
+    already = len(mail.messages)
+    delegate = central.api(
+        "POST",
+        f"/api/v1/invitations/{number}/delegates",
+        headers={"X-Invitation-Secret": secret},
+        json={"name": "Nguyễn Thị Hoà", "position": "Phó Giám đốc", "email": email},
+    )
+    assert delegate.status_code == 201, delegate.text
+    message = mail.wait_for(already + 1, timeout=30)[-1]
+    assert email in message["To"]
+    return {"meeting_id": invitation["meeting_id"], "delegate_id": delegate.json()["id"], "code": qr_text_of(message)}
+
+
+def start_gate(central: Central, broker, tmp_path: Path, device: str) -> tuple[Gate, MockFactory]:
+    """Register a gate at central and start it on simulated pins with a serial scanner on ``device``."""
+    response = central.api(
+        "POST", "/api/v1/gates", json={"gate_id": "lobby-1", "site_id": "hq", "name": "Cổng chính 1"}
+    )
+    assert response.status_code == 201, response.text
+    config = parse_config(
+        {
+            "gate": {"id": "lobby-1", "site": "hq", "fail_mode": "secure", "data_dir": str(tmp_path / "gate")},
+            "central": {"url": central.url, "token": response.json()["token"], "timeout": 5},
+            "mqtt": {"host": broker.host, "port": broker.port, "resend_seconds": 2},
+            "scanner": {"type": "serial", "device": device, "baudrate": 9600, "terminator": "cr"},
+            "pins": {"relay": RELAY, "green_led": GREEN, "red_led": RED},
+            "turnstile": {"unlock_seconds": UNLOCK_SECONDS},
+            "status": {"enabled": True, "port": 0},
+        }
+    )
+    factory = MockFactory()
+    gate = Gate(config, pin_factory=factory)
+    gate.start()
+    assert gate.scanner.connected.wait(scaled(10)), "the serial scanner opened the pty"
+    wait_until(lambda: gate.transport.is_connected, timeout=30)
+    return gate, factory
+
+
+def scan(gate: Gate, master: int, text: str, before: int):
+    """Type ``text`` on the scanner's wire and wait until the gate has handled it."""
+    os.write(master, text.encode("utf-8") + b"\r")
+    assert gate.wait_for_scans(before + 1, timeout=scaled(10)), "the gate handled the scan"
+    return gate.recent[0]  # newest first
+
+
+@pytest.fixture
+def lobby_gate(central: Central, broker: LocalBroker, tmp_path: Path,
+               scanner_pty: tuple[int, str]) -> Iterator[Callable[[], tuple[Gate, MockFactory]]]:
+    """``start() -> (gate, pin factory)``: gate ``lobby-1`` registered at ``central`` and started on simulated pins,
+    its serial scanner on ``scanner_pty`` (type on the master end); stopped at teardown. Start it once the
+    meeting's delegates exist: it loads central's snapshot as it starts."""
+    started: list[Gate] = []
+
+    def start() -> tuple[Gate, MockFactory]:
+        gate, factory = start_gate(central, broker, tmp_path, scanner_pty[1])
+        started.append(gate)
+        return gate, factory
+
+    yield start
+    for gate in started:
+        gate.stop()
 
 
 # ----- pages in Chromium ---------------------------------------------------------------------------------------

@@ -28,8 +28,7 @@ from gate.config import parse_config
 from tests.conftest import scaled, wait_until
 from tests.gate.gate_helpers import IdleScanner
 
-from .conftest import Central
-from .test_spine import high_periods, setup_meeting
+from .conftest import Central, high_periods, setup_meeting
 
 RELAY, GREEN, RED = 17, 27, 22
 UNLOCK_SECONDS = 0.5

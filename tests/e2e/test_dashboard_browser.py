@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 
 from ..conftest import CHROMIUM
-from .conftest import REPO, Central, open_page, updated_live, watch_live_stream
-from .test_spine import scan, setup_meeting, start_gate
+from .conftest import REPO, Central, open_page, scan, setup_meeting, updated_live, watch_live_stream
 
 PASSWORD = "mat-khau-quan-tri-du-dai-2026"
 SCREENSHOTS = REPO / "docs" / "screenshots"
@@ -59,83 +58,76 @@ def open_dashboard(browser: Any, central: Central, username: str, meeting_id: in
 
 
 def test_dashboard_shows_an_arrival_pushed_over_its_live_stream(
-    central: Central, broker: Any, mail: Any, tmp_path: Path, scanner_pty: tuple[int, str], browser: Any,
+    central: Central, mail: Any, tmp_path: Path, scanner_pty: tuple[int, str], lobby_gate: Any, browser: Any,
 ) -> None:
-    master, device = scanner_pty
+    master, _ = scanner_pty
     registered = setup_meeting(central, mail, "compact", "hoa.nguyen@stp.hanoi.gov.vn")
     username = create_admin(central, tmp_path)
-    gate, _factory = start_gate(central, broker, tmp_path, device)
-    try:
-        page = open_dashboard(browser, central, username, registered["meeting_id"])
-        assert page.text_content("#dash-present") == "0"
-        assert page.text_content("#dash-expected") == "1"
-        navigations: list[str] = []
-        page.on("framenavigated", lambda frame: navigations.append(frame.url))
-        state_url = page.evaluate("document.querySelector('[data-state-url]').dataset.stateUrl")
-        refetched: list[str] = []
-        page.on("request", lambda request: refetched.append(request.url) if state_url in request.url else None)
-        watch_live_stream(page)
+    gate, _factory = lobby_gate()
+    page = open_dashboard(browser, central, username, registered["meeting_id"])
+    assert page.text_content("#dash-present") == "0"
+    assert page.text_content("#dash-expected") == "1"
+    navigations: list[str] = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+    state_url = page.evaluate("document.querySelector('[data-state-url]').dataset.stateUrl")
+    refetched: list[str] = []
+    page.on("request", lambda request: refetched.append(request.url) if state_url in request.url else None)
+    watch_live_stream(page)
 
-        record = scan(gate, master, registered["code"], before=0)  # the gate decided, opened and published
-        assert record.allowed, record.reason
-        page.wait_for_selector("#dash-arrivals li:has-text('Nguyễn Thị Hoà')")
-        assert updated_live(page), "the arrival came over the open event stream, in the same document"
-        assert refetched == [], "the arrival was pushed, not fetched with the page's state"
-        assert page.text_content("#dash-present") == "1"
-        row = page.text_content("#dash-arrivals li")
-        assert "Sở Tư pháp compact" in row and "lobby-1" in row
-        assert page.text_content("#dash-orgs").count("1") >= 2  # present 1 of expected 1
-        assert navigations == [], f"the page navigated: {navigations}"
+    record = scan(gate, master, registered["code"], before=0)  # the gate decided, opened and published
+    assert record.allowed, record.reason
+    page.wait_for_selector("#dash-arrivals li:has-text('Nguyễn Thị Hoà')")
+    assert updated_live(page), "the arrival came over the open event stream, in the same document"
+    assert refetched == [], "the arrival was pushed, not fetched with the page's state"
+    assert page.text_content("#dash-present") == "1"
+    row = page.text_content("#dash-arrivals li")
+    assert "Sở Tư pháp compact" in row and "lobby-1" in row
+    assert page.text_content("#dash-orgs").count("1") >= 2  # present 1 of expected 1
+    assert navigations == [], f"the page navigated: {navigations}"
 
-        wall = open_dashboard(browser, central, username, registered["meeting_id"], "?man-hinh-lon=1",
-                              viewport={"width": 1920, "height": 1080})
-        assert wall.locator("body.wall").count() == 1
-        assert wall.locator("nav").count() == 0 and wall.get_by_role("button", name="Đăng xuất").count() == 0
-        assert wall.text_content("#dash-present") == "1"
-        assert "Nguyễn Thị Hoà" in wall.text_content("#dash-arrivals")
-        big = wall.evaluate("parseFloat(getComputedStyle(document.getElementById('dash-present')).fontSize)")
-        assert big >= 64, big
-        assert wall.locator("#dash-chart svg polyline").count() == 1
-        shot(page, "dashboard")
-        shot(wall, "dashboard-wall")
-    finally:
-        gate.stop()
+    wall = open_dashboard(browser, central, username, registered["meeting_id"], "?man-hinh-lon=1",
+                          viewport={"width": 1920, "height": 1080})
+    assert wall.locator("body.wall").count() == 1
+    assert wall.locator("nav").count() == 0 and wall.get_by_role("button", name="Đăng xuất").count() == 0
+    assert wall.text_content("#dash-present") == "1"
+    assert "Nguyễn Thị Hoà" in wall.text_content("#dash-arrivals")
+    big = wall.evaluate("parseFloat(getComputedStyle(document.getElementById('dash-present')).fontSize)")
+    assert big >= 64, big
+    assert wall.locator("#dash-chart svg polyline").count() == 1
+    shot(page, "dashboard")
+    shot(wall, "dashboard-wall")
 
 
-def test_manual_mark_and_fleet_command_in_the_browser(central: Central, broker: Any, mail: Any, tmp_path: Path,
-                                                      scanner_pty: tuple[int, str], browser: Any) -> None:
-    _master, device = scanner_pty
+def test_manual_mark_and_fleet_command_in_the_browser(central: Central, mail: Any, tmp_path: Path, lobby_gate: Any,
+                                                      browser: Any) -> None:
     registered = setup_meeting(central, mail, "compact", "an.tran@sxd.hanoi.gov.vn")
     username = create_admin(central, tmp_path)
-    gate, _factory = start_gate(central, broker, tmp_path, device)
-    try:
-        page = open_dashboard(browser, central, username, registered["meeting_id"])
-        watch_live_stream(page)
-        page.get_by_role("button", name="Ghi nhận có mặt").click()  # no reason: the browser refuses to send
-        assert page.text_content("#dash-present") == "0"
-        page.get_by_label("Lý do (bắt buộc)").fill("Quên điện thoại, đã đối chiếu giấy mời")
-        page.get_by_role("button", name="Ghi nhận có mặt").click()
-        page.wait_for_selector("#dash-arrivals li:has-text('Thủ công')")
-        assert page.text_content("#dash-present") == "1"
-        assert "Đã ghi nhận có mặt" in page.text_content("#dash-mark-result")
-        assert updated_live(page)
+    _gate, _factory = lobby_gate()
+    page = open_dashboard(browser, central, username, registered["meeting_id"])
+    watch_live_stream(page)
+    page.get_by_role("button", name="Ghi nhận có mặt").click()  # no reason: the browser refuses to send
+    assert page.text_content("#dash-present") == "0"
+    page.get_by_label("Lý do (bắt buộc)").fill("Quên điện thoại, đã đối chiếu giấy mời")
+    page.get_by_role("button", name="Ghi nhận có mặt").click()
+    page.wait_for_selector("#dash-arrivals li:has-text('Thủ công')")
+    assert page.text_content("#dash-present") == "1"
+    assert "Đã ghi nhận có mặt" in page.text_content("#dash-mark-result")
+    assert updated_live(page)
 
-        fleet = open_page(browser)
-        login(fleet, central.url, username)
-        fleet.goto(f"{central.url}/cong/")
-        row = fleet.locator("tr[data-gate='lobby-1']")
-        row.locator("select[name=action]").select_option("lockdown")
-        fleet.once("dialog", lambda dialog: dialog.accept())  # lock down asks for confirmation first
-        row.get_by_role("button", name="Gửi").click()
-        row.locator(".fleet-status[data-status='ok']").wait_for()
-        assert "Cổng đã thực hiện" in row.locator(".fleet-status").text_content()
-        fleet.wait_for_function(
-            "document.querySelector(\"tr[data-gate='lobby-1'] .fleet-mode\").textContent.includes('Khóa cổng')",
-)
-        assert "Khóa cổng" in fleet.text_content("#fleet-log")
-        shot(fleet, "fleet")
-        row.locator("select[name=action]").select_option("resume")
-        row.get_by_role("button", name="Gửi").click()
-        row.locator(".fleet-status[data-status='ok']").wait_for()
-    finally:
-        gate.stop()
+    fleet = open_page(browser)
+    login(fleet, central.url, username)
+    fleet.goto(f"{central.url}/cong/")
+    row = fleet.locator("tr[data-gate='lobby-1']")
+    row.locator("select[name=action]").select_option("lockdown")
+    fleet.once("dialog", lambda dialog: dialog.accept())  # lock down asks for confirmation first
+    row.get_by_role("button", name="Gửi").click()
+    row.locator(".fleet-status[data-status='ok']").wait_for()
+    assert "Cổng đã thực hiện" in row.locator(".fleet-status").text_content()
+    fleet.wait_for_function(
+        "document.querySelector(\"tr[data-gate='lobby-1'] .fleet-mode\")"
+        ".textContent.includes('Khóa cổng')")
+    assert "Khóa cổng" in fleet.text_content("#fleet-log")
+    shot(fleet, "fleet")
+    row.locator("select[name=action]").select_option("resume")
+    row.get_by_role("button", name="Gửi").click()
+    row.locator(".fleet-status[data-status='ok']").wait_for()

@@ -10,7 +10,6 @@ pins whose serial scanner is a pseudo-terminal. With ``VAORA_SCREENSHOTS=1`` the
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,7 @@ from devtools.mailcatcher import MailCatcher
 from protocols.reasons import Reason
 
 from ..conftest import CHROMIUM, scaled
-from .conftest import Central, open_page
-from .test_spine import qr_text_of, scan, start_gate
+from .conftest import Central, invite, open_page, qr_text_of, scan
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
@@ -36,31 +34,9 @@ def phone(browser: Any) -> Any:
                      has_touch=True)
 
 
-def invite(central: Central) -> str:
+def registration_link(central: Central) -> str:
     """The office creates a meeting and an invitation; returns the link the organisation receives."""
-    now = datetime.now(UTC)
-    meeting = central.api(
-        "POST",
-        "/api/v1/meetings",
-        json={
-            "title": "Hội nghị triển khai nhiệm vụ năm 2025",
-            "starts_at": (now + timedelta(minutes=30)).isoformat(),
-            "ends_at": (now + timedelta(hours=3)).isoformat(),
-            "venue": "Hội trường A",
-            "site_id": "hq",
-            "scheme": "compact",
-        },
-    )
-    assert meeting.status_code == 201, meeting.text
-    organisation = central.api("POST", "/api/v1/organisations", json={"name": "Sở Kế hoạch và Đầu tư"})
-    assert organisation.status_code == 201, organisation.text
-    invitation = central.api(
-        "POST",
-        "/api/v1/invitations",
-        json={"meeting_id": meeting.json()["id"], "organisation_id": organisation.json()["id"]},
-    )
-    assert invitation.status_code == 201, invitation.text
-    return invitation.json()["registration_url"]
+    return invite(central, "Hội nghị triển khai nhiệm vụ năm 2025", "Sở Kế hoạch và Đầu tư")["registration_url"]
 
 
 def fill_delegate(page, name: str, position: str, email: str, phone_number: str) -> None:
@@ -82,11 +58,11 @@ PEOPLE = [
 
 
 def test_registrar_registers_sends_and_replaces_on_a_phone(
-    central: Central, broker, mail: MailCatcher, tmp_path: Path, scanner_pty, phone
+    central: Central, mail: MailCatcher, scanner_pty, lobby_gate, phone
 ) -> None:
     expect = playwright_sync.expect
     page = phone
-    page.goto(invite(central))
+    page.goto(registration_link(central))
     expect(page.get_by_role("heading", name="Đăng ký đại biểu")).to_be_visible()
     expect(page.get_by_text("Sở Kế hoạch và Đầu tư")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 360, "no sideways scrolling on a phone"
@@ -110,33 +86,30 @@ def test_registrar_registers_sends_and_replaces_on_a_phone(
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOT), full_page=True)
 
-    master, device = scanner_pty
-    gate, _factory = start_gate(central, broker, tmp_path, device)
-    try:
-        old_code = codes["binh.tran@skhdt.example.vn"]
-        binh = page.locator("article.delegate", has_text="Trần Văn Bình")
-        binh.get_by_role("link", name="Thay người").click()
-        expect(
-            page.get_by_role("heading", name="Thay đại biểu Trần Văn Bình bằng người khác")
-        ).to_be_visible()
-        fill_delegate(page, "Phạm Quốc Dũng", "Trưởng phòng", "dung.pham@skhdt.example.vn", "0933333333")
-        page.get_by_role("button", name="Thay người").click()
-        expect(page.get_by_text("Đã thay bằng đại biểu Phạm Quốc Dũng")).to_be_visible()
-        expect(page.locator("article.delegate", has_text="Trần Văn Bình")).to_have_count(0)
-        expect(page.locator("article.delegate", has_text="Phạm Quốc Dũng")).to_have_count(1)
+    master, _ = scanner_pty
+    gate, _factory = lobby_gate()
+    old_code = codes["binh.tran@skhdt.example.vn"]
+    binh = page.locator("article.delegate", has_text="Trần Văn Bình")
+    binh.get_by_role("link", name="Thay người").click()
+    expect(
+        page.get_by_role("heading", name="Thay đại biểu Trần Văn Bình bằng người khác")
+    ).to_be_visible()
+    fill_delegate(page, "Phạm Quốc Dũng", "Trưởng phòng", "dung.pham@skhdt.example.vn", "0933333333")
+    page.get_by_role("button", name="Thay người").click()
+    expect(page.get_by_text("Đã thay bằng đại biểu Phạm Quốc Dũng")).to_be_visible()
+    expect(page.locator("article.delegate", has_text="Trần Văn Bình")).to_have_count(0)
+    expect(page.locator("article.delegate", has_text="Phạm Quốc Dũng")).to_have_count(1)
 
-        new_message = mail.wait_for(4, timeout=30)[-1]
-        assert new_message["To"] == "dung.pham@skhdt.example.vn"
-        new_code = qr_text_of(new_message)
-        assert new_code != old_code
+    new_message = mail.wait_for(4, timeout=30)[-1]
+    assert new_message["To"] == "dung.pham@skhdt.example.vn"
+    new_code = qr_text_of(new_message)
+    assert new_code != old_code
 
-        assert gate.refresh_snapshot(), "the gate reloaded its snapshot after the replacement"
-        refused = scan(gate, master, old_code, before=0)
-        assert not refused.allowed
-        assert refused.reason is Reason.REVOKED
-        admitted = scan(gate, master, new_code, before=1)
-        assert admitted.allowed, admitted.reason
-        kept = scan(gate, master, codes["hoa.nguyen@skhdt.example.vn"], before=2)
-        assert kept.allowed, "the other delegates' codes still work"
-    finally:
-        gate.stop()
+    assert gate.refresh_snapshot(), "the gate reloaded its snapshot after the replacement"
+    refused = scan(gate, master, old_code, before=0)
+    assert not refused.allowed
+    assert refused.reason is Reason.REVOKED
+    admitted = scan(gate, master, new_code, before=1)
+    assert admitted.allowed, admitted.reason
+    kept = scan(gate, master, codes["hoa.nguyen@skhdt.example.vn"], before=2)
+    assert kept.allowed, "the other delegates' codes still work"
