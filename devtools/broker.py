@@ -28,7 +28,7 @@ import weakref
 from pathlib import Path
 from types import TracebackType
 
-from devtools.ports import free_port
+from devtools.ports import PortOwner
 from devtools.timeouts import scaled
 
 logger = logging.getLogger(__name__)
@@ -40,6 +40,10 @@ _LIVE_BROKERS: weakref.WeakSet[LocalBroker] = weakref.WeakSet()
 
 class BrokerError(RuntimeError):
     """The Mosquitto process could not be started; the message carries the tail of its log."""
+
+
+def _bind_failed(error: Exception) -> bool:
+    return isinstance(error, BrokerError) and any(marker in str(error) for marker in _BIND_FAILURE_MARKERS)
 
 
 def find_mosquitto() -> str:
@@ -70,7 +74,7 @@ def _tail(path: Path, lines: int = 20, since: int = 0) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-class LocalBroker:
+class LocalBroker(PortOwner):
     """A Mosquitto broker process owned by the caller.
 
     ``directory`` receives ``mosquitto.conf``, ``mosquitto.log``, ``mosquitto.stderr`` and ``data/`` (the
@@ -79,6 +83,8 @@ class LocalBroker:
     pass ``allow_anonymous=False`` with it rather than a second ``allow_anonymous`` line. ``start_timeout`` is
     the (unscaled) ceiling for one start, including a restart's retries on a lingering port.
     """
+
+    port_error = BrokerError
 
     def __init__(
         self,
@@ -92,10 +98,8 @@ class LocalBroker:
         executable: str | None = None,
         start_timeout: float = 20.0,
     ) -> None:
+        super().__init__(host, port)
         self.directory = Path(directory).resolve()
-        self._host = host
-        self._port = port
-        self._port_given = port is not None
         self.allow_anonymous = allow_anonymous
         self.extra_config = extra_config
         self.max_queued_messages = max_queued_messages
@@ -161,19 +165,7 @@ class LocalBroker:
             text += "# extra config\n" + self.extra_config.strip() + "\n"
         return text
 
-    # -- properties ------------------------------------------------------------------------------------
-    @property
-    def host(self) -> str:
-        """The address the listener binds to."""
-        return self._host
-
-    @property
-    def port(self) -> int:
-        """The listener's port (known after the first ``start()`` or when given)."""
-        if self._port is None:
-            raise BrokerError("port not chosen yet; call start() first")
-        return self._port
-
+    # -- properties (host and port: PortOwner) ----------------------------------------------------------
     @property
     def pid(self) -> int | None:
         """The process id while the process exists, else None."""
@@ -244,25 +236,12 @@ class LocalBroker:
         """
         if self.running:
             return self
-        attempts = 1 if (self._port_given or self._started_once) else 5
-        for attempt in range(1, attempts + 1):
-            if self._port is None:
-                self._port = free_port(self._host)
-            try:
-                self._launch()
-            except BrokerError as error:
-                bind_failed = any(marker in str(error) for marker in _BIND_FAILURE_MARKERS)
-                if bind_failed and attempt < attempts:
-                    logger.info("broker port taken, retrying port=%s", self._port)
-                    self._port = None
-                    continue
-                raise
-            self._started_once = True
-            _LIVE_BROKERS.add(self)
-            return self
-        raise BrokerError("unreachable")  # pragma: no cover - the loop returns or raises
+        self._bind_with_retries(self._launch, _bind_failed, keep_port=self._started_once)
+        self._started_once = True
+        _LIVE_BROKERS.add(self)
+        return self
 
-    def _launch(self) -> None:
+    def _launch(self, _port: int) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.persistence_dir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(self.config_text(), encoding="utf-8")

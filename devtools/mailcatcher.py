@@ -22,7 +22,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from devtools.ports import free_port
+from devtools.ports import PortOwner
 from devtools.timeouts import scaled
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class _Handler:
         return "250 Message accepted for delivery"
 
 
-class MailCatcher:
+class MailCatcher(PortOwner):
     """Runs an SMTP server on ``host`` and a free port (or ``port``) and keeps what it receives.
 
     ``echo=True`` prints a one-line summary of each mail to stdout; a callable receives the line instead.
@@ -77,25 +77,11 @@ class MailCatcher:
         *,
         echo: bool | Callable[[str], None] = False,
     ) -> None:
-        self._host = host
-        self._port = port
-        self._port_given = port is not None
+        super().__init__(host, port)
         self._echo = echo
         self._messages: list[EmailMessage] = []
         self._condition = threading.Condition()
         self._controller: Controller | None = None
-
-    @property
-    def host(self) -> str:
-        """The address the SMTP server listens on."""
-        return self._host
-
-    @property
-    def port(self) -> int:
-        """The SMTP port (known after ``start()`` or when given)."""
-        if self._port is None:
-            raise RuntimeError("port not chosen yet; call start() first")
-        return self._port
 
     @property
     def running(self) -> bool:
@@ -112,26 +98,15 @@ class MailCatcher:
         """Start the server in its own thread; returns once it accepts connections."""
         if self._controller is not None:
             return self
-        attempts = 1 if self._port_given else 5
-        for attempt in range(1, attempts + 1):
-            if self._port is None:
-                self._port = free_port(self._host)
-            controller = Controller(
-                _Handler(self), hostname=self._host, port=self._port, enable_SMTPUTF8=True,
-                ready_timeout=scaled(READY_TIMEOUT_S),
-            )
-            try:
-                controller.start()
-            except OSError:
-                # The port was taken between free_port() and bind; try another.
-                if attempt == attempts:
-                    raise
-                self._port = None
-                continue
+        def launch(port: int) -> None:
+            controller = Controller(_Handler(self), hostname=self._host, port=port, enable_SMTPUTF8=True,
+                                    ready_timeout=scaled(READY_TIMEOUT_S))
+            controller.start()  # an OSError here: the port was taken between free_port() and the bind
             self._controller = controller
-            logger.info("mail catcher started port=%s", self._port)
-            return self
-        raise RuntimeError("unreachable")  # pragma: no cover - the loop returns or raises
+
+        self._bind_with_retries(launch, lambda error: isinstance(error, OSError))
+        logger.info("mail catcher started port=%s", self._port)
+        return self
 
     def stop(self) -> None:
         """Stop the server; the received messages stay available."""

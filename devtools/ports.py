@@ -1,8 +1,21 @@
-"""Find a TCP port nobody listens on, for processes that tests and the demo start themselves."""
+"""Free TCP ports for the servers that tests and the demo start themselves, and the port handling they share.
+
+``free_port()`` asks the OS for a port nobody listens on. ``PortOwner`` is the part of ``LocalBroker`` and
+``MailCatcher`` that owns a host and a port: the port is given, or chosen at the first start and kept for every
+restart, and a start that loses its chosen port to another process (between the choice and the bind) tries again
+on a new one.
+"""
 
 from __future__ import annotations
 
+import logging
 import socket
+from collections.abc import Callable
+
+logger = logging.getLogger(__name__)
+
+START_ATTEMPTS = 5
+"""Binds tried on fresh free ports before a start gives up (only when the port was not given)."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -14,3 +27,49 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+class PortOwner:
+    """A server of ours listening on ``host`` and ``port`` (``None``: a free one, chosen at the first start).
+
+    Subclasses set ``port_error`` (raised when the port is read before it is known) and call
+    :meth:`_bind_with_retries` from their ``start()``.
+    """
+
+    port_error: type[Exception] = RuntimeError
+
+    def __init__(self, host: str, port: int | None) -> None:
+        self._host = host
+        self._port = port
+        self._port_given = port is not None
+
+    @property
+    def host(self) -> str:
+        """The address the server listens on."""
+        return self._host
+
+    @property
+    def port(self) -> int:
+        """The server's port (known after the first ``start()`` or when given)."""
+        if self._port is None:
+            raise self.port_error("port not chosen yet; call start() first")
+        return self._port
+
+    def _bind_with_retries(self, launch: Callable[[int], None], bind_failed: Callable[[Exception], bool],
+                           *, keep_port: bool = False) -> None:
+        """Run ``launch(port)``, choosing a free port first if none is set. When it raises an error that
+        ``bind_failed`` recognises, try again on a new free port, up to :data:`START_ATTEMPTS` times; not when
+        the port was given or ``keep_port`` (e.g. a restart, which must come back on the same port)."""
+        attempts = 1 if (self._port_given or keep_port) else START_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            if self._port is None:
+                self._port = free_port(self._host)
+            try:
+                launch(self._port)
+                return
+            except Exception as error:
+                if attempt < attempts and bind_failed(error):
+                    logger.info("port taken meanwhile, retrying on another port=%s", self._port)
+                    self._port = None
+                    continue
+                raise

@@ -155,14 +155,20 @@ def test_free_port_is_bindable_and_not_1883() -> None:
         sock.bind(("127.0.0.1", port))
 
 
-def test_mail_catcher_keeps_a_vietnamese_subject_intact(mail: MailCatcher) -> None:
+def _send(catcher: MailCatcher, sender: str, body: str, to_addrs: list[str] | None = None) -> None:
+    """Send an invitation mail (to lan@sotc.example.vn, a Vietnamese subject) to ``catcher`` over SMTP."""
     message = EmailMessage()
-    message["From"] = "Văn phòng UBND <vanphong@ubnd.example.vn>"
+    message["From"] = sender
     message["To"] = "lan@sotc.example.vn"
     message["Subject"] = "Giấy mời họp"
-    message.set_content("Kính mời đồng chí tới dự họp.\nSố: 125/TM-UBND")
-    with smtplib.SMTP(mail.host, mail.port, timeout=TIMEOUT) as smtp:
-        smtp.send_message(message, to_addrs=["lan@sotc.example.vn", "bcc@example.vn"])
+    message.set_content(body)
+    with smtplib.SMTP(catcher.host, catcher.port, timeout=TIMEOUT) as smtp:
+        smtp.send_message(message, to_addrs=to_addrs)
+
+
+def test_mail_catcher_keeps_a_vietnamese_subject_intact(mail: MailCatcher) -> None:
+    _send(mail, "Văn phòng UBND <vanphong@ubnd.example.vn>", "Kính mời đồng chí tới dự họp.\nSố: 125/TM-UBND",
+          to_addrs=["lan@sotc.example.vn", "bcc@example.vn"])
 
     [received] = mail.wait_for(1, timeout=MAIL_TIMEOUT)
     assert received["Subject"] == "Giấy mời họp"
@@ -182,13 +188,7 @@ def test_mail_catcher_wait_for_times_out_naming_what_arrived(mail: MailCatcher) 
 def test_mail_catcher_echo_prints_a_masked_one_line_summary() -> None:
     lines: list[str] = []
     with MailCatcher(echo=lines.append) as catcher:
-        message = EmailMessage()
-        message["From"] = "vanphong@ubnd.example.vn"
-        message["To"] = "lan@sotc.example.vn"
-        message["Subject"] = "Giấy mời họp"
-        message.set_content("x")
-        with smtplib.SMTP(catcher.host, catcher.port, timeout=TIMEOUT) as smtp:
-            smtp.send_message(message)
+        _send(catcher, "vanphong@ubnd.example.vn", "x")
         catcher.wait_for(1, timeout=MAIL_TIMEOUT)
     assert lines == ["mail #1 to=l***@sotc.example.vn subject='Giấy mời họp' attachments=0"]
     assert not catcher.running
@@ -248,7 +248,7 @@ def test_broker_moves_off_a_port_taken_meanwhile_but_not_off_a_given_one(
             LocalBroker(tmp_path / "given", port=taken).start()
 
         offered = iter([taken, free_port()])
-        monkeypatch.setattr("devtools.broker.free_port", lambda host="127.0.0.1": next(offered))
+        monkeypatch.setattr("devtools.ports.free_port", lambda host="127.0.0.1": next(offered))
         with LocalBroker(tmp_path / "auto") as broker:
             assert broker.port != taken
             socket.create_connection((broker.host, broker.port), timeout=TIMEOUT).close()
@@ -268,3 +268,29 @@ def test_mail_catcher_wait_for_stretches_with_the_scale(mail: MailCatcher, monke
     monkeypatch.setenv(TIMEOUT_SCALE_ENV, "2")
     with pytest.raises(TimeoutError, match=r"within 0\.4s"):
         mail.wait_for(1, timeout=0.2)
+
+
+def test_broker_wait_subscribed_sees_another_clients_subscription(broker: LocalBroker) -> None:
+    mark = broker.log_position()
+    client = _client(broker, "devtools-watched")
+    try:
+        client.subscribe([("vaora/v1/gates/+/checkins", 1), ("vaora/v1/changes", 0)])
+        broker.wait_subscribed("devtools-watched", "vaora/v1/gates/+/checkins", since=mark)
+        broker.wait_subscribed("devtools-watched", "vaora/v1/changes", since=mark)
+        with pytest.raises(TimeoutError, match="not subscribed"):
+            broker.wait_subscribed("devtools-watched", "vaora/v1/other", since=mark, timeout=0.2)
+    finally:
+        _close(client)
+
+
+def test_mail_catcher_moves_off_a_port_taken_meanwhile(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        offered = iter([taken, free_port()])
+        monkeypatch.setattr("devtools.ports.free_port", lambda host="127.0.0.1": next(offered))
+        with MailCatcher() as catcher:
+            assert catcher.port != taken
+            _send(catcher, "vanphong@ubnd.example.vn", "x")
+            assert len(catcher.wait_for(1, timeout=MAIL_TIMEOUT)) == 1
