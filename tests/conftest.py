@@ -7,6 +7,7 @@
   alone. Its timeouts, and every process start-up wait, are multiplied by ``VAORA_TEST_TIMEOUT_SCALE``
   (:func:`scaled`, defined once in ``devtools.timeouts`` and re-exported here) so a loaded machine gets more
   time without any test changing.
+- pytest-timeout's default ceiling per test is scaled the same way (``pytest_collection_modifyitems``).
 - ``database_url``: runs the test twice, on SQLite (a file in ``tmp_path``) and on PostgreSQL (a fresh
   database on 127.0.0.1:5432, dropped afterwards). Without a reachable PostgreSQL the postgres run is
   skipped, unless ``VAORA_REQUIRE_POSTGRES=1`` (set by ``.ci/run``), in which case it fails.
@@ -46,6 +47,20 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: fl
             detail = message() if callable(message) else message
             pytest.fail(f"condition not met within {scaled(timeout):.1f} s" + (f": {detail}" if detail else ""))
         time.sleep(interval)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Stretch pytest-timeout's per-test ceiling (``timeout`` in pyproject.toml) with the same scale, for tests
+    that set none of their own (theirs use ``scaled`` already)."""
+    try:
+        ceiling = float(config.getini("timeout") or 0)
+    except (ValueError, TypeError):
+        return
+    if ceiling <= 0:
+        return
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(scaled(ceiling)))
 
 
 POSTGRES_HOST = os.environ.get("VAORA_PG_HOST", "127.0.0.1")
