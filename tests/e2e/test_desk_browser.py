@@ -27,7 +27,7 @@ from central.db import database, open_database
 from devtools.mailcatcher import MailCatcher
 
 from ..conftest import CHROMIUM, wait_until
-from .conftest import RELAY, Central, high_periods, open_page, updated_live, watch_live_stream
+from .conftest import RELAY, Central, high_periods, open_page, start_gate, updated_live, watch_live_stream
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
 
@@ -102,105 +102,109 @@ def manual_checkins(database_path: Path) -> list[tuple]:
 
 
 def test_guard_scans_a_cccd_registers_and_opens_the_gate(
-    central: Central, mail: MailCatcher, lobby_gate: Any, page: Any
+    central: Central, broker: Any, mail: MailCatcher, tmp_path: Path, scanner_pty: Any, page: Any
 ) -> None:
     setup = setup_desk(central)
-    _gate, factory = lobby_gate()
-    relay = factory.pin(RELAY)
-    # The organiser's live dashboard, in a browser context of its own (another person's session).
-    dashboard = open_page(page.context.browser, viewport={"width": 1280, "height": 900})
-    log_in(dashboard, central.url, ORGANISER)
-    dashboard.goto(f"{central.url}/meetings/{setup['meeting_id']}/truc-tiep")
-    dashboard.locator("#dash-live[data-state='live']").wait_for()
-    watch_live_stream(dashboard)
+    _, device = scanner_pty
+    gate, factory = start_gate(central, broker, tmp_path, device)
+    try:
+        relay = factory.pin(RELAY)
+        # The organiser's live dashboard, in a browser context of its own (another person's session).
+        dashboard = open_page(page.context.browser, viewport={"width": 1280, "height": 900})
+        log_in(dashboard, central.url, ORGANISER)
+        dashboard.goto(f"{central.url}/meetings/{setup['meeting_id']}/truc-tiep")
+        dashboard.locator("#dash-live[data-state='live']").wait_for()
+        watch_live_stream(dashboard)
 
-    log_in(page, central.url, GUARD)
-    page.goto(f"{central.url}/ban-tiep-don/")
-    scan = page.locator("#scan")
-    assert scan.evaluate("el => el === document.activeElement"), "the scan field has the focus"
+        log_in(page, central.url, GUARD)
+        page.goto(f"{central.url}/ban-tiep-don/")
+        scan = page.locator("#scan")
+        assert scan.evaluate("el => el === document.activeElement"), "the scan field has the focus"
 
-    # A malformed scan: the parser's reason, and nothing filled in.
-    page.keyboard.type("001085012345|123|Nguyễn Văn A|15081985", delay=8)
-    page.keyboard.press("Enter")
-    page.get_by_text("Số CMND cũ phải gồm 9 hoặc 12 chữ số, hoặc để trống").wait_for()
-    assert page.locator("#full_name").input_value() == ""
+        # A malformed scan: the parser's reason, and nothing filled in.
+        page.keyboard.type("001085012345|123|Nguyễn Văn A|15081985", delay=8)
+        page.keyboard.press("Enter")
+        page.get_by_text("Số CMND cũ phải gồm 9 hoặc 12 chữ số, hoặc để trống").wait_for()
+        assert page.locator("#full_name").input_value() == ""
 
-    # The real card, at a wedge scanner's pace; the selected bad text is replaced.
-    page.keyboard.type(CARD, delay=8)
-    page.keyboard.press("Enter")
-    page.wait_for_function("document.getElementById('full_name').value !== ''")
-    assert page.locator("#full_name").input_value() == NAME
-    assert page.locator("#date_of_birth").input_value() == "15/08/1985"
-    assert page.locator("#sex").input_value() == "Nữ"
-    assert page.locator("#id_masked").input_value() == "********2345"
-    assert page.locator("#scan-error").is_hidden()
-    assert "001085012345" not in page.locator("#scan").input_value()
+        # The real card, at a wedge scanner's pace; the selected bad text is replaced.
+        page.keyboard.type(CARD, delay=8)
+        page.keyboard.press("Enter")
+        page.wait_for_function("document.getElementById('full_name').value !== ''")
+        assert page.locator("#full_name").input_value() == NAME
+        assert page.locator("#date_of_birth").input_value() == "15/08/1985"
+        assert page.locator("#sex").input_value() == "Nữ"
+        assert page.locator("#id_masked").input_value() == "********2345"
+        assert page.locator("#scan-error").is_hidden()
+        assert "001085012345" not in page.locator("#scan").input_value()
 
-    # Find the invitation by organisation (no accents typed), pick it with the keyboard, submit.
-    page.locator("#invitation").focus()
-    page.keyboard.type("khoa hoc", delay=20)
-    suggestion = page.locator("#invitation-results button").first
-    suggestion.wait_for()
-    page.keyboard.press("ArrowDown")
-    page.keyboard.press("Enter")
-    assert page.locator("#invitation").input_value() == setup["number"]
-    page.keyboard.press("Enter")  # the focus is on the register button
-    row = page.locator("#walkin-rows tr", has_text=NAME)
-    row.get_by_text("Chờ duyệt", exact=True).wait_for()
-    assert NAME in row.inner_text()
+        # Find the invitation by organisation (no accents typed), pick it with the keyboard, submit.
+        page.locator("#invitation").focus()
+        page.keyboard.type("khoa hoc", delay=20)
+        suggestion = page.locator("#invitation-results button").first
+        suggestion.wait_for()
+        page.keyboard.press("ArrowDown")
+        page.keyboard.press("Enter")
+        assert page.locator("#invitation").input_value() == setup["number"]
+        page.keyboard.press("Enter")  # the focus is on the register button
+        row = page.locator("#walkin-rows tr", has_text=NAME)
+        row.get_by_text("Chờ duyệt", exact=True).wait_for()
+        assert NAME in row.inner_text()
 
-    # The organiser sees the walk-in waiting on the dashboard and approves it there; the desk's row changes
-    # without a reload.
-    page.evaluate("window.__noReload = true")
-    waiting = dashboard.locator(f"#dash-walkins li:has-text('{NAME}')")
-    waiting.wait_for()
-    assert "********2345" in waiting.inner_text() and "001085012345" not in dashboard.content()
-    waiting.get_by_label("Ghi chú").fill("Đồng ý cho vào")
+        # The organiser sees the walk-in waiting on the dashboard and approves it there; the desk's row changes
+        # without a reload.
+        page.evaluate("window.__noReload = true")
+        waiting = dashboard.locator(f"#dash-walkins li:has-text('{NAME}')")
+        waiting.wait_for()
+        assert "********2345" in waiting.inner_text() and "001085012345" not in dashboard.content()
+        waiting.get_by_label("Ghi chú").fill("Đồng ý cho vào")
 
-    # Another visitor is registered meanwhile: the list changes under the organiser, the note being typed
-    # stays.
-    def another_walkin() -> None:
-        from central import models
-        from central.desk.cccd import parse_cccd
-        from central.services import walkins
+        # Another visitor is registered meanwhile: the list changes under the organiser, the note being typed
+        # stays.
+        def another_walkin() -> None:
+            from central import models
+            from central.desk.cccd import parse_cccd
+            from central.services import walkins
 
-        invitation = models.Invitation.get(models.Invitation.number == setup["number"])
-        walkins.register(invitation.meeting, invitation, parse_cccd(OTHER_CARD), GUARD, secret="e2e")
+            invitation = models.Invitation.get(models.Invitation.number == setup["number"])
+            walkins.register(invitation.meeting, invitation, parse_cccd(OTHER_CARD), GUARD, secret="e2e")
 
-    with_central_db(central, another_walkin)
-    dashboard.locator(f"#dash-walkins li:has-text('{OTHER_NAME}')").wait_for()
-    assert waiting.get_by_label("Ghi chú").input_value() == "Đồng ý cho vào"
-    waiting.get_by_role("button", name="Duyệt").click()
-    dashboard.locator(f"#dash-walkins li:has-text('{NAME}')").wait_for(state="detached")
-    row.get_by_role("button", name="Mở cổng").wait_for()
-    assert f"{ORGANISER}: Đồng ý cho vào" in row.inner_text()
-    assert page.evaluate("window.__noReload") is True, "updated in place"
+        with_central_db(central, another_walkin)
+        dashboard.locator(f"#dash-walkins li:has-text('{OTHER_NAME}')").wait_for()
+        assert waiting.get_by_label("Ghi chú").input_value() == "Đồng ý cho vào"
+        waiting.get_by_role("button", name="Duyệt").click()
+        dashboard.locator(f"#dash-walkins li:has-text('{NAME}')").wait_for(state="detached")
+        row.get_by_role("button", name="Mở cổng").wait_for()
+        assert f"{ORGANISER}: Đồng ý cho vào" in row.inner_text()
+        assert page.evaluate("window.__noReload") is True, "updated in place"
 
-    # Open the lobby gate remotely for the walk-in.
-    row.get_by_label("Cổng").select_option("lobby-1")
-    row.get_by_role("button", name="Mở cổng").click()
-    wait_until(lambda: any(state.state for state in relay.states), timeout=20)  # the history: a pulse is short
-    # The arrival reaches the organiser's dashboard over its open event stream, without a reload.
-    dashboard.locator(f"#dash-arrivals li:has-text('{NAME}')").wait_for()
-    assert updated_live(dashboard), "the dashboard updated in place, from its live stream"
-    # The walk-in's one-day delegate is newer than the page: the counts follow once the page refetched its state.
-    dashboard.wait_for_function("document.getElementById('dash-present').textContent === '1'")
-    result = page.locator("#gate-result")
-    wait_until(lambda: result.get_attribute("data-result") is not None, timeout=20)
-    assert result.get_attribute("data-result") == "ok", result.inner_text()
-    assert re.search("đã mở", result.inner_text())
-    shot(page, "opened")
-    wait_until(lambda: len(high_periods(relay)) == 1)
-    rows = wait_until(lambda: manual_checkins(central.database_path))
-    (manual, reason, operator, delegate_id) = rows[0]
-    assert (manual, reason) == (1, "manual_open")
-    assert GUARD in (operator or "")
-    assert delegate_id is not None
-    page.get_by_role("link", name="Xem / in mã").click()
-    page.locator("svg.qr").wait_for()
-    assert page.locator("#ticket-name").inner_text() == NAME
-    (decoded,) = zxingcpp.read_barcodes(Image.open(io.BytesIO(page.locator("svg.qr").screenshot())))
-    with sqlite3.connect(central.database_path) as connection:
-        (code,) = connection.execute("SELECT code FROM delegate WHERE id = ?", (delegate_id,)).fetchone()
-    assert decoded.text == code, "the QR on screen is the walk-in's one-day code"
-    shot(page, "code")
+        # Open the lobby gate remotely for the walk-in.
+        row.get_by_label("Cổng").select_option("lobby-1")
+        row.get_by_role("button", name="Mở cổng").click()
+        wait_until(lambda: any(state.state for state in relay.states), timeout=20)  # the history: a pulse is short
+        # The arrival reaches the organiser's dashboard over its open event stream, without a reload.
+        dashboard.locator(f"#dash-arrivals li:has-text('{NAME}')").wait_for()
+        assert updated_live(dashboard), "the dashboard updated in place, from its live stream"
+        # The walk-in's one-day delegate is newer than the page: the counts follow once the page refetched its state.
+        dashboard.wait_for_function("document.getElementById('dash-present').textContent === '1'")
+        result = page.locator("#gate-result")
+        wait_until(lambda: result.get_attribute("data-result") is not None, timeout=20)
+        assert result.get_attribute("data-result") == "ok", result.inner_text()
+        assert re.search("đã mở", result.inner_text())
+        shot(page, "opened")
+        wait_until(lambda: len(high_periods(relay)) == 1)
+        rows = wait_until(lambda: manual_checkins(central.database_path))
+        (manual, reason, operator, delegate_id) = rows[0]
+        assert (manual, reason) == (1, "manual_open")
+        assert GUARD in (operator or "")
+        assert delegate_id is not None
+        page.get_by_role("link", name="Xem / in mã").click()
+        page.locator("svg.qr").wait_for()
+        assert page.locator("#ticket-name").inner_text() == NAME
+        (decoded,) = zxingcpp.read_barcodes(Image.open(io.BytesIO(page.locator("svg.qr").screenshot())))
+        with sqlite3.connect(central.database_path) as connection:
+            (code,) = connection.execute("SELECT code FROM delegate WHERE id = ?", (delegate_id,)).fetchone()
+        assert decoded.text == code, "the QR on screen is the walk-in's one-day code"
+        shot(page, "code")
+    finally:
+        gate.stop()
