@@ -45,7 +45,6 @@ from protocols.reasons import Reason
 
 from . import __version__
 from . import systemd as sd
-from .cache import GateCache
 from .commands import CommandHandler, CommandStore
 from .config import GateConfig
 from .cycle import TurnstileCycle
@@ -55,6 +54,7 @@ from .delivery import DeliveryLoop
 from .follow import ChangeFollower, SnapshotRefresher
 from .heartbeat import HeartbeatLoop
 from .scanners import ScanEvent, Scanner, build_scanner
+from .store import GateStore
 from .sync import SyncError, fetch_snapshot
 from .transport import MqttTransport, Transport
 from .turnstile import Indicator, PinClaimError, Turnstile, claim
@@ -141,7 +141,7 @@ class Gate:
         self._build_pins(config, pin_factory)
         self.scanner = scanner
         self.transport = transport
-        self.cache: GateCache | None = None
+        self.cache: GateStore | None = None
         self.delivery: DeliveryLoop | None = None
         self.status_server: Any = None
         self.recent: deque[ScanRecord] = deque(maxlen=RECENT_SCANS)
@@ -204,7 +204,7 @@ class Gate:
         if self._started:
             raise RuntimeError("gate already started")
         self._started = True
-        self.cache = GateCache(self.config.gate.data_dir)
+        self.cache = GateStore(self.config.gate.data_dir)
         self.follower = ChangeFollower(self.cache, self.refresher.request, clock=self._clock)
         self._finalise_interrupted()
         if not self.refresh_snapshot():

@@ -21,7 +21,7 @@ from protocols.codes import (
 from protocols.payloads import DelegateEntry, Direction, MeetingEntry
 from protocols.reasons import Reason
 
-from .cache import CacheView
+from .store import CacheView
 
 log = logging.getLogger(__name__)
 

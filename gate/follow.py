@@ -1,7 +1,7 @@
 """Following central after the snapshot: the change stream, gap detection and background snapshot refetch.
 
 Central publishes every stored change on ``vaora/v1/central/changes`` (QoS 1) in sequence order. The gate
-applies each change exactly once (:meth:`gate.cache.GateCache.apply_change`):
+applies each change exactly once (:meth:`gate.store.GateStore.apply_change`):
 
 - ``seq == cache.seq + 1``: applied, the cache advances (and any buffered successors are applied after it);
 - ``seq <= cache.seq``: a repeat (QoS 1 redelivery, or already covered by a snapshot): ignored;
@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from protocols.payloads import Change, PayloadError, Snapshot, decode
 
-from .cache import ChangeResult, GateCache, SnapshotSource
+from .store import ChangeResult, GateStore, SnapshotSource
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class ChangeFollower:
 
     def __init__(
         self,
-        cache: GateCache,
+        cache: GateStore,
         request_snapshot: Callable[[], None],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_buffered: int = MAX_BUFFERED,

@@ -17,8 +17,8 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from gate.app import Gate
-from gate.cache import GateCache
 from gate.config import GateConfig
+from gate.store import GateStore
 from gate.sync import SyncError, SyncFailure
 from protocols.payloads import Command, CommandResult, GateStatus, Heartbeat, Outcome, decode, encode
 from protocols.reasons import Reason
@@ -73,7 +73,7 @@ def make_gate(world: World, make_config: Callable[..., GateConfig]) -> Iterator[
                              commands={"max_age_seconds": 30},
                              status={"enabled": status_page, "port": 0})
         if seed:
-            cache = GateCache(config.gate.data_dir)
+            cache = GateStore(config.gate.data_dir)
             cache.load_snapshot(world.snapshot, NOW)
             cache.close()
         kwargs: dict[str, Any] = {"fetch": fetch} if fetch is not None else {}

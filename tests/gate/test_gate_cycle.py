@@ -15,9 +15,9 @@ from gpiozero import LED
 from gpiozero.pins.mock import MockFactory
 
 from gate.app import Gate
-from gate.cache import GateCache
 from gate.config import GateConfig
 from gate.scanners import ScanEvent
+from gate.store import GateStore
 from gate.turnstile import PinClaimError
 from protocols.payloads import CheckIn, Outcome, decode
 from protocols.reasons import Reason
@@ -89,7 +89,7 @@ def gate_with_sensor(world: World, make_config: Callable[..., GateConfig]) -> It
             pins["passage_sensor"] = SENSOR
         config = make_config(gate={"fail_mode": fail_mode}, pins=pins,
                              turnstile={"unlock_seconds": UNLOCK, "sensor_debounce_ms": 50})
-        seed = GateCache(config.gate.data_dir)
+        seed = GateStore(config.gate.data_dir)
         seed.load_snapshot(world.snapshot, NOW)
         seed.close()
         gate = Gate(config, pin_factory=factory or MockFactory(), scanner=IdleScanner(),
@@ -323,7 +323,7 @@ def test_interrupted_cycle_is_finalised_unknown_and_delivered_on_start(
     world: World, make_config: Callable[..., GateConfig],
 ) -> None:
     config = make_config(pins={"passage_sensor": SENSOR}, turnstile={"unlock_seconds": 5.0})
-    seed = GateCache(config.gate.data_dir)
+    seed = GateStore(config.gate.data_dir)
     seed.load_snapshot(world.snapshot, NOW)
     seed.close()
     first = Gate(config, pin_factory=MockFactory(), scanner=IdleScanner(), transport=FakeTransport(False),
@@ -355,7 +355,7 @@ def test_stop_during_an_unlock_records_unknown(gate_with_sensor: Callable[..., G
     assert cache is not None
     probe_dir = gate.config.gate.data_dir
     gate.stop()
-    probe = GateCache(probe_dir)
+    probe = GateStore(probe_dir)
     try:
         row = probe.outbox_row(str(written.id))  # type: ignore[union-attr]
         assert row is not None and not row.awaiting_outcome

@@ -14,10 +14,10 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from gate.app import Gate
-from gate.cache import GateCache
 from gate.config import ConfigError, GateConfig
 from gate.scanners import ScanEvent
 from gate.status.model import to_json
+from gate.store import GateStore
 from gate.sync import SyncError, SyncFailure
 from protocols.codes import SignedClaims, compact_hash, encode_signed, generate_compact, generate_signing_key
 from protocols.payloads import Change, DelegateEntry, DelegateRevoke, Heartbeat, Snapshot, decode
@@ -68,7 +68,7 @@ def signed(world: World, attendee_id: int, key: Any = None, key_id: int = 7, fro
 def offline_gate(world: World, make_config: Callable[..., GateConfig],
                  tmp_path: Path) -> Iterator[tuple[Gate, Central, FakeTransport]]:
     config = make_config(mqtt={"heartbeat_seconds": 0.05})
-    cache = GateCache(config.gate.data_dir)  # what the gate had when central went away
+    cache = GateStore(config.gate.data_dir)  # what the gate had when central went away
     cache.load_snapshot(world.snapshot, NOW)
     cache.apply_change(Change(seq=43, at=LAST_CHANGE, body=DelegateRevoke(meeting_id=1, delegate_id=3)),
                        LAST_CHANGE)
