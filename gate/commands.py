@@ -45,22 +45,22 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 from uuid import UUID
 
-from protocols.payloads import Command, CommandResult, PayloadError, decode, encode
+from protocols.payloads import Command, CommandResult, GateMode, PayloadError, decode, encode
 from protocols.reasons import Reason
 
 from .store import CommandStore
 
 if TYPE_CHECKING:
     from .app import Gate
-    from .decision import Decision
 
 log = logging.getLogger(__name__)
 
-Mode = Literal["normal", "lockdown", "release"]
+Mode = GateMode
 MODES: tuple[str, ...] = ("normal", "lockdown", "release")
+MODE_OF_ACTION: dict[str, Mode] = {"lockdown": "lockdown", "release": "release", "resume": "normal"}
 DEFAULT_MAX_AGE_S = 30.0
 MAX_QUEUED = 100
 KEEP_LOG_DAYS = 30
@@ -156,17 +156,6 @@ class CommandHandler:
 
     # ----- scans and inputs
 
-    def guard_decider(self, decider: Callable[..., Decision]) -> Callable[..., Decision]:
-        """Wrap the gate's decision function: during a lockdown every scan is refused with ``locked_down``."""
-        from .decision import Decision
-
-        def decide(*args: Any, **kwargs: Any) -> Decision:
-            if self._mode == "lockdown":
-                return Decision(False, Reason.LOCKED_DOWN)
-            return decider(*args, **kwargs)
-
-        return decide
-
     def emergency_input_active(self) -> bool:
         """True while the physical emergency input is active."""
         device = self.gate.cycle.emergency_input
@@ -229,8 +218,7 @@ class CommandHandler:
         if command.action == "open":
             return self._open(command)
         if command.action in ("lockdown", "release", "resume"):
-            mode: Mode = {"lockdown": "lockdown", "release": "release", "resume": "normal"}[command.action]  # type: ignore[assignment]
-            self._set_mode(mode)
+            self._set_mode(MODE_OF_ACTION[command.action])
             return self._answer(command.id, True, None)
         if command.action == "resync":
             self._start_resync(command)
@@ -255,8 +243,8 @@ class CommandHandler:
         if self._mode == "lockdown":
             log.warning("remote open refused during lockdown command_id=%s", command.id)
             return self._answer(command.id, False, Reason.LOCKED_DOWN)
-        checkin = self.gate.remote_open(operator=command.issued_by, command_id=command.id,
-                                        meeting_id=command.meeting_id, delegate_id=command.delegate_id)
+        checkin = self.gate.admission.remote_open(operator=command.issued_by, command_id=command.id,
+                                                  meeting_id=command.meeting_id, delegate_id=command.delegate_id)
         if checkin is None:
             return self._answer(command.id, False, Reason.INTERNAL_ERROR)
         note: Reason | None = None
@@ -298,10 +286,10 @@ class CommandHandler:
                     self.gate.turnstile.lock()  # cancel a running unlock: relay at its locked level
         if mode != previous:
             log.warning("gate mode changed from=%s to=%s", previous, mode)
-        publish_status = getattr(self.gate.transport, "publish_status", None)
-        if publish_status is not None and mode != previous:
+        transport = self.gate.transport
+        if transport is not None and mode != previous:
             try:
-                publish_status()
+                transport.publish_status()
             except Exception:
                 log.exception("status not republished after a mode change")
 

@@ -92,9 +92,7 @@ class DeliveryLoop:
 
     def _fan_out_offline_passage(self, row: OutboxRow) -> None:
         """Publish a passage recorded before this connection to the site (see the module docstring)."""
-        publish = getattr(self.transport, "publish_site_checkin", None)
-        if publish is None:
-            return
+        publish = self.transport.publish_site_checkin
         try:
             checkin = decode(CheckIn, row.payload)
         except PayloadError:

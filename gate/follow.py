@@ -18,10 +18,13 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from protocols.payloads import Change, PayloadError, Snapshot, decode
 
+from .config import CentralSection
 from .store import ChangeResult, GateStore, SnapshotSource
+from .sync import SyncError
 
 log = logging.getLogger(__name__)
 
@@ -219,3 +222,33 @@ class SnapshotRefresher:
             if self._stop.wait(backoff):
                 return
             backoff = min(backoff * 2, self.max_backoff_s)
+
+
+def refresh_from_central(central: CentralSection, gate_id: str, fetch: Callable[..., Any],
+                         follower: ChangeFollower) -> bool:
+    """Fetch a snapshot from central with ``fetch(url, gate_id, token, timeout)`` and load it through
+    ``follower``; on failure keep the existing cache and log why. Returns success.
+
+    A snapshot older than the cache (changes arrived meanwhile) is not loaded, but counts as success.
+    """
+    try:
+        token = central.resolve_token()
+    except OSError as exc:
+        log.warning("snapshot not loaded: token unreadable: %s; deciding from cached seq=%d",
+                    exc, follower.cache.seq)
+        return False
+    snapshot: Any = None
+    try:
+        snapshot = fetch(central.url, gate_id, token, central.timeout)
+        # A streamed snapshot is validated entry by entry while it loads: a bad one raises SyncError
+        # half-way and the cache keeps its previous content.
+        follower.load_snapshot(snapshot)
+    except SyncError as exc:
+        log.warning("snapshot not loaded reason=%s detail=%s; deciding from cached seq=%d",
+                    exc.reason.value, exc.detail, follower.cache.seq)
+        return False
+    finally:
+        close = getattr(snapshot, "close", None)  # a stream holds a connection; a plain Snapshot does not
+        if callable(close):
+            close()
+    return True

@@ -21,6 +21,7 @@ from gate.store import GateStore
 from protocols import topics
 from protocols.payloads import Ack, AckBatch, CheckIn, GateStatus, Outcome, decode, encode
 from protocols.reasons import Reason
+from tests.conftest import wait_until
 from tests.gate.gate_helpers import NOW, World
 
 
@@ -84,16 +85,6 @@ def pty() -> Iterator[tuple[int, str]]:
     yield master, os.ttyname(slave)
     os.close(master)
     os.close(slave)
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture

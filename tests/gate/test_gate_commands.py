@@ -34,22 +34,12 @@ TOL = 0.08
 class CommandTransport(FakeTransport):
     """FakeTransport that also records command results and status re-publications."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.results: list[CommandResult] = []
-        self.status_published = 0
-        self.status_fields: Any = None
-        self.on_command: Any = None
-
-    def publish_command_result(self, payload: bytes) -> bool:
-        self.results.append(decode(CommandResult, payload))
-        return True
-
-    def publish_status(self) -> bool:
-        self.status_published += 1
-        return True
+    @property
+    def results(self) -> list[CommandResult]:
+        return [decode(CommandResult, payload) for payload in self.command_results]
 
     def status(self) -> GateStatus:
+        assert self.status_fields is not None
         return GateStatus(gate_id="g1", state="online", since=NOW, **self.status_fields())
 
 

@@ -21,6 +21,7 @@ from gate.store import GateStore
 from gate.turnstile import PinClaimError
 from protocols.payloads import CheckIn, Outcome, decode
 from protocols.reasons import Reason
+from tests.conftest import wait_until
 from tests.gate.gate_helpers import NOW, FakeTransport, IdleScanner, World
 
 RELAY, GREEN, RED, BUZZER, SENSOR, MANUAL, EMERGENCY = 17, 27, 22, 23, 5, 6, 13
@@ -41,15 +42,6 @@ def compress(pin: Any) -> list[bool]:
         if not out or out[-1] != bool(state.state):
             out.append(bool(state.state))
     return out
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 3.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.01)
-    raise AssertionError("condition not met in time")
 
 
 def scan(text: str | None, reason: Reason = Reason.OK) -> ScanEvent:

@@ -6,13 +6,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gate.decision import decide
-from gate.store import GateStore
+from gate.decision import Decision, decide
+from gate.store import CacheView, GateStore
 from protocols.codes import (
     ALPHABET,
     MAX_SCAN_LENGTH,
@@ -22,6 +23,7 @@ from protocols.codes import (
     encode_signed,
     generate_signing_key,
 )
+from protocols.payloads import GateMode
 from protocols.reasons import Reason
 from tests.gate.gate_helpers import NOW, SITE, World, build_world
 
@@ -174,3 +176,27 @@ def test_decision_needs_no_clock_or_io(loaded: tuple[GateStore, World], tmp_path
     later = NOW + timedelta(days=3)
     assert decide(world.codes[1], cache, NOW, SITE).reason is Reason.OK
     assert decide(world.codes[1], cache, later, SITE).reason is Reason.EXPIRED
+
+
+@pytest.mark.parametrize("mode", ["normal", "release"])
+def test_a_gate_not_locked_down_decides_as_usual(loaded: tuple[GateStore, World], mode: GateMode) -> None:
+    cache, world = loaded
+    assert decide(world.codes[1], cache, NOW, SITE, mode=mode).reason is Reason.OK
+    assert decide(world.codes[9001], cache, NOW, SITE, mode=mode).reason is Reason.REVOKED
+
+
+@pytest.mark.parametrize("make_scan", [lambda w: w.codes[1], lambda w: w.codes[9001], lambda w: "x" * 10_000,
+                                       lambda w: signed(w)], ids=["valid", "revoked", "too-long", "signed"])
+def test_lockdown_is_the_first_check(loaded: tuple[GateStore, World], make_scan: Callable[[World], str]) -> None:
+    cache, world = loaded
+    decision = decide(make_scan(world), cache, NOW, SITE, mode="lockdown")
+    assert decision == Decision(False, Reason.LOCKED_DOWN), "refused before the scan is even read"
+
+
+def test_lockdown_does_not_touch_the_cache(world: World) -> None:
+    class Untouchable:
+        def __getattr__(self, name: str) -> object:
+            raise AssertionError(f"decide() read the cache ({name}) during a lockdown")
+
+    view = cast(CacheView, Untouchable())
+    assert decide(world.codes[1], view, NOW, SITE, mode="lockdown").reason is Reason.LOCKED_DOWN

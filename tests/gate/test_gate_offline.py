@@ -22,6 +22,7 @@ from gate.sync import SyncError, SyncFailure
 from protocols.codes import SignedClaims, compact_hash, encode_signed, generate_compact, generate_signing_key
 from protocols.payloads import Change, DelegateEntry, DelegateRevoke, Heartbeat, Snapshot, decode
 from protocols.reasons import Reason
+from tests.conftest import wait_until
 from tests.gate.gate_helpers import NOW, FakeTransport, IdleScanner, World
 
 LAST_CHANGE = NOW + timedelta(minutes=10)  # when the gate last heard from central
@@ -42,15 +43,6 @@ class Central:
             if self.snapshot is None:
                 raise SyncError(SyncFailure.UNREACHABLE, "connection refused")
             return self.snapshot
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.01)
-    raise AssertionError("condition not met in time")
 
 
 def scan(text: str) -> ScanEvent:

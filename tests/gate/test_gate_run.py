@@ -25,6 +25,7 @@ from gate.config import GateConfig
 from gate.decision import Decision, decide
 from gate.scanners import ScanEvent
 from protocols.reasons import Reason
+from tests.conftest import wait_until
 from tests.gate.gate_helpers import FakeTransport, IdleScanner
 
 REPO = Path(__file__).resolve().parents[2]
@@ -133,15 +134,6 @@ def notify_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
     monkeypatch.delenv("WATCHDOG_PID", raising=False)
     yield listener
     listener.close()
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 5.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 def test_watchdog_is_fed_while_healthy_and_stops_when_the_handler_stalls(

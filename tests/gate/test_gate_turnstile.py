@@ -10,6 +10,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from gate.turnstile import Indicator, Turnstile
+from tests.conftest import wait_until
 
 
 @pytest.fixture
@@ -33,12 +34,6 @@ def high_durations(pin: object, level: bool) -> list[float]:
     states = pin.states  # type: ignore[attr-defined]
     return [b.timestamp - a.timestamp for a, b in itertools.pairwise(states)
             if bool(a.state) is level and bool(b.state) is not level]
-
-
-def wait_until(predicate: object, timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:  # type: ignore[operator]
-        time.sleep(0.01)
 
 
 def test_secure_rests_low_and_unlock_pulses_high(factory: MockFactory) -> None:
