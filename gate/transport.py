@@ -25,7 +25,7 @@ from protocols.payloads import Ack, CheckIn, GateStatus, PayloadError, decode, d
 log = logging.getLogger(__name__)
 
 AckHandler = Callable[[Ack], None]
-ChangeHandler = Callable[[bytes], None]
+ChangeHandler = Callable[[bytes], object]
 SiteCheckInHandler = Callable[[CheckIn], None]
 StatusFields = Callable[[], dict[str, Any]]
 
