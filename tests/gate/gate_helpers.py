@@ -168,3 +168,13 @@ class IdleScanner:
 
     def close(self) -> None:
         self.closed = True
+
+
+def outlast_an_unlock(green: Any) -> None:
+    """Return once the green LED's slow emergency flashing (0.5 s a phase) changed three times: later than
+    any test unlock pulse (at most 0.4 s) would have ended, measured by events, not by a stopwatch.
+    ``green``: the MockPin of the green LED."""
+    from tests.conftest import wait_until
+
+    start = len(green.states)
+    wait_until(lambda: len(green.states) >= start + 3)
