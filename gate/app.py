@@ -134,7 +134,7 @@ class Gate:
         self._started = True
         self.cache = store = GateStore(self.config.gate.data_dir)
         self.follower = ChangeFollower(store, self.refresher.request, clock=self._clock)
-        self.admission.attach(store, self._transport(), None)
+        self.admission.attach(store, self._transport(), None)  # delivery starts after the snapshot
         self.admission.finalise_interrupted()
         if not self.refresh_snapshot():
             self.refresher.request()  # keep trying in the background; decide from the cache meanwhile
@@ -148,12 +148,9 @@ class Gate:
                                          self._wall_clock)
         self.commands = CommandHandler(self, CommandStore(store.path), transport.publish_command_result,
                                        max_age_s=self.config.commands.max_age_seconds, clock=self._clock)
-        transport.on_ack = self.delivery.handle_ack
-        transport.on_connected = self.delivery.kick
-        transport.on_change = self.follower.handle_payload
-        transport.on_site_checkin = self.admission.on_site_checkin
-        transport.on_session_lost = self.refresher.request
-        transport.on_command = self.commands.submit
+        transport.on_ack, transport.on_connected = self.delivery.handle_ack, self.delivery.kick
+        transport.on_change, transport.on_site_checkin = self.follower.handle_payload, self.admission.on_site_checkin
+        transport.on_session_lost, transport.on_command = self.refresher.request, self.commands.submit
         transport.status_fields = self.status_fields
         transport.start()
         self.delivery.start()
@@ -173,12 +170,11 @@ class Gate:
 
     def _transport(self) -> Transport:
         if self.transport is None:
-            mqtt_cfg = self.config.mqtt
-            self.transport = MqttTransport(
-                self.gate_id, mqtt_cfg.host, mqtt_cfg.port, username=mqtt_cfg.username,
-                password=mqtt_cfg.resolve_password(), keepalive=mqtt_cfg.keepalive,
-                software_version=__version__, site_id=self.site_id, tls=mqtt_cfg.tls_files(),
-            )
+            mqtt = self.config.mqtt
+            self.transport = MqttTransport(self.gate_id, mqtt.host, mqtt.port, username=mqtt.username,
+                                           password=mqtt.resolve_password(), keepalive=mqtt.keepalive,
+                                           software_version=__version__, site_id=self.site_id,
+                                           tls=mqtt.tls_files())
         return self.transport
 
     def refresh_snapshot(self) -> bool:
@@ -200,9 +196,8 @@ class Gate:
         steps.append(("cycle", self.cycle.stop))
         if self.heartbeat is not None:
             steps.append(("heartbeat", self.heartbeat.stop))
-        steps.append(("snapshot refresh", self.refresher.stop))
-        steps.append(("relay", self.turnstile.release_for_shutdown))
-        steps.append(("indicator", self.indicator.off))
+        steps += [("snapshot refresh", self.refresher.stop), ("relay", self.turnstile.release_for_shutdown),
+                  ("indicator", self.indicator.off)]
         if self.status_server is not None:
             steps.append(("status page", self.status_server.stop))
         if self.transport is not None and self._started:
