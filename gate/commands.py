@@ -45,108 +45,25 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 from uuid import UUID
 
-from protocols.payloads import Command, CommandResult, PayloadError, decode, encode
+from protocols.payloads import Command, CommandResult, GateMode, PayloadError, decode, encode
 from protocols.reasons import Reason
+
+from .store import CommandStore
 
 if TYPE_CHECKING:
     from .app import Gate
-    from .decision import Decision
 
 log = logging.getLogger(__name__)
 
-Mode = Literal["normal", "lockdown", "release"]
+Mode = GateMode
 MODES: tuple[str, ...] = ("normal", "lockdown", "release")
+MODE_OF_ACTION: dict[str, Mode] = {"lockdown": "lockdown", "release": "release", "resume": "normal"}
 DEFAULT_MAX_AGE_S = 30.0
 MAX_QUEUED = 100
 KEEP_LOG_DAYS = 30
-
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS command_log (
-        command_id TEXT PRIMARY KEY,
-        action TEXT NOT NULL,
-        issued_by TEXT NOT NULL,
-        issued_at REAL NOT NULL,
-        received_at REAL NOT NULL,
-        ok INTEGER,
-        reason TEXT,
-        result BLOB
-    )""",
-    "CREATE INDEX IF NOT EXISTS command_log_received ON command_log (received_at)",
-    "CREATE TABLE IF NOT EXISTS command_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-)
-
-
-class CommandStore:
-    """Command ids with their answers, and the gate's mode, in tables of the gate's SQLite cache file.
-
-    Uses its own connection (WAL, ``synchronous=FULL``) so that an id is on disk before the command acts.
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(str(self.path), timeout=5.0, isolation_level=None, check_same_thread=False)
-        with self._lock:
-            for pragma in ("journal_mode = wal", "synchronous = 2", "busy_timeout = 5000"):
-                self._conn.execute(f"PRAGMA {pragma}")
-            for ddl in _SCHEMA:
-                self._conn.execute(ddl)
-
-    def claim(self, command: Command, now: datetime) -> tuple[bool, bytes | None]:
-        """Record ``command`` as received. Returns (True, None) the first time; (False, stored result or None
-        when a previous execution never finished) for an id seen before."""
-        with self._lock:
-            try:
-                self._conn.execute(
-                    "INSERT INTO command_log (command_id, action, issued_by, issued_at, received_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (str(command.id), command.action, command.issued_by, command.issued_at.timestamp(),
-                     now.timestamp()),
-                )
-                return True, None
-            except sqlite3.IntegrityError:
-                row = self._conn.execute("SELECT result FROM command_log WHERE command_id = ?",
-                                         (str(command.id),)).fetchone()
-                return False, (bytes(row[0]) if row and row[0] is not None else None)
-
-    def finish(self, result: CommandResult, payload: bytes) -> None:
-        """Store the answer to a claimed command."""
-        with self._lock:
-            self._conn.execute("UPDATE command_log SET ok = ?, reason = ?, result = ? WHERE command_id = ?",
-                               (int(result.ok), result.reason, payload, str(result.command_id)))
-
-    def seen(self, command_id: UUID | str) -> bool:
-        """True when this command id was received before."""
-        with self._lock:
-            return self._conn.execute("SELECT 1 FROM command_log WHERE command_id = ?",
-                                      (str(command_id),)).fetchone() is not None
-
-    def get_state(self, key: str) -> str | None:
-        """A persisted state value (e.g. ``mode``), or None."""
-        with self._lock:
-            row = self._conn.execute("SELECT value FROM command_state WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
-
-    def set_state(self, key: str, value: str) -> None:
-        """Persist a state value."""
-        with self._lock:
-            self._conn.execute("INSERT OR REPLACE INTO command_state (key, value) VALUES (?, ?)", (key, value))
-
-    def prune(self, before: datetime) -> int:
-        """Forget commands received before ``before`` (far older than any max age); returns how many."""
-        with self._lock:
-            return self._conn.execute("DELETE FROM command_log WHERE received_at < ?",
-                                      (before.timestamp(),)).rowcount
-
-    def close(self) -> None:
-        """Close the connection."""
-        with self._lock:
-            self._conn.close()
-
 
 class CommandHandler:
     """Validates, de-duplicates and executes commands for ``gate``, and publishes the answers.
@@ -239,17 +156,6 @@ class CommandHandler:
 
     # ----- scans and inputs
 
-    def guard_decider(self, decider: Callable[..., Decision]) -> Callable[..., Decision]:
-        """Wrap the gate's decision function: during a lockdown every scan is refused with ``locked_down``."""
-        from .decision import Decision
-
-        def decide(*args: Any, **kwargs: Any) -> Decision:
-            if self._mode == "lockdown":
-                return Decision(False, Reason.LOCKED_DOWN)
-            return decider(*args, **kwargs)
-
-        return decide
-
     def emergency_input_active(self) -> bool:
         """True while the physical emergency input is active."""
         device = self.gate.cycle.emergency_input
@@ -312,8 +218,7 @@ class CommandHandler:
         if command.action == "open":
             return self._open(command)
         if command.action in ("lockdown", "release", "resume"):
-            mode: Mode = {"lockdown": "lockdown", "release": "release", "resume": "normal"}[command.action]  # type: ignore[assignment]
-            self._set_mode(mode)
+            self._set_mode(MODE_OF_ACTION[command.action])
             return self._answer(command.id, True, None)
         if command.action == "resync":
             self._start_resync(command)
@@ -338,8 +243,8 @@ class CommandHandler:
         if self._mode == "lockdown":
             log.warning("remote open refused during lockdown command_id=%s", command.id)
             return self._answer(command.id, False, Reason.LOCKED_DOWN)
-        checkin = self.gate.remote_open(operator=command.issued_by, command_id=command.id,
-                                        meeting_id=command.meeting_id, delegate_id=command.delegate_id)
+        checkin = self.gate.admission.remote_open(operator=command.issued_by, command_id=command.id,
+                                                  meeting_id=command.meeting_id, delegate_id=command.delegate_id)
         if checkin is None:
             return self._answer(command.id, False, Reason.INTERNAL_ERROR)
         note: Reason | None = None
@@ -381,10 +286,10 @@ class CommandHandler:
                     self.gate.turnstile.lock()  # cancel a running unlock: relay at its locked level
         if mode != previous:
             log.warning("gate mode changed from=%s to=%s", previous, mode)
-        publish_status = getattr(self.gate.transport, "publish_status", None)
-        if publish_status is not None and mode != previous:
+        transport = self.gate.transport
+        if transport is not None and mode != previous:
             try:
-                publish_status()
+                transport.publish_status()
             except Exception:
                 log.exception("status not republished after a mode change")
 

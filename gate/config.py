@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from protocols.codes import MAX_SCAN_LENGTH
+from protocols.mqtt import TlsFiles
 from protocols.topics import is_valid_id
 
 TOKEN_ENV = "VAORA_GATE_TOKEN"
@@ -145,7 +146,8 @@ class CentralSection(_Section):
 
 
 class MqttSection(_Section):
-    """``[mqtt]``: the broker connection."""
+    """``[mqtt]``: the broker connection. ``ca_file`` turns TLS on (the broker's certificate is checked against
+    it); ``cert_file`` / ``key_file`` add a client certificate (the key may be inside the certificate file)."""
 
     host: str = "localhost"
     port: Annotated[int, Field(ge=1, le=65535)] = 1883
@@ -154,6 +156,15 @@ class MqttSection(_Section):
     keepalive: Annotated[int, Field(ge=5, le=3600)] = 30
     resend_seconds: Annotated[float, Field(gt=0, le=3600, strict=False)] = 30.0
     heartbeat_seconds: Annotated[float, Field(gt=0, le=3600, strict=False)] = 15.0
+    ca_file: Annotated[Path | None, Field(strict=False)] = None
+    cert_file: Annotated[Path | None, Field(strict=False)] = None
+    key_file: Annotated[Path | None, Field(strict=False)] = None
+
+    def tls_files(self) -> TlsFiles | None:
+        """The TLS files for :func:`protocols.mqtt.make_client`, or None for a plain connection."""
+        if self.ca_file is None:
+            return None
+        return TlsFiles(ca_file=self.ca_file, cert_file=self.cert_file, key_file=self.key_file)
 
     def resolve_password(self) -> str | None:
         """Return the broker password from password_file, else $VAORA_MQTT_PASSWORD, else None."""
@@ -310,6 +321,13 @@ class CommandsSection(_Section):
     max_age_seconds: Annotated[float, Field(ge=1, le=3600, strict=False)] = 30.0
 
 
+class OutboxSection(_Section):
+    """``[outbox]``: check-ins central acknowledged are kept ``keep_delivered_hours`` (for the guard and for
+    diagnosis), then deleted by the service loop; undelivered ones are never deleted."""
+
+    keep_delivered_hours: Annotated[float, Field(gt=0, le=24 * 365, strict=False)] = 72.0
+
+
 class GateConfig(_Section):
     """The whole per-gate configuration."""
 
@@ -321,6 +339,7 @@ class GateConfig(_Section):
     turnstile: TurnstileSection = TurnstileSection()
     status: StatusSection = StatusSection()
     commands: CommandsSection = CommandsSection()
+    outbox: OutboxSection = OutboxSection()
 
 
 def _format_errors(exc: ValidationError) -> list[str]:
@@ -341,12 +360,19 @@ def _format_errors(exc: ValidationError) -> list[str]:
     return errors
 
 
-def _check_secret_files(config: GateConfig) -> list[str]:
+def _check_files(config: GateConfig) -> list[str]:
+    """Files named by the config that cannot be read, and TLS files that make no set."""
+    mqtt = config.mqtt
     errors = []
     for key, path in (("central.token_file", config.central.token_file),
-                      ("mqtt.password_file", config.mqtt.password_file)):
+                      ("mqtt.password_file", mqtt.password_file), ("mqtt.ca_file", mqtt.ca_file),
+                      ("mqtt.cert_file", mqtt.cert_file), ("mqtt.key_file", mqtt.key_file)):
         if path is not None and not os.access(path, os.R_OK):
             errors.append(f"{key}: cannot read {path}")
+    if mqtt.key_file is not None and mqtt.cert_file is None:
+        errors.append("mqtt.key_file: a key needs its certificate (mqtt.cert_file)")
+    if mqtt.cert_file is not None and mqtt.ca_file is None:
+        errors.append("mqtt.cert_file: a client certificate needs the broker's CA (mqtt.ca_file)")
     return errors
 
 
@@ -356,7 +382,7 @@ def parse_config(data: dict[str, Any]) -> GateConfig:
         config = GateConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc)) from None
-    if errors := _check_secret_files(config):
+    if errors := _check_files(config):
         raise ConfigError(errors)
     return config
 

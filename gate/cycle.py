@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,7 +66,7 @@ class TurnstileCycle:
         sensor_debounce_s: float = 0.1,
         on_outcome: Callable[[str, Outcome], None] | None = None,
         on_forced: Callable[[], None] | None = None,
-        on_manual: Callable[[], None] | None = None,
+        on_manual: Callable[[], object] | None = None,
         on_emergency: Callable[[bool], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -238,7 +238,7 @@ class TurnstileCycle:
         return call
 
     @staticmethod
-    def _run(calls: list[Callable[[], None]]) -> None:
+    def _run(calls: Sequence[Callable[[], object]]) -> None:
         for call in calls:
             try:
                 call()

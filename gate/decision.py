@@ -1,6 +1,8 @@
-"""The gate's decision: a pure function from a scanned text, a read-only cache view and ``now``.
+"""The gate's decision: a pure function from a scanned text, a read-only cache view, ``now`` and the gate's mode.
 
-No I/O and no clock: everything it needs is passed in, so it is tested table-driven with frozen time.
+No I/O and no clock: everything it needs is passed in, so it is tested table-driven with frozen time. The mode
+set by central's commands is an input: a gate in ``lockdown`` refuses every scan (``locked_down``) before
+reading it.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypedDict, Unpack
 
 from protocols.codes import (
     MAX_SCAN_LENGTH,
@@ -18,10 +21,10 @@ from protocols.codes import (
     scheme_of,
     verify_signed,
 )
-from protocols.payloads import DelegateEntry, Direction, MeetingEntry
+from protocols.payloads import DelegateEntry, Direction, GateMode, MeetingEntry
 from protocols.reasons import Reason
 
-from .cache import CacheView
+from .store import CacheView
 
 log = logging.getLogger(__name__)
 
@@ -41,21 +44,37 @@ class Decision:
     position: str | None = None
 
 
-def _refuse(reason: Reason, **known: object) -> Decision:
-    return Decision(False, reason, **known)  # type: ignore[arg-type]
+class Known(TypedDict, total=False):
+    """What a decision knows of the credential and its holder (the optional fields of :class:`Decision`)."""
+
+    scheme: Scheme | None
+    meeting_id: int | None
+    delegate_id: int | None
+    credential: str | None
+    name: str | None
+    organisation: str | None
+    position: str | None
+
+
+def _refuse(reason: Reason, **known: Unpack[Known]) -> Decision:
+    return Decision(False, reason, **known)
 
 
 def decide(scan: str, cache: CacheView, now: datetime, site_id: str,
-           direction: Direction = Direction.IN) -> Decision:
-    """Decide on one scanned text at a gate of site ``site_id`` facing ``direction``, at ``now``. Never raises.
+           direction: Direction = Direction.IN, mode: GateMode = "normal") -> Decision:
+    """Decide on one scanned text at a gate of site ``site_id`` facing ``direction``, in ``mode``, at ``now``.
+    Never raises.
 
-    Order: TOO_LONG; MALFORMED (neither scheme); compact: MALFORMED/BAD_CHECKSUM, UNKNOWN_CODE; signed:
-    MALFORMED/UNKNOWN_KEY/BAD_SIGNATURE/NOT_YET_VALID/EXPIRED, UNKNOWN_CODE (meeting not cached); then
+    Order: LOCKED_DOWN (mode ``lockdown``: nothing else is looked at); TOO_LONG; MALFORMED (neither scheme);
+    compact: MALFORMED/BAD_CHECKSUM, UNKNOWN_CODE; signed: MALFORMED/UNKNOWN_KEY/BAD_SIGNATURE/NOT_YET_VALID/
+    EXPIRED, UNKNOWN_CODE (meeting not cached); then
     REVOKED, MEETING_CANCELLED, WRONG_VENUE, and the delegate's validity window for compact codes; then, at an
     ``in`` gate, anti-passback by the meeting's ``entry_policy``: ``single`` refuses ALREADY_INSIDE once the
     credential has entered, ``reentry`` while its latest passage was in, ``unlimited`` never; else OK.
     A failing cache gives INTERNAL_ERROR (refused).
     """
+    if mode == "lockdown":
+        return _refuse(Reason.LOCKED_DOWN)
     try:
         return _decide(scan, cache, now, site_id, direction)
     except Exception:
@@ -100,11 +119,9 @@ def _decide(scan: str, cache: CacheView, now: datetime, site_id: str, direction:
         # A delegate registered after the last sync is not cached yet; the signature vouches for them.
         delegate = cache.delegate(meeting_id, delegate_id) if meeting is not None else None
 
-    known: dict[str, object] = {
-        "scheme": scheme, "meeting_id": meeting_id, "delegate_id": delegate_id, "credential": credential,
-    }
+    known = Known(scheme=scheme, meeting_id=meeting_id, delegate_id=delegate_id, credential=credential)
     if delegate is not None:
-        known.update(name=delegate.name, organisation=delegate.organisation, position=delegate.position)
+        known.update(Known(name=delegate.name, organisation=delegate.organisation, position=delegate.position))
     if meeting is None:
         return _refuse(Reason.UNKNOWN_CODE, **known)
     if delegate is not None and delegate.revoked:
@@ -120,7 +137,7 @@ def _decide(scan: str, cache: CacheView, now: datetime, site_id: str, direction:
             return _refuse(Reason.EXPIRED, **known)
     if direction is Direction.IN and _passed_back(meeting.entry_policy, credential, cache):
         return _refuse(Reason.ALREADY_INSIDE, **known)
-    return Decision(True, Reason.OK, **known)  # type: ignore[arg-type]
+    return Decision(True, Reason.OK, **known)
 
 
 def _passed_back(policy: str, credential: str, cache: CacheView) -> bool:

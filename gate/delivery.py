@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from protocols.payloads import Ack, CheckIn, Outcome, PayloadError, decode
 
-from .cache import GateCache, OutboxRow
+from .store import GateStore, OutboxRow
 from .transport import Transport
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ class DeliveryLoop:
 
     def __init__(
         self,
-        cache: GateCache,
+        cache: GateStore,
         transport: Transport,
         resend_s: float = 30.0,
         poll_s: float = 0.5,
@@ -92,9 +92,7 @@ class DeliveryLoop:
 
     def _fan_out_offline_passage(self, row: OutboxRow) -> None:
         """Publish a passage recorded before this connection to the site (see the module docstring)."""
-        publish = getattr(self.transport, "publish_site_checkin", None)
-        if publish is None:
-            return
+        publish = self.transport.publish_site_checkin
         try:
             checkin = decode(CheckIn, row.payload)
         except PayloadError:

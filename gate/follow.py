@@ -1,7 +1,7 @@
 """Following central after the snapshot: the change stream, gap detection and background snapshot refetch.
 
 Central publishes every stored change on ``vaora/v1/central/changes`` (QoS 1) in sequence order. The gate
-applies each change exactly once (:meth:`gate.cache.GateCache.apply_change`):
+applies each change exactly once (:meth:`gate.store.GateStore.apply_change`):
 
 - ``seq == cache.seq + 1``: applied, the cache advances (and any buffered successors are applied after it);
 - ``seq <= cache.seq``: a repeat (QoS 1 redelivery, or already covered by a snapshot): ignored;
@@ -18,10 +18,13 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from protocols.payloads import Change, PayloadError, Snapshot, decode
 
-from .cache import ChangeResult, GateCache, SnapshotSource
+from .config import CentralSection
+from .store import ChangeResult, GateStore, SnapshotSource
+from .sync import SyncError
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +40,7 @@ class ChangeFollower:
 
     def __init__(
         self,
-        cache: GateCache,
+        cache: GateStore,
         request_snapshot: Callable[[], None],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_buffered: int = MAX_BUFFERED,
@@ -219,3 +222,33 @@ class SnapshotRefresher:
             if self._stop.wait(backoff):
                 return
             backoff = min(backoff * 2, self.max_backoff_s)
+
+
+def refresh_from_central(central: CentralSection, gate_id: str, fetch: Callable[..., Any],
+                         follower: ChangeFollower) -> bool:
+    """Fetch a snapshot from central with ``fetch(url, gate_id, token, timeout)`` and load it through
+    ``follower``; on failure keep the existing cache and log why. Returns success.
+
+    A snapshot older than the cache (changes arrived meanwhile) is not loaded, but counts as success.
+    """
+    try:
+        token = central.resolve_token()
+    except OSError as exc:
+        log.warning("snapshot not loaded: token unreadable: %s; deciding from cached seq=%d",
+                    exc, follower.cache.seq)
+        return False
+    snapshot: Any = None
+    try:
+        snapshot = fetch(central.url, gate_id, token, central.timeout)
+        # A streamed snapshot is validated entry by entry while it loads: a bad one raises SyncError
+        # half-way and the cache keeps its previous content.
+        follower.load_snapshot(snapshot)
+    except SyncError as exc:
+        log.warning("snapshot not loaded reason=%s detail=%s; deciding from cached seq=%d",
+                    exc.reason.value, exc.detail, follower.cache.seq)
+        return False
+    finally:
+        close = getattr(snapshot, "close", None)  # a stream holds a connection; a plain Snapshot does not
+        if callable(close):
+            close()
+    return True

@@ -4,7 +4,7 @@ The gate asks for ``application/x-ndjson``: central answers with a :class:`~prot
 line, one line per meeting, delegate and key entry, and a :class:`~protocols.payloads.SnapshotEnd` line
 (see :func:`protocols.payloads.encode_snapshot_stream`). :func:`fetch_snapshot` reads and checks the header
 and returns a :class:`SnapshotStream`; the cache then pulls the entries one at a time
-(:meth:`gate.cache.GateCache.load_snapshot`), each validated on its own, so a 100,000-delegate snapshot is never
+(:meth:`gate.store.GateStore.load_snapshot`), each validated on its own, so a 100,000-delegate snapshot is never
 held in memory. Every line is checked: its model, its place (the header's counts), its size; the end line must
 come last and repeat the header's ``seq``. A bad line or a cut stream raises :class:`SyncError` half-way, and
 the cache keeps what it had (it swaps a snapshot in only once the whole stream was read).
@@ -98,7 +98,7 @@ def _lines(chunks: Iterator[bytes], max_line: int, max_total: int) -> Iterator[b
 class SnapshotStream:
     """A snapshot being received: the header is read, the entries come one by one from the open response.
 
-    Implements :class:`gate.cache.SnapshotSource`. ``entries()`` may be iterated once; it raises SyncError
+    Implements :class:`gate.store.SnapshotSource`. ``entries()`` may be iterated once; it raises SyncError
     (``malformed`` or ``unreachable``) as soon as something is wrong. Close it (or use ``with``) when done.
     """
 

@@ -2,7 +2,7 @@
 central's change stream in, the site's check-in fan-out both ways, heartbeats out, central's commands in
 (handed raw to ``on_command``) and their results out.
 
-The client uses a stable id and a persistent session (``clean_session=False``) so QoS 1 messages survive
+The client (:func:`protocols.mqtt.make_client`) uses a stable id and a persistent session so QoS 1 messages survive
 reconnects: changes published while the gate is away are delivered when it comes back. Every incoming payload
 is decoded with ``protocols.payloads.decode`` (changes by the receiver of ``on_change``); bad ones are logged
 and dropped, and nothing raised by a payload or a callback escapes into paho's network thread.
@@ -19,20 +19,30 @@ from typing import Any, Protocol
 import paho.mqtt.client as mqtt
 
 from protocols import topics
+from protocols.mqtt import ClientSettings, LastWill, TlsFiles, make_client
 from protocols.payloads import Ack, CheckIn, GateStatus, PayloadError, decode, decode_acks, encode
 
 log = logging.getLogger(__name__)
 
 AckHandler = Callable[[Ack], None]
-ChangeHandler = Callable[[bytes], None]
+ChangeHandler = Callable[[bytes], object]
 SiteCheckInHandler = Callable[[CheckIn], None]
+StatusFields = Callable[[], dict[str, Any]]
 
 
 class Transport(Protocol):
-    """What the gate needs from its link to central (the MQTT transport, or a test double)."""
+    """Everything the gate uses of its link to central and the site (the MQTT transport, or a test double).
+
+    The ``on_*`` handlers and ``status_fields`` are set by the gate before :meth:`start`.
+    """
 
     on_ack: AckHandler | None
     on_connected: Callable[[], None] | None
+    on_change: ChangeHandler | None
+    on_site_checkin: SiteCheckInHandler | None
+    on_session_lost: Callable[[], None] | None
+    on_command: Callable[[bytes], None] | None
+    status_fields: StatusFields | None
 
     @property
     def is_connected(self) -> bool:
@@ -52,6 +62,18 @@ class Transport(Protocol):
     def publish_checkin(self, payload: bytes) -> bool:
         """Publish one encoded CheckIn with QoS 1; False when it could not be handed to the broker now."""
 
+    def publish_site_checkin(self, payload: bytes) -> bool:
+        """Publish one encoded CheckIn to the other gates of the site; False when not possible now."""
+
+    def publish_command_result(self, payload: bytes) -> bool:
+        """Publish one encoded CommandResult (QoS 1)."""
+
+    def publish_heartbeat(self, payload: bytes) -> bool:
+        """Publish one encoded Heartbeat; False when not connected."""
+
+    def publish_status(self) -> bool:
+        """Re-publish the retained online status (after a mode change); False when not connected."""
+
     def publish_offline(self, timeout: float = 2.0) -> None:
         """Publish the retained offline status (clean shutdown; the last will covers crashes)."""
 
@@ -59,8 +81,14 @@ class Transport(Protocol):
         """Disconnect and stop the network thread."""
 
 
+def gate_client_id(gate_id: str) -> str:
+    """The gate's stable MQTT client id (its persistent session is kept under it)."""
+    return f"vaora-gate-{gate_id}"
+
+
 class MqttTransport:
-    """The gate's MQTT client."""
+    """The gate's MQTT client, built by :func:`protocols.mqtt.make_client`: stable id, persistent session, the
+    retained "offline" status as last will, reconnect backoff with jitter, and TLS when ``tls`` is given."""
 
     def __init__(
         self,
@@ -74,6 +102,7 @@ class MqttTransport:
         on_ack: AckHandler | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         site_id: str | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.gate_id = gate_id
         self.site_id = site_id
@@ -85,7 +114,7 @@ class MqttTransport:
         # Central's commands (raw payloads; the gate's CommandHandler validates them) and the extra fields of
         # the retained status (emergency, mode, fail_mode).
         self.on_command: Callable[[bytes], None] | None = None
-        self.status_fields: Callable[[], dict[str, Any]] | None = None
+        self.status_fields: StatusFields | None = None
         self._subscribed = threading.Event()
         self._subscribe_mid: int | None = None
         self.host = host
@@ -98,17 +127,11 @@ class MqttTransport:
         self._connected = threading.Event()
         self._online_since: datetime | None = None
         self._offline_since: datetime | None = clock()
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"vaora-gate-{gate_id}",
-            clean_session=False,
-            protocol=mqtt.MQTTv311,
-        )
-        if username is not None:
-            self.client.username_pw_set(username, password)
-        self.client.reconnect_delay_set(1, 30)
         offline = GateStatus(gate_id=gate_id, state="offline", software_version=software_version)
-        self.client.will_set(topics.gate_status(gate_id), encode(offline), qos=1, retain=True)
+        self.client = make_client(ClientSettings(
+            client_id=gate_client_id(gate_id), username=username, password=password, persistent=True,
+            will=LastWill(topics.gate_status(gate_id), encode(offline)), tls=tls,
+        ))
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_connect_fail = self._on_connect_fail
@@ -140,7 +163,7 @@ class MqttTransport:
         return self._subscribed.wait(timeout)
 
     def start(self) -> None:
-        """Connect in the background (paho's network thread keeps reconnecting, 1..30 s backoff)."""
+        """Connect in the background (paho's network thread keeps reconnecting, with jittered 1..30 s backoff)."""
         self.client.connect_async(self.host, self.port, keepalive=self.keepalive)
         self.client.loop_start()
 

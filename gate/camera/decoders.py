@@ -104,8 +104,8 @@ class ZxingDecoder(BarcodeDecoder):
         if unknown or not symbologies:
             raise ValueError(f"unsupported symbologies {unknown or symbologies}; use {sorted(mapping)}")
         self._zxing = zxingcpp
-        self._formats = tuple(mapping[s] for s in symbologies)
-        self._options = {"try_rotate": try_rotate, "try_downscale": try_downscale, "try_invert": try_invert}
+        self._formats = zxingcpp.BarcodeFormats([mapping[s] for s in symbologies])
+        self._try_rotate, self._try_downscale, self._try_invert = try_rotate, try_downscale, try_invert
         self.denoise = denoise
 
     def decode(self, frame: np.ndarray) -> list[str]:
@@ -113,7 +113,8 @@ class ZxingDecoder(BarcodeDecoder):
         gray = to_gray(frame)
         if self.denoise:
             gray = denoise_frame(gray)
-        results = self._zxing.read_barcodes(gray, formats=self._formats, **self._options)
+        results = self._zxing.read_barcodes(gray, formats=self._formats, try_rotate=self._try_rotate,
+                                            try_downscale=self._try_downscale, try_invert=self._try_invert)
         return _texts((r.bytes for r in results if r.valid), self.name)
 
 
@@ -152,7 +153,7 @@ class PyzbarDecoder(BarcodeDecoder):
 
     def decode(self, frame: np.ndarray) -> list[str]:
         """Return the texts of the QR codes and Code128 barcodes in ``frame``."""
-        from ctypes import c_void_p, cast, string_at
+        from ctypes import c_char_p, c_void_p, cast, string_at
 
         gray = to_gray(frame)
         if self.denoise:
@@ -165,7 +166,7 @@ class PyzbarDecoder(BarcodeDecoder):
         try:
             zbar.zbar_image_set_format(image, self._FOURCC_GRAY8)
             zbar.zbar_image_set_size(image, width, height)
-            zbar.zbar_image_set_data(image, cast(pixels, c_void_p), len(pixels), None)
+            zbar.zbar_image_set_data(image, cast(c_char_p(pixels), c_void_p), len(pixels), None)
             if zbar.zbar_scan_image(self._scanner, image) < 0:
                 raise ValueError("ZBar refused the image")
             symbol = zbar.zbar_image_first_symbol(image)

@@ -12,6 +12,7 @@ this module costs nothing on a gate that reads a serial scanner.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 import time
@@ -76,7 +77,7 @@ class Picamera2Source(FrameSource):
         module = self._module
         if module is None:
             try:
-                import picamera2 as module  # only present on a Pi
+                module = importlib.import_module("picamera2")  # only present on a Pi
             except ImportError as exc:
                 raise RuntimeError("picamera2 is not installed (it only exists on a Raspberry Pi)") from exc
         camera = module.Picamera2(self.camera_num)
@@ -136,7 +137,7 @@ class _OpenCVCapture(FrameSource):
         ok, frame = capture.read()
         if not ok or frame is None:
             return None
-        return frame
+        return np.asarray(frame)
 
     def close(self) -> None:
         """Release the capture."""

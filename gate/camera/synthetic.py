@@ -91,7 +91,7 @@ def _scene(rng: np.random.Generator) -> np.ndarray:
         x0, y0 = int(rng.integers(0, WIDTH - 60)), int(rng.integers(0, HEIGHT - 60))
         x1, y1 = x0 + int(rng.integers(40, 260)), y0 + int(rng.integers(40, 200))
         cv2.rectangle(img, (x0, y0), (x1, y1), float(rng.uniform(40, 200)), -1)
-    return img.astype(np.float32)
+    return np.asarray(img, dtype=np.float32)
 
 
 def _text_lines(
@@ -195,11 +195,11 @@ def _camera(
     alpha = rng.uniform(0.45, 0.7)  # low contrast: the code's dark and light end up 80-140 levels apart
     img = rng.uniform(100, 140) + alpha * (img - 128) + glare
     img += rng.normal(0, rng.uniform(2, 6), img.shape).astype(np.float32)
-    gray = np.clip(img, 0, 255).astype(np.uint8)
+    gray = np.asarray(np.clip(img, 0, 255), dtype=np.uint8)
     if not color:
         return gray
     tint = rng.uniform(0.8, 1.15, 3)
-    return np.clip(gray[:, :, None] * tint[None, None, :], 0, 255).astype(np.uint8)
+    return np.asarray(np.clip(gray[:, :, None] * tint[None, None, :], 0, 255), dtype=np.uint8)
 
 
 def _composite(background: np.ndarray, canvas: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -269,8 +269,7 @@ def render_empty_frame(seed: int, kind: EmptyKind = "noise", color: bool = False
         canvas, corners = _phone(rng, None)
         side = rng.uniform(150, 240)
         img = _composite(background, canvas, corners, _place(rng, corners, (side, side), 0.08, 25))
-    img = cv2.GaussianBlur(img, (0, 0), 0.8)
-    return _camera(rng, img, color)
+    return _camera(rng, cv2.GaussianBlur(img, (0, 0), 0.8), color)
 
 
 def make_frames(

@@ -297,3 +297,13 @@ class StatusServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def start_status_server(source: StatusSource, listen: str, port: int) -> StatusServer | None:
+    """Start the guard's page for ``source``, or log why it cannot listen and return None: a status page that
+    cannot listen must not keep the turnstile down."""
+    try:
+        return StatusServer(source, listen, port).start()
+    except Exception as exc:
+        log.error("status page not started listen=%s port=%d: %s", listen, port, exc)
+        return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gate.transport import AckHandler, ChangeHandler, SiteCheckInHandler, StatusFields, Transport
 from protocols.codes import (
     Scheme,
     compact_hash,
@@ -92,20 +94,25 @@ def config_dict(tmp_path: Path, **sections: dict[str, Any]) -> dict[str, Any]:
 
 
 class FakeTransport:
-    """An in-memory transport: records published check-ins; ``connected`` can be switched."""
+    """An in-memory :class:`gate.transport.Transport`: records what is published; ``connected`` can be switched."""
 
     def __init__(self, connected: bool = True) -> None:
-        self.on_ack: Any = None
-        self.on_connected: Any = None
+        self.on_ack: AckHandler | None = None
+        self.on_connected: Callable[[], None] | None = None
+        self.on_change: ChangeHandler | None = None
+        self.on_site_checkin: SiteCheckInHandler | None = None
+        self.on_session_lost: Callable[[], None] | None = None
+        self.on_command: Callable[[bytes], None] | None = None
+        self.status_fields: StatusFields | None = None
         self.published: list[bytes] = []
         self.connected = connected
         self.online_since: datetime | None = NOW if connected else None
         self.offline_since: datetime | None = None if connected else NOW
         self.offline_published = False
-        self.on_change: Any = None
-        self.on_site_checkin: Any = None
         self.site_published: list[bytes] = []
         self.heartbeats: list[bytes] = []
+        self.command_results: list[bytes] = []
+        self.status_published = 0
 
     @property
     def is_connected(self) -> bool:
@@ -124,10 +131,18 @@ class FakeTransport:
         self.site_published.append(payload)
         return True
 
+    def publish_command_result(self, payload: bytes) -> bool:
+        self.command_results.append(payload)
+        return True
+
     def publish_heartbeat(self, payload: bytes) -> bool:
         if not self.connected:
             return False
         self.heartbeats.append(payload)
+        return True
+
+    def publish_status(self) -> bool:
+        self.status_published += 1
         return True
 
     def publish_offline(self, timeout: float = 2.0) -> None:
@@ -135,6 +150,10 @@ class FakeTransport:
 
     def stop(self) -> None:
         self.connected = False
+
+
+def _conforms(transport: FakeTransport) -> Transport:
+    return transport  # mypy checks that FakeTransport is a Transport
 
 
 class IdleScanner:
@@ -149,3 +168,13 @@ class IdleScanner:
 
     def close(self) -> None:
         self.closed = True
+
+
+def outlast_an_unlock(green: Any) -> None:
+    """Return once the green LED's slow emergency flashing (0.5 s a phase) changed three times: later than
+    any test unlock pulse (at most 0.4 s) would have ended, measured by events, not by a stopwatch.
+    ``green``: the MockPin of the green LED."""
+    from tests.conftest import wait_until
+
+    start = len(green.states)
+    wait_until(lambda: len(green.states) >= start + 3)

@@ -56,6 +56,7 @@ from protocols.codes import (
     verify_signed,
 )
 from protocols.reasons import Reason
+from tests.conftest import wait_until
 
 COMPACT = "7K3MPQRSTVWXY2"
 _KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))  # fixed: the frames must not vary between runs
@@ -291,14 +292,6 @@ class ScriptedSource(FrameSource):
     def close(self) -> None:
         self.closes += 1
         self.is_open = False
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.005)
 
 
 class Harness:

@@ -15,12 +15,13 @@ from gpiozero.pins.mock import MockFactory
 
 from devtools.broker import LocalBroker
 from gate.app import Gate
-from gate.cache import GateCache
 from gate.config import GateConfig
 from gate.scanners import ScanEvent
+from gate.store import GateStore
 from protocols import topics
 from protocols.payloads import Ack, AckBatch, CheckIn, GateStatus, Outcome, decode, encode
 from protocols.reasons import Reason
+from tests.conftest import wait_until
 from tests.gate.gate_helpers import NOW, World
 
 
@@ -86,16 +87,6 @@ def pty() -> Iterator[tuple[int, str]]:
     os.close(slave)
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
-
-
 @pytest.fixture
 def gate_factory(broker: LocalBroker, world: World,
                  make_config: Callable[..., GateConfig]) -> Iterator[Callable[..., Gate]]:
@@ -108,7 +99,7 @@ def gate_factory(broker: LocalBroker, world: World,
             mqtt={"host": broker.host, "port": broker.port, "resend_seconds": resend},
             scanner={"type": "serial", "device": device, "terminator": "cr"},
         )
-        seed = GateCache(config.gate.data_dir)  # a cache synced earlier; central is unreachable now
+        seed = GateStore(config.gate.data_dir)  # a cache synced earlier; central is unreachable now
         seed.load_snapshot(world.snapshot, NOW)
         seed.close()
         gate = Gate(config, pin_factory=MockFactory(), clock=lambda: NOW, delivery_poll_s=0.1,
@@ -235,7 +226,7 @@ def test_check_in_is_committed_before_the_relay_opens(
 
     def unlock_spy(seconds: float | None = None) -> None:
         # A second connection sees the committed row at the moment the relay is asked to open.
-        probe = GateCache(gate.config.gate.data_dir)
+        probe = GateStore(gate.config.gate.data_dir)
         seen.append(probe.outbox_pending())
         probe.close()
         original_unlock(seconds)

@@ -7,7 +7,6 @@ the outbox, and the CommandResult the gate published: stale, repeated and misadd
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -17,39 +16,30 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from gate.app import Gate
-from gate.cache import GateCache
 from gate.config import GateConfig
+from gate.store import GateStore
 from gate.sync import SyncError, SyncFailure
 from protocols.payloads import Command, CommandResult, GateStatus, Heartbeat, Outcome, decode, encode
 from protocols.reasons import Reason
-from tests.gate.gate_helpers import NOW, FakeTransport, IdleScanner, World
+from tests.gate.gate_helpers import NOW, FakeTransport, IdleScanner, World, outlast_an_unlock
 from tests.gate.test_gate_cycle import checkins, compress, scan, timeline, turn, wait_until
 from tests.gate.test_status_page import browser, expect, page  # noqa: F401 - Chromium fixtures
 
 RELAY, GREEN, RED, SENSOR, MANUAL, EMERGENCY = 17, 27, 22, 5, 6, 13
 UNLOCK = 0.4
-TOL = 0.08
+TIMER_SLACK = 0.01
+"""Timer granularity: a pulse ends no earlier than this before its length (it may end any time later)."""
 
 
 class CommandTransport(FakeTransport):
     """FakeTransport that also records command results and status re-publications."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.results: list[CommandResult] = []
-        self.status_published = 0
-        self.status_fields: Any = None
-        self.on_command: Any = None
-
-    def publish_command_result(self, payload: bytes) -> bool:
-        self.results.append(decode(CommandResult, payload))
-        return True
-
-    def publish_status(self) -> bool:
-        self.status_published += 1
-        return True
+    @property
+    def results(self) -> list[CommandResult]:
+        return [decode(CommandResult, payload) for payload in self.command_results]
 
     def status(self) -> GateStatus:
+        assert self.status_fields is not None
         return GateStatus(gate_id="g1", state="online", since=NOW, **self.status_fields())
 
 
@@ -73,7 +63,7 @@ def make_gate(world: World, make_config: Callable[..., GateConfig]) -> Iterator[
                              commands={"max_age_seconds": 30},
                              status={"enabled": status_page, "port": 0})
         if seed:
-            cache = GateCache(config.gate.data_dir)
+            cache = GateStore(config.gate.data_dir)
             cache.load_snapshot(world.snapshot, NOW)
             cache.close()
         kwargs: dict[str, Any] = {"fetch": fetch} if fetch is not None else {}
@@ -120,7 +110,7 @@ def test_open_pulses_the_relay_once_and_records_a_manual_check_in_naming_the_ope
     wait_until(lambda: not relay.state, timeout=2)
     assert compress(relay) == [False, True, False]
     high_for = [held for level, held in timeline(relay) if level and held is not None][-1]
-    assert high_for == pytest.approx(UNLOCK, abs=TOL)
+    assert high_for >= UNLOCK - TIMER_SLACK, "relocked by the unlock timer, not before it ran out"
     (checkin,) = checkins(gate)
     assert (checkin.allowed, checkin.reason, checkin.manual, checkin.outcome) == (
         True, Reason.MANUAL_OPEN, True, Outcome.ENTERED)
@@ -136,11 +126,8 @@ def test_open_with_a_passage_sensor_is_one_cycle_ended_by_the_turn(make_gate: Ca
     assert result is not None and result.ok
     relay = relay_pin(gate)
     assert relay.state
-    time.sleep(0.1)
     turn(gate.pin_factory)
-    wait_until(lambda: not relay.state, timeout=1)
-    low_after = [held for level, held in timeline(relay) if level and held is not None][-1]
-    assert low_after < UNLOCK - 0.1, "the turn relocks at once"
+    assert not relay.state, "the turn relocks at once"
     (checkin,) = wait_until(lambda: [c for c in checkins(gate) if c.outcome is not Outcome.UNKNOWN])
     assert checkin.outcome is Outcome.ENTERED and checkin.operator == "bao-ve-an" and checkin.manual
 
@@ -238,7 +225,6 @@ def test_lockdown_refuses_every_scan_holds_the_relay_locked_and_survives_a_resta
     pin = gate.pin_factory.pin(MANUAL)
     pin.drive_low()
     pin.drive_high()
-    time.sleep(0.1)
     assert len(relay.states) == mark, "neither the scan, the remote open nor the button moved the relay"
     assert [c.reason for c in checkins(gate)] == [Reason.LOCKED_DOWN]
     heartbeat: Heartbeat = gate._heartbeat()
@@ -282,7 +268,7 @@ def test_release_holds_the_turnstile_open_and_records_scans_until_resume(
     result = send(gate, command("release"))
     assert result is not None and result.ok and result.mode == "release"
     assert relay.state
-    time.sleep(UNLOCK + 0.2)
+    outlast_an_unlock(gate.pin_factory.pin(GREEN))
     assert relay.state, "held, not a timed unlock"
     decision, checkin = gate.handle_scan(scan(world.codes[1]))
     assert decision.allowed and checkin is not None and checkin.outcome is Outcome.ENTERED

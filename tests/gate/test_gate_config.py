@@ -11,6 +11,7 @@ import pytest
 
 from gate.cli import main
 from gate.config import ConfigError, load_config
+from protocols.mqtt import TlsFiles
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "firmware_config").glob("*.toml"))
@@ -271,3 +272,39 @@ def test_cli_subprocess_bad_config_exits_non_zero_and_lists_every_error(tmp_path
     assert any(line.startswith("pins.relay: ") and "seventeen" in line for line in lines)
     assert any(line.startswith("gate.fail_mode: ") for line in lines)
     assert "Traceback" not in result.stderr
+
+
+def test_mqtt_tls_files_are_optional_and_become_tls_settings(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, MINIMAL)).mqtt.tls_files() is None
+    for name in ("ca.pem", "gate.pem", "gate.key"):
+        (tmp_path / name).write_text("-----BEGIN-----\n", encoding="utf-8")
+    config = load_config(write(tmp_path, MINIMAL + f"""
+[mqtt]
+port = 8883
+ca_file = "{tmp_path / 'ca.pem'}"
+cert_file = "{tmp_path / 'gate.pem'}"
+key_file = "{tmp_path / 'gate.key'}"
+"""))
+    assert config.mqtt.tls_files() == TlsFiles(tmp_path / "ca.pem", tmp_path / "gate.pem", tmp_path / "gate.key")
+
+
+def test_bad_mqtt_tls_files_stop_the_gate_naming_each_key(tmp_path: Path) -> None:
+    (tmp_path / "gate.key").write_text("key\n", encoding="utf-8")
+    errors = errors_of(write(tmp_path, MINIMAL + f"""
+[mqtt]
+ca_file = "{tmp_path / 'missing-ca.pem'}"
+key_file = "{tmp_path / 'gate.key'}"
+"""))
+    assert errors == [f"mqtt.ca_file: cannot read {tmp_path / 'missing-ca.pem'}",
+                      "mqtt.key_file: a key needs its certificate (mqtt.cert_file)"]
+    (tmp_path / "gate.pem").write_text("cert\n", encoding="utf-8")
+    errors = errors_of(write(tmp_path, MINIMAL + f'\n[mqtt]\ncert_file = "{tmp_path / "gate.pem"}"\n'))
+    assert errors == ["mqtt.cert_file: a client certificate needs the broker's CA (mqtt.ca_file)"]
+
+
+def test_outbox_retention_has_a_default_and_is_validated(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, MINIMAL)).outbox.keep_delivered_hours == 72
+    assert load_config(write(tmp_path, MINIMAL + "\n[outbox]\nkeep_delivered_hours = 1.5\n")).outbox \
+        .keep_delivered_hours == 1.5
+    (error,) = errors_of(write(tmp_path, MINIMAL + "\n[outbox]\nkeep_delivered_hours = 0\n"))
+    assert error.startswith("outbox.keep_delivered_hours: ")

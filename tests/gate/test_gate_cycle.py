@@ -15,17 +15,19 @@ from gpiozero import LED
 from gpiozero.pins.mock import MockFactory
 
 from gate.app import Gate
-from gate.cache import GateCache
 from gate.config import GateConfig
 from gate.scanners import ScanEvent
+from gate.store import GateStore
 from gate.turnstile import PinClaimError
 from protocols.payloads import CheckIn, Outcome, decode
 from protocols.reasons import Reason
-from tests.gate.gate_helpers import NOW, FakeTransport, IdleScanner, World
+from tests.conftest import wait_until
+from tests.gate.gate_helpers import NOW, FakeTransport, IdleScanner, World, outlast_an_unlock
 
 RELAY, GREEN, RED, BUZZER, SENSOR, MANUAL, EMERGENCY = 17, 27, 22, 23, 5, 6, 13
 UNLOCK = 0.4
-TOL = 0.06
+TIMER_SLACK = 0.01
+"""Timer granularity: a pulse ends no earlier than this before its length (it may end any time later)."""
 
 
 def timeline(pin: Any) -> list[tuple[bool, float | None]]:
@@ -41,15 +43,6 @@ def compress(pin: Any) -> list[bool]:
         if not out or out[-1] != bool(state.state):
             out.append(bool(state.state))
     return out
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 3.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.01)
-    raise AssertionError("condition not met in time")
 
 
 def scan(text: str | None, reason: Reason = Reason.OK) -> ScanEvent:
@@ -89,7 +82,7 @@ def gate_with_sensor(world: World, make_config: Callable[..., GateConfig]) -> It
             pins["passage_sensor"] = SENSOR
         config = make_config(gate={"fail_mode": fail_mode}, pins=pins,
                              turnstile={"unlock_seconds": UNLOCK, "sensor_debounce_ms": 50})
-        seed = GateCache(config.gate.data_dir)
+        seed = GateStore(config.gate.data_dir)
         seed.load_snapshot(world.snapshot, NOW)
         seed.close()
         gate = Gate(config, pin_factory=factory or MockFactory(), scanner=IdleScanner(),
@@ -119,14 +112,13 @@ def test_passage_confirmed_by_sensor_relocks_at_once_and_records_entered(
     assert written.outcome is Outcome.UNKNOWN, "written before the relay opens, outcome not known yet"
     assert gate.cycle.state == "unlocked" and relay.state
     assert gate.cache.outbox_row(str(written.id)).awaiting_outcome  # type: ignore[union-attr]
-    time.sleep(0.2)
+    assert gate.delivery is not None and gate.delivery.send_due() == 0
     assert transport.published == [], "not delivered before its outcome is known"
     assert not gate.is_consumed(written.credential)  # type: ignore[arg-type]
 
     turn(factory)
     assert gate.cycle.state == "locked" and not relay.state, "relocked on the first turn"
-    (unlocked_for,) = [held for level, held in timeline(relay) if level and held is not None]
-    assert unlocked_for == pytest.approx(0.2, abs=TOL)
+    assert compress(relay) == [False, True, False]
 
     final = wait_until(lambda: [decode(CheckIn, p) for p in transport.published])
     assert [(c.id, c.outcome, c.allowed, c.reason) for c in final] == [
@@ -134,7 +126,7 @@ def test_passage_confirmed_by_sensor_relocks_at_once_and_records_entered(
     assert final[0].completed_at == NOW
     assert gate.is_consumed(written.credential)  # type: ignore[arg-type]
     assert gate.recent[0].outcome == "entered"
-    time.sleep(UNLOCK)
+    assert not gate.turnstile.is_unlocked, "the pulse was cancelled"
     assert compress(relay) == [False, True, False], "no second pulse after the timer"
 
 
@@ -150,7 +142,7 @@ def test_no_passage_times_out_as_not_passed_and_does_not_consume(
     assert relay.state
     assert [level for level, _ in timeline(relay)][-2:] == [False, True]
     low_for = [held for level, held in timeline(relay) if not level and held is not None][-1]
-    assert low_for == pytest.approx(UNLOCK, abs=TOL)
+    assert low_for >= UNLOCK - TIMER_SLACK, "relocked by the unlock timer, not before it ran out"
     (checkin,) = wait_until(lambda: [c for c in checkins(gate) if c.outcome is not Outcome.UNKNOWN])
     assert checkin.outcome is Outcome.NOT_PASSED and checkin.allowed
     assert not gate.is_consumed(written.credential)  # type: ignore[arg-type]
@@ -168,7 +160,7 @@ def test_turn_while_locked_is_door_forced_with_alarm(gate_with_sensor: Callable[
     assert compress(relay) == [False], "the relay never moved"
     wait_until(lambda: len([1 for level, held in timeline(buzzer) if level and held]) >= 12)
     beeps = [held for level, held in timeline(buzzer) if level and held is not None]
-    assert len(beeps) == 12 and all(b == pytest.approx(0.1, abs=0.04) for b in beeps)
+    assert len(beeps) == 12, "twelve beeps, each ended before the next began"
     assert len([held for level, held in timeline(red) if level and held is not None]) >= 12
     assert gate.recent[0].reason is Reason.DOOR_FORCED
 
@@ -241,7 +233,7 @@ def test_manual_button_without_sensor_pulses_and_counts_entered(gate_with_sensor
     assert manual.manual and manual.outcome is Outcome.ENTERED
     wait_until(lambda: not relay.state, timeout=UNLOCK + 1)
     (high,) = [held for level, held in timeline(relay) if level and held is not None]
-    assert high == pytest.approx(UNLOCK, abs=TOL)
+    assert high >= UNLOCK - TIMER_SLACK, "relocked by the unlock timer, not before it ran out"
 
 
 @pytest.mark.parametrize(("mode", "released_level"), [("secure", True), ("safe", False)])
@@ -253,10 +245,10 @@ def test_emergency_holds_the_turnstile_open_while_active(
     relay, emergency = factory.pin(RELAY), factory.pin(EMERGENCY)
     rest = relay.state
     emergency.drive_low()
-    pressed_at = time.monotonic()
     assert gate.cycle.state == "emergency" and gate.cycle.emergency
     assert bool(relay.state) is released_level
-    time.sleep(UNLOCK + 0.2)
+    held_from = len(relay.states)
+    outlast_an_unlock(factory.pin(GREEN))
     assert bool(relay.state) is released_level, "held open, not a timed pulse"
 
     # Scans are decided and recorded; allowed ones count as entered without relay action.
@@ -268,13 +260,13 @@ def test_emergency_holds_the_turnstile_open_while_active(
     assert gate.cycle.forced == 0
     press(factory, MANUAL)  # nothing to open
     assert [c.manual for c in checkins(gate)] == [False, False]
+    assert len(relay.states) == held_from, "the relay is not written while the input holds it open"
 
     emergency.drive_high()
-    released_for = time.monotonic() - pressed_at
     assert gate.cycle.state == "locked" and relay.state == rest
-    levels = timeline(relay)
-    held_open = [held for level, held in levels if level is released_level and held is not None][-1]
-    assert held_open == pytest.approx(released_for, abs=0.03), "open exactly while the input was active"
+    # Open exactly while the input was active: released when it went active, back at rest when it went
+    # inactive, and no change in between (checked by order, not by a stopwatch).
+    assert len(relay.states) == held_from + 1
     assert compress(relay)[-3:] == [rest, released_level, rest]
 
 
@@ -323,7 +315,7 @@ def test_interrupted_cycle_is_finalised_unknown_and_delivered_on_start(
     world: World, make_config: Callable[..., GateConfig],
 ) -> None:
     config = make_config(pins={"passage_sensor": SENSOR}, turnstile={"unlock_seconds": 5.0})
-    seed = GateCache(config.gate.data_dir)
+    seed = GateStore(config.gate.data_dir)
     seed.load_snapshot(world.snapshot, NOW)
     seed.close()
     first = Gate(config, pin_factory=MockFactory(), scanner=IdleScanner(), transport=FakeTransport(False),
@@ -355,7 +347,7 @@ def test_stop_during_an_unlock_records_unknown(gate_with_sensor: Callable[..., G
     assert cache is not None
     probe_dir = gate.config.gate.data_dir
     gate.stop()
-    probe = GateCache(probe_dir)
+    probe = GateStore(probe_dir)
     try:
         row = probe.outbox_row(str(written.id))  # type: ignore[union-attr]
         assert row is not None and not row.awaiting_outcome

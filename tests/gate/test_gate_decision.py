@@ -6,13 +6,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gate.cache import GateCache
-from gate.decision import decide
+from gate.decision import Decision, decide
+from gate.store import CacheView, GateStore
 from protocols.codes import (
     ALPHABET,
     MAX_SCAN_LENGTH,
@@ -22,14 +23,15 @@ from protocols.codes import (
     encode_signed,
     generate_signing_key,
 )
+from protocols.payloads import GateMode
 from protocols.reasons import Reason
 from tests.gate.gate_helpers import NOW, SITE, World, build_world
 
 
 @pytest.fixture(scope="module")
-def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GateCache, World]]:
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GateStore, World]]:
     world = build_world()
-    cache = GateCache(tmp_path_factory.mktemp("decision"))
+    cache = GateStore(tmp_path_factory.mktemp("decision"))
     cache.load_snapshot(world.snapshot, NOW)
     yield cache, world
     cache.close()
@@ -91,7 +93,7 @@ CASES: list[tuple[str, Callable[[World], str], Reason]] = [
 
 
 @pytest.mark.parametrize(("label", "make_scan", "expected"), CASES, ids=[c[0] for c in CASES])
-def test_every_reason(loaded: tuple[GateCache, World], label: str, make_scan: Callable[[World], str],
+def test_every_reason(loaded: tuple[GateStore, World], label: str, make_scan: Callable[[World], str],
                       expected: Reason) -> None:
     cache, world = loaded
     decision = decide(make_scan(world), cache, NOW, SITE)
@@ -99,7 +101,7 @@ def test_every_reason(loaded: tuple[GateCache, World], label: str, make_scan: Ca
     assert decision.allowed is (expected is Reason.OK)
 
 
-def test_allowed_compact_decision_carries_delegate_and_hash(loaded: tuple[GateCache, World]) -> None:
+def test_allowed_compact_decision_carries_delegate_and_hash(loaded: tuple[GateStore, World]) -> None:
     cache, world = loaded
     decision = decide(world.codes[1], cache, NOW, SITE)
     assert decision.scheme is Scheme.COMPACT
@@ -109,14 +111,14 @@ def test_allowed_compact_decision_carries_delegate_and_hash(loaded: tuple[GateCa
                                                                          "Phó Giám đốc")
 
 
-def test_signed_decision_credential_and_unsynced_delegate(loaded: tuple[GateCache, World]) -> None:
+def test_signed_decision_credential_and_unsynced_delegate(loaded: tuple[GateStore, World]) -> None:
     cache, world = loaded
     decision = decide(signed(world, attendee_id=7999), cache, NOW, SITE)
     assert decision.allowed and decision.credential == "signed:7:2:7999"
     assert decision.name is None  # not in the cache yet, admitted on the signature
 
 
-def test_validity_boundaries_are_inclusive(loaded: tuple[GateCache, World]) -> None:
+def test_validity_boundaries_are_inclusive(loaded: tuple[GateStore, World]) -> None:
     cache, world = loaded
     delegate = cache.lookup_code_hash(compact_hash(world.codes[1]))
     assert delegate is not None
@@ -126,7 +128,7 @@ def test_validity_boundaries_are_inclusive(loaded: tuple[GateCache, World]) -> N
     assert decide(world.codes[1], cache, just_after, SITE).reason is Reason.EXPIRED
 
 
-def test_a_failing_cache_is_an_internal_error_not_a_crash(loaded: tuple[GateCache, World]) -> None:
+def test_a_failing_cache_is_an_internal_error_not_a_crash(loaded: tuple[GateStore, World]) -> None:
     _, world = loaded
 
     class Broken:
@@ -146,7 +148,7 @@ def test_a_failing_cache_is_an_internal_error_not_a_crash(loaded: tuple[GateCach
     assert (decision.allowed, decision.reason) == (False, Reason.INTERNAL_ERROR)
 
 
-def test_decision_is_frozen(loaded: tuple[GateCache, World]) -> None:
+def test_decision_is_frozen(loaded: tuple[GateStore, World]) -> None:
     cache, world = loaded
     decision = decide(world.codes[1], cache, NOW, SITE)
     with pytest.raises(AttributeError):
@@ -160,7 +162,7 @@ def test_decision_is_frozen(loaded: tuple[GateCache, World]) -> None:
     st.text(alphabet=ALPHABET + " -", min_size=10, max_size=20),
     st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", max_size=200).map(lambda s: "VR1:" + s),
 ))
-def test_arbitrary_text_never_raises(loaded: tuple[GateCache, World], text: str) -> None:
+def test_arbitrary_text_never_raises(loaded: tuple[GateStore, World], text: str) -> None:
     cache, _ = loaded
     decision = decide(text, cache, NOW, SITE)
     assert isinstance(decision.reason, Reason)
@@ -168,9 +170,33 @@ def test_arbitrary_text_never_raises(loaded: tuple[GateCache, World], text: str)
         assert decision.reason is Reason.OK
 
 
-def test_decision_needs_no_clock_or_io(loaded: tuple[GateCache, World], tmp_path: Path) -> None:
+def test_decision_needs_no_clock_or_io(loaded: tuple[GateStore, World], tmp_path: Path) -> None:
     """The same inputs give the same answer whatever the wall clock says."""
     cache, world = loaded
     later = NOW + timedelta(days=3)
     assert decide(world.codes[1], cache, NOW, SITE).reason is Reason.OK
     assert decide(world.codes[1], cache, later, SITE).reason is Reason.EXPIRED
+
+
+@pytest.mark.parametrize("mode", ["normal", "release"])
+def test_a_gate_not_locked_down_decides_as_usual(loaded: tuple[GateStore, World], mode: GateMode) -> None:
+    cache, world = loaded
+    assert decide(world.codes[1], cache, NOW, SITE, mode=mode).reason is Reason.OK
+    assert decide(world.codes[9001], cache, NOW, SITE, mode=mode).reason is Reason.REVOKED
+
+
+@pytest.mark.parametrize("make_scan", [lambda w: w.codes[1], lambda w: w.codes[9001], lambda w: "x" * 10_000,
+                                       lambda w: signed(w)], ids=["valid", "revoked", "too-long", "signed"])
+def test_lockdown_is_the_first_check(loaded: tuple[GateStore, World], make_scan: Callable[[World], str]) -> None:
+    cache, world = loaded
+    decision = decide(make_scan(world), cache, NOW, SITE, mode="lockdown")
+    assert decision == Decision(False, Reason.LOCKED_DOWN), "refused before the scan is even read"
+
+
+def test_lockdown_does_not_touch_the_cache(world: World) -> None:
+    class Untouchable:
+        def __getattr__(self, name: str) -> object:
+            raise AssertionError(f"decide() read the cache ({name}) during a lockdown")
+
+    view = cast(CacheView, Untouchable())
+    assert decide(world.codes[1], view, NOW, SITE, mode="lockdown").reason is Reason.LOCKED_DOWN

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from gate.cache import ChangeResult, GateCache
 from gate.decision import decide
 from gate.follow import ChangeFollower, SnapshotRefresher
+from gate.store import ChangeResult, GateStore
 from protocols.codes import (
     SignedClaims,
     compact_hash,
@@ -46,8 +46,8 @@ def world() -> World:
 
 
 @pytest.fixture
-def cache(tmp_path: Path, world: World) -> Iterator[GateCache]:
-    cache = GateCache(tmp_path / "gate")
+def cache(tmp_path: Path, world: World) -> Iterator[GateStore]:
+    cache = GateStore(tmp_path / "gate")
     cache.load_snapshot(world.snapshot, NOW)
     yield cache
     cache.close()
@@ -81,7 +81,7 @@ def signed(world: World, attendee_id: int, key_id: int = 7, key: object = None) 
     return encode_signed(claims, key or world.signing_key)  # type: ignore[arg-type]
 
 
-def test_changes_apply_in_order_and_advance_seq_and_sync_time(cache: GateCache, world: World) -> None:
+def test_changes_apply_in_order_and_advance_seq_and_sync_time(cache: GateStore, world: World) -> None:
     upsert, new_code = replaced(world)
     meeting = world.snapshot.meetings[0].model_copy(update={"status": "cancelled"})
     assert cache.apply_change(change(SEQ + 1, upsert), LATER) is ChangeResult.APPLIED
@@ -99,7 +99,7 @@ def test_changes_apply_in_order_and_advance_seq_and_sync_time(cache: GateCache, 
     assert cache.seq == SEQ + 3
 
 
-def test_keys_added_and_revoked_by_changes(cache: GateCache, world: World) -> None:
+def test_keys_added_and_revoked_by_changes(cache: GateStore, world: World) -> None:
     new_key = generate_signing_key()
     code = signed(world, 7001, key_id=8, key=new_key)
     assert decide(code, cache, NOW, SITE).reason is Reason.UNKNOWN_KEY
@@ -113,7 +113,7 @@ def test_keys_added_and_revoked_by_changes(cache: GateCache, world: World) -> No
     assert {k.key_id: k.revoked for k in entries} == {7: True, 8: False}
 
 
-def test_revoking_a_delegate_the_gate_never_saw_refuses_their_signed_code(cache: GateCache,
+def test_revoking_a_delegate_the_gate_never_saw_refuses_their_signed_code(cache: GateStore,
                                                                           world: World) -> None:
     code = signed(world, 7999)  # registered after the snapshot: admitted on the signature alone
     assert decide(code, cache, NOW, SITE).allowed
@@ -121,7 +121,7 @@ def test_revoking_a_delegate_the_gate_never_saw_refuses_their_signed_code(cache:
     assert decide(code, cache, NOW, SITE).reason is Reason.REVOKED
 
 
-def test_a_repeated_change_is_ignored(cache: GateCache, world: World) -> None:
+def test_a_repeated_change_is_ignored(cache: GateStore, world: World) -> None:
     revoke = change(SEQ + 1, DelegateRevoke(meeting_id=1, delegate_id=1))
     assert cache.apply_change(revoke, LATER) is ChangeResult.APPLIED
     upsert, _ = replaced(world)  # would un-revoke delegate 1 if it were applied
@@ -133,7 +133,7 @@ def test_a_repeated_change_is_ignored(cache: GateCache, world: World) -> None:
     assert cache.synced_at == LATER
 
 
-def test_a_gap_changes_nothing_and_requests_a_snapshot(cache: GateCache, world: World) -> None:
+def test_a_gap_changes_nothing_and_requests_a_snapshot(cache: GateStore, world: World) -> None:
     requests = Requests()
     follower = ChangeFollower(cache, requests, clock=lambda: LATER)
     assert follower.handle(change(SEQ + 3, DelegateRevoke(meeting_id=1, delegate_id=1))) is ChangeResult.GAP
@@ -143,7 +143,7 @@ def test_a_gap_changes_nothing_and_requests_a_snapshot(cache: GateCache, world: 
     assert cache.synced_at == NOW
 
 
-def test_out_of_order_changes_are_applied_in_order(cache: GateCache, world: World) -> None:
+def test_out_of_order_changes_are_applied_in_order(cache: GateStore, world: World) -> None:
     requests = Requests()
     follower = ChangeFollower(cache, requests, clock=lambda: LATER)
     upsert, new_code = replaced(world)
@@ -156,7 +156,7 @@ def test_out_of_order_changes_are_applied_in_order(cache: GateCache, world: Worl
     assert decide(new_code, cache, NOW, SITE).reason is Reason.REVOKED
 
 
-def test_a_snapshot_closes_the_gap_and_buffered_changes_follow_it(cache: GateCache, world: World) -> None:
+def test_a_snapshot_closes_the_gap_and_buffered_changes_follow_it(cache: GateStore, world: World) -> None:
     requests = Requests()
     follower = ChangeFollower(cache, requests, clock=lambda: LATER)
     follower.handle(change(SEQ + 6, DelegateRevoke(meeting_id=1, delegate_id=3)))
@@ -177,7 +177,7 @@ def test_a_snapshot_closes_the_gap_and_buffered_changes_follow_it(cache: GateCac
                                  b'{"v": 1, "seq": 0, "at": "2025-06-02T08:05:00Z", '
                                  b'"body": {"kind": "key_revoke", "key_id": 7}}'])
 def test_bad_payloads_are_dropped_and_the_next_change_still_applies(
-    cache: GateCache, world: World, raw: bytes, caplog: pytest.LogCaptureFixture,
+    cache: GateStore, world: World, raw: bytes, caplog: pytest.LogCaptureFixture,
 ) -> None:
     follower = ChangeFollower(cache, Requests(), clock=lambda: LATER)
     assert follower.handle_payload(raw) is None
@@ -190,11 +190,11 @@ def test_bad_payloads_are_dropped_and_the_next_change_still_applies(
 
 
 def test_changes_survive_a_restart_of_the_cache(tmp_path: Path, world: World) -> None:
-    cache = GateCache(tmp_path / "gate")
+    cache = GateStore(tmp_path / "gate")
     cache.load_snapshot(world.snapshot, NOW)
     cache.apply_change(change(SEQ + 1, KeyRevoke(key_id=7)), LATER)
     cache.close()
-    reopened = GateCache(tmp_path / "gate")
+    reopened = GateStore(tmp_path / "gate")
     try:
         assert reopened.seq == SEQ + 1
         assert reopened.synced_at == LATER
@@ -270,7 +270,7 @@ def _on_network_thread(follower: ChangeFollower, item: Change) -> ChangeResult |
     return results[0] if results else None
 
 
-def test_changes_are_applied_while_a_snapshot_streams_in(cache: GateCache, world: World) -> None:
+def test_changes_are_applied_while_a_snapshot_streams_in(cache: GateStore, world: World) -> None:
     follower = ChangeFollower(cache, Requests(), clock=lambda: LATER)
     upsert, new_code = replaced(world, delegate_id=3)
     newer = build_world()
@@ -286,7 +286,7 @@ def test_changes_are_applied_while_a_snapshot_streams_in(cache: GateCache, world
     assert decide(newer.codes[1], cache, NOW, SITE).allowed
 
 
-def test_a_snapshot_overtaken_by_changes_while_streaming_is_discarded(cache: GateCache, world: World) -> None:
+def test_a_snapshot_overtaken_by_changes_while_streaming_is_discarded(cache: GateStore, world: World) -> None:
     follower = ChangeFollower(cache, Requests(), clock=lambda: LATER)
     upsert, new_code = replaced(world, delegate_id=3)
 

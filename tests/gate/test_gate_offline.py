@@ -14,14 +14,15 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from gate.app import Gate
-from gate.cache import GateCache
 from gate.config import ConfigError, GateConfig
 from gate.scanners import ScanEvent
 from gate.status.model import to_json
+from gate.store import GateStore
 from gate.sync import SyncError, SyncFailure
 from protocols.codes import SignedClaims, compact_hash, encode_signed, generate_compact, generate_signing_key
 from protocols.payloads import Change, DelegateEntry, DelegateRevoke, Heartbeat, Snapshot, decode
 from protocols.reasons import Reason
+from tests.conftest import wait_until
 from tests.gate.gate_helpers import NOW, FakeTransport, IdleScanner, World
 
 LAST_CHANGE = NOW + timedelta(minutes=10)  # when the gate last heard from central
@@ -44,15 +45,6 @@ class Central:
             return self.snapshot
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.01)
-    raise AssertionError("condition not met in time")
-
-
 def scan(text: str) -> ScanEvent:
     return ScanEvent(text, Reason.OK, "test", time.monotonic())
 
@@ -68,7 +60,7 @@ def signed(world: World, attendee_id: int, key: Any = None, key_id: int = 7, fro
 def offline_gate(world: World, make_config: Callable[..., GateConfig],
                  tmp_path: Path) -> Iterator[tuple[Gate, Central, FakeTransport]]:
     config = make_config(mqtt={"heartbeat_seconds": 0.05})
-    cache = GateCache(config.gate.data_dir)  # what the gate had when central went away
+    cache = GateStore(config.gate.data_dir)  # what the gate had when central went away
     cache.load_snapshot(world.snapshot, NOW)
     cache.apply_change(Change(seq=43, at=LAST_CHANGE, body=DelegateRevoke(meeting_id=1, delegate_id=3)),
                        LAST_CHANGE)

@@ -13,10 +13,10 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from gate.app import Gate
-from gate.cache import GateCache
 from gate.config import GateConfig
 from gate.decision import decide
 from gate.scanners import ScanEvent
+from gate.store import GateStore
 from protocols.codes import SignedClaims, compact_hash, encode_signed
 from protocols.payloads import CheckIn, Direction, Outcome, decode
 from protocols.reasons import Reason
@@ -33,12 +33,12 @@ def world_with_policy(policy: str) -> World:
 
 
 @pytest.fixture
-def cache_for(tmp_path: Path) -> Iterator[Callable[[str], tuple[GateCache, World]]]:
-    caches: list[GateCache] = []
+def cache_for(tmp_path: Path) -> Iterator[Callable[[str], tuple[GateStore, World]]]:
+    caches: list[GateStore] = []
 
-    def make(policy: str) -> tuple[GateCache, World]:
+    def make(policy: str) -> tuple[GateStore, World]:
         world = world_with_policy(policy)
-        cache = GateCache(tmp_path / f"cache-{len(caches)}")
+        cache = GateStore(tmp_path / f"cache-{len(caches)}")
         cache.load_snapshot(world.snapshot, NOW)
         caches.append(cache)
         return cache, world
@@ -48,7 +48,7 @@ def cache_for(tmp_path: Path) -> Iterator[Callable[[str], tuple[GateCache, World
         cache.close()
 
 
-def passage(cache: GateCache, code: str, direction: Direction, at: object, checkin_id: str | None = None) -> bool:
+def passage(cache: GateStore, code: str, direction: Direction, at: object, checkin_id: str | None = None) -> bool:
     return cache.record_passage(compact_hash(code), checkin_id or str(uuid.uuid4()), at,  # type: ignore[arg-type]
                                 direction, "g2")
 
@@ -132,7 +132,7 @@ def gates(make_config: Callable[..., GateConfig], tmp_path: Path) -> Iterator[Ca
              transport: FakeTransport | None = None, seed: bool = True) -> Gate:
         config = make_config(gate={"id": gate_id, "direction": direction, "data_dir": str(tmp_path / data)})
         if seed:
-            cache = GateCache(config.gate.data_dir)
+            cache = GateStore(config.gate.data_dir)
             cache.load_snapshot(world.snapshot, NOW)
             cache.close()
         gate = Gate(config, pin_factory=MockFactory(), scanner=IdleScanner(),

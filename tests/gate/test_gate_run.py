@@ -25,6 +25,7 @@ from gate.config import GateConfig
 from gate.decision import Decision, decide
 from gate.scanners import ScanEvent
 from protocols.reasons import Reason
+from tests.conftest import scaled, wait_until
 from tests.gate.gate_helpers import FakeTransport, IdleScanner
 
 REPO = Path(__file__).resolve().parents[2]
@@ -135,13 +136,16 @@ def notify_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
     listener.close()
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = 5.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
+def index_of_stalled(texts: list[str]) -> int:
+    """Where the first STATUS line reporting the stalled scan handler is in the notify messages."""
+    return next(i for i, text in enumerate(texts) if "SCAN HANDLER STALLED" in text)
+
+
+def index_of_recovery(texts: list[str]) -> int | None:
+    """Where the first STATUS line after the stall no longer reports it (None before it came)."""
+    stalled = index_of_stalled(texts)
+    return next((i for i in range(stalled + 1, len(texts))
+                 if texts[i].startswith("STATUS=") and "STALLED" not in texts[i]), None)
 
 
 def test_watchdog_is_fed_while_healthy_and_stops_when_the_handler_stalls(
@@ -158,32 +162,40 @@ def test_watchdog_is_fed_while_healthy_and_stops_when_the_handler_stalls(
     scanner = IdleScanner()
     gate = Gate(make_config(), pin_factory=MockFactory(), scanner=scanner, transport=FakeTransport(),
                 decider=blocking_decide, stall_after_s=0.5, flush_timeout=0.1)
+    ticks = [0]
+    housekeeping = gate.housekeeping
+
+    def counted_housekeeping() -> None:  # one call per turn of the service loop: the test's clock
+        ticks[0] += 1
+        housekeeping()
+
+    gate.housekeeping = counted_housekeeping  # type: ignore[method-assign]
     stop = threading.Event()
     runner = threading.Thread(target=gate.run, args=(stop,), daemon=True)
     runner.start()
     try:
         wait_until(lambda: "READY=1" in notify_socket.texts())
         assert any(t.startswith("STATUS=gate g1: turnstile locked") for t in notify_socket.texts())
-        wait_until(lambda: len(notify_socket.pings()) >= 3, timeout=3)
-        gaps = [b - a for a, b in zip(notify_socket.pings(), notify_socket.pings()[1:], strict=False)]
-        assert all(0.1 < gap < 0.45 for gap in gaps), gaps
+        wait_until(lambda: len(notify_socket.pings()) >= 3)
 
         # A scan whose handling never finishes, delivered from a scanner thread.
         threading.Thread(target=scanner.on_scan, args=(ScanEvent("STALL", Reason.OK, "test", time.monotonic()),),
                          daemon=True).start()
-        stalled_at = time.monotonic()
-        time.sleep(0.8 + 1.2)
-        late = notify_socket.pings(since=stalled_at + 0.8)
-        assert late == [], "the watchdog must not be fed while the scan handler is stalled"
-        assert any("SCAN HANDLER STALLED" in t for t in notify_socket.texts())
+        wait_until(lambda: any("SCAN HANDLER STALLED" in t for t in notify_socket.texts()))
+        stalled_at_tick = ticks[0]
+        wait_until(lambda: ticks[0] >= stalled_at_tick + 3)  # the loop came round three more times, stalled
 
         release.set()  # the handler finishes: feeding resumes
-        resumed_at = time.monotonic()
-        wait_until(lambda: notify_socket.pings(since=resumed_at), timeout=2)
+        recovered = wait_until(lambda: index_of_recovery(notify_socket.texts()))
+        texts = notify_socket.texts()
+        stalled = index_of_stalled(texts)
+        assert texts[stalled + 1:recovered] in ([], ["WATCHDOG=1"]), \
+            "the watchdog is not fed while the scan handler is stalled (only as it recovers)"
+        wait_until(lambda: "WATCHDOG=1" in notify_socket.texts()[recovered:])
     finally:
         release.set()
         stop.set()
-        runner.join(10)
+        runner.join(scaled(10))
     assert not runner.is_alive()
     assert notify_socket.texts()[-1] == "STOPPING=1"
 

@@ -18,10 +18,10 @@ from gpiozero.pins.mock import MockFactory
 
 from devtools.ports import free_port
 from gate.app import Gate
-from gate.cache import GateCache
 from gate.config import GateConfig
 from gate.follow import ChangeFollower
 from gate.scanners import ScanEvent
+from gate.store import GateStore
 from gate.sync import SnapshotStream, SyncError, SyncFailure, fetch_snapshot
 from protocols.codes import compact_hash, generate_compact
 from protocols.payloads import (
@@ -141,15 +141,15 @@ def serve_stream(lines: list[bytes]) -> None:
 
 
 @pytest.fixture
-def cache(tmp_path: Path, world: World) -> Iterator[GateCache]:
+def cache(tmp_path: Path, world: World) -> Iterator[GateStore]:
     """A cache already holding ``world``'s snapshot (seq 42), as a gate that synced earlier."""
-    cache = GateCache(tmp_path / "gate")
+    cache = GateStore(tmp_path / "gate")
     cache.load_snapshot(world.snapshot, NOW)
     yield cache
     cache.close()
 
 
-def test_streamed_snapshot_is_asked_for_and_loaded_entry_by_entry(central: str, cache: GateCache) -> None:
+def test_streamed_snapshot_is_asked_for_and_loaded_entry_by_entry(central: str, cache: GateStore) -> None:
     newer = build_world(5)
     snapshot = newer.snapshot.model_copy(update={"seq": 60})
     serve_stream(stream_lines(snapshot))
@@ -195,7 +195,7 @@ BAD_STREAMS: dict[str, tuple[Callable[[list[bytes]], list[bytes]], str]] = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_STREAMS))
-def test_a_bad_stream_is_refused_with_a_reason_and_changes_nothing(central: str, cache: GateCache,
+def test_a_bad_stream_is_refused_with_a_reason_and_changes_nothing(central: str, cache: GateStore,
                                                                    world: World, case: str) -> None:
     spoil, expected = BAD_STREAMS[case]
     other = build_world(5)
@@ -221,7 +221,7 @@ def test_a_bad_header_is_refused_at_fetch(central: str, header: bytes) -> None:
     assert info.value.reason is SyncFailure.MALFORMED
 
 
-def test_follower_keeps_a_newer_cache_and_closes_an_older_stream(central: str, cache: GateCache,
+def test_follower_keeps_a_newer_cache_and_closes_an_older_stream(central: str, cache: GateStore,
                                                                  world: World) -> None:
     serve_stream(stream_lines(build_world(2).snapshot.model_copy(update={"seq": 10})))
     follower = ChangeFollower(cache, lambda: None, clock=lambda: NOW)
@@ -243,7 +243,7 @@ def test_streamed_load_never_holds_the_whole_snapshot(central: str, tmp_path: Pa
     serve_stream(stream_lines(snapshot))
     whole_json = encode(snapshot)
     del delegates, snapshot
-    cache = GateCache(tmp_path / "big")
+    cache = GateStore(tmp_path / "big")
     tracemalloc.start()
     try:
         Snapshot.model_validate_json(whole_json)  # what decoding it whole costs (the result is dropped)
@@ -264,7 +264,7 @@ def test_gate_refresh_refuses_a_bad_stream_and_keeps_deciding_from_its_cache(
     central: str, world: World, make_config: Callable[..., GateConfig], caplog: pytest.LogCaptureFixture,
 ) -> None:
     config = make_config(central={"url": central, "token": "s3cret", "timeout": 5})
-    seed = GateCache(config.gate.data_dir)  # synced earlier
+    seed = GateStore(config.gate.data_dir)  # synced earlier
     seed.load_snapshot(world.snapshot, NOW)
     seed.close()
     newer = build_world(3)

@@ -37,6 +37,7 @@ from protocols.codes import (
     verify_signed,
 )
 from protocols.reasons import Reason
+from tests.conftest import wait_until
 
 E = ecodes
 T0 = 1_750_000_000  # event timestamps (seconds), as the kernel stamps them
@@ -486,15 +487,6 @@ def collect() -> tuple[queue.Queue[ScanEvent], Any]:
     return events, events.put
 
 
-def wait_for(condition: Any, timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
-
-
 def test_reader_grabs_the_device_and_delivers_scans(bus: FakeBus) -> None:
     events, on_scan = collect()
     scanner = HidScanner("/dev/input/event3", opener=bus.open, poll_s=0.05)
@@ -525,11 +517,11 @@ def test_reader_reopens_an_unplugged_device_when_it_comes_back(bus: FakeBus) -> 
         first.send(Typist().text("PARTIAL", enter=None))  # cut off by the unplug
         time.sleep(0.1)
         bus.unplug("/dev/input/event3")
-        assert wait_for(lambda: not scanner.connected.is_set())
+        assert wait_until(lambda: not scanner.connected.is_set())
         time.sleep(0.4)  # several failed opens (ENOENT) meanwhile
         assert scanner.opens == 1
         bus.plugged.add("/dev/input/event3")
-        assert wait_for(lambda: scanner.opens == 2)
+        assert wait_until(lambda: scanner.opens == 2)
         assert scanner.connected.wait(3)
         second = bus.current()
         assert second is not first and second.grabbed and first.closed
@@ -584,7 +576,7 @@ def test_reader_waits_while_another_process_holds_the_grab(bus: FakeBus) -> None
                          backoff_max=0.05)
     scanner.start(on_scan)
     try:
-        assert wait_for(lambda: len(bus.opened) >= 2)
+        assert wait_until(lambda: len(bus.opened) >= 2)
         assert not scanner.connected.is_set()
         assert all(device.closed for device in bus.opened)  # every failed attempt released its descriptor
         bus.grabbed_elsewhere = False
@@ -698,9 +690,9 @@ def test_a_real_virtual_keyboard_removed_and_recreated_is_reopened() -> None:
         scanner.start(on_scan)
         assert scanner.connected.wait(5)
         virtual.close()
-        assert wait_for(lambda: not scanner.connected.is_set(), 5)
+        assert wait_until(lambda: not scanner.connected.is_set(), 5)
         virtual = _virtual_scanner()
-        assert wait_for(lambda: scanner.opens == 2, 10)
+        assert wait_until(lambda: scanner.opens == 2, 10)
         assert scanner.connected.wait(5)
         _type_on(virtual, "AGAIN42")
         scan = events.get(timeout=5)

@@ -16,10 +16,10 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from gate.app import Gate
-from gate.cache import GateCache
 from gate.config import GateConfig
 from gate.scanners import ScanEvent
 from gate.status import StatusServer
+from gate.store import GateStore
 from protocols.reasons import Reason
 from tests.gate.gate_helpers import NOW, FakeTransport, IdleScanner, World
 from tests.gate.test_status_page import SseClient
@@ -34,7 +34,7 @@ def scan(text: str) -> ScanEvent:
 def gate_with_page(world: World, make_config: Callable[..., GateConfig]) -> Iterator[tuple[Gate, FakeTransport]]:
     """A started gate with its status page on a free loopback port."""
     config = make_config(status={"enabled": True, "listen": "127.0.0.1", "port": 0})
-    seed = GateCache(config.gate.data_dir)
+    seed = GateStore(config.gate.data_dir)
     seed.load_snapshot(world.snapshot, NOW)
     seed.close()
     transport = FakeTransport()

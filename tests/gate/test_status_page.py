@@ -25,6 +25,7 @@ import pytest
 from gate.status import GateView, ScanView, StatusServer, StatusSource, to_json
 from gate.status.page import render_page
 from protocols.reasons import Reason
+from tests.conftest import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 # 08:00 in Vietnam (UTC+7) on 2 June 2025.
@@ -173,16 +174,6 @@ def get(server: StatusServer, path: str) -> tuple[int, str, str]:
         return response.status, response.getheader("Content-Type") or "", response.read().decode("utf-8")
     finally:
         conn.close()
-
-
-def wait_until(predicate: Any, timeout: float = 3.0) -> bool:
-    """Poll ``predicate`` until true or ``timeout`` seconds passed."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return bool(predicate())
 
 
 # --- the view's JSON -------------------------------------------------------------------------------------

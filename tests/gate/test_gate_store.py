@@ -1,4 +1,4 @@
-"""GateCache on real SQLite: pragmas, atomic snapshot replacement (scans answered meanwhile, a failing source
+"""GateStore on real SQLite: pragmas, atomic snapshot replacement (scans answered meanwhile, a failing source
 changes nothing), a 10,000-delegate load, the outbox, and a gate process free of ORM/psycopg/central imports."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gate.cache import GateCache
+from gate.store import GateStore
 from protocols.codes import compact_hash, generate_compact, public_key_to_text
 from protocols.payloads import CheckIn, DelegateEntry, Direction, KeyEntry, Outcome, Snapshot, encode
 from protocols.reasons import Reason
@@ -36,7 +36,7 @@ def big_snapshot(n: int, seq: int = 1) -> tuple[Snapshot, list[str]]:
 
 
 def test_pragmas_durable_wal(tmp_path: Path) -> None:
-    cache = GateCache(tmp_path)
+    cache = GateStore(tmp_path)
     assert cache.path == tmp_path / "gate-cache.sqlite3"
     assert cache.pragma("journal_mode") == "wal"
     assert cache.pragma("synchronous") == 2
@@ -46,7 +46,7 @@ def test_pragmas_durable_wal(tmp_path: Path) -> None:
 
 
 def test_snapshot_load_and_lookups(tmp_path: Path, world: World) -> None:
-    cache = GateCache(tmp_path)
+    cache = GateStore(tmp_path)
     assert (cache.seq, cache.synced_at) == (0, None)
     cache.load_snapshot(world.snapshot, NOW)
     assert cache.seq == 42 and cache.synced_at == NOW
@@ -64,7 +64,7 @@ def test_snapshot_load_and_lookups(tmp_path: Path, world: World) -> None:
 
 
 def test_cache_stores_only_hashes_of_compact_codes(tmp_path: Path, world: World) -> None:
-    cache = GateCache(tmp_path)
+    cache = GateStore(tmp_path)
     cache.load_snapshot(world.snapshot, NOW)
     cache.close()
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
@@ -74,7 +74,7 @@ def test_cache_stores_only_hashes_of_compact_codes(tmp_path: Path, world: World)
 
 
 def test_new_snapshot_replaces_old_data_and_survives_reopen(tmp_path: Path, world: World) -> None:
-    cache = GateCache(tmp_path)
+    cache = GateStore(tmp_path)
     cache.load_snapshot(world.snapshot, NOW)
     other = build_world(2)
     assert other.signing_key is not None
@@ -87,7 +87,7 @@ def test_new_snapshot_replaces_old_data_and_survives_reopen(tmp_path: Path, worl
     assert cache.lookup_code_hash(compact_hash(other.codes[1])) is not None
     assert set(cache.public_keys()) == {7}, "revoked keys are not trusted"
     cache.close()
-    reopened = GateCache(tmp_path)
+    reopened = GateStore(tmp_path)
     assert reopened.seq == 50 and reopened.synced_at == NOW + timedelta(minutes=5)
     assert reopened.lookup_code_hash(compact_hash(other.codes[2])) is not None
     assert set(reopened.public_keys()) == {7}
@@ -96,7 +96,7 @@ def test_new_snapshot_replaces_old_data_and_survives_reopen(tmp_path: Path, worl
 
 def test_ten_thousand_delegates_load_fast(tmp_path: Path) -> None:
     snapshot, codes = big_snapshot(10_000)
-    cache = GateCache(tmp_path)
+    cache = GateStore(tmp_path)
     started = time.perf_counter()
     cache.load_snapshot(snapshot, NOW)
     elapsed = time.perf_counter() - started
@@ -112,7 +112,7 @@ def test_ten_thousand_delegates_load_fast(tmp_path: Path) -> None:
 
 
 def test_two_caches_in_one_process_are_independent(tmp_path: Path, world: World) -> None:
-    a, b = GateCache(tmp_path / "a"), GateCache(tmp_path / "b")
+    a, b = GateStore(tmp_path / "a"), GateStore(tmp_path / "b")
     a.load_snapshot(world.snapshot, NOW)
     assert a.lookup_code_hash(compact_hash(world.codes[1])) is not None
     assert b.lookup_code_hash(compact_hash(world.codes[1])) is None
@@ -127,7 +127,7 @@ def checkin(allowed: bool = True) -> CheckIn:
 
 
 def test_outbox_lifecycle(tmp_path: Path) -> None:
-    cache = GateCache(tmp_path)
+    cache = GateStore(tmp_path)
     first, second = checkin(), checkin(False)
     cache.add_checkin(first, encode(first), NOW)
     cache.add_checkin(second, encode(second), NOW + timedelta(seconds=1))
@@ -147,7 +147,7 @@ def test_outbox_lifecycle(tmp_path: Path) -> None:
     assert row is not None and row.attempts == 1 and row.delivered_at == NOW
     assert cache.outbox_pending() == 1
     cache.close()
-    assert GateCache(tmp_path).outbox_pending() == 1, "the outbox survives a restart"
+    assert GateStore(tmp_path).outbox_pending() == 1, "the outbox survives a restart"
 
 
 class SlowSource:
@@ -171,7 +171,7 @@ class SlowSource:
 
 
 def test_scans_are_answered_from_the_old_data_while_a_snapshot_loads(tmp_path: Path, world: World) -> None:
-    cache = GateCache(tmp_path)
+    cache = GateStore(tmp_path)
     cache.load_snapshot(world.snapshot, NOW)
     newer = build_world(4)
     seen: list[object] = []
@@ -192,7 +192,7 @@ def test_scans_are_answered_from_the_old_data_while_a_snapshot_loads(tmp_path: P
 
 
 def test_a_source_failing_half_way_changes_nothing(tmp_path: Path, world: World) -> None:
-    cache = GateCache(tmp_path)
+    cache = GateStore(tmp_path)
     cache.load_snapshot(world.snapshot, NOW)
     newer = build_world(4)
     with pytest.raises(ValueError, match="stream broke"):
@@ -211,7 +211,7 @@ def test_a_repeated_delegate_keeps_its_last_entry(tmp_path: Path, world: World) 
     first = world.snapshot.delegates[0]
     renamed = first.model_copy(update={"name": "Tên mới", "revoked": True})
     snapshot = world.snapshot.model_copy(update={"delegates": [*world.snapshot.delegates, renamed]})
-    cache = GateCache(tmp_path)
+    cache = GateStore(tmp_path)
     cache.load_snapshot(snapshot, NOW)
     assert cache.delegate_count() == len(world.snapshot.delegates)
     found = cache.delegate(first.meeting_id, first.id)
@@ -224,3 +224,19 @@ def test_a_gate_process_loads_no_orm_no_psycopg_and_no_central_code() -> None:
              "print(sorted({m.split('.')[0] for m in sys.modules} & {'peewee', 'psycopg', 'psycopg2', 'central'}))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_delivered_rows_older_than_the_cutoff_are_pruned(tmp_path: Path) -> None:
+    store = GateStore(tmp_path)
+    old, recent, pending = checkin(), checkin(), checkin()
+    for row in (old, recent, pending):
+        store.add_checkin(row, encode(row), NOW)
+    store.mark_delivered(str(old.id), NOW)
+    store.mark_delivered(str(recent.id), NOW + timedelta(hours=2))
+    assert store.prune_delivered(NOW + timedelta(hours=1)) == 1
+    assert store.outbox_row(str(old.id)) is None
+    assert store.outbox_row(str(recent.id)) is not None
+    assert store.outbox_row(str(pending.id)) is not None, "an undelivered row is never pruned"
+    assert store.prune_delivered(NOW + timedelta(days=30)) == 1
+    assert store.outbox_pending() == 1
+    store.close()

@@ -1,0 +1,92 @@
+"""The gate seen from outside: the guard's status page view, the code reader's state and systemd's STATUS line.
+
+Everything here reads the running gate and builds plain values (:class:`gate.status.model.GateView`, strings);
+nothing changes the gate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from ..scanners import Scanner
+from .model import GateView, ScanView
+
+if TYPE_CHECKING:
+    from ..app import Gate
+
+ScannerState = tuple[str, datetime | None, str | None]
+
+
+class ScannerWatch:
+    """The code reader's state for the status page: (status, since, detail).
+
+    status: "ok", "starting", "lost", "ended", "closed" (camera), "ok"/"lost" (serial, HID by their open
+    device), "none" before start. ``since`` is when it entered that status, as far as known.
+    """
+
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        self._clock = clock
+        self._status: tuple[str, float] | None = None
+
+    def state(self, scanner: Scanner | None) -> ScannerState:
+        """The state of ``scanner`` now."""
+        if scanner is None:
+            return "none", None, None
+        state = getattr(scanner, "state", None)  # a camera reports its own state; line scanners do not
+        if state is not None and hasattr(state, "status"):
+            since = self._clock() - timedelta(seconds=max(time.monotonic() - state.since, 0.0))
+            return state.status, since, state.detail
+        connected = getattr(scanner, "connected", None)
+        status = "ok" if connected is None or connected.is_set() else "lost"
+        now = time.monotonic()
+        if self._status is None or self._status[0] != status:
+            self._status = (status, now)
+        since = self._clock() - timedelta(seconds=now - self._status[1])
+        detail = None if status == "ok" else "device not open; retrying"
+        return status, since, detail
+
+
+def turnstile_label(gate: Gate) -> str:
+    """The cycle's state, with "released" / "lockdown" when central's command (not the input) rules it."""
+    state = gate.cycle.state
+    mode = gate.mode
+    if mode == "release" and state == "emergency" and not gate.status_fields()["emergency"]:
+        return "released"
+    if mode == "lockdown" and state == "locked":
+        return "lockdown"
+    return state
+
+
+def gate_view(gate: Gate) -> GateView:
+    """A snapshot of ``gate`` for the guard's status page."""
+    transport = gate.transport
+    store = gate.cache
+    status, _, detail = gate.scanner_state()
+    return GateView(
+        gate_id=gate.gate_id, name=gate.config.gate.display_name, site_id=gate.site_id,
+        direction=gate.config.gate.direction,
+        online=bool(transport is not None and transport.is_connected),
+        online_since=transport.online_since if transport is not None else None,
+        offline_since=transport.offline_since if transport is not None else None,
+        cache_seq=store.seq if store is not None else 0,
+        synced_at=store.synced_at if store is not None else None,
+        sync_pending=gate.refresher.pending,
+        emergency=gate.status_fields()["emergency"], turnstile_state=turnstile_label(gate),
+        scanner_state=status, mode=gate.mode,
+        scanner_detail=detail, outbox_pending=store.outbox_pending() if store is not None else 0,
+        recent=[ScanView(at=r.at, allowed=r.allowed, reason=r.reason, name=r.name,
+                         organisation=r.organisation, position=r.position, manual=r.manual,
+                         outcome=r.outcome) for r in gate.recent],
+    )
+
+
+def status_line(gate: Gate, healthy: bool) -> str:
+    """A one-line summary for systemd's STATUS= (no personal data)."""
+    pending = gate.cache.outbox_pending() if gate.cache is not None else 0
+    online = bool(gate.transport is not None and gate.transport.is_connected)
+    return (f"gate {gate.gate_id}: turnstile {gate.cycle.state}, scans {gate.scans_handled}, "
+            f"outbox {pending}, {'online' if online else 'offline'}"
+            + ("" if healthy else ", SCAN HANDLER STALLED"))

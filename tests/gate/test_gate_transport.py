@@ -1,0 +1,47 @@
+"""The gate's MQTT client comes from the shared factory with the gate's settings: stable id, persistent session,
+the retained offline status as last will, TLS files from the config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+
+import gate.transport as transport_module
+from gate.transport import MqttTransport, gate_client_id
+from protocols import topics
+from protocols.mqtt import ClientSettings, TlsFiles, make_client
+from protocols.payloads import GateStatus, decode
+
+
+@pytest.fixture
+def settings_seen(monkeypatch: pytest.MonkeyPatch) -> list[ClientSettings]:
+    seen: list[ClientSettings] = []
+
+    def recording_make_client(settings: ClientSettings, **kwargs: Any) -> mqtt.Client:
+        seen.append(settings)
+        return make_client(ClientSettings(client_id=settings.client_id, persistent=settings.persistent), **kwargs)
+
+    monkeypatch.setattr(transport_module, "make_client", recording_make_client)
+    return seen
+
+
+def test_the_gate_client_is_built_by_the_shared_factory(settings_seen: list[ClientSettings], tmp_path: Path) -> None:
+    tls = TlsFiles(tmp_path / "ca.pem")
+    MqttTransport("g1", "broker.local", 8883, username="gate-g1", password="s3cret", software_version="1.2",
+                  tls=tls)
+    (settings,) = settings_seen
+    assert settings.client_id == gate_client_id("g1") == "vaora-gate-g1"
+    assert settings.persistent and (settings.username, settings.password) == ("gate-g1", "s3cret")
+    assert settings.tls == tls
+    assert settings.will is not None and settings.will.topic == topics.gate_status("g1")
+    assert settings.will.retain and settings.will.qos == 1
+    will = decode(GateStatus, settings.will.payload)
+    assert (will.gate_id, will.state, will.software_version) == ("g1", "offline", "1.2")
+
+
+def test_a_plain_connection_has_no_tls(settings_seen: list[ClientSettings]) -> None:
+    MqttTransport("g2", "localhost")
+    assert settings_seen[0].tls is None
