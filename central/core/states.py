@@ -34,13 +34,13 @@ class State(StrEnum):
         if lang == "vi":
             return self.vi
         with force_locale(lang):
-            return gettext(self.vi)
+            return str(gettext(self.vi))
 
     @classmethod
     def label_of(cls, value: object) -> object:
         """The label of the member spelled ``value``, or ``value`` itself when it names none."""
         try:
-            return cls(value).label
+            return cls(str(value)).label
         except ValueError:
             return value
 
