@@ -38,6 +38,7 @@ from flask import Flask, current_app
 
 from central import models
 from central.context import utc_now
+from central.core.states import WalkinState
 from central.db import database
 from central.services import attendance
 
@@ -306,7 +307,7 @@ class LiveHub:
             return
         pending: dict[int, list[tuple[int, str]]] = {}
         rows = walkin_model.select(walkin_model.id, walkin_model.meeting, walkin_model.status).where(
-            walkin_model.status == "pending"
+            walkin_model.status == WalkinState.PENDING
         ).tuples()
         for walkin_id, meeting_id, status in rows:
             pending.setdefault(meeting_id, []).append((walkin_id, status))

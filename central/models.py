@@ -6,6 +6,14 @@ from datetime import UTC, datetime
 
 import peewee
 
+from central.core.states import (
+    CommandState,
+    DelegateMailState,
+    GateLinkState,
+    InvitationState,
+    MeetingState,
+    WalkinState,
+)
 from central.db import database
 
 
@@ -65,7 +73,7 @@ class Meeting(BaseModel):
     site_id = peewee.CharField(max_length=32, index=True)
     scheme = peewee.CharField(max_length=16, default="compact")
     entry_policy = peewee.CharField(max_length=16, default="single")
-    status = peewee.CharField(max_length=16, default="open")
+    status = peewee.CharField(max_length=16, default=MeetingState.OPEN)
     created_at = UTCDateTimeField()
     agenda = peewee.TextField(default="")
     chair = peewee.CharField(max_length=200, default="")
@@ -86,7 +94,7 @@ class Invitation(BaseModel):
     secret_hash = peewee.CharField(max_length=64, null=True)
     created_at = UTCDateTimeField()
     # The official flow: draft -> (returned -> draft) -> approved (numbered) -> sent.
-    status = peewee.CharField(max_length=16, default="approved", index=True)
+    status = peewee.CharField(max_length=16, default=InvitationState.APPROVED, index=True)
     delegate_limit = peewee.IntegerField(null=True)
     comment = peewee.TextField(default="")
     drafted_by = peewee.CharField(max_length=64, default="")
@@ -113,7 +121,7 @@ class Delegate(BaseModel):
     valid_from = UTCDateTimeField()
     valid_until = UTCDateTimeField()
     revoked_at = UTCDateTimeField(null=True)
-    mail_status = peewee.CharField(max_length=16, default="pending")
+    mail_status = peewee.CharField(max_length=16, default=DelegateMailState.PENDING)
     mail_error = peewee.TextField(null=True)
     created_at = UTCDateTimeField()
 
@@ -129,7 +137,7 @@ class Gate(BaseModel):
     last_seen_at = UTCDateTimeField(null=True)
     cache_seq = peewee.IntegerField(null=True)
     software_version = peewee.CharField(max_length=200, null=True)
-    state = peewee.CharField(max_length=16, default="unknown")
+    state = peewee.CharField(max_length=16, default=GateLinkState.UNKNOWN)
     emergency = peewee.BooleanField(default=False)
     outbox_pending = peewee.IntegerField(null=True)
     mode = peewee.CharField(max_length=16, null=True)  # normal | lockdown | release, as the gate last reported
@@ -289,7 +297,7 @@ class Walkin(BaseModel):
     sex = peewee.CharField(max_length=8, default="")
     id_hash = peewee.CharField(max_length=64, index=True)
     id_masked = peewee.CharField(max_length=16)
-    status = peewee.CharField(max_length=16, default="pending", index=True)
+    status = peewee.CharField(max_length=16, default=WalkinState.PENDING, index=True)
     created_by = peewee.CharField(max_length=64)
     created_at = UTCDateTimeField(index=True)
     decided_by = peewee.CharField(max_length=64, default="")
@@ -313,6 +321,6 @@ class GateCommand(BaseModel):
     delegate_id = peewee.IntegerField(null=True)
     issued_by = peewee.CharField(max_length=64)
     issued_at = UTCDateTimeField(index=True)
-    status = peewee.CharField(max_length=16, default="sent", index=True)
+    status = peewee.CharField(max_length=16, default=CommandState.SENT, index=True)
     reason = peewee.CharField(max_length=200, null=True)
     answered_at = UTCDateTimeField(null=True)

@@ -22,6 +22,7 @@ from wtforms import SelectField, StringField
 from central import models
 from central.auth import current_actor, roles_required
 from central.auth.roles import GUARD
+from central.core.states import CommandState, WalkinState
 from central.desk import bp
 from central.desk.cccd import CccdError, CccdRecord, parse_cccd
 from central.services import audit as audit_log
@@ -115,7 +116,7 @@ def _rows_context(now: Any) -> dict[str, Any]:
     rows = _today_walkins(now)
     meetings = {w.meeting for w in rows}
     return {"walkins": rows, "version": _version(rows), "gates": _gates_for(list(meetings)),
-            "action_form": ActionForm(), "gate_form": GateForm(), "labels": walkins.STATUS_LABELS,
+            "action_form": ActionForm(), "gate_form": GateForm(),
             "lang": select_locale()}
 
 
@@ -168,7 +169,7 @@ def register() -> Any:
         form.form_errors.append(service_error_message(exc))
         form.scan.data = ""
         return _render(form, meetings, 409)
-    if walkin.status == walkins.APPROVED:
+    if walkin.status == WalkinState.APPROVED:
         flash(_("Đã đăng ký %(name)s: được vào trực tiếp. Cấp mã hoặc mở cổng ở danh sách bên dưới.",
                 name=walkin.full_name), "success")
     else:
@@ -239,7 +240,7 @@ def _walkin_or_404(walkin_id: int) -> models.Walkin:
 
 def _ensure_admitted(walkin: models.Walkin) -> models.Walkin:
     """Admit an approved walk-in (issuing the one-day code); an admitted one is returned as is."""
-    if walkin.status == walkins.ADMITTED:
+    if walkin.status == WalkinState.ADMITTED:
         return walkin
     return walkins.admit(walkin, current_actor(), now=_now(), signing_key=ctx().signing_key)
 
@@ -262,7 +263,7 @@ def admit(walkin_id: int) -> Any:
 
 def _admitted_or_404(walkin_id: int) -> tuple[models.Walkin, models.Delegate]:
     walkin = _walkin_or_404(walkin_id)
-    if walkin.status != walkins.ADMITTED or walkin.delegate is None:
+    if walkin.status != WalkinState.ADMITTED or walkin.delegate is None:
         abort(404)
     return walkin, walkin.delegate
 
@@ -302,15 +303,15 @@ def ticket_pdf(walkin_id: int) -> Any:
 def _gate_outcome(result: Any) -> str:
     """Map the command row ``gate_commands.wait`` returns (status sent/ok/failed/timeout) to ok/failed/timeout."""
     status = getattr(result, "status", None)
-    if status == "ok":
-        return "ok"
-    return "timeout" if status in ("timeout", "sent", None) else "failed"
+    if status == CommandState.OK:
+        return CommandState.OK
+    return CommandState.TIMEOUT if status is None or status in CommandState.AWAITING else CommandState.FAILED
 
 
 GATE_MESSAGES = {
-    "ok": "Cổng %(gate)s đã mở cho %(name)s.",
-    "failed": "Cổng %(gate)s không mở được: %(detail)s",
-    "timeout": "Cổng %(gate)s không trả lời trong %(seconds)d giây; kiểm tra cổng và thử lại.",
+    CommandState.OK: "Cổng %(gate)s đã mở cho %(name)s.",
+    CommandState.FAILED: "Cổng %(gate)s không mở được: %(detail)s",
+    CommandState.TIMEOUT: "Cổng %(gate)s không trả lời trong %(seconds)d giây; kiểm tra cổng và thử lại.",
     "unavailable": "Chức năng mở cổng từ xa chưa sẵn sàng.",
 }
 
@@ -328,11 +329,11 @@ def open_gate(walkin_id: int) -> Any:
     gate = models.Gate.get_or_none((models.Gate.gate_id == (form.gate_id.data or ""))
                                    & (models.Gate.site_id == walkin.meeting.site_id))
     if gate is None:
-        return _gate_reply(walkin, "failed", "", _("Chọn một cổng của địa điểm họp"), wants_json, 400)
+        return _gate_reply(walkin, CommandState.FAILED, "", _("Chọn một cổng của địa điểm họp"), wants_json, 400)
     try:
         walkin = _ensure_admitted(walkin)
     except ServiceError as exc:
-        return _gate_reply(walkin, "failed", gate.gate_id, service_error_message(exc), wants_json, 409)
+        return _gate_reply(walkin, CommandState.FAILED, gate.gate_id, service_error_message(exc), wants_json, 409)
     timeout = float(current_app.config.get("DESK_GATE_TIMEOUT", GATE_TIMEOUT_S))
     detail = ""
     try:
@@ -351,7 +352,7 @@ def open_gate(walkin_id: int) -> Any:
         reason = getattr(result, "reason", None)
         detail = describe(reason, select_locale()) if reason else ""
     except ServiceError as exc:
-        outcome, detail = "failed", service_error_message(exc)
+        outcome, detail = CommandState.FAILED, service_error_message(exc)
     audit_log.audit(actor, "walkin.open_gate", f"walkin:{walkin.id}",
                     {"gate": gate.gate_id, "result": outcome, "delegate": walkin.delegate_id, "id": walkin.id_masked},
                     now=_now())
@@ -362,11 +363,12 @@ def open_gate(walkin_id: int) -> Any:
 def _gate_reply(walkin: models.Walkin, outcome: str, gate_id: str, detail: str, wants_json: bool,
                 status: int) -> Any:
     timeout = float(current_app.config.get("DESK_GATE_TIMEOUT", GATE_TIMEOUT_S))
-    message = _(GATE_MESSAGES.get(outcome, GATE_MESSAGES["failed"]), gate=gate_id, name=walkin.full_name,
+    message = _(GATE_MESSAGES.get(outcome, GATE_MESSAGES[CommandState.FAILED]), gate=gate_id, name=walkin.full_name,
                 detail=detail or _("không rõ lý do"), seconds=int(timeout))
-    if outcome == "failed" and not gate_id:
+    if outcome == CommandState.FAILED and not gate_id:
         message = detail
     if wants_json:
-        return jsonify({"ok": outcome == "ok", "result": outcome, "gate_id": gate_id, "message": message}), status
-    flash(message, "success" if outcome == "ok" else "error")
+        body = {"ok": outcome == CommandState.OK, "result": outcome, "gate_id": gate_id, "message": message}
+        return jsonify(body), status
+    flash(message, "success" if outcome == CommandState.OK else "error")
     return redirect(url_for("desk.index"), 303)

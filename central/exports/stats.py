@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from central import models
+from central.core.states import MeetingState
 from central.exports.attendance import build_attendance_list
 
 
@@ -88,7 +89,7 @@ def range_statistics(start: datetime, end: datetime) -> Statistics:
     meetings = list(
         models.Meeting.select()
         .where((models.Meeting.starts_at >= start) & (models.Meeting.starts_at < end)
-               & (models.Meeting.status != "cancelled"))
+               & (models.Meeting.status != MeetingState.CANCELLED))
         .order_by(models.Meeting.starts_at)
     )
     return statistics(meetings)

@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 from central import models
 from central.auth import current_actor, roles_required
 from central.auth.roles import ORGANISER
+from central.core.states import CommandState
 from central.fleet import bp
 from central.live import GATE, get_hub, sse_stream
 from central.services import attendance, gate_commands
@@ -108,6 +109,7 @@ def command_json(command_id: str) -> Any:
     except NotFoundError:
         return jsonify({"error": "not_found", "reason": "unknown_code"}), 404
     deadline = command.issued_at + timedelta(seconds=gate_commands.DEFAULT_TIMEOUT_S)
-    if command.status == "sent" and datetime.now(UTC) >= deadline:  # real time: the gate's answer is real too
+    # Real time: the gate's answer is real too.
+    if command.status == CommandState.SENT and datetime.now(UTC) >= deadline:
         command = gate_commands.wait(command.command_id, timeout=0)
     return jsonify(gate_commands.command_to_dict(command))

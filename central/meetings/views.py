@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from central import models
 from central.auth import current_actor, current_identity, roles_required
 from central.auth.roles import APPROVER, ORGANISER
+from central.core.states import InvitationState, MeetingState
 from central.meetings import bp
 from central.meetings.forms import DeleteForm, DocumentForm, DraftInvitationsForm, MeetingForm, StatusForm
 from central.services import documents, invitations, meetings, venues
@@ -80,7 +81,7 @@ def new() -> Any:
     form = MeetingForm()
     _venue_choices(form)
     if form.validate_on_submit():
-        data = {**_meeting_data(form), "status": "draft"}
+        data = {**_meeting_data(form), "status": MeetingState.DRAFT}
         try:
             meeting = meetings.create_meeting(data, clock_now(), actor=current_actor())
         except InvalidInputError as exc:
@@ -243,7 +244,7 @@ def public_document(document_id: int) -> Any:
         document = documents.get_document(document_id)
     except ServiceError:
         abort(404)
-    if document.meeting_id != invitation.meeting_id or invitation.status not in ("approved", "sent"):
+    if document.meeting_id != invitation.meeting_id or invitation.status not in InvitationState.REGISTERABLE:
         abort(404)
     return _send_document(document)
 

@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from central import models
+from central.core.states import DelegateMailState, InvitationState, MeetingState
 from central.db import write_transaction
 from central.mailqueue.models import CANCELLED, KIND_DELEGATE_CODE, QUEUED, MailJob
 from central.mailqueue.queue import Progress, batch_progress, new_batch
@@ -32,10 +33,7 @@ from protocols.reasons import Reason
 log = logging.getLogger(__name__)
 
 LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
-OPEN_INVITATION_STATUSES = ("approved", "sent")
-"""Invitation states whose registration page opens (drafts have no number or secret yet)."""
 NOT_FOUND_MESSAGE = "Không tìm thấy thư mời hoặc mã bí mật không đúng"
-UNSENT_MAIL_STATUSES = ("pending", "failed")
 
 
 @dataclass(frozen=True)
@@ -59,7 +57,8 @@ def open_invitation(number: str, secret: str | None) -> models.Invitation:
     Unknown number, wrong secret and an unpublished invitation raise the same ``NotFoundError``.
     """
     invitation = find_invitation(number, secret)
-    if getattr(invitation, "status", "approved") not in OPEN_INVITATION_STATUSES:
+    # Drafts have no number or secret yet: only a registerable invitation opens its page.
+    if getattr(invitation, "status", InvitationState.APPROVED) not in InvitationState.REGISTERABLE:
         raise NotFoundError(Reason.UNKNOWN_CODE, NOT_FOUND_MESSAGE)
     return invitation
 
@@ -80,7 +79,7 @@ def delegate_limit(invitation: models.Invitation) -> int | None:
 def closed_reason(invitation: models.Invitation, now: datetime) -> str | None:
     """Return why the registration is read-only now (Vietnamese), or None while it is open."""
     meeting: models.Meeting = invitation.meeting
-    if meeting.status == "cancelled":
+    if meeting.status == MeetingState.CANCELLED:
         return "Cuộc họp đã bị huỷ."
     if meeting.ends_at <= now:
         return "Cuộc họp đã kết thúc."
@@ -95,7 +94,7 @@ def _ensure_open(invitation: models.Invitation, now: datetime) -> None:
     reason = closed_reason(invitation, now)
     if reason is not None:
         meeting = invitation.meeting
-        code = Reason.MEETING_CANCELLED if meeting.status == "cancelled" else Reason.EXPIRED
+        code = Reason.MEETING_CANCELLED if meeting.status == MeetingState.CANCELLED else Reason.EXPIRED
         raise ConflictError(code, reason)
 
 
@@ -183,7 +182,7 @@ def edit_delegate(
         delegate.name, delegate.position = clean["name"], clean["position"]
         delegate.email, delegate.phone = clean["email"], clean["phone"]
         if email_changed:
-            delegate.mail_status, delegate.mail_error = "pending", None
+            delegate.mail_status, delegate.mail_error = DelegateMailState.PENDING, None
             _cancel_queued_mail(delegate)
         delegate.save()
         append_change(payloads.DelegateUpsert(delegate=delegate_service.delegate_entry(delegate)), now)
@@ -259,7 +258,7 @@ def send_mails(invitation: models.Invitation, now: datetime, deps: Deps) -> int:
     Only queues: the worker sends, and :func:`mail_progress` reports how far it got.
     """
     _ensure_open(invitation, now)
-    targets = [d for d in active_delegates(invitation) if d.mail_status in UNSENT_MAIL_STATUSES]
+    targets = [d for d in active_delegates(invitation) if d.mail_status in DelegateMailState.UNSENT]
     if targets:
         _send(invitation, targets, now, deps)
         with write_transaction():

@@ -28,6 +28,7 @@ from werkzeug.exceptions import TooManyRequests
 
 from central import models
 from central.context import CentralContext
+from central.core.states import DelegateMailState
 from central.registration import services
 from central.services.errors import InvalidInputError, NotFoundError, ServiceError
 
@@ -102,7 +103,7 @@ def _render(
             mode=mode,
             target=target,
             secret=_secret(),
-            unsent=sum(1 for d in delegates if d.mail_status in services.UNSENT_MAIL_STATUSES),
+            unsent=sum(1 for d in delegates if d.mail_status in DelegateMailState.UNSENT),
             progress=services.mail_progress(invitation),
         ),
         status,

@@ -21,6 +21,7 @@ from typing import Any
 import peewee
 
 from central import models
+from central.core.states import GateLinkState, GateMode
 from central.db import write_transaction
 from central.services import validation as v
 from central.services.audit import audit
@@ -157,7 +158,7 @@ def current_change_seq() -> int:
 def gate_state(gate: models.Gate, now: datetime, current_seq: int) -> dict[str, Any]:
     """Describe a gate for the dashboard and the fleet page: online/offline, cache current/behind, mode."""
     seen = gate.last_seen_at
-    online = gate.state == "online" and seen is not None and now - seen <= OFFLINE_AFTER
+    online = gate.state == GateLinkState.ONLINE and seen is not None and now - seen <= OFFLINE_AFTER
     if gate.cache_seq is None:
         cache = "unknown"
     elif gate.cache_seq >= current_seq:
@@ -177,7 +178,7 @@ def gate_state(gate: models.Gate, now: datetime, current_seq: int) -> dict[str, 
         "cache": cache,
         "behind_by": max(0, current_seq - gate.cache_seq) if gate.cache_seq is not None else None,
         "emergency": bool(gate.emergency),
-        "mode": gate.mode or "normal",
+        "mode": gate.mode or GateMode.NORMAL,
         "fail_mode": gate.fail_mode,
         "software_version": gate.software_version,
         "outbox_pending": gate.outbox_pending,

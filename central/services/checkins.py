@@ -9,6 +9,7 @@ from datetime import datetime
 import peewee
 
 from central import models
+from central.core.states import GateLinkState
 from central.db import database
 from protocols import payloads
 from protocols.reasons import Reason
@@ -150,7 +151,7 @@ def record_heartbeat(payload: payloads.Heartbeat, topic_gate_id: str | None, now
             outbox_pending=payload.outbox_pending,
             software_version=payload.software_version,
             emergency=payload.emergency,
-            state="online",
+            state=GateLinkState.ONLINE,
             **_reported_modes(payload),
         )
         .where(models.Gate.gate_id == payload.gate_id)
@@ -164,11 +165,12 @@ def record_status(payload: payloads.GateStatus, topic_gate_id: str | None, now: 
     if topic_gate_id != payload.gate_id:
         return Reason.MALFORMED
     # The offline status (the last will, set when the gate connected) cannot know the gate's current mode.
-    modes = _reported_modes(payload) if payload.state == "online" else {}
-    values = {"state": payload.state, "emergency": payload.emergency, **modes}
+    state = GateLinkState(payload.state)
+    modes = _reported_modes(payload) if state == GateLinkState.ONLINE else {}
+    values = {"state": state, "emergency": payload.emergency, **modes}
     if payload.software_version:
         values["software_version"] = payload.software_version
-    if payload.state == "online":
+    if state == GateLinkState.ONLINE:
         values["last_seen_at"] = now
     updated = models.Gate.update(**values).where(models.Gate.gate_id == payload.gate_id).execute()
     return Reason.OK if updated else Reason.UNKNOWN_CODE

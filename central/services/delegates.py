@@ -1,6 +1,6 @@
 """Delegate registration: validate, issue a code in the meeting's scheme, record the change, e-mail the code.
 
-A delegate is stored before the e-mail is sent; an SMTP failure is recorded (``mail_status="failed"`` and
+A delegate is stored before the e-mail is sent; an SMTP failure is recorded (``mail_status`` FAILED and
 ``mail_error``) and the code can be resent, so no registration is lost.
 """
 
@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from central import models
+from central.core.states import DelegateMailState, MeetingState
 from central.db import write_transaction
 from central.notify.mail import MailSender
 from central.services import validation as v
@@ -35,9 +36,6 @@ from protocols.reasons import Reason
 
 log = logging.getLogger(__name__)
 
-MAIL_PENDING = "pending"
-MAIL_SENT = "sent"
-MAIL_FAILED = "failed"
 MAX_MAIL_ERROR = 500
 
 
@@ -78,7 +76,7 @@ def register_delegate(
     """
     clean = validate_delegate(data)
     meeting: models.Meeting = invitation.meeting
-    if meeting.status == "cancelled":
+    if meeting.status == MeetingState.CANCELLED:
         raise ConflictError(Reason.MEETING_CANCELLED)
     if meeting.ends_at <= now:
         raise ConflictError(Reason.EXPIRED, "Cuộc họp đã kết thúc")
@@ -99,7 +97,7 @@ def register_delegate(
             credential=f"pending:{uuid.uuid4()}",
             valid_from=valid_from,
             valid_until=valid_until,
-            mail_status=MAIL_PENDING,
+            mail_status=DelegateMailState.PENDING,
             created_at=now,
         )
         delegate = assign_code(delegate, active_key, now)
@@ -140,8 +138,8 @@ def send_code_email(
 ) -> bool:
     """E-mail the delegate their code, PDF ticket and calendar entry; record the result on the row.
 
-    With a queueing sender (``central.mailqueue``) the mail is only queued (``mail_status="queued"``, the
-    worker sets "sent" or "failed" later) and False is returned; otherwise True when it was sent.
+    With a queueing sender (``central.mailqueue``) the mail is only queued (``DelegateMailState.QUEUED``, the
+    worker sets ``SENT`` or ``FAILED`` later) and False is returned; otherwise True when it was sent.
     """
     from central.tickets.mail import build_delegate_mail
 
@@ -153,14 +151,14 @@ def send_code_email(
     try:
         mail_sender.send(message)
     except (OSError, smtplib.SMTPException) as exc:
-        delegate.mail_status = MAIL_FAILED
+        delegate.mail_status = DelegateMailState.FAILED
         delegate.mail_error = f"{type(exc).__name__}: {exc}"[:MAX_MAIL_ERROR]
         log.warning("code mail failed delegate=%s error=%s", delegate.id, delegate.mail_error)
     else:
-        delegate.mail_status = MAIL_SENT
+        delegate.mail_status = DelegateMailState.SENT
         delegate.mail_error = None
     delegate.save(only=[models.Delegate.mail_status, models.Delegate.mail_error])
-    return delegate.mail_status == MAIL_SENT
+    return delegate.mail_status == DelegateMailState.SENT
 
 
 def delegate_entry(delegate: models.Delegate) -> payloads.DelegateEntry:

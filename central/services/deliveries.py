@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from central import models
+from central.core.states import InvitationState
 from central.notify.invitation import InvitationLetter, build_invitation_email, render_pdf
 from central.notify.mail import MailSender
 from central.notify.sms import SmsComposeError, SmsSender, compose_invitation_sms
@@ -163,10 +164,10 @@ def attempt(delivery_id: int, channels: Channels, *, now: datetime) -> models.De
     with models.database.atomic():
         delivery.save()
         invitation = delivery.invitation
-        if error is None and invitation.status == "approved" and not invitation.deliveries.where(
+        if error is None and invitation.status == InvitationState.APPROVED and not invitation.deliveries.where(
             models.Delivery.status != SENT
         ).exists():
-            invitation.status = "sent"
+            invitation.status = InvitationState.SENT
             invitation.save()
         audit("system", "delivery.sent" if error is None else "delivery.failed", f"invitation:{invitation.id}",
               {"delivery": delivery.id, "channel": delivery.channel, "attempts": delivery.attempts,

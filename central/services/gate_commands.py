@@ -5,7 +5,7 @@ check-in naming the issuer, and the admitted walk-in's meeting/delegate when giv
 refused), ``release`` (turnstile held open like the emergency input), ``resume`` (back to normal) and
 ``resync`` (the gate fetches a fresh snapshot).
 
-:func:`issue` stores a :class:`central.models.GateCommand` row (``status="sent"``) and an audit entry in one
+:func:`issue` stores a :class:`central.models.GateCommand` row (``status=CommandState.SENT``) and an audit entry in one
 transaction, then publishes the command at QoS 1. Central's ingest worker hands each ``CommandResult`` to
 :func:`record_result`, which sets ``ok`` / ``failed``. :func:`wait` polls the row until it is answered or
 the timeout passes, then marks it ``timeout`` (only if still unanswered; a later answer still lands). The
@@ -23,6 +23,7 @@ from typing import Any
 from uuid import UUID
 
 from central import models
+from central.core.states import CommandState
 from central.mqtt_out import CommandPublisher, PublishError, get_publisher
 from central.services.audit import audit
 from central.services.errors import InvalidInputError, NotFoundError, ServiceError
@@ -36,7 +37,7 @@ ACTIONS: tuple[str, ...] = COMMAND_ACTIONS
 DEFAULT_TIMEOUT_S: float = 10.0
 POLL_S = 0.05
 COMMAND_QOS = 1
-STATUSES = ("sent", "ok", "failed", "timeout")
+STATUSES = tuple(CommandState)
 
 ACTION_TEXT: dict[str, tuple[str, str]] = {
     "open": ("Mở cổng một lần", "Open once"),
@@ -47,13 +48,6 @@ ACTION_TEXT: dict[str, tuple[str, str]] = {
 }
 """(Vietnamese, English) label of each action, for pages."""
 
-STATUS_TEXT: dict[str, tuple[str, str]] = {
-    "sent": ("Đã gửi, chờ cổng trả lời", "Sent, waiting for the gate"),
-    "ok": ("Cổng đã thực hiện", "Done by the gate"),
-    "failed": ("Cổng từ chối", "Refused by the gate"),
-    "timeout": ("Cổng không trả lời", "No answer from the gate"),
-}
-"""(Vietnamese, English) label of each status, for pages."""
 
 
 def _now() -> datetime:
@@ -122,7 +116,7 @@ def issue(
     with models.database.atomic():
         row = models.GateCommand.create(
             command_id=command.id, gate=gate, action=action, note=note, meeting_id=meeting_id,
-            delegate_id=delegate_id, issued_by=actor[:64], issued_at=issued_at, status="sent",
+            delegate_id=delegate_id, issued_by=actor[:64], issued_at=issued_at, status=CommandState.SENT,
         )
         audit(actor, f"gate.command.{action}", f"gate:{gate.gate_id}",
               {"command_id": str(command.id), "note": note, "meeting_id": meeting_id, "delegate_id": delegate_id},
@@ -134,7 +128,7 @@ def issue(
     except (PublishError, OSError, ValueError) as exc:
         log.error("gate command not published command_id=%s gate_id=%s action=%s: %s", command.id,
                   gate.gate_id, action, exc)
-        _finish(command.id, "failed", Reason.NOT_CONNECTED.value, _now(), only_if_sent=True)
+        _finish(command.id, CommandState.FAILED, Reason.NOT_CONNECTED.value, _now(), only_if_sent=True)
         raise ServiceError(Reason.NOT_CONNECTED) from None
     log.info("gate command sent command_id=%s gate_id=%s action=%s actor=%s", command.id, gate.gate_id, action,
              actor)
@@ -159,21 +153,22 @@ def wait(command_id: UUID | str, timeout: float = DEFAULT_TIMEOUT_S) -> models.G
     deadline = time.monotonic() + max(timeout, 0.0)
     while True:
         row = get(key)
-        if row.status != "sent":
+        if row.status != CommandState.SENT:
             return row
         if time.monotonic() >= deadline:
             break
         time.sleep(min(POLL_S, max(deadline - time.monotonic(), 0.0)))
-    if _finish(key, "timeout", Reason.COMMAND_TIMEOUT.value, _now(), only_if_sent=True):
+    if _finish(key, CommandState.TIMEOUT, Reason.COMMAND_TIMEOUT.value, _now(), only_if_sent=True):
         log.warning("gate command timed out command_id=%s after %.1fs", key, timeout)
     return get(key)
 
 
-def _finish(command_id: UUID, status: str, reason: str | None, now: datetime, *, only_if_sent: bool) -> bool:
-    query = models.GateCommand.update(status=status, reason=reason, answered_at=now if status != "timeout" else None)
+def _finish(command_id: UUID, status: CommandState, reason: str | None, now: datetime, *, only_if_sent: bool) -> bool:
+    answered_at = now if status != CommandState.TIMEOUT else None
+    query = models.GateCommand.update(status=status, reason=reason, answered_at=answered_at)
     condition = models.GateCommand.command_id == command_id
     if only_if_sent:
-        condition &= models.GateCommand.status == "sent"
+        condition &= models.GateCommand.status == CommandState.SENT
     return bool(query.where(condition).execute())
 
 
@@ -194,19 +189,19 @@ def record_result(result: CommandResult, now: datetime | None = None) -> models.
                     result.command_id, result.gate_id)
         return None
     when = now or _now()
-    if row.status in ("ok", "failed"):
+    if row.status in CommandState.ANSWERED:
         log.info("repeated command result ignored command_id=%s", result.command_id)
         return row
-    status = "ok" if result.ok else "failed"
+    status = CommandState.OK if result.ok else CommandState.FAILED
     reason = result.reason if result.reason else (None if result.ok else Reason.INTERNAL_ERROR.value)
     with models.database.atomic():
         models.GateCommand.update(status=status, reason=reason, answered_at=when).where(
-            (models.GateCommand.id == row.id) & (models.GateCommand.status.in_(["sent", "timeout"]))
+            (models.GateCommand.id == row.id) & (models.GateCommand.status.in_(list(CommandState.AWAITING)))
         ).execute()
         if result.mode is not None:
             models.Gate.update(mode=result.mode).where(models.Gate.id == gate.id).execute()
     log.info("command result stored command_id=%s gate_id=%s status=%s reason=%s late=%s", result.command_id,
-             result.gate_id, status, reason, row.status == "timeout")
+             result.gate_id, status, reason, row.status == CommandState.TIMEOUT)
     return models.GateCommand.get_by_id(row.id)
 
 
@@ -234,8 +229,8 @@ def command_to_dict(row: models.GateCommand) -> dict[str, Any]:
         "issued_by": row.issued_by,
         "issued_at": row.issued_at.isoformat(),
         "status": row.status,
-        "status_vi": STATUS_TEXT.get(row.status, (row.status, row.status))[0],
-        "status_en": STATUS_TEXT.get(row.status, (row.status, row.status))[1],
+        "status_vi": CommandState(row.status).text("vi"),
+        "status_en": CommandState(row.status).text("en"),
         "reason": reason,
         "reason_vi": describe(reason) if reason else None,
         "reason_en": describe(reason, "en") if reason else None,

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import peewee
 
 from central import models
+from central.core.states import InvitationState, MeetingState
 from central.db import write_transaction
 from central.services import validation as v
 from central.services.audit import audit
@@ -76,7 +77,7 @@ def create_invitation(
         if organisation is None:
             fields.add("organisation_id", "Không tìm thấy đơn vị")
     fields.raise_if_any()
-    if meeting.status == "cancelled":
+    if meeting.status == MeetingState.CANCELLED:
         raise ConflictError(Reason.MEETING_CANCELLED)
 
     secret = secrets.token_urlsafe(24)
@@ -90,7 +91,7 @@ def create_invitation(
             seq=seq,
             secret_hash=hash_secret(secret),
             created_at=now,
-            status=APPROVED,
+            status=InvitationState.APPROVED,
             approved_at=now,
             approved_by=actor,
         )
@@ -176,11 +177,7 @@ def invitation_to_dict(invitation: models.Invitation, *, with_deliveries: bool =
 
 # ------------------------------------------------------------------------------------------ the official flow
 
-DRAFT = "draft"
-RETURNED = "returned"
-APPROVED = "approved"
-SENT = "sent"
-STATUSES = (DRAFT, RETURNED, APPROVED, SENT)
+STATUSES = tuple(InvitationState)
 MAX_COMMENT = 1000
 MAX_DELEGATE_LIMIT = 500
 
@@ -228,13 +225,13 @@ def draft_invitations(data: Mapping[str, Any], *, actor: str, now: datetime) -> 
             if taken:
                 fields.add("organisation_ids", "Đã có thư mời cho: " + ", ".join(sorted(set(taken))))
     fields.raise_if_any()
-    if meeting.status in ("cancelled", "held"):
+    if meeting.status in MeetingState.FINAL:
         raise ConflictError(Reason.MEETING_CANCELLED, "Cuộc họp đã hủy hoặc đã họp")
     created = []
     with write_transaction():
         for org in sorted(orgs, key=lambda o: o.name):
             invitation = models.Invitation.create(
-                meeting=meeting, organisation=org, status=DRAFT, delegate_limit=limit,
+                meeting=meeting, organisation=org, status=InvitationState.DRAFT, delegate_limit=limit,
                 drafted_by=actor, created_at=now,
             )
             audit(actor, "invitation.draft", f"invitation:{invitation.id}",
@@ -261,7 +258,7 @@ def list_invitations(status: str | None = None, meeting_id: int | None = None) -
     return list(query)
 
 
-def _require(invitation: models.Invitation, *states: str) -> None:
+def _require(invitation: models.Invitation, *states: InvitationState) -> None:
     if invitation.status not in states:
         raise ConflictError(
             Reason.MALFORMED, f"Thư mời đang ở trạng thái '{invitation.status}', không thực hiện được thao tác này"
@@ -283,19 +280,19 @@ def approve_invitation(
     from central.services.deliveries import queue_deliveries
 
     invitation = get_invitation(invitation_id)
-    _require(invitation, DRAFT)
-    if invitation.meeting.status in ("cancelled", "held"):
+    _require(invitation, InvitationState.DRAFT)
+    if invitation.meeting.status in MeetingState.FINAL:
         raise ConflictError(Reason.MEETING_CANCELLED, "Cuộc họp đã hủy hoặc đã họp")
     secret = secrets.token_urlsafe(24)
     holder: dict[str, str] = {}
 
     def write(year: int, seq: int) -> models.Invitation:
         row = models.Invitation.get_by_id(invitation.id)
-        _require(row, DRAFT)
+        _require(row, InvitationState.DRAFT)
         row.number = format_number(number_format, seq, year)
         row.year, row.seq = year, seq
         row.secret_hash = hash_secret(secret)
-        row.status = APPROVED
+        row.status = InvitationState.APPROVED
         row.approved_by = actor
         row.approved_at = now
         row.save()
@@ -315,8 +312,8 @@ def return_invitation(invitation_id: int, comment: Any, *, actor: str, now: date
     fields.raise_if_any()
     with write_transaction():
         invitation = get_invitation(invitation_id)
-        _require(invitation, DRAFT)
-        invitation.status = RETURNED
+        _require(invitation, InvitationState.DRAFT)
+        invitation.status = InvitationState.RETURNED
         invitation.comment = text
         invitation.save()
         audit(actor, "invitation.return", f"invitation:{invitation.id}", {"comment": text}, now=now)
@@ -333,9 +330,9 @@ def resubmit_invitation(
     fields.raise_if_any()
     with write_transaction():
         invitation = get_invitation(invitation_id)
-        _require(invitation, DRAFT, RETURNED)
+        _require(invitation, *InvitationState.EDITABLE)
         previous = invitation.status
-        invitation.status = DRAFT
+        invitation.status = InvitationState.DRAFT
         invitation.delegate_limit = limit
         invitation.save()
         audit(actor, "invitation.resubmit", f"invitation:{invitation.id}",

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from central import models
+from central.core.states import DelegateMailState, MeetingState
 from central.db import write_transaction
 from central.services import validation as v
 from central.services.audit import audit
@@ -26,13 +27,13 @@ log = logging.getLogger(__name__)
 
 SCHEMES = tuple(s.value for s in Scheme)
 ENTRY_POLICIES = ("single", "reentry", "unlimited")
-STATUSES = ("draft", "open", "closed", "held", "cancelled")
-TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "draft": ("open", "cancelled"),
-    "open": ("closed", "cancelled", "draft"),
-    "closed": ("open", "held", "cancelled"),
-    "held": (),
-    "cancelled": (),
+STATUSES = tuple(MeetingState)
+TRANSITIONS: dict[MeetingState, tuple[MeetingState, ...]] = {
+    MeetingState.DRAFT: (MeetingState.OPEN, MeetingState.CANCELLED),
+    MeetingState.OPEN: (MeetingState.CLOSED, MeetingState.CANCELLED, MeetingState.DRAFT),
+    MeetingState.CLOSED: (MeetingState.OPEN, MeetingState.HELD, MeetingState.CANCELLED),
+    MeetingState.HELD: (),
+    MeetingState.CANCELLED: (),
 }
 """Which state a meeting may move to from each state."""
 
@@ -79,7 +80,7 @@ def _clean(data: Mapping[str, Any], *, partial: bool, current: models.Meeting | 
             "entry_policy", v.choice, ENTRY_POLICIES, current.entry_policy if current else "single"
         )
     if not partial:
-        clean["status"] = fields.take("status", v.choice, STATUSES, "open")
+        clean["status"] = fields.take("status", v.choice, STATUSES, MeetingState.OPEN)
     if want("remote_venue_ids"):
         ids = fields.take("remote_venue_ids", _ids)
         if ids:
@@ -150,7 +151,7 @@ def update_meeting(
     valid from ``entry_opens_before`` the start (signed with ``signing_key()`` for signed meetings);
     ``reissue`` is called for each re-issued delegate after the commit, to e-mail the new code."""
     meeting = get_meeting(meeting_id)
-    if meeting.status in ("cancelled", "held"):
+    if meeting.status in MeetingState.FINAL:
         raise ConflictError(Reason.MEETING_CANCELLED, "Cuộc họp đã hủy hoặc đã họp, không sửa được")
     clean = _clean(data, partial=True, current=meeting)
     remote = clean.pop("remote_venue_ids", None)
@@ -195,14 +196,14 @@ def _reissue_codes(
     # A walk-in's one-day code was handed over at the desk for today: it keeps its window and is never e-mailed.
     active = models.Delegate.select().where(
         (models.Delegate.meeting == meeting) & models.Delegate.revoked_at.is_null()
-        & (models.Delegate.mail_status != "desk")
+        & (models.Delegate.mail_status != DelegateMailState.DESK)
     )
     for delegate in active:
         if meeting.scheme == Scheme.SIGNED.value and signing_key is None:
             raise ConflictError(Reason.INTERNAL_ERROR, "Chưa có khóa ký mã")
         delegate.valid_from = valid_from
         delegate.valid_until = valid_until
-        delegate.mail_status = "pending"
+        delegate.mail_status = DelegateMailState.PENDING
         key = signing_key() if meeting.scheme == Scheme.SIGNED.value and signing_key is not None else None
         delegate = assign_code(delegate, key, now)
         reissued.append(delegate)
@@ -226,7 +227,7 @@ def set_status(
         return meeting
     if status not in TRANSITIONS[meeting.status]:
         raise ConflictError(
-            Reason.MEETING_CANCELLED if meeting.status == "cancelled" else Reason.MALFORMED,
+            Reason.MEETING_CANCELLED if meeting.status == MeetingState.CANCELLED else Reason.MALFORMED,
             f"Không thể chuyển cuộc họp từ trạng thái '{meeting.status}' sang '{status}'",
         )
     revoked: list[models.Delegate] = []
@@ -235,7 +236,7 @@ def set_status(
         meeting.status = status
         meeting.updated_at = now
         meeting.save()
-        if status == "cancelled":
+        if status == MeetingState.CANCELLED:
             active = models.Delegate.select().where(
                 (models.Delegate.meeting == meeting) & models.Delegate.revoked_at.is_null()
             )

@@ -24,6 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from central import models
+from central.core.states import DelegateMailState, InvitationState, MeetingState, WalkinState
 from central.db import write_transaction
 from central.desk.cccd import CccdRecord
 from central.services import validation as v
@@ -38,25 +39,12 @@ log = logging.getLogger(__name__)
 LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 POLICIES = ("direct", "approval")
 DEFAULT_POLICY = "approval"
-PENDING, APPROVED, REJECTED, ADMITTED = "pending", "approved", "rejected", "admitted"
-STATUSES = (PENDING, APPROVED, REJECTED, ADMITTED)
-STATUS_LABELS = {
-    PENDING: ("Chờ duyệt", "Awaiting approval"),
-    APPROVED: ("Đã duyệt", "Approved"),
-    REJECTED: ("Bị từ chối", "Rejected"),
-    ADMITTED: ("Đã cấp mã vào", "Admitted"),
-}
-"""(Vietnamese, English) label of each status."""
+STATUSES = tuple(WalkinState)
 WALKIN_POSITION = "Khách đăng ký tại bàn tiếp đón"
 """The ``position`` shown for a walk-in's delegate (on the gate display and the attendance list)."""
-MAIL_NOT_SENT = "desk"
-"""``Delegate.mail_status`` of a walk-in's delegate: the code is handed over at the desk, never e-mailed."""
 CLOCK_TOLERANCE = timedelta(minutes=1)
 """A one-day code is valid from this long before it was issued, so a gate whose clock lags admits it."""
 MAX_NOTE = 500
-OPEN_MEETING_STATES = ("open", "closed")
-"""Meeting states in which walk-ins are taken (closed = registration closed, the meeting still happens)."""
-ACTIVE_INVITATION_STATES = ("approved", "sent")
 
 
 class WalkinRefusedError(ConflictError):
@@ -94,13 +82,13 @@ def _now(now: datetime | None) -> datetime:
 
 
 def _ensure_meeting_open(meeting: models.Meeting, now: datetime) -> None:
-    if meeting.status == "cancelled":
+    if meeting.status == MeetingState.CANCELLED:
         raise WalkinRefusedError("meeting_closed", Reason.MEETING_CANCELLED, "Cuộc họp đã bị hủy")
-    if meeting.status not in OPEN_MEETING_STATES or meeting.ends_at <= now:
+    if meeting.status not in MeetingState.TAKES_WALKINS or meeting.ends_at <= now:
         raise WalkinRefusedError("meeting_closed", Reason.EXPIRED, "Cuộc họp đã kết thúc hoặc chưa mở")
 
 
-def _same_person_today(meeting: models.Meeting, id_hash: str, now: datetime, statuses: tuple[str, ...],
+def _same_person_today(meeting: models.Meeting, id_hash: str, now: datetime, statuses: tuple[WalkinState, ...],
                        exclude: int | None = None) -> models.Walkin | None:
     start, end = local_day_bounds(now)
     query = models.Walkin.select().where(
@@ -138,15 +126,15 @@ def register(
     now = _now(now)
     if invitation.meeting_id != meeting.id:
         raise WalkinRefusedError("other_meeting", Reason.MALFORMED, "Thư mời không thuộc cuộc họp đã chọn")
-    if invitation.status not in ACTIVE_INVITATION_STATES or not invitation.number:
+    if invitation.status not in InvitationState.REGISTERABLE or not invitation.number:
         raise WalkinRefusedError("invitation_not_active", Reason.MALFORMED, "Thư mời chưa được duyệt và cấp số")
     _ensure_meeting_open(meeting, now)
     id_hash = hash_id_number(cccd_record.id_number, secret)
     direct = (meeting.walkin_policy or DEFAULT_POLICY) == "direct"
     with write_transaction():
-        twin = _same_person_today(meeting, id_hash, now, (PENDING, APPROVED, ADMITTED))
+        twin = _same_person_today(meeting, id_hash, now, tuple(set(WalkinState) - {WalkinState.REJECTED}))
         if twin is not None:
-            if twin.status == ADMITTED:
+            if twin.status == WalkinState.ADMITTED:
                 raise WalkinRefusedError("already_admitted", Reason.ALREADY_INSIDE,
                                     "Người này đã được cấp mã vào cuộc họp hôm nay")
             raise WalkinRefusedError("already_registered", Reason.ALREADY_INSIDE,
@@ -159,7 +147,7 @@ def register(
             sex=cccd_record.sex,
             id_hash=id_hash,
             id_masked=cccd_record.masked_id,
-            status=APPROVED if direct else PENDING,
+            status=WalkinState.APPROVED if direct else WalkinState.PENDING,
             created_by=actor[:64],
             created_at=now,
             decided_by=actor[:64] if direct else "",
@@ -181,20 +169,20 @@ def get(walkin_id: int) -> models.Walkin:
     return walkin
 
 
-def _decide(walkin_id: int, actor: str, note: str, status: str, now: datetime) -> models.Walkin:
+def _decide(walkin_id: int, actor: str, note: str, status: WalkinState, now: datetime) -> models.Walkin:
     with write_transaction():
         walkin = get(walkin_id)
-        if walkin.status != PENDING:
+        if walkin.status != WalkinState.PENDING:
             raise WalkinRefusedError("not_pending", Reason.MALFORMED,
-                                f"Khách không ở trạng thái chờ duyệt ({STATUS_LABELS[walkin.status][0]})")
-        if status == APPROVED:
+                                f"Khách không ở trạng thái chờ duyệt ({WalkinState(walkin.status).vi})")
+        if status == WalkinState.APPROVED:
             _ensure_meeting_open(walkin.meeting, now)
         walkin.status = status
         walkin.decided_by = actor[:64]
         walkin.decided_at = now
         walkin.decision_note = note
         walkin.save()
-        audit(actor, f"walkin.{'approve' if status == APPROVED else 'reject'}", f"walkin:{walkin.id}",
+        audit(actor, f"walkin.{'approve' if status == WalkinState.APPROVED else 'reject'}", f"walkin:{walkin.id}",
               _details(walkin, note=note), now=now)
     log.info("walkin %s id=%s by=%s", status, walkin.id, actor)
     return get(walkin.id)
@@ -209,19 +197,19 @@ def _note(note: Any, *, required: bool) -> str:
 
 def approve(walkin_id: int, actor: str, note: str = "", *, now: datetime | None = None) -> models.Walkin:
     """Approve a pending walk-in (an organiser on the dashboard); audited as ``walkin.approve``."""
-    return _decide(walkin_id, actor, _note(note, required=False), APPROVED, _now(now))
+    return _decide(walkin_id, actor, _note(note, required=False), WalkinState.APPROVED, _now(now))
 
 
 def reject(walkin_id: int, actor: str, note: str, *, now: datetime | None = None) -> models.Walkin:
     """Reject a pending walk-in with a reason (``note`` is required); audited as ``walkin.reject``."""
-    return _decide(walkin_id, actor, _note(note, required=True), REJECTED, _now(now))
+    return _decide(walkin_id, actor, _note(note, required=True), WalkinState.REJECTED, _now(now))
 
 
 def pending(meeting: models.Meeting) -> list[models.Walkin]:
     """Return the meeting's walk-ins awaiting approval, oldest first."""
     return list(
         models.Walkin.select()
-        .where((models.Walkin.meeting == meeting) & (models.Walkin.status == PENDING))
+        .where((models.Walkin.meeting == meeting) & (models.Walkin.status == WalkinState.PENDING))
         .order_by(models.Walkin.created_at, models.Walkin.id)
     )
 
@@ -242,16 +230,16 @@ def admit(
     walkin_id = walkin if isinstance(walkin, int) else walkin.id
     with write_transaction():
         walkin = get(walkin_id)
-        if walkin.status != APPROVED:
+        if walkin.status != WalkinState.APPROVED:
             raise WalkinRefusedError("not_approved", Reason.MALFORMED,
-                                f"Chỉ cấp mã cho khách đã được duyệt ({STATUS_LABELS[walkin.status][0]})")
+                                f"Chỉ cấp mã cho khách đã được duyệt ({WalkinState(walkin.status).vi})")
         meeting: models.Meeting = walkin.meeting
         _ensure_meeting_open(meeting, now)
-        if _same_person_today(meeting, walkin.id_hash, now, (ADMITTED,), exclude=walkin.id) is not None:
+        if _same_person_today(meeting, walkin.id_hash, now, (WalkinState.ADMITTED,), exclude=walkin.id) is not None:
             raise WalkinRefusedError("already_admitted", Reason.ALREADY_INSIDE,
                                 "Người này đã được cấp mã vào cuộc họp hôm nay")
         delegate = _issue_code(walkin, meeting, now, signing_key)
-        walkin.status = ADMITTED
+        walkin.status = WalkinState.ADMITTED
         walkin.delegate = delegate
         walkin.save()
         audit(actor, "walkin.admit", f"walkin:{walkin.id}",
@@ -272,7 +260,7 @@ def _issue_code(walkin: models.Walkin, meeting: models.Meeting, now: datetime,
     delegate = models.Delegate.create(
         invitation=walkin.invitation, meeting=meeting, name=walkin.full_name, position=WALKIN_POSITION,
         email="", phone=None, code="", credential=f"pending:{uuid.uuid4()}", valid_from=valid_from,
-        valid_until=valid_until, mail_status=MAIL_NOT_SENT, created_at=now,
+        valid_until=valid_until, mail_status=DelegateMailState.DESK, created_at=now,
     )
     return assign_code(delegate, signing_key() if signing_key is not None and scheme is Scheme.SIGNED else None, now)
 
@@ -310,7 +298,7 @@ def meetings_today(now: datetime) -> list[models.Meeting]:
     return list(
         models.Meeting.select()
         .where(
-            models.Meeting.status.in_(list(OPEN_MEETING_STATES))
+            models.Meeting.status.in_(list(MeetingState.TAKES_WALKINS))
             & (models.Meeting.starts_at < end)
             & (models.Meeting.ends_at > now)
         )
@@ -332,7 +320,7 @@ def find_invitations(query: str, now: datetime, meeting_id: int | None = None, l
         models.Invitation.select(models.Invitation, models.Organisation)
         .join(models.Organisation)
         .where(models.Invitation.meeting.in_(meetings)
-               & models.Invitation.status.in_(list(ACTIVE_INVITATION_STATES)))
+               & models.Invitation.status.in_(list(InvitationState.REGISTERABLE)))
         .order_by(models.Organisation.name)
     )
     found = [inv for inv in rows if needle in _fold(inv.number or "") or needle in _fold(inv.organisation.name)]
@@ -349,7 +337,7 @@ def _fold(text: str) -> str:
 
 def walkin_to_dict(walkin: models.Walkin, lang: str = "vi") -> dict[str, Any]:
     """Return the JSON form of a walk-in for the desk and the dashboard (masked ID only, never the code)."""
-    vi, en = STATUS_LABELS[walkin.status]
+    status = WalkinState(walkin.status)
     return {
         "id": walkin.id,
         "meeting_id": walkin.meeting_id,
@@ -361,7 +349,7 @@ def walkin_to_dict(walkin: models.Walkin, lang: str = "vi") -> dict[str, Any]:
         "sex": walkin.sex,
         "id_masked": walkin.id_masked,
         "status": walkin.status,
-        "status_label": en if lang == "en" else vi,
+        "status_label": status.text(lang),
         "created_by": walkin.created_by,
         "created_at": walkin.created_at.isoformat(),
         "decided_by": walkin.decided_by,

@@ -1,4 +1,4 @@
-"""Jinja filters: local (Vietnam) time, and labels of states and channels."""
+"""Jinja filters: local (Vietnam) time, and labels of channels and venue kinds; the state enums as globals."""
 
 from __future__ import annotations
 
@@ -8,16 +8,13 @@ from zoneinfo import ZoneInfo
 from flask import Flask
 from flask_babel import gettext as _
 
+from central.core.states import ALL_STATES, State
+
 LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
+# Meeting, invitation, walk-in, gate and command states label themselves (central.core.states); what is left here is
+# a delivery's status (owned by the delivery queue), its channel and a venue's kind.
 STATUS_LABELS = {
-    "draft": "Dự thảo",
-    "open": "Đang mở đăng ký",
-    "closed": "Đã đóng đăng ký",
-    "held": "Đã họp",
-    "cancelled": "Đã hủy",
-    "returned": "Bị trả lại",
-    "approved": "Đã duyệt",
     "sent": "Đã gửi",
     "queued": "Đang chờ gửi",
     "failed": "Gửi lỗi",
@@ -36,13 +33,19 @@ def localtime(value: datetime | None, fmt: str = "%H:%M %d/%m/%Y") -> str:
 
 
 def label(value: str | None) -> str:
-    """Return the translated label of a state, channel or venue kind."""
+    """Return the translated label of a delivery status, channel or venue kind."""
     if value is None:
         return ""
     return _(STATUS_LABELS[value]) if value in STATUS_LABELS else value
 
 
+def state_labels(enum: type[State], lang: str | None = None) -> dict[str, str]:
+    """Each member's value -> its label (in ``lang``, else the current locale), for a page's script."""
+    return {member.value: member.text(lang) if lang else str(member.label) for member in enum}
+
+
 def register_filters(app: Flask) -> None:
-    """Register the filters on ``app``."""
+    """Register the filters on ``app``, and the state enums (``MeetingState`` ...) and ``state_labels`` as globals."""
     app.add_template_filter(localtime, "localtime")
     app.add_template_filter(label, "label")
+    app.jinja_env.globals.update({enum.__name__: enum for enum in ALL_STATES}, state_labels=state_labels)

@@ -1,0 +1,1 @@
+"""Shared parts of central that import no feature: db, base model, states, audit, changes, keys, errors, context, clock."""  # noqa: E501

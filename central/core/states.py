@@ -1,0 +1,172 @@
+"""The states central stores, one ``StrEnum`` each, with their Vietnamese label (the msgid) and English translation.
+
+A member is a ``str``, so peewee stores it as is and a value read back compares equal to its member. Values that
+travel on the wire (the gate's link state and mode in ``protocols.payloads``) are spelled the same there; central
+converts at the edge with ``MeetingState(value)`` and so on. Groups used in several places are named frozensets on
+the enum (``InvitationState.REGISTERABLE``). English lives in ``central/translations/en``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar
+
+from flask_babel import force_locale, gettext
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
+
+
+class State(StrEnum):
+    """A stored state whose members carry a translated label (see :data:`LABELS`)."""
+
+    @property
+    def label(self) -> LazyString:
+        """The label in the current locale (lazy: rendered where it is shown)."""
+        return LABELS[(type(self).__name__, self.value)]
+
+    @property
+    def vi(self) -> str:
+        """The Vietnamese label (the source text, whatever the locale)."""
+        return str(self.label._args[0])
+
+    def text(self, lang: str) -> str:
+        """The label in ``lang`` ("vi" or "en") whatever the request's locale (Vietnamese outside an app)."""
+        if lang == "vi":
+            return self.vi
+        with force_locale(lang):
+            return str(gettext(self.vi))
+
+    @classmethod
+    def label_of(cls, value: object) -> object:
+        """The label of the member spelled ``value``, or ``value`` itself when it names none."""
+        try:
+            return cls(str(value)).label
+        except ValueError:
+            return value
+
+
+class MeetingState(State):
+    """A meeting: draft -> open (registration open) <-> closed (registration closed) -> held; or cancelled."""
+
+    DRAFT = "draft"
+    OPEN = "open"
+    CLOSED = "closed"
+    HELD = "held"
+    CANCELLED = "cancelled"
+
+    FINAL: ClassVar[frozenset[MeetingState]]
+    """Nothing changes any more: the meeting was held or cancelled (no edits, no new invitations)."""
+    TAKES_WALKINS: ClassVar[frozenset[MeetingState]]
+    """The meeting still happens, so the desk takes walk-ins (closed = registration closed only)."""
+
+
+class InvitationState(State):
+    """An invitation: draft -> (returned -> draft) -> approved (numbered) -> sent."""
+
+    DRAFT = "draft"
+    RETURNED = "returned"
+    APPROVED = "approved"
+    SENT = "sent"
+
+    REGISTERABLE: ClassVar[frozenset[InvitationState]]
+    """Approved or sent: the organisation may register delegates, walk-ins may be linked to it."""
+    EDITABLE: ClassVar[frozenset[InvitationState]]
+    """Draft or returned: the organiser may still change it and submit it (again)."""
+
+
+class DelegateMailState(State):
+    """The e-mail carrying a delegate's code. ``desk``: a walk-in's code, handed over at the desk, never e-mailed."""
+
+    PENDING = "pending"
+    QUEUED = "queued"
+    SENT = "sent"
+    FAILED = "failed"
+    DESK = "desk"
+
+    UNSENT: ClassVar[frozenset[DelegateMailState]]
+    """Not (yet) sent and not on its way: "Gửi Mail" sends these."""
+
+
+class WalkinState(State):
+    """A walk-in at the desk: pending -> approved | rejected; approved -> admitted (given a one-day code)."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    ADMITTED = "admitted"
+
+
+class GateLinkState(State):
+    """A gate's link as central last heard it (``protocols.payloads.GateStatus.state``, or never heard)."""
+
+    ONLINE = "online"
+    OFFLINE = "offline"
+    UNKNOWN = "unknown"
+
+
+class GateMode(State):
+    """A gate's operating mode as it last reported it (``protocols.payloads.GateMode``)."""
+
+    NORMAL = "normal"
+    LOCKDOWN = "lockdown"
+    RELEASE = "release"
+
+
+class CommandState(State):
+    """A gate command: sent until the gate answers (ok / failed) or the issuer stops waiting (timeout)."""
+
+    SENT = "sent"
+    OK = "ok"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+
+    ANSWERED: ClassVar[frozenset[CommandState]]
+    """The gate answered; a later answer changes nothing."""
+    AWAITING: ClassVar[frozenset[CommandState]]
+    """No answer yet (a late answer after a timeout still counts)."""
+
+
+MeetingState.FINAL = frozenset({MeetingState.HELD, MeetingState.CANCELLED})
+MeetingState.TAKES_WALKINS = frozenset({MeetingState.OPEN, MeetingState.CLOSED})
+InvitationState.REGISTERABLE = frozenset({InvitationState.APPROVED, InvitationState.SENT})
+InvitationState.EDITABLE = frozenset({InvitationState.DRAFT, InvitationState.RETURNED})
+DelegateMailState.UNSENT = frozenset({DelegateMailState.PENDING, DelegateMailState.FAILED})
+CommandState.ANSWERED = frozenset({CommandState.OK, CommandState.FAILED})
+CommandState.AWAITING = frozenset({CommandState.SENT, CommandState.TIMEOUT})
+
+LABELS: dict[tuple[str, str], LazyString] = {
+    ("MeetingState", "draft"): _l("Dự thảo"),
+    ("MeetingState", "open"): _l("Đang mở đăng ký"),
+    ("MeetingState", "closed"): _l("Đã đóng đăng ký"),
+    ("MeetingState", "held"): _l("Đã họp"),
+    ("MeetingState", "cancelled"): _l("Đã hủy"),
+    ("InvitationState", "draft"): _l("Dự thảo"),
+    ("InvitationState", "returned"): _l("Bị trả lại"),
+    ("InvitationState", "approved"): _l("Đã duyệt"),
+    ("InvitationState", "sent"): _l("Đã gửi"),
+    ("DelegateMailState", "pending"): _l("Chưa gửi mail"),
+    ("DelegateMailState", "queued"): _l("Đang chờ gửi"),
+    ("DelegateMailState", "sent"): _l("Đã gửi mail"),
+    ("DelegateMailState", "failed"): _l("Gửi lỗi"),
+    ("DelegateMailState", "desk"): _l("Nhận mã tại bàn tiếp đón"),
+    ("WalkinState", "pending"): _l("Chờ duyệt"),
+    ("WalkinState", "approved"): _l("Đã duyệt"),
+    ("WalkinState", "rejected"): _l("Bị từ chối"),
+    ("WalkinState", "admitted"): _l("Đã cấp mã vào"),
+    ("GateLinkState", "online"): _l("Trực tuyến"),
+    ("GateLinkState", "offline"): _l("Mất kết nối"),
+    ("GateLinkState", "unknown"): _l("Chưa rõ"),
+    ("GateMode", "normal"): _l("Bình thường"),
+    ("GateMode", "lockdown"): _l("Khóa cổng"),
+    ("GateMode", "release"): _l("Mở thoát hiểm"),
+    ("CommandState", "sent"): _l("Đã gửi, chờ cổng trả lời"),
+    ("CommandState", "ok"): _l("Cổng đã thực hiện"),
+    ("CommandState", "failed"): _l("Cổng từ chối"),
+    ("CommandState", "timeout"): _l("Cổng không trả lời"),
+}
+"""(enum name, value) -> lazy label. Keyed by the enum too: "sent" is a state of several enums."""
+
+ALL_STATES: tuple[type[State], ...] = (
+    MeetingState, InvitationState, DelegateMailState, WalkinState, GateLinkState, GateMode, CommandState,
+)
+"""Every state enum, for tests and templates."""
