@@ -33,8 +33,8 @@ import paho.mqtt.client as mqtt
 
 from benchmarks._gate_fixture import build_world, header, median, percentile
 from central.changefeed import ChangeFeed
-from central.db import create_tables, database, open_database
-from central.services.changes import append_change
+from central.core.changes import append_change
+from central.core.db import create_tables, database, open_database
 from devtools.broker import LocalBroker
 from gate.cache import GateCache
 from gate.follow import ChangeFollower

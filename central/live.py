@@ -37,8 +37,8 @@ import peewee
 from flask import Flask, current_app
 
 from central import models
-from central.context import utc_now
-from central.db import database
+from central.core.context import utc_now
+from central.core.db import database
 from central.services import attendance
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import peewee
 
-from central.db import database
+from central.core.db import database
 
 
 class UTCDateTimeField(peewee.DateTimeField):
@@ -35,7 +35,7 @@ class UTCDateTimeField(peewee.DateTimeField):
 
 
 class BaseModel(peewee.Model):
-    """Base of every central model, bound to :data:`central.db.database`."""
+    """Base of every central model, bound to :data:`central.core.db.database`."""
 
     class Meta:
         database = database

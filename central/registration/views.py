@@ -27,9 +27,9 @@ from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import TooManyRequests
 
 from central import models
-from central.context import CentralContext
+from central.core.context import CentralContext
+from central.core.errors import InvalidInputError, NotFoundError, ServiceError
 from central.registration import services
-from central.services.errors import InvalidInputError, NotFoundError, ServiceError
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from datetime import datetime
 import peewee
 
 from central import models
-from central.db import database
+from central.core.db import database
 from protocols import payloads
 from protocols.reasons import Reason
 

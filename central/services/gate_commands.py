@@ -23,9 +23,9 @@ from typing import Any
 from uuid import UUID
 
 from central import models
+from central.core.audit import audit
+from central.core.errors import InvalidInputError, NotFoundError, ServiceError
 from central.mqtt_out import CommandPublisher, PublishError, get_publisher
-from central.services.audit import audit
-from central.services.errors import InvalidInputError, NotFoundError, ServiceError
 from protocols import payloads, topics
 from protocols.payloads import COMMAND_ACTIONS, Command, CommandResult
 from protocols.reasons import Reason, describe

@@ -12,8 +12,8 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from central.changefeed import ChangeFeed
-from central.db import create_tables, database, open_database
-from central.services.changes import append_change
+from central.core.changes import append_change
+from central.core.db import create_tables, database, open_database
 from devtools.broker import LocalBroker
 from protocols import topics
 from protocols.payloads import Change, DelegateRevoke, decode

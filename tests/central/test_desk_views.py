@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from central import models
-from central.db import database
+from central.core.db import database
 from central.services import walkins
 from devtools.broker import LocalBroker
 

@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from central.db import database
+from central.core.db import database
 from central.ingest import IngestWorker
 from central.mqtt_out import close_publishers
 from central.services import gate_commands, venues

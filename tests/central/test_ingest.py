@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from central import models
-from central.db import database
+from central.core.db import database
 from central.ingest import IngestWorker, ack_messages
 from devtools.broker import LocalBroker
 from protocols import topics

@@ -24,7 +24,7 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from central.db import database, open_database
+from central.core.db import database, open_database
 from devtools.mailcatcher import MailCatcher
 
 from ..conftest import CHROMIUM, CHROMIUM_ARGS

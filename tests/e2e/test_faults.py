@@ -25,7 +25,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from central import models
-from central.db import create_tables, database, open_database
+from central.core.db import create_tables, database, open_database
 from central.ingest import IngestWorker
 from devtools.broker import LocalBroker
 from gate.app import Gate

@@ -24,8 +24,8 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from central.changefeed import ChangeFeed
-from central.db import create_tables, database, open_database
-from central.services.changes import append_change
+from central.core.changes import append_change
+from central.core.db import create_tables, database, open_database
 from devtools.broker import LocalBroker
 from gate.app import Gate
 from gate.cache import GateCache
