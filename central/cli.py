@@ -98,8 +98,8 @@ def _add_gate(args: argparse.Namespace) -> int:
 
 
 def _ingest(config: CentralConfig) -> int:
-    from central.changefeed import ChangeFeed
-    from central.ingest import IngestWorker
+    from central.messaging.changefeed import ChangeFeed
+    from central.messaging.ingest import IngestWorker
 
     credentials = {"username": config.mqtt_username, "password": config.mqtt_password}
     worker = IngestWorker(config.mqtt_host, config.mqtt_port, **credentials)
@@ -117,7 +117,7 @@ def _ingest(config: CentralConfig) -> int:
 
 def _broker_config(directory: Path) -> int:
     from central import models
-    from central.broker_auth import GateAccount, provision
+    from central.messaging.broker_auth import GateAccount, provision
 
     with database.connection_context():
         gates = [GateAccount(gate.gate_id, gate.site_id) for gate in models.Gate.select().order_by(models.Gate.gate_id)]

@@ -19,8 +19,8 @@ from flask import Flask
 
 from central import models
 from central.core.errors import InvalidInputError, NotFoundError, ServiceError
-from central.ingest import SUBSCRIPTIONS, IngestWorker
-from central.mqtt_out import MqttPublisher, PublishError, get_publisher
+from central.messaging.ingest import SUBSCRIPTIONS, IngestWorker
+from central.messaging.publish import MqttPublisher, PublishError, get_publisher
 from central.services import gate_commands
 from central.services.checkins import record_status, store_checkin
 from devtools.broker import LocalBroker
