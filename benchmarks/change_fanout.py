@@ -1,6 +1,6 @@
 """One change at central to 20 subscribed gates: latency from the commit at central to applied in each cache.
 
-Central: a SQLite database and the real :class:`central.changefeed.ChangeFeed` (default poll interval) publishing
+Central: a SQLite database and the real :class:`central.messaging.changefeed.ChangeFeed` (default poll) publishing
 the change log on a private Mosquitto. Each change replaces a delegate's code (a ``DelegateUpsert``), stored the
 way central's services store one: ``append_change`` inside the write transaction.
 
@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import paho.mqtt.client as mqtt
 
 from benchmarks._gate_fixture import build_world, header, median, percentile
-from central.changefeed import ChangeFeed
-from central.db import create_tables, database, open_database
-from central.services.changes import append_change
+from central.core.changes import append_change
+from central.core.db import create_tables, database, open_database
+from central.messaging.changefeed import ChangeFeed
 from devtools.broker import LocalBroker
 from gate.cache import GateCache
 from gate.follow import ChangeFollower

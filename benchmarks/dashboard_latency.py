@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from central import models  # noqa: E402
-from central.db import create_tables, database, open_database  # noqa: E402
+from central.core.db import create_tables, database, open_database  # noqa: E402
 from devtools.broker import LocalBroker  # noqa: E402
 from devtools.ports import free_port  # noqa: E402
 from protocols import payloads, topics  # noqa: E402

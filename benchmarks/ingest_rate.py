@@ -31,8 +31,8 @@ import paho.mqtt.client as mqtt
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from central import models
-from central.db import create_tables, database, open_database
-from central.ingest import IngestWorker
+from central.core.db import create_tables, database, open_database
+from central.messaging.ingest import IngestWorker
 from devtools.broker import LocalBroker
 from protocols import payloads, topics
 

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from central import models
-from central.db import create_tables, database, open_database, write_transaction
+from central.core.db import create_tables, database, open_database, write_transaction
 from central.mailqueue.models import MailJob
 from central.mailqueue.queue import enqueue_delegate_code, new_batch
 from central.mailqueue.worker import MailWorker, PooledSmtpSender

@@ -13,11 +13,11 @@ from werkzeug.exceptions import HTTPException
 from central.api.helpers import ApiError, service_error_response
 from central.auth import init_auth
 from central.config import CentralConfig
-from central.context import CentralContext, sms_sender_from_config, utc_now
-from central.db import create_tables, database, open_database
+from central.core.context import CentralContext, sms_sender_from_config, utc_now
+from central.core.db import create_tables, database, open_database
+from central.core.errors import ServiceError
 from central.notify.mail import MailSender, SmtpMailSender
 from central.notify.sms import SmsSender
-from central.services.errors import ServiceError
 from central.web import csrf, html_error_page, init_web
 from central.web.blueprints import register_web_blueprints
 from protocols.payloads import MAX_PAYLOAD_BYTES

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from central.config import CentralConfig, ConfigError
-from central.db import create_tables, database, open_database
-from central.services.errors import ServiceError
+from central.core.db import create_tables, database, open_database
+from central.core.errors import ServiceError
 from protocols.logs import configure_logging
 
 log = logging.getLogger(__name__)
@@ -98,8 +98,8 @@ def _add_gate(args: argparse.Namespace) -> int:
 
 
 def _ingest(config: CentralConfig) -> int:
-    from central.changefeed import ChangeFeed
-    from central.ingest import IngestWorker
+    from central.messaging.changefeed import ChangeFeed
+    from central.messaging.ingest import IngestWorker
 
     credentials = {"username": config.mqtt_username, "password": config.mqtt_password}
     worker = IngestWorker(config.mqtt_host, config.mqtt_port, **credentials)
@@ -117,7 +117,7 @@ def _ingest(config: CentralConfig) -> int:
 
 def _broker_config(directory: Path) -> int:
     from central import models
-    from central.broker_auth import GateAccount, provision
+    from central.messaging.broker_auth import GateAccount, provision
 
     with database.connection_context():
         gates = [GateAccount(gate.gate_id, gate.site_id) for gate in models.Gate.select().order_by(models.Gate.gate_id)]
@@ -130,7 +130,7 @@ def _broker_config(directory: Path) -> int:
 
 def _create_admin(args: argparse.Namespace) -> int:
     from central.auth.roles import ADMINISTRATOR
-    from central.context import utc_now
+    from central.core.context import utc_now
     from central.services.users import create_user
 
     try:
@@ -153,7 +153,7 @@ def _create_admin(args: argparse.Namespace) -> int:
 
 
 def _deliver(config: CentralConfig, *, once: bool, interval: float) -> int:
-    from central.context import sms_sender_from_config, utc_now
+    from central.core.context import sms_sender_from_config, utc_now
     from central.notify.mail import SmtpMailSender
     from central.services.deliveries import Channels, deliver_due, run_worker
 

@@ -37,9 +37,9 @@ import peewee
 from flask import Flask, current_app
 
 from central import models
-from central.context import utc_now
+from central.core.context import utc_now
+from central.core.db import database
 from central.core.states import WalkinState
-from central.db import database
 from central.services import attendance
 
 log = logging.getLogger(__name__)

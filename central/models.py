@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import peewee
 
+from central.core.db import database
 from central.core.states import (
     CommandState,
     DelegateMailState,
@@ -14,7 +15,6 @@ from central.core.states import (
     MeetingState,
     WalkinState,
 )
-from central.db import database
 
 
 class UTCDateTimeField(peewee.DateTimeField):
@@ -43,7 +43,7 @@ class UTCDateTimeField(peewee.DateTimeField):
 
 
 class BaseModel(peewee.Model):
-    """Base of every central model, bound to :data:`central.db.database`."""
+    """Base of every central model, bound to :data:`central.core.db.database`."""
 
     class Meta:
         database = database

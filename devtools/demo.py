@@ -31,8 +31,8 @@ from PIL import Image
 from werkzeug.serving import make_server
 
 from central.app import create_app
-from central.changefeed import ChangeFeed
-from central.ingest import IngestWorker
+from central.messaging.changefeed import ChangeFeed
+from central.messaging.ingest import IngestWorker
 from devtools.broker import LocalBroker
 from devtools.mailcatcher import MailCatcher
 from devtools.ports import free_port

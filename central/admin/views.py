@@ -14,8 +14,9 @@ from central.admin import bp
 from central.admin.forms import OrganisationForm, UserForm, VenueForm
 from central.auth import admin_required, current_actor
 from central.auth.roles import ROLE_LABELS_VI, ROLES
-from central.services import audit, organisations, users, venues
-from central.services.errors import InvalidInputError, ServiceError
+from central.core import audit
+from central.core.errors import InvalidInputError, ServiceError
+from central.services import organisations, users, venues
 from central.web import apply_field_errors, clock_now, service_error_message
 
 

@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 
 from flask import Response, current_app, jsonify, request
 
-from central.context import CentralContext
-from central.services.errors import ConflictError, InvalidInputError, NotFoundError, ServiceError
+from central.core.context import CentralContext
+from central.core.errors import ConflictError, InvalidInputError, NotFoundError, ServiceError
 from protocols.reasons import Reason
 
 F = TypeVar("F", bound=Callable[..., Any])

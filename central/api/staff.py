@@ -13,10 +13,11 @@ from central.api import bp
 from central.api.helpers import ApiError, context, json_body
 from central.auth import current_actor, current_identity, login_required, roles_required
 from central.auth.roles import ADMINISTRATOR, APPROVER, ORGANISER
-from central.services import audit, deliveries, documents, invitations, meetings, organisations, users, venues
+from central.core import audit
+from central.core.errors import InvalidInputError
+from central.services import deliveries, documents, invitations, meetings, organisations, users, venues
 from central.services.deliveries import Channels
 from central.services.documents import DocumentTooLargeError
-from central.services.errors import InvalidInputError
 from central.web import delivery_channels, mail_reissued_code, notify_cancelled, upload_limit
 from protocols.reasons import Reason
 

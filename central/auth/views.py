@@ -14,8 +14,8 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from central.auth import SESSION_SEEN_KEY, bp, current_actor, identity_of
+from central.core.audit import audit
 from central.services import users
-from central.services.audit import audit
 from central.web import clock_now
 
 

@@ -1,1 +1,2 @@
-"""Shared parts of central that import no feature: db, base model, states, audit, changes, keys, errors, context, clock."""  # noqa: E501
+"""Shared core of central: db, audit, change log, signing keys, errors, request context and clock,
+validation helpers. Core imports no feature package."""

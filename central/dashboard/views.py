@@ -11,10 +11,10 @@ from flask_babel import gettext as _
 from central import models
 from central.auth import current_actor, roles_required
 from central.auth.roles import APPROVER, ORGANISER
+from central.core.errors import InvalidInputError, ServiceError
 from central.dashboard import bp
 from central.live import CHECKINS, GATE, WALKINS, get_hub, sse_stream
 from central.services import attendance, meetings
-from central.services.errors import InvalidInputError, ServiceError
 from central.web import clock_now, service_error_message
 from central.web.forms_util import int_or_raw
 

@@ -22,12 +22,12 @@ from wtforms import SelectField, StringField
 from central import models
 from central.auth import current_actor, roles_required
 from central.auth.roles import GUARD
+from central.core import audit as audit_log
+from central.core.errors import ServiceError
 from central.core.states import CommandState, WalkinState
 from central.desk import bp
 from central.desk.cccd import CccdError, CccdRecord, parse_cccd
-from central.services import audit as audit_log
 from central.services import walkins
-from central.services.errors import ServiceError
 from central.web import clock_now, ctx, select_locale, service_error_message
 from protocols.codes import Scheme, format_compact
 from protocols.reasons import describe

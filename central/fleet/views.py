@@ -12,11 +12,11 @@ from flask_babel import gettext as _
 from central import models
 from central.auth import current_actor, roles_required
 from central.auth.roles import ORGANISER
+from central.core.errors import InvalidInputError, NotFoundError, ServiceError
 from central.core.states import CommandState
 from central.fleet import bp
 from central.live import GATE, get_hub, sse_stream
 from central.services import attendance, gate_commands
-from central.services.errors import InvalidInputError, NotFoundError, ServiceError
 from central.web import clock_now, service_error_message
 
 CONFIRM_ACTIONS = ("lockdown", "release")

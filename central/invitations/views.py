@@ -13,9 +13,9 @@ from wtforms import StringField, TextAreaField
 from central import models
 from central.auth import current_actor, roles_required
 from central.auth.roles import APPROVER, ORGANISER
+from central.core.errors import NotFoundError, ServiceError
 from central.invitations import bp
 from central.services import deliveries, invitations
-from central.services.errors import NotFoundError, ServiceError
 from central.web import clock_now, ctx, delivery_channels, service_error_message
 from central.web.forms_util import int_or_raw
 from protocols.reasons import Reason

@@ -18,7 +18,7 @@ from email.policy import SMTP
 import peewee
 
 from central import models
-from central.db import write_transaction
+from central.core.db import write_transaction
 from central.mailqueue.models import (
     CANCELLED,
     FAILED,

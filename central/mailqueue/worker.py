@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 from central import models
-from central.db import database
+from central.core.db import database
 from central.mailqueue import queue
 from central.mailqueue.models import KIND_DELEGATE_CODE, KIND_MESSAGE, MailJob
 from central.notify.mail import MailSender
@@ -236,8 +236,8 @@ def run_worker(
     ``VAORA_SMTP_HOST:VAORA_SMTP_PORT``. Returns the worker (its ``sent_count``) when stopped.
     """
     from central.config import CentralConfig
-    from central.context import utc_now
-    from central.db import create_tables, open_database
+    from central.core.context import utc_now
+    from central.core.db import create_tables, open_database
 
     config = CentralConfig.from_env()
     open_database(config.database_url)

@@ -10,12 +10,12 @@ from flask_babel import gettext as _
 from central import models
 from central.auth import current_actor, current_identity, roles_required
 from central.auth.roles import APPROVER, ORGANISER
+from central.core.errors import InvalidInputError, ServiceError
 from central.core.states import InvitationState, MeetingState
 from central.meetings import bp
 from central.meetings.forms import DeleteForm, DocumentForm, DraftInvitationsForm, MeetingForm, StatusForm
 from central.services import documents, invitations, meetings, venues
 from central.services.documents import DocumentTooLargeError
-from central.services.errors import InvalidInputError, ServiceError
 from central.web import (
     apply_field_errors,
     clock_now,

@@ -16,17 +16,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from central import models
+from central.core.audit import audit
+from central.core.changes import append_change
+from central.core.db import write_transaction
+from central.core.errors import ConflictError, InvalidInputError, NotFoundError
+from central.core.keys import ActiveKey
 from central.core.states import DelegateMailState, InvitationState, MeetingState
-from central.db import write_transaction
 from central.mailqueue.models import CANCELLED, KIND_DELEGATE_CODE, QUEUED, MailJob
 from central.mailqueue.queue import Progress, batch_progress, new_batch
 from central.notify.mail import MailSender
 from central.services import delegates as delegate_service
-from central.services.audit import audit
-from central.services.changes import append_change
-from central.services.errors import ConflictError, InvalidInputError, NotFoundError
 from central.services.invitations import find_invitation
-from central.services.keys import ActiveKey
 from protocols import payloads
 from protocols.reasons import Reason
 

@@ -27,10 +27,10 @@ from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import TooManyRequests
 
 from central import models
-from central.context import CentralContext
+from central.core.context import CentralContext
+from central.core.errors import InvalidInputError, NotFoundError, ServiceError
 from central.core.states import DelegateMailState
 from central.registration import services
-from central.services.errors import InvalidInputError, NotFoundError, ServiceError
 
 log = logging.getLogger(__name__)
 

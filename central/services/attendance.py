@@ -21,11 +21,11 @@ from typing import Any
 import peewee
 
 from central import models
+from central.core import validation as v
+from central.core.audit import audit
+from central.core.db import write_transaction
+from central.core.errors import ConflictError, NotFoundError
 from central.core.states import GateLinkState, GateMode
-from central.db import write_transaction
-from central.services import validation as v
-from central.services.audit import audit
-from central.services.errors import ConflictError, NotFoundError
 from protocols.reasons import Reason
 
 log = logging.getLogger(__name__)

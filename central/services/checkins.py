@@ -9,8 +9,8 @@ from datetime import datetime
 import peewee
 
 from central import models
+from central.core.db import database
 from central.core.states import GateLinkState
-from central.db import database
 from protocols import payloads
 from protocols.reasons import Reason
 

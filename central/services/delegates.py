@@ -14,14 +14,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from central import models
+from central.core import validation as v
+from central.core.audit import audit
+from central.core.changes import append_change
+from central.core.db import write_transaction
+from central.core.errors import ConflictError
+from central.core.keys import ActiveKey
 from central.core.states import DelegateMailState, MeetingState
-from central.db import write_transaction
 from central.notify.mail import MailSender
-from central.services import validation as v
-from central.services.audit import audit
-from central.services.changes import append_change
-from central.services.errors import ConflictError
-from central.services.keys import ActiveKey
 from protocols import payloads
 from protocols.codes import (
     Scheme,

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from central import models
+from central.core.audit import audit
+from central.core.errors import ConflictError, NotFoundError
 from central.core.states import InvitationState
 from central.notify.invitation import InvitationLetter, build_invitation_email, render_pdf
 from central.notify.mail import MailSender
 from central.notify.sms import SmsComposeError, SmsSender, compose_invitation_sms
-from central.services.audit import audit
-from central.services.errors import ConflictError, NotFoundError
 from central.services.organisations import invitation_email, invitation_phones
 from protocols.logs import mask_email, mask_phone
 from protocols.reasons import Reason

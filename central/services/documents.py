@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from central import models
-from central.services.audit import audit
-from central.services.errors import InvalidInputError, NotFoundError
+from central.core.audit import audit
+from central.core.errors import InvalidInputError, NotFoundError
 from protocols.reasons import Reason
 
 log = logging.getLogger(__name__)

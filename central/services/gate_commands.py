@@ -23,10 +23,10 @@ from typing import Any
 from uuid import UUID
 
 from central import models
+from central.core.audit import audit
+from central.core.errors import InvalidInputError, NotFoundError, ServiceError
 from central.core.states import CommandState
-from central.mqtt_out import CommandPublisher, PublishError, get_publisher
-from central.services.audit import audit
-from central.services.errors import InvalidInputError, NotFoundError, ServiceError
+from central.messaging.publish import CommandPublisher, PublishError, get_publisher
 from protocols import payloads, topics
 from protocols.payloads import COMMAND_ACTIONS, Command, CommandResult
 from protocols.reasons import Reason, describe
@@ -80,7 +80,7 @@ def issue(
     (``unknown_action``) for an action not in :data:`ACTIONS`, :class:`InvalidInputError` for a bad note or a
     meeting/delegate that does not exist or does not match, and :class:`ServiceError` (``not_connected``) when
     the message cannot be handed to the broker (the row is then kept with status ``failed``).
-    ``publisher`` defaults to :func:`central.mqtt_out.get_publisher` of the current Flask app. ``now``
+    ``publisher`` defaults to :func:`central.messaging.publish.get_publisher` of the current Flask app. ``now``
     (aware) is the issue time the gate checks against its max age: the real time unless given.
     """
     if not isinstance(action, str) or action not in ACTIONS:

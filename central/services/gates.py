@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from central import models
-from central.services import validation as v
-from central.services.audit import audit
-from central.services.errors import InvalidInputError
+from central.core import validation as v
+from central.core.audit import audit
+from central.core.errors import InvalidInputError
 
 _DUMMY_HASH = hashlib.sha256(b"vaora-no-such-gate").hexdigest()
 

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from central import models
-from central.services.changes import last_seq
+from central.core.changes import last_seq
+from central.core.keys import trusted_keys
 from central.services.delegates import delegate_entry
-from central.services.keys import trusted_keys
 from central.services.meetings import meeting_entry
 from protocols import payloads
 

@@ -17,9 +17,9 @@ from central.auth.passwords import (
     verify_password,
 )
 from central.auth.roles import REGISTRAR, ROLES
-from central.services import validation as v
-from central.services.audit import audit
-from central.services.errors import InvalidInputError, NotFoundError
+from central.core import validation as v
+from central.core.audit import audit
+from central.core.errors import InvalidInputError, NotFoundError
 from protocols.reasons import Reason
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")

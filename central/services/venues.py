@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from central import models
-from central.services import validation as v
-from central.services.audit import audit
-from central.services.errors import InvalidInputError, NotFoundError
+from central.core import validation as v
+from central.core.audit import audit
+from central.core.errors import InvalidInputError, NotFoundError
 from protocols.reasons import Reason
 
 KINDS = ("main", "remote")

@@ -24,13 +24,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from central import models
+from central.core import validation as v
+from central.core.audit import audit
+from central.core.db import write_transaction
+from central.core.errors import ConflictError, InvalidInputError, NotFoundError
+from central.core.keys import ActiveKey
 from central.core.states import DelegateMailState, InvitationState, MeetingState, WalkinState
-from central.db import write_transaction
 from central.desk.cccd import CccdRecord
-from central.services import validation as v
-from central.services.audit import audit
-from central.services.errors import ConflictError, InvalidInputError, NotFoundError
-from central.services.keys import ActiveKey
 from protocols.codes import Scheme
 from protocols.reasons import Reason
 

@@ -18,8 +18,8 @@ from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
-from central.context import CentralContext
-from central.services.errors import InvalidInputError, ServiceError
+from central.core.context import CentralContext
+from central.core.errors import InvalidInputError, ServiceError
 from central.web.i18n import LANGUAGES, translation_directory
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from central.app import create_app
-from central.db import database
+from central.core.db import database
 from devtools.mailcatcher import MailCatcher
 
 API_TOKEN = "test-api-token-0123456789"

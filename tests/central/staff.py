@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 
-from central.db import database
+from central.core.db import database
 from central.services import users
 
 from .conftest import START

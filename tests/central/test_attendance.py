@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from central import models
-from central.db import database
+from central.core.db import database
 from central.services.checkins import store_checkin
 from protocols.payloads import CheckIn, Direction, Outcome
 from protocols.reasons import Reason

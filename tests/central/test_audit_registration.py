@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from central import models
-from central.db import database
-from central.services.audit import search
+from central.core.audit import search
+from central.core.db import database
 
 from .conftest import Api
 

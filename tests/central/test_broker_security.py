@@ -15,7 +15,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.reasoncodes import ReasonCode
 
-from central.broker_auth import CENTRAL_USERNAME, GateAccount, provision, render_acl
+from central.messaging.broker_auth import CENTRAL_USERNAME, GateAccount, provision, render_acl
 from devtools.ports import free_port
 from protocols import topics
 

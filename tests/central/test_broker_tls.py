@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from central.broker_auth import CENTRAL_USERNAME, GateAccount, render_acl
+from central.messaging.broker_auth import CENTRAL_USERNAME, GateAccount, render_acl
 from devtools.ports import free_port
 from protocols import topics
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from central.app import create_app
-from central.db import database
+from central.core.db import database
 from central.notify.sms import LogSender
 from devtools.mailcatcher import MailCatcher
 

@@ -9,7 +9,7 @@ import pytest
 
 from central import models
 from central.cli import main
-from central.db import database, open_database
+from central.core.db import database, open_database
 from central.services.gates import authenticate_gate
 
 

@@ -17,7 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from central import models
-from central.db import database
+from central.core.db import database
 from central.live import CHECKINS, LiveHub
 from central.services import venues
 from central.services.checkins import store_checkin

@@ -6,7 +6,7 @@ import multiprocessing
 from pathlib import Path
 
 from central import models
-from central.db import create_tables, database, open_database
+from central.core.db import create_tables, database, open_database
 
 
 def _writer(url: str, prefix: str, count: int, errors) -> None:

@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from central import models
-from central.db import database
+from central.core.db import database
 from central.services import walkins
 from devtools.broker import LocalBroker
 
@@ -153,7 +153,7 @@ def test_admit_shows_the_one_day_code_and_prints_it(client: FlaskClient, desk: d
 def test_open_gate_reports_a_timeout_when_the_gate_does_not_answer(
     app: Flask, client: FlaskClient, desk: dict[str, Any], api: Api, broker: LocalBroker
 ) -> None:
-    from central.mqtt_out import MqttPublisher
+    from central.messaging.publish import MqttPublisher
 
     publisher = MqttPublisher(broker.host, broker.port)
     app.extensions["vaora_publisher"] = publisher

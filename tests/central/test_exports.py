@@ -14,7 +14,7 @@ import openpyxl
 import pytest
 
 from central import models
-from central.db import create_tables, database, open_database
+from central.core.db import create_tables, database, open_database
 from central.exports.attendance import build_attendance_list, to_csv, to_pdf, to_xlsx
 from central.exports.stats import meeting_statistics, range_statistics
 

@@ -14,9 +14,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from central.db import database
-from central.ingest import IngestWorker
-from central.mqtt_out import close_publishers
+from central.core.db import database
+from central.messaging.ingest import IngestWorker
+from central.messaging.publish import close_publishers
 from central.services import gate_commands, venues
 from central.services.checkins import record_heartbeat
 from devtools.broker import LocalBroker

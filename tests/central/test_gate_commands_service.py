@@ -18,11 +18,11 @@ import pytest
 from flask import Flask
 
 from central import models
-from central.ingest import SUBSCRIPTIONS, IngestWorker
-from central.mqtt_out import MqttPublisher, PublishError, get_publisher
+from central.core.errors import InvalidInputError, NotFoundError, ServiceError
+from central.messaging.ingest import SUBSCRIPTIONS, IngestWorker
+from central.messaging.publish import MqttPublisher, PublishError, get_publisher
 from central.services import gate_commands
 from central.services.checkins import record_status, store_checkin
-from central.services.errors import InvalidInputError, NotFoundError, ServiceError
 from devtools.broker import LocalBroker
 from protocols import topics
 from protocols.payloads import CheckIn, Command, CommandResult, Direction, GateStatus, Outcome, decode, encode

@@ -16,8 +16,8 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from central import models
-from central.db import database
-from central.ingest import IngestWorker, ack_messages
+from central.core.db import database
+from central.messaging.ingest import IngestWorker, ack_messages
 from devtools.broker import LocalBroker
 from protocols import topics
 from protocols.payloads import (
@@ -106,7 +106,7 @@ def test_malformed_payload_is_logged_and_worker_keeps_going(
     worker: IngestWorker, gate_client: Any, broker: LocalBroker, caplog: pytest.LogCaptureFixture
 ) -> None:
     client, acks = gate_client
-    caplog.set_level(logging.WARNING, logger="central.ingest")
+    caplog.set_level(logging.WARNING, logger="central.messaging.ingest")
     subprocess.run(
         ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1",
          "-t", "vaora/v1/gates/g1/checkins", "-m", "{not json"],

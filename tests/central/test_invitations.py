@@ -6,7 +6,7 @@ import threading
 from datetime import UTC, datetime
 
 from central import models
-from central.db import database
+from central.core.db import database
 from central.services.invitations import create_invitation, find_invitation
 
 from .conftest import Api, Clock

@@ -11,8 +11,8 @@ import segno
 import zxingcpp
 from PIL import Image
 
+from central.core import validation as v
 from central.notify.mail import build_code_email, qr_png
-from central.services import validation as v
 from protocols.codes import SignedClaims, encode_signed, generate_compact, generate_signing_key
 
 NOW = datetime(2025, 3, 10, 1, 0, tzinfo=UTC)

@@ -13,7 +13,7 @@ from email.message import EmailMessage
 import pytest
 
 from central import models
-from central.db import create_tables, database, open_database
+from central.core.db import create_tables, database, open_database
 from central.mailqueue import (
     QueuedMailSender,
     batch_progress,

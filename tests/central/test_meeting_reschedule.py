@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from central import models
-from central.services.changes import changes_since
+from central.core.changes import changes_since
 from central.services.meetings import update_meeting
 from protocols.codes import compact_hash, verify_signed
 from protocols.reasons import Reason

@@ -12,7 +12,7 @@ import zxingcpp
 from PIL import Image
 
 from central import models
-from central.db import database
+from central.core.db import database
 from devtools.mailcatcher import MailCatcher
 from protocols.codes import (
     Scheme,

@@ -16,7 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from central import models
-from central.db import database
+from central.core.db import database
 from central.mailqueue import MailJob
 from central.mailqueue.worker import MailWorker, PooledSmtpSender
 from devtools.mailcatcher import MailCatcher

@@ -11,7 +11,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from central import models
-from central.db import database
+from central.core.db import database
 from gate.cache import GateCache
 from gate.sync import SnapshotStream, SyncError, SyncFailure, fetch_snapshot
 from protocols.codes import compact_hash

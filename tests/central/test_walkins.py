@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from central import models
+from central.core.changes import changes_since
+from central.core.errors import InvalidInputError, NotFoundError
 from central.desk.cccd import parse_cccd
 from central.services import walkins
-from central.services.changes import changes_since
-from central.services.errors import InvalidInputError, NotFoundError
 from central.services.walkins import WalkinRefusedError
 from protocols.codes import Scheme, compact_hash, verify_signed
 from protocols.reasons import Reason

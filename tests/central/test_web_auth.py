@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 
 from central import models
 from central.cli import main
-from central.db import database, open_database
+from central.core.db import database, open_database
 from central.services.users import authenticate
 
 from .conftest import AUTH, Clock

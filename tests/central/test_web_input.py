@@ -12,7 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from central import models
-from central.db import database
+from central.core.db import database
 
 from .conftest import AUTH, Clock
 from .staff import csrf, login, make_users, post_form, setup_meeting

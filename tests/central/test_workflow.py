@@ -16,7 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from central import models
-from central.db import database
+from central.core.db import database
 from central.notify.mail import SmtpMailSender
 from central.notify.sms import LogSender
 from central.services import deliveries

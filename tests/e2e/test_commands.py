@@ -19,8 +19,8 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from central import models
-from central.db import database, open_database
-from central.mqtt_out import MqttPublisher
+from central.core.db import database, open_database
+from central.messaging.publish import MqttPublisher
 from central.services import gate_commands
 from devtools.mailcatcher import MailCatcher
 from gate.app import Gate

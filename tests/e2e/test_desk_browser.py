@@ -23,7 +23,7 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from central.db import database, open_database
+from central.core.db import database, open_database
 from devtools.mailcatcher import MailCatcher
 
 from ..conftest import CHROMIUM, wait_until

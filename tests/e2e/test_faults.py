@@ -25,8 +25,8 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from central import models
-from central.db import create_tables, database, open_database
-from central.ingest import IngestWorker
+from central.core.db import create_tables, database, open_database
+from central.messaging.ingest import IngestWorker
 from devtools.broker import LocalBroker
 from gate.app import Gate
 from gate.cache import GateCache

@@ -1,7 +1,7 @@
 """Offline-first on real parts: central's change feed and gates talking through a real Mosquitto.
 
 Central here is its change log in a real SQLite database (``central.db``) with the real
-:class:`central.changefeed.ChangeFeed` publishing it; gates are in-process :class:`gate.app.Gate` objects with
+:class:`central.messaging.changefeed.ChangeFeed` publishing it; gates are in-process :class:`gate.app.Gate` objects with
 their real MQTT transport and SQLite caches (pins on MockFactory, snapshots from an injected ``fetch``).
 Latencies are measured from the moment the change is stored at central (or the code is used at a gate) to
 the moment the other gate's decision refuses the old code, and printed (run with ``-s`` to see them).
@@ -22,9 +22,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from central.changefeed import ChangeFeed
-from central.db import create_tables, database, open_database
-from central.services.changes import append_change
+from central.core.changes import append_change
+from central.core.db import create_tables, database, open_database
+from central.messaging.changefeed import ChangeFeed
 from devtools.broker import LocalBroker
 from gate.app import Gate
 from gate.cache import GateCache

@@ -28,7 +28,7 @@ import requests
 from gpiozero.pins.mock import MockFactory
 
 from central import models
-from central.db import database, open_database
+from central.core.db import database, open_database
 from devtools.broker import LocalBroker
 from gate.app import Gate
 from gate.cache import GateCache

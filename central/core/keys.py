@@ -10,8 +10,8 @@ import peewee
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from central import models
-from central.db import write_transaction
-from central.services.changes import append_change
+from central.core.changes import append_change
+from central.core.db import write_transaction
 from protocols import payloads
 from protocols.codes import public_key_to_text
 

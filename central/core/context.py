@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from central.config import CentralConfig
+from central.core.keys import ActiveKey, register_signing_key
 from central.notify.mail import MailSender
 from central.notify.sms import GsmModemSender, HttpGatewaySender, LogSender, SmsSender
-from central.services.keys import ActiveKey, register_signing_key
 from central.signing import load_or_create_signing_key
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
-from central.services.errors import InvalidInputError
+from central.core.errors import InvalidInputError
 from protocols.topics import is_valid_id
 
 T = TypeVar("T")

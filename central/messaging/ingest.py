@@ -21,8 +21,8 @@ from datetime import datetime
 import paho.mqtt.client as mqtt
 import peewee
 
-from central.context import utc_now
-from central.db import database
+from central.core.context import utc_now
+from central.core.db import database
 from central.services.checkins import record_heartbeat, record_status, store_checkins
 from central.services.gate_commands import record_result
 from protocols import payloads, topics
@@ -59,7 +59,7 @@ class IngestWorker:
     """MQTT client that feeds gate messages to the check-in services.
 
     Use :meth:`start` / :meth:`stop` (background network thread) or :meth:`run_forever` with a stop event.
-    The database proxy must be initialised (:func:`central.db.open_database`) first; the network thread
+    The database proxy must be initialised (:func:`central.core.db.open_database`) first; the network thread
     opens its own connection. ``batch_size``: most messages stored in one transaction; ``linger_s``: how long
     the writer waits for more messages to join a batch (fewer, larger transactions under load; at most this
     much more ack latency).

@@ -21,8 +21,8 @@ import paho.mqtt.client as mqtt
 import peewee
 
 from central import models
-from central.db import database
-from central.services.changes import changes_since
+from central.core.changes import changes_since
+from central.core.db import database
 from protocols import payloads, topics
 
 log = logging.getLogger(__name__)
