@@ -20,6 +20,7 @@ bootstrap:
 # other non-zero exit.
 test: bootstrap
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # The suite RUNS times in a row beside a CPU burner (stress-ng --cpu 4, or Python busy loops), each run's wall
@@ -29,6 +30,7 @@ test-load: bootstrap
 
 lint: bootstrap
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 demo: bootstrap
 	$(PY) -m devtools.demo $(DEMO_ARGS)
