@@ -33,6 +33,7 @@ from devtools.broker import LocalBroker
 from gate.app import Gate
 from gate.cache import GateCache
 from gate.config import parse_config
+from gate.decision import decide
 from protocols import topics
 from protocols.payloads import Ack, CheckIn, Direction, Heartbeat, Outcome, decode_acks, encode
 from protocols.reasons import Reason
@@ -232,7 +233,7 @@ def test_gate_drops_bad_site_checkins_and_versions_on_the_change_topic(
 
 def _credential(gate: Gate, world: World, delegate_id: int) -> str:
     """The credential string the gate records for ``delegate_id``'s compact code (as a sibling gate would)."""
-    probe = gate._decide(world.codes[delegate_id], gate.cache, datetime.now(UTC), gate.site_id, Direction.IN)
+    probe = decide(world.codes[delegate_id], gate.cache, datetime.now(UTC), gate.site_id, Direction.IN)
     assert probe.credential is not None
     return probe.credential
 
