@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import queue
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -18,6 +20,7 @@ from gate.app import Gate
 from gate.config import GateConfig
 from gate.scanners import ScanEvent
 from gate.store import GateStore
+from gate.transport import MqttTransport
 from protocols import topics
 from protocols.payloads import Ack, AckBatch, CheckIn, GateStatus, Outcome, decode, encode
 from protocols.reasons import Reason
@@ -34,9 +37,12 @@ class Central:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                                   client_id=f"central-{uuid.uuid4().hex[:6]}")
         self.client.on_message = self._on_message
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda client, userdata, mid, codes, properties: subscribed.set()
         self.client.connect(broker.host, broker.port)
         self.client.subscribe([(topics.ALL_GATE_CHECKINS, 1), (topics.ALL_GATE_STATUS, 1)])
         self.client.loop_start()
+        wait_until(subscribed.is_set, message="central's test client got no SUBACK")
 
     def _on_message(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
         if message.topic.endswith("/checkins"):
@@ -70,6 +76,12 @@ class Central:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def subscribed(gate: Gate) -> bool:
+    """True once the broker acknowledged the gate's subscriptions (its SUBACK) on the current connection."""
+    transport = gate.transport
+    return isinstance(transport, MqttTransport) and transport.wait_subscribed(0)
 
 
 @pytest.fixture
@@ -145,11 +157,10 @@ def test_good_code_pulses_relay_publishes_and_is_delivered_after_ack(
     central.ack(checkin)
     wait_until(lambda: gate.cache.outbox_row(str(checkin.id)).delivered_at)  # type: ignore[union-attr]
     assert gate.cache.outbox_pending() == 0
-    time.sleep(1.0)
     while not central.checkins.empty():  # at most an in-flight copy from before the ack
         assert central.checkins.get().id == checkin.id
-    time.sleep(0.8)
-    assert central.checkins.empty(), "no re-publish after central's ack"
+    assert gate.delivery is not None and gate.delivery.send_due() == 0
+    assert gate.cache.outbox_due(NOW + timedelta(days=365), 0.0) == [], "no re-publish after central's ack"
 
 
 def test_refusals_are_published_and_bad_acks_are_ignored(
@@ -179,8 +190,9 @@ def test_refusals_are_published_and_bad_acks_are_ignored(
     # A batch in which one ack names another gate is refused whole; then one batch acknowledges both.
     foreign = CheckIn.model_construct(id=uuid.uuid4(), gate_id="g2")  # type: ignore[call-arg]
     central.ack_batch([first, foreign])
-    time.sleep(0.3)
-    assert gate.cache.outbox_pending() == 2  # type: ignore[union-attr]
+    central.ack(second)  # acks arrive in order: once this one is applied, the batch before it was handled
+    wait_until(lambda: gate.cache.outbox_row(str(second.id)).delivered_at)  # type: ignore[union-attr]
+    assert gate.cache.outbox_pending() == 1, "the batch naming another gate changed nothing"  # type: ignore[union-attr]
     central.ack_batch([first, second])
     wait_until(lambda: gate.cache.outbox_pending() == 0)  # type: ignore[union-attr]
 
@@ -194,7 +206,7 @@ def test_stop_releases_relay_publishes_offline_and_two_gates_share_a_process(
     try:
         gate_a.start()
         gate_b.start()
-        wait_until(lambda: gate_a.transport.is_connected and gate_b.transport.is_connected)  # type: ignore[union-attr]
+        wait_until(lambda: subscribed(gate_a) and subscribed(gate_b))
         decision, checkin = gate_b.handle_scan(ScanEvent(world.codes[2], Reason.OK, "test", time.monotonic()))
         assert decision.allowed and checkin is not None
         # b unlocked (secure: HIGH), a at rest (safe: HIGH)
