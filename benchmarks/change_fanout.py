@@ -5,7 +5,7 @@ the change log on a private Mosquitto. Each change replaces a delegate's code (a
 way central's services store one: ``append_change`` inside the write transaction.
 
 Gates: 20 of them, each with its own paho client (the real :class:`gate.transport.MqttTransport`, persistent
-session), its own SQLite cache (:class:`gate.cache.GateCache`, seeded with the snapshot of seq 0) and its own
+session), its own SQLite cache (:class:`gate.store.GateStore`, seeded with the snapshot of seq 0) and its own
 :class:`gate.follow.ChangeFollower`, wired as ``gate.app.Gate`` wires them. They share this one process (and its
 GIL), which is harsher than 20 separate Raspberry Pis. The time is taken in the paho thread right after the
 follower applied the change (the cache's seq reached it).
@@ -36,8 +36,8 @@ from central.core.changes import append_change
 from central.core.db import create_tables, database, open_database
 from central.messaging.changefeed import ChangeFeed
 from devtools.broker import LocalBroker
-from gate.cache import GateCache
 from gate.follow import ChangeFollower
+from gate.store import GateStore
 from gate.transport import MqttTransport
 from protocols import topics
 from protocols.codes import compact_hash, generate_compact
@@ -61,7 +61,7 @@ class Arrivals:
 
 def follow(index: int, gate_dir: Path, broker: LocalBroker, snapshot, arrivals: Arrivals) -> MqttTransport:
     """One gate's change path: transport -> follower -> cache; stamps each applied seq."""
-    cache = GateCache(gate_dir)
+    cache = GateStore(gate_dir)
     cache.load_snapshot(snapshot, datetime.now(UTC))
     follower = ChangeFollower(cache, lambda: None)
     transport = MqttTransport(f"fan-{index}", broker.host, broker.port, site_id="hq")
@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     expected = len(committed) * args.gates
     p99 = percentile(latencies, 99)
     lines += [
-        f"- {args.gates} gates (each: `MqttTransport` + `ChangeFollower` + SQLite `GateCache` seeded with 1,000 "
+        f"- {args.gates} gates (each: `MqttTransport` + `ChangeFollower` + SQLite `GateStore` seeded with 1,000 "
         f"delegates), all in one process; central: SQLite + `ChangeFeed` (poll every 0.1 s); private Mosquitto",
         f"- {len(committed)} changes (`DelegateUpsert`: a delegate's code replaced), one every {args.interval} s "
         "on average (uniform 0.5-1.5x, so the commits fall at random points of the feed's poll); "

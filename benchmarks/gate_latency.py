@@ -69,11 +69,11 @@ from evdev.eventio import EventIO
 
 from devtools.broker import LocalBroker
 from gate.app import Gate
-from gate.cache import GateCache
 from gate.decision import decide
 from gate.scanners.base import ScanCallback, ScanEvent, Scanner
 from gate.scanners.hid import HidScanner
 from gate.scanners.serial import SerialScanner
+from gate.store import GateStore
 from gate.turnstile import Turnstile
 from protocols.codes import Scheme
 from protocols.payloads import CheckIn, Direction, Outcome, encode
@@ -353,7 +353,7 @@ def breakdown(data_dir: Path, world: World, samples: int) -> list[tuple[str, lis
     """Time the parts of a scan on their own, after the gate stopped: the pure decision on the 100k cache,
     the check-in model and its durable outbox write (synchronous=FULL), and the relay's blink thread."""
     parts: list[tuple[str, list[float]]] = []
-    cache = GateCache(data_dir)
+    cache = GateStore(data_dir)
     now = datetime.now(UTC)
     try:
         for scheme in ("compact", "signed"):
@@ -384,7 +384,7 @@ def breakdown(data_dir: Path, world: World, samples: int) -> list[tuple[str, lis
             model.append(encoded - started)
             write.append(written - encoded)
         parts.append(("`CheckIn` model + `encode()`", model))
-        parts.append((f"`GateCache.add_checkin`{' (consumed=True)' if extra else ''}: one commit, "
+        parts.append((f"`GateStore.add_checkin`{' (consumed=True)' if extra else ''}: one commit, "
                       "synchronous=FULL", write))
     finally:
         cache.close()
@@ -491,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         world = build_world(delegates)
         built_s = time.perf_counter() - started
-        cache = GateCache(tmp / "gate")
+        cache = GateStore(tmp / "gate")
         started = time.perf_counter()
         cache.load_snapshot(world.snapshot, datetime.now(UTC))
         loaded_s = time.perf_counter() - started
@@ -581,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
         f"its rising edge with perf_counter), SQLite cache in {tmp_name} ({filesystem_of(tmp_name)}; "
         f"synchronous=FULL commits fsync) with {cached:,} delegates (half compact, half signed; 10 "
         f"meetings); snapshot built in {built_s:.1f} s,"
-        f" loaded by `GateCache.load_snapshot` in {loaded_s:.1f} s",
+        f" loaded by `GateStore.load_snapshot` in {loaded_s:.1f} s",
         "- central: HTTP unreachable (stub fetch raises SyncError, the gate keeps its cache); MQTT: private "
         f"Mosquitto (`LocalBroker`) with a stand-in central acking every check-in ({delivered:,} received, "
         "outbox drained to 0 at the end)",

@@ -33,10 +33,10 @@ from gpiozero.pins.mock import MockFactory
 from benchmarks._gate_fixture import SITE_ID, build_world, header, median, unreachable_central
 from devtools.broker import LocalBroker
 from gate.app import Gate
-from gate.cache import GateCache
 from gate.config import parse_config
 from gate.decision import decide
 from gate.scanners import ScanEvent, Scanner
+from gate.store import GateStore
 from protocols.payloads import Direction, Snapshot
 from protocols.reasons import Reason
 
@@ -65,7 +65,7 @@ def make_gate(gate_id: str, directory: Path, broker: LocalBroker, snapshot: Snap
         "status": {"enabled": False},
     })
     if snapshot is not None:
-        cache = GateCache(config.gate.data_dir)
+        cache = GateStore(config.gate.data_dir)
         cache.load_snapshot(snapshot, datetime.now(UTC))
         cache.close()
     gate = Gate(config, pin_factory=MockFactory(), scanner=NoScanner(), fetch=unreachable_central,

@@ -6,7 +6,7 @@ central's ``GET /api/v1/gates/{gate}/snapshot`` streams when a gate asks for ``a
 central serves the recording from disk, checks the gate's bearer token and, like central, picks the form from
 the ``Accept`` header. Each load runs in a fresh process (this script with ``--child``) that first imports
 ``gate.app`` as a gate process has, then does what ``Gate.refresh_snapshot`` does: ``fetch_snapshot`` and
-``ChangeFollower.load_snapshot`` into an empty ``GateCache`` on disk. Measured in that process:
+``ChangeFollower.load_snapshot`` into an empty ``GateStore`` on disk. Measured in that process:
 
 - wall time from the request to the snapshot committed, split into staging (entries validated and written to
   the scratch file, scans still decided) and the swap (one transaction, the cache's lock held);
@@ -71,9 +71,9 @@ def child_load(args: argparse.Namespace) -> dict[str, Any]:
     from datetime import UTC, datetime
 
     import gate.app  # noqa: F401 - a gate process has it loaded before it fetches a snapshot
-    from gate.cache import GateCache
     from gate.decision import decide
     from gate.follow import ChangeFollower
+    from gate.store import GateStore
     from gate.sync import SnapshotStream, fetch_snapshot
     from protocols.payloads import SNAPSHOT_STREAM_MEDIA_TYPE
 
@@ -81,7 +81,7 @@ def child_load(args: argparse.Namespace) -> dict[str, Any]:
     codes: list[str] = json.loads(Path(args.codes).read_text(encoding="utf-8"))
     result: dict[str, Any] = {"imported": memory_now()}
 
-    class TimedCache(GateCache):
+    class TimedCache(GateStore):
         """The cache, with its two load steps timed."""
 
         stage_s = swap_s = 0.0
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{prepared['stream_bytes'] / 2**20:.1f} MiB, JSON document {prepared['document_bytes'] / 2**20:.1f} MiB; "
         "served over loopback HTTP by a stand-in central (bearer token checked, form chosen by `Accept`)",
         f"- gate side: a fresh process per load (`import gate.app` first), `fetch_snapshot` + "
-        f"`ChangeFollower.load_snapshot` into an empty `GateCache` on {fs}; each figure a median of {repeats}; "
+        f"`ChangeFollower.load_snapshot` into an empty `GateStore` on {fs}; each figure a median of {repeats}; "
         f"MiB (2^20 bytes); load average before the loads {load_before}, at the end {load_average()}",
         "",
         "| central sends | load s | staging s | swap s (scans held) | slowest `decide()` during the load ms "

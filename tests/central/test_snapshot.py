@@ -12,7 +12,7 @@ from werkzeug.serving import make_server
 
 from central import models
 from central.core.db import database
-from gate.cache import GateCache
+from gate.store import GateStore
 from gate.sync import SnapshotStream, SyncError, SyncFailure, fetch_snapshot
 from protocols.codes import compact_hash
 from protocols.payloads import (
@@ -107,7 +107,7 @@ def test_a_gate_loads_the_streamed_snapshot_from_central_over_http(app, api: Api
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    cache = GateCache(tmp_path / "gate")
+    cache = GateStore(tmp_path / "gate")
     try:
         url = f"http://127.0.0.1:{server.server_port}"
         with pytest.raises(SyncError) as refused:

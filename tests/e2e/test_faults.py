@@ -29,10 +29,10 @@ from central.core.db import create_tables, database, open_database
 from central.messaging.ingest import IngestWorker
 from devtools.broker import LocalBroker
 from gate.app import Gate
-from gate.cache import GateCache
 from gate.config import parse_config
 from gate.decision import decide
 from gate.scanners import ScanEvent, Scanner
+from gate.store import GateStore
 from gate.sync import SyncError, SyncFailure
 from protocols import topics
 from protocols.codes import generate_compact
@@ -311,7 +311,7 @@ def test_gate_sigkilled_100_times_in_the_check_in_cycle(tmp_path, central_db):
     open_meeting = world.snapshot.meetings[0].model_copy(update={"entry_policy": "unlimited"})
     snapshot = world.snapshot.model_copy(update={"meetings": [open_meeting, *world.snapshot.meetings[1:]]})
     data_dir = tmp_path / "gate"
-    cache = GateCache(data_dir)
+    cache = GateStore(data_dir)
     cache.load_snapshot(snapshot, datetime.now(UTC))
     cache.close()
     codes = list(world.codes.values())  # mostly admitted; a few revoked/expired/other-site ones are refused
@@ -396,7 +396,7 @@ def test_code_used_at_a_gate_restarted_while_the_broker_was_down_reaches_its_sib
             "status": {"enabled": False},
         })
         if seed:
-            cache = GateCache(config.gate.data_dir)
+            cache = GateStore(config.gate.data_dir)
             cache.load_snapshot(world.snapshot, datetime.now(UTC))
             cache.close()
         gate = Gate(config, pin_factory=MockFactory(), scanner=SilentScanner(), fetch=unreachable_central,

@@ -27,9 +27,9 @@ from central.core.db import create_tables, database, open_database
 from central.messaging.changefeed import ChangeFeed
 from devtools.broker import LocalBroker
 from gate.app import Gate
-from gate.cache import GateCache
 from gate.config import parse_config
 from gate.decision import decide
+from gate.store import GateStore
 from protocols import topics
 from protocols.codes import compact_hash, generate_compact
 from protocols.payloads import (
@@ -87,7 +87,7 @@ def gates(broker: LocalBroker, tmp_path: Path) -> Iterator[Callable[..., Gate]]:
             tmp_path, gate={"id": gate_id, "direction": direction, "data_dir": str(tmp_path / gate_id)},
             mqtt={"host": broker.host, "port": broker.port, "heartbeat_seconds": 0.2, **mqtt_options}))
         if seed:
-            cache = GateCache(config.gate.data_dir)
+            cache = GateStore(config.gate.data_dir)
             cache.load_snapshot(world.snapshot, NOW)
             cache.close()
         gate = Gate(config, pin_factory=MockFactory(), scanner=IdleScanner(), fetch=fetch,

@@ -31,9 +31,9 @@ from central import models
 from central.core.db import database, open_database
 from devtools.broker import LocalBroker
 from gate.app import Gate
-from gate.cache import GateCache
 from gate.config import parse_config
 from gate.decision import decide
+from gate.store import GateStore
 from protocols import topics
 from protocols.payloads import Ack, CheckIn, Direction, Heartbeat, Outcome, decode_acks, encode
 from protocols.reasons import Reason
@@ -166,7 +166,7 @@ def gate(broker: LocalBroker, tmp_path: Path, world: World) -> Iterator[Gate]:
     """Gate g1 of site hq, seeded with the test world, connected and subscribed; central is unreachable."""
     config = parse_config(config_dict(tmp_path, gate={"id": "g1", "data_dir": str(tmp_path / "g1")},
                                       mqtt={"host": broker.host, "port": broker.port, "resend_seconds": 60}))
-    cache = GateCache(config.gate.data_dir)
+    cache = GateStore(config.gate.data_dir)
     cache.load_snapshot(world.snapshot, NOW)
     cache.close()
     running = Gate(config, pin_factory=MockFactory(), scanner=IdleScanner(), fetch=Fetch(None),
@@ -255,7 +255,7 @@ def test_snapshot_with_a_bad_token_changes_nothing_at_the_gate(
         tmp_path, gate={"id": "g1", "data_dir": str(tmp_path / "g1")},
         central={"url": central.url, "token": "not-the-token", "timeout": 5.0},
         mqtt={"host": broker.host, "port": broker.port}))
-    cache = GateCache(config.gate.data_dir)
+    cache = GateStore(config.gate.data_dir)
     cache.load_snapshot(world.snapshot, NOW)
     seq, delegates = cache.seq, cache.delegate_count()
     cache.close()
