@@ -101,9 +101,10 @@ def _ingest(config: CentralConfig) -> int:
     from central.messaging.changefeed import ChangeFeed
     from central.messaging.ingest import IngestWorker
 
-    credentials = {"username": config.mqtt_username, "password": config.mqtt_password}
-    worker = IngestWorker(config.mqtt_host, config.mqtt_port, **credentials)
-    feed = ChangeFeed(config.mqtt_host, config.mqtt_port, **credentials)
+    worker = IngestWorker(config.mqtt_host, config.mqtt_port, username=config.mqtt_username,
+                          password=config.mqtt_password, tls=config.mqtt_tls, client_id=config.mqtt_client_id)
+    feed = ChangeFeed(config.mqtt_host, config.mqtt_port, username=config.mqtt_username,
+                      password=config.mqtt_password, tls=config.mqtt_tls)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -12,8 +12,11 @@ import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
+
+if TYPE_CHECKING:
+    from protocols.mqtt import TlsFiles
 
 DEFAULTS: dict[str, str] = {
     "VAORA_DATABASE_URL": "sqlite:///var/central.db",
@@ -24,6 +27,10 @@ DEFAULTS: dict[str, str] = {
     "VAORA_MQTT_PORT": "1883",
     "VAORA_MQTT_USERNAME": "",
     "VAORA_MQTT_PASSWORD_FILE": "",
+    "VAORA_MQTT_CA_FILE": "",
+    "VAORA_MQTT_CERT_FILE": "",
+    "VAORA_MQTT_KEY_FILE": "",
+    "VAORA_MQTT_CLIENT_ID": "vaora-central-ingest",
     "VAORA_API_TOKEN": "",
     "VAORA_API_TOKEN_FILE": "",
     "VAORA_SIGNING_KEY_FILE": "var/signing-key.pem",
@@ -77,6 +84,20 @@ class CentralConfig:
     sms_modem_port: str = ""
     sms_http_url: str = ""
     pdf_font: Path = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    mqtt_ca_file: Path | None = None
+    mqtt_cert_file: Path | None = None
+    mqtt_key_file: Path | None = None
+    mqtt_client_id: str = "vaora-central-ingest"
+
+    @property
+    def mqtt_tls(self) -> TlsFiles | None:
+        """The TLS files every central MQTT client uses (ingest, change feed, publisher), or None for plain
+        TCP (no ``VAORA_MQTT_CA_FILE``)."""
+        if self.mqtt_ca_file is None:
+            return None
+        from protocols.mqtt import TlsFiles
+
+        return TlsFiles(self.mqtt_ca_file, self.mqtt_cert_file, self.mqtt_key_file)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> CentralConfig:
@@ -163,6 +184,26 @@ class CentralConfig:
         elif sms_backend == "http" and not values["VAORA_SMS_HTTP_URL"].strip().startswith(("http://", "https://")):
             errors["VAORA_SMS_HTTP_URL"] = "must be an http(s) URL when VAORA_SMS_BACKEND=http"
         secret_key = read_secret_file("VAORA_SECRET_KEY_FILE")
+
+        def existing_file(name: str) -> Path | None:
+            raw = values[name].strip()
+            if not raw:
+                return None
+            if not Path(raw).is_file():
+                errors[name] = f"cannot read {raw!r}: no such file"
+            return Path(raw)
+
+        mqtt_ca_file = existing_file("VAORA_MQTT_CA_FILE")
+        mqtt_cert_file = existing_file("VAORA_MQTT_CERT_FILE")
+        mqtt_key_file = existing_file("VAORA_MQTT_KEY_FILE")
+        if mqtt_key_file is not None and mqtt_cert_file is None:
+            errors["VAORA_MQTT_KEY_FILE"] = "needs VAORA_MQTT_CERT_FILE (the certificate of this key)"
+        if (mqtt_cert_file is not None or mqtt_key_file is not None) and mqtt_ca_file is None:
+            errors["VAORA_MQTT_CA_FILE"] = "must be set when a client certificate or key is (TLS needs the CA)"
+        mqtt_client_id = values["VAORA_MQTT_CLIENT_ID"].strip()
+        if not mqtt_client_id or len(mqtt_client_id) > 64 or any(c.isspace() or c in "+#/" for c in mqtt_client_id):
+            errors["VAORA_MQTT_CLIENT_ID"] = (
+                f"must be 1..64 characters without spaces, '+', '#' or '/', got {mqtt_client_id!r}")
         if secret_key is not None and len(secret_key) < MIN_API_TOKEN_LENGTH:
             errors["VAORA_SECRET_KEY_FILE"] = f"the secret key must be at least {MIN_API_TOKEN_LENGTH} characters"
 
@@ -188,6 +229,10 @@ class CentralConfig:
             sms_modem_port=values["VAORA_SMS_MODEM_PORT"].strip(),
             sms_http_url=values["VAORA_SMS_HTTP_URL"].strip(),
             pdf_font=Path(values["VAORA_PDF_FONT"].strip()),
+            mqtt_ca_file=mqtt_ca_file,
+            mqtt_cert_file=mqtt_cert_file,
+            mqtt_key_file=mqtt_key_file,
+            mqtt_client_id=mqtt_client_id or "vaora-central-ingest",
         )
         if errors:
             raise ConfigError(errors)

@@ -17,17 +17,18 @@ import threading
 import time
 from collections.abc import Callable
 
-import paho.mqtt.client as mqtt
 import peewee
 
 from central import models
 from central.core.changes import changes_since
 from central.core.db import database
 from protocols import payloads, topics
+from protocols.mqtt import ClientSettings, TlsFiles, make_client
 
 log = logging.getLogger(__name__)
 
 FEED_NAME = "mqtt"
+DEFAULT_CLIENT_ID = "vaora-central-changefeed"
 
 
 class FeedCursor(models.BaseModel):
@@ -47,7 +48,8 @@ class ChangeFeed:
         *,
         username: str | None = None,
         password: str | None = None,
-        client_id: str = "vaora-central-changefeed",
+        client_id: str = DEFAULT_CLIENT_ID,
+        tls: TlsFiles | None = None,
         poll_s: float = 0.1,
         hole_timeout: float = 2.0,
         monotonic: Callable[[], float] = time.monotonic,
@@ -59,10 +61,9 @@ class ChangeFeed:
         self._thread: threading.Thread | None = None
         self._hole_since: float | None = None
         self.published_seq = 0
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
-        if username:
-            self.client.username_pw_set(username, password)
-        self.client.reconnect_delay_set(1, 30)
+        # A clean session: the feed only publishes, and its durable cursor (not the broker) says what is left.
+        self.client = make_client(ClientSettings(client_id=client_id, username=username, password=password,
+                                                 persistent=False, tls=tls))
         self.client.max_queued_messages_set(0)
         self.host, self.port = host, port
 

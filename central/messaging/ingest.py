@@ -26,15 +26,17 @@ from central.core.db import database
 from central.services.checkins import record_heartbeat, record_status, store_checkins
 from central.services.gate_commands import record_result
 from protocols import payloads, topics
+from protocols.mqtt import ClientSettings, TlsFiles, make_client
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CLIENT_ID = "vaora-central-ingest"
-_MODELS: dict[str, type[payloads.CheckIn | payloads.Heartbeat | payloads.GateStatus | payloads.CommandResult]] = {
-    "checkins": payloads.CheckIn,
-    "heartbeat": payloads.Heartbeat,
-    "status": payloads.GateStatus,
-    "command-results": payloads.CommandResult,
+_MODELS: dict[topics.GateChannel,
+              type[payloads.CheckIn | payloads.Heartbeat | payloads.GateStatus | payloads.CommandResult]] = {
+    topics.GateChannel.CHECKINS: payloads.CheckIn,
+    topics.GateChannel.HEARTBEAT: payloads.Heartbeat,
+    topics.GateChannel.STATUS: payloads.GateStatus,
+    topics.GateChannel.COMMAND_RESULTS: payloads.CommandResult,
 }
 # Acks go out at QoS 0: the gate's outbox re-publishes every check-in until an Ack arrives, so a lost Ack costs
 # one duplicate (answered "duplicate"); QoS 1 would add a PUBACK per Ack and a queue of stale Acks in the broker
@@ -73,6 +75,7 @@ class IngestWorker:
         username: str | None = None,
         password: str | None = None,
         client_id: str = DEFAULT_CLIENT_ID,
+        tls: TlsFiles | None = None,
         clock: Callable[[], datetime] = utc_now,
         keepalive: int = 30,
         batch_size: int = 500,
@@ -87,16 +90,10 @@ class IngestWorker:
         self.keepalive = keepalive
         self.clock = clock
         self.connected = threading.Event()
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            clean_session=False,
-            protocol=mqtt.MQTTv311,
-        )
+        # A persistent session under a stable id: the broker queues gate messages while the worker is away.
+        self.client = make_client(ClientSettings(client_id=client_id, username=username, password=password,
+                                                 persistent=True, tls=tls))
         self.client.max_inflight_messages_set(1000)
-        if username:
-            self.client.username_pw_set(username, password)
-        self.client.reconnect_delay_set(1, 30)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -222,13 +219,17 @@ class IngestWorker:
     def _decode(
         topic: str, raw: bytes
     ) -> tuple[str, payloads.CheckIn | payloads.Heartbeat | payloads.GateStatus | payloads.CommandResult] | None:
-        gate_id = topics.gate_id_from_topic(topic)
-        model = _MODELS.get(topic.rsplit("/", 1)[1]) if gate_id is not None else None
-        if gate_id is None or model is None:
-            log.warning("ingest dropped message on unexpected topic=%s", topic)
+        parsed = topics.parse_gate_topic(topic)
+        if parsed is None:
+            log.warning("ingest dropped message on unexpected topic=%s reason=not a gate topic", topic)
+            return None
+        model = _MODELS.get(parsed.channel)
+        if model is None:
+            log.warning("ingest dropped message on unexpected topic=%s reason=channel %s is not for central",
+                        topic, parsed.channel.value)
             return None
         try:
-            return gate_id, payloads.decode(model, raw)
+            return parsed.gate_id, payloads.decode(model, raw)
         except payloads.PayloadError as exc:
             log.warning("ingest dropped bad payload topic=%s reason=%s detail=%s", topic, exc.reason, exc.detail)
             return None

@@ -1,23 +1,29 @@
 """The web process's one MQTT link: a process-wide paho client that publishes gate commands.
 
 :func:`get_publisher` returns a lazily connected :class:`MqttPublisher` for the app's (or a config's) broker
-settings (``VAORA_MQTT_HOST`` / ``PORT`` / ``USERNAME`` / ``PASSWORD_FILE``, central's credentials). The client
-runs paho's network thread (``loop_start``) and reconnects on its own (1..30 s backoff). Anything that only
-needs to publish takes a :class:`CommandPublisher`, so tests can inject a recorder instead.
+settings (``VAORA_MQTT_HOST`` / ``PORT`` / ``USERNAME`` / ``PASSWORD_FILE`` / ``CA_FILE`` / ``CERT_FILE`` /
+``KEY_FILE``, central's credentials). The client is built by :func:`protocols.mqtt.make_client` (clean session,
+a per-process id), runs paho's network thread (``loop_start``) and reconnects on its own (1..30 s backoff, with
+jitter). Anything that only needs to publish takes a :class:`CommandPublisher`, so tests can inject a recorder
+instead.
+
+Publishers made by :func:`get_publisher` are stopped by :func:`close_publishers`, which runs at interpreter
+exit (``atexit``) so no paho network thread outlives the process's logging; tests call it in their teardown.
 
 Nothing else in the web process talks MQTT.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
-import os
 import threading
 from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 
 from central.config import CentralConfig
+from protocols.mqtt import ClientSettings, TlsFiles, make_client, process_client_id
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +48,7 @@ class MqttPublisher:
     """A paho client connected in the background with central's credentials; thread-safe ``publish``."""
 
     def __init__(self, host: str, port: int, username: str | None = None, password: str | None = None,
-                 *, client_id: str | None = None, keepalive: int = 30,
+                 *, client_id: str | None = None, tls: TlsFiles | None = None, keepalive: int = 30,
                  connect_wait_s: float = CONNECT_WAIT_S) -> None:
         self.host = host
         self.port = port
@@ -51,12 +57,9 @@ class MqttPublisher:
         self._started = False
         self._lock = threading.Lock()
         # A clean session with a per-process id: the web process only publishes, it has nothing to resume.
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                  client_id=client_id or f"vaora-central-web-{os.getpid()}",
-                                  clean_session=True, protocol=mqtt.MQTTv311)
-        if username:
-            self.client.username_pw_set(username, password)
-        self.client.reconnect_delay_set(1, 30)
+        self.client = make_client(ClientSettings(client_id=client_id or process_client_id("central-web"),
+                                                 username=username, password=password, persistent=False,
+                                                 tls=tls))
         self.keepalive = keepalive
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -120,7 +123,7 @@ class MqttPublisher:
         log.info("web mqtt disconnected reason=%s", reason_code)
 
 
-_publishers: dict[tuple[str, int, str | None], MqttPublisher] = {}
+_publishers: dict[tuple[str, int, str | None, TlsFiles | None], MqttPublisher] = {}
 _publishers_lock = threading.Lock()
 
 
@@ -147,12 +150,12 @@ def get_publisher(app_or_config: Any = None) -> CommandPublisher:
     if extensions is not None and extensions.get("vaora_publisher") is not None:
         return extensions["vaora_publisher"]
     config = _config_of(app_or_config)
-    key = (config.mqtt_host, config.mqtt_port, config.mqtt_username)
+    key = (config.mqtt_host, config.mqtt_port, config.mqtt_username, config.mqtt_tls)
     with _publishers_lock:
         publisher = _publishers.get(key)
         if publisher is None:
             publisher = MqttPublisher(config.mqtt_host, config.mqtt_port, config.mqtt_username,
-                                      config.mqtt_password)
+                                      config.mqtt_password, tls=config.mqtt_tls)
             _publishers[key] = publisher
     publisher.start()
     return publisher
@@ -168,3 +171,6 @@ def close_publishers() -> None:
             publisher.stop()
         except Exception:
             log.exception("closing an mqtt publisher failed")
+
+
+atexit.register(close_publishers)

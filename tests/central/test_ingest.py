@@ -222,3 +222,31 @@ def test_ack_messages_one_ack_alone_more_in_batches_under_the_payload_limit() ->
     assert [len(decode(AckBatch, raw).acks) for raw in batches] == [MAX_ACKS_PER_BATCH, 1]
     assert all(len(raw) <= MAX_PAYLOAD_BYTES for raw in batches)
     assert [ack for raw in batches for ack in decode_acks(raw)] == acks
+
+
+@pytest.mark.parametrize(
+    ("topic", "reason"),
+    [
+        ("vaora/v1/gates/g1/acks", "channel acks is not for central"),
+        ("vaora/v1/gates/g1/commands", "channel commands is not for central"),
+        ("vaora/v1/gates/g1/nonsense", "not a gate topic"),
+        ("vaora/v1/gates/G 1/checkins", "not a gate topic"),
+        ("vaora/v2/gates/g1/checkins", "not a gate topic"),
+        ("vaora/v1/gates/g1/checkins/extra", "not a gate topic"),
+    ],
+)
+def test_messages_on_other_topics_are_dropped_with_a_reason(
+    topic: str, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ingest dispatches on ``parse_gate_topic(...).channel``; anything else is logged and dropped."""
+    published: list[tuple[str, bytes]] = []
+
+    class Recorder:
+        def publish(self, topic: str, payload: bytes, qos: int = 0) -> None:
+            published.append((topic, payload))
+
+    worker = IngestWorker("127.0.0.1", 1)  # never started
+    caplog.set_level(logging.WARNING, logger="central.messaging.ingest")
+    worker.handle(Recorder(), topic, encode(_checkin()))  # type: ignore[arg-type]
+    assert f"ingest dropped message on unexpected topic={topic} reason={reason}" in caplog.text
+    assert published == []
