@@ -33,8 +33,9 @@ import paho.mqtt.client as mqtt
 
 from benchmarks._gate_fixture import build_world, header, median, percentile
 from central.core.changes import append_change
-from central.core.db import create_tables, database, open_database
+from central.core.db import database, open_database
 from central.messaging.changefeed import ChangeFeed
+from central.schema import create_tables
 from devtools.broker import LocalBroker
 from gate.follow import ChangeFollower
 from gate.store import GateStore

@@ -34,8 +34,12 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from central import models  # noqa: E402
-from central.core.db import create_tables, database, open_database  # noqa: E402
+from central.core.db import database, open_database  # noqa: E402
+from central.gates.models import CheckIn, Gate  # noqa: E402
+from central.invitations.models import Invitation, Organisation  # noqa: E402
+from central.meetings.models import Meeting  # noqa: E402
+from central.registration.models import Delegate  # noqa: E402
+from central.schema import create_tables  # noqa: E402
 from devtools.broker import LocalBroker  # noqa: E402
 from devtools.ports import free_port  # noqa: E402
 from protocols import payloads, topics  # noqa: E402
@@ -51,21 +55,21 @@ def seed(database_path: Path, gates: int, delegates: int) -> tuple[int, list[int
     create_tables()
     now = datetime.now(UTC)
     with database.connection_context():
-        meeting = models.Meeting.create(title="Hội nghị đo hiệu năng", starts_at=now + timedelta(minutes=30),
+        meeting = Meeting.create(title="Hội nghị đo hiệu năng", starts_at=now + timedelta(minutes=30),
                                         ends_at=now + timedelta(hours=3), venue="Hội trường A", site_id="hq",
                                         created_at=now)
-        org = models.Organisation.create(name="Sở Tài chính")
-        invitation = models.Invitation.create(meeting=meeting, organisation=org, number="1/TM-UBND", year=now.year,
+        org = Organisation.create(name="Sở Tài chính")
+        invitation = Invitation.create(meeting=meeting, organisation=org, number="1/TM-UBND", year=now.year,
                                               seq=1, created_at=now)
         people = []
         for n in range(delegates):
             code = uuid.uuid4().hex
-            people.append(models.Delegate.create(
+            people.append(Delegate.create(
                 invitation=invitation, meeting=meeting, name=f"Đại biểu số {n + 1}", email=f"db{n}@example.vn",
                 code=code, credential=code, valid_from=now - timedelta(hours=1), valid_until=now + timedelta(hours=3),
                 created_at=now).id)
         for n in range(gates):
-            models.Gate.create(gate_id=f"bench-g{n:02d}", site_id="hq", name=f"Cổng {n}", token_hash="x" * 64)
+            Gate.create(gate_id=f"bench-g{n:02d}", site_id="hq", name=f"Cổng {n}", token_hash="x" * 64)
     database.close()
     return meeting.id, people
 
@@ -205,7 +209,7 @@ def run(args: argparse.Namespace) -> dict:
         missing = sum(1 for c in clients for k in published if k not in c.received)
         open_database(f"sqlite:///{database_path}")
         with database.connection_context():
-            stored = models.CheckIn.select().count()
+            stored = CheckIn.select().count()
         for gate in gates:
             gate.loop_stop()
             gate.disconnect()

@@ -30,9 +30,10 @@ import paho.mqtt.client as mqtt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from central import models
-from central.core.db import create_tables, database, open_database
+from central.core.db import database, open_database
+from central.gates.models import CheckIn, Gate
 from central.messaging.ingest import IngestWorker
+from central.schema import create_tables
 from devtools.broker import LocalBroker
 from protocols import payloads, topics
 
@@ -103,7 +104,7 @@ def run(kind: str, total: int, gates: int, mode: str = "live") -> dict:
             gate_ids = [f"bench-{i}" for i in range(gates)]
             with database.connection_context():
                 for gate_id in gate_ids:
-                    models.Gate.create(gate_id=gate_id, name=gate_id, site_id="hq", direction="in", token_hash="x")
+                    Gate.create(gate_id=gate_id, name=gate_id, site_id="hq", direction="in", token_hash="x")
             broker: LocalBroker = shipped_broker(directory / "broker", "max_inflight_messages 1000",
                                                  max_queued_messages=total * 2)
             acks = 0
@@ -147,7 +148,7 @@ def run(kind: str, total: int, gates: int, mode: str = "live") -> dict:
             stored = 0
             with database.connection_context():
                 while time.perf_counter() - started < 600:
-                    stored = models.CheckIn.select().count()
+                    stored = CheckIn.select().count()
                     if stored >= expected:
                         break
                     time.sleep(0.05)
@@ -158,7 +159,7 @@ def run(kind: str, total: int, gates: int, mode: str = "live") -> dict:
             for proc in procs:
                 proc.join(60)
             with database.connection_context():
-                distinct = models.CheckIn.select(models.CheckIn.checkin_id).distinct().count()
+                distinct = CheckIn.select(CheckIn.checkin_id).distinct().count()
             worker.stop()
             listener.loop_stop()
             listener.disconnect()

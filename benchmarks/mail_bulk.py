@@ -20,13 +20,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from central import models
-from central.core.db import create_tables, database, open_database, write_transaction
-from central.mailqueue.models import MailJob
-from central.mailqueue.queue import enqueue_delegate_code, new_batch
-from central.mailqueue.worker import MailWorker, PooledSmtpSender
-from central.notify.mail import SmtpMailSender
-from central.services.delegates import register_delegate
+from central.core.db import database, open_database, write_transaction
+from central.invitations.models import Invitation, Organisation
+from central.meetings.models import Meeting
+from central.outbound.mail import SmtpMailSender
+from central.outbound.models import MailJob
+from central.outbound.queue import enqueue_delegate_code, new_batch
+from central.outbound.worker import MailWorker, PooledSmtpSender
+from central.registration.delegates import register_delegate
+from central.registration.models import Delegate
+from central.schema import create_tables
 from devtools.mailcatcher import MailCatcher
 
 MAIL_FROM = "vanphong@ubnd.example.vn"
@@ -49,10 +52,10 @@ class Result:
         return self.mails / self.total_s
 
 
-def seed(count: int) -> list[models.Delegate]:
+def seed(count: int) -> list[Delegate]:
     """One meeting, one invitation, ``count`` delegates with codes (not timed)."""
     now = datetime.now(UTC)
-    meeting = models.Meeting.create(
+    meeting = Meeting.create(
         title="Hội nghị tổng kết công tác năm 2025 và triển khai nhiệm vụ năm 2026",
         starts_at=now + timedelta(days=2),
         ends_at=now + timedelta(days=2, hours=4),
@@ -60,8 +63,8 @@ def seed(count: int) -> list[models.Delegate]:
         site_id="hq",
         created_at=now,
     )
-    organisation = models.Organisation.create(name="Sở Kế hoạch và Đầu tư")
-    invitation = models.Invitation.create(
+    organisation = Organisation.create(name="Sở Kế hoạch và Đầu tư")
+    invitation = Invitation.create(
         meeting=meeting,
         organisation=organisation,
         number="125/TM-UBND",
@@ -89,7 +92,7 @@ def seed(count: int) -> list[models.Delegate]:
     ]
 
 
-def run_variant(name: str, delegates: list[models.Delegate], mail: MailCatcher, senders: list) -> Result:
+def run_variant(name: str, delegates: list[Delegate], mail: MailCatcher, senders: list) -> Result:
     """Enqueue every delegate's mail, run ``len(senders)`` workers until all arrived; return the figures."""
     mail.clear()
     stop = threading.Event()

@@ -2,7 +2,7 @@
 
 The snapshot is central's response recorded to a file: ``protocols.payloads.encode_snapshot_stream`` is what
 central's ``GET /api/v1/gates/{gate}/snapshot`` streams when a gate asks for ``application/x-ndjson``
-(``central.services.snapshot.stream_snapshot``), and ``encode`` gives the one-document JSON form. A stand-in
+(``central.gates.snapshot.stream_snapshot``), and ``encode`` gives the one-document JSON form. A stand-in
 central serves the recording from disk, checks the gate's bearer token and, like central, picks the form from
 the ``Accept`` header. Each load runs in a fresh process (this script with ``--child``) that first imports
 ``gate.app`` as a gate process has, then does what ``Gate.refresh_snapshot`` does: ``fetch_snapshot`` and

@@ -14,12 +14,13 @@ from central.api.helpers import ApiError, service_error_response
 from central.auth import init_auth
 from central.config import CentralConfig
 from central.core.context import CentralContext, sms_sender_from_config, utc_now
-from central.core.db import create_tables, database, open_database
+from central.core.db import database, open_database
 from central.core.errors import ServiceError
-from central.notify.mail import MailSender, SmtpMailSender
-from central.notify.sms import SmsSender
-from central.web import csrf, html_error_page, init_web
-from central.web.blueprints import register_web_blueprints
+from central.features import register_features
+from central.outbound.mail import MailSender, SmtpMailSender
+from central.outbound.sms import SmsSender
+from central.schema import create_tables
+from central.web import html_error_page, init_web
 from protocols.payloads import MAX_PAYLOAD_BYTES
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def create_app(
     )
     init_web(app)
     init_auth(app)
-    from central.mailqueue import init_app as init_mail_queue
+    from central.outbound.jobs import init_app as init_mail_queue
 
     init_mail_queue(app, config)  # VAORA_MAIL_QUEUE / VAORA_MAIL_WORKER; replaces the context's mail sender
 
@@ -82,14 +83,7 @@ def create_app(
         if not database.is_closed():
             database.close()
 
-    from central.api import bp as api_bp
-
-    app.register_blueprint(api_bp)
-    csrf.exempt(api_bp)  # the API checks CSRF itself for session-authenticated calls (central.auth)
-    register_web_blueprints(app)
-    from central.registration import init_registration
-
-    init_registration(app)
+    register_features(app)
     _register_error_handlers(app)
     return app
 

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from central.config import CentralConfig, ConfigError
-from central.core.db import create_tables, database, open_database
+from central.core.db import database, open_database
 from central.core.errors import ServiceError
+from central.schema import create_tables
 from protocols.logs import configure_logging
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _add_gate(args: argparse.Namespace) -> int:
-    from central.services.gates import register_gate
+    from central.gates.registry import register_gate
 
     data = {"gate_id": args.gate_id, "site_id": args.site, "name": args.name, "direction": args.direction}
     try:
@@ -117,11 +118,11 @@ def _ingest(config: CentralConfig) -> int:
 
 
 def _broker_config(directory: Path) -> int:
-    from central import models
+    from central.gates.models import Gate
     from central.messaging.broker_auth import GateAccount, provision
 
     with database.connection_context():
-        gates = [GateAccount(gate.gate_id, gate.site_id) for gate in models.Gate.select().order_by(models.Gate.gate_id)]
+        gates = [GateAccount(gate.gate_id, gate.site_id) for gate in Gate.select().order_by(Gate.gate_id)]
     credentials = provision(directory, gates)
     print(f"wrote {directory / 'passwd'} and {directory / 'acl'} for {len(gates)} gate(s) and central")
     print(f"passwords (give each gate its own, as mqtt.password_file): {directory / 'secrets'}/<user>.password")
@@ -131,8 +132,8 @@ def _broker_config(directory: Path) -> int:
 
 def _create_admin(args: argparse.Namespace) -> int:
     from central.auth.roles import ADMINISTRATOR
+    from central.auth.users import create_user
     from central.core.context import utc_now
-    from central.services.users import create_user
 
     try:
         if args.password_file is not None:
@@ -155,8 +156,8 @@ def _create_admin(args: argparse.Namespace) -> int:
 
 def _deliver(config: CentralConfig, *, once: bool, interval: float) -> int:
     from central.core.context import sms_sender_from_config, utc_now
-    from central.notify.mail import SmtpMailSender
-    from central.services.deliveries import Channels, deliver_due, run_worker
+    from central.invitations.deliveries import Channels, deliver_due, run_worker
+    from central.outbound.mail import SmtpMailSender
 
     channels = Channels(
         mail_sender=SmtpMailSender(config.smtp_host, config.smtp_port),

@@ -3,6 +3,10 @@
 - ``protocols`` imports neither ``gate`` nor ``central`` nor ``devtools``;
 - ``gate`` imports neither ``central``, ``devtools``, peewee nor Flask;
 - ``central.core`` imports no feature of central, nor ``central.messaging`` or ``central.web``;
+- ``central.outbound`` (mail, SMS, the job queue, tickets) imports no feature's pages or API;
+- a feature of central does not reach into another feature's internals: its pages (``views``), JSON API
+  (``api``) or forms (``forms``); it may call another feature's models and services;
+- ``central/services/`` and ``central/api/staff.py`` are gone: each feature owns its services and API;
 - no runtime package (``protocols``, ``gate``, ``central``) imports ``devtools`` or ``tests``.
 """
 
@@ -46,9 +50,21 @@ def offending(package: str, forbidden: tuple[str, ...]) -> list[str]:
             if any(module == name or module.startswith(name + ".") for name in forbidden)]
 
 
-SHARED_WITH_CORE = {"core", "notify", "mailqueue", "outbound"}
-"""Packages core may use: itself, and the outbound side (mail and SMS senders, the mail queue's table), which
-the application context wires up and the database binds."""
+SHARED_WITH_CORE = {"core", "outbound"}
+"""Packages core may use: itself, and the outbound side (mail and SMS senders), which the application context
+wires up."""
+
+SHARED = {"core", "messaging", "outbound", "web", "api"}
+"""central's shared packages; every other subpackage is a feature."""
+
+INTERNALS = ("views", "api", "forms")
+"""A feature's modules that no other feature imports."""
+
+
+def features() -> list[str]:
+    """The names of central's features (``meetings``, ``desk``, ...)."""
+    return sorted(path.name for path in (REPO / "central").iterdir()
+                  if (path / "__init__.py").exists() and path.name not in SHARED)
 
 
 def central_features() -> tuple[str, ...]:
@@ -83,3 +99,21 @@ def test_the_checker_sees_relative_and_absolute_imports(tmp_path: Path, monkeypa
         "pkg/sub/__init__.py:1 pkg.sub.leaf", "pkg/sub/leaf.py:1 flask", "pkg/sub/leaf.py:2 pkg.other",
         "pkg/sub/leaf.py:2 pkg.other.thing",
     ]
+
+
+def test_central_is_one_folder_per_feature() -> None:
+    assert features() == ["admin", "attendance", "auth", "desk", "gates", "invitations", "meetings", "registration"]
+    assert not (REPO / "central/services").exists() and not (REPO / "central/api/staff.py").exists()
+    for feature in features():
+        assert (REPO / "central" / feature / "views.py").exists() or feature == "auth", feature
+
+
+@pytest.mark.parametrize("feature", features())
+def test_no_feature_imports_another_features_internals(feature: str) -> None:
+    others = tuple(f"central.{other}.{part}" for other in features() if other != feature for part in INTERNALS)
+    assert offending(f"central/{feature}", others) == []
+
+
+def test_outbound_imports_no_features_pages() -> None:
+    pages = tuple(f"central.{feature}.{part}" for feature in features() for part in INTERNALS)
+    assert offending("central/outbound", pages) == []

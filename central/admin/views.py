@@ -5,19 +5,22 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 
-from central import models
-from central.admin import bp
 from central.admin.forms import OrganisationForm, UserForm, VenueForm
-from central.auth import admin_required, current_actor
+from central.auth import admin_required, current_actor, users
+from central.auth.models import User
 from central.auth.roles import ROLE_LABELS_VI, ROLES
 from central.core import audit
 from central.core.errors import InvalidInputError, ServiceError
-from central.services import organisations, users, venues
+from central.core.models import AuditEntry
+from central.invitations import organisations
+from central.meetings import venues
 from central.web import apply_field_errors, clock_now, service_error_message
+
+bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
 
 
 def _render_form(form: FlaskForm, title: str, back: str, status: int) -> Any:
@@ -47,7 +50,7 @@ def users_page() -> Any:
             return redirect(url_for("admin.users"))
     if request.method == "POST":
         status = 400
-    rows = models.User.select().order_by(models.User.username)
+    rows = User.select().order_by(User.username)
     return render_template("admin/users.html", form=form, users=rows), status
 
 
@@ -173,7 +176,7 @@ def audit_log() -> Any:
         except ValueError:
             error = _("Ngày không hợp lệ, dùng dạng YYYY-MM-DD")
     entries = [] if error else audit.search(actor=actor, action=action, day=day)
-    actors = sorted({row.actor for row in models.AuditEntry.select(models.AuditEntry.actor).distinct()})
+    actors = sorted({row.actor for row in AuditEntry.select(AuditEntry.actor).distinct()})
     return render_template(
         "admin/audit.html", entries=entries, actor=actor, action=action, day=raw_day, error=error,
         actions=audit.known_actions(), actors=actors,

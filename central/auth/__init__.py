@@ -21,12 +21,12 @@ from flask import Blueprint, Flask, current_app, flash, g, jsonify, redirect, re
 from flask_babel import gettext
 from flask_login import LoginManager, current_user, logout_user
 
-from central import models
+from central.auth.models import User
 from central.auth.roles import ADMINISTRATOR, ORGANISER, ROLES, role_allows
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-bp = Blueprint("auth", __name__)
+bp = Blueprint("auth", __name__, template_folder="templates")
 login_manager = LoginManager()
 
 INTEGRATION = "api-token"
@@ -62,7 +62,7 @@ class Identity:
         return role_allows(self.role, roles)
 
 
-def identity_of(user: models.User) -> Identity:
+def identity_of(user: User) -> Identity:
     """Return the identity of a stored user."""
     return Identity(
         username=user.username,
@@ -80,7 +80,7 @@ INTEGRATION_IDENTITY = Identity(username=INTEGRATION, role=ORGANISER, full_name=
 def _load_user(user_id: str) -> Identity | None:
     if not user_id.isdigit():
         return None
-    user = models.User.get_or_none(models.User.id == int(user_id))
+    user = User.get_or_none(User.id == int(user_id))
     if user is None or not user.active or user.role not in ROLES:
         return None
     return identity_of(user)

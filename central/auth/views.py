@@ -13,9 +13,8 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from central.auth import SESSION_SEEN_KEY, bp, current_actor, identity_of
+from central.auth import SESSION_SEEN_KEY, bp, current_actor, identity_of, users
 from central.core.audit import audit
-from central.services import users
 from central.web import clock_now
 
 

@@ -12,17 +12,17 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from central import models
+from central.core.models import AuditEntry
 
 LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 MAX_PAGE = 200
 
 
 def audit(actor: str, action: str, target: str, details: Mapping[str, Any] | None = None, *,
-          now: datetime) -> models.AuditEntry:
+          now: datetime) -> AuditEntry:
     """Append one audit entry: ``actor`` (username or ``api-token``), ``action`` (e.g. ``meeting.create``),
     ``target`` (e.g. ``meeting:12``) and JSON-able ``details``."""
-    return models.AuditEntry.create(
+    return AuditEntry.create(
         at=now,
         actor=actor[:64],
         action=action[:64],
@@ -33,28 +33,28 @@ def audit(actor: str, action: str, target: str, details: Mapping[str, Any] | Non
 
 def search(
     *, actor: str | None = None, action: str | None = None, day: date | None = None, limit: int = MAX_PAGE
-) -> list[models.AuditEntry]:
+) -> list[AuditEntry]:
     """Return the newest entries matching every given filter (``day`` is a Vietnam-time calendar day)."""
-    query = models.AuditEntry.select().order_by(models.AuditEntry.at.desc(), models.AuditEntry.id.desc())
+    query = AuditEntry.select().order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
     if actor:
-        query = query.where(models.AuditEntry.actor == actor)
+        query = query.where(AuditEntry.actor == actor)
     if action:
-        query = query.where(models.AuditEntry.action == action)
+        query = query.where(AuditEntry.action == action)
     if day is not None:
         start = datetime.combine(day, time(0), tzinfo=LOCAL_TZ)
         query = query.where(
-            (models.AuditEntry.at >= start) & (models.AuditEntry.at < start + timedelta(days=1))
+            (AuditEntry.at >= start) & (AuditEntry.at < start + timedelta(days=1))
         )
     return list(query.limit(max(1, min(limit, MAX_PAGE))))
 
 
 def known_actions() -> list[str]:
     """Return every action that appears in the log, sorted (for the filter's choices)."""
-    rows = models.AuditEntry.select(models.AuditEntry.action).distinct()
+    rows = AuditEntry.select(AuditEntry.action).distinct()
     return sorted(row.action for row in rows)
 
 
-def entry_to_dict(entry: models.AuditEntry) -> dict[str, Any]:
+def entry_to_dict(entry: AuditEntry) -> dict[str, Any]:
     """Return the JSON form of an entry."""
     return {
         "id": entry.id,

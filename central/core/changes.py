@@ -14,7 +14,7 @@ from datetime import datetime
 import peewee
 from pydantic import TypeAdapter
 
-from central import models
+from central.core.models import Change
 from protocols import payloads
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def append_change(body: payloads.ChangeBody, now: datetime) -> payloads.Change:
 
     Call inside the transaction that made the change, so the change exists exactly when the data does.
     """
-    row = models.Change.create(at=now, kind=body.kind, body=body.model_dump_json())
+    row = Change.create(at=now, kind=body.kind, body=body.model_dump_json())
     change = payloads.Change(seq=row.seq, at=now, body=body)
     for listener in listeners:
         try:
@@ -42,15 +42,15 @@ def append_change(body: payloads.ChangeBody, now: datetime) -> payloads.Change:
 
 def last_seq() -> int:
     """Return the sequence number of the latest change (0 when there is none)."""
-    return models.Change.select(peewee.fn.MAX(models.Change.seq)).scalar() or 0
+    return Change.select(peewee.fn.MAX(Change.seq)).scalar() or 0
 
 
 def changes_since(seq: int, limit: int = 1000) -> list[payloads.Change]:
     """Return the stored changes after ``seq``, oldest first."""
     rows = (
-        models.Change.select()
-        .where(models.Change.seq > seq)
-        .order_by(models.Change.seq)
+        Change.select()
+        .where(Change.seq > seq)
+        .order_by(Change.seq)
         .limit(limit)
     )
     return [

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 from central.config import CentralConfig
 from central.core.keys import ActiveKey, register_signing_key
-from central.notify.mail import MailSender
-from central.notify.sms import GsmModemSender, HttpGatewaySender, LogSender, SmsSender
-from central.signing import load_or_create_signing_key
+from central.core.signing import load_or_create_signing_key
+from central.outbound.mail import MailSender
+from central.outbound.sms import GsmModemSender, HttpGatewaySender, LogSender, SmsSender
 
 
 def utc_now() -> datetime:

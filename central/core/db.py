@@ -53,12 +53,3 @@ def write_transaction() -> peewee._atomic:
     if isinstance(database.obj, peewee.SqliteDatabase):
         return database.atomic(lock_type="IMMEDIATE")
     return database.atomic()
-
-
-def create_tables() -> None:
-    """Create every central table that does not exist yet (idempotent)."""
-    from central.mailqueue.models import MailJob
-    from central.models import ALL_MODELS, GateCommand, Walkin
-
-    with database.connection_context():
-        database.create_tables([*ALL_MODELS, MailJob, Walkin, GateCommand], safe=True)

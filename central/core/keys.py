@@ -9,9 +9,9 @@ from datetime import datetime
 import peewee
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from central import models
 from central.core.changes import append_change
 from central.core.db import write_transaction
+from central.core.models import SigningKey
 from protocols import payloads
 from protocols.codes import public_key_to_text
 
@@ -35,28 +35,28 @@ def register_signing_key(private_key: Ed25519PrivateKey, now: datetime) -> Activ
     """
     public_text = public_key_to_text(private_key.public_key())
     with write_transaction():
-        row = models.SigningKey.get_or_none(models.SigningKey.public_key == public_text)
+        row = SigningKey.get_or_none(SigningKey.public_key == public_text)
         if row is None:
-            last = models.SigningKey.select(peewee.fn.MAX(models.SigningKey.key_id)).scalar() or 0
+            last = SigningKey.select(peewee.fn.MAX(SigningKey.key_id)).scalar() or 0
             if last >= MAX_KEY_ID:
                 raise RuntimeError("no key id left")
-            row = models.SigningKey.create(
+            row = SigningKey.create(
                 key_id=last + 1, public_key=public_text, active=True, created_at=now
             )
             append_change(payloads.KeyAdd(key=key_entry(row)), now)
             log.info("signing key registered key_id=%s", row.key_id)
-        models.SigningKey.update(active=False).where(models.SigningKey.id != row.id).execute()
+        SigningKey.update(active=False).where(SigningKey.id != row.id).execute()
         if not row.active:
             row.active = True
             row.save()
     return ActiveKey(key_id=row.key_id, private_key=private_key)
 
 
-def key_entry(row: models.SigningKey) -> payloads.KeyEntry:
+def key_entry(row: SigningKey) -> payloads.KeyEntry:
     """Return what a gate knows of a signing key."""
     return payloads.KeyEntry(key_id=row.key_id, public_key=row.public_key, revoked=row.revoked_at is not None)
 
 
 def trusted_keys() -> list[payloads.KeyEntry]:
     """Return every registered key (revoked ones flagged), oldest first."""
-    return [key_entry(row) for row in models.SigningKey.select().order_by(models.SigningKey.key_id)]
+    return [key_entry(row) for row in SigningKey.select().order_by(SigningKey.key_id)]

@@ -13,24 +13,33 @@ import logging
 from typing import Any
 
 import segno
-from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
 
-from central import models
 from central.auth import current_actor, roles_required
 from central.auth.roles import GUARD
 from central.core import audit as audit_log
 from central.core.errors import ServiceError
 from central.core.states import CommandState, WalkinState
-from central.desk import bp
+from central.desk import walkins
 from central.desk.cccd import CccdError, CccdRecord, parse_cccd
-from central.services import walkins
+from central.desk.models import Walkin
+from central.gates.models import Gate
+from central.invitations.models import Invitation
+from central.meetings.models import Meeting
+from central.registration.models import Delegate
 from central.web import clock_now, ctx, select_locale, service_error_message
 from protocols.codes import Scheme, format_compact
 from protocols.reasons import describe
+
+bp = Blueprint(
+    "desk", __name__, url_prefix="/ban-tiep-don", template_folder="templates",
+    static_folder="static", static_url_path="/static",
+)
+
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +74,7 @@ def _secret() -> str:
     return str(current_app.secret_key)
 
 
-def _meeting_choices(form: RegisterForm, meetings: list[models.Meeting]) -> None:
+def _meeting_choices(form: RegisterForm, meetings: list[Meeting]) -> None:
     form.meeting_id.choices = [(0, _("— Chọn cuộc họp —"))] + [
         (m.id, f"{m.title} ({m.starts_at.astimezone(walkins.LOCAL_TZ):%H:%M})") for m in meetings
     ]
@@ -79,35 +88,35 @@ def _parse(text: str) -> CccdRecord:
     return parse_cccd(text, today=_now().astimezone(walkins.LOCAL_TZ).date())
 
 
-def _resolve_invitation(text: str, meeting_id: int) -> models.Invitation | None:
+def _resolve_invitation(text: str, meeting_id: int) -> Invitation | None:
     """The invitation of ``meeting_id`` with this exact number, or the only one whose organisation matches."""
     text = (text or "").strip()
     if not text or len(text) > MAX_QUERY:
         return None
-    exact = models.Invitation.get_or_none((models.Invitation.number == text)
-                                          & (models.Invitation.meeting == meeting_id))
+    exact = Invitation.get_or_none((Invitation.number == text)
+                                          & (Invitation.meeting == meeting_id))
     if exact is not None:
         return exact
-    exact_elsewhere = (models.Invitation.select().where(models.Invitation.number == text)
-                       .order_by(models.Invitation.id.desc()).first())
+    exact_elsewhere = (Invitation.select().where(Invitation.number == text)
+                       .order_by(Invitation.id.desc()).first())
     if exact_elsewhere is not None:
         return exact_elsewhere  # the service refuses it with "other meeting"
     found = walkins.find_invitations(text, _now(), meeting_id=meeting_id)
     return found[0] if len(found) == 1 else None
 
 
-def _gates_for(meetings: list[models.Meeting]) -> list[models.Gate]:
+def _gates_for(meetings: list[Meeting]) -> list[Gate]:
     sites = {m.site_id for m in meetings}
     if not sites:
         return []
-    return list(models.Gate.select().where(models.Gate.site_id.in_(list(sites))).order_by(models.Gate.gate_id))
+    return list(Gate.select().where(Gate.site_id.in_(list(sites))).order_by(Gate.gate_id))
 
 
-def _today_walkins(now: Any) -> list[models.Walkin]:
+def _today_walkins(now: Any) -> list[Walkin]:
     return walkins.today(now)
 
 
-def _version(rows: list[models.Walkin]) -> str:
+def _version(rows: list[Walkin]) -> str:
     text = ";".join(f"{w.id}:{w.status}:{w.delegate_id or ''}" for w in rows)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -120,7 +129,7 @@ def _rows_context(now: Any) -> dict[str, Any]:
             "lang": select_locale()}
 
 
-def _render(form: RegisterForm, meetings: list[models.Meeting], status: int = 200, **extra: Any) -> Any:
+def _render(form: RegisterForm, meetings: list[Meeting], status: int = 200, **extra: Any) -> Any:
     now = _now()
     return render_template("desk/index.html", form=form, meetings=meetings,
                            policies={m.id: m.walkin_policy for m in meetings}, **_rows_context(now), **extra), status
@@ -231,14 +240,14 @@ def rows_fragment() -> Any:
     return render_template("desk/_rows.html", **_rows_context(_now()))
 
 
-def _walkin_or_404(walkin_id: int) -> models.Walkin:
-    walkin = models.Walkin.get_or_none(models.Walkin.id == walkin_id)
+def _walkin_or_404(walkin_id: int) -> Walkin:
+    walkin = Walkin.get_or_none(Walkin.id == walkin_id)
     if walkin is None:
         abort(404)
     return walkin
 
 
-def _ensure_admitted(walkin: models.Walkin) -> models.Walkin:
+def _ensure_admitted(walkin: Walkin) -> Walkin:
     """Admit an approved walk-in (issuing the one-day code); an admitted one is returned as is."""
     if walkin.status == WalkinState.ADMITTED:
         return walkin
@@ -261,7 +270,7 @@ def admit(walkin_id: int) -> Any:
     return redirect(url_for("desk.code", walkin_id=walkin.id), 303)
 
 
-def _admitted_or_404(walkin_id: int) -> tuple[models.Walkin, models.Delegate]:
+def _admitted_or_404(walkin_id: int) -> tuple[Walkin, Delegate]:
     walkin = _walkin_or_404(walkin_id)
     if walkin.status != WalkinState.ADMITTED or walkin.delegate is None:
         abort(404)
@@ -284,7 +293,7 @@ def code(walkin_id: int) -> Any:
 @roles_required(GUARD)
 def ticket_pdf(walkin_id: int) -> Any:
     """The one-day code as the printable PDF ticket (the same ticket delegates receive)."""
-    from central.tickets.pdf import TicketData, render_ticket_pdf
+    from central.outbound.tickets.pdf import TicketData, render_ticket_pdf
 
     walkin, delegate = _admitted_or_404(walkin_id)
     meeting = walkin.meeting
@@ -326,8 +335,8 @@ def open_gate(walkin_id: int) -> Any:
     wants_json = request.accept_mimetypes.best == "application/json"
     if not form.validate_on_submit():
         abort(400)
-    gate = models.Gate.get_or_none((models.Gate.gate_id == (form.gate_id.data or ""))
-                                   & (models.Gate.site_id == walkin.meeting.site_id))
+    gate = Gate.get_or_none((Gate.gate_id == (form.gate_id.data or ""))
+                                   & (Gate.site_id == walkin.meeting.site_id))
     if gate is None:
         return _gate_reply(walkin, CommandState.FAILED, "", _("Chọn một cổng của địa điểm họp"), wants_json, 400)
     try:
@@ -337,7 +346,7 @@ def open_gate(walkin_id: int) -> Any:
     timeout = float(current_app.config.get("DESK_GATE_TIMEOUT", GATE_TIMEOUT_S))
     detail = ""
     try:
-        from central.services import gate_commands
+        from central.gates import commands as gate_commands
     except ImportError:
         return _gate_reply(walkin, "unavailable", gate.gate_id, "", wants_json, 503)
     actor = current_actor()
@@ -360,7 +369,7 @@ def open_gate(walkin_id: int) -> Any:
     return _gate_reply(walkin, outcome, gate.gate_id, detail, wants_json, 200)
 
 
-def _gate_reply(walkin: models.Walkin, outcome: str, gate_id: str, detail: str, wants_json: bool,
+def _gate_reply(walkin: Walkin, outcome: str, gate_id: str, detail: str, wants_json: bool,
                 status: int) -> Any:
     timeout = float(current_app.config.get("DESK_GATE_TIMEOUT", GATE_TIMEOUT_S))
     message = _(GATE_MESSAGES.get(outcome, GATE_MESSAGES[CommandState.FAILED]), gate=gate_id, name=walkin.full_name,

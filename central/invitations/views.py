@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
 
-from central import models
 from central.auth import current_actor, roles_required
 from central.auth.roles import APPROVER, ORGANISER
 from central.core.errors import NotFoundError, ServiceError
-from central.invitations import bp
-from central.services import deliveries, invitations
-from central.web import clock_now, ctx, delivery_channels, service_error_message
+from central.invitations import deliveries
+from central.invitations import services as invitations
+from central.invitations.models import Delivery
+from central.web import clock_now, ctx, service_error_message
 from central.web.forms_util import int_or_raw
 from protocols.reasons import Reason
+
+bp = Blueprint("invitations", __name__, url_prefix="/invitations", template_folder="templates")
+
 
 STAFF = (ORGANISER, APPROVER)
 
@@ -58,7 +61,7 @@ def show(invitation_id: int, return_form: ReturnForm | None = None) -> Any:
     return render_template(
         "invitations/show.html",
         invitation=invitation,
-        deliveries=list(invitation.deliveries.order_by(models.Delivery.channel, models.Delivery.id)),
+        deliveries=list(invitation.deliveries.order_by(Delivery.channel, Delivery.id)),
         action_form=ActionForm(),
         return_form=return_form or ReturnForm(),
         resubmit_form=form,
@@ -80,7 +83,7 @@ def approve(invitation_id: int) -> Any:
         except ServiceError as exc:
             flash(service_error_message(exc), "error")
         else:
-            deliveries.deliver_due(delivery_channels(), now=clock_now(), invitation_id=approved.invitation.id)
+            deliveries.deliver_due(deliveries.current_channels(), now=clock_now(), invitation_id=approved.invitation.id)
             flash(_("Đã duyệt thư mời số %(number)s.", number=approved.invitation.number), "success")
     return redirect(url_for("invitations.show", invitation_id=invitation_id))
 
@@ -121,8 +124,8 @@ def resubmit(invitation_id: int) -> Any:
 def resend(invitation_id: int, delivery_id: int) -> Any:
     """"Gửi lại": try a failed channel again now."""
     if ActionForm().validate_on_submit():
-        row = models.Delivery.get_or_none(
-            (models.Delivery.id == delivery_id) & (models.Delivery.invitation == invitation_id)
+        row = Delivery.get_or_none(
+            (Delivery.id == delivery_id) & (Delivery.invitation == invitation_id)
         )
         try:
             if row is None:
@@ -131,6 +134,6 @@ def resend(invitation_id: int, delivery_id: int) -> Any:
         except ServiceError as exc:
             flash(service_error_message(exc), "error")
         else:
-            deliveries.attempt(delivery_id, delivery_channels(), now=clock_now())
+            deliveries.attempt(delivery_id, deliveries.current_channels(), now=clock_now())
             flash(_("Đã gửi lại."), "info")
     return redirect(url_for("invitations.show", invitation_id=invitation_id))

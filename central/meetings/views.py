@@ -4,29 +4,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 
-from central import models
 from central.auth import current_actor, current_identity, roles_required
 from central.auth.roles import APPROVER, ORGANISER
 from central.core.errors import InvalidInputError, ServiceError
 from central.core.states import InvitationState, MeetingState
-from central.meetings import bp
+from central.invitations import services as invitations
+from central.invitations.models import Organisation
+from central.meetings import documents, venues
+from central.meetings import services as meetings
+from central.meetings.documents import DocumentTooLargeError
 from central.meetings.forms import DeleteForm, DocumentForm, DraftInvitationsForm, MeetingForm, StatusForm
-from central.services import documents, invitations, meetings, venues
-from central.services.documents import DocumentTooLargeError
+from central.meetings.models import MeetingDocument
+from central.meetings.notices import mail_reissued_code, notify_cancelled
 from central.web import (
     apply_field_errors,
     clock_now,
     ctx,
-    mail_reissued_code,
-    notify_cancelled,
     service_error_message,
     upload_limit,
 )
 from central.web.forms import iso_to_local, local_to_iso
 from central.web.forms_util import int_or_raw
+
+bp = Blueprint("meetings", __name__, url_prefix="/meetings", template_folder="templates")
+
 
 STAFF = (ORGANISER, APPROVER)
 
@@ -55,7 +59,7 @@ def _meeting_data(form: MeetingForm) -> dict[str, Any]:
 
 def _save_walkin_policy(meeting_id: int, form: MeetingForm) -> None:
     """Store the walk-in policy chosen in the form (absent: unchanged); a bad value is flashed."""
-    from central.services import walkins
+    from central.desk import walkins
 
     if not form.walkin_policy.data:
         return
@@ -143,14 +147,14 @@ def show(meeting_id: int) -> Any:
     draft_form = DraftInvitationsForm()
     invited = {inv.organisation_id for inv in meeting.invitations}
     draft_form.organisation_ids.choices = [
-        (org.id, org.name) for org in models.Organisation.select().order_by(models.Organisation.name)
+        (org.id, org.name) for org in Organisation.select().order_by(Organisation.name)
         if org.id not in invited
     ]
     return render_template(
         "meetings/show.html",
         meeting=meeting,
         remote=meetings.remote_venues(meeting),
-        documents=list(meeting.documents.order_by(models.MeetingDocument.uploaded_at)),
+        documents=list(meeting.documents.order_by(MeetingDocument.uploaded_at)),
         invitations=invitations.list_invitations(meeting_id=meeting.id),
         transitions=meetings.TRANSITIONS[meeting.status],
         status_form=StatusForm(),
@@ -215,7 +219,7 @@ def delete_document(meeting_id: int, document_id: int) -> Any:
     return redirect(url_for("meetings.show", meeting_id=meeting_id))
 
 
-def _send_document(document: models.MeetingDocument) -> Any:
+def _send_document(document: MeetingDocument) -> Any:
     path = documents.document_path(document, ctx().config.data_dir)
     if not path.is_file():
         abort(404)

@@ -19,9 +19,9 @@ from collections.abc import Callable
 
 import peewee
 
-from central import models
 from central.core.changes import changes_since
 from central.core.db import database
+from central.core.models import BaseModel
 from protocols import payloads, topics
 from protocols.mqtt import ClientSettings, TlsFiles, make_client
 
@@ -31,7 +31,7 @@ FEED_NAME = "mqtt"
 DEFAULT_CLIENT_ID = "vaora-central-changefeed"
 
 
-class FeedCursor(models.BaseModel):
+class FeedCursor(BaseModel):
     """How far a feed has published the change log."""
 
     name = peewee.CharField(max_length=32, unique=True)

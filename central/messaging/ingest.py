@@ -23,8 +23,8 @@ import peewee
 
 from central.core.context import utc_now
 from central.core.db import database
-from central.services.checkins import record_heartbeat, record_status, store_checkins
-from central.services.gate_commands import record_result
+from central.gates.checkins import record_heartbeat, record_status, store_checkins
+from central.gates.commands import record_result
 from protocols import payloads, topics
 from protocols.mqtt import ClientSettings, TlsFiles, make_client
 

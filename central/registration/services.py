@@ -15,18 +15,20 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from central import models
 from central.core.audit import audit
 from central.core.changes import append_change
 from central.core.db import write_transaction
 from central.core.errors import ConflictError, InvalidInputError, NotFoundError
 from central.core.keys import ActiveKey
 from central.core.states import DelegateMailState, InvitationState, MeetingState
-from central.mailqueue.models import CANCELLED, KIND_DELEGATE_CODE, QUEUED, MailJob
-from central.mailqueue.queue import Progress, batch_progress, new_batch
-from central.notify.mail import MailSender
-from central.services import delegates as delegate_service
-from central.services.invitations import find_invitation
+from central.invitations.models import Invitation
+from central.invitations.services import find_invitation
+from central.meetings.models import Meeting
+from central.outbound.mail import MailSender
+from central.outbound.models import CANCELLED, KIND_DELEGATE_CODE, QUEUED, MailJob
+from central.outbound.queue import Progress, batch_progress, new_batch
+from central.registration import delegates as delegate_service
+from central.registration.models import Delegate
 from protocols import payloads
 from protocols.reasons import Reason
 
@@ -46,12 +48,12 @@ class Deps:
     entry_opens_before: timedelta
 
 
-def group_key(invitation: models.Invitation) -> str:
+def group_key(invitation: Invitation) -> str:
     """Return the mail-queue group of an invitation's mails (for the progress figure)."""
     return f"invitation:{invitation.id}"
 
 
-def open_invitation(number: str, secret: str | None) -> models.Invitation:
+def open_invitation(number: str, secret: str | None) -> Invitation:
     """Return the invitation ``number`` when ``secret`` matches and it is approved or sent.
 
     Unknown number, wrong secret and an unpublished invitation raise the same ``NotFoundError``.
@@ -63,12 +65,12 @@ def open_invitation(number: str, secret: str | None) -> models.Invitation:
     return invitation
 
 
-def deadline_of(meeting: models.Meeting) -> datetime | None:
+def deadline_of(meeting: Meeting) -> datetime | None:
     """Return the meeting's registration deadline (None when it has none)."""
     return getattr(meeting, "registration_deadline", None)
 
 
-def delegate_limit(invitation: models.Invitation) -> int | None:
+def delegate_limit(invitation: Invitation) -> int | None:
     """Return how many delegates the organisation may send (None: no limit)."""
     limit = getattr(invitation, "delegate_limit", None)
     if limit is None:
@@ -76,9 +78,9 @@ def delegate_limit(invitation: models.Invitation) -> int | None:
     return limit if isinstance(limit, int) and limit > 0 else None
 
 
-def closed_reason(invitation: models.Invitation, now: datetime) -> str | None:
+def closed_reason(invitation: Invitation, now: datetime) -> str | None:
     """Return why the registration is read-only now (Vietnamese), or None while it is open."""
-    meeting: models.Meeting = invitation.meeting
+    meeting: Meeting = invitation.meeting
     if meeting.status == MeetingState.CANCELLED:
         return "Cuộc họp đã bị huỷ."
     if meeting.ends_at <= now:
@@ -90,7 +92,7 @@ def closed_reason(invitation: models.Invitation, now: datetime) -> str | None:
     return None
 
 
-def _ensure_open(invitation: models.Invitation, now: datetime) -> None:
+def _ensure_open(invitation: Invitation, now: datetime) -> None:
     reason = closed_reason(invitation, now)
     if reason is not None:
         meeting = invitation.meeting
@@ -98,20 +100,20 @@ def _ensure_open(invitation: models.Invitation, now: datetime) -> None:
         raise ConflictError(code, reason)
 
 
-def active_delegates(invitation: models.Invitation) -> list[models.Delegate]:
+def active_delegates(invitation: Invitation) -> list[Delegate]:
     """Return the invitation's delegates whose codes are valid (not removed or replaced), oldest first."""
     return list(
-        models.Delegate.select()
-        .where((models.Delegate.invitation == invitation) & models.Delegate.revoked_at.is_null())
-        .order_by(models.Delegate.id)
+        Delegate.select()
+        .where((Delegate.invitation == invitation) & Delegate.revoked_at.is_null())
+        .order_by(Delegate.id)
     )
 
 
-def _delegate_of(invitation: models.Invitation, delegate_id: int) -> models.Delegate:
-    delegate = models.Delegate.get_or_none(
-        (models.Delegate.id == delegate_id)
-        & (models.Delegate.invitation == invitation)
-        & models.Delegate.revoked_at.is_null()
+def _delegate_of(invitation: Invitation, delegate_id: int) -> Delegate:
+    delegate = Delegate.get_or_none(
+        (Delegate.id == delegate_id)
+        & (Delegate.invitation == invitation)
+        & Delegate.revoked_at.is_null()
     )
     if delegate is None:
         raise NotFoundError(Reason.UNKNOWN_CODE, "Không tìm thấy đại biểu")
@@ -119,7 +121,7 @@ def _delegate_of(invitation: models.Invitation, delegate_id: int) -> models.Dele
 
 
 def _check_duplicates(
-    invitation: models.Invitation, clean: Mapping[str, Any], exclude_id: int | None
+    invitation: Invitation, clean: Mapping[str, Any], exclude_id: int | None
 ) -> None:
     errors: dict[str, str] = {}
     for other in active_delegates(invitation):
@@ -137,13 +139,13 @@ def _check_duplicates(
         raise InvalidInputError(errors)
 
 
-def _check_limit(invitation: models.Invitation, adding: int = 1) -> None:
+def _check_limit(invitation: Invitation, adding: int = 1) -> None:
     limit = delegate_limit(invitation)
     if limit is not None and len(active_delegates(invitation)) + adding > limit:
         raise ConflictError(Reason.MALFORMED, f"Đơn vị chỉ được cử tối đa {limit} đại biểu")
 
 
-def _issue(invitation: models.Invitation, clean: Mapping[str, Any], now: datetime, deps: Deps) -> models.Delegate:
+def _issue(invitation: Invitation, clean: Mapping[str, Any], now: datetime, deps: Deps) -> Delegate:
     """Register a validated delegate and issue their code; the e-mail is left to the caller."""
     return delegate_service.register_delegate(
         invitation,
@@ -158,8 +160,8 @@ def _issue(invitation: models.Invitation, clean: Mapping[str, Any], now: datetim
 
 
 def add_delegate(
-    invitation: models.Invitation, data: Mapping[str, Any], now: datetime, deps: Deps
-) -> models.Delegate:
+    invitation: Invitation, data: Mapping[str, Any], now: datetime, deps: Deps
+) -> Delegate:
     """Add a delegate (code issued, gates told); the e-mail waits for "Gửi Mail"."""
     with write_transaction():
         _ensure_open(invitation, now)
@@ -170,8 +172,8 @@ def add_delegate(
 
 
 def edit_delegate(
-    invitation: models.Invitation, delegate_id: int, data: Mapping[str, Any], now: datetime
-) -> models.Delegate:
+    invitation: Invitation, delegate_id: int, data: Mapping[str, Any], now: datetime
+) -> Delegate:
     """Correct a delegate's details (same person, same code); a new e-mail address needs "Gửi Mail" again."""
     with write_transaction():
         _ensure_open(invitation, now)
@@ -192,20 +194,20 @@ def edit_delegate(
     return delegate
 
 
-def _cancel_queued_mail(delegate: models.Delegate) -> None:
+def _cancel_queued_mail(delegate: Delegate) -> None:
     MailJob.update(status=CANCELLED, last_error="delegate changed").where(
         (MailJob.kind == KIND_DELEGATE_CODE) & (MailJob.ref_id == delegate.id) & (MailJob.status == QUEUED)
     ).execute()
 
 
-def _revoke(delegate: models.Delegate, now: datetime) -> None:
+def _revoke(delegate: Delegate, now: datetime) -> None:
     delegate.revoked_at = now
-    delegate.save(only=[models.Delegate.revoked_at])
+    delegate.save(only=[Delegate.revoked_at])
     _cancel_queued_mail(delegate)
     append_change(payloads.DelegateRevoke(meeting_id=delegate.meeting_id, delegate_id=delegate.id), now)
 
 
-def remove_delegate(invitation: models.Invitation, delegate_id: int, now: datetime) -> models.Delegate:
+def remove_delegate(invitation: Invitation, delegate_id: int, now: datetime) -> Delegate:
     """Remove a delegate: their code is revoked (gates refuse it) and unsent mail is cancelled."""
     with write_transaction():
         _ensure_open(invitation, now)
@@ -218,8 +220,8 @@ def remove_delegate(invitation: models.Invitation, delegate_id: int, now: dateti
 
 
 def replace_delegate(
-    invitation: models.Invitation, delegate_id: int, data: Mapping[str, Any], now: datetime, deps: Deps
-) -> models.Delegate:
+    invitation: Invitation, delegate_id: int, data: Mapping[str, Any], now: datetime, deps: Deps
+) -> Delegate:
     """Send another person instead: the old code is revoked and the new person's code is mailed at once."""
     with write_transaction():
         _ensure_open(invitation, now)
@@ -236,7 +238,7 @@ def replace_delegate(
 
 
 def _send(
-    invitation: models.Invitation, targets: list[models.Delegate], now: datetime, deps: Deps
+    invitation: Invitation, targets: list[Delegate], now: datetime, deps: Deps
 ) -> str | None:
     enqueue = getattr(deps.mail_sender, "enqueue_delegate_code", None)
     if not callable(enqueue):  # queue off (some tests): send now, one by one
@@ -252,7 +254,7 @@ def _send(
     return batch
 
 
-def send_mails(invitation: models.Invitation, now: datetime, deps: Deps) -> int:
+def send_mails(invitation: Invitation, now: datetime, deps: Deps) -> int:
     """Queue the code e-mail of every delegate not yet mailed (or whose mail failed); returns how many.
 
     Only queues: the worker sends, and :func:`mail_progress` reports how far it got.
@@ -268,6 +270,6 @@ def send_mails(invitation: models.Invitation, now: datetime, deps: Deps) -> int:
     return len(targets)
 
 
-def mail_progress(invitation: models.Invitation) -> Progress:
+def mail_progress(invitation: Invitation) -> Progress:
     """Return the progress of the invitation's latest "Gửi Mail"."""
     return batch_progress(group_key(invitation))

@@ -26,11 +26,12 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import TooManyRequests
 
-from central import models
 from central.core.context import CentralContext
 from central.core.errors import InvalidInputError, NotFoundError, ServiceError
 from central.core.states import DelegateMailState
+from central.invitations.models import Invitation
 from central.registration import services
+from central.registration.models import Delegate
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def _secret() -> str | None:
     return value if isinstance(value, str) and len(value) <= 128 else None
 
 
-def _invitation(number: str) -> models.Invitation:
+def _invitation(number: str) -> Invitation:
     try:
         return services.open_invitation(number, _secret())
     except NotFoundError:
@@ -75,13 +76,13 @@ def _page_url(number: str, **extra: Any) -> str:
 
 
 def _render(
-    invitation: models.Invitation,
+    invitation: Invitation,
     *,
     form: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     message: str | None = None,
     mode: str = "add",
-    target: models.Delegate | None = None,
+    target: Delegate | None = None,
     status: int = 200,
 ) -> Any:
     now = _ctx().clock()
@@ -110,7 +111,7 @@ def _render(
     )
 
 
-def _target(invitation: models.Invitation, raw: str | None) -> models.Delegate | None:
+def _target(invitation: Invitation, raw: str | None) -> Delegate | None:
     if raw is None or not raw.isdigit():
         return None
     return next((d for d in services.active_delegates(invitation) if d.id == int(raw)), None)
@@ -136,7 +137,7 @@ def page(number: str) -> Any:
     return _render(invitation, form=form, mode=mode, target=target)
 
 
-def _refused(invitation: models.Invitation, exc: ServiceError, mode: str, target: Any = None) -> Any:
+def _refused(invitation: Invitation, exc: ServiceError, mode: str, target: Any = None) -> Any:
     errors = exc.fields if isinstance(exc, InvalidInputError) else {}
     message = None if errors else exc.message
     status = 400 if errors else 404 if isinstance(exc, NotFoundError) else 409

@@ -9,8 +9,8 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 
+from central.auth import users
 from central.core.db import database
-from central.services import users
 
 from .conftest import START
 

@@ -6,9 +6,11 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from central import models
 from central.core.db import database
-from central.services.checkins import store_checkin
+from central.gates.checkins import store_checkin
+from central.gates.models import CheckIn as CheckInRow
+from central.gates.models import Gate
+from central.registration.models import Delegate
 from protocols.payloads import CheckIn, Direction, Outcome
 from protocols.reasons import Reason
 
@@ -41,7 +43,7 @@ def test_attendance_counts_distinct_entered_delegates(api: Api) -> None:
     chi = api.register(invitation, name="Lê Chí", email="chi@example.vn").get_json()["id"]
     api.gate("g1")
     with database.connection_context():
-        models.Delegate.update(revoked_at=START).where(models.Delegate.id == chi).execute()
+        Delegate.update(revoked_at=START).where(Delegate.id == chi).execute()
         acks = [
             store_checkin(checkin(an, meeting["id"], 5), "g1", START),
             store_checkin(checkin(an, meeting["id"], -10), "g1", START),  # earlier entry, arrives later
@@ -72,12 +74,12 @@ def test_checkin_is_stored_once_and_gate_must_match(api: Api) -> None:
     with database.connection_context():
         assert store_checkin(payload, "g1", START).status == "stored"
         assert store_checkin(payload, "g1", START).status == "duplicate"
-        assert models.CheckIn.select().count() == 1
+        assert CheckInRow.select().count() == 1
         mismatch = store_checkin(checkin(None, meeting["id"], 0), "g2", START)
         assert (mismatch.status, mismatch.reason) == ("rejected", "gate_mismatch")
         unknown = store_checkin(checkin(None, meeting["id"], 0, gate_id="g9"), "g9", START)
         assert (unknown.status, unknown.reason) == ("rejected", "unknown_gate")
         stale = store_checkin(checkin(424242, 999, 0), "g1", START)  # ids central does not know
         assert stale.status == "stored"
-        assert models.CheckIn.select().count() == 2
-        assert models.Gate.get(models.Gate.gate_id == "g1").last_seen_at == START
+        assert CheckInRow.select().count() == 2
+        assert Gate.get(Gate.gate_id == "g1").last_seen_at == START

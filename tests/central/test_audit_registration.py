@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from central import models
 from central.core.audit import search
 from central.core.db import database
+from central.core.models import AuditEntry
 
 from .conftest import Api
 
@@ -20,7 +20,7 @@ def test_registering_a_delegate_is_in_the_audit_log(api: Api) -> None:
         assert entry.actor == f"invitation:{invitation['number']}"
         assert entry.target == f"delegate:{response.get_json()['id']}"
         assert "Nguyễn Văn An" in entry.details
-        assert models.AuditEntry.select().where(models.AuditEntry.action == "delegate.register").count() == 1
+        assert AuditEntry.select().where(AuditEntry.action == "delegate.register").count() == 1
 
 
 def test_a_refused_registration_leaves_no_audit_entry(api: Api) -> None:

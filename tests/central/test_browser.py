@@ -19,7 +19,7 @@ import pytest
 
 from central.app import create_app
 from central.core.db import database
-from central.notify.sms import LogSender
+from central.outbound.sms import LogSender
 from devtools.mailcatcher import MailCatcher
 
 from ..conftest import CHROMIUM, ThreadedServer
@@ -52,7 +52,7 @@ def central(tmp_path: Path, mail: MailCatcher) -> Iterator[tuple[str, LogSender]
     client = app.test_client()
     auth = {"Authorization": f"Bearer {API_TOKEN}"}
     with database.connection_context():
-        from central.services import venues
+        from central.meetings import venues
 
         venues.create_venue({"name": "Hội trường UBND tỉnh", "kind": "main", "site_id": "hq"}, actor="t", now=NOW)
         venues.create_venue({"name": "Điểm cầu huyện Bình Sơn", "kind": "remote"}, actor="t", now=NOW)

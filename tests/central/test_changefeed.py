@@ -12,8 +12,9 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from central.core.changes import append_change
-from central.core.db import create_tables, database, open_database
+from central.core.db import database, open_database
 from central.messaging.changefeed import ChangeFeed
+from central.schema import create_tables
 from devtools.broker import LocalBroker
 from protocols import topics
 from protocols.payloads import Change, DelegateRevoke, decode

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from central import models
 from central.cli import main
 from central.core.db import database, open_database
-from central.services.gates import authenticate_gate
+from central.gates.models import Gate
+from central.gates.registry import authenticate_gate
 
 
 def test_init_db_and_add_gate(
@@ -24,7 +24,7 @@ def test_init_db_and_add_gate(
     assert main(["add-gate", "Bad Id", "--site", "hq"]) == 2
     open_database(database_url)
     with database.connection_context():
-        gate = models.Gate.get(models.Gate.gate_id == "g7")
+        gate = Gate.get(Gate.gate_id == "g7")
         assert (gate.site_id, gate.name, gate.direction) == ("hq", "Cổng phụ", "out")
         assert token not in gate.token_hash
         assert authenticate_gate("g7", token) is not None

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from central.config import CentralConfig, ConfigError
-from central.signing import load_or_create_signing_key
+from central.core.signing import load_or_create_signing_key
 from protocols.codes import public_key_to_text
 
 

@@ -16,11 +16,14 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
-from central import models
+from central.attendance.live import CHECKINS, LiveHub
 from central.core.db import database
-from central.live import CHECKINS, LiveHub
-from central.services import venues
-from central.services.checkins import store_checkin
+from central.core.models import AuditEntry, Change
+from central.gates.checkins import store_checkin
+from central.gates.models import CheckIn
+from central.invitations.models import Invitation
+from central.meetings import venues
+from central.meetings.models import Meeting
 from protocols import payloads
 from protocols.reasons import Reason
 
@@ -115,10 +118,10 @@ def test_counts_per_organisation_and_venue_and_late(client: FlaskClient, world: 
 
 
 def test_gate_state_online_behind_and_emergency(client: FlaskClient, world: dict[str, Any], clock: Clock) -> None:
-    from central.services.checkins import record_heartbeat
+    from central.gates.checkins import record_heartbeat
 
     with database.connection_context():
-        current = models.Change.select().count()
+        current = Change.select().count()
         heartbeat = payloads.Heartbeat(gate_id="g1", sent_at=clock.now, cache_seq=current, outbox_pending=0,
                                        emergency=True, software_version="vaora-gate 1.4", mode="lockdown")
         assert record_heartbeat(heartbeat, "g1", clock.now) == Reason.OK
@@ -140,7 +143,7 @@ def test_substitute_is_shown(app: Flask, client: FlaskClient, world: dict[str, A
     from central.web import ctx
 
     with app.app_context(), database.connection_context():
-        invitation = models.Invitation.get(models.Invitation.number == world["invitations"][0]["number"])
+        invitation = Invitation.get(Invitation.number == world["invitations"][0]["number"])
         context = ctx()
         deps = registration.Deps(signing_key=context.signing_key, mail_sender=context.mail_sender,
                                  mail_from=context.config.mail_from, entry_opens_before=context.entry_opens_before)
@@ -175,8 +178,8 @@ def test_manual_mark_requires_a_reason_and_is_audited(app: Flask, client: FlaskC
     no_csrf = client.post(dashboard_url(world, "/co-mat"), data={"delegate_id": binh, "reason": "Quên mã"})
     assert no_csrf.status_code == 400
     with database.connection_context():
-        assert models.CheckIn.select().count() == 0
-        assert not models.AuditEntry.select().where(models.AuditEntry.action == "attendance.mark_present").exists()
+        assert CheckIn.select().count() == 0
+        assert not AuditEntry.select().where(AuditEntry.action == "attendance.mark_present").exists()
 
     done = client.post(dashboard_url(world, "/co-mat"), headers=json_headers,
                        data={"delegate_id": binh, "reason": "Quên điện thoại, đã đối chiếu CCCD", "csrf_token": token})
@@ -186,16 +189,16 @@ def test_manual_mark_requires_a_reason_and_is_audited(app: Flask, client: FlaskC
     assert again.status_code == 409 and again.get_json()["reason"] == "already_inside"
 
     with database.connection_context():
-        entry = models.AuditEntry.get(models.AuditEntry.action == "attendance.mark_present")
+        entry = AuditEntry.get(AuditEntry.action == "attendance.mark_present")
         assert entry.actor == "chuyenvien" and entry.target == f"delegate:{binh}"
         assert json.loads(entry.details)["reason"] == "Quên điện thoại, đã đối chiếu CCCD"
-        row = models.CheckIn.get()
+        row = CheckIn.get()
         assert row.manual and row.gate_id is None and row.operator == "chuyenvien"
 
-        from central.exports.attendance import build_attendance_list, to_csv
-        from central.exports.stats import meeting_statistics
+        from central.attendance.exports import build_attendance_list, to_csv
+        from central.attendance.stats import meeting_statistics
 
-        meeting = models.Meeting.get_by_id(world["meeting"])
+        meeting = Meeting.get_by_id(world["meeting"])
         rows = {r.name: r for r in build_attendance_list(meeting).rows}
         assert rows["Trần Thị Bình"].arrived_at == clock.now and rows["Trần Thị Bình"].late
         assert "Trần Thị Bình" in to_csv(build_attendance_list(meeting)).decode("utf-8")
@@ -208,13 +211,13 @@ def test_manual_mark_requires_a_reason_and_is_audited(app: Flask, client: FlaskC
 
 
 def test_walkins_awaiting_approval(app: Flask, client: FlaskClient, world: dict[str, Any], clock: Clock) -> None:
+    from central.desk import walkins
     from central.desk.cccd import parse_cccd
-    from central.services import walkins
 
     clock.now = START - timedelta(minutes=20)
     with database.connection_context():
-        meeting = models.Meeting.get_by_id(world["meeting"])
-        invitation = models.Invitation.get(models.Invitation.number == world["invitations"][1]["number"])
+        meeting = Meeting.get_by_id(world["meeting"])
+        invitation = Invitation.get(Invitation.number == world["invitations"][1]["number"])
         people = []
         for number, name in [("001099012345", "Hoàng Thị Hạnh"), ("001099054321", "Đỗ Văn Khoa")]:
             record = parse_cccd(f"{number}||{name}|17051990|Nữ|Số 1 Trần Phú, Hà Nội|01042021")

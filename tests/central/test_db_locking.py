@@ -5,8 +5,9 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
-from central import models
-from central.core.db import create_tables, database, open_database
+from central.core.db import database, open_database
+from central.invitations.models import Organisation
+from central.schema import create_tables
 
 
 def _writer(url: str, prefix: str, count: int, errors) -> None:
@@ -15,8 +16,8 @@ def _writer(url: str, prefix: str, count: int, errors) -> None:
         try:
             with database.connection_context(), database.atomic():
                 name = f"{prefix} {index}"
-                if not models.Organisation.select().where(models.Organisation.name == name).exists():
-                    models.Organisation.create(name=name)
+                if not Organisation.select().where(Organisation.name == name).exists():
+                    Organisation.create(name=name)
         except Exception as exc:
             errors.put(repr(exc))
 
@@ -38,4 +39,4 @@ def test_concurrent_read_then_write_transactions_do_not_fail(tmp_path: Path) -> 
         problems.append(errors.get())
     assert problems == []
     with database.connection_context():
-        assert models.Organisation.select().count() == 450
+        assert Organisation.select().count() == 450

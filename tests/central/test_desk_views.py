@@ -12,9 +12,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from central import models
 from central.core.db import database
-from central.services import walkins
+from central.core.models import AuditEntry
+from central.desk import walkins
+from central.desk.models import Walkin
+from central.meetings.models import Meeting
+from central.registration.models import Delegate
 from devtools.broker import LocalBroker
 
 from .conftest import START, Api, Clock
@@ -50,9 +53,9 @@ def register(client: FlaskClient, desk: dict[str, Any], card: str = CARD, invita
     return post_form(client, DESK, DESK, data)
 
 
-def walkin_rows() -> list[models.Walkin]:
+def walkin_rows() -> list[Walkin]:
     with database.connection_context():
-        return list(models.Walkin.select().order_by(models.Walkin.id))
+        return list(Walkin.select().order_by(Walkin.id))
 
 
 def test_only_guards_and_administrators_use_the_desk(client: FlaskClient, desk: dict[str, Any]) -> None:
@@ -127,7 +130,7 @@ def test_register_pending_then_approved_shows_up_when_polling(client: FlaskClien
 
 def test_admit_shows_the_one_day_code_and_prints_it(client: FlaskClient, desk: dict[str, Any]) -> None:
     with database.connection_context():
-        walkins.set_policy(models.Meeting.get_by_id(desk["meeting"]), "direct", "chuyenvien")
+        walkins.set_policy(Meeting.get_by_id(desk["meeting"]), "direct", "chuyenvien")
     login(client, "baove")
     assert register(client, desk).status_code == 303
     (walkin,) = walkin_rows()
@@ -136,7 +139,7 @@ def test_admit_shows_the_one_day_code_and_prints_it(client: FlaskClient, desk: d
     admitted = post_form(client, DESK, f"{DESK}khach/{walkin.id}/cho-vao", {})
     assert admitted.status_code == 303 and admitted.location.endswith(f"/khach/{walkin.id}/ma")
     with database.connection_context():
-        delegate = models.Walkin.get_by_id(walkin.id).delegate
+        delegate = Walkin.get_by_id(walkin.id).delegate
         code = delegate.code
     page = client.get(admitted.location).text
     assert "<svg" in page and "Nguyễn Thị Ánh Tuyết" in page
@@ -147,7 +150,7 @@ def test_admit_shows_the_one_day_code_and_prints_it(client: FlaskClient, desk: d
     twice = post_form(client, DESK, f"{DESK}khach/{walkin.id}/cho-vao", {})
     assert twice.status_code == 303, "admitting again just shows the same code"
     with database.connection_context():
-        assert models.Delegate.select().count() == 1
+        assert Delegate.select().count() == 1
 
 
 def test_open_gate_reports_a_timeout_when_the_gate_does_not_answer(
@@ -160,7 +163,7 @@ def test_open_gate_reports_a_timeout_when_the_gate_does_not_answer(
     app.config["DESK_GATE_TIMEOUT"] = 0.5
     api.gate("lobby-1", "hq")
     with database.connection_context():
-        walkins.set_policy(models.Meeting.get_by_id(desk["meeting"]), "direct", "chuyenvien")
+        walkins.set_policy(Meeting.get_by_id(desk["meeting"]), "direct", "chuyenvien")
     login(client, "baove")
     register(client, desk)
     (walkin,) = walkin_rows()
@@ -177,8 +180,8 @@ def test_open_gate_reports_a_timeout_when_the_gate_does_not_answer(
                         headers={"Accept": "application/json"})
     assert wrong.status_code == 400 and wrong.get_json()["result"] == "failed"
     with database.connection_context():
-        assert models.Walkin.get_by_id(walkin.id).status == "admitted", "opening a gate admits first"
-        entry = models.AuditEntry.get(models.AuditEntry.action == "walkin.open_gate")
+        assert Walkin.get_by_id(walkin.id).status == "admitted", "opening a gate admits first"
+        entry = AuditEntry.get(AuditEntry.action == "walkin.open_gate")
         assert entry.actor == "baove" and '"result": "timeout"' in entry.details
 
 
@@ -189,14 +192,14 @@ def test_meeting_form_sets_the_walkin_policy(client: FlaskClient, desk: dict[str
     edit = client.get(f"{meeting_url}/edit").text
     assert 'name="walkin_policy"' in edit
     with database.connection_context():
-        meeting = models.Meeting.get_by_id(desk["meeting"])
+        meeting = Meeting.get_by_id(desk["meeting"])
         fields = {"title": meeting.title, "starts_at": "2025-03-10T08:00", "ends_at": "2025-03-10T11:00",
                   "scheme": "compact", "entry_policy": "single", "walkin_policy": "direct"}
     response = client.post(f"{meeting_url}/edit", data={**fields, "csrf_token": csrf(edit)})
     assert response.status_code == 302, response.text
     assert 'id="walkin-policy">Cho vào trực tiếp' in client.get(meeting_url).text
     with database.connection_context():
-        assert models.Meeting.get_by_id(desk["meeting"]).walkin_policy == "direct"
+        assert Meeting.get_by_id(desk["meeting"]).walkin_policy == "direct"
 
 
 def test_a_guard_lands_on_the_desk_and_finds_it_in_the_menu(client: FlaskClient, desk: dict[str, Any]) -> None:

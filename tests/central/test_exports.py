@@ -13,33 +13,37 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from central import models
-from central.core.db import create_tables, database, open_database
-from central.exports.attendance import build_attendance_list, to_csv, to_pdf, to_xlsx
-from central.exports.stats import meeting_statistics, range_statistics
+from central.attendance.exports import build_attendance_list, to_csv, to_pdf, to_xlsx
+from central.attendance.stats import meeting_statistics, range_statistics
+from central.core.db import database, open_database
+from central.gates.models import CheckIn, Gate
+from central.invitations.models import Invitation, Organisation
+from central.meetings.models import Meeting
+from central.registration.models import Delegate
+from central.schema import create_tables
 
 START = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)  # 08:00 in Hà Nội
 
 
 @pytest.fixture
-def meeting(database_url: str) -> Iterator[models.Meeting]:
+def meeting(database_url: str) -> Iterator[Meeting]:
     """A meeting with two organisations: Hoà arrives early, Đức late, Lan never comes, Bình was replaced."""
     open_database(database_url)
     create_tables()
     with database.connection_context():
-        meeting = models.Meeting.create(title="Họp giao ban UBND thành phố tháng 11", starts_at=START,
+        meeting = Meeting.create(title="Họp giao ban UBND thành phố tháng 11", starts_at=START,
                                         ends_at=START + timedelta(hours=3), venue="Hội trường tầng 2",
                                         site_id="hq", created_at=START)
-        gate = models.Gate.create(gate_id="lobby-1", site_id="hq", token_hash="x")
+        gate = Gate.create(gate_id="lobby-1", site_id="hq", token_hash="x")
         people = {}
         for org_name, names in (("Sở Tư pháp", ["Nguyễn Thị Hoà", "Phạm Văn Bình"]),
                                 ("Sở Xây dựng", ["Trần Văn Đức", "Lê Thị Lan"])):
-            organisation = models.Organisation.create(name=org_name)
-            invitation = models.Invitation.create(meeting=meeting, organisation=organisation,
+            organisation = Organisation.create(name=org_name)
+            invitation = Invitation.create(meeting=meeting, organisation=organisation,
                                                   number=f"{organisation.id}/TM-UBND", year=2026,
                                                   seq=organisation.id, secret_hash="x", created_at=START)
             for name in names:
-                people[name] = models.Delegate.create(
+                people[name] = Delegate.create(
                     invitation=invitation, meeting=meeting, name=name, position="Phó Giám đốc",
                     email=f"{uuid.uuid4().hex[:6]}@example.vn", code="x", credential=uuid.uuid4().hex,
                     valid_from=START, valid_until=START, created_at=START,
@@ -47,10 +51,10 @@ def meeting(database_url: str) -> Iterator[models.Meeting]:
         people["Phạm Văn Bình"].revoked_at = START
         people["Phạm Văn Bình"].save()
         for name, minutes in (("Nguyễn Thị Hoà", -20), ("Trần Văn Đức", 15)):
-            models.CheckIn.create(checkin_id=uuid.uuid4(), gate=gate, meeting=meeting, delegate=people[name],
+            CheckIn.create(checkin_id=uuid.uuid4(), gate=gate, meeting=meeting, delegate=people[name],
                                   allowed=True, reason="ok", outcome="entered", direction="in",
                                   scanned_at=START + timedelta(minutes=minutes), received_at=START)
-        models.CheckIn.create(checkin_id=uuid.uuid4(), gate=gate, meeting=meeting, delegate=None, allowed=True,
+        CheckIn.create(checkin_id=uuid.uuid4(), gate=gate, meeting=meeting, delegate=None, allowed=True,
                               reason="manual_open", outcome="entered", direction="in", manual=True,
                               scanned_at=START, received_at=START)
     database.connect(reuse_if_open=True)

@@ -15,10 +15,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from central.core.db import database
+from central.gates import commands as gate_commands
+from central.gates.checkins import record_heartbeat
+from central.meetings import venues
 from central.messaging.ingest import IngestWorker
 from central.messaging.publish import close_publishers
-from central.services import gate_commands, venues
-from central.services.checkins import record_heartbeat
 from devtools.broker import LocalBroker
 from protocols import payloads, topics
 from protocols.reasons import Reason

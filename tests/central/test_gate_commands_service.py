@@ -17,12 +17,15 @@ import paho.mqtt.client as mqtt
 import pytest
 from flask import Flask
 
-from central import models
+from central.core.db import database
 from central.core.errors import InvalidInputError, NotFoundError, ServiceError
+from central.core.models import AuditEntry
+from central.gates import commands as gate_commands
+from central.gates.checkins import record_status, store_checkin
+from central.gates.models import CheckIn as CheckInRow
+from central.gates.models import Gate, GateCommand
 from central.messaging.ingest import SUBSCRIPTIONS, IngestWorker
 from central.messaging.publish import MqttPublisher, PublishError, get_publisher
-from central.services import gate_commands
-from central.services.checkins import record_status, store_checkin
 from devtools.broker import LocalBroker
 from protocols import topics
 from protocols.payloads import CheckIn, Command, CommandResult, Direction, GateStatus, Outcome, decode, encode
@@ -51,7 +54,7 @@ def gates(api: Api, db: None) -> list[str]:
     return ["lobby-1", "lobby-2"]
 
 
-def result(row: models.GateCommand, ok: bool = True, gate_id: str = "lobby-1", **extra: Any) -> CommandResult:
+def result(row: GateCommand, ok: bool = True, gate_id: str = "lobby-1", **extra: Any) -> CommandResult:
     return CommandResult(command_id=row.command_id, gate_id=gate_id, ok=ok, **extra)
 
 
@@ -65,7 +68,7 @@ def test_issue_stores_audits_and_publishes_at_qos_1(gates: list[str]) -> None:
     assert (command.id, command.action, command.issued_by, command.note) == (
         row.command_id, "lockdown", "truong-ca", "diễn tập")
     assert abs((command.issued_at - datetime.now(UTC)).total_seconds()) < 5, "real time: the gate checks its age"
-    (entry,) = models.AuditEntry.select().where(models.AuditEntry.action == "gate.command.lockdown")
+    (entry,) = AuditEntry.select().where(AuditEntry.action == "gate.command.lockdown")
     assert entry.actor == "truong-ca" and entry.target == "gate:lobby-1"
     assert json.loads(entry.details)["command_id"] == str(row.command_id)
 
@@ -93,7 +96,7 @@ def test_issue_refuses_unknown_gates_actions_and_mismatched_people(gates: list[s
         gate_commands.issue("lobby-1", "open", "an", meeting_id=other_meeting, delegate_id=delegate["id"],
                             publisher=recorder)
     assert "delegate_id" in mismatch.value.fields
-    assert recorder.sent == [] and models.GateCommand.select().count() == 0
+    assert recorder.sent == [] and GateCommand.select().count() == 0
     row = gate_commands.issue("lobby-1", "open", "an", delegate_id=delegate["id"], publisher=recorder)
     assert row.meeting_id == invitation["meeting_id"], "the delegate's meeting is filled in"
     assert decode(Command, recorder.sent[0][1]).delegate_id == delegate["id"]
@@ -115,7 +118,7 @@ def test_answers_update_the_row_and_the_gate_mode_and_wrong_answers_are_dropped(
     assert gate_commands.get(row.command_id).status == "sent"
     answered = gate_commands.record_result(result(row, mode="release"))
     assert answered is not None and answered.status == "ok" and answered.answered_at is not None
-    assert models.Gate.get(models.Gate.gate_id == "lobby-1").mode == "release"
+    assert Gate.get(Gate.gate_id == "lobby-1").mode == "release"
     again = gate_commands.record_result(result(row, ok=False, reason="internal_error"))
     assert again is not None and again.status == "ok", "a repeated answer changes nothing"
     refused = gate_commands.issue("lobby-1", "open", "an", publisher=Recorder())
@@ -140,7 +143,7 @@ def test_wait_returns_as_soon_as_the_gate_answers(gates: list[str], app: Flask) 
 
     def answer() -> None:
         time.sleep(0.2)
-        with models.database.connection_context():
+        with database.connection_context():
             gate_commands.record_result(result(row))
 
     thread = threading.Thread(target=answer)
@@ -171,7 +174,7 @@ def test_a_remote_open_check_in_keeps_its_operator_and_command(gates: list[str])
                       allowed=True, reason=Reason.MANUAL_OPEN, outcome=Outcome.ENTERED, manual=True,
                       completed_at=now, operator="bao-ve-an", command_id=row.command_id)
     assert store_checkin(checkin, "lobby-1", now).status == "stored"
-    stored = models.CheckIn.get(models.CheckIn.checkin_id == checkin.id)
+    stored = CheckInRow.get(CheckInRow.checkin_id == checkin.id)
     assert (stored.operator, stored.command_id, stored.manual) == ("bao-ve-an", row.command_id, True)
 
 
@@ -179,7 +182,7 @@ def test_an_offline_status_keeps_the_mode_the_gate_last_reported(gates: list[str
     now = datetime.now(UTC)
     record_status(GateStatus(gate_id="lobby-1", state="online", mode="lockdown", fail_mode="safe"), "lobby-1", now)
     record_status(GateStatus(gate_id="lobby-1", state="offline"), "lobby-1", now)
-    gate = models.Gate.get(models.Gate.gate_id == "lobby-1")
+    gate = Gate.get(Gate.gate_id == "lobby-1")
     assert (gate.state, gate.mode, gate.fail_mode) == ("offline", "lockdown", "safe")
 
 

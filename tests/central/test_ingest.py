@@ -15,8 +15,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from central import models
 from central.core.db import database
+from central.gates.models import CheckIn as CheckInRow
+from central.gates.models import Gate
 from central.messaging.ingest import IngestWorker, ack_messages
 from devtools.broker import LocalBroker
 from protocols import topics
@@ -88,7 +89,7 @@ def _checkin(**extra: Any) -> CheckIn:
 
 def _count(checkin_id: uuid.UUID) -> int:
     with database.connection_context():
-        return models.CheckIn.select().where(models.CheckIn.checkin_id == checkin_id).count()
+        return CheckInRow.select().where(CheckInRow.checkin_id == checkin_id).count()
 
 
 def test_checkin_sent_twice_is_stored_once_and_acked_twice(worker: IngestWorker, gate_client: Any) -> None:
@@ -142,7 +143,7 @@ def test_heartbeat_and_status_update_the_gate(worker: IngestWorker, gate_client:
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
         with database.connection_context():
-            gate = models.Gate.get(models.Gate.gate_id == "g1")
+            gate = Gate.get(Gate.gate_id == "g1")
         if gate.cache_seq == 7:
             break
         time.sleep(0.05)
@@ -152,7 +153,7 @@ def test_heartbeat_and_status_update_the_gate(worker: IngestWorker, gate_client:
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
         with database.connection_context():
-            gate = models.Gate.get(models.Gate.gate_id == "g1")
+            gate = Gate.get(Gate.gate_id == "g1")
         if gate.state == "offline":
             break
         time.sleep(0.05)
@@ -161,7 +162,7 @@ def test_heartbeat_and_status_update_the_gate(worker: IngestWorker, gate_client:
 
 def test_a_batch_answers_each_checkin_in_order(api: Api, clock: Clock) -> None:
     """One transaction for many check-ins: stored, duplicates (earlier and within the batch), rejections."""
-    from central.services.checkins import store_checkins
+    from central.gates.checkins import store_checkins
 
     api.gate("g1")
     first, second, third = _checkin(), _checkin(), _checkin()
@@ -196,7 +197,7 @@ def test_a_burst_is_stored_once_each_and_acked(worker: IngestWorker, gate_client
     assert sorted(str(a.checkin_id) for a in received) == sorted(str(c.id) for c in burst)
     assert {a.status for a in received} == {"stored"}
     with database.connection_context():
-        assert models.CheckIn.select().count() == 300
+        assert CheckInRow.select().count() == 300
 
 
 def test_batching_lingers_briefly_for_more_messages() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 
-from central import models
 from central.core.db import database
-from central.services.invitations import create_invitation, find_invitation
+from central.invitations.models import Invitation
+from central.invitations.services import create_invitation, find_invitation
 
 from .conftest import Api, Clock
 
@@ -29,7 +29,7 @@ def test_numbers_follow_the_years_register(api: Api, clock: Clock) -> None:
 
 def test_secret_is_stored_hashed(api: Api, db: None) -> None:
     invitation = api.invitation()
-    row = models.Invitation.get(models.Invitation.number == invitation["number"])
+    row = Invitation.get(Invitation.number == invitation["number"])
     assert invitation["secret"] not in row.secret_hash
     assert find_invitation(invitation["number"], invitation["secret"]).id == row.id
 

@@ -12,7 +12,7 @@ import zxingcpp
 from PIL import Image
 
 from central.core import validation as v
-from central.notify.mail import build_code_email, qr_png
+from central.outbound.mail import build_code_email, qr_png
 from protocols.codes import SignedClaims, encode_signed, generate_compact, generate_signing_key
 
 NOW = datetime(2025, 3, 10, 1, 0, tzinfo=UTC)

@@ -12,19 +12,22 @@ from email.message import EmailMessage
 
 import pytest
 
-from central import models
-from central.core.db import create_tables, database, open_database
-from central.mailqueue import (
+from central.core.db import database, open_database
+from central.invitations.models import Invitation, Organisation
+from central.meetings.models import Meeting
+from central.outbound.jobs import (
     QueuedMailSender,
     batch_progress,
     enqueue_delegate_code,
     enqueue_message,
     new_batch,
 )
-from central.mailqueue.models import MailJob
-from central.mailqueue.queue import backoff, claim_due
-from central.mailqueue.worker import MailWorker, PooledSmtpSender
-from central.services.delegates import register_delegate, send_code_email
+from central.outbound.models import MailJob
+from central.outbound.queue import backoff, claim_due
+from central.outbound.worker import MailWorker, PooledSmtpSender
+from central.registration.delegates import register_delegate, send_code_email
+from central.registration.models import Delegate
+from central.schema import create_tables
 from devtools.mailcatcher import MailCatcher
 
 START = datetime(2025, 3, 10, 1, 0, tzinfo=UTC)
@@ -63,8 +66,8 @@ def db(database_url: str) -> Iterator[None]:
 
 
 @pytest.fixture
-def invitation(db: None) -> models.Invitation:
-    meeting = models.Meeting.create(
+def invitation(db: None) -> Invitation:
+    meeting = Meeting.create(
         title="Họp giao ban tháng 3",
         starts_at=START,
         ends_at=START + timedelta(hours=3),
@@ -72,8 +75,8 @@ def invitation(db: None) -> models.Invitation:
         site_id="hq",
         created_at=NOW,
     )
-    organisation = models.Organisation.create(name="Sở Tài chính")
-    return models.Invitation.create(
+    organisation = Organisation.create(name="Sở Tài chính")
+    return Invitation.create(
         meeting=meeting,
         organisation=organisation,
         number="1/TM-UBND",
@@ -84,7 +87,7 @@ def invitation(db: None) -> models.Invitation:
     )
 
 
-def add(invitation: models.Invitation, n: int) -> models.Delegate:
+def add(invitation: Invitation, n: int) -> Delegate:
     return register_delegate(
         invitation,
         {"name": f"Đại biểu số {n}", "email": f"daibieu{n}@example.vn"},
@@ -111,7 +114,7 @@ def test_queued_codes_are_delivered_over_one_connection_and_recorded(invitation,
     batch = new_batch()
     for delegate in delegates:
         enqueue_delegate_code(delegate, NOW, group_key="invitation:1", batch=batch)
-    assert models.Delegate.get_by_id(delegates[0].id).mail_status == "queued"
+    assert Delegate.get_by_id(delegates[0].id).mail_status == "queued"
     assert batch_progress("invitation:1").to_dict() == {
         "batch": batch,
         "total": 3,
@@ -127,7 +130,7 @@ def test_queued_codes_are_delivered_over_one_connection_and_recorded(invitation,
     messages = mail.wait_for(3)
     assert recipients(messages) == Counter({f"daibieu{n}@example.vn": 1 for n in range(3)})
     assert w.sender.connections == 1, "one SMTP connection for the whole batch"
-    assert {d.mail_status for d in models.Delegate.select()} == {"sent"}
+    assert {d.mail_status for d in Delegate.select()} == {"sent"}
     assert batch_progress("invitation:1").to_dict()["sent"] == 3
     assert batch_progress("invitation:1").done
     attachments = [part.get_content_type() for part in messages[0].iter_attachments()]
@@ -147,7 +150,7 @@ def test_a_mail_is_retried_with_backoff_after_the_smtp_server_was_down(invitatio
     assert (job.status, job.attempts) == ("queued", 1)
     assert job.next_attempt_at == NOW + backoff(1) == NOW + timedelta(seconds=5)
     assert job.last_error and "Connection refused" in job.last_error
-    row = models.Delegate.get_by_id(delegate.id)
+    row = Delegate.get_by_id(delegate.id)
     assert row.mail_status == "queued" and row.mail_error, "still queued, the error shown"
 
     clock.now = NOW + timedelta(seconds=4)
@@ -159,7 +162,7 @@ def test_a_mail_is_retried_with_backoff_after_the_smtp_server_was_down(invitatio
     assert message["To"] == "daibieu1@example.vn"
     job = MailJob.get()
     assert (job.status, job.attempts, job.last_error) == ("sent", 2, None)
-    assert models.Delegate.get_by_id(delegate.id).mail_status == "sent"
+    assert Delegate.get_by_id(delegate.id).mail_status == "sent"
 
 
 def test_a_mail_fails_for_good_after_its_last_attempt(invitation, mail: MailCatcher) -> None:
@@ -174,7 +177,7 @@ def test_a_mail_fails_for_good_after_its_last_attempt(invitation, mail: MailCatc
         clock.now += timedelta(hours=2)
     job = MailJob.get()
     assert (job.status, job.attempts) == ("failed", 3)
-    assert models.Delegate.get_by_id(delegate.id).mail_status == "failed"
+    assert Delegate.get_by_id(delegate.id).mail_status == "failed"
     assert w.run_once() == 0
     assert [backoff(n).total_seconds() for n in (1, 2, 3, 4, 20)] == [5, 10, 20, 40, 3600]
 
@@ -216,7 +219,7 @@ def test_a_claim_is_exclusive(invitation) -> None:
 def test_a_replaced_delegates_queued_mail_is_not_sent(invitation, mail: MailCatcher) -> None:
     delegate = add(invitation, 1)
     enqueue_delegate_code(delegate, NOW)
-    models.Delegate.update(revoked_at=NOW).where(models.Delegate.id == delegate.id).execute()
+    Delegate.update(revoked_at=NOW).where(Delegate.id == delegate.id).execute()
     assert worker(mail, Clock(NOW)).run_once() == 1
     assert MailJob.get().status == "cancelled"
     time.sleep(0.3)
@@ -227,7 +230,7 @@ def test_codes_are_queued_and_ready_messages_can_be_queued_too(invitation, mail:
     delegate = add(invitation, 1)
     queued = QueuedMailSender(inner=PooledSmtpSender(mail.host, mail.port), clock=Clock(NOW))
     assert send_code_email(delegate, mail_sender=queued, mail_from=MAIL_FROM, now=NOW) is False
-    assert models.Delegate.get_by_id(delegate.id).mail_status == "queued"
+    assert Delegate.get_by_id(delegate.id).mail_status == "queued"
     note = EmailMessage()
     note["From"], note["To"], note["Subject"] = MAIL_FROM, "vanthu@example.vn", "Thư mời họp số 1/TM-UBND"
     note.set_content("Kính gửi đơn vị")
@@ -238,7 +241,7 @@ def test_codes_are_queued_and_ready_messages_can_be_queued_too(invitation, mail:
     assert recipients(messages) == Counter({"daibieu1@example.vn": 1, "vanthu@example.vn": 1})
     forwarded = next(m for m in messages if m["To"] == "vanthu@example.vn")
     assert forwarded["Subject"] == "Thư mời họp số 1/TM-UBND"
-    assert models.Delegate.get_by_id(delegate.id).mail_status == "sent"
+    assert Delegate.get_by_id(delegate.id).mail_status == "sent"
 
     direct = EmailMessage()
     direct["From"], direct["To"], direct["Subject"] = MAIL_FROM, "ngay@example.vn", "Gửi ngay"

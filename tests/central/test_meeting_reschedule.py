@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from central import models
 from central.core.changes import changes_since
-from central.services.meetings import update_meeting
+from central.meetings.services import update_meeting
+from central.registration.models import Delegate
 from protocols.codes import compact_hash, verify_signed
 from protocols.reasons import Reason
 
@@ -21,7 +21,7 @@ def test_moving_a_meeting_reissues_codes_for_the_new_window(app: Any, api: Api, 
     invitation = api.invitation(api.meeting(scheme=scheme)["id"])
     assert api.register(invitation).status_code == 201
     meeting_id = invitation["meeting_id"]
-    before = models.Delegate.get(models.Delegate.meeting == meeting_id)
+    before = Delegate.get(Delegate.meeting == meeting_id)
     seq = max((change.seq for change in changes_since(0)), default=0)
     mailed: list[int] = []
     new_start, new_end = START + timedelta(days=1), START + timedelta(days=1, hours=2)
@@ -29,7 +29,7 @@ def test_moving_a_meeting_reissues_codes_for_the_new_window(app: Any, api: Api, 
                    actor="chuyenvien", reissue=lambda delegate: mailed.append(delegate.id),
                    signing_key=app.extensions["vaora"].signing_key)
 
-    after = models.Delegate.get_by_id(before.id)
+    after = Delegate.get_by_id(before.id)
     assert mailed == [before.id] and after.mail_status == "pending"
     assert after.code != before.code
     assert after.valid_until == new_end and after.valid_from < new_start

@@ -11,8 +11,9 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from central import models
 from central.core.db import database
+from central.meetings.models import Meeting
+from central.registration.models import Delegate
 from devtools.mailcatcher import MailCatcher
 from protocols.codes import (
     Scheme,
@@ -41,9 +42,9 @@ def _parts(message: EmailMessage) -> tuple[str, str, EmailMessage]:
     return text, html, image
 
 
-def _delegate_row(delegate_id: int) -> models.Delegate:
+def _delegate_row(delegate_id: int) -> Delegate:
     with database.connection_context():
-        return models.Delegate.get_by_id(delegate_id)
+        return Delegate.get_by_id(delegate_id)
 
 
 def test_compact_registration_mails_a_code_whose_qr_decodes(api: Api, mail: MailCatcher) -> None:
@@ -117,7 +118,7 @@ def test_invalid_fields_are_named_in_vietnamese_and_nothing_is_stored(api: Api, 
     assert set(body["fields"]) == {"email", "name", "phone"}
     assert "email" in body["fields"] and "không hợp lệ" in body["fields"]["email"]
     with database.connection_context():
-        assert models.Delegate.select().count() == 0
+        assert Delegate.select().count() == 0
     assert mail.messages == []
 
 
@@ -160,7 +161,7 @@ def test_cancelled_meeting_refuses_registration(api: Api) -> None:
     meeting = api.meeting()
     invitation = api.invitation(meeting_id=meeting["id"])
     with database.connection_context():
-        models.Meeting.update(status="cancelled").where(models.Meeting.id == meeting["id"]).execute()
+        Meeting.update(status="cancelled").where(Meeting.id == meeting["id"]).execute()
     response = api.register(invitation)
     assert response.status_code == 409
     assert response.get_json()["reason"] == Reason.MEETING_CANCELLED

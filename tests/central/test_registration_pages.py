@@ -15,10 +15,13 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from central import models
 from central.core.db import database
-from central.mailqueue import MailJob
-from central.mailqueue.worker import MailWorker, PooledSmtpSender
+from central.core.models import Change
+from central.invitations.models import Invitation
+from central.meetings.models import Meeting
+from central.outbound.jobs import MailJob
+from central.outbound.worker import MailWorker, PooledSmtpSender
+from central.registration.models import Delegate
 from devtools.mailcatcher import MailCatcher
 
 from .conftest import Api, Clock
@@ -76,14 +79,14 @@ def state() -> tuple[list[tuple], int, int]:
     with database.connection_context():
         rows = [
             (d.id, d.name, d.position, d.email, d.phone, d.revoked_at, d.mail_status)
-            for d in models.Delegate.select().order_by(models.Delegate.id)
+            for d in Delegate.select().order_by(Delegate.id)
         ]
-        return rows, models.Change.select().count(), MailJob.select().count()
+        return rows, Change.select().count(), MailJob.select().count()
 
 
-def delegates() -> list[models.Delegate]:
+def delegates() -> list[Delegate]:
     with database.connection_context():
-        return list(models.Delegate.select().order_by(models.Delegate.id))
+        return list(Delegate.select().order_by(Delegate.id))
 
 
 def text_of(response: Any) -> str:
@@ -213,7 +216,7 @@ def test_a_missing_csrf_token_is_refused(registrar: Registrar) -> None:
 
 def test_the_delegate_limit_is_respected(registrar: Registrar, invitation: dict[str, Any]) -> None:
     with database.connection_context():
-        models.Invitation.update(delegate_limit=2).where(models.Invitation.id == invitation["id"]).execute()
+        Invitation.update(delegate_limit=2).where(Invitation.id == invitation["id"]).execute()
     assert registrar.add(name="Một", email="mot@example.vn").status_code == 302
     assert registrar.add(name="Hai", email="hai@example.vn").status_code == 302
     assert "2/2" in text_of(registrar.open())
@@ -231,8 +234,8 @@ def test_after_the_deadline_the_page_is_read_only(
     (delegate,) = delegates()
     token = registrar.token()
     with database.connection_context():
-        models.Meeting.update(registration_deadline=clock.now - timedelta(minutes=1)).where(
-            models.Meeting.id == invitation["meeting_id"]
+        Meeting.update(registration_deadline=clock.now - timedelta(minutes=1)).where(
+            Meeting.id == invitation["meeting_id"]
         ).execute()
     html = text_of(registrar.open())
     assert "Đã hết hạn đăng ký" in html and "Nguyễn Văn An" in html
@@ -303,7 +306,7 @@ def test_replacing_a_delegate_revokes_the_old_code_and_mails_the_new_one(
     assert old_row.revoked_at is not None and new_row.revoked_at is None
     assert new_row.code != old_row.code and new_row.mail_status == "queued"
     with database.connection_context():
-        kinds = [c.kind for c in models.Change.select().order_by(models.Change.seq)]
+        kinds = [c.kind for c in Change.select().order_by(Change.seq)]
     assert kinds[-2:] == ["delegate_revoke", "delegate_upsert"]
     html = text_of(registrar.open())
     assert "Trần Thị Bình" in html and "Nguyễn Văn An" not in html.split("Danh sách đại biểu")[1]

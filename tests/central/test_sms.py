@@ -27,7 +27,7 @@ import serial
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from central.notify.sms import (
+from central.outbound.sms import (
     GsmModemSender,
     HttpGatewaySender,
     LogSender,
@@ -320,7 +320,7 @@ def test_modem_sends_text_mode_sms_and_returns_the_reference(
     fake, path = modem
     sender = GsmModemSender(path, command_timeout=2, send_timeout=2)
     assert isinstance(sender, SmsSender)
-    with caplog.at_level(logging.INFO, logger="central.notify.sms"):
+    with caplog.at_level(logging.INFO, logger="central.outbound.sms"):
         result = sender.send("0912 345 678", "Giấy mời họp: Hội nghị — 08:00")
     assert result.ok, result
     assert result.reference == "17"
@@ -580,7 +580,7 @@ def test_http_gateway_malformed_url_and_bad_phone_are_failed_results() -> None:
 def test_log_sender_masks_the_phone(caplog: pytest.LogCaptureFixture) -> None:
     sender = LogSender()
     assert isinstance(sender, SmsSender)
-    with caplog.at_level(logging.INFO, logger="central.notify.sms"):
+    with caplog.at_level(logging.INFO, logger="central.outbound.sms"):
         result = sender.send("0912345678", "Giay moi hop")
         failed = sender.send("12", "x")
     assert result.ok

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from central import models
 from central.core.db import database
+from central.core.models import Change
+from central.registration.models import Delegate
 from gate.store import GateStore
 from gate.sync import SnapshotStream, SyncError, SyncFailure, fetch_snapshot
 from protocols.codes import compact_hash
@@ -58,8 +59,8 @@ def test_snapshot_carries_hashes_not_codes(api: Api, client, clock: Clock) -> No
     assert [m.id for m in snapshot.meetings] == [meeting["id"]]
     assert over["id"] not in [m.id for m in snapshot.meetings]
     with database.connection_context():
-        row = models.Delegate.get_by_id(delegate_id)
-        last_seq = models.Change.select().order_by(models.Change.seq.desc()).first().seq
+        row = Delegate.get_by_id(delegate_id)
+        last_seq = Change.select().order_by(Change.seq.desc()).first().seq
     [entry] = snapshot.delegates
     assert entry.code_hash == row.code_hash and entry.name == "Nguyễn Văn An"
     assert entry.organisation == "Sở Tài chính"
@@ -103,7 +104,7 @@ def test_a_gate_loads_the_streamed_snapshot_from_central_over_http(app, api: Api
     delegate_id = api.register(api.invitation(meeting_id=meeting["id"])).get_json()["id"]
     token = api.gate("g1", site_id="hq")
     with database.connection_context():
-        code = models.Delegate.get_by_id(delegate_id).code
+        code = Delegate.get_by_id(delegate_id).code
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

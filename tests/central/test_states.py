@@ -15,7 +15,6 @@ import pytest
 from flask import Flask
 from flask_babel import force_locale
 
-from central import models
 from central.core.states import (
     ALL_STATES,
     CommandState,
@@ -27,19 +26,24 @@ from central.core.states import (
     State,
     WalkinState,
 )
-from central.services import meetings
+from central.desk.models import Walkin
+from central.gates.models import Gate, GateCommand
+from central.invitations.models import Invitation
+from central.meetings import services as meetings
+from central.meetings.models import Meeting
+from central.registration.models import Delegate
 from central.web.i18n import LANGUAGES
 
 CENTRAL = Path(__file__).resolve().parents[2] / "central"
 
 STORED: list[tuple[peewee.Field, type[State]]] = [
-    (models.Meeting.status, MeetingState),
-    (models.Invitation.status, InvitationState),
-    (models.Delegate.mail_status, DelegateMailState),
-    (models.Walkin.status, WalkinState),
-    (models.Gate.state, GateLinkState),
-    (models.Gate.mode, GateMode),
-    (models.GateCommand.status, CommandState),
+    (Meeting.status, MeetingState),
+    (Invitation.status, InvitationState),
+    (Delegate.mail_status, DelegateMailState),
+    (Walkin.status, WalkinState),
+    (Gate.state, GateLinkState),
+    (Gate.mode, GateMode),
+    (GateCommand.status, CommandState),
 ]
 """Each state column and the enum its values come from."""
 
@@ -61,7 +65,7 @@ def test_values_stored_by_a_whole_flow_are_members(api: Any, db: None) -> None:
     assert api.register(invitation).status_code == 201
     api.gate("g1")
     meeting_id = invitation["meeting_id"]
-    meetings.set_status(meeting_id, MeetingState.CANCELLED.value, models.Meeting.get_by_id(meeting_id).starts_at,
+    meetings.set_status(meeting_id, MeetingState.CANCELLED.value, Meeting.get_by_id(meeting_id).starts_at,
                         actor="test")
     seen = 0
     for field, enum in STORED:
@@ -103,8 +107,8 @@ def test_states_match_the_wire_values() -> None:
 
 # ------------------------------------------------------------------------------------------------- the guard
 
-# "queued" is left out: it is a state of the e-mail/SMS job queues (central/mailqueue, services/deliveries.py),
-# which the outbound-queue work owns and unifies; DelegateMailState.QUEUED is only written by central/mailqueue.
+# "queued" is left out: it is a state of the e-mail/SMS job queue (central/outbound), which keeps its own job
+# statuses; DelegateMailState.QUEUED is only written by the outbound mail queue.
 VALUES = "|".join(sorted({member.value for enum in ALL_STATES for member in enum} - {"queued"}))
 # "open", "lockdown" and "release" are also the names of gate command *actions* (protocols.payloads.COMMAND_ACTIONS,
 # e.g. ``action != "open"``), which are not states: only a status, state or mode compared with them is flagged.
@@ -123,13 +127,13 @@ BARE = [
 ]
 EXCLUDED = {
     "core/states.py",  # the one place the values are spelled
-    # The mail-job and delivery queues keep their own QUEUED/SENDING/SENT/FAILED/CANCELLED statuses; another
-    # branch is merging them into one outbound queue and owns those states.
-    "mailqueue/__init__.py", "mailqueue/__main__.py", "mailqueue/models.py", "mailqueue/queue.py",
-    "mailqueue/worker.py", "services/deliveries.py",
-    "notify/sms.py",  # an SMS gateway's error codes ("timeout", ...), not states of ours
+    # The outbound job queue (mail jobs, invitation deliveries) keeps its own QUEUED/SENDING/SENT/FAILED/CANCELLED
+    # job statuses.
+    "outbound/jobs.py", "outbound/__main__.py", "outbound/models.py", "outbound/queue.py",
+    "outbound/worker.py", "invitations/deliveries.py",
+    "outbound/sms.py",  # an SMS gateway's error codes ("timeout", ...), not states of ours
 }
-DELIVERY_ROW = re.compile(r"\bd\.status\b|models\.Delivery\.status|# queued, sent, failed")
+DELIVERY_ROW = re.compile(r"\bd\.status\b|\bDelivery\.status|# queued, sent, failed")
 """A delivery's status (the invitation page's delivery rows, the Delivery model): the outbound queue's own."""
 
 
@@ -156,7 +160,7 @@ def test_the_guard_catches_a_bare_state() -> None:
     for line in ('if meeting.status == "cancelled":', "{% if target == 'cancelled' %}",
                  "{% if w.status in ('approved', 'admitted') %}",
                  'x = invitation.status not in ("approved", "sent")', 'row = Cmd.create(status="sent")',
-                 'models.GateCommand.status.in_(["sent", "timeout"])', 'status = peewee.CharField(default="open")'):
+                 'GateCommand.status.in_(["sent", "timeout"])', 'status = peewee.CharField(default="open")'):
         assert any(pattern.search(line) for pattern in BARE), line
     for line in ('if action != "open":', 'flash(message, "error")', 'return {"ok": True}', 'cache = "unknown"'):
         assert not any(pattern.search(line) for pattern in BARE), line

@@ -13,9 +13,9 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from central.tickets.ics import CalendarEvent, build_ics, fold
-from central.tickets.mail import build_delegate_mail, calendar_uid
-from central.tickets.pdf import TicketData, render_ticket_pdf
+from central.outbound.tickets.ics import CalendarEvent, build_ics, fold
+from central.outbound.tickets.mail import build_delegate_mail, calendar_uid
+from central.outbound.tickets.pdf import TicketData, render_ticket_pdf
 from protocols.codes import format_compact, generate_compact
 
 START = datetime(2025, 3, 10, 1, 0, tzinfo=UTC)  # 08:00 in Hà Nội

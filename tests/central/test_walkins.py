@@ -10,12 +10,17 @@ from typing import Any
 
 import pytest
 
-from central import models
 from central.core.changes import changes_since
+from central.core.db import database
 from central.core.errors import InvalidInputError, NotFoundError
+from central.core.models import AuditEntry
+from central.desk import walkins
 from central.desk.cccd import parse_cccd
-from central.services import walkins
-from central.services.walkins import WalkinRefusedError
+from central.desk.models import Walkin
+from central.desk.walkins import WalkinRefusedError
+from central.invitations.models import Invitation
+from central.meetings.models import Meeting
+from central.registration.models import Delegate
 from protocols.codes import Scheme, compact_hash, verify_signed
 from protocols.reasons import Reason
 
@@ -30,22 +35,22 @@ GUARD = "baove"
 
 
 def make_meeting(api: Api, *, policy: str = "approval", scheme: str = "compact", hours: float = 3,
-                 org: str = "Sở Tài chính") -> tuple[models.Meeting, models.Invitation]:
+                 org: str = "Sở Tài chính") -> tuple[Meeting, Invitation]:
     meeting_id = api.meeting(scheme=scheme, ends_at=(START + timedelta(hours=hours)).isoformat())["id"]
     invitation_id = api.invitation(meeting_id, api.organisation(org)["id"])["id"]
-    meeting = models.Meeting.get_by_id(meeting_id)
+    meeting = Meeting.get_by_id(meeting_id)
     if policy != meeting.walkin_policy:
         meeting = walkins.set_policy(meeting, policy, "chuyenvien", now=NOW)
-    return meeting, models.Invitation.get_by_id(invitation_id)
+    return meeting, Invitation.get_by_id(invitation_id)
 
 
-def register(meeting: models.Meeting, invitation: models.Invitation, card: str = CARD,
-             now: datetime = NOW) -> models.Walkin:
+def register(meeting: Meeting, invitation: Invitation, card: str = CARD,
+             now: datetime = NOW) -> Walkin:
     return walkins.register(meeting, invitation, parse_cccd(card), GUARD, secret=SECRET, now=now)
 
 
 def audit_actions(target: str) -> list[tuple[str, str, dict[str, Any]]]:
-    rows = models.AuditEntry.select().where(models.AuditEntry.target == target).order_by(models.AuditEntry.id)
+    rows = AuditEntry.select().where(AuditEntry.target == target).order_by(AuditEntry.id)
     return [(row.actor, row.action, json.loads(row.details)) for row in rows]
 
 
@@ -146,8 +151,8 @@ def test_refusals_carry_a_problem_and_change_nothing(api: Api, db: None) -> None
     with pytest.raises(NotFoundError):
         walkins.approve(999_999, "chuyenvien")
 
-    assert models.Walkin.select().count() == 3
-    assert models.Delegate.select().count() == 0
+    assert Walkin.select().count() == 3
+    assert Delegate.select().count() == 0
 
 
 def test_same_person_admitted_today_is_refused(api: Api, db: None) -> None:
@@ -160,7 +165,7 @@ def test_same_person_admitted_today_is_refused(api: Api, db: None) -> None:
 
 
 def test_closed_and_cancelled_meetings_refuse(api: Api, db: None) -> None:
-    from central.services import meetings
+    from central.meetings import services as meetings
 
     meeting, invitation = make_meeting(api)
     walkin = register(meeting, invitation)
@@ -200,7 +205,7 @@ def test_id_number_and_address_never_stored_nor_logged(api: Api, db: None, centr
     walkin = register(meeting, invitation)
     walkins.approve(walkin.id, "chuyenvien", now=NOW)
     walkins.admit(walkin.id, GUARD, now=NOW)
-    models.database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     path = Path(url.split(":///", 1)[1])
     stored = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
     assert b"2345" in stored, "the masked form is stored"
@@ -223,14 +228,14 @@ def test_find_invitations_by_number_or_organisation_without_accents(api: Api, db
 
 
 def test_moving_the_meeting_keeps_a_walkins_one_day_code_and_never_mails_it(api: Api, db: None) -> None:
-    from central.services.meetings import update_meeting
+    from central.meetings.services import update_meeting
 
     meeting, invitation = make_meeting(api, policy="direct", hours=3)
     walkin_delegate = walkins.admit(register(meeting, invitation), GUARD, now=NOW).delegate
     mailed: list[int] = []
     update_meeting(meeting.id, {"ends_at": (START + timedelta(hours=4)).isoformat()}, NOW, actor="chuyenvien",
                    reissue=lambda d: mailed.append(d.id))
-    kept = models.Delegate.get_by_id(walkin_delegate.id)
+    kept = Delegate.get_by_id(walkin_delegate.id)
     assert walkin_delegate.id not in mailed
     assert (kept.code, kept.mail_status, kept.valid_until) == (walkin_delegate.code, "desk",
                                                                walkin_delegate.valid_until)

@@ -9,10 +9,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from central import models
+from central.auth.models import User
+from central.auth.users import authenticate
 from central.cli import main
 from central.core.db import database, open_database
-from central.services.users import authenticate
+from central.core.models import AuditEntry
 
 from .conftest import AUTH, Clock
 from .staff import PASSWORD, csrf, login, make_users, page_token, post_form
@@ -42,7 +43,7 @@ def test_pages_need_login_and_login_works(client: FlaskClient, staff: None) -> N
 
 def test_passwords_are_argon2_and_unknown_users_fail(app: Flask, staff: None, clock: Clock) -> None:
     with database.connection_context():
-        user = models.User.get(models.User.username == "lanhdao")
+        user = User.get(User.username == "lanhdao")
         assert user.password_hash.startswith("$argon2id$")
         assert PASSWORD not in user.password_hash
         assert authenticate("khongco", PASSWORD, now=clock()) is None
@@ -152,9 +153,9 @@ def test_create_admin_cli(monkeypatch: pytest.MonkeyPatch, database_url: str, tm
     assert main(["create-admin", "khac", "--password-file", str(short)]) == 2
     open_database(database_url)
     with database.connection_context():
-        user = models.User.get(models.User.username == "quantri")
+        user = User.get(User.username == "quantri")
         assert user.role == "administrator"
-        assert models.AuditEntry.get(models.AuditEntry.action == "user.create").actor == "cli"
+        assert AuditEntry.get(AuditEntry.action == "user.create").actor == "cli"
     database.obj.close()
 
 

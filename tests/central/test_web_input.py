@@ -11,8 +11,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from central import models
 from central.core.db import database
+from central.core.models import BaseModel
+from central.invitations.models import Organisation
+from central.meetings.models import Meeting, MeetingDocument
 
 from .conftest import AUTH, Clock
 from .staff import csrf, login, make_users, post_form, setup_meeting
@@ -37,13 +39,13 @@ def world(app: Flask, client: FlaskClient, clock: Clock) -> dict[str, Any]:
     return ids
 
 
-def _count(model: type[models.BaseModel]) -> int:
+def _count(model: type[BaseModel]) -> int:
     with database.connection_context():
         return model.select().count()
 
 
 def test_too_long_and_missing_fields_on_the_meeting_form(client: FlaskClient, world: dict[str, Any]) -> None:
-    before = _count(models.Meeting)
+    before = _count(Meeting)
     response = post_form(client, "/meetings/new", "/meetings/new", {
         "title": "x" * 501, "starts_at": "2025-03-10T08:00", "ends_at": "2025-03-10T07:00",
         "main_venue_id": "0", "scheme": "compact", "entry_policy": "single",
@@ -54,7 +56,7 @@ def test_too_long_and_missing_fields_on_the_meeting_form(client: FlaskClient, wo
     assert "Giờ kết thúc phải sau giờ bắt đầu" in page
     assert "Chọn hội trường chính" in page
     assert 'aria-invalid="true"' in page
-    assert _count(models.Meeting) == before
+    assert _count(Meeting) == before
 
 
 def test_meeting_created_as_draft_through_the_page(client: FlaskClient, world: dict[str, Any]) -> None:
@@ -70,7 +72,7 @@ def test_meeting_created_as_draft_through_the_page(client: FlaskClient, world: d
     assert "<script>alert(1)</script>" not in page
     assert "08:00 12/03/2025" in page and "Điểm cầu huyện Sơn Tịnh" in page and "Dự thảo" in page
     with database.connection_context():
-        meeting = models.Meeting.select().order_by(models.Meeting.id.desc()).get()
+        meeting = Meeting.select().order_by(Meeting.id.desc()).get()
         assert meeting.starts_at.isoformat() == "2025-03-12T01:00:00+00:00"
         assert (meeting.status, meeting.site_id, meeting.agenda) == ("draft", "hq", "Dòng 1\nDòng 2")
 
@@ -78,14 +80,14 @@ def test_meeting_created_as_draft_through_the_page(client: FlaskClient, world: d
 def test_invalid_email_and_phone_on_the_organisation_form(client: FlaskClient, world: dict[str, Any]) -> None:
     client.post("/logout", data={"csrf_token": csrf(client.get("/meetings/").text)})
     login(client, "admin")
-    before = _count(models.Organisation)
+    before = _count(Organisation)
     response = post_form(client, "/admin/organisations", "/admin/organisations", {
         "name": "Sở <b>Nội vụ</b>", "leader_phone": "12345", "office_email": "vanphong@@example",
     })
     assert response.status_code == 400
     assert "Số điện thoại không hợp lệ (ví dụ 0912345678)" in response.text
     assert "Địa chỉ email không hợp lệ" in response.text
-    assert _count(models.Organisation) == before
+    assert _count(Organisation) == before
     ok = post_form(client, "/admin/organisations", "/admin/organisations", {
         "name": "Sở <b>Nội vụ</b>", "leader_phone": "0912 345 679", "office_email": "snv@example.vn",
     })
@@ -93,7 +95,7 @@ def test_invalid_email_and_phone_on_the_organisation_form(client: FlaskClient, w
     listing = client.get("/admin/organisations").text
     assert "Sở &lt;b&gt;Nội vụ&lt;/b&gt;" in listing and "<b>Nội vụ</b>" not in listing
     with database.connection_context():
-        assert models.Organisation.get(models.Organisation.office_email == "snv@example.vn").leader_phone == (
+        assert Organisation.get(Organisation.office_email == "snv@example.vn").leader_phone == (
             "+84912345679"
         )
 
@@ -111,14 +113,14 @@ def test_documents_checked_by_content_and_downloadable(client: FlaskClient, worl
     docx_as_pdf = upload("bao-cao.pdf", _docx())
     assert "Phần mở rộng của tệp không khớp nội dung" in client.get(png_as_pdf.location).text
     assert docx_as_pdf.status_code == 303
-    assert _count(models.MeetingDocument) == 0
+    assert _count(MeetingDocument) == 0
 
     assert upload("Báo cáo tổng kết.pdf", PDF).status_code == 303
     assert upload("../../Chương trình.docx", _docx()).status_code == 303
     page = client.get(url).text
     assert "Báo cáo tổng kết.pdf" in page and "Chương trình.docx" in page
     with database.connection_context():
-        pdf_doc = models.MeetingDocument.get(models.MeetingDocument.kind == "pdf")
+        pdf_doc = MeetingDocument.get(MeetingDocument.kind == "pdf")
     download = client.get(f"{url}/documents/{pdf_doc.id}")
     assert download.status_code == 200 and download.data == PDF
     assert download.mimetype == "application/pdf"
@@ -139,7 +141,7 @@ def test_oversized_upload_is_413(client: FlaskClient, world: dict[str, Any]) -> 
                          content_type="multipart/form-data")
     assert response.status_code == 413
     assert "Tệp hoặc dữ liệu gửi lên quá lớn." in response.text
-    assert _count(models.MeetingDocument) == 0
+    assert _count(MeetingDocument) == 0
     # Other forms keep the small limit.
     huge_form = post_form(client, "/meetings/new", "/meetings/new", {"title": "x" * 70_000})
     assert huge_form.status_code == 413

@@ -15,12 +15,13 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from central import models
 from central.core.db import database
-from central.notify.mail import SmtpMailSender
-from central.notify.sms import LogSender
-from central.services import deliveries
-from central.web import delivery_channels
+from central.core.models import AuditEntry, Change
+from central.invitations import deliveries
+from central.invitations.models import Delivery, Invitation
+from central.outbound.mail import SmtpMailSender
+from central.outbound.sms import LogSender
+from central.registration.models import Delegate
 from devtools.mailcatcher import MailCatcher
 
 from .conftest import AUTH, Clock
@@ -111,12 +112,12 @@ def test_organiser_drafts_approver_approves_and_returns(
     assert post_form(client, f"/invitations/{first}", f"/invitations/{first}/approve", {}).status_code == 403
     post_form(client, f"/invitations/{second}", f"/invitations/{second}/resubmit", {"delegate_limit": "2"})
     with database.connection_context():
-        row = models.Invitation.get_by_id(second)
+        row = Invitation.get_by_id(second)
         assert (row.status, row.delegate_limit, row.number) == ("draft", 2, None)
-        approved = models.Invitation.get_by_id(first)
+        approved = Invitation.get_by_id(first)
         assert approved.status == "sent"
         assert all(d.link is None for d in approved.deliveries)  # the secret link is forgotten once sent
-        actions = [e.action for e in models.AuditEntry.select().order_by(models.AuditEntry.id)]
+        actions = [e.action for e in AuditEntry.select().order_by(AuditEntry.id)]
     for action in ("invitation.draft", "invitation.approve", "delivery.sent", "invitation.return",
                    "invitation.resubmit"):
         assert action in actions
@@ -135,19 +136,19 @@ def test_failed_delivery_is_retried_with_backoff_then_resent(
     assert "ConnectionRefusedError" in email_row
     channels = delivery_channels_outside(app)
     with database.connection_context():
-        row = models.Delivery.get((models.Delivery.invitation == first) & (models.Delivery.channel == "email"))
+        row = Delivery.get((Delivery.invitation == first) & (Delivery.channel == "email"))
         assert (row.status, row.attempts) == ("failed", 1)
         assert row.next_attempt_at == clock() + timedelta(minutes=1)
-        assert models.Invitation.get_by_id(first).status == "approved"
+        assert Invitation.get_by_id(first).status == "approved"
         assert deliveries.deliver_due(channels, now=clock()) == 0  # not due yet
         clock.now += timedelta(minutes=1)
         assert deliveries.deliver_due(channels, now=clock()) == 1
-        row = models.Delivery.get_by_id(row.id)
+        row = Delivery.get_by_id(row.id)
         assert row.attempts == 2 and row.next_attempt_at == clock() + timedelta(minutes=2)
         for _ in range(3):
             clock.now = row.next_attempt_at
             deliveries.deliver_due(channels, now=clock())
-            row = models.Delivery.get_by_id(row.id)
+            row = Delivery.get_by_id(row.id)
         assert (row.attempts, row.next_attempt_at) == (5, None)  # given up: waits for a person
 
     with MailCatcher() as again:
@@ -159,14 +160,14 @@ def test_failed_delivery_is_retried_with_backoff_then_resent(
     page = client.get(f"/invitations/{first}").text
     assert "Gửi lại" not in page
     with database.connection_context():
-        assert models.Invitation.get_by_id(first).status == "sent"
-        assert models.Delivery.get_by_id(delivery_id).attempts == 6
+        assert Invitation.get_by_id(first).status == "sent"
+        assert Delivery.get_by_id(delivery_id).attempts == 6
 
 
 def delivery_channels_outside(app: Flask) -> deliveries.Channels:
     """The app's channels, for calling the worker's function directly."""
     with app.test_request_context():
-        return delivery_channels()
+        return deliveries.current_channels()
 
 
 def test_api_covers_the_flow_with_token_and_session(
@@ -210,17 +211,17 @@ def test_meeting_states_cancel_and_reschedule(
     mail.wait_for(1)
     mail.clear()
     with database.connection_context():
-        old_code = models.Delegate.get().code
+        old_code = Delegate.get().code
 
     moved = client.patch(f"/api/v1/meetings/{meeting}", headers=AUTH,
                          json={"starts_at": "2025-03-11T08:00:00+07:00", "ends_at": "2025-03-11T11:00:00+07:00"})
     assert moved.status_code == 200, moved.get_json()
     (notice,) = mail.wait_for(1)
     with database.connection_context():
-        delegate = models.Delegate.get()
+        delegate = Delegate.get()
         assert delegate.code != old_code
         assert delegate.valid_until.isoformat() == "2025-03-11T04:00:00+00:00"
-        assert models.Change.select().order_by(models.Change.seq.desc()).get().kind == "delegate_upsert"
+        assert Change.select().order_by(Change.seq.desc()).get().kind == "delegate_upsert"
     assert "11/03/2025" in notice.get_body(("plain",)).get_content()
     mail.clear()
 
@@ -231,8 +232,8 @@ def test_meeting_states_cancel_and_reschedule(
     (notice,) = mail.wait_for(1)
     assert notice["Subject"].startswith("Hủy cuộc họp")
     with database.connection_context():
-        assert models.Delegate.get().revoked_at == clock()
-        kinds = [c.kind for c in models.Change.select().order_by(models.Change.seq.desc()).limit(2)]
+        assert Delegate.get().revoked_at == clock()
+        kinds = [c.kind for c in Change.select().order_by(Change.seq.desc()).limit(2)]
         assert kinds == ["meeting_upsert", "delegate_revoke"]
     edit = client.patch(f"/api/v1/meetings/{meeting}", headers=AUTH, json={"title": "Mới"})
     assert edit.status_code == 409
@@ -258,4 +259,4 @@ def test_deliver_cli_retries_what_failed(
         (message,) = again.wait_for(1)
         assert message["To"] == "vanphong0@example.vn"
     with database.connection_context():
-        assert models.Invitation.get_by_id(first).status == "sent"
+        assert Invitation.get_by_id(first).status == "sent"

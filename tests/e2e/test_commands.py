@@ -1,7 +1,7 @@
 """Remote gate commands end to end: central's service -> Mosquitto -> a running gate -> result -> central.
 
 Real parts: Mosquitto, central's web server and ingest worker (processes) on SQLite, and a gate on simulated
-pins. The test process plays the web process that issues a command (``central.services.gate_commands`` with
+pins. The test process plays the web process that issues a command (``central.gates.commands`` with
 the real MQTT publisher, on central's database file); the ingest process stores the gate's answer and the
 manual check-in the gate records for an ``open``.
 """
@@ -18,10 +18,11 @@ from uuid import UUID
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from central import models
 from central.core.db import database, open_database
+from central.core.models import AuditEntry
+from central.gates import commands as gate_commands
+from central.gates.models import Gate as GateRow
 from central.messaging.publish import MqttPublisher
-from central.services import gate_commands
 from devtools.mailcatcher import MailCatcher
 from gate.app import Gate
 from gate.config import parse_config
@@ -127,14 +128,14 @@ def test_remote_open_is_acknowledged_and_stored_as_a_manual_entry_with_the_guard
     rows = wait_until(lambda: manual_checkins(central.database_path, row.command_id))
     assert rows == [("bao-ve-an", 1, "manual_open", "entered", registered["meeting_id"],
                      registered["delegate_id"], "lobby-1")]
-    audit = models.AuditEntry.get(models.AuditEntry.action == "gate.command.open")
+    audit = AuditEntry.get(AuditEntry.action == "gate.command.open")
     assert audit.actor == "bao-ve-an" and audit.target == "gate:lobby-1"
 
     locked = gate_commands.wait(gate_commands.issue("lobby-1", "lockdown", "truong-ca", publisher=publisher)
                                 .command_id, timeout=scaled(ANSWER_TIMEOUT_S))
     assert locked.status == "ok"
     assert runner.gate is not None and runner.gate.mode == "lockdown"
-    wait_until(lambda: models.Gate.get(models.Gate.gate_id == "lobby-1").mode == "lockdown")
+    wait_until(lambda: GateRow.get(GateRow.gate_id == "lobby-1").mode == "lockdown")
     refused = gate_commands.wait(gate_commands.issue("lobby-1", "open", "bao-ve-an", publisher=publisher)
                                  .command_id, timeout=scaled(ANSWER_TIMEOUT_S))
     assert (refused.status, refused.reason) == ("failed", "locked_down")

@@ -75,8 +75,8 @@ def setup_desk(central: Central) -> dict[str, Any]:
     def make_guard() -> None:
         from argon2 import PasswordHasher, profiles
 
+        from central.auth import users
         from central.auth.passwords import use_hasher
-        from central.services import users
 
         use_hasher(PasswordHasher.from_parameters(profiles.CHEAPEST))
         users.create_user({"username": GUARD, "password": PASSWORD, "role": "guard", "full_name": GUARD_NAME},
@@ -162,11 +162,11 @@ def test_guard_scans_a_cccd_registers_and_opens_the_gate(
         # Another visitor is registered meanwhile: the list changes under the organiser, the note being typed
         # stays.
         def another_walkin() -> None:
-            from central import models
+            from central.desk import walkins
             from central.desk.cccd import parse_cccd
-            from central.services import walkins
+            from central.invitations.models import Invitation
 
-            invitation = models.Invitation.get(models.Invitation.number == setup["number"])
+            invitation = Invitation.get(Invitation.number == setup["number"])
             walkins.register(invitation.meeting, invitation, parse_cccd(OTHER_CARD), GUARD, secret="e2e")
 
         with_central_db(central, another_walkin)

@@ -24,9 +24,11 @@ from pathlib import Path
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from central import models
-from central.core.db import create_tables, database, open_database
+from central.core.db import database, open_database
+from central.gates.models import CheckIn
+from central.gates.models import Gate as GateRow
 from central.messaging.ingest import IngestWorker
+from central.schema import create_tables
 from devtools.broker import LocalBroker
 from gate.app import Gate
 from gate.config import parse_config
@@ -73,7 +75,7 @@ def make_gates(count: int, broker: LocalBroker, tmp_path: Path) -> list[Gate]:
     with database.connection_context():
         for index in range(count):
             gate_id = f"gate-{index}"
-            models.Gate.create(gate_id=gate_id, name=gate_id, site_id="hq", token_hash="x")
+            GateRow.create(gate_id=gate_id, name=gate_id, site_id="hq", token_hash="x")
             config = parse_config(
                 {
                     "gate": {"id": gate_id, "site": "hq", "fail_mode": "secure", "data_dir": str(tmp_path / gate_id)},
@@ -117,8 +119,8 @@ def wait_delivered(gates: list[Gate], timeout: float) -> None:
             if not undelivered:
                 continue
             with database.connection_context():
-                stored = models.CheckIn.select().where(
-                    models.CheckIn.checkin_id.in_([row.checkin_id for row in undelivered])
+                stored = CheckIn.select().where(
+                    CheckIn.checkin_id.in_([row.checkin_id for row in undelivered])
                 ).count()
             lines.append(f"{gate.gate_id}: connected={gate.transport.is_connected} undelivered={len(undelivered)} "
                          f"already stored at central={stored} attempts={[row.attempts for row in undelivered][:5]}")
@@ -130,8 +132,8 @@ def wait_delivered(gates: list[Gate], timeout: float) -> None:
 
 def central_counts() -> tuple[int, int]:
     with database.connection_context():
-        rows = models.CheckIn.select().count()
-        distinct = models.CheckIn.select(models.CheckIn.checkin_id).distinct().count()
+        rows = CheckIn.select().count()
+        distinct = CheckIn.select(CheckIn.checkin_id).distinct().count()
     return rows, distinct
 
 
@@ -320,7 +322,7 @@ def test_gate_sigkilled_100_times_in_the_check_in_cycle(tmp_path, central_db):
     worker = IngestWorker(broker.host, broker.port)
     worker.start()
     with database.connection_context():
-        models.Gate.create(gate_id="g1", name="g1", site_id="hq", token_hash="x")
+        GateRow.create(gate_id="g1", name="g1", site_id="hq", token_hash="x")
     config = tmp_path / "gate.toml"
     config.write_text(gate_config_toml(data_dir, broker))
     db = data_dir / "gate-cache.sqlite3"
@@ -369,7 +371,7 @@ def test_gate_sigkilled_100_times_in_the_check_in_cycle(tmp_path, central_db):
         with closing(sqlite3.connect(db)) as conn:
             recorded = {row[0] for row in conn.execute("SELECT checkin_id FROM outbox")}
         with database.connection_context():
-            stored = [str(row.checkin_id) for row in models.CheckIn.select(models.CheckIn.checkin_id)]
+            stored = [str(row.checkin_id) for row in CheckIn.select(CheckIn.checkin_id)]
         assert len(stored) == len(set(stored)), "a check-in stored twice at central"
         missing = opened - set(stored)
         assert not missing, f"{len(missing)} check-ins whose relay opened never reached central: {sorted(missing)[:5]}"

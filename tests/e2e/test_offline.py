@@ -23,8 +23,9 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from central.core.changes import append_change
-from central.core.db import create_tables, database, open_database
+from central.core.db import database, open_database
 from central.messaging.changefeed import ChangeFeed
+from central.schema import create_tables
 from devtools.broker import LocalBroker
 from gate.app import Gate
 from gate.config import parse_config

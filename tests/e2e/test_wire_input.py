@@ -27,8 +27,9 @@ import pytest
 import requests
 from gpiozero.pins.mock import MockFactory
 
-from central import models
 from central.core.db import database, open_database
+from central.gates.models import CheckIn as CheckInRow
+from central.gates.models import Gate as GateRow
 from devtools.broker import LocalBroker
 from gate.app import Gate
 from gate.config import parse_config
@@ -147,9 +148,9 @@ def test_ingest_drops_bad_payloads_on_every_topic_and_keeps_serving(
     heartbeat = Heartbeat(gate_id="g1", sent_at=datetime.now(UTC), cache_seq=7, outbox_pending=0,
                           software_version="test")
     central_gate.send(topics.gate_heartbeat("g1"), encode(heartbeat))
-    wait_until(lambda: read_central(central, lambda: models.Gate.get(models.Gate.gate_id == "g1").cache_seq) == 7,
+    wait_until(lambda: read_central(central, lambda: GateRow.get(GateRow.gate_id == "g1").cache_seq) == 7,
                timeout=TIMEOUT, interval=0.05)
-    stored = read_central(central, lambda: {str(row.checkin_id) for row in models.CheckIn.select()})
+    stored = read_central(central, lambda: {str(row.checkin_id) for row in CheckInRow.select()})
     assert stored == {str(stored_before.id), str(after.id)}
 
 

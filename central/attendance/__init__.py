@@ -1,0 +1,1 @@
+"""The live attendance dashboard of a meeting (organisers, approvers): counts, arrivals, gates, walk-ins."""

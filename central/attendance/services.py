@@ -1,0 +1,396 @@
+"""Attendance per meeting: who was expected, who entered, when and through which gate.
+
+Besides the summary the exports use (:func:`meeting_attendance`), this module builds the live dashboard's
+state (:func:`dashboard_state`: counts per organisation and per venue, arrivals, late arrivals, substitutes,
+the arrivals chart's data and the gates), describes new check-ins for the live stream
+(:func:`describe_checkins`) and records a person marked present by hand (:func:`mark_present`).
+
+A manual mark is a :class:`central.CheckIn` without a gate (``gate`` null, ``manual`` true, the
+organiser's reason in ``note``), so exports and statistics count it like any entry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import peewee
+
+from central.core import validation as v
+from central.core.audit import audit
+from central.core.db import write_transaction
+from central.core.errors import ConflictError, NotFoundError
+from central.core.models import AuditEntry, Change
+from central.core.states import GateLinkState, GateMode
+from central.gates.models import CheckIn, Gate
+from central.invitations.models import Invitation, Organisation
+from central.meetings.models import Meeting, MeetingVenue, Venue
+from central.registration.models import Delegate
+from protocols.reasons import Reason
+
+log = logging.getLogger(__name__)
+
+OFFLINE_AFTER = timedelta(seconds=60)
+"""A gate not heard from for this long shows as offline (its heartbeat comes every 15 s by default)."""
+RECENT_ARRIVALS = 50
+MAX_REASON = 300
+MANUAL_GATE_LABEL = "Thủ công"
+OTHER_VENUE = "Khác"
+
+
+def _entry_condition(meeting: Meeting | int) -> peewee.Expression:
+    return (
+        (CheckIn.meeting == meeting)
+        & CheckIn.delegate.is_null(False)
+        & (CheckIn.allowed == True)  # noqa: E712 - peewee expression
+        & (CheckIn.outcome == "entered")
+        & (CheckIn.direction == "in")
+    )
+
+
+def _first_entries(meeting: Meeting) -> dict[int, tuple[datetime, str | None, str | None, bool]]:
+    """Map delegate id -> (scanned_at, gate_id, gate site_id, manual) of their first entry."""
+    entries = (
+        CheckIn.select(CheckIn.delegate, CheckIn.scanned_at, Gate.gate_id,
+                              Gate.site_id, CheckIn.manual)
+        .join(Gate, peewee.JOIN.LEFT_OUTER)
+        .where(_entry_condition(meeting))
+        .order_by(CheckIn.scanned_at, CheckIn.id)
+        .tuples()
+    )
+    first: dict[int, tuple[datetime, str | None, str | None, bool]] = {}
+    for delegate_id, scanned_at, gate_id, site_id, manual in entries:
+        first.setdefault(delegate_id, (scanned_at, gate_id, site_id, bool(manual)))
+    return first
+
+
+def _delegates(meeting: Meeting) -> list[Delegate]:
+    return list(
+        Delegate.select(Delegate, Invitation, Organisation)
+        .join(Invitation)
+        .join(Organisation)
+        .where(Delegate.meeting == meeting)
+        .order_by(Organisation.name, Delegate.name, Delegate.id)
+    )
+
+
+def meeting_attendance(meeting: Meeting) -> dict[str, Any]:
+    """Return ``expected``, ``present`` and ``attendees`` for a meeting.
+
+    Expected: delegates not revoked. Present: distinct delegates with an allowed check-in whose outcome is
+    ``entered`` in direction ``in`` (a manual mark counts). Each attendee carries name, organisation,
+    position, ``present``, ``first_entry_at``, the ``gate_id`` of that first entry (None when marked by hand)
+    and ``manual``.
+    """
+    delegates = _delegates(meeting)
+    first_entry = _first_entries(meeting)
+    attendees = []
+    for delegate in delegates:
+        entry = first_entry.get(delegate.id)
+        attendees.append(
+            {
+                "delegate_id": delegate.id,
+                "name": delegate.name,
+                "organisation": delegate.invitation.organisation.name,
+                "position": delegate.position,
+                "revoked": delegate.revoked_at is not None,
+                "present": entry is not None,
+                "first_entry_at": entry[0].isoformat() if entry else None,
+                "gate_id": entry[1] if entry else None,
+                "manual": entry[3] if entry else False,
+            }
+        )
+    return {
+        "meeting_id": meeting.id,
+        "expected": sum(1 for d in delegates if d.revoked_at is None),
+        "present": len(first_entry),
+        "attendees": attendees,
+    }
+
+
+# --- venues ------------------------------------------------------------------------------------------------
+
+
+def meeting_venues(meeting: Meeting) -> list[Venue]:
+    """The meeting's main hall (first, when set) and its remote points."""
+    found: list[Venue] = []
+    if meeting.main_venue:
+        main = Venue.get_or_none(Venue.id == meeting.main_venue)
+        if main is not None:
+            found.append(main)
+    found.extend(
+        Venue.select().join(MeetingVenue).where(MeetingVenue.meeting == meeting)
+        .order_by(Venue.name)
+    )
+    return found
+
+
+def venue_of_site(meeting: Meeting) -> dict[str, str]:
+    """Map a gate site id to the name of the meeting's venue there (the meeting's own site is the main hall)."""
+    venues = meeting_venues(meeting)
+    mapping = {venue.site_id: venue.name for venue in venues if venue.site_id}
+    main_name = venues[0].name if venues and venues[0].kind == "main" else meeting.venue
+    mapping.setdefault(meeting.site_id, main_name)
+    return mapping
+
+
+def main_venue_name(meeting: Meeting) -> str:
+    """Where a manual mark is counted: the main hall (or the meeting's venue text)."""
+    venues = meeting_venues(meeting)
+    return venues[0].name if venues and venues[0].kind == "main" else meeting.venue
+
+
+def meeting_sites(meeting: Meeting) -> list[str]:
+    """Gate sites that serve the meeting: its own site and those of its venues."""
+    sites = [meeting.site_id]
+    sites.extend(venue.site_id for venue in meeting_venues(meeting) if venue.site_id and venue.site_id not in sites)
+    return sites
+
+
+# --- gates -------------------------------------------------------------------------------------------------
+
+
+def current_change_seq() -> int:
+    """The latest sequence of the change stream (a gate whose cache_seq is lower is behind)."""
+    return Change.select(peewee.fn.MAX(Change.seq)).scalar() or 0
+
+
+def gate_state(gate: Gate, now: datetime, current_seq: int) -> dict[str, Any]:
+    """Describe a gate for the dashboard and the fleet page: online/offline, cache current/behind, mode."""
+    seen = gate.last_seen_at
+    online = gate.state == GateLinkState.ONLINE and seen is not None and now - seen <= OFFLINE_AFTER
+    if gate.cache_seq is None:
+        cache = "unknown"
+    elif gate.cache_seq >= current_seq:
+        cache = "current"
+    else:
+        cache = "behind"
+    return {
+        "gate_id": gate.gate_id,
+        "name": gate.name,
+        "site_id": gate.site_id,
+        "direction": gate.direction,
+        "online": online,
+        "state": gate.state,
+        "last_seen_at": seen.isoformat() if seen else None,
+        "cache_seq": gate.cache_seq,
+        "current_seq": current_seq,
+        "cache": cache,
+        "behind_by": max(0, current_seq - gate.cache_seq) if gate.cache_seq is not None else None,
+        "emergency": bool(gate.emergency),
+        "mode": gate.mode or GateMode.NORMAL,
+        "fail_mode": gate.fail_mode,
+        "software_version": gate.software_version,
+        "outbox_pending": gate.outbox_pending,
+    }
+
+
+def gate_states(now: datetime, sites: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """Every gate (or those at ``sites``), by gate id."""
+    query = Gate.select().order_by(Gate.gate_id)
+    if sites is not None:
+        query = query.where(Gate.site_id.in_(list(sites)))
+    current = current_change_seq()
+    return [gate_state(gate, now, current) for gate in query]
+
+
+# --- check-ins for the live stream -------------------------------------------------------------------------
+
+
+def describe_checkins(rows: Iterable[CheckIn]) -> list[dict[str, Any]]:
+    """Describe check-ins (selected with their delegate, organisation and gate) as dashboard arrivals."""
+    described = []
+    for row in rows:
+        delegate = row.delegate if row.delegate_id is not None else None
+        gate = row.gate if row.gate_id is not None else None
+        described.append(
+            {
+                "checkin_id": row.id,
+                "uuid": str(row.checkin_id),
+                "meeting_id": row.meeting_id,
+                "delegate_id": row.delegate_id,
+                "name": delegate.name if delegate else "",
+                "organisation": delegate.invitation.organisation.name if delegate else "",
+                "gate_id": gate.gate_id if gate else None,
+                "site_id": gate.site_id if gate else None,
+                "at": row.scanned_at.isoformat(),
+                "manual": bool(row.manual),
+                "note": row.note or "",
+                "allowed": bool(row.allowed),
+                "entry": bool(row.allowed) and row.outcome == "entered" and row.direction == "in",
+                "reason": row.reason,
+            }
+        )
+    return described
+
+
+def checkins_after(last_id: int, limit: int = 1000) -> list[CheckIn]:
+    """Check-ins stored after row id ``last_id`` (by id), with delegate, organisation and gate joined."""
+    return list(
+        CheckIn.select(CheckIn, Delegate, Invitation, Organisation, Gate)
+        .join(Delegate, peewee.JOIN.LEFT_OUTER)
+        .join(Invitation, peewee.JOIN.LEFT_OUTER)
+        .join(Organisation, peewee.JOIN.LEFT_OUTER)
+        .switch(CheckIn)
+        .join(Gate, peewee.JOIN.LEFT_OUTER)
+        .where(CheckIn.id > last_id)
+        .order_by(CheckIn.id)
+        .limit(limit)
+    )
+
+
+def last_checkin_id() -> int:
+    """The highest check-in row id (0 when none)."""
+    return CheckIn.select(peewee.fn.MAX(CheckIn.id)).scalar() or 0
+
+
+# --- substitutes -------------------------------------------------------------------------------------------
+
+
+def substitutes(meeting: Meeting, delegates: list[Delegate] | None = None) -> dict[int, str]:
+    """Map the id of each delegate who replaced another to the replaced person's name.
+
+    Registration records a replacement as the audit entry ``delegate.replace`` on the old delegate with
+    ``replaced_by`` (the new delegate's id) in its details; the old code is revoked.
+    """
+    delegates = delegates if delegates is not None else _delegates(meeting)
+    by_target = {f"delegate:{d.id}": d for d in delegates}
+    if not by_target:
+        return {}
+    found: dict[int, str] = {}
+    targets = list(by_target)
+    for start in range(0, len(targets), 400):
+        entries = AuditEntry.select().where(
+            (AuditEntry.action == "delegate.replace") & AuditEntry.target.in_(targets[start:start + 400])
+        )
+        for entry in entries:
+            try:
+                new_id = int(json.loads(entry.details or "{}").get("replaced_by"))
+            except (TypeError, ValueError):
+                continue
+            found[new_id] = by_target[entry.target].name
+    return found
+
+
+# --- the dashboard -----------------------------------------------------------------------------------------
+
+
+def dashboard_state(meeting: Meeting, now: datetime) -> dict[str, Any]:
+    """Everything the live dashboard shows, as JSON-able data (the stream then sends what changes)."""
+    delegates = _delegates(meeting)
+    first = _first_entries(meeting)
+    replaced = substitutes(meeting, delegates)
+    site_venue = venue_of_site(meeting)
+    manual_venue = main_venue_name(meeting)
+    venues = [venue.name for venue in meeting_venues(meeting)] or [meeting.venue]
+
+    by_org: dict[str, dict[str, int]] = {}
+    by_venue: dict[str, int] = {name: 0 for name in venues}
+    people = []
+    for delegate in delegates:
+        org = delegate.invitation.organisation.name
+        active = delegate.revoked_at is None
+        entry = first.get(delegate.id)
+        counts = by_org.setdefault(org, {"expected": 0, "present": 0})
+        counts["expected"] += active
+        if entry is not None:
+            counts["present"] += 1
+            venue = manual_venue if entry[3] else site_venue.get(entry[2] or "", OTHER_VENUE)
+            by_venue[venue] = by_venue.get(venue, 0) + 1
+        people.append(
+            {
+                "delegate_id": delegate.id,
+                "name": delegate.name,
+                "organisation": org,
+                "position": delegate.position,
+                "active": active,
+                "present": entry is not None,
+                "first_entry_at": entry[0].isoformat() if entry else None,
+                "late": entry is not None and entry[0] > meeting.starts_at,
+                "manual": entry[3] if entry else False,
+                "substitute_for": replaced.get(delegate.id),
+            }
+        )
+    arrivals = describe_checkins(
+        CheckIn.select(CheckIn, Delegate, Invitation, Organisation, Gate)
+        .join(Delegate)
+        .join(Invitation)
+        .join(Organisation)
+        .switch(CheckIn)
+        .join(Gate, peewee.JOIN.LEFT_OUTER)
+        .where(_entry_condition(meeting))
+        .order_by(CheckIn.id.desc())
+        .limit(RECENT_ARRIVALS)
+    )
+    return {
+        "meeting": {
+            "id": meeting.id,
+            "title": meeting.title,
+            "starts_at": meeting.starts_at.isoformat(),
+            "ends_at": meeting.ends_at.isoformat(),
+            "status": meeting.status,
+        },
+        "now": now.isoformat(),
+        "expected": sum(1 for d in delegates if d.revoked_at is None),
+        "present": len(first),
+        "by_organisation": [{"organisation": org, **counts} for org, counts in sorted(by_org.items())],
+        "by_venue": [{"venue": name, "present": count} for name, count in by_venue.items()],
+        "site_venues": site_venue,
+        "manual_venue": manual_venue,
+        "people": people,
+        "arrivals": arrivals,
+        "arrival_times": sorted(entry[0].isoformat() for entry in first.values()),
+        "gates": gate_states(now, meeting_sites(meeting)),
+    }
+
+
+# --- marking present by hand -------------------------------------------------------------------------------
+
+
+def mark_present(meeting: Meeting, data: Mapping[str, Any], *, actor: str, now: datetime) -> CheckIn:
+    """Record that a delegate of ``meeting`` is present without passing a gate, with the organiser's reason.
+
+    ``data``: ``delegate_id`` and ``reason`` (required, at most 300 characters). Stored as a manual check-in
+    (no gate) and audited as ``attendance.mark_present`` by ``actor``. Refused when the delegate is not one
+    of the meeting's (``NotFoundError``), their code was revoked or they are already present
+    (``ConflictError``).
+    """
+    fields = v.FieldCollector(data)
+    delegate_id = fields.take("delegate_id", v.positive_int)
+    reason = fields.take("reason", v.text, required=True, max_length=MAX_REASON)
+    fields.raise_if_any()
+    with write_transaction():
+        delegate = Delegate.get_or_none(
+            (Delegate.id == delegate_id) & (Delegate.meeting == meeting)
+        )
+        if delegate is None:
+            raise NotFoundError(Reason.UNKNOWN_CODE, "Không có đại biểu này trong cuộc họp")
+        if delegate.revoked_at is not None:
+            raise ConflictError(Reason.REVOKED, "Mã của đại biểu đã bị thu hồi (đã thay người khác)")
+        if CheckIn.select().where(_entry_condition(meeting) & (CheckIn.delegate == delegate)).exists():
+            raise ConflictError(Reason.ALREADY_INSIDE, "Đại biểu đã được ghi nhận có mặt")
+        checkin = CheckIn.create(
+            checkin_id=uuid.uuid4(),
+            gate=None,
+            meeting=meeting,
+            delegate=delegate,
+            allowed=True,
+            reason=Reason.OK.value,
+            outcome="entered",
+            direction="in",
+            scanned_at=now,
+            completed_at=now,
+            received_at=now,
+            manual=True,
+            note=reason,
+            operator=actor[:200],
+        )
+        audit(actor, "attendance.mark_present", f"delegate:{delegate.id}",
+              {"meeting": meeting.id, "name": delegate.name, "reason": reason}, now=now)
+    log.info("delegate marked present by hand meeting=%s delegate=%s actor=%s", meeting.id, delegate.id, actor)
+    return checkin
+

@@ -1,0 +1,74 @@
+"""The base of every central model and the tables every feature shares: signing keys, the change log, the audit log.
+
+The same models run on SQLite and PostgreSQL; datetimes are stored as UTC (:class:`UTCDateTimeField`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import peewee
+
+from central.core.db import database
+
+
+class UTCDateTimeField(peewee.DateTimeField):
+    """A datetime column stored as naive UTC and read back as an aware UTC datetime.
+
+    Aware values are converted to UTC before storage; naive values are refused so local time never
+    sneaks into the database.
+    """
+
+    def db_value(self, value: datetime | None) -> datetime | None:
+        """Convert an aware datetime to naive UTC for storage."""
+        if value is None:
+            return None
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise ValueError(f"{self.name}: naive datetime refused, pass an aware one")
+            return value.astimezone(UTC).replace(tzinfo=None)
+        return super().db_value(value)
+
+    def python_value(self, value: object) -> datetime | None:
+        """Read a stored value back as an aware UTC datetime."""
+        parsed = super().python_value(value)
+        if isinstance(parsed, datetime):
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        return parsed
+
+
+class BaseModel(peewee.Model):
+    """Base of every central model, bound to :data:`central.core.db.database`."""
+
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class SigningKey(BaseModel):
+    """An Ed25519 public key central signs codes with; only one is active (signing) at a time."""
+
+    key_id = peewee.IntegerField(unique=True)
+    public_key = peewee.CharField(max_length=64, unique=True)
+    active = peewee.BooleanField(default=True)
+    revoked_at = UTCDateTimeField(null=True)
+    created_at = UTCDateTimeField()
+
+
+class Change(BaseModel):
+    """One entry of the change stream gates follow; ``body`` is a protocols change body as JSON."""
+
+    seq = peewee.AutoField()
+    at = UTCDateTimeField()
+    kind = peewee.CharField(max_length=32)
+    body = peewee.TextField()
+
+
+class AuditEntry(BaseModel):
+    """One line of the audit log (nhật ký): who did what to which thing, and when."""
+
+    at = UTCDateTimeField(index=True)
+    actor = peewee.CharField(max_length=64, index=True)
+    action = peewee.CharField(max_length=64, index=True)
+    target = peewee.CharField(max_length=128, default="")
+    details = peewee.TextField(default="{}")

@@ -1,0 +1,49 @@
+"""Every feature of central, registered on the app in one place.
+
+A feature is a folder (``central/<feature>/``) holding its pages (``views.py`` with its blueprint ``bp``),
+its JSON API routes (``api.py``, on the shared ``/api/v1`` blueprint), services, models, forms, templates
+and static files. :func:`register_features` is the only place that lists them.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from flask import Flask
+
+PAGES = (
+    "central.web.views",  # the home page
+    "central.meetings.views",
+    "central.invitations.views",
+    "central.admin.views",
+    "central.desk.views",  # the guard desk (walk-ins)
+    "central.attendance.views",  # live attendance per meeting
+    "central.gates.views",  # the gate fleet and its commands
+)
+"""Modules whose ``bp`` is a page blueprint (the login pages are registered by :func:`central.auth.init_auth`)."""
+
+API = (
+    "central.auth.api",
+    "central.meetings.api",
+    "central.invitations.api",
+    "central.registration.api",
+    "central.attendance.api",
+    "central.gates.api",
+    "central.admin.api",
+)
+"""Modules that add routes to the JSON API blueprint (:data:`central.api.bp`)."""
+
+
+def register_features(app: Flask) -> None:
+    """Register the JSON API (with every feature's routes), every page blueprint and the registration pages."""
+    from central.api import bp as api_bp
+    from central.registration import init_registration
+    from central.web import csrf
+
+    for name in API:
+        import_module(name)
+    app.register_blueprint(api_bp)
+    csrf.exempt(api_bp)  # the API checks CSRF itself for session-authenticated calls (central.auth)
+    for name in PAGES:
+        app.register_blueprint(import_module(name).bp)
+    init_registration(app)

@@ -1,0 +1,1 @@
+"""The gate fleet page (organisers): every gate's state, and commands with their acknowledgement."""

@@ -1,0 +1,49 @@
+"""The JSON API of gates: registering a gate and serving its signed snapshot (gate-token authenticated).
+
+Each route checks its role (``central.auth``); the services validate, write and audit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, jsonify, request
+
+from central.api import bp
+from central.api.helpers import (
+    bearer_token,
+    context,
+    json_body,
+    unauthorized,
+)
+from central.auth import current_actor, roles_required
+from central.auth.roles import ADMINISTRATOR, ORGANISER
+from central.gates import registry as gates
+from central.gates import snapshot
+from protocols import payloads
+
+
+@bp.post("/gates")
+@roles_required(ORGANISER, ADMINISTRATOR)
+def register_gate() -> Any:
+    """Register a gate; the response is the only place its token appears."""
+    registered = gates.register_gate(json_body(), actor=current_actor(), now=context().clock())
+    body = gates.gate_to_dict(registered.gate)
+    body["token"] = registered.token
+    return jsonify(body), 201
+
+
+@bp.get("/gates/<gate_id>/snapshot")
+def get_snapshot(gate_id: str) -> Any:
+    """Return the gate's snapshot; authenticated by the gate's own token."""
+    gate = gates.authenticate_gate(gate_id, bearer_token())
+    if gate is None:
+        return unauthorized("Sai mã truy cập của cổng")
+    ctx = context()
+    ctx.signing_key()  # make sure the signing key is registered before gates learn the key list
+    stream = payloads.SNAPSHOT_STREAM_MEDIA_TYPE
+    if request.accept_mimetypes.best_match(["application/json", stream]) == stream:
+        # Line by line (header, entries, end): the gate validates and stores it without holding it whole.
+        return Response(snapshot.stream_snapshot(gate, now=ctx.clock()), mimetype=stream)
+    snap = snapshot.build_snapshot(gate, now=ctx.clock())
+    return Response(payloads.encode(snap), mimetype="application/json")

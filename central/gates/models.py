@@ -1,0 +1,75 @@
+"""The tables of gates: registered gates, their check-ins and the commands sent to them.
+"""
+
+from __future__ import annotations
+
+import peewee
+
+from central.core.models import BaseModel, UTCDateTimeField
+from central.core.states import (
+    CommandState,
+    GateLinkState,
+)
+from central.meetings.models import Meeting
+from central.registration.models import Delegate
+
+
+class Gate(BaseModel):
+    """A registered gate unit; its token (shown once) is stored only as a hash."""
+
+    gate_id = peewee.CharField(max_length=32, unique=True)
+    name = peewee.CharField(max_length=200, default="")
+    site_id = peewee.CharField(max_length=32, index=True)
+    direction = peewee.CharField(max_length=8, default="in")
+    token_hash = peewee.CharField(max_length=64)
+    last_seen_at = UTCDateTimeField(null=True)
+    cache_seq = peewee.IntegerField(null=True)
+    software_version = peewee.CharField(max_length=200, null=True)
+    state = peewee.CharField(max_length=16, default=GateLinkState.UNKNOWN)
+    emergency = peewee.BooleanField(default=False)
+    outbox_pending = peewee.IntegerField(null=True)
+    mode = peewee.CharField(max_length=16, null=True)  # normal | lockdown | release, as the gate last reported
+    fail_mode = peewee.CharField(max_length=8, null=True)  # safe | secure, as the gate last reported
+
+
+class CheckIn(BaseModel):
+    """A check-in received from a gate; stored once per ``checkin_id``."""
+
+    checkin_id = peewee.UUIDField(unique=True)
+    # Null for a person marked present by hand on the dashboard (no gate involved; see ``note``).
+    gate = peewee.ForeignKeyField(Gate, backref="checkins", null=True)
+    meeting = peewee.ForeignKeyField(Meeting, backref="checkins", null=True, on_delete="SET NULL")
+    delegate = peewee.ForeignKeyField(Delegate, backref="checkins", null=True, on_delete="SET NULL")
+    allowed = peewee.BooleanField()
+    reason = peewee.CharField(max_length=32)
+    outcome = peewee.CharField(max_length=16)
+    direction = peewee.CharField(max_length=8)
+    scheme = peewee.CharField(max_length=16, null=True)
+    scanned_at = UTCDateTimeField(index=True)
+    completed_at = UTCDateTimeField(null=True)
+    received_at = UTCDateTimeField()
+    manual = peewee.BooleanField(default=False)
+    credential = peewee.CharField(max_length=128, null=True, index=True)
+    note = peewee.TextField(null=True)  # the reason an organiser gave when marking someone present by hand
+    operator = peewee.CharField(max_length=200, null=True)  # who opened the gate remotely (a manual check-in)
+    command_id = peewee.UUIDField(null=True, index=True)  # the gate command that caused this check-in
+
+
+class GateCommand(BaseModel):
+    """A command central sent to one gate (open, lockdown, release, resume, resync) and the gate's answer.
+
+    ``status``: ``sent`` until the gate answers (``ok`` / ``failed`` with ``reason``) or the issuer stops waiting
+    (``timeout``; a late answer still sets ``ok`` / ``failed``).
+    """
+
+    command_id = peewee.UUIDField(unique=True)
+    gate = peewee.ForeignKeyField(Gate, backref="commands", on_delete="CASCADE")
+    action = peewee.CharField(max_length=16)
+    note = peewee.CharField(max_length=200, default="")
+    meeting_id = peewee.IntegerField(null=True)
+    delegate_id = peewee.IntegerField(null=True)
+    issued_by = peewee.CharField(max_length=64)
+    issued_at = UTCDateTimeField(index=True)
+    status = peewee.CharField(max_length=16, default=CommandState.SENT, index=True)
+    reason = peewee.CharField(max_length=200, null=True)
+    answered_at = UTCDateTimeField(null=True)

@@ -1,0 +1,61 @@
+"""The snapshot a gate loads over HTTP: its site's current meetings, their delegates and the trusted keys.
+
+Served as one JSON document (:class:`protocols.payloads.Snapshot`), or, when the gate asks for
+``application/x-ndjson``, as a line stream (:func:`protocols.payloads.encode_snapshot_stream`) that the gate
+validates and stores entry by entry without holding the whole snapshot in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from central.core.changes import last_seq
+from central.core.db import database
+from central.core.keys import trusted_keys
+from central.gates.models import Gate
+from central.invitations.models import Invitation, Organisation
+from central.meetings.models import Meeting
+from central.meetings.services import meeting_entry
+from central.registration.delegates import delegate_entry
+from central.registration.models import Delegate
+from protocols import payloads
+
+
+def build_snapshot(gate: Gate, now: datetime) -> payloads.Snapshot:
+    """Return the snapshot for ``gate`` as of the latest change.
+
+    Meetings of the gate's site that are not over (``ends_at`` after ``now``), their delegates (compact
+    codes only as hashes, revoked ones flagged) and every signing key. Built in one transaction so
+    ``seq`` matches the content.
+    """
+    with database.atomic():
+        seq = last_seq()
+        meetings = list(
+            Meeting.select()
+            .where((Meeting.site_id == gate.site_id) & (Meeting.ends_at > now))
+            .order_by(Meeting.starts_at, Meeting.id)
+        )
+        meeting_ids = [m.id for m in meetings]
+        delegates = []
+        if meeting_ids:
+            delegates = list(
+                Delegate.select(Delegate, Invitation, Organisation)
+                .join(Invitation)
+                .join(Organisation)
+                .where(Delegate.meeting.in_(meeting_ids))
+                .order_by(Delegate.id)
+            )
+        keys = trusted_keys()
+    return payloads.Snapshot(
+        seq=seq,
+        generated_at=now,
+        meetings=[meeting_entry(m) for m in meetings],
+        delegates=[delegate_entry(d) for d in delegates],
+        keys=keys,
+    )
+
+
+def stream_snapshot(gate: Gate, now: datetime) -> Iterator[bytes]:
+    """The snapshot of ``gate`` as NDJSON lines; built (and its seq fixed) before the first line is yielded."""
+    return payloads.encode_snapshot_stream(build_snapshot(gate, now))

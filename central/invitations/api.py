@@ -1,0 +1,128 @@
+"""The JSON API of invitations and invited organisations: number, draft, approve, return, resubmit, send.
+
+Each route checks its role (``central.auth``); the services validate, write and audit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify, request
+
+from central.api import bp
+from central.api.helpers import (
+    context,
+    json_body,
+)
+from central.auth import current_actor, roles_required
+from central.auth.roles import ADMINISTRATOR, APPROVER, ORGANISER, STAFF_ROLES
+from central.invitations import deliveries, organisations
+from central.invitations import services as invitations
+
+
+@bp.post("/organisations")
+@roles_required(ORGANISER)
+def create_organisation() -> Any:
+    """Create an invited organisation."""
+    org = organisations.create_organisation(json_body(), actor=current_actor(), now=context().clock())
+    return jsonify(organisations.organisation_to_dict(org)), 201
+
+
+@bp.post("/invitations")
+@roles_required(ORGANISER)
+def create_invitation() -> Any:
+    """Number an invitation at once (no approval step); the response is the only place its secret appears."""
+    ctx = context()
+    issued = invitations.create_invitation(
+        json_body(), now=ctx.clock(), number_format=ctx.config.invitation_format, actor=current_actor()
+    )
+    body = invitations.invitation_to_dict(issued.invitation)
+    body["secret"] = issued.secret
+    body["registration_url"] = invitations.registration_url(
+        ctx.config.public_url, issued.invitation.number, issued.secret
+    )
+    return jsonify(body), 201
+
+
+@bp.get("/invitations")
+@roles_required(*STAFF_ROLES)
+def list_invitations() -> Any:
+    """List invitations (``?status=``, ``?meeting_id=`` filter)."""
+    meeting_id = request.args.get("meeting_id", type=int)
+    rows = invitations.list_invitations(request.args.get("status"), meeting_id)
+    return jsonify([invitations.invitation_to_dict(i) for i in rows])
+
+
+@bp.post("/invitations/drafts")
+@roles_required(ORGANISER)
+def draft_invitations() -> Any:
+    """Draft one invitation per organisation in ``organisation_ids``."""
+    drafted = invitations.draft_invitations(json_body(), actor=current_actor(), now=context().clock())
+    return jsonify([invitations.invitation_to_dict(i) for i in drafted]), 201
+
+
+@bp.get("/invitations/<int:invitation_id>")
+@roles_required(*STAFF_ROLES)
+def get_invitation(invitation_id: int) -> Any:
+    """Return an invitation with its per-channel delivery status."""
+    return jsonify(invitations.invitation_to_dict(invitations.get_invitation(invitation_id), with_deliveries=True))
+
+
+@bp.post("/invitations/<int:invitation_id>/approve")
+@roles_required(APPROVER)
+def approve_invitation(invitation_id: int) -> Any:
+    """Approve: number the invitation and send it by e-mail and SMS."""
+    ctx = context()
+    approved = invitations.approve_invitation(
+        invitation_id, actor=current_actor(), now=context().clock(), number_format=ctx.config.invitation_format,
+        public_url=ctx.config.public_url,
+    )
+    deliveries.deliver_due(deliveries.current_channels(), now=context().clock(), invitation_id=invitation_id)
+    return jsonify(invitations.invitation_to_dict(invitations.get_invitation(approved.invitation.id),
+                                                  with_deliveries=True))
+
+
+@bp.post("/invitations/<int:invitation_id>/return")
+@roles_required(APPROVER)
+def return_invitation(invitation_id: int) -> Any:
+    """Return a draft to the organiser with a ``comment``."""
+    invitation = invitations.return_invitation(invitation_id, json_body().get("comment"), actor=current_actor(),
+                                               now=context().clock())
+    return jsonify(invitations.invitation_to_dict(invitation))
+
+
+@bp.post("/invitations/<int:invitation_id>/resubmit")
+@roles_required(ORGANISER)
+def resubmit_invitation(invitation_id: int) -> Any:
+    """Submit a returned invitation again (optionally with a new ``delegate_limit``)."""
+    invitation = invitations.resubmit_invitation(
+        invitation_id, json_body(), actor=current_actor(), now=context().clock()
+    )
+    return jsonify(invitations.invitation_to_dict(invitation))
+
+
+@bp.post("/invitations/<int:invitation_id>/send")
+@roles_required(*STAFF_ROLES)
+def send_invitation(invitation_id: int) -> Any:
+    """Retry every unsent channel of an approved invitation now ("gửi lại")."""
+    invitation = invitations.get_invitation(invitation_id)
+    pending = [d for d in invitation.deliveries if d.status != deliveries.SENT and d.link]
+    for delivery in pending:
+        deliveries.resend(delivery.id, actor=current_actor(), now=context().clock())
+    deliveries.deliver_due(deliveries.current_channels(), now=context().clock(), invitation_id=invitation_id)
+    return jsonify(invitations.invitation_to_dict(invitations.get_invitation(invitation_id), with_deliveries=True))
+
+
+@bp.get("/organisations")
+@roles_required(ORGANISER, APPROVER)
+def list_organisations() -> Any:
+    """List organisations."""
+    return jsonify([organisations.organisation_to_dict(o) for o in organisations.list_organisations()])
+
+
+@bp.patch("/organisations/<int:org_id>")
+@roles_required(ADMINISTRATOR)
+def update_organisation(org_id: int) -> Any:
+    """Change an organisation's name or contacts."""
+    org = organisations.update_organisation(org_id, json_body(), actor=current_actor(), now=context().clock())
+    return jsonify(organisations.organisation_to_dict(org))

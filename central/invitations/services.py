@@ -1,0 +1,341 @@
+"""Invitations: the official flow, numbering per year ("Số thư mời", e.g. ``125/TM-UBND``) and the secret.
+
+An organiser drafts invitations (one per organisation); an approver approves one, which numbers it, gives
+it its registration secret and queues its delivery by e-mail and SMS, or returns it with a comment; the
+organiser can correct a returned draft and submit it again. The API's ``create_invitation`` numbers at
+once (integrations that run their own approval). The secret exists in clear only in the creation
+response and in the delivery rows still to be sent; only its SHA-256 is kept on the invitation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+import peewee
+
+from central.core import validation as v
+from central.core.audit import audit
+from central.core.db import write_transaction
+from central.core.errors import ConflictError, NotFoundError
+from central.core.states import InvitationState, MeetingState
+from central.invitations.models import Delivery, Invitation, Organisation
+from central.meetings.models import Meeting
+from protocols.reasons import Reason
+
+log = logging.getLogger(__name__)
+
+REGISTER_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+"""The register's year follows local time in Vietnam."""
+
+MAX_NUMBERING_ATTEMPTS = 20
+_DUMMY_HASH = hashlib.sha256(b"vaora-no-such-invitation").hexdigest()
+
+
+@dataclass(frozen=True)
+class IssuedInvitation:
+    """A new invitation and its secret (the only time the secret exists in clear)."""
+
+    invitation: Invitation
+    secret: str
+
+
+def hash_secret(secret: str) -> str:
+    """Return the stored form of an invitation secret."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def format_number(fmt: str, seq: int, year: int) -> str:
+    """Return the invitation number for ``seq`` in ``year`` using the configured format."""
+    return fmt.format(seq=seq, year=year)
+
+
+def create_invitation(
+    data: Mapping[str, Any], now: datetime, number_format: str = "{seq}/TM-UBND", *, actor: str = "system"
+) -> IssuedInvitation:
+    """Number and store an (approved) invitation of ``organisation_id`` to ``meeting_id`` at once.
+
+    The sequence is the next one in the year's register (see :func:`_numbered`).
+    """
+    fields = v.FieldCollector(data)
+    meeting_id = fields.take("meeting_id", v.positive_int)
+    organisation_id = fields.take("organisation_id", v.positive_int)
+    meeting = organisation = None
+    if meeting_id is not None:
+        meeting = Meeting.get_or_none(Meeting.id == meeting_id)
+        if meeting is None:
+            fields.add("meeting_id", "Không tìm thấy cuộc họp")
+    if organisation_id is not None:
+        organisation = Organisation.get_or_none(Organisation.id == organisation_id)
+        if organisation is None:
+            fields.add("organisation_id", "Không tìm thấy đơn vị")
+    fields.raise_if_any()
+    if meeting.status == MeetingState.CANCELLED:
+        raise ConflictError(Reason.MEETING_CANCELLED)
+
+    secret = secrets.token_urlsafe(24)
+
+    def insert(year: int, seq: int) -> Invitation:
+        invitation = Invitation.create(
+            meeting=meeting,
+            organisation=organisation,
+            number=format_number(number_format, seq, year),
+            year=year,
+            seq=seq,
+            secret_hash=hash_secret(secret),
+            created_at=now,
+            status=InvitationState.APPROVED,
+            approved_at=now,
+            approved_by=actor,
+        )
+        audit(actor, "invitation.create", f"invitation:{invitation.id}",
+              {"number": invitation.number, "organisation": organisation.id, "meeting": meeting.id}, now=now)
+        return invitation
+
+    invitation = _numbered(now, insert)
+    return IssuedInvitation(invitation=invitation, secret=secret)
+
+
+def _numbered(now: datetime, write: Callable[[int, int], Invitation]) -> Invitation:
+    """Run ``write(year, seq)`` in a transaction with the next free number of the year's register.
+
+    Two concurrent approvals cannot get the same number: the (year, seq) and number columns are unique,
+    and a losing write retries with the next seq.
+    """
+    year = now.astimezone(REGISTER_TZ).year
+    for attempt in range(MAX_NUMBERING_ATTEMPTS):
+        try:
+            with write_transaction():
+                last = (
+                    Invitation.select(peewee.fn.MAX(Invitation.seq))
+                    .where(Invitation.year == year)
+                    .scalar()
+                )
+                invitation = write(year, (last or 0) + 1)
+            log.info("invitation numbered number=%s tries=%d", invitation.number, attempt + 1)
+            return invitation
+        except peewee.IntegrityError:
+            log.info("invitation number taken, retrying year=%s attempt=%d", year, attempt)
+    raise ConflictError(Reason.INTERNAL_ERROR, "Không cấp được số thư mời, vui lòng thử lại")
+
+
+def find_invitation(number: str, secret: str | None) -> Invitation:
+    """Return the invitation with ``number`` whose secret matches, else raise :class:`NotFoundError`.
+
+    Numbers recur from year to year (the register restarts), so the secret picks among them. An unknown
+    number and a wrong secret raise the same error, after the same constant-time comparisons.
+    """
+    candidates: list[Invitation] = []
+    if isinstance(number, str) and number and len(number) <= 64:
+        candidates = list(Invitation.select().where(Invitation.number == number))
+    given = hash_secret(secret) if isinstance(secret, str) else ""
+    found = None
+    for invitation in candidates or [None]:
+        stored = invitation.secret_hash if invitation is not None else _DUMMY_HASH
+        if hmac.compare_digest(stored, given) and invitation is not None:
+            found = invitation
+    if found is None:
+        raise NotFoundError(Reason.UNKNOWN_CODE, "Không tìm thấy thư mời hoặc mã bí mật không đúng")
+    return found
+
+
+def registration_url(public_url: str, number: str, secret: str) -> str:
+    """Return the link an organisation opens to register its delegates."""
+    return f"{public_url}/registration/{quote(number, safe='/')}?secret={quote(secret, safe='')}"
+
+
+def invitation_to_dict(invitation: Invitation, *, with_deliveries: bool = False) -> dict[str, Any]:
+    """Return the JSON form of an invitation (never its secret)."""
+    body = {
+        "id": invitation.id,
+        "number": invitation.number,
+        "year": invitation.year,
+        "seq": invitation.seq,
+        "meeting_id": invitation.meeting_id,
+        "organisation_id": invitation.organisation_id,
+        "created_at": invitation.created_at.isoformat(),
+        "status": invitation.status,
+        "delegate_limit": invitation.delegate_limit,
+        "comment": invitation.comment,
+        "drafted_by": invitation.drafted_by,
+        "approved_by": invitation.approved_by,
+        "approved_at": invitation.approved_at.isoformat() if invitation.approved_at else None,
+    }
+    if with_deliveries:
+        from central.invitations.deliveries import delivery_to_dict
+
+        body["deliveries"] = [delivery_to_dict(d) for d in invitation.deliveries.order_by(Delivery.id)]
+    return body
+
+
+# ------------------------------------------------------------------------------------------ the official flow
+
+STATUSES = tuple(InvitationState)
+MAX_COMMENT = 1000
+MAX_DELEGATE_LIMIT = 500
+
+
+def _delegate_limit(value: Any) -> int | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DELEGATE_LIMIT:
+        raise v.FieldError(f"Phải là số từ 1 đến {MAX_DELEGATE_LIMIT}")
+    return value
+
+
+def _organisation_ids(value: Any) -> list[int]:
+    if not isinstance(value, list) or not value:
+        raise v.FieldError("Chọn ít nhất một đơn vị")
+    if not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in value):
+        raise v.FieldError("Phải là danh sách mã đơn vị")
+    return list(dict.fromkeys(value))
+
+
+def draft_invitations(data: Mapping[str, Any], *, actor: str, now: datetime) -> list[Invitation]:
+    """Draft one invitation per organisation: ``meeting_id``, ``organisation_ids`` (a list), optional
+    ``delegate_limit``. An organisation that already has a live invitation to the meeting is refused."""
+    fields = v.FieldCollector(data)
+    meeting_id = fields.take("meeting_id", v.positive_int)
+    org_ids = fields.take("organisation_ids", _organisation_ids)
+    limit = fields.take("delegate_limit", _delegate_limit)
+    meeting = None
+    if meeting_id is not None:
+        meeting = Meeting.get_or_none(Meeting.id == meeting_id)
+        if meeting is None:
+            fields.add("meeting_id", "Không tìm thấy cuộc họp")
+    orgs: list[Organisation] = []
+    if org_ids:
+        orgs = list(Organisation.select().where(Organisation.id.in_(org_ids)))
+        if len(orgs) != len(org_ids):
+            fields.add("organisation_ids", "Không tìm thấy đơn vị")
+        elif meeting is not None:
+            taken = [
+                inv.organisation.name
+                for inv in Invitation.select().where(
+                    (Invitation.meeting == meeting) & Invitation.organisation.in_(org_ids)
+                )
+            ]
+            if taken:
+                fields.add("organisation_ids", "Đã có thư mời cho: " + ", ".join(sorted(set(taken))))
+    fields.raise_if_any()
+    if meeting.status in MeetingState.FINAL:
+        raise ConflictError(Reason.MEETING_CANCELLED, "Cuộc họp đã hủy hoặc đã họp")
+    created = []
+    with write_transaction():
+        for org in sorted(orgs, key=lambda o: o.name):
+            invitation = Invitation.create(
+                meeting=meeting, organisation=org, status=InvitationState.DRAFT, delegate_limit=limit,
+                drafted_by=actor, created_at=now,
+            )
+            audit(actor, "invitation.draft", f"invitation:{invitation.id}",
+                  {"meeting": meeting.id, "organisation": org.id, "delegate_limit": limit}, now=now)
+            created.append(invitation)
+    return created
+
+
+def get_invitation(invitation_id: int) -> Invitation:
+    """Return the invitation or raise :class:`NotFoundError`."""
+    invitation = Invitation.get_or_none(Invitation.id == invitation_id)
+    if invitation is None:
+        raise NotFoundError(Reason.UNKNOWN_CODE, "Không tìm thấy thư mời")
+    return invitation
+
+
+def list_invitations(status: str | None = None, meeting_id: int | None = None) -> list[Invitation]:
+    """Return invitations, newest first, optionally filtered by state and meeting."""
+    query = Invitation.select().order_by(Invitation.id.desc())
+    if status in STATUSES:
+        query = query.where(Invitation.status == status)
+    if meeting_id:
+        query = query.where(Invitation.meeting == meeting_id)
+    return list(query)
+
+
+def _require(invitation: Invitation, *states: InvitationState) -> None:
+    if invitation.status not in states:
+        raise ConflictError(
+            Reason.MALFORMED, f"Thư mời đang ở trạng thái '{invitation.status}', không thực hiện được thao tác này"
+        )
+
+
+@dataclass(frozen=True)
+class ApprovedInvitation:
+    """An invitation just approved, and its registration link (the only time it exists outside delivery)."""
+
+    invitation: Invitation
+    link: str
+
+
+def approve_invitation(
+    invitation_id: int, *, actor: str, now: datetime, number_format: str, public_url: str
+) -> ApprovedInvitation:
+    """Approve a draft: number it, give it a secret and queue its e-mail and SMS deliveries."""
+    from central.invitations.deliveries import queue_deliveries
+
+    invitation = get_invitation(invitation_id)
+    _require(invitation, InvitationState.DRAFT)
+    if invitation.meeting.status in MeetingState.FINAL:
+        raise ConflictError(Reason.MEETING_CANCELLED, "Cuộc họp đã hủy hoặc đã họp")
+    secret = secrets.token_urlsafe(24)
+    holder: dict[str, str] = {}
+
+    def write(year: int, seq: int) -> Invitation:
+        row = Invitation.get_by_id(invitation.id)
+        _require(row, InvitationState.DRAFT)
+        row.number = format_number(number_format, seq, year)
+        row.year, row.seq = year, seq
+        row.secret_hash = hash_secret(secret)
+        row.status = InvitationState.APPROVED
+        row.approved_by = actor
+        row.approved_at = now
+        row.save()
+        holder["link"] = registration_url(public_url, row.number, secret)
+        queue_deliveries(row, holder["link"], now=now)
+        audit(actor, "invitation.approve", f"invitation:{row.id}", {"number": row.number}, now=now)
+        return row
+
+    approved = _numbered(now, write)
+    return ApprovedInvitation(invitation=approved, link=holder["link"])
+
+
+def return_invitation(invitation_id: int, comment: Any, *, actor: str, now: datetime) -> Invitation:
+    """Send a draft back to the organiser with a (required) comment."""
+    fields = v.FieldCollector({"comment": comment})
+    text = fields.take("comment", v.text, required=True, max_length=MAX_COMMENT)
+    fields.raise_if_any()
+    with write_transaction():
+        invitation = get_invitation(invitation_id)
+        _require(invitation, InvitationState.DRAFT)
+        invitation.status = InvitationState.RETURNED
+        invitation.comment = text
+        invitation.save()
+        audit(actor, "invitation.return", f"invitation:{invitation.id}", {"comment": text}, now=now)
+    return invitation
+
+
+def resubmit_invitation(
+    invitation_id: int, data: Mapping[str, Any], *, actor: str, now: datetime
+) -> Invitation:
+    """Submit a returned (or edit a draft) invitation again for approval, optionally changing
+    ``delegate_limit``."""
+    fields = v.FieldCollector(data)
+    limit = fields.take("delegate_limit", _delegate_limit)
+    fields.raise_if_any()
+    with write_transaction():
+        invitation = get_invitation(invitation_id)
+        _require(invitation, *InvitationState.EDITABLE)
+        previous = invitation.status
+        invitation.status = InvitationState.DRAFT
+        invitation.delegate_limit = limit
+        invitation.save()
+        audit(actor, "invitation.resubmit", f"invitation:{invitation.id}",
+              {"from": previous, "delegate_limit": limit}, now=now)
+    return invitation

@@ -1,0 +1,328 @@
+"""Meetings: creation, editing, states, remote points, and the form gates see (``MeetingEntry``).
+
+Cancelling a meeting revokes every delegate's code and tells them; moving its time re-issues every code
+with the new validity and e-mails it. Both append the changes gates follow and are audited.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from central.core import validation as v
+from central.core.audit import audit
+from central.core.changes import append_change
+from central.core.db import write_transaction
+from central.core.errors import ConflictError, InvalidInputError, NotFoundError
+from central.core.keys import ActiveKey
+from central.core.states import DelegateMailState, MeetingState
+from central.meetings.models import Meeting, MeetingVenue, Venue
+from central.registration.models import Delegate
+from protocols import payloads
+from protocols.codes import Scheme
+from protocols.reasons import Reason
+
+log = logging.getLogger(__name__)
+
+SCHEMES = tuple(s.value for s in Scheme)
+ENTRY_POLICIES = ("single", "reentry", "unlimited")
+STATUSES = tuple(MeetingState)
+TRANSITIONS: dict[MeetingState, tuple[MeetingState, ...]] = {
+    MeetingState.DRAFT: (MeetingState.OPEN, MeetingState.CANCELLED),
+    MeetingState.OPEN: (MeetingState.CLOSED, MeetingState.CANCELLED, MeetingState.DRAFT),
+    MeetingState.CLOSED: (MeetingState.OPEN, MeetingState.HELD, MeetingState.CANCELLED),
+    MeetingState.HELD: (),
+    MeetingState.CANCELLED: (),
+}
+"""Which state a meeting may move to from each state."""
+
+
+def _optional_datetime(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    return v.aware_datetime(value)
+
+
+def _ids(value: Any) -> list[int]:
+    if value in (None, ""):
+        return []
+    if not isinstance(value, list) or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0
+                                              for x in value):
+        raise v.FieldError("Phải là danh sách mã số")
+    return list(dict.fromkeys(value))
+
+
+def _clean(data: Mapping[str, Any], *, partial: bool, current: Meeting | None = None) -> dict[str, Any]:
+    """Validate meeting fields (all for a new meeting, the present ones for an edit)."""
+    fields = v.FieldCollector(data)
+    clean: dict[str, Any] = {}
+
+    def want(name: str) -> bool:
+        return not partial or name in data
+
+    if want("title"):
+        clean["title"] = fields.take("title", v.text, required=True, max_length=500)
+    if want("starts_at"):
+        clean["starts_at"] = fields.take("starts_at", v.aware_datetime)
+    if want("ends_at"):
+        clean["ends_at"] = fields.take("ends_at", v.aware_datetime)
+    if want("agenda"):
+        clean["agenda"] = fields.take("agenda", v.multiline_text, required=False, max_length=5000) or ""
+    if want("chair"):
+        clean["chair"] = fields.take("chair", v.text, required=False, max_length=200) or ""
+    if want("registration_deadline"):
+        clean["registration_deadline"] = fields.take("registration_deadline", _optional_datetime)
+    if want("scheme") and not (partial and current is not None and current.delegates.count()):
+        clean["scheme"] = fields.take("scheme", v.choice, SCHEMES, current.scheme if current else "compact")
+    if want("entry_policy"):
+        clean["entry_policy"] = fields.take(
+            "entry_policy", v.choice, ENTRY_POLICIES, current.entry_policy if current else "single"
+        )
+    if not partial:
+        clean["status"] = fields.take("status", v.choice, STATUSES, MeetingState.OPEN)
+    if want("remote_venue_ids"):
+        ids = fields.take("remote_venue_ids", _ids)
+        if ids:
+            found = {x.id for x in Venue.select().where(Venue.id.in_(ids))}
+            if set(ids) - found:
+                fields.add("remote_venue_ids", "Không tìm thấy điểm cầu")
+        clean["remote_venue_ids"] = ids or []
+    main_venue = None
+    if data.get("main_venue_id") not in (None, ""):
+        venue_id = fields.take("main_venue_id", v.positive_int)
+        if venue_id is not None:
+            main_venue = Venue.get_or_none(Venue.id == venue_id)
+            if main_venue is None or main_venue.kind != "main":
+                fields.add("main_venue_id", "Không tìm thấy hội trường chính")
+                main_venue = None
+        if main_venue is not None:
+            clean["main_venue"] = main_venue.id
+            clean["venue"] = main_venue.name
+            clean["site_id"] = main_venue.site_id
+    if main_venue is None and (want("venue") or want("site_id")) and "main_venue_id" not in data:
+        if want("venue"):
+            clean["venue"] = fields.take("venue", v.text, required=True, max_length=200)
+        if want("site_id"):
+            clean["site_id"] = fields.take("site_id", v.site_id)
+    elif main_venue is None and not partial:
+        fields.add("main_venue_id", "Chọn hội trường chính")
+    starts = clean.get("starts_at", current.starts_at if current else None)
+    ends = clean.get("ends_at", current.ends_at if current else None)
+    if starts and ends and ends <= starts:
+        fields.add("ends_at", "Giờ kết thúc phải sau giờ bắt đầu")
+    deadline = clean.get("registration_deadline", current.registration_deadline if current else None)
+    if deadline and starts and deadline > starts:
+        fields.add("registration_deadline", "Hạn đăng ký phải trước giờ bắt đầu")
+    fields.raise_if_any()
+    return clean
+
+
+def create_meeting(data: Mapping[str, Any], now: datetime, *, actor: str = "system") -> Meeting:
+    """Validate and store a meeting; appends a ``meeting_upsert`` change and an audit entry.
+
+    Fields: ``title``, ``starts_at``, ``ends_at`` (ISO 8601 with offset), either ``main_venue_id`` or
+    ``venue`` and ``site_id``; optional ``agenda``, ``chair``, ``registration_deadline``,
+    ``remote_venue_ids``, ``scheme`` (compact), ``entry_policy`` (single), ``status`` (open).
+    """
+    clean = _clean(data, partial=False)
+    remote = clean.pop("remote_venue_ids", [])
+    with write_transaction():
+        meeting = Meeting.create(**clean, created_at=now, updated_at=now)
+        for venue_id in remote:
+            MeetingVenue.create(meeting=meeting, venue=venue_id)
+        meeting = Meeting.get_by_id(meeting.id)  # read back: aware UTC datetimes
+        append_change(payloads.MeetingUpsert(meeting=meeting_entry(meeting)), now)
+        audit(actor, "meeting.create", f"meeting:{meeting.id}", {"title": meeting.title}, now=now)
+    return meeting
+
+
+def update_meeting(
+    meeting_id: int,
+    data: Mapping[str, Any],
+    now: datetime,
+    *,
+    actor: str,
+    reissue: Callable[[Delegate], None] | None = None,
+    signing_key: Callable[[], ActiveKey] | None = None,
+    entry_opens_before: timedelta = timedelta(minutes=120),
+) -> Meeting:
+    """Edit the given fields of a meeting. Moving its start or end re-issues every active delegate's code,
+    valid from ``entry_opens_before`` the start (signed with ``signing_key()`` for signed meetings);
+    ``reissue`` is called for each re-issued delegate after the commit, to e-mail the new code."""
+    meeting = get_meeting(meeting_id)
+    if meeting.status in MeetingState.FINAL:
+        raise ConflictError(Reason.MEETING_CANCELLED, "Cuộc họp đã hủy hoặc đã họp, không sửa được")
+    clean = _clean(data, partial=True, current=meeting)
+    remote = clean.pop("remote_venue_ids", None)
+    moved = any(
+        key in clean and clean[key] != getattr(meeting, key) for key in ("starts_at", "ends_at")
+    )
+    changed = {k: str(val) for k, val in clean.items() if getattr(meeting, k) != val}
+    reissued: list[Delegate] = []
+    with write_transaction():
+        for key, value in clean.items():
+            setattr(meeting, key, value)
+        meeting.updated_at = now
+        meeting.save()
+        if remote is not None:
+            MeetingVenue.delete().where(MeetingVenue.meeting == meeting).execute()
+            for venue_id in remote:
+                MeetingVenue.create(meeting=meeting, venue=venue_id)
+            changed["remote_venue_ids"] = str(remote)
+        meeting = Meeting.get_by_id(meeting.id)
+        append_change(payloads.MeetingUpsert(meeting=meeting_entry(meeting)), now)
+        if moved:
+            reissued = _reissue_codes(meeting, now, signing_key, entry_opens_before)
+        audit(actor, "meeting.update", f"meeting:{meeting.id}",
+              {"changed": changed, "codes_reissued": len(reissued)}, now=now)
+    if reissue is not None:
+        for delegate in reissued:
+            reissue(delegate)
+    return meeting
+
+
+def _reissue_codes(
+    meeting: Meeting,
+    now: datetime,
+    signing_key: Callable[[], ActiveKey] | None,
+    entry_opens_before: timedelta,
+) -> list[Delegate]:
+    from central.registration.delegates import assign_code
+
+    valid_from = meeting.starts_at - entry_opens_before
+    valid_until = meeting.ends_at
+    reissued = []
+    # A walk-in's one-day code was handed over at the desk for today: it keeps its window and is never e-mailed.
+    active = Delegate.select().where(
+        (Delegate.meeting == meeting) & Delegate.revoked_at.is_null()
+        & (Delegate.mail_status != DelegateMailState.DESK)
+    )
+    for delegate in active:
+        if meeting.scheme == Scheme.SIGNED.value and signing_key is None:
+            raise ConflictError(Reason.INTERNAL_ERROR, "Chưa có khóa ký mã")
+        delegate.valid_from = valid_from
+        delegate.valid_until = valid_until
+        delegate.mail_status = DelegateMailState.PENDING
+        key = signing_key() if meeting.scheme == Scheme.SIGNED.value and signing_key is not None else None
+        delegate = assign_code(delegate, key, now)
+        reissued.append(delegate)
+    return reissued
+
+
+def set_status(
+    meeting_id: int,
+    status: Any,
+    now: datetime,
+    *,
+    actor: str,
+    notify_cancelled: Callable[[Delegate], None] | None = None,
+) -> Meeting:
+    """Move a meeting to ``status`` along :data:`TRANSITIONS`. Cancelling revokes every delegate's code
+    (``notify_cancelled`` is called for each after the commit)."""
+    if status not in STATUSES:
+        raise InvalidInputError({"status": "Phải là một trong: " + ", ".join(STATUSES)})
+    meeting = get_meeting(meeting_id)
+    if status == meeting.status:
+        return meeting
+    if status not in TRANSITIONS[meeting.status]:
+        raise ConflictError(
+            Reason.MEETING_CANCELLED if meeting.status == MeetingState.CANCELLED else Reason.MALFORMED,
+            f"Không thể chuyển cuộc họp từ trạng thái '{meeting.status}' sang '{status}'",
+        )
+    revoked: list[Delegate] = []
+    with write_transaction():
+        previous = meeting.status
+        meeting.status = status
+        meeting.updated_at = now
+        meeting.save()
+        if status == MeetingState.CANCELLED:
+            active = Delegate.select().where(
+                (Delegate.meeting == meeting) & Delegate.revoked_at.is_null()
+            )
+            for delegate in active:
+                delegate.revoked_at = now
+                delegate.save()
+                append_change(payloads.DelegateRevoke(meeting_id=meeting.id, delegate_id=delegate.id), now)
+                revoked.append(delegate)
+        meeting = Meeting.get_by_id(meeting.id)
+        append_change(payloads.MeetingUpsert(meeting=meeting_entry(meeting)), now)
+        audit(actor, "meeting.status", f"meeting:{meeting.id}",
+              {"from": previous, "to": status, "codes_revoked": len(revoked)}, now=now)
+    if notify_cancelled is not None:
+        for delegate in revoked:
+            notify_cancelled(delegate)
+    return meeting
+
+
+def get_meeting(meeting_id: int) -> Meeting:
+    """Return the meeting or raise :class:`NotFoundError`."""
+    meeting = Meeting.get_or_none(Meeting.id == meeting_id)
+    if meeting is None:
+        raise NotFoundError(Reason.UNKNOWN_CODE, "Không tìm thấy cuộc họp")
+    return meeting
+
+
+def list_meetings(status: str | None = None) -> list[Meeting]:
+    """Return meetings, latest start first, optionally in one state."""
+    query = Meeting.select().order_by(Meeting.starts_at.desc())
+    if status in STATUSES:
+        query = query.where(Meeting.status == status)
+    return list(query)
+
+
+def remote_venues(meeting: Meeting) -> list[Venue]:
+    """Return the meeting's remote points."""
+    return list(
+        Venue.select()
+        .join(MeetingVenue)
+        .where(MeetingVenue.meeting == meeting)
+        .order_by(Venue.name)
+    )
+
+
+def meeting_entry(meeting: Meeting) -> payloads.MeetingEntry:
+    """Return what a gate knows of a meeting."""
+    return payloads.MeetingEntry(
+        id=meeting.id,
+        title=meeting.title,
+        scheme=Scheme(meeting.scheme),
+        starts_at=meeting.starts_at,
+        ends_at=meeting.ends_at,
+        site_id=meeting.site_id,
+        venue=meeting.venue,
+        status=meeting.status,
+        entry_policy=meeting.entry_policy,
+    )
+
+
+def meeting_to_dict(meeting: Meeting) -> dict[str, Any]:
+    """Return the JSON form of a meeting."""
+    return {
+        "id": meeting.id,
+        "title": meeting.title,
+        "starts_at": meeting.starts_at.isoformat(),
+        "ends_at": meeting.ends_at.isoformat(),
+        "venue": meeting.venue,
+        "site_id": meeting.site_id,
+        "scheme": meeting.scheme,
+        "entry_policy": meeting.entry_policy,
+        "status": meeting.status,
+        "created_at": meeting.created_at.isoformat(),
+        "agenda": meeting.agenda,
+        "chair": meeting.chair,
+        "registration_deadline": meeting.registration_deadline.isoformat()
+        if meeting.registration_deadline else None,
+        "main_venue_id": meeting.main_venue,
+        "remote_venue_ids": [venue.id for venue in remote_venues(meeting)],
+    }
+
+
+def delegates_of(meeting: Meeting, *, active_only: bool = True) -> Sequence[Delegate]:
+    """Return the meeting's delegates (only those whose code is not revoked, by default)."""
+    query = Delegate.select().where(Delegate.meeting == meeting)
+    if active_only:
+        query = query.where(Delegate.revoked_at.is_null())
+    return list(query)
+

@@ -1,0 +1,33 @@
+"""The table of registered delegates: one row per person, with their code.
+"""
+
+from __future__ import annotations
+
+import peewee
+
+from central.core.models import BaseModel, UTCDateTimeField
+from central.core.states import (
+    DelegateMailState,
+)
+from central.invitations.models import Invitation
+from central.meetings.models import Meeting
+
+
+class Delegate(BaseModel):
+    """A person an organisation sends; holds the issued code (central is the authority and can resend)."""
+
+    invitation = peewee.ForeignKeyField(Invitation, backref="delegates", on_delete="CASCADE")
+    meeting = peewee.ForeignKeyField(Meeting, backref="delegates", on_delete="CASCADE")
+    name = peewee.CharField(max_length=120)
+    position = peewee.CharField(max_length=120, default="")
+    email = peewee.CharField(max_length=254)
+    phone = peewee.CharField(max_length=20, null=True)
+    code = peewee.TextField()
+    code_hash = peewee.CharField(max_length=64, null=True, index=True)
+    credential = peewee.CharField(max_length=128, unique=True)
+    valid_from = UTCDateTimeField()
+    valid_until = UTCDateTimeField()
+    revoked_at = UTCDateTimeField(null=True)
+    mail_status = peewee.CharField(max_length=16, default=DelegateMailState.PENDING)
+    mail_error = peewee.TextField(null=True)
+    created_at = UTCDateTimeField()
