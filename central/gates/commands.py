@@ -232,6 +232,7 @@ def command_to_dict(row: GateCommand) -> dict[str, Any]:
         "issued_by": row.issued_by,
         "issued_at": row.issued_at.isoformat(),
         "status": row.status,
+        "waiting": row.status == CommandState.SENT,  # no answer and not timed out: the page keeps polling
         "status_vi": CommandState(row.status).text("vi"),
         "status_en": CommandState(row.status).text("en"),
         "reason": reason,

@@ -25,7 +25,7 @@
   function renderLog(commands) {
     document.getElementById("fleet-log").innerHTML = commands.map((c) =>
       `<tr><td>${clock(c.issued_at)}</td><td>${esc(c.gate_id)}</td><td>${esc(en ? c.action_en : c.action_vi)}</td>` +
-      `<td>${esc(c.issued_by)}</td><td><span class="fleet-${c.status === "sent" ? "pending" : c.status}">` +
+      `<td>${esc(c.issued_by)}</td><td><span class="fleet-${c.waiting ? "pending" : c.status}">` +
       `${esc(statusText(c))}</span></td><td>${esc(c.note || "")}</td></tr>`).join("");
   }
 
@@ -69,7 +69,7 @@
         const response = await fetch(url, { headers: { Accept: "application/json" } });
         if (response.ok) current = await response.json();
       } catch (_err) { /* keep waiting */ }
-      if (current && current.status !== "sent") {
+      if (current && !current.waiting) {
         output.className = `fleet-status fleet-${current.status}`;
         output.textContent = statusText(current);
         output.dataset.status = current.status;
