@@ -155,10 +155,13 @@ class SnapshotRefresher:
     After a failure it waits ``initial_backoff_s``, doubling up to ``max_backoff_s``, and tries again until
     one succeeds. Requests made while an attempt runs lead to one more attempt afterwards. Successful fetches
     are at least ``min_interval_s`` apart, so a gap that a snapshot cannot close does not hammer central.
+    ``pause(seconds)`` waits between attempts and returns True when the refresher was stopped meanwhile; it
+    defaults to waiting on the stop event (tests pass one that records the delays instead of sleeping).
     """
 
     def __init__(self, refresh: Callable[[], bool], initial_backoff_s: float = 1.0,
-                 max_backoff_s: float = 60.0, min_interval_s: float = 1.0) -> None:
+                 max_backoff_s: float = 60.0, min_interval_s: float = 1.0,
+                 pause: Callable[[float], bool] | None = None) -> None:
         self._refresh = refresh
         self.initial_backoff_s = initial_backoff_s
         self.max_backoff_s = max_backoff_s
@@ -166,6 +169,7 @@ class SnapshotRefresher:
         self._wanted = threading.Event()
         self._pending = False
         self._stop = threading.Event()
+        self._pause = pause or self._stop.wait
         self._thread: threading.Thread | None = None
         self.attempts = 0
         self.successes = 0
@@ -214,12 +218,12 @@ class SnapshotRefresher:
                 if not self._wanted.is_set():
                     self._pending = False
                 backoff = self.initial_backoff_s
-                if self._stop.wait(self.min_interval_s):
+                if self._pause(self.min_interval_s):
                     return
                 continue
             self._wanted.set()  # still wanted: try again after the backoff
             log.info("snapshot retry in %.1fs", backoff)
-            if self._stop.wait(backoff):
+            if self._pause(backoff):
                 return
             backoff = min(backoff * 2, self.max_backoff_s)
 

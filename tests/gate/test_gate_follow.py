@@ -3,9 +3,7 @@ and the background snapshot refetch with backoff; snapshots streamed in while ch
 
 from __future__ import annotations
 
-import itertools
 import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -34,6 +32,7 @@ from protocols.payloads import (
     encode,
 )
 from protocols.reasons import Reason
+from tests.conftest import scaled, wait_until
 from tests.gate.gate_helpers import NOW, SITE, World, build_world
 
 LATER = NOW + timedelta(minutes=5)
@@ -204,41 +203,64 @@ def test_changes_survive_a_restart_of_the_cache(tmp_path: Path, world: World) ->
 
 
 def test_refresher_retries_with_backoff_until_central_answers() -> None:
-    attempts: list[float] = []
+    attempts = 0
+    pauses: list[float] = []
     done = threading.Event()
 
     def refresh() -> bool:
-        attempts.append(time.monotonic())
-        if len(attempts) < 3:
+        nonlocal attempts
+        attempts += 1
+        if attempts < 3:
             return False
         done.set()
         return True
 
-    refresher = SnapshotRefresher(refresh, initial_backoff_s=0.1, max_backoff_s=1.0, min_interval_s=0.0)
+    def pause(seconds: float) -> bool:  # the refresher's clock: records each wait instead of sleeping it
+        pauses.append(seconds)
+        return False
+
+    refresher = SnapshotRefresher(refresh, initial_backoff_s=0.1, max_backoff_s=1.0, min_interval_s=0.5,
+                                  pause=pause)
     refresher.start()
     try:
         refresher.request()
-        assert done.wait(5)
-        time.sleep(0.2)
-        assert len(attempts) == 3  # no more attempts once one succeeded
-        gaps = [b - a for a, b in itertools.pairwise(attempts)]
-        assert 0.08 <= gaps[0] < 0.5
-        assert gaps[1] >= 0.18  # doubled
+        assert done.wait(scaled(5.0))
+        assert wait_until(lambda: len(pauses) == 3, timeout=scaled(5.0))
+        # after each failure the backoff (doubling), after the success the minimum interval; then it waits
+        # for the next request: no fourth attempt
+        assert pauses == [0.1, 0.2, 0.5]
+        assert attempts == 3
         assert refresher.successes == 1
         assert not refresher.pending
     finally:
         refresher.stop()
 
 
-def test_refresher_never_blocks_the_requester() -> None:
-    release = threading.Event()
-    refresher = SnapshotRefresher(lambda: release.wait(5), min_interval_s=0.0)
+def test_refresher_backoff_is_capped() -> None:
+    pauses: list[float] = []
+    refresher = SnapshotRefresher(lambda: False, initial_backoff_s=1.0, max_backoff_s=4.0,
+                                  pause=lambda s: pauses.append(s) or len(pauses) >= 6)
     refresher.start()
     try:
-        started = time.monotonic()
-        for _ in range(100):
-            refresher.request()
-        assert time.monotonic() - started < 0.1
+        refresher.request()
+        assert wait_until(lambda: len(pauses) >= 6, timeout=scaled(5.0))
+        assert pauses[:6] == [1.0, 2.0, 4.0, 4.0, 4.0, 4.0]
+    finally:
+        refresher.stop()
+
+
+def test_refresher_never_blocks_the_requester() -> None:
+    release = threading.Event()
+    refresher = SnapshotRefresher(lambda: release.wait(scaled(30.0)), min_interval_s=0.0)
+    refresher.start()
+    requester = threading.Thread(target=lambda: [refresher.request() for _ in range(100)])
+    try:
+        refresher.request()
+        assert wait_until(lambda: refresher.attempts == 1, timeout=scaled(5.0))  # the refresh now blocks
+        requester.start()
+        requester.join(timeout=scaled(5.0))
+        assert not requester.is_alive() and not release.is_set()  # all 100 returned while the refresh hung
+        assert refresher.pending
     finally:
         release.set()
         refresher.stop()
