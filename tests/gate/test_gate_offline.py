@@ -117,6 +117,8 @@ def test_snapshot_is_retried_with_backoff_and_loaded_when_central_returns(
     gate, central, _ = offline_gate
     wait_until(lambda: central.calls >= 4)  # start-up attempt + background retries
     calls = central.calls
+    # A negative check (no event marks "did not spin"): a slower machine only makes fewer calls. The backoff
+    # schedule itself is checked with an injected pause in test_gate_follow.py.
     time.sleep(0.3)
     assert central.calls - calls <= 3  # backing off (0.05, 0.1, 0.2, 0.2 ...), not spinning
     newcomer = generate_compact()
@@ -133,7 +135,7 @@ def test_snapshot_is_retried_with_backoff_and_loaded_when_central_returns(
     assert view.synced_at == LATER
     assert not view.sync_pending
     calls = central.calls
-    time.sleep(0.3)
+    time.sleep(0.3)  # a negative check: nothing to wait for, and a slower machine makes no more calls
     assert central.calls == calls  # no more fetching once in sync
 
 
@@ -144,7 +146,7 @@ def test_heartbeat_carries_cache_seq_and_outbox(offline_gate: tuple[Gate, Centra
     gate.handle_scan(scan(world.codes[2]))
     transport.connected = False  # nothing acknowledged: the outbox holds 2
     count = len(transport.heartbeats)
-    time.sleep(0.2)
+    time.sleep(0.2)  # a negative check: nothing to wait for, and a slower machine sends no more heartbeats
     assert len(transport.heartbeats) == count  # skipped while disconnected, not queued
     transport.connected = True
     wait_until(lambda: len(transport.heartbeats) > count)

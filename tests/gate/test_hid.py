@@ -8,12 +8,15 @@ so reading uses evdev's own ``read()`` on real ``struct input_event`` bytes; onl
 
 from __future__ import annotations
 
+import array
 import errno
+import fcntl
 import itertools
 import logging
 import os
 import queue
 import struct
+import termios
 import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -431,6 +434,12 @@ class FakeInputDevice(EventIO):
     def send(self, events: Iterable[InputEvent]) -> None:
         os.write(self._writer, b"".join(_EVENT.pack(e.sec, e.usec, e.type, e.code, e.value) for e in events))
 
+    def unread(self) -> int:
+        """How many bytes sent are still waiting in the pipe for the reader."""
+        count = array.array("i", [0])
+        fcntl.ioctl(self.fd, termios.FIONREAD, count)
+        return count[0]
+
     def unplug(self) -> None:
         self.unplugged = True
         os.close(self._writer)  # wakes select() like the kernel does on removal
@@ -453,8 +462,11 @@ class FakeBus:
         self.ids: dict[str, tuple[int, int]] = {}
         self.no_enter: set[str] = set()
         self.grabbed_elsewhere = False
+        self.attempts = 0
+        """Every call of ``open``, failed ones included."""
 
     def open(self, path: str) -> FakeInputDevice:
+        self.attempts += 1
         if path not in self.plugged:
             raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
         device = FakeInputDevice(self, path)
@@ -515,10 +527,11 @@ def test_reader_reopens_an_unplugged_device_when_it_comes_back(bus: FakeBus) -> 
         assert scanner.connected.wait(3)
         first = bus.current()
         first.send(Typist().text("PARTIAL", enter=None))  # cut off by the unplug
-        time.sleep(0.1)
+        assert wait_until(lambda: first.unread() == 0)  # the reader took it in
         bus.unplug("/dev/input/event3")
         assert wait_until(lambda: not scanner.connected.is_set())
-        time.sleep(0.4)  # several failed opens (ENOENT) meanwhile
+        tried = bus.attempts
+        assert wait_until(lambda: bus.attempts >= tried + 3)  # several failed opens (ENOENT) meanwhile
         assert scanner.opens == 1
         bus.plugged.add("/dev/input/event3")
         assert wait_until(lambda: scanner.opens == 2)
