@@ -30,6 +30,7 @@ from devtools.broker import LocalBroker
 from protocols import topics
 from protocols.payloads import CheckIn, Command, CommandResult, Direction, GateStatus, Outcome, decode, encode
 from protocols.reasons import Reason
+from tests.conftest import scaled
 
 from .conftest import Api
 
@@ -132,7 +133,7 @@ def test_wait_times_out_and_a_late_answer_still_lands(gates: list[str]) -> None:
     row = gate_commands.issue("lobby-1", "open", "an", publisher=Recorder())
     started = time.monotonic()
     waited = gate_commands.wait(row.command_id, timeout=0.3)
-    assert 0.3 <= time.monotonic() - started < 2
+    assert time.monotonic() - started >= 0.3  # a lower bound only: a slow machine just answers later
     assert (waited.status, waited.reason) == ("timeout", Reason.COMMAND_TIMEOUT.value)
     late = gate_commands.record_result(result(row))
     assert late is not None and late.status == "ok"
@@ -148,10 +149,12 @@ def test_wait_returns_as_soon_as_the_gate_answers(gates: list[str], app: Flask) 
 
     thread = threading.Thread(target=answer)
     thread.start()
+    timeout = scaled(30.0)
     started = time.monotonic()
-    waited = gate_commands.wait(str(row.command_id), timeout=5)
+    waited = gate_commands.wait(str(row.command_id), timeout=timeout)
     thread.join()
-    assert waited.status == "ok" and time.monotonic() - started < 2
+    # returned on the answer, long before its deadline (a slow machine only narrows the margin of 30 s)
+    assert waited.status == "ok" and time.monotonic() - started < timeout / 2
     assert [r.command_id for r in gate_commands.recent()] == [row.command_id]
     assert gate_commands.recent("lobby-2") == []
 

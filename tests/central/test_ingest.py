@@ -36,7 +36,7 @@ from protocols.payloads import (
     encode,
 )
 from protocols.reasons import Reason
-from tests.conftest import scaled
+from tests.conftest import scaled, wait_until
 
 from .conftest import START, Api, Clock
 
@@ -202,14 +202,20 @@ def test_a_burst_is_stored_once_each_and_acked(worker: IngestWorker, gate_client
 
 def test_batching_lingers_briefly_for_more_messages() -> None:
     """A message arriving within ``linger_s`` of the first joins its batch (one transaction); later ones do not."""
-    worker = IngestWorker("127.0.0.1", 1, linger_s=0.3)  # never started: only its batching is used
+    worker = IngestWorker("127.0.0.1", 1, linger_s=scaled(30.0))  # never started: only its batching is used
     first, second, late = object(), object(), object()
     worker._inbox.put(first)  # type: ignore[arg-type]
-    threading.Timer(0.05, worker._inbox.put, args=(second,)).start()
-    started = time.monotonic()
+
+    def arrive_while_lingering() -> None:  # once the batch has its first message, a second one comes, then stop
+        wait_until(lambda: worker._inbox.empty())
+        worker._inbox.put(second)  # type: ignore[arg-type]
+        worker._inbox.put(None)
+
+    putter = threading.Thread(target=arrive_while_lingering)
+    putter.start()
     batch, stop = worker._next_batch()
-    assert batch == [first, second] and not stop
-    assert time.monotonic() - started < 1.0
+    putter.join()
+    assert batch == [first, second] and stop  # the second joined the first's batch instead of starting its own
     eager = IngestWorker("127.0.0.1", 1, linger_s=0.0)
     eager._inbox.put(first)  # type: ignore[arg-type]
     threading.Timer(0.1, eager._inbox.put, args=(late,)).start()
