@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from importlib import import_module
 
-import peewee
-
 from central.core.db import database
 from central.core.models import BaseModel
 
@@ -27,7 +25,7 @@ MODEL_MODULES = (
 
 
 def all_models() -> list[type[BaseModel]]:
-    """Return every central model, sorted so that a table comes after the tables it references."""
+    """Return every central model (``create_tables`` orders them so that a table follows those it references)."""
     for name in MODEL_MODULES:
         import_module(name)
     found: list[type[BaseModel]] = []
@@ -36,7 +34,7 @@ def all_models() -> list[type[BaseModel]]:
         model = pending.pop()
         found.append(model)
         pending.extend(model.__subclasses__())
-    return list(peewee.sort_models(found))
+    return found
 
 
 def create_tables() -> None:

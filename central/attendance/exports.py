@@ -112,9 +112,11 @@ def to_xlsx(attendance: AttendanceList) -> bytes:
     """An XLSX workbook: a title block, then each organisation's heading and its delegates."""
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.worksheet.worksheet import Worksheet
 
     book = Workbook()
     sheet = book.active
+    assert isinstance(sheet, Worksheet)  # a new workbook's one sheet
     sheet.title = "Danh sách tham dự"
     sheet.append(["DANH SÁCH THÀNH PHẦN THAM DỰ"])
     sheet.append([attendance.title])

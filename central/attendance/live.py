@@ -38,7 +38,7 @@ from flask import Flask, current_app
 
 from central.attendance import services as attendance
 from central.core.context import utc_now
-from central.core.db import database
+from central.core.db import database, tuples
 from central.core.states import WalkinState
 from central.desk.models import Walkin
 from central.gates.models import Gate
@@ -303,11 +303,10 @@ class LiveHub:
             del self._gates[gone]
 
     def _poll_walkins(self) -> None:
-        walkin_model = Walkin
         pending: dict[int, list[tuple[int, str]]] = {}
-        rows = walkin_model.select(walkin_model.id, walkin_model.meeting, walkin_model.status).where(
-            walkin_model.status == WalkinState.PENDING
-        ).tuples()
+        rows = tuples(Walkin.select(Walkin.id, Walkin.meeting, Walkin.status).where(
+            Walkin.status == WalkinState.PENDING
+        ))
         for walkin_id, meeting_id, status in rows:
             pending.setdefault(meeting_id, []).append((walkin_id, status))
         signatures = {meeting_id: tuple(sorted(items)) for meeting_id, items in pending.items()}

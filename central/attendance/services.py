@@ -22,7 +22,7 @@ import peewee
 
 from central.core import validation as v
 from central.core.audit import audit
-from central.core.db import write_transaction
+from central.core.db import tuples, write_transaction
 from central.core.errors import ConflictError, NotFoundError
 from central.core.models import AuditEntry, Change
 from central.core.states import GateLinkState, GateMode
@@ -54,13 +54,11 @@ def _entry_condition(meeting: Meeting | int) -> peewee.Expression:
 
 def _first_entries(meeting: Meeting) -> dict[int, tuple[datetime, str | None, str | None, bool]]:
     """Map delegate id -> (scanned_at, gate_id, gate site_id, manual) of their first entry."""
-    entries = (
-        CheckIn.select(CheckIn.delegate, CheckIn.scanned_at, Gate.gate_id,
-                              Gate.site_id, CheckIn.manual)
+    entries = tuples(
+        CheckIn.select(CheckIn.delegate, CheckIn.scanned_at, Gate.gate_id, Gate.site_id, CheckIn.manual)
         .join(Gate, peewee.JOIN.LEFT_OUTER)
         .where(_entry_condition(meeting))
         .order_by(CheckIn.scanned_at, CheckIn.id)
-        .tuples()
     )
     first: dict[int, tuple[datetime, str | None, str | None, bool]] = {}
     for delegate_id, scanned_at, gate_id, site_id, manual in entries:

@@ -109,7 +109,7 @@ def current_identity() -> Identity | None:
         identity = _bearer_identity()
         g.via_token = identity is not None
     elif current_user.is_authenticated:
-        identity = current_user._get_current_object()  # type: ignore[attr-defined]
+        identity = current_user._get_current_object()
     g.identity = identity
     return identity
 

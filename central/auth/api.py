@@ -10,10 +10,7 @@ from typing import Any
 from flask import jsonify
 
 from central.api import bp
-from central.api.helpers import (
-    context,
-    json_body,
-)
+from central.api.helpers import context, json_body, unauthorized
 from central.auth import current_actor, current_identity, login_required, roles_required, users
 from central.auth.roles import ADMINISTRATOR
 
@@ -23,6 +20,8 @@ from central.auth.roles import ADMINISTRATOR
 def me() -> Any:
     """Return who is calling and their role."""
     identity = current_identity()
+    if identity is None:  # login_required let no anonymous caller in
+        return unauthorized("Chưa đăng nhập")
     return jsonify({"username": identity.username, "role": identity.role, "full_name": identity.full_name})
 
 

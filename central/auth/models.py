@@ -17,6 +17,7 @@ class User(BaseModel):
     email = peewee.CharField(max_length=254, null=True)
     role = peewee.CharField(max_length=16)
     organisation = peewee.ForeignKeyField(Organisation, null=True, backref="users", on_delete="SET NULL")
+    organisation_id: peewee.IntegerField[int | None]  # the key column peewee adds
     password_hash = peewee.CharField(max_length=255)
     active = peewee.BooleanField(default=True)
     created_at = UTCDateTimeField()

@@ -36,7 +36,7 @@ def login() -> Any:
     """Show the login form; on success start a fresh session and go where the user was heading."""
     form = LoginForm()
     if form.validate_on_submit():
-        user = users.authenticate(form.username.data, form.password.data, now=clock_now())
+        user = users.authenticate(form.username.data or "", form.password.data or "", now=clock_now())
         if user is None:
             form.password.errors = [_("Sai tên đăng nhập hoặc mật khẩu")]
         else:

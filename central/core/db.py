@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import peewee
 from playhouse.db_url import connect
@@ -53,3 +55,9 @@ def write_transaction() -> peewee._atomic:
     if isinstance(database.obj, peewee.SqliteDatabase):
         return database.atomic(lock_type="IMMEDIATE")
     return database.atomic()
+
+
+def tuples(query: peewee.ModelSelect[Any]) -> Iterator[tuple[Any, ...]]:
+    """Run ``query`` and yield its rows as plain tuples (``query.tuples()``, typed as tuples: peewee's
+    stubs type the rows of a model query as model instances whatever the row type)."""
+    yield from cast("Iterator[tuple[Any, ...]]", iter(query.tuples()))

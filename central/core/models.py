@@ -40,6 +40,8 @@ class UTCDateTimeField(peewee.DateTimeField):
 class BaseModel(peewee.Model):
     """Base of every central model, bound to :data:`central.core.db.database`."""
 
+    id: peewee.AutoField[int]  # the key peewee adds (declared for the type checker: peewee reads no annotations)
+
     class Meta:
         database = database
         legacy_table_names = False

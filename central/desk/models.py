@@ -23,7 +23,9 @@ class Walkin(BaseModel):
     """
 
     meeting = peewee.ForeignKeyField(Meeting, backref="walkins", on_delete="CASCADE")
+    meeting_id: peewee.IntegerField[int]  # the key column peewee adds
     invitation = peewee.ForeignKeyField(Invitation, backref="walkins", on_delete="CASCADE")
+    invitation_id: peewee.IntegerField[int]  # the key column peewee adds
     full_name = peewee.CharField(max_length=120)
     date_of_birth = peewee.DateField()
     sex = peewee.CharField(max_length=8, default="")
@@ -36,3 +38,4 @@ class Walkin(BaseModel):
     decided_at = UTCDateTimeField(null=True)
     decision_note = peewee.TextField(default="")
     delegate = peewee.ForeignKeyField(Delegate, backref="walkins", null=True, on_delete="SET NULL")
+    delegate_id: peewee.IntegerField[int | None]  # the key column peewee adds

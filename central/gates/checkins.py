@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from typing import Any
 
 import peewee
 
-from central.core.db import database
+from central.core.db import database, tuples
 from central.core.models import BaseModel
 from central.core.states import GateLinkState
 from central.gates.models import CheckIn, Gate
@@ -52,15 +53,15 @@ def store_checkins(
     return [ack for ack in acks if ack is not None]
 
 
-def _chunks(values: list, size: int = 400) -> Iterator[list]:
+def _chunks(values: list[Any], size: int = 400) -> Iterator[list[Any]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
 
 
-def _existing(model: type[BaseModel], field: peewee.Field, values: set) -> set:
-    found: set = set()
+def _existing(model: type[BaseModel], field: peewee.Field[Any], values: set[Any]) -> set[Any]:
+    found: set[Any] = set()
     for chunk in _chunks(sorted(values, key=str)):
-        found.update(row[0] for row in model.select(field).where(field.in_(chunk)).tuples())
+        found.update(row[0] for row in tuples(model.select(field).where(field.in_(chunk))))
     return found
 
 
@@ -74,7 +75,7 @@ def _store_candidates(
     delegates = _existing(Delegate, Delegate.id,
                           {p.delegate_id for _, p in candidates if p.delegate_id is not None})
     already = _existing(CheckIn, CheckIn.checkin_id, {p.id for _, p in candidates})
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []
     seen_gates: set[int] = set()
     for index, payload in candidates:
         gate_pk = gates.get(payload.gate_id)
@@ -119,7 +120,7 @@ def _store_candidates(
         Gate.update(last_seen_at=now).where(Gate.id.in_(list(seen_gates))).execute()
 
 
-def _insert_ignoring_duplicates(rows: list[dict]) -> None:
+def _insert_ignoring_duplicates(rows: list[dict[str, Any]]) -> None:
     """Insert check-in rows (all with the same keys) with one prepared statement run by ``executemany``.
 
     peewee builds the statement once, for the first row; building ``insert_many`` SQL row by row was two thirds

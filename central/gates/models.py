@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import peewee
 
 from central.core.models import BaseModel, UTCDateTimeField
@@ -17,6 +19,8 @@ from central.registration.models import Delegate
 class Gate(BaseModel):
     """A registered gate unit; its token (shown once) is stored only as a hash."""
 
+    checkins: peewee.ModelSelect[Any]  # backref
+    commands: peewee.ModelSelect[Any]  # backref
     gate_id = peewee.CharField(max_length=32, unique=True)
     name = peewee.CharField(max_length=200, default="")
     site_id = peewee.CharField(max_length=32, index=True)
@@ -38,8 +42,11 @@ class CheckIn(BaseModel):
     checkin_id = peewee.UUIDField(unique=True)
     # Null for a person marked present by hand on the dashboard (no gate involved; see ``note``).
     gate = peewee.ForeignKeyField(Gate, backref="checkins", null=True)
+    gate_id: peewee.IntegerField[int | None]  # the key column peewee adds
     meeting = peewee.ForeignKeyField(Meeting, backref="checkins", null=True, on_delete="SET NULL")
+    meeting_id: peewee.IntegerField[int | None]  # the key column peewee adds
     delegate = peewee.ForeignKeyField(Delegate, backref="checkins", null=True, on_delete="SET NULL")
+    delegate_id: peewee.IntegerField[int | None]  # the key column peewee adds
     allowed = peewee.BooleanField()
     reason = peewee.CharField(max_length=32)
     outcome = peewee.CharField(max_length=16)
@@ -64,6 +71,7 @@ class GateCommand(BaseModel):
 
     command_id = peewee.UUIDField(unique=True)
     gate = peewee.ForeignKeyField(Gate, backref="commands", on_delete="CASCADE")
+    gate_id: peewee.IntegerField[int]  # the key column peewee adds
     action = peewee.CharField(max_length=16)
     note = peewee.CharField(max_length=200, default="")
     meeting_id = peewee.IntegerField(null=True)

@@ -39,7 +39,7 @@ def create_invitation() -> Any:
     body = invitations.invitation_to_dict(issued.invitation)
     body["secret"] = issued.secret
     body["registration_url"] = invitations.registration_url(
-        ctx.config.public_url, issued.invitation.number, issued.secret
+        ctx.config.public_url, issued.invitation.number or "", issued.secret
     )
     return jsonify(body), 201
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import peewee
 
 from central.core.models import BaseModel, UTCDateTimeField
@@ -15,6 +17,8 @@ from central.meetings.models import Meeting
 class Organisation(BaseModel):
     """An invited organisation ("đơn vị")."""
 
+    invitations: peewee.ModelSelect[Any]  # backref
+    users: peewee.ModelSelect[Any]  # backref
     name = peewee.CharField(max_length=200, unique=True)
     email = peewee.CharField(max_length=254, null=True)
     phone = peewee.CharField(max_length=20, null=True)
@@ -28,8 +32,13 @@ class Organisation(BaseModel):
 class Invitation(BaseModel):
     """A numbered invitation of one organisation to one meeting; its secret opens registration."""
 
+    delegates: peewee.ModelSelect[Any]  # backref
+    deliveries: peewee.ModelSelect[Any]  # backref
+    walkins: peewee.ModelSelect[Any]  # backref
     meeting = peewee.ForeignKeyField(Meeting, backref="invitations", on_delete="CASCADE")
+    meeting_id: peewee.IntegerField[int]  # the key column peewee adds
     organisation = peewee.ForeignKeyField(Organisation, backref="invitations")
+    organisation_id: peewee.IntegerField[int]  # the key column peewee adds
     number = peewee.CharField(max_length=64, index=True, null=True)  # given on approval
     year = peewee.IntegerField(null=True)
     seq = peewee.IntegerField(null=True)
@@ -55,6 +64,7 @@ class Delivery(BaseModel):
     """
 
     invitation = peewee.ForeignKeyField(Invitation, backref="deliveries", on_delete="CASCADE")
+    invitation_id: peewee.IntegerField[int]  # the key column peewee adds
     channel = peewee.CharField(max_length=8)  # "email" or "sms"
     recipient = peewee.CharField(max_length=254)
     status = peewee.CharField(max_length=16, default="queued", index=True)  # queued, sent, failed

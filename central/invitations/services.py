@@ -78,6 +78,7 @@ def create_invitation(
         if organisation is None:
             fields.add("organisation_id", "Không tìm thấy đơn vị")
     fields.raise_if_any()
+    assert meeting is not None and organisation is not None  # raise_if_any() refused a missing or unknown one
     if meeting.status == MeetingState.CANCELLED:
         raise ConflictError(Reason.MEETING_CANCELLED)
 
@@ -138,8 +139,10 @@ def find_invitation(number: str, secret: str | None) -> Invitation:
         candidates = list(Invitation.select().where(Invitation.number == number))
     given = hash_secret(secret) if isinstance(secret, str) else ""
     found = None
-    for invitation in candidates or [None]:
-        stored = invitation.secret_hash if invitation is not None else _DUMMY_HASH
+    options: list[Invitation | None] = [*candidates] or [None]
+    for invitation in options:
+        # a numbered invitation always has a secret; the dummy keeps the comparison's time the same regardless
+        stored = (invitation.secret_hash if invitation is not None else None) or _DUMMY_HASH
         if hmac.compare_digest(stored, given) and invitation is not None:
             found = invitation
     if found is None:
@@ -226,6 +229,7 @@ def draft_invitations(data: Mapping[str, Any], *, actor: str, now: datetime) -> 
             if taken:
                 fields.add("organisation_ids", "Đã có thư mời cho: " + ", ".join(sorted(set(taken))))
     fields.raise_if_any()
+    assert meeting is not None  # raise_if_any() refused a missing or unknown one
     if meeting.status in MeetingState.FINAL:
         raise ConflictError(Reason.MEETING_CANCELLED, "Cuộc họp đã hủy hoặc đã họp")
     created = []

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import peewee
 
 from central.core.models import BaseModel, UTCDateTimeField
@@ -14,6 +16,12 @@ from central.core.states import (
 class Meeting(BaseModel):
     """A meeting at one site, with the code scheme and entry policy its gates apply."""
 
+    checkins: peewee.ModelSelect[Any]  # backref
+    delegates: peewee.ModelSelect[Any]  # backref
+    documents: peewee.ModelSelect[Any]  # backref
+    invitations: peewee.ModelSelect[Any]  # backref
+    remote_links: peewee.ModelSelect[Any]  # backref
+    walkins: peewee.ModelSelect[Any]  # backref
     title = peewee.CharField(max_length=500)
     starts_at = UTCDateTimeField()
     ends_at = UTCDateTimeField()
@@ -34,6 +42,7 @@ class Meeting(BaseModel):
 class Venue(BaseModel):
     """A main hall ("hội trường") or a remote point ("điểm cầu"); main halls belong to a gate site."""
 
+    meeting_links: peewee.ModelSelect[Any]  # backref
     name = peewee.CharField(max_length=200, unique=True)
     kind = peewee.CharField(max_length=8, default="main")  # "main" or "remote"
     site_id = peewee.CharField(max_length=32, default="")
@@ -44,7 +53,9 @@ class MeetingVenue(BaseModel):
     """A remote point ("điểm cầu") linked to a meeting."""
 
     meeting = peewee.ForeignKeyField(Meeting, backref="remote_links", on_delete="CASCADE")
+    meeting_id: peewee.IntegerField[int]  # the key column peewee adds
     venue = peewee.ForeignKeyField(Venue, backref="meeting_links", on_delete="CASCADE")
+    venue_id: peewee.IntegerField[int]  # the key column peewee adds
 
     class Meta:
         indexes = ((("meeting", "venue"), True),)
@@ -54,6 +65,7 @@ class MeetingDocument(BaseModel):
     """A document attached to a meeting (tài liệu họp), stored under the data directory."""
 
     meeting = peewee.ForeignKeyField(Meeting, backref="documents", on_delete="CASCADE")
+    meeting_id: peewee.IntegerField[int]  # the key column peewee adds
     filename = peewee.CharField(max_length=200)
     kind = peewee.CharField(max_length=8)  # pdf, docx, xlsx
     size = peewee.IntegerField()

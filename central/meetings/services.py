@@ -226,7 +226,7 @@ def set_status(
     meeting = get_meeting(meeting_id)
     if status == meeting.status:
         return meeting
-    if status not in TRANSITIONS[meeting.status]:
+    if status not in TRANSITIONS[MeetingState(meeting.status)]:
         raise ConflictError(
             Reason.MEETING_CANCELLED if meeting.status == MeetingState.CANCELLED else Reason.MALFORMED,
             f"Không thể chuyển cuộc họp từ trạng thái '{meeting.status}' sang '{status}'",

@@ -156,7 +156,7 @@ def show(meeting_id: int) -> Any:
         remote=meetings.remote_venues(meeting),
         documents=list(meeting.documents.order_by(MeetingDocument.uploaded_at)),
         invitations=invitations.list_invitations(meeting_id=meeting.id),
-        transitions=meetings.TRANSITIONS[meeting.status],
+        transitions=meetings.TRANSITIONS[MeetingState(meeting.status)],
         status_form=StatusForm(),
         document_form=DocumentForm(),
         draft_form=draft_form,
@@ -241,7 +241,8 @@ def download_document(meeting_id: int, document_id: int) -> Any:
 def public_document(document_id: int) -> Any:
     """Download for an invited organisation: ``?number=<invitation number>&secret=<its secret>``; the
     invitation must be approved or sent and be for the document's meeting."""
-    if current_identity() is not None and current_identity().has_role(*STAFF):
+    identity = current_identity()
+    if identity is not None and identity.has_role(*STAFF):
         return _send_document(documents.get_document(document_id))
     try:
         invitation = invitations.find_invitation(request.args.get("number", ""), request.args.get("secret"))

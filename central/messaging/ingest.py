@@ -170,7 +170,7 @@ class IngestWorker:
             backoff = 0.5
             while batch:
                 try:
-                    self.handle_batch(self.client, [(m.topic, m.payload) for m in batch])
+                    self.handle_batch(self.client, [(m.topic, bytes(m.payload)) for m in batch])
                 except peewee.DatabaseError:
                     log.exception("ingest database error; retrying %d messages in %.1f s", len(batch), backoff)
                     if not database.is_closed():

@@ -123,12 +123,16 @@ def assign_code(delegate: Delegate, active_key: ActiveKey | None, now: datetime)
     if active_key is not None:
         claims = SignedClaims(key_id=active_key.key_id, meeting_id=delegate.meeting_id, attendee_id=delegate.id,
                               valid_from=delegate.valid_from, valid_until=delegate.valid_until)
-        delegate.code = encode_signed(claims, active_key.private_key)
+        code = encode_signed(claims, active_key.private_key)
         delegate.code_hash = None
     else:
-        delegate.code = generate_compact()
-        delegate.code_hash = compact_hash(delegate.code)
-    delegate.credential = credential_of(delegate.code)
+        code = generate_compact()
+        delegate.code_hash = compact_hash(code)
+    credential = credential_of(code)
+    if credential is None:  # a code just issued is always well formed
+        raise RuntimeError("an issued code carries no credential")
+    delegate.code = code
+    delegate.credential = credential
     delegate.save()
     delegate = Delegate.get_by_id(delegate.id)
     append_change(payloads.DelegateUpsert(delegate=delegate_entry(delegate)), now)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import peewee
 
 from central.core.models import BaseModel, UTCDateTimeField
@@ -16,8 +18,12 @@ from central.meetings.models import Meeting
 class Delegate(BaseModel):
     """A person an organisation sends; holds the issued code (central is the authority and can resend)."""
 
+    checkins: peewee.ModelSelect[Any]  # backref
+    walkins: peewee.ModelSelect[Any]  # backref
     invitation = peewee.ForeignKeyField(Invitation, backref="delegates", on_delete="CASCADE")
+    invitation_id: peewee.IntegerField[int]  # the key column peewee adds
     meeting = peewee.ForeignKeyField(Meeting, backref="delegates", on_delete="CASCADE")
+    meeting_id: peewee.IntegerField[int]  # the key column peewee adds
     name = peewee.CharField(max_length=120)
     position = peewee.CharField(max_length=120, default="")
     email = peewee.CharField(max_length=254)
