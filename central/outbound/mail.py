@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import make_msgid
-from typing import Protocol
+from typing import Protocol, cast
 from zoneinfo import ZoneInfo
 
 import segno
@@ -62,7 +62,7 @@ class SmtpMailSender:
 def qr_png(code: str, scheme: Scheme | str) -> bytes:
     """Return a PNG of the QR code for ``code`` (error correction M; signed codes must fit version 6)."""
     qr = segno.make(code, error="m", boost_error=False, micro=False)
-    if Scheme(scheme) is Scheme.SIGNED and qr.version > MAX_SIGNED_QR_VERSION:
+    if Scheme(scheme) is Scheme.SIGNED and int(qr.version) > MAX_SIGNED_QR_VERSION:  # micro=False: a number
         raise ValueError(f"signed code QR is version {qr.version}, above {MAX_SIGNED_QR_VERSION}")
     buffer = io.BytesIO()
     qr.save(buffer, kind="png", scale=QR_SCALE, border=4)
@@ -123,7 +123,7 @@ def build_code_email(
         "<p>Trân trọng,<br>Văn phòng UBND</p></body></html>"
     )
     message.add_alternative(body, subtype="html")
-    html_part = message.get_payload()[1]
+    html_part = cast(EmailMessage, message.get_payload(1))
     png = qr_png(code, scheme)
     html_part.add_related(png, maintype="image", subtype="png", cid=cid, filename="ma-qr.png")
     return message

@@ -229,8 +229,9 @@ def compose_invitation_sms(
             if fits(candidate):
                 return candidate
     # 3. Last resorts: no title words (a single huge word cannot be cut), then no venue clause.
-    for venue_text in (full_venue, _shorten(venue_words, 1) if len(venue_words) > 1 else None, None):
-        candidate = render("...", venue_text)
+    last_venues: tuple[str | None, ...] = (full_venue, _shorten(venue_words, 1) if len(venue_words) > 1 else None, None)
+    for last_venue in last_venues:
+        candidate = render("...", last_venue)
         if fits(candidate):
             return candidate
     raise SmsComposeError(f"number and link alone need more than {limit} characters")

@@ -22,7 +22,7 @@ def ticket_data(delegate: Delegate) -> TicketData:
         starts_at=meeting.starts_at,
         ends_at=meeting.ends_at,
         venue=meeting.venue,
-        invitation_number=delegate.invitation.number,
+        invitation_number=delegate.invitation.number or "",
         code=delegate.code,
         scheme=meeting.scheme,
     )
