@@ -23,10 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from central.core.db import database, open_database, write_transaction
 from central.invitations.models import Invitation, Organisation
 from central.meetings.models import Meeting
+from central.outbound.engine import OutboundWorker, Senders
 from central.outbound.mail import SmtpMailSender
 from central.outbound.models import MailJob
-from central.outbound.queue import enqueue_delegate_code, new_batch
-from central.outbound.worker import MailWorker, PooledSmtpSender
+from central.outbound.queue import new_batch
+from central.outbound.worker import PooledSmtpSender, enqueue_delegate_code
 from central.registration.delegates import register_delegate
 from central.registration.models import Delegate
 from central.schema import create_tables
@@ -97,9 +98,8 @@ def run_variant(name: str, delegates: list[Delegate], mail: MailCatcher, senders
     mail.clear()
     stop = threading.Event()
     workers = [
-        MailWorker(
-            sender=sender,
-            mail_from=MAIL_FROM,
+        OutboundWorker(
+            senders=Senders(mail=sender, mail_from=MAIL_FROM),
             clock=lambda: datetime.now(UTC),
             worker_id=f"{name}-{i}",
             poll_interval=0.05,

@@ -42,7 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     admin.add_argument("username")
     admin.add_argument("--password-file", type=Path, help="file holding the password (else read from stdin)")
     admin.add_argument("--full-name", default="")
-    deliver = sub.add_parser("deliver", help="send queued invitations and retry failed ones (e-mail, SMS)")
+    deliver = sub.add_parser(
+        "deliver", help="send the queued e-mail and SMS (invitations, delegates' codes) and retry failed ones"
+    )
     deliver.add_argument("--once", action="store_true", help="one round, then exit")
     deliver.add_argument("--interval", type=float, default=15.0, help="seconds between rounds")
     token = sub.add_parser("issue-api-token", help="write a new random API token to a file (mode 0600)")
@@ -155,25 +157,30 @@ def _create_admin(args: argparse.Namespace) -> int:
 
 
 def _deliver(config: CentralConfig, *, once: bool, interval: float) -> int:
+    """Run the outbound worker: every queued e-mail and SMS, the invitations' included."""
     from central.core.context import sms_sender_from_config, utc_now
-    from central.invitations.deliveries import Channels, deliver_due, run_worker
-    from central.outbound.mail import SmtpMailSender
+    from central.features import load_job_kinds
+    from central.outbound.engine import OutboundWorker, Senders
+    from central.outbound.worker import PooledSmtpSender
 
-    channels = Channels(
-        mail_sender=SmtpMailSender(config.smtp_host, config.smtp_port),
-        sms_sender=sms_sender_from_config(config),
+    load_job_kinds()
+    senders = Senders(
+        mail=PooledSmtpSender(config.smtp_host, config.smtp_port),
         mail_from=config.mail_from,
+        sms=sms_sender_from_config(config),
         pdf_font=config.pdf_font,
     )
+    worker = OutboundWorker(senders=senders, clock=utc_now, poll_interval=interval)
     if once:
         with database.connection_context():
-            count = deliver_due(channels, now=utc_now())
+            count = worker.run_once()
+        senders.close()
         print(f"attempted {count} deliveries")
         return 0
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    run_worker(channels, utc_now, stop, interval=interval)
+    worker.run(stop)
     return 0
 
 

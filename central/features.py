@@ -34,12 +34,27 @@ API = (
 """Modules that add routes to the JSON API blueprint (:data:`central.api.bp`)."""
 
 
+JOB_KINDS = (
+    "central.outbound.worker",  # e-mails: ready messages and delegates' codes
+    "central.invitations.deliveries",  # an approved invitation's e-mail and SMS
+)
+"""Modules that register outbound job kinds (:func:`central.outbound.engine.register`)."""
+
+
+def load_job_kinds() -> None:
+    """Register every feature's outbound job kinds in this process (a worker must know them all)."""
+    for name in JOB_KINDS:
+        import_module(name)
+
+
 def register_features(app: Flask) -> None:
-    """Register the JSON API (with every feature's routes), every page blueprint and the registration pages."""
+    """Register the JSON API (with every feature's routes), every page blueprint, the registration pages and
+    the outbound job kinds."""
     from central.api import bp as api_bp
     from central.registration import init_registration
     from central.web import csrf
 
+    load_job_kinds()
     for name in API:
         import_module(name)
     app.register_blueprint(api_bp)

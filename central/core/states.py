@@ -87,6 +87,28 @@ class DelegateMailState(State):
     """Not (yet) sent and not on its way: "Gửi Mail" sends these."""
 
 
+class DeliveryState(State):
+    """One channel (e-mail or SMS) of sending an invitation, as the invitation's page shows it."""
+
+    QUEUED = "queued"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class JobState(State):
+    """A job in the outbound queue: queued -> sending -> sent; back to queued after a failed try, failed after
+    the last; cancelled when its subject went away before it left."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    PENDING: ClassVar[frozenset[JobState]]
+    """Still on its way: waiting for a try or being tried."""
+
+
 class WalkinState(State):
     """A walk-in at the desk: pending -> approved | rejected; approved -> admitted (given a one-day code)."""
 
@@ -131,6 +153,7 @@ MeetingState.TAKES_WALKINS = frozenset({MeetingState.OPEN, MeetingState.CLOSED})
 InvitationState.REGISTERABLE = frozenset({InvitationState.APPROVED, InvitationState.SENT})
 InvitationState.EDITABLE = frozenset({InvitationState.DRAFT, InvitationState.RETURNED})
 DelegateMailState.UNSENT = frozenset({DelegateMailState.PENDING, DelegateMailState.FAILED})
+JobState.PENDING = frozenset({JobState.QUEUED, JobState.SENDING})
 CommandState.ANSWERED = frozenset({CommandState.OK, CommandState.FAILED})
 CommandState.AWAITING = frozenset({CommandState.SENT, CommandState.TIMEOUT})
 
@@ -149,6 +172,14 @@ LABELS: dict[tuple[str, str], LazyString] = {
     ("DelegateMailState", "sent"): _l("Đã gửi mail"),
     ("DelegateMailState", "failed"): _l("Gửi lỗi"),
     ("DelegateMailState", "desk"): _l("Nhận mã tại bàn tiếp đón"),
+    ("DeliveryState", "queued"): _l("Đang chờ gửi"),
+    ("DeliveryState", "sent"): _l("Đã gửi"),
+    ("DeliveryState", "failed"): _l("Gửi lỗi"),
+    ("JobState", "queued"): _l("Đang chờ gửi"),
+    ("JobState", "sending"): _l("Đang gửi"),
+    ("JobState", "sent"): _l("Đã gửi"),
+    ("JobState", "failed"): _l("Gửi lỗi"),
+    ("JobState", "cancelled"): _l("Đã hủy gửi"),
     ("WalkinState", "pending"): _l("Chờ duyệt"),
     ("WalkinState", "approved"): _l("Đã duyệt"),
     ("WalkinState", "rejected"): _l("Bị từ chối"),
@@ -167,6 +198,7 @@ LABELS: dict[tuple[str, str], LazyString] = {
 """(enum name, value) -> lazy label. Keyed by the enum too: "sent" is a state of several enums."""
 
 ALL_STATES: tuple[type[State], ...] = (
-    MeetingState, InvitationState, DelegateMailState, WalkinState, GateLinkState, GateMode, CommandState,
+    MeetingState, InvitationState, DelegateMailState, DeliveryState, JobState, WalkinState, GateLinkState, GateMode,
+    CommandState,
 )
 """Every state enum, for tests and templates."""

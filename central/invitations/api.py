@@ -16,6 +16,7 @@ from central.api.helpers import (
 )
 from central.auth import current_actor, roles_required
 from central.auth.roles import ADMINISTRATOR, APPROVER, ORGANISER, STAFF_ROLES
+from central.core.states import DeliveryState
 from central.invitations import deliveries, organisations
 from central.invitations import services as invitations
 
@@ -77,7 +78,7 @@ def approve_invitation(invitation_id: int) -> Any:
         invitation_id, actor=current_actor(), now=context().clock(), number_format=ctx.config.invitation_format,
         public_url=ctx.config.public_url,
     )
-    deliveries.deliver_due(deliveries.current_channels(), now=context().clock(), invitation_id=invitation_id)
+    deliveries.deliver_due(deliveries.current_senders(), now=context().clock(), invitation_id=invitation_id)
     return jsonify(invitations.invitation_to_dict(invitations.get_invitation(approved.invitation.id),
                                                   with_deliveries=True))
 
@@ -106,10 +107,10 @@ def resubmit_invitation(invitation_id: int) -> Any:
 def send_invitation(invitation_id: int) -> Any:
     """Retry every unsent channel of an approved invitation now ("gửi lại")."""
     invitation = invitations.get_invitation(invitation_id)
-    pending = [d for d in invitation.deliveries if d.status != deliveries.SENT and d.link]
+    pending = [d for d in invitation.deliveries if d.status != DeliveryState.SENT and d.link]
     for delivery in pending:
         deliveries.resend(delivery.id, actor=current_actor(), now=context().clock())
-    deliveries.deliver_due(deliveries.current_channels(), now=context().clock(), invitation_id=invitation_id)
+    deliveries.deliver_due(deliveries.current_senders(), now=context().clock(), invitation_id=invitation_id)
     return jsonify(invitations.invitation_to_dict(invitations.get_invitation(invitation_id), with_deliveries=True))
 
 

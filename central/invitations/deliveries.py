@@ -1,107 +1,90 @@
-"""Sending approved invitations: one delivery row per channel and recipient, retried with backoff.
+"""Sending approved invitations: one delivery row per channel and recipient, sent through the outbound queue.
 
-A row is claimed before it is sent (its ``next_attempt_at`` is moved forward by a lease in one UPDATE),
-so the request that approved an invitation and the retry worker never send the same row twice. A failure
-records the error and schedules the next attempt (1, 2, 4, ... minutes, at most an hour); after
-:data:`MAX_ATTEMPTS` the row waits for a person to press "Gửi lại". A sent row forgets the link.
+A delivery row is what the invitation's page shows (state, tries, last error, next try). Sending it is an
+outbound job (``central.outbound``) of kind ``invitation_email`` or ``invitation_sms`` with the row as its
+subject, so the approving request, the app's worker thread and ``vaora-central deliver`` share one claim and
+one retry policy: 1, 2, 4, ... minutes between tries, at most an hour; after :data:`MAX_ATTEMPTS` the row
+waits for a person to press "Gửi lại". A sent row forgets the link (it carries the invitation's secret).
 """
 
 from __future__ import annotations
 
 import logging
-import smtplib
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from central.core.audit import audit
 from central.core.db import database
 from central.core.errors import ConflictError, NotFoundError
-from central.core.states import InvitationState
+from central.core.states import DeliveryState, InvitationState, JobState
 from central.invitations.letter import InvitationLetter, build_invitation_email, render_pdf
 from central.invitations.models import Delivery, Invitation
 from central.invitations.organisations import invitation_email, invitation_phones
-from central.outbound.mail import MailSender
-from central.outbound.sms import SmsComposeError, SmsSender, compose_invitation_sms
+from central.outbound import queue
+from central.outbound.engine import (
+    JobCancelledError,
+    JobFailedError,
+    JobKind,
+    OutboundWorker,
+    Outcome,
+    RetryPolicy,
+    Senders,
+    register,
+)
+from central.outbound.sms import SmsComposeError, compose_invitation_sms
+from central.outbound.worker import send_mail
 from protocols.logs import mask_email, mask_phone
 from protocols.reasons import Reason
 
 log = logging.getLogger(__name__)
 
-QUEUED = "queued"
-SENT = "sent"
-FAILED = "failed"
+EMAIL = "email"
+SMS = "sms"
+CHANNELS = (EMAIL, SMS)
 MAX_ATTEMPTS = 5
-BASE_DELAY = timedelta(minutes=1)
-MAX_DELAY = timedelta(hours=1)
-LEASE = timedelta(minutes=5)
-MAX_ERROR = 500
+RETRY = RetryPolicy(base=timedelta(minutes=1), cap=timedelta(hours=1), max_attempts=MAX_ATTEMPTS)
 
 
-@dataclass
-class Channels:
-    """What delivering needs: the senders, the From address and the PDF font."""
-
-    mail_sender: MailSender
-    sms_sender: SmsSender
-    mail_from: str
-    pdf_font: Path
-
-
-
-def current_channels() -> Channels:
-    """Return the invitation delivery dependencies of the running app."""
+def current_senders() -> Senders:
+    """Return the senders of the running app, for sending an invitation during the request."""
     from central.web import ctx
 
     context = ctx()
-    # Invitation deliveries keep their own per-channel rows, retries and status, so they send directly,
-    # not through the mail queue (``central.outbound.jobs`` wraps the real sender as ``inner``).
-    return Channels(
-        mail_sender=getattr(context.mail_sender, "inner", context.mail_sender),
-        sms_sender=context.sms_sender,
+    # Delivery rows are already queued jobs: send with the real sender, not the app's queueing wrapper
+    # (``central.outbound.jobs`` keeps the real sender as ``inner``).
+    return Senders(
+        mail=getattr(context.mail_sender, "inner", context.mail_sender),
         mail_from=context.config.mail_from,
+        sms=context.sms_sender,
         pdf_font=context.config.pdf_font,
     )
 
-def backoff(attempts: int) -> timedelta:
-    """Return the wait after the ``attempts``-th failure (1, 2, 4, ... minutes, capped at an hour)."""
-    return min(BASE_DELAY * (2 ** max(attempts - 1, 0)), MAX_DELAY)
+
+def _enqueue(delivery: Delivery, now: datetime, *, max_attempts: int = MAX_ATTEMPTS) -> None:
+    queue.enqueue(_KIND_OF[delivery.channel].name, recipient=delivery.recipient, now=now,
+                  max_attempts=max_attempts, ref_id=delivery.id, group_key=f"invitation:{delivery.invitation_id}")
 
 
 def queue_deliveries(invitation: Invitation, link: str, *, now: datetime) -> list[Delivery]:
-    """Create the invitation's delivery rows: e-mail to its office (or leader) and SMS to the leader's and
-    office's phones. Call inside the approving transaction."""
+    """Create the invitation's delivery rows and their jobs: e-mail to its office (or leader) and SMS to the
+    leader's and office's phones. Call inside the approving transaction."""
     org = invitation.organisation
     rows = []
     address = invitation_email(org)
     if address:
-        rows.append(("email", address))
-    rows += [("sms", phone) for phone in invitation_phones(org)]
+        rows.append((EMAIL, address))
+    rows += [(SMS, phone) for phone in invitation_phones(org)]
     created = []
     for channel, recipient in rows:
-        created.append(Delivery.create(
-            invitation=invitation, channel=channel, recipient=recipient, status=QUEUED,
+        delivery = Delivery.create(
+            invitation=invitation, channel=channel, recipient=recipient, status=DeliveryState.QUEUED,
             next_attempt_at=now, link=link, created_at=now,
-        ))
+        )
+        _enqueue(delivery, now)
+        created.append(delivery)
     if not rows:
         log.warning("invitation %s has no e-mail or phone to send to", invitation.id)
     return created
-
-
-def _claim(delivery_id: int, now: datetime) -> bool:
-    updated = (
-        Delivery.update(next_attempt_at=now + LEASE)
-        .where(
-            (Delivery.id == delivery_id)
-            & (Delivery.status != SENT)
-            & Delivery.next_attempt_at.is_null(False)
-            & (Delivery.next_attempt_at <= now)
-        )
-        .execute()
-    )
-    return updated == 1
 
 
 def letter_of(invitation: Invitation, link: str) -> InvitationLetter:
@@ -125,83 +108,99 @@ def letter_of(invitation: Invitation, link: str) -> InvitationLetter:
     )
 
 
-def _send(delivery: Delivery, channels: Channels) -> str | None:
-    """Send one row; return None on success or the error text."""
+def _delivery_of(job: Any) -> Delivery:
+    delivery = Delivery.get_or_none(Delivery.id == job.ref_id)
+    if delivery is None:
+        raise JobCancelledError("delivery deleted")
+    if delivery.status == DeliveryState.SENT or not delivery.link:
+        raise JobCancelledError("already delivered")
+    return delivery
+
+
+def _send_email(job: Any, senders: Senders, now: datetime) -> None:
+    delivery = _delivery_of(job)
     invitation = delivery.invitation
-    link = delivery.link or ""
-    if not link:
-        return "no link to send (already delivered)"
-    if delivery.channel == "email":
-        letter = letter_of(invitation, link)
-        try:
-            pdf = render_pdf(letter, channels.pdf_font)
-            message = build_invitation_email(sender=channels.mail_from, to=delivery.recipient, letter=letter, pdf=pdf)
-            channels.mail_sender.send(message)
-        except (OSError, smtplib.SMTPException, ValueError) as exc:
-            return f"{type(exc).__name__}: {exc}"
-        log.info("invitation mail sent invitation=%s to=%s", invitation.id, mask_email(delivery.recipient))
-        return None
-    meeting = invitation.meeting
+    letter = letter_of(invitation, delivery.link or "")
+    if senders.pdf_font is None:
+        raise JobFailedError("no PDF font configured (VAORA_PDF_FONT)")
     try:
-        text = compose_invitation_sms(invitation.number or "", meeting.title, meeting.starts_at, meeting.venue, link)
+        pdf = render_pdf(letter, senders.pdf_font)
+        message = build_invitation_email(sender=senders.mail_from, to=delivery.recipient, letter=letter, pdf=pdf)
+    except (OSError, ValueError) as exc:
+        raise JobFailedError(f"{type(exc).__name__}: {exc}") from exc
+    send_mail(senders, message)
+    log.info("invitation mail sent invitation=%s to=%s", invitation.id, mask_email(delivery.recipient))
+
+
+def _send_sms(job: Any, senders: Senders, now: datetime) -> None:
+    delivery = _delivery_of(job)
+    invitation = delivery.invitation
+    meeting = invitation.meeting
+    if senders.sms is None:
+        raise JobFailedError("no SMS sender configured")
+    try:
+        text = compose_invitation_sms(invitation.number or "", meeting.title, meeting.starts_at, meeting.venue,
+                                      delivery.link or "")
     except SmsComposeError as exc:
-        return f"compose: {exc}"
-    result = channels.sms_sender.send(delivery.recipient, text)
+        raise JobFailedError(f"compose: {exc}") from exc
+    result = senders.sms.send(delivery.recipient, text)
     if not result.ok:
-        return f"{result.error}: {result.detail or ''}".strip()
+        raise JobFailedError(f"{result.error}: {result.detail or ''}".strip())
     log.info("invitation sms sent invitation=%s to=%s ref=%s", invitation.id, mask_phone(delivery.recipient),
              result.reference)
-    return None
 
 
-def attempt(delivery_id: int, channels: Channels, *, now: datetime) -> Delivery | None:
-    """Claim and send one due row and record the outcome; None when the row was not due or already taken."""
-    if not _claim(delivery_id, now):
-        return None
-    delivery = Delivery.get_by_id(delivery_id)
-    try:
-        error = _send(delivery, channels)
-    except Exception as exc:  # a sender bug must not kill the worker; the row records it
-        log.exception("delivery %s crashed", delivery_id)
-        error = f"{type(exc).__name__}: {exc}"
+def _record(job: Any, outcome: Outcome) -> None:
+    """Mirror one try on the delivery row, mark the invitation sent once every row went, and audit it."""
+    if outcome.state == JobState.CANCELLED:
+        return
+    delivery = Delivery.get_or_none(Delivery.id == job.ref_id)
+    if delivery is None:
+        return
+    sent = outcome.state == JobState.SENT
     delivery.attempts += 1
-    if error is None:
-        delivery.status = SENT
-        delivery.sent_at = now
+    if sent:
+        delivery.status = DeliveryState.SENT
+        delivery.sent_at = outcome.at
         delivery.last_error = None
         delivery.next_attempt_at = None
         delivery.link = None
     else:
-        delivery.status = FAILED
-        delivery.last_error = error[:MAX_ERROR]
-        delivery.next_attempt_at = now + backoff(delivery.attempts) if delivery.attempts < MAX_ATTEMPTS else None
-        log.warning("delivery failed id=%s channel=%s attempt=%d error=%s", delivery.id, delivery.channel,
-                    delivery.attempts, delivery.last_error)
+        delivery.status = DeliveryState.FAILED
+        delivery.last_error = outcome.error
+        delivery.next_attempt_at = outcome.next_attempt_at
     with database.atomic():
         delivery.save()
         invitation = delivery.invitation
-        if error is None and invitation.status == InvitationState.APPROVED and not invitation.deliveries.where(
-            Delivery.status != SENT
+        if sent and invitation.status == InvitationState.APPROVED and not invitation.deliveries.where(
+            Delivery.status != DeliveryState.SENT
         ).exists():
             invitation.status = InvitationState.SENT
             invitation.save()
-        audit("system", "delivery.sent" if error is None else "delivery.failed", f"invitation:{invitation.id}",
+        audit("system", "delivery.sent" if sent else "delivery.failed", f"invitation:{invitation.id}",
               {"delivery": delivery.id, "channel": delivery.channel, "attempts": delivery.attempts,
-               "error": delivery.last_error}, now=now)
-    return delivery
+               "error": delivery.last_error}, now=outcome.at)
 
 
-def deliver_due(channels: Channels, *, now: datetime, invitation_id: int | None = None, limit: int = 100) -> int:
-    """Send every due row (of one invitation, or all); return how many were attempted."""
-    query = Delivery.select(Delivery.id).where(
-        (Delivery.status != SENT)
-        & Delivery.next_attempt_at.is_null(False)
-        & (Delivery.next_attempt_at <= now)
-    )
+INVITATION_EMAIL = register(JobKind("invitation_email", RETRY, _send_email, _record))
+INVITATION_SMS = register(JobKind("invitation_sms", RETRY, _send_sms, _record, recipient_mask=mask_phone))
+_KIND_OF = {EMAIL: INVITATION_EMAIL, SMS: INVITATION_SMS}
+KINDS = tuple(kind.name for kind in _KIND_OF.values())
+
+
+def deliver_due(senders: Senders, *, now: datetime, invitation_id: int | None = None, limit: int = 100) -> int:
+    """Send every due delivery job now (of one invitation, or all); return how many were tried."""
+    ref_ids = None
     if invitation_id is not None:
-        query = query.where(Delivery.invitation == invitation_id)
-    ids = [row.id for row in query.order_by(Delivery.next_attempt_at).limit(limit)]
-    return sum(1 for delivery_id in ids if attempt(delivery_id, channels, now=now) is not None)
+        ref_ids = [row.id for row in Delivery.select(Delivery.id).where(Delivery.invitation == invitation_id)]
+    worker = OutboundWorker(senders=senders, clock=lambda: now, batch_size=limit)
+    return worker.run_once(kinds=KINDS, ref_ids=ref_ids)
+
+
+def send_now(delivery_id: int, senders: Senders, *, now: datetime) -> int:
+    """Send one delivery row's due job now (after :func:`resend`); returns 1 when it was tried."""
+    worker = OutboundWorker(senders=senders, clock=lambda: now)
+    return worker.run_once(kinds=KINDS, ref_ids=[delivery_id])
 
 
 def resend(delivery_id: int, *, actor: str, now: datetime) -> Delivery:
@@ -209,12 +208,16 @@ def resend(delivery_id: int, *, actor: str, now: datetime) -> Delivery:
     delivery = Delivery.get_or_none(Delivery.id == delivery_id)
     if delivery is None:
         raise NotFoundError(Reason.UNKNOWN_CODE, "Không tìm thấy lượt gửi")
-    if delivery.status == SENT or not delivery.link:
+    if delivery.status == DeliveryState.SENT or not delivery.link:
         raise ConflictError(Reason.MALFORMED, "Đã gửi thành công, không cần gửi lại")
+    kind = _KIND_OF[delivery.channel].name
     with database.atomic():
-        delivery.status = QUEUED
+        queue.cancel_queued(kind, delivery.id, "resent")
+        delivery.status = DeliveryState.QUEUED
         delivery.next_attempt_at = now
         delivery.save()
+        # The retries left carry over: a row that used up its tries gets this one try, pressed by a person.
+        _enqueue(delivery, now, max_attempts=max(1, MAX_ATTEMPTS - delivery.attempts))
         audit(actor, "delivery.resend", f"invitation:{delivery.invitation_id}",
               {"delivery": delivery.id, "channel": delivery.channel}, now=now)
     return delivery
@@ -222,7 +225,7 @@ def resend(delivery_id: int, *, actor: str, now: datetime) -> Delivery:
 
 def delivery_to_dict(delivery: Delivery) -> dict[str, Any]:
     """Return the JSON form of a delivery row (recipient masked, never the link)."""
-    recipient = mask_email(delivery.recipient) if delivery.channel == "email" else mask_phone(delivery.recipient)
+    recipient = mask_email(delivery.recipient) if delivery.channel == EMAIL else mask_phone(delivery.recipient)
     return {
         "id": delivery.id,
         "channel": delivery.channel,
@@ -233,16 +236,3 @@ def delivery_to_dict(delivery: Delivery) -> dict[str, Any]:
         "next_attempt_at": delivery.next_attempt_at.isoformat() if delivery.next_attempt_at else None,
         "sent_at": delivery.sent_at.isoformat() if delivery.sent_at else None,
     }
-
-
-def run_worker(channels: Channels, clock: Callable[[], datetime], stop: Any, interval: float = 15.0) -> None:
-    """Deliver due rows every ``interval`` seconds until ``stop`` (a ``threading.Event``) is set."""
-    while not stop.is_set():
-        try:
-            with database.connection_context():
-                count = deliver_due(channels, now=clock())
-            if count:
-                log.info("delivery round attempted=%d", count)
-        except Exception:
-            log.exception("delivery round failed")
-        stop.wait(interval)

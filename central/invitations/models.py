@@ -8,9 +8,7 @@ from typing import Any
 import peewee
 
 from central.core.models import BaseModel, UTCDateTimeField
-from central.core.states import (
-    InvitationState,
-)
+from central.core.states import DeliveryState, InvitationState
 from central.meetings.models import Meeting
 
 
@@ -67,7 +65,7 @@ class Delivery(BaseModel):
     invitation_id: peewee.IntegerField[int]  # the key column peewee adds
     channel = peewee.CharField(max_length=8)  # "email" or "sms"
     recipient = peewee.CharField(max_length=254)
-    status = peewee.CharField(max_length=16, default="queued", index=True)  # queued, sent, failed
+    status = peewee.CharField(max_length=16, default=DeliveryState.QUEUED, index=True)
     attempts = peewee.IntegerField(default=0)
     last_error = peewee.TextField(null=True)
     next_attempt_at = UTCDateTimeField(null=True, index=True)

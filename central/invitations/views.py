@@ -83,7 +83,7 @@ def approve(invitation_id: int) -> Any:
         except ServiceError as exc:
             flash(service_error_message(exc), "error")
         else:
-            deliveries.deliver_due(deliveries.current_channels(), now=clock_now(), invitation_id=approved.invitation.id)
+            deliveries.deliver_due(deliveries.current_senders(), now=clock_now(), invitation_id=approved.invitation.id)
             flash(_("Đã duyệt thư mời số %(number)s.", number=approved.invitation.number), "success")
     return redirect(url_for("invitations.show", invitation_id=invitation_id))
 
@@ -134,6 +134,6 @@ def resend(invitation_id: int, delivery_id: int) -> Any:
         except ServiceError as exc:
             flash(service_error_message(exc), "error")
         else:
-            deliveries.attempt(delivery_id, deliveries.current_channels(), now=clock_now())
+            deliveries.send_now(delivery_id, deliveries.current_senders(), now=clock_now())
             flash(_("Đã gửi lại."), "info")
     return redirect(url_for("invitations.show", invitation_id=invitation_id))

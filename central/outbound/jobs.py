@@ -1,9 +1,9 @@
-"""The mail outbox: e-mails are stored in the database and sent by a worker with retries and backoff.
+"""The outbound queue in the web app: e-mails and SMS are stored in the database and sent by a worker with retries.
 
 :func:`init_app` switches an app to the queue: its ``mail_sender`` becomes a :class:`QueuedMailSender`
-(delegate codes are queued by reference and built when sent; ``send()`` still delivers at once, because its
-callers, e.g. the invitation deliveries, keep their own outbox and status) and, unless turned off, a worker
-thread starts. :func:`enqueue_message` queues any ready message.
+(delegate codes are queued by reference and built when sent; ``send()`` still delivers at once, for callers
+that are themselves a job, e.g. the invitation deliveries) and, unless turned off, a worker thread starts that
+sends every kind of job (``central.outbound.engine``). :func:`enqueue_message` queues any ready message.
 
 Settings (from the mapping given to ``create_app``, else the environment):
 
@@ -29,16 +29,17 @@ from typing import Any
 
 from flask import Flask
 
+from central.outbound.engine import OutboundWorker, Senders
 from central.outbound.mail import MailSender, SmtpMailSender
 from central.outbound.models import MailJob
-from central.outbound.queue import batch_progress, enqueue_delegate_code, enqueue_message, new_batch
-from central.outbound.worker import MailWorker, PooledSmtpSender, run_worker
+from central.outbound.queue import batch_progress, new_batch
+from central.outbound.worker import PooledSmtpSender, enqueue_delegate_code, enqueue_message, run_worker
 from central.registration.models import Delegate
 
 __all__ = [
     "MailJob",
     "MailQueueState",
-    "MailWorker",
+    "OutboundWorker",
     "PooledSmtpSender",
     "QueuedMailSender",
     "batch_progress",
@@ -78,7 +79,7 @@ class MailQueueState:
     """The queue's state in one app: whether it is on, and its worker thread if one runs."""
 
     enabled: bool
-    worker: MailWorker | None = None
+    worker: OutboundWorker | None = None
     thread: threading.Thread | None = None
     stop_event: threading.Event = field(default_factory=threading.Event)
 
@@ -127,11 +128,13 @@ def init_app(app: Flask, config: Mapping[str, Any] | None = None) -> MailQueueSt
     inner = ctx.mail_sender
     ctx.mail_sender = QueuedMailSender(inner=inner, clock=ctx.clock)
     if _flag(source, "VAORA_MAIL_WORKER", default=True):
-        state.worker = MailWorker(
-            sender=worker_sender(inner), mail_from=ctx.config.mail_from, clock=ctx.clock
+        senders = Senders(
+            mail=worker_sender(inner), mail_from=ctx.config.mail_from, sms=ctx.sms_sender,
+            pdf_font=ctx.config.pdf_font,
         )
+        state.worker = OutboundWorker(senders=senders, clock=ctx.clock)
         state.thread = threading.Thread(
-            target=state.worker.run, args=(state.stop_event,), name="mail-worker", daemon=True
+            target=state.worker.run, args=(state.stop_event,), name="outbound-worker", daemon=True
         )
         state.thread.start()
         atexit.register(state.stop, 5.0)

@@ -1,128 +1,97 @@
-"""Outbox operations: enqueue, claim (at most one worker per job), record the outcome, report progress.
+"""The outbound queue's storage: enqueue, claim (at most one worker per job), record the outcome, progress.
 
-A claim is ``UPDATE mail_job SET status='sending' ... WHERE id=? AND status='queued'``: whichever worker's
+A claim is ``UPDATE mail_job SET status=SENDING ... WHERE id=? AND status=QUEUED``: whichever worker's
 update changes the row owns the job, on SQLite (one writer at a time) and PostgreSQL (the second update
-re-reads the row after the first commits and no longer matches). Retries back off exponentially.
+re-reads the row after the first commits and no longer matches). An outcome is written only by the worker
+that holds the claim. The table keeps its first name, ``mail_job``, though it carries SMS too.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
-from email.policy import SMTP
 
 import peewee
 
-from central.core.db import write_transaction
-from central.outbound.models import (
-    CANCELLED,
-    FAILED,
-    KIND_DELEGATE_CODE,
-    KIND_MESSAGE,
-    QUEUED,
-    SENDING,
-    SENT,
-    MailJob,
-)
-from central.registration.models import Delegate
-from protocols.logs import mask_email
+from central.core.db import tuples
+from central.core.states import JobState
+from central.outbound.models import MailJob
 
-log = logging.getLogger(__name__)
-
-BACKOFF_BASE = timedelta(seconds=5)
-BACKOFF_MAX = timedelta(hours=1)
-DEFAULT_MAX_ATTEMPTS = 8
 MAX_ERROR_LENGTH = 500
-DELEGATE_MAIL_QUEUED = "queued"
 
 wakeup = threading.Event()
 """Set after each enqueue so an in-process worker starts at once instead of at its next poll."""
 
 
-def backoff(attempts: int) -> timedelta:
-    """Return the wait before the next try after ``attempts`` failed ones: 5 s, 10 s, 20 s ... at most 1 h."""
-    return min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_MAX)
-
-
 def new_batch() -> str:
-    """Return a fresh batch id (groups the mails of one "Gửi Mail" press)."""
+    """Return a fresh batch id (groups the jobs of one "Gửi Mail" press)."""
     return uuid.uuid4().hex
 
 
-def enqueue_message(
-    message: EmailMessage, now: datetime, *, group_key: str | None = None, batch: str | None = None
+def enqueue(
+    kind: str,
+    *,
+    recipient: str,
+    now: datetime,
+    max_attempts: int,
+    ref_id: int | None = None,
+    message: bytes | None = None,
+    group_key: str | None = None,
+    batch: str | None = None,
 ) -> MailJob:
-    """Queue a ready e-mail; it is stored as bytes and sent as is."""
-    recipient = str(message.get("To", ""))
+    """Queue one job of ``kind``, due at once (call inside the transaction that makes its subject)."""
     job = MailJob.create(
-        kind=KIND_MESSAGE,
-        message=message.as_bytes(policy=SMTP),
+        kind=kind,
+        ref_id=ref_id,
+        message=message,
         recipient=recipient[:254],
         group_key=group_key,
         batch=batch,
         next_attempt_at=now,
-        max_attempts=DEFAULT_MAX_ATTEMPTS,
+        max_attempts=max_attempts,
         created_at=now,
     )
     wakeup.set()
-    log.info("mail queued job=%s kind=message to=%s", job.id, mask_email(recipient))
     return job
 
 
-def enqueue_delegate_code(
-    delegate: Delegate, now: datetime, *, group_key: str | None = None, batch: str | None = None
-) -> MailJob:
-    """Queue a delegate's code e-mail (built when sent) and mark the delegate's mail as queued.
-
-    An earlier job for the same delegate that has not left yet is cancelled, so one press never mails
-    a person twice.
-    """
-    with write_transaction():
-        MailJob.update(status=CANCELLED, last_error="superseded").where(
-            (MailJob.kind == KIND_DELEGATE_CODE)
-            & (MailJob.ref_id == delegate.id)
-            & (MailJob.status == QUEUED)
-        ).execute()
-        job = MailJob.create(
-            kind=KIND_DELEGATE_CODE,
-            ref_id=delegate.id,
-            recipient=delegate.email,
-            group_key=group_key,
-            batch=batch,
-            next_attempt_at=now,
-            max_attempts=DEFAULT_MAX_ATTEMPTS,
-            created_at=now,
-        )
-        Delegate.update(mail_status=DELEGATE_MAIL_QUEUED, mail_error=None).where(
-            Delegate.id == delegate.id
-        ).execute()
-    delegate.mail_status = DELEGATE_MAIL_QUEUED
-    delegate.mail_error = None
-    wakeup.set()
-    log.info("mail queued job=%s kind=delegate_code delegate=%s", job.id, delegate.id)
-    return job
+def cancel_queued(kind: str, ref_id: int, why: str) -> int:
+    """Cancel the jobs of ``kind`` for subject ``ref_id`` that have not been claimed yet; returns how many."""
+    return (
+        MailJob.update(status=JobState.CANCELLED, last_error=why[:MAX_ERROR_LENGTH])
+        .where((MailJob.kind == kind) & (MailJob.ref_id == ref_id) & (MailJob.status == JobState.QUEUED))
+        .execute()
+    )
 
 
-def claim_due(now: datetime, worker_id: str, limit: int = 10) -> list[MailJob]:
-    """Claim up to ``limit`` jobs that are due; each returned job belongs to this worker alone."""
-    candidates = [
-        row.id
-        for row in MailJob.select(MailJob.id)
-        .where((MailJob.status == QUEUED) & (MailJob.next_attempt_at <= now))
-        .order_by(MailJob.next_attempt_at, MailJob.id)
-        .limit(limit)
-    ]
+def claim_due(
+    now: datetime,
+    worker_id: str,
+    limit: int = 10,
+    *,
+    kinds: Collection[str] | None = None,
+    ref_ids: Collection[int] | None = None,
+) -> list[MailJob]:
+    """Claim up to ``limit`` due jobs (of ``kinds`` and subjects ``ref_ids`` when given); each returned job
+    belongs to this worker alone."""
+    query = MailJob.select(MailJob.id).where(
+        (MailJob.status == JobState.QUEUED) & (MailJob.next_attempt_at <= now)
+    )
+    if kinds is not None:
+        query = query.where(MailJob.kind.in_(list(kinds)))
+    if ref_ids is not None:
+        query = query.where(MailJob.ref_id.in_(list(ref_ids)))
+    candidates = [row.id for row in query.order_by(MailJob.next_attempt_at, MailJob.id).limit(limit)]
     claimed: list[int] = []
     for job_id in candidates:
         changed = (
             MailJob.update(
-                status=SENDING, attempts=MailJob.attempts + 1, claimed_at=now, claimed_by=worker_id
+                status=JobState.SENDING, attempts=MailJob.attempts + 1, claimed_at=now, claimed_by=worker_id
             )
-            .where((MailJob.id == job_id) & (MailJob.status == QUEUED))
+            .where((MailJob.id == job_id) & (MailJob.status == JobState.QUEUED))
             .execute()
         )
         if changed == 1:
@@ -135,7 +104,9 @@ def claim_due(now: datetime, worker_id: str, limit: int = 10) -> list[MailJob]:
 def _finish(job: MailJob, worker_id: str, **values: object) -> bool:
     changed = (
         MailJob.update(**values)
-        .where((MailJob.id == job.id) & (MailJob.status == SENDING) & (MailJob.claimed_by == worker_id))
+        .where(
+            (MailJob.id == job.id) & (MailJob.status == JobState.SENDING) & (MailJob.claimed_by == worker_id)
+        )
         .execute()
     )
     return changed == 1
@@ -143,36 +114,39 @@ def _finish(job: MailJob, worker_id: str, **values: object) -> bool:
 
 def mark_sent(job: MailJob, worker_id: str, now: datetime) -> bool:
     """Record a delivered job; False when the claim was lost meanwhile (e.g. requeued as stale)."""
-    return _finish(job, worker_id, status=SENT, sent_at=now, last_error=None)
+    return _finish(job, worker_id, status=JobState.SENT, sent_at=now, last_error=None)
 
 
 def mark_cancelled(job: MailJob, worker_id: str, why: str) -> bool:
     """Record a job that must not be sent any more (its subject went away)."""
-    return _finish(job, worker_id, status=CANCELLED, last_error=why[:MAX_ERROR_LENGTH])
+    return _finish(job, worker_id, status=JobState.CANCELLED, last_error=why[:MAX_ERROR_LENGTH])
 
 
-def mark_failed(job: MailJob, worker_id: str, now: datetime, error: str, *, permanent: bool = False) -> str:
-    """Record a failed attempt: back to queued with a later ``next_attempt_at``, or failed for good.
+def mark_failed(
+    job: MailJob, worker_id: str, now: datetime, error: str, *, delay: timedelta, permanent: bool = False
+) -> tuple[JobState, datetime | None]:
+    """Record a failed try: back to queued, due ``delay`` from now, or failed for good after the last try.
 
-    Returns the job's new status.
+    Returns the job's new state and the time of its next try (None when failed for good).
     """
     final = permanent or job.attempts >= job.max_attempts
-    status = FAILED if final else QUEUED
+    state = JobState.FAILED if final else JobState.QUEUED
+    next_at = None if final else now + delay
     _finish(
         job,
         worker_id,
-        status=status,
+        status=state,
         last_error=error[:MAX_ERROR_LENGTH],
-        next_attempt_at=now if final else now + backoff(job.attempts),
+        next_attempt_at=now if next_at is None else next_at,
     )
-    return status
+    return state, next_at
 
 
 def requeue_stale(now: datetime, older_than: timedelta) -> int:
     """Put jobs left in ``sending`` by a crashed worker back in the queue; returns how many."""
     return (
-        MailJob.update(status=QUEUED, claimed_by=None)
-        .where((MailJob.status == SENDING) & (MailJob.claimed_at < now - older_than))
+        MailJob.update(status=JobState.QUEUED, claimed_by=None)
+        .where((MailJob.status == JobState.SENDING) & (MailJob.claimed_at < now - older_than))
         .execute()
     )
 
@@ -215,12 +189,13 @@ def batch_progress(group_key: str) -> Progress:
     )
     if latest is None:
         return Progress(batch=None, total=0, sent=0, failed=0, pending=0)
-    counts = dict(
-        MailJob.select(MailJob.status, peewee.fn.COUNT(MailJob.id))
-        .where((MailJob.batch == latest) & (MailJob.status != CANCELLED))
-        .group_by(MailJob.status)
-        .tuples()
+    counts: dict[str, int] = dict(
+        tuples(
+            MailJob.select(MailJob.status, peewee.fn.COUNT(MailJob.id))
+            .where((MailJob.batch == latest) & (MailJob.status != JobState.CANCELLED))
+            .group_by(MailJob.status)
+        )
     )
-    sent, failed = counts.get(SENT, 0), counts.get(FAILED, 0)
-    pending = counts.get(QUEUED, 0) + counts.get(SENDING, 0)
+    sent, failed = counts.get(JobState.SENT, 0), counts.get(JobState.FAILED, 0)
+    pending = sum(counts.get(state, 0) for state in JobState.PENDING)
     return Progress(batch=latest, total=sent + failed + pending, sent=sent, failed=failed, pending=pending)

@@ -1,8 +1,11 @@
-"""The mail worker: claims due jobs, builds and sends them over one reused SMTP connection, records results.
+"""The e-mail kinds of the outbound queue, the pooled SMTP sender, and the worker process.
 
-Run it in a thread of the web app (:func:`central.outbound.jobs.init_app` does) or on its own with
-``python -m central.outbound`` (:func:`run_worker`). Several workers may run at once, in threads or
-processes; a job is sent by the worker whose claim succeeded.
+Two kinds are central's own: ``message`` (a ready e-mail stored as bytes) and ``delegate_code`` (a
+delegate's code e-mail with ticket and calendar entry, built when it is sent, so a replaced delegate's mail
+never leaves). Features register their own kinds (``central.invitations.deliveries``: an invitation's
+e-mail and SMS). Run the worker in a thread of the web app (:func:`central.outbound.jobs.init_app` does) or
+on its own with ``python -m central.outbound`` or ``vaora-central deliver`` (:func:`run_worker`). Several
+workers may run at once, in threads or processes; a job is sent by the worker whose claim succeeded.
 """
 
 from __future__ import annotations
@@ -10,29 +13,37 @@ from __future__ import annotations
 import email
 import email.policy
 import logging
-import os
 import smtplib
 import socket
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from email.policy import SMTP
 
-from central.core.db import database, open_database
+from central.core.db import open_database, write_transaction
+from central.core.states import DelegateMailState, JobState
 from central.outbound import queue
+from central.outbound.engine import (
+    JobCancelledError,
+    JobKind,
+    OutboundWorker,
+    Outcome,
+    RetryPolicy,
+    Senders,
+    register,
+    smtp_failure,
+)
 from central.outbound.mail import MailSender
-from central.outbound.models import KIND_DELEGATE_CODE, KIND_MESSAGE, MailJob
+from central.outbound.models import MailJob
 from central.registration.models import Delegate
 from protocols.logs import mask_email
 
 log = logging.getLogger(__name__)
 
-PERMANENT_SMTP_CODES = range(500, 600)
-STALE_AFTER = timedelta(minutes=10)
-DELEGATE_MAIL_SENT = "sent"
-DELEGATE_MAIL_FAILED = "failed"
+MAIL_RETRY = RetryPolicy(base=timedelta(seconds=5), cap=timedelta(hours=1), max_attempts=8)
+"""E-mail is tried 8 times over about 10 minutes: 5 s, 10 s, 20 s ... between tries."""
 
 
 @dataclass
@@ -89,138 +100,87 @@ class PooledSmtpSender:
                 smtp.close()
 
 
-def _is_permanent(exc: BaseException) -> bool:
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return all(code in PERMANENT_SMTP_CODES for code, _ in exc.recipients.values())
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return exc.smtp_code in PERMANENT_SMTP_CODES
-    return False
+def send_mail(senders: Senders, message: EmailMessage) -> None:
+    """Send ``message`` with the mail sender, as one try of a job (``JobFailedError`` when it did not go)."""
+    try:
+        senders.mail.send(message)
+    except (OSError, smtplib.SMTPException) as exc:
+        raise smtp_failure(exc) from exc
 
 
-class _SkipJobError(Exception):
-    """The job must not be sent (its subject went away); the message says why."""
+def _send_message(job: MailJob, senders: Senders, now: datetime) -> None:
+    parsed = email.message_from_bytes(bytes(job.message or b""), policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    send_mail(senders, parsed)
 
 
-@dataclass
-class MailWorker:
-    """Sends due jobs with ``sender``; ``clock`` returns aware UTC now; ``mail_from`` signs built mails."""
+def _send_delegate_code(job: MailJob, senders: Senders, now: datetime) -> None:
+    from central.outbound.tickets.mail import build_delegate_mail
 
-    sender: MailSender
-    mail_from: str
-    clock: Callable[[], datetime]
-    worker_id: str = field(
-        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+    delegate = Delegate.get_or_none(Delegate.id == job.ref_id)
+    if delegate is None:
+        raise JobCancelledError("delegate deleted")
+    if delegate.revoked_at is not None:
+        raise JobCancelledError("delegate revoked")
+    send_mail(senders, build_delegate_mail(delegate, mail_from=senders.mail_from, now=now))
+
+
+def _record_delegate_code(job: MailJob, outcome: Outcome) -> None:
+    values: dict[str, object] = {"mail_error": outcome.error}
+    if outcome.state == JobState.SENT:
+        values["mail_status"] = DelegateMailState.SENT
+    elif outcome.state == JobState.FAILED:
+        values["mail_status"] = DelegateMailState.FAILED
+    elif outcome.state == JobState.CANCELLED:
+        return
+    Delegate.update(**values).where(Delegate.id == job.ref_id).execute()
+
+
+MESSAGE = register(JobKind("message", MAIL_RETRY, _send_message))
+"""A ready e-mail stored as bytes (anything sent through the queueing sender)."""
+DELEGATE_CODE = register(JobKind("delegate_code", MAIL_RETRY, _send_delegate_code, _record_delegate_code))
+"""A delegate's code e-mail with ticket and calendar entry, built when it is sent (``ref_id`` = delegate)."""
+
+
+def enqueue_message(
+    message: EmailMessage, now: datetime, *, group_key: str | None = None, batch: str | None = None
+) -> MailJob:
+    """Queue a ready e-mail; it is stored as bytes and sent as is."""
+    recipient = str(message.get("To", ""))
+    job = queue.enqueue(
+        MESSAGE.name, recipient=recipient, now=now, max_attempts=MAIL_RETRY.max_attempts,
+        message=message.as_bytes(policy=SMTP), group_key=group_key, batch=batch,
     )
-    batch_size: int = 20
-    poll_interval: float = 0.5
-    sent_count: int = 0
+    log.info("mail queued job=%s kind=message to=%s", job.id, mask_email(recipient))
+    return job
 
-    def build(self, job: MailJob, now: datetime) -> EmailMessage:
-        """Return the e-mail of ``job`` (raises ``_SkipJobError`` when it must not go out any more)."""
-        if job.kind == KIND_MESSAGE:
-            raw = bytes(job.message or b"")
-            parsed = email.message_from_bytes(raw, policy=email.policy.default)
-            assert isinstance(parsed, EmailMessage)
-            return parsed
-        if job.kind == KIND_DELEGATE_CODE:
-            from central.outbound.tickets.mail import build_delegate_mail
 
-            delegate = Delegate.get_or_none(Delegate.id == job.ref_id)
-            if delegate is None:
-                raise _SkipJobError("delegate deleted")
-            if delegate.revoked_at is not None:
-                raise _SkipJobError("delegate revoked")
-            return build_delegate_mail(delegate, mail_from=self.mail_from, now=now)
-        raise _SkipJobError(f"unknown kind {job.kind!r}")
+def cancel_delegate_code(delegate_id: int, why: str) -> int:
+    """Cancel the delegate's code e-mail if it has not left yet; returns how many jobs were cancelled."""
+    return queue.cancel_queued(DELEGATE_CODE.name, delegate_id, why)
 
-    def _record_delegate(self, job: MailJob, status: str | None, error: str | None) -> None:
-        if job.kind != KIND_DELEGATE_CODE:
-            return
-        values: dict[str, object] = {"mail_error": error}
-        if status is not None:
-            values["mail_status"] = status
-        Delegate.update(**values).where(Delegate.id == job.ref_id).execute()
 
-    def handle(self, job: MailJob) -> str:
-        """Build and send one claimed job and record the outcome; returns the job's new status."""
-        now = self.clock()
-        try:
-            message = self.build(job, now)
-        except _SkipJobError as skip:
-            queue.mark_cancelled(job, self.worker_id, str(skip))
-            log.info("mail job cancelled job=%s why=%s", job.id, skip)
-            return "cancelled"
-        except Exception as exc:  # a bug building one mail must not stop the others
-            log.exception("mail job could not be built job=%s", job.id)
-            return self._failed(job, f"build: {type(exc).__name__}: {exc}", permanent=True)
-        try:
-            self.sender.send(message)
-        except (OSError, smtplib.SMTPException) as exc:
-            return self._failed(job, f"{type(exc).__name__}: {exc}", permanent=_is_permanent(exc))
-        queue.mark_sent(job, self.worker_id, self.clock())
-        self._record_delegate(job, DELEGATE_MAIL_SENT, None)
-        self.sent_count += 1
-        log.info("mail sent job=%s to=%s attempt=%d", job.id, mask_email(job.recipient), job.attempts)
-        return "sent"
+def enqueue_delegate_code(
+    delegate: Delegate, now: datetime, *, group_key: str | None = None, batch: str | None = None
+) -> MailJob:
+    """Queue a delegate's code e-mail (built when sent) and mark the delegate's mail as queued.
 
-    def _failed(self, job: MailJob, error: str, *, permanent: bool) -> str:
-        status = queue.mark_failed(job, self.worker_id, self.clock(), error, permanent=permanent)
-        self._record_delegate(job, DELEGATE_MAIL_FAILED if status == "failed" else None, error)
-        log.warning(
-            "mail attempt failed job=%s attempt=%d/%d status=%s error=%s",
-            job.id,
-            job.attempts,
-            job.max_attempts,
-            status,
-            error,
+    An earlier job for the same delegate that has not left yet is cancelled, so one press never mails
+    a person twice.
+    """
+    with write_transaction():
+        cancel_delegate_code(delegate.id, "superseded")
+        job = queue.enqueue(
+            DELEGATE_CODE.name, recipient=delegate.email, now=now, max_attempts=MAIL_RETRY.max_attempts,
+            ref_id=delegate.id, group_key=group_key, batch=batch,
         )
-        return status
-
-    def run_once(self) -> int:
-        """Send every job that is due now (in claimed batches); returns how many were handled.
-
-        Needs an open database connection in the calling thread.
-        """
-        handled = 0
-        queue.requeue_stale(self.clock(), STALE_AFTER)
-        while True:
-            jobs = queue.claim_due(self.clock(), self.worker_id, self.batch_size)
-            if not jobs:
-                return handled
-            for job in jobs:
-                self.handle(job)
-                handled += 1
-
-    def run(self, stop: threading.Event) -> None:
-        """Work until ``stop`` is set: run due jobs, close the SMTP connection when idle, then wait."""
-        log.info("mail worker started id=%s", self.worker_id)
-        own_database = database.obj
-        while not stop.is_set():
-            if database.obj is not own_database:
-                # The process re-opened the database elsewhere (another app in this process): this worker's
-                # app is gone, and its jobs are not in that database.
-                log.warning("mail worker stops: the database was re-opened id=%s", self.worker_id)
-                break
-            try:
-                database.connect(reuse_if_open=True)
-                handled = self.run_once()
-            except Exception:
-                log.exception("mail worker cycle failed; retrying")
-                handled = 0
-                time.sleep(self.poll_interval)
-            finally:
-                if not database.is_closed():
-                    database.close()
-            if handled == 0:
-                close = getattr(self.sender, "close", None)
-                if callable(close):
-                    close()
-                queue.wakeup.wait(self.poll_interval)
-                queue.wakeup.clear()
-        close = getattr(self.sender, "close", None)
-        if callable(close):
-            close()
-        log.info("mail worker stopped id=%s sent=%d", self.worker_id, self.sent_count)
+        Delegate.update(mail_status=DelegateMailState.QUEUED, mail_error=None).where(
+            Delegate.id == delegate.id
+        ).execute()
+    delegate.mail_status = DelegateMailState.QUEUED
+    delegate.mail_error = None
+    log.info("mail queued job=%s kind=delegate_code delegate=%s", job.id, delegate.id)
+    return job
 
 
 def run_worker(
@@ -229,24 +189,32 @@ def run_worker(
     sender: MailSender | None = None,
     clock: Callable[[], datetime] | None = None,
     poll_interval: float = 0.5,
-) -> MailWorker:
-    """Run a mail worker in this thread until ``stop_event`` is set, configured from ``VAORA_*``.
+) -> OutboundWorker:
+    """Run an outbound worker in this thread until ``stop_event`` is set, configured from ``VAORA_*``.
 
     Opens the database and creates the tables; ``sender`` defaults to a pooled SMTP sender at
-    ``VAORA_SMTP_HOST:VAORA_SMTP_PORT``. Returns the worker (its ``sent_count``) when stopped.
+    ``VAORA_SMTP_HOST:VAORA_SMTP_PORT``, SMS go through ``VAORA_SMS_BACKEND``. Every feature's job kinds are
+    loaded first. Returns the worker (its ``sent_count``) when stopped.
     """
     from central.config import CentralConfig
-    from central.core.context import utc_now
+    from central.core.context import sms_sender_from_config, utc_now
+    from central.features import load_job_kinds
     from central.schema import create_tables
 
+    load_job_kinds()
     config = CentralConfig.from_env()
     open_database(config.database_url)
     create_tables()
-    worker = MailWorker(
-        sender=sender or PooledSmtpSender(config.smtp_host, config.smtp_port),
-        mail_from=config.mail_from,
+    worker = OutboundWorker(
+        senders=Senders(
+            mail=sender or PooledSmtpSender(config.smtp_host, config.smtp_port),
+            mail_from=config.mail_from,
+            sms=sms_sender_from_config(config),
+            pdf_font=config.pdf_font,
+        ),
         clock=clock or utc_now,
         poll_interval=poll_interval,
     )
     worker.run(stop_event)
     return worker
+

@@ -24,8 +24,8 @@ from central.core.states import DelegateMailState, InvitationState, MeetingState
 from central.invitations.models import Invitation
 from central.invitations.services import find_invitation
 from central.meetings.models import Meeting
+from central.outbound import worker as outbound_mail
 from central.outbound.mail import MailSender
-from central.outbound.models import CANCELLED, KIND_DELEGATE_CODE, QUEUED, MailJob
 from central.outbound.queue import Progress, batch_progress, new_batch
 from central.registration import delegates as delegate_service
 from central.registration.models import Delegate
@@ -195,9 +195,7 @@ def edit_delegate(
 
 
 def _cancel_queued_mail(delegate: Delegate) -> None:
-    MailJob.update(status=CANCELLED, last_error="delegate changed").where(
-        (MailJob.kind == KIND_DELEGATE_CODE) & (MailJob.ref_id == delegate.id) & (MailJob.status == QUEUED)
-    ).execute()
+    outbound_mail.cancel_delegate_code(delegate.id, "delegate changed")
 
 
 def _revoke(delegate: Delegate, now: datetime) -> None:

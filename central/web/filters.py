@@ -12,12 +12,8 @@ from central.core.states import ALL_STATES, State
 
 LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
-# Meeting, invitation, walk-in, gate and command states label themselves (central.core.states); what is left here is
-# a delivery's status (owned by the delivery queue), its channel and a venue's kind.
+# Every state labels itself (central.core.states); what is left here is a delivery's channel and a venue's kind.
 STATUS_LABELS = {
-    "sent": "Đã gửi",
-    "queued": "Đang chờ gửi",
-    "failed": "Gửi lỗi",
     "email": "Thư điện tử",
     "sms": "Tin nhắn SMS",
     "main": "Hội trường chính",
@@ -33,7 +29,7 @@ def localtime(value: datetime | None, fmt: str = "%H:%M %d/%m/%Y") -> str:
 
 
 def label(value: str | None) -> str:
-    """Return the translated label of a delivery status, channel or venue kind."""
+    """Return the translated label of a delivery channel or venue kind."""
     if value is None:
         return ""
     return _(STATUS_LABELS[value]) if value in STATUS_LABELS else value

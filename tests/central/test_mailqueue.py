@@ -15,6 +15,7 @@ import pytest
 from central.core.db import database, open_database
 from central.invitations.models import Invitation, Organisation
 from central.meetings.models import Meeting
+from central.outbound.engine import OutboundWorker, Senders
 from central.outbound.jobs import (
     QueuedMailSender,
     batch_progress,
@@ -23,8 +24,8 @@ from central.outbound.jobs import (
     new_batch,
 )
 from central.outbound.models import MailJob
-from central.outbound.queue import backoff, claim_due
-from central.outbound.worker import MailWorker, PooledSmtpSender
+from central.outbound.queue import claim_due
+from central.outbound.worker import MAIL_RETRY, PooledSmtpSender
 from central.registration.delegates import register_delegate, send_code_email
 from central.registration.models import Delegate
 from central.schema import create_tables
@@ -99,10 +100,9 @@ def add(invitation: Invitation, n: int) -> Delegate:
     )
 
 
-def worker(mail: MailCatcher, clock: Clock, **kwargs: object) -> MailWorker:
-    return MailWorker(
-        sender=CountingSender(mail.host, mail.port, timeout=5), mail_from=MAIL_FROM, clock=clock, **kwargs
-    )  # type: ignore[arg-type]
+def worker(mail: MailCatcher, clock: Clock, **kwargs: object) -> OutboundWorker:
+    senders = Senders(mail=CountingSender(mail.host, mail.port, timeout=5), mail_from=MAIL_FROM)
+    return OutboundWorker(senders=senders, clock=clock, **kwargs)  # type: ignore[arg-type]
 
 
 def recipients(messages: list[EmailMessage]) -> Counter[str]:
@@ -129,7 +129,7 @@ def test_queued_codes_are_delivered_over_one_connection_and_recorded(invitation,
     assert w.run_once() == 3
     messages = mail.wait_for(3)
     assert recipients(messages) == Counter({f"daibieu{n}@example.vn": 1 for n in range(3)})
-    assert w.sender.connections == 1, "one SMTP connection for the whole batch"
+    assert w.senders.mail.connections == 1, "one SMTP connection for the whole batch"
     assert {d.mail_status for d in Delegate.select()} == {"sent"}
     assert batch_progress("invitation:1").to_dict()["sent"] == 3
     assert batch_progress("invitation:1").done
@@ -148,7 +148,7 @@ def test_a_mail_is_retried_with_backoff_after_the_smtp_server_was_down(invitatio
     assert w.run_once() == 1
     job = MailJob.get()
     assert (job.status, job.attempts) == ("queued", 1)
-    assert job.next_attempt_at == NOW + backoff(1) == NOW + timedelta(seconds=5)
+    assert job.next_attempt_at == NOW + MAIL_RETRY.delay(1) == NOW + timedelta(seconds=5)
     assert job.last_error and "Connection refused" in job.last_error
     row = Delegate.get_by_id(delegate.id)
     assert row.mail_status == "queued" and row.mail_error, "still queued, the error shown"
@@ -179,7 +179,7 @@ def test_a_mail_fails_for_good_after_its_last_attempt(invitation, mail: MailCatc
     assert (job.status, job.attempts) == ("failed", 3)
     assert Delegate.get_by_id(delegate.id).mail_status == "failed"
     assert w.run_once() == 0
-    assert [backoff(n).total_seconds() for n in (1, 2, 3, 4, 20)] == [5, 10, 20, 40, 3600]
+    assert [MAIL_RETRY.delay(n).total_seconds() for n in (1, 2, 3, 4, 20)] == [5, 10, 20, 40, 3600]
 
 
 def test_two_workers_never_send_the_same_job_twice(invitation, mail: MailCatcher) -> None:

@@ -19,8 +19,9 @@ from central.core.db import database
 from central.core.models import Change
 from central.invitations.models import Invitation
 from central.meetings.models import Meeting
+from central.outbound.engine import OutboundWorker, Senders
 from central.outbound.jobs import MailJob
-from central.outbound.worker import MailWorker, PooledSmtpSender
+from central.outbound.worker import PooledSmtpSender
 from central.registration.models import Delegate
 from devtools.mailcatcher import MailCatcher
 
@@ -255,9 +256,8 @@ def test_after_the_deadline_the_page_is_read_only(
 
 
 def run_worker_once(app: Flask, mail: MailCatcher, clock: Clock) -> int:
-    worker = MailWorker(
-        sender=PooledSmtpSender(mail.host, mail.port), mail_from="vanphong@ubnd.example.vn", clock=clock
-    )
+    senders = Senders(mail=PooledSmtpSender(mail.host, mail.port), mail_from="vanphong@ubnd.example.vn")
+    worker = OutboundWorker(senders=senders, clock=clock)
     with app.app_context(), database.connection_context():
         return worker.run_once()
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -19,10 +20,14 @@ from central.core.db import database
 from central.core.models import AuditEntry, Change
 from central.invitations import deliveries
 from central.invitations.models import Delivery, Invitation
+from central.outbound.engine import OutboundWorker, Senders
 from central.outbound.mail import SmtpMailSender
+from central.outbound.models import MailJob
 from central.outbound.sms import LogSender
+from central.outbound.worker import enqueue_message
 from central.registration.models import Delegate
 from devtools.mailcatcher import MailCatcher
+from devtools.ports import free_port
 
 from .conftest import AUTH, Clock
 from .staff import login, make_users, page_token, post_form, setup_meeting
@@ -53,6 +58,15 @@ def _draft_two(client: FlaskClient, world: dict[str, Any]) -> list[int]:
     assert len(ids) == 2
     client.post("/logout", data={"csrf_token": page_token(client)})
     return sorted(ids)
+
+
+def _approve_with_mail_down(client: FlaskClient, world: dict[str, Any], mail: MailCatcher) -> int:
+    """Draft two invitations and approve the first while the SMTP server is down; returns its id."""
+    first, _ = _draft_two(client, world)
+    mail.stop()
+    login(client, "lanhdao")
+    post_form(client, f"/invitations/{first}", f"/invitations/{first}/approve", {})
+    return first
 
 
 def _pdf_text(message: EmailMessage, tmp_path: Path) -> str:
@@ -126,10 +140,7 @@ def test_organiser_drafts_approver_approves_and_returns(
 def test_failed_delivery_is_retried_with_backoff_then_resent(
     app: Flask, client: FlaskClient, world: dict[str, Any], mail: MailCatcher, clock: Clock
 ) -> None:
-    first, _ = _draft_two(client, world)
-    mail.stop()
-    login(client, "lanhdao")
-    post_form(client, f"/invitations/{first}", f"/invitations/{first}/approve", {})
+    first = _approve_with_mail_down(client, world, mail)
     page = client.get(f"/invitations/{first}").text
     email_row = re.search(r'<tr data-channel="email">(.*?)</tr>', page, re.S).group(1)
     assert "Gửi lỗi" in email_row and "Gửi lại" in email_row
@@ -164,10 +175,80 @@ def test_failed_delivery_is_retried_with_backoff_then_resent(
         assert Delivery.get_by_id(delivery_id).attempts == 6
 
 
-def delivery_channels_outside(app: Flask) -> deliveries.Channels:
-    """The app's channels, for calling the worker's function directly."""
+def test_invitations_and_other_mail_go_through_one_outbound_queue(
+    app: Flask, client: FlaskClient, world: dict[str, Any], mail: MailCatcher, clock: Clock
+) -> None:
+    first = _approve_with_mail_down(client, world, mail)
+    with database.connection_context():
+        rows = {d.id: d for d in Delivery.select().where(Delivery.invitation == first)}
+        jobs = list(MailJob.select().where(MailJob.kind.in_(deliveries.KINDS)))
+        # Each delivery row is one job of the outbound queue, its subject the row (the link stays on the row).
+        assert sorted((job.kind, job.ref_id) for job in jobs) == sorted(
+            (f"invitation_{row.channel}", row.id) for row in rows.values()
+        )
+        assert all(job.message is None for job in jobs)
+        by_channel = {rows[job.ref_id].channel: job for job in jobs}
+        assert (by_channel["sms"].status, by_channel["email"].status) == ("sent", "queued")
+        assert by_channel["email"].next_attempt_at == clock() + timedelta(minutes=1)
+        note = EmailMessage()
+        note["From"], note["To"], note["Subject"] = "vanphong@ubnd.example.vn", "vanthu@example.vn", "Nhắc họp"
+        note.set_content("Kính gửi")
+        enqueue_message(note, clock())
+
+    # One worker (the app's thread, ``vaora-central deliver``, ``python -m central.outbound``) sends every kind.
+    mail.start()
+    clock.now += timedelta(minutes=1)
+    context = app.extensions["vaora"]
+    worker = OutboundWorker(
+        senders=Senders(mail=SmtpMailSender(mail.host, mail.port), mail_from=context.config.mail_from,
+                        sms=context.sms_sender, pdf_font=context.config.pdf_font),
+        clock=clock,
+    )
+    with database.connection_context():
+        assert worker.run_once() == 2
+        assert sorted(str(m["To"]) for m in mail.wait_for(2)) == ["vanphong0@example.vn", "vanthu@example.vn"]
+        email_row = Delivery.get((Delivery.invitation == first) & (Delivery.channel == "email"))
+        assert (email_row.status, email_row.attempts, email_row.link) == ("sent", 2, None)
+        assert Invitation.get_by_id(first).status == "sent"
+        assert worker.run_once() == 0, "nothing is sent twice"
+
+
+class _RefusingHandler:
+    """An SMTP server that refuses every recipient for good (550)."""
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,  # noqa: N802
+                          rcpt_options: list[str]) -> str:
+        return "550 5.1.1 mailbox unavailable"
+
+
+def test_a_refused_invitation_mail_is_not_retried(
+    app: Flask, client: FlaskClient, world: dict[str, Any], clock: Clock
+) -> None:
+    first, _ = _draft_two(client, world)
+    port = free_port()
+    refusing = Controller(_RefusingHandler(), hostname="127.0.0.1", port=port)
+    refusing.start()
+    try:
+        app.extensions["vaora"].mail_sender = SmtpMailSender("127.0.0.1", port)
+        login(client, "lanhdao")
+        post_form(client, f"/invitations/{first}", f"/invitations/{first}/approve", {})
+    finally:
+        refusing.stop()
+    page = client.get(f"/invitations/{first}").text
+    email_row = re.search(r'<tr data-channel="email">(.*?)</tr>', page, re.S).group(1)
+    assert "SMTPRecipientsRefused" in email_row and "Gửi lại" in email_row
+    assert "Thử lại lúc" not in email_row, "a refusal for good is not scheduled again"
+    with database.connection_context():
+        row = Delivery.get((Delivery.invitation == first) & (Delivery.channel == "email"))
+        assert (row.status, row.attempts, row.next_attempt_at) == ("failed", 1, None)
+        job = MailJob.get((MailJob.kind == "invitation_email") & (MailJob.ref_id == row.id))
+        assert job.status == "failed"
+
+
+def delivery_channels_outside(app: Flask) -> Senders:
+    """The app's senders, for calling the worker's function directly."""
     with app.test_request_context():
-        return deliveries.current_channels()
+        return deliveries.current_senders()
 
 
 def test_api_covers_the_flow_with_token_and_session(
@@ -245,10 +326,7 @@ def test_deliver_cli_retries_what_failed(
 ) -> None:
     from central.cli import main
 
-    first, _ = _draft_two(client, world)
-    mail.stop()
-    login(client, "lanhdao")
-    post_form(client, f"/invitations/{first}", f"/invitations/{first}/approve", {})
+    first = _approve_with_mail_down(client, world, mail)
     with MailCatcher() as again:
         for name in ("VAORA_DATABASE_URL", "VAORA_MAIL_FROM", "VAORA_PUBLIC_URL"):
             monkeypatch.setenv(name, str(central_config[name]))
