@@ -157,7 +157,7 @@ class Admission:
         if self.cycle.emergency:
             log.info("manual open ignored: emergency input active, turnstile already open")
             return None
-        if self.mode() == "lockdown":
+        if self.mode() == GateMode.LOCKDOWN:
             log.warning("manual open ignored: gate locked down by central")
             safely(self.indicator.refused)
             return None

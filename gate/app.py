@@ -235,8 +235,8 @@ class Gate:
 
     @property
     def mode(self) -> GateMode:
-        """The mode set by central's commands: "normal", "lockdown" or "release"."""
-        return self.commands.mode if self.commands is not None else "normal"
+        """The mode set by central's commands (normal when the gate takes no commands)."""
+        return self.commands.mode if self.commands is not None else GateMode.NORMAL
 
     def status_fields(self) -> dict[str, Any]:
         """emergency (the physical input), mode and fail_mode, for heartbeats and the retained status."""

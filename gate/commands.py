@@ -59,8 +59,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Mode = GateMode
-MODES: tuple[str, ...] = ("normal", "lockdown", "release")
-MODE_OF_ACTION: dict[str, Mode] = {"lockdown": "lockdown", "release": "release", "resume": "normal"}
+MODE_OF_ACTION: dict[str, Mode] = {
+    "lockdown": GateMode.LOCKDOWN, "release": GateMode.RELEASE, "resume": GateMode.NORMAL,
+}
+"""The mode each mode-setting command action puts the gate in (actions are not modes: ``resume`` -> normal)."""
 DEFAULT_MAX_AGE_S = 30.0
 MAX_QUEUED = 100
 KEEP_LOG_DAYS = 30
@@ -81,7 +83,7 @@ class CommandHandler:
         self.publish = publish
         self.max_age_s = max_age_s
         self._clock = clock
-        self._mode: Mode = "normal"
+        self._mode: Mode = GateMode.NORMAL
         self._mode_lock = threading.RLock()
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=MAX_QUEUED)
         self._worker: threading.Thread | None = None
@@ -96,20 +98,20 @@ class CommandHandler:
 
     @property
     def mode(self) -> Mode:
-        """"normal", "lockdown" or "release"."""
+        """The gate's mode (normal, lockdown or release)."""
         return self._mode
 
     @property
     def locked_down(self) -> bool:
         """True while scans are refused with ``locked_down``."""
-        return self._mode == "lockdown"
+        return self._mode == GateMode.LOCKDOWN
 
     def start(self) -> None:
         """Restore the persisted mode (the cycle must be started) and start the worker thread."""
         stored = self.store.get_state("mode")
-        mode: Mode = stored if stored in MODES else "normal"  # type: ignore[assignment]
+        mode = GateMode(stored) if stored in set(GateMode) else GateMode.NORMAL
         self._install_emergency_hook()
-        if mode != "normal":
+        if mode != GateMode.NORMAL:
             log.warning("gate mode restored from the cache mode=%s", mode)
         self._set_mode(mode, persist=False)
         try:
@@ -162,7 +164,7 @@ class CommandHandler:
         try:
             return bool(device is not None and device.is_active)
         except Exception:
-            return bool(self.gate.cycle.emergency and self._mode != "release")
+            return bool(self.gate.cycle.emergency and self._mode != GateMode.RELEASE)
 
     def _install_emergency_hook(self) -> None:
         """Releasing the emergency input must not end a commanded release (the cycle's own hook would)."""
@@ -171,7 +173,7 @@ class CommandHandler:
             return
 
         def released() -> None:
-            if self._mode == "release":
+            if self._mode == GateMode.RELEASE:
                 log.warning("emergency input released; turnstile stays held open (mode release)")
                 return
             self.gate.cycle.set_emergency(False)
@@ -240,7 +242,7 @@ class CommandHandler:
         return self._answer(command_id, False, exc.reason, store=False)
 
     def _open(self, command: Command) -> CommandResult:
-        if self._mode == "lockdown":
+        if self._mode == GateMode.LOCKDOWN:
             log.warning("remote open refused during lockdown command_id=%s", command.id)
             return self._answer(command.id, False, Reason.LOCKED_DOWN)
         checkin = self.gate.admission.remote_open(operator=command.issued_by, command_id=command.id,
@@ -249,7 +251,7 @@ class CommandHandler:
             return self._answer(command.id, False, Reason.INTERNAL_ERROR)
         note: Reason | None = None
         if self.gate.cycle.emergency:
-            note = Reason.RELEASED if self._mode == "release" else Reason.EMERGENCY_ACTIVE
+            note = Reason.RELEASED if self._mode == GateMode.RELEASE else Reason.EMERGENCY_ACTIVE
         return self._answer(command.id, True, note, checkin_id=checkin.id)
 
     def _start_resync(self, command: Command) -> None:
@@ -277,12 +279,12 @@ class CommandHandler:
                 self.store.set_state("mode", mode)  # on disk before the relay changes
             self._mode = mode
             cycle = self.gate.cycle
-            if mode == "release":
+            if mode == GateMode.RELEASE:
                 cycle.set_emergency(True)  # held open, slow green flashing, scans still recorded
             else:
-                if previous == "release" and not self.emergency_input_active():
+                if previous == GateMode.RELEASE and not self.emergency_input_active():
                     cycle.set_emergency(False)
-                if mode == "lockdown" and not cycle.emergency:
+                if mode == GateMode.LOCKDOWN and not cycle.emergency:
                     self.gate.turnstile.lock()  # cancel a running unlock: relay at its locked level
         if mode != previous:
             log.warning("gate mode changed from=%s to=%s", previous, mode)

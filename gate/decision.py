@@ -61,7 +61,7 @@ def _refuse(reason: Reason, **known: Unpack[Known]) -> Decision:
 
 
 def decide(scan: str, cache: CacheView, now: datetime, site_id: str,
-           direction: Direction = Direction.IN, mode: GateMode = "normal") -> Decision:
+           direction: Direction = Direction.IN, mode: GateMode = GateMode.NORMAL) -> Decision:
     """Decide on one scanned text at a gate of site ``site_id`` facing ``direction``, in ``mode``, at ``now``.
     Never raises.
 
@@ -73,7 +73,7 @@ def decide(scan: str, cache: CacheView, now: datetime, site_id: str,
     credential has entered, ``reentry`` while its latest passage was in, ``unlimited`` never; else OK.
     A failing cache gives INTERNAL_ERROR (refused).
     """
-    if mode == "lockdown":
+    if mode == GateMode.LOCKDOWN:
         return _refuse(Reason.LOCKED_DOWN)
     try:
         return _decide(scan, cache, now, site_id, direction)

@@ -107,8 +107,17 @@ def decode_acks(raw: bytes | bytearray | str) -> list[Ack]:
     return batch.acks
 
 
-GateMode = Literal["normal", "lockdown", "release"]
-"""A gate's operating mode set by commands: ``lockdown`` refuses every scan, ``release`` holds it open."""
+class GateMode(StrEnum):
+    """A gate's operating mode set by commands: ``lockdown`` refuses every scan, ``release`` holds it open.
+
+    Central labels the same values for its pages (``central.core.states.GateMode``; a test keeps them equal).
+    """
+
+    NORMAL = "normal"
+    LOCKDOWN = "lockdown"
+    RELEASE = "release"
+
+
 FailMode = Literal["safe", "secure"]
 
 
@@ -121,7 +130,7 @@ class GateStatus(_Payload):
     since: AwareDatetime | None = None
     software_version: ShortText | None = None
     emergency: bool = False
-    mode: GateMode = "normal"
+    mode: GateMode = GateMode.NORMAL
     fail_mode: FailMode | None = None
 
 
@@ -135,7 +144,7 @@ class Heartbeat(_Payload):
     outbox_pending: int = Field(ge=0)
     emergency: bool = False
     software_version: ShortText
-    mode: GateMode = "normal"
+    mode: GateMode = GateMode.NORMAL
     fail_mode: FailMode | None = None
 
 

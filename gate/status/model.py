@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Protocol, runtime_checkable
 
+from protocols.payloads import GateMode
 from protocols.reasons import Reason, describe
 
 VIETNAM = timezone(timedelta(hours=7), "ICT")
@@ -71,7 +72,7 @@ class GateView:
     recent: list[ScanView] = field(default_factory=list)
     scanner_since: datetime | None = None
     sync_pending: bool = False
-    mode: str = "normal"
+    mode: str = GateMode.NORMAL
 
 
 @runtime_checkable

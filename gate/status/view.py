@@ -11,6 +11,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from protocols.payloads import GateMode
+
 from ..scanners import Scanner
 from .model import GateView, ScanView
 
@@ -53,9 +55,9 @@ def turnstile_label(gate: Gate) -> str:
     """The cycle's state, with "released" / "lockdown" when central's command (not the input) rules it."""
     state = gate.cycle.state
     mode = gate.mode
-    if mode == "release" and state == "emergency" and not gate.status_fields()["emergency"]:
+    if mode == GateMode.RELEASE and state == "emergency" and not gate.status_fields()["emergency"]:
         return "released"
-    if mode == "lockdown" and state == "locked":
+    if mode == GateMode.LOCKDOWN and state == "locked":
         return "lockdown"
     return state
 

@@ -101,7 +101,7 @@ def test_states_match_the_wire_values() -> None:
 
     from protocols import payloads
 
-    assert set(get_args(payloads.GateMode)) == {member.value for member in GateMode}
+    assert {member.value for member in payloads.GateMode} == {member.value for member in GateMode}
     assert set(get_args(payloads.GateStatus.model_fields["state"].annotation)) <= {m.value for m in GateLinkState}
 
 
