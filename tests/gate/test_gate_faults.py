@@ -218,7 +218,9 @@ def test_no_code_text_reaches_the_log(make_gate: Callable[..., Gate], world: Wor
                                       caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     gate = make_gate()
-    codes = [world.codes[1], world.codes[9001], world.codes[1][:-1] + "2"]
+    original = world.codes[1]
+    tampered = original[:-1] + ("3" if original.endswith("2") else "2")  # never the original itself
+    codes = [original, world.codes[9001], tampered]
     at = time.monotonic()  # one reading time for all: the repeat falls in the debounce window however slow the run
     for code in codes:
         gate.on_scan(ScanEvent(code, Reason.OK, "t", at))
