@@ -1,5 +1,5 @@
 """Command line of central: ``vaora-central serve | ingest | deliver | init-db | add-gate | create-admin |
-issue-api-token``."""
+export | issue-api-token``."""
 
 from __future__ import annotations
 
@@ -47,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     deliver.add_argument("--once", action="store_true", help="one round, then exit")
     deliver.add_argument("--interval", type=float, default=15.0, help="seconds between rounds")
+    export = sub.add_parser("export", help="write a meeting's attendance list (danh sách thành phần tham dự)")
+    export.add_argument("--meeting", type=int, required=True, help="the meeting's number (its id in the URL)")
+    export.add_argument("--format", choices=("xlsx", "csv", "pdf"), default="xlsx")
+    export.add_argument("-o", "--output", type=Path, required=True, help="file to write ('-' for standard output)")
     token = sub.add_parser("issue-api-token", help="write a new random API token to a file (mode 0600)")
     token.add_argument("path", type=Path, help="file to write, e.g. the one VAORA_API_TOKEN_FILE names")
     return parser
@@ -83,7 +87,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _create_admin(args)
     if args.command == "deliver":
         return _deliver(config, once=args.once, interval=args.interval)
+    if args.command == "export":
+        return _export(args.meeting, args.format, args.output)
     return 2  # pragma: no cover - argparse rejects unknown commands
+
+
+def _export(meeting_id: int, format_name: str, output: Path) -> int:
+    from central.attendance.exports import export
+    from central.meetings.services import get_meeting
+
+    try:
+        with database.connection_context():
+            written = export(get_meeting(meeting_id), format_name)
+    except ServiceError as exc:
+        print(f"refused: {exc} ({meeting_id})", file=sys.stderr)
+        return 2
+    if str(output) == "-":
+        sys.stdout.buffer.write(written.content)
+        sys.stdout.flush()
+        return 0
+    try:
+        output.write_bytes(written.content)
+    except OSError as exc:
+        print(f"cannot write {output}: {exc.strerror}", file=sys.stderr)
+        return 2
+    print(f"wrote {output} ({len(written.content)} bytes, {format_name})", file=sys.stderr)
+    return 0
 
 
 def _add_gate(args: argparse.Namespace) -> int:

@@ -2,15 +2,20 @@
 
 The PDF is laid out to be printed and signed: one row per delegate with a signature column, organisations
 in alphabetical order, times in Vietnam time (UTC+7), and Vietnamese text in an embedded DejaVu font.
+Text that a spreadsheet would run as a formula (a name typed as ``=HYPERLINK(...)``) stays text: CSV cells
+get a leading apostrophe, XLSX cells are stored as strings. :func:`export` is the one entry for the pages
+and the command line.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from central.attendance.services import meeting_attendance
 from central.meetings.models import Meeting
@@ -18,6 +23,20 @@ from central.meetings.models import Meeting
 VIETNAM = timezone(timedelta(hours=7), "ICT")
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 HEADERS = ("STT", "Họ và tên", "Chức vụ", "Đơn vị", "Giờ đến", "Cổng", "Ghi chú")
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+"""What makes a spreadsheet read a cell as a formula (OWASP, "CSV injection")."""
+
+
+def is_formula_like(text: str) -> bool:
+    """True when a spreadsheet would run ``text`` as a formula."""
+    return text.startswith(FORMULA_PREFIXES)
+
+
+def csv_cell(value: object) -> object:
+    """Return ``value`` for a CSV cell: text a spreadsheet would run gets a leading apostrophe."""
+    if isinstance(value, str) and is_formula_like(value):
+        return "'" + value
+    return value
 
 
 @dataclass(frozen=True)
@@ -102,9 +121,9 @@ def to_csv(attendance: AttendanceList) -> bytes:
     writer = csv.writer(buffer)
     writer.writerow(HEADERS)
     for row in attendance.rows:
-        writer.writerow(
-            (row.number, row.name, row.position, row.organisation, row.arrival_text, row.gate_id or "", row.note)
-        )
+        writer.writerow([csv_cell(value) for value in (
+            row.number, row.name, row.position, row.organisation, row.arrival_text, row.gate_id or "", row.note
+        )])
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 
@@ -120,6 +139,7 @@ def to_xlsx(attendance: AttendanceList) -> bytes:
     sheet.title = "Danh sách tham dự"
     sheet.append(["DANH SÁCH THÀNH PHẦN THAM DỰ"])
     sheet.append([attendance.title])
+    _as_text(sheet[2])
     sheet.append([f"{attendance.starts_at.astimezone(VIETNAM):%H:%M %d/%m/%Y} — {attendance.venue}"])
     sheet.append([f"Có mặt: {attendance.present}/{len(attendance.rows)}"])
     sheet.append([])
@@ -130,6 +150,7 @@ def to_xlsx(attendance: AttendanceList) -> bytes:
     sheet["A1"].font = Font(bold=True, size=14)
     for organisation, rows in attendance.groups:
         sheet.append([organisation])
+        _as_text(sheet[sheet.max_row])
         sheet.cell(row=sheet.max_row, column=1).font = Font(bold=True, italic=True)
         for row in rows:
             sheet.append(
@@ -137,6 +158,7 @@ def to_xlsx(attendance: AttendanceList) -> bytes:
                  row.arrived_at.astimezone(VIETNAM).replace(tzinfo=None) if row.arrived_at else None,
                  row.gate_id or "", row.note]
             )
+            _as_text(sheet[sheet.max_row])
             sheet.cell(row=sheet.max_row, column=5).number_format = "hh:mm dd/mm/yyyy"
     for column, width in zip("ABCDEFG", (6, 28, 24, 30, 18, 14, 12), strict=True):
         sheet.column_dimensions[column].width = width
@@ -149,6 +171,13 @@ def to_xlsx(attendance: AttendanceList) -> bytes:
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
+
+
+def _as_text(cells: Any) -> None:
+    """Store the row's formula-like strings as text (openpyxl would write ``=...`` as a formula)."""
+    for cell in cells:
+        if isinstance(cell.value, str) and is_formula_like(cell.value):
+            cell.data_type = "s"
 
 
 def to_pdf(attendance: AttendanceList) -> bytes:
@@ -182,3 +211,39 @@ def to_pdf(attendance: AttendanceList) -> bytes:
             for row in rows:
                 table.row((str(row.number), row.name, row.position, row.arrival_text or row.note, ""))
     return bytes(pdf.output())
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """One file format of the attendance list: how to write it and how to serve it."""
+
+    name: str
+    write: Callable[[AttendanceList], bytes]
+    mimetype: str
+
+
+FORMATS: dict[str, ExportFormat] = {
+    "xlsx": ExportFormat("xlsx", to_xlsx, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+    "csv": ExportFormat("csv", to_csv, "text/csv; charset=utf-8"),
+    "pdf": ExportFormat("pdf", to_pdf, "application/pdf"),
+}
+"""The formats offered, in the order the pages list them."""
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    """A written attendance list: its bytes, type and file name."""
+
+    content: bytes
+    mimetype: str
+    filename: str
+
+
+def export(meeting: Meeting, format_name: str) -> ExportFile:
+    """Write ``meeting``'s attendance list in ``format_name`` (``xlsx``, ``csv`` or ``pdf``).
+
+    Raises ``KeyError`` for another format (the routes only match these three).
+    """
+    chosen = FORMATS[format_name]
+    content = chosen.write(build_attendance_list(meeting))
+    return ExportFile(content, chosen.mimetype, f"danh-sach-tham-du-{meeting.id}.{chosen.name}")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 
-from central.attendance.exports import build_attendance_list
+from central.attendance.exports import VIETNAM, build_attendance_list
+from central.core.errors import InvalidInputError
 from central.core.states import MeetingState
 from central.gates.models import CheckIn
 from central.meetings.models import Meeting
@@ -85,12 +87,67 @@ def meeting_statistics(meeting: Meeting) -> Statistics:
     return statistics([meeting])
 
 
-def range_statistics(start: datetime, end: datetime) -> Statistics:
-    """Statistics of every meeting that starts in ``[start, end)`` and was not cancelled."""
-    meetings = list(
+def meetings_between(start: datetime, end: datetime) -> list[Meeting]:
+    """Every meeting that starts in ``[start, end)`` and was not cancelled, earliest first."""
+    return list(
         Meeting.select()
         .where((Meeting.starts_at >= start) & (Meeting.starts_at < end)
                & (Meeting.status != MeetingState.CANCELLED))
         .order_by(Meeting.starts_at)
     )
-    return statistics(meetings)
+
+
+def range_statistics(start: datetime, end: datetime) -> Statistics:
+    """Statistics of every meeting that starts in ``[start, end)`` and was not cancelled."""
+    return statistics(meetings_between(start, end))
+
+
+MAX_RANGE_DAYS = 366
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """A range of whole days in Vietnam time, both ends included."""
+
+    first: date
+    last: date
+
+    @property
+    def start(self) -> datetime:
+        """The first day's midnight in Vietnam time (aware)."""
+        return datetime.combine(self.first, time(0), VIETNAM)
+
+    @property
+    def end(self) -> datetime:
+        """Midnight after the last day in Vietnam time (aware, excluded)."""
+        return datetime.combine(self.last + timedelta(days=1), time(0), VIETNAM)
+
+
+def _day(raw: str | None, field: str, default: date, errors: dict[str, str]) -> date:
+    text = (raw or "").strip()
+    if not text:
+        return default
+    if len(text) > 10 or not _DATE.fullmatch(text):
+        errors[field] = "Ngày phải có dạng YYYY-MM-DD"
+        return default
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        errors[field] = "Ngày không có thật"
+        return default
+
+
+def parse_range(first: str | None, last: str | None, today: date) -> DateRange:
+    """Read a range of days from a form (``YYYY-MM-DD``; empty = this month so far); raises
+    :class:`InvalidInputError` naming the bad field."""
+    errors: dict[str, str] = {}
+    start = _day(first, "tu", today.replace(day=1), errors)
+    stop = _day(last, "den", today, errors)
+    if not errors and stop < start:
+        errors["den"] = "Ngày kết thúc phải không trước ngày bắt đầu"
+    if not errors and (stop - start).days >= MAX_RANGE_DAYS:
+        errors["den"] = f"Khoảng thời gian dài nhất là {MAX_RANGE_DAYS} ngày"
+    if errors:
+        raise InvalidInputError(errors)
+    return DateRange(start, stop)

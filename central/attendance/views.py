@@ -1,5 +1,6 @@
-"""Dashboard routes: the page (and its large-screen mode), its state as JSON, the event stream, a manual
-mark of presence and the decision on walk-ins awaiting approval. Routes parse, call a service, answer."""
+"""Attendance routes: the live dashboard (and its large-screen mode), its state as JSON, the event stream, a
+manual mark of presence, the decision on walk-ins awaiting approval, the attendance list as XLSX, CSV and PDF,
+and the statistics of one meeting or of a range of days. Routes parse, call a service, answer."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_t
 from flask_babel import gettext as _
 
 from central.attendance import services as attendance
+from central.attendance import stats
+from central.attendance.exports import FORMATS, export
 from central.attendance.live import CHECKINS, GATE, WALKINS, get_hub, sse_stream
 from central.auth import current_actor, roles_required
 from central.auth.roles import APPROVER, ORGANISER
@@ -158,6 +161,42 @@ def approve_walkin(meeting_id: int, walkin_id: int) -> Any:
 def reject_walkin(meeting_id: int, walkin_id: int) -> Any:
     """Reject a walk-in; a reason is required."""
     return _decide(meeting_id, walkin_id, "reject")
+
+
+@bp.get("/<int:meeting_id>/danh-sach-tham-du.<any(xlsx, csv, pdf):format_name>")
+@roles_required(*STAFF)
+def attendance_list(meeting_id: int, format_name: str) -> Any:
+    """The attendance list ("danh sách thành phần tham dự") as a file: XLSX, CSV or printable PDF."""
+    written = export(meetings.get_meeting(meeting_id), format_name)
+    response = Response(written.content, mimetype=written.mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{written.filename}"'
+    response.headers["Cache-Control"] = "no-store"  # names of people: not kept by a shared cache
+    return response
+
+
+@bp.get("/<int:meeting_id>/thong-ke")
+@roles_required(*STAFF)
+def meeting_statistics(meeting_id: int) -> Any:
+    """One meeting's statistics: expected, present, late and absent, by organisation, with the chart."""
+    meeting = meetings.get_meeting(meeting_id)
+    return render_template("dashboard/statistics.html", meeting=meeting, stats=stats.meeting_statistics(meeting),
+                           formats=FORMATS, meetings=[meeting], days=None, errors={})
+
+
+@bp.get("/thong-ke")
+@roles_required(*STAFF)
+def range_statistics() -> Any:
+    """Statistics over a range of days (``?tu=YYYY-MM-DD&den=YYYY-MM-DD``; this month by default)."""
+    today = clock_now().astimezone(stats.VIETNAM).date()
+    try:
+        days = stats.parse_range(request.args.get("tu"), request.args.get("den"), today)
+    except InvalidInputError as exc:
+        days = stats.parse_range(None, None, today)
+        return render_template("dashboard/statistics.html", meeting=None, stats=None, formats=FORMATS,
+                               meetings=[], days=days, errors=exc.fields, asked=request.args), 400
+    chosen = stats.meetings_between(days.start, days.end)
+    return render_template("dashboard/statistics.html", meeting=None, stats=stats.statistics(chosen),
+                           formats=FORMATS, meetings=chosen, days=days, errors={}, asked=request.args)
 
 
 @bp.app_template_filter("clock_time")

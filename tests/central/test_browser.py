@@ -7,14 +7,17 @@ returns the other; the e-mail (HTML + PDF) and the SMS go out; pages work at 360
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
 
 from central.app import create_app
@@ -195,3 +198,54 @@ def test_phone_width_and_keyboard(central: tuple[str, LogSender], browser: Any) 
     assert page.get_by_role("heading", level=1).inner_text() == "Meetings"
     page.goto(f"{url}/meetings/")
     assert page.get_by_role("heading", level=1).inner_text() == "Meetings"
+
+
+def _api(url: str, path: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """POST JSON to central's API (with the API token unless ``headers`` are given) and return the answer."""
+    request = urllib.request.Request(
+        f"{url}/api/v1{path}", data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json", **(headers or {"Authorization": f"Bearer {API_TOKEN}"})},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def test_a_leader_downloads_the_attendance_list(
+    central: tuple[str, LogSender], browser: Any, tmp_path: Path
+) -> None:
+    url, _ = central
+    meeting = _api(url, "/meetings", {
+        "title": TITLE, "starts_at": "2026-12-01T01:00:00+00:00", "ends_at": "2026-12-01T04:00:00+00:00",
+        "venue": "Hội trường UBND tỉnh", "site_id": "hq",
+    })
+    invitation = _api(url, "/invitations", {"meeting_id": meeting["id"], "organisation_id": 1})
+    _api(url, f"/invitations/{invitation['number']}/delegates",
+         {"name": "Nguyễn Thị Hoà", "position": "Phó Giám đốc", "email": "hoa@example.vn"},
+         headers={"X-Invitation-Secret": invitation["secret"]})
+    page = browser.new_page(accept_downloads=True)
+    _login(page, url, "lanhdao")
+    page.goto(f"{url}/meetings/{meeting['id']}")
+    files = {}
+    for name in ("XLSX", "CSV", "PDF"):
+        with page.expect_download() as info:
+            page.locator("#attendance-links").get_by_role("link", name=name, exact=True).click()
+        download = info.value
+        files[name] = tmp_path / download.suggested_filename
+        download.save_as(files[name])
+    assert sorted(path.name for path in files.values()) == [
+        f"danh-sach-tham-du-{meeting['id']}.{ext}" for ext in ("csv", "pdf", "xlsx")
+    ]
+    sheet = openpyxl.load_workbook(files["XLSX"]).active
+    cells = [cell for row in sheet.iter_rows(values_only=True) for cell in row if cell]
+    assert "DANH SÁCH THÀNH PHẦN THAM DỰ" in cells and "Nguyễn Thị Hoà" in cells and "Sở Tài chính" in cells
+    assert "Nguyễn Thị Hoà" in files["CSV"].read_text(encoding="utf-8-sig")
+    text = subprocess.run(["pdftotext", str(files["PDF"]), "-"], capture_output=True, text=True, check=True).stdout
+    assert "Nguyễn Thị Hoà" in text and "Có mặt: 0/1" in text
+
+    # The statistics page, reached from the menu.
+    page.get_by_role("link", name="Thống kê", exact=True).first.click()
+    page.get_by_label("Từ ngày").fill("2026-12-01")
+    page.get_by_label("Đến ngày").fill("2026-12-31")
+    page.get_by_role("button", name="Xem").click()
+    assert page.locator('[data-total="meetings"]').inner_text() == "1"
+    assert page.locator("svg.chart g[data-organisation='Sở Tài chính']").count() == 1
