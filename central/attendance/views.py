@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 
 from central.attendance import services as attendance
 from central.attendance import stats
-from central.attendance.exports import FORMATS, export
+from central.attendance.exports import FORMATS, VIETNAM, export
 from central.attendance.live import CHECKINS, GATE, WALKINS, get_hub, sse_stream
 from central.auth import current_actor, roles_required
 from central.auth.roles import APPROVER, ORGANISER
@@ -187,7 +187,7 @@ def meeting_statistics(meeting_id: int) -> Any:
 @roles_required(*STAFF)
 def range_statistics() -> Any:
     """Statistics over a range of days (``?tu=YYYY-MM-DD&den=YYYY-MM-DD``; this month by default)."""
-    today = clock_now().astimezone(stats.VIETNAM).date()
+    today = clock_now().astimezone(VIETNAM).date()
     try:
         days = stats.parse_range(request.args.get("tu"), request.args.get("den"), today)
     except InvalidInputError as exc:
