@@ -22,7 +22,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from devtools.ports import PortOwner
+from devtools.ports import PortOwner, ensure_bindable
 from devtools.timeouts import scaled
 
 logger = logging.getLogger(__name__)
@@ -99,6 +99,7 @@ class MailCatcher(PortOwner):
         if self._controller is not None:
             return self
         def launch(port: int) -> None:
+            ensure_bindable(self._host, port)  # aiosmtpd would notice a taken port only after its ready_timeout
             controller = Controller(_Handler(self), hostname=self._host, port=port, enable_SMTPUTF8=True,
                                     ready_timeout=scaled(READY_TIMEOUT_S))
             controller.start()  # an OSError here: the port was taken between free_port() and the bind

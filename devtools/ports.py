@@ -29,6 +29,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def ensure_bindable(host: str, port: int) -> None:
+    """Raise ``OSError`` at once when something already listens on ``host:port``.
+
+    For servers that notice a failed bind only after a start-up timeout (aiosmtpd's ``Controller`` waits its
+    whole ``ready_timeout``); a port taken after this check is still caught by that slower path.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT is no obstacle
+        sock.bind((host, port))
+
+
 class PortOwner:
     """A server of ours listening on ``host`` and ``port`` (``None``: a free one, chosen at the first start).
 

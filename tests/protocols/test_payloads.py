@@ -2,7 +2,7 @@
 
 import json
 from datetime import UTC, datetime
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from hypothesis import given
@@ -27,6 +27,9 @@ from protocols.payloads import (
 from protocols.reasons import Reason
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+
+SOME_ID = UUID("7b0c1f8e-3d2a-4c5b-9e6f-0a1b2c3d4e5f")
+"""A fixed check-in id for parametrised cases (ids must be the same in every pytest-xdist worker)."""
 
 
 def make_checkin(**overrides):
@@ -81,7 +84,7 @@ def test_change_body_is_discriminated():
         (b'{"checkin_id": "x"}', Reason.MALFORMED),
         (b'{"v": 1, "checkin_id": "not-a-uuid", "gate_id": "g", "status": "stored"}', Reason.MALFORMED),
         (
-            b'{"v": 1, "checkin_id": "%s", "gate_id": "G/#", "status": "stored"}' % str(uuid4()).encode(),
+            b'{"v": 1, "checkin_id": "%s", "gate_id": "G/#", "status": "stored"}' % str(SOME_ID).encode(),
             Reason.MALFORMED,
         ),
         (b" " * (MAX_PAYLOAD_BYTES + 1), Reason.TOO_LONG),
@@ -157,11 +160,11 @@ def test_decode_acks_reads_a_single_ack_and_a_batch() -> None:
     "body, reason",
     [
         ({"v": 1, "gate_id": "g1", "acks": []}, Reason.MALFORMED),
-        ({"v": 2, "gate_id": "g1", "acks": [{"checkin_id": str(uuid4()), "gate_id": "g1", "status": "stored"}]},
+        ({"v": 2, "gate_id": "g1", "acks": [{"checkin_id": str(SOME_ID), "gate_id": "g1", "status": "stored"}]},
          Reason.UNSUPPORTED_VERSION),
         ({"v": 1, "gate_id": "g1", "acks": [{"checkin_id": "x", "gate_id": "g1", "status": "stored"}]},
          Reason.MALFORMED),
-        ({"v": 1, "gate_id": "g1", "acks": [{"checkin_id": str(uuid4()), "gate_id": "g2", "status": "stored"}]},
+        ({"v": 1, "gate_id": "g1", "acks": [{"checkin_id": str(SOME_ID), "gate_id": "g2", "status": "stored"}]},
          Reason.MALFORMED),
     ],
 )
