@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import peewee
@@ -90,6 +91,7 @@ class IngestWorker:
         self.keepalive = keepalive
         self.clock = clock
         self.connected = threading.Event()
+        """Set once connected *and* subscribed (the broker's SUBACK came back): from then on nothing is missed."""
         # A persistent session under a stable id: the broker queues gate messages while the worker is away.
         self.client = make_client(ClientSettings(client_id=client_id, username=username, password=password,
                                                  persistent=True, tls=tls))
@@ -97,6 +99,7 @@ class IngestWorker:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
 
     def start(self) -> None:
         """Start the writer thread, connect in the background and start the network thread (reconnects)."""
@@ -129,8 +132,16 @@ class IngestWorker:
             log.warning("ingest connect refused reason=%s", reason_code)
             return
         client.subscribe(SUBSCRIPTIONS)
-        self.connected.set()
         log.info("ingest connected host=%s port=%s", self.host, self.port)
+
+    def _on_subscribe(self, _client: mqtt.Client, _userdata: object, _mid: int, reason_codes: list[Any],
+                      _properties: object = None) -> None:
+        failed = [str(code) for code in reason_codes if getattr(code, "is_failure", False)]
+        if failed:
+            log.error("ingest subscription refused by the broker reasons=%s", ",".join(failed))
+            return
+        self.connected.set()
+        log.info("ingest subscribed topics=%d", len(reason_codes))
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: object, _flags: object, reason_code: object,
                        _properties: object = None) -> None:
