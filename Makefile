@@ -1,5 +1,5 @@
 # vaora developer and CI entry points. Every target that needs Python bootstraps .venv first (fast when
-# nothing is missing). Extra arguments: PYTEST_ARGS="-k name", DEMO_ARGS="...", RUNS=3 (test-load).
+# nothing is missing). Extra arguments: PYTEST_ARGS="-k name", PYTEST_WORKERS=2, DEMO_ARGS="...", RUNS=3 (test-load).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -8,6 +8,9 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test` and `make test-load` (0: one process). Each test module stays on one
+# worker (--dist loadscope), so its module-scoped brokers and servers are shared as they are in one process.
+PYTEST_WORKERS ?= 2
 DEMO_ARGS ?=
 RUNS ?= 3
 
@@ -16,17 +19,17 @@ RUNS ?= 3
 bootstrap:
 	bash scripts/bootstrap.sh
 
-# The whole suite, slow tests included. pytest's exit 5 (no tests collected) fails the target like any
-# other non-zero exit.
+# The whole suite, slow tests included, on PYTEST_WORKERS workers. pytest's exit 5 (no tests collected) fails
+# the target like any other non-zero exit.
 test: bootstrap
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 # The suite RUNS times in a row beside a CPU burner (stress-ng --cpu 4, or Python busy loops), each run's wall
 # time printed; fails if any run fails. Not part of `make test` or CI: run it by hand.
 test-load: bootstrap
-	PYTEST_ARGS="$(PYTEST_ARGS)" VENV="$(VENV)" bash scripts/test_under_load.sh "$(RUNS)"
+	PYTEST_ARGS="$(PYTEST_ARGS)" PYTEST_WORKERS="$(PYTEST_WORKERS)" VENV="$(VENV)" bash scripts/test_under_load.sh "$(RUNS)"
 
 lint: bootstrap
 	$(VENV)/bin/ruff check .

@@ -7,6 +7,7 @@
 # Environment:
 #   RUNS         how many runs (default 3; an argument wins)
 #   PYTEST_ARGS  passed to pytest (default: the whole suite), e.g. PYTEST_ARGS=tests/protocols
+#   PYTEST_WORKERS  pytest-xdist workers, as `make test` runs them (default 2; 0 = one process)
 #   BURNERS      CPU workers beside the suite (default 4): `stress-ng --cpu N` when installed (scripts/bootstrap.sh
 #                installs it), else N Python busy loops
 #   BURNER       auto (default), stress-ng or python: which burner
@@ -20,6 +21,7 @@ RUNS="${1:-${RUNS:-3}}"
 BURNERS="${BURNERS:-4}"
 BURNER="${BURNER:-auto}"
 VENV="${VENV:-.venv}"
+WORKERS="${PYTEST_WORKERS:-2}"
 PYTEST="$VENV/bin/pytest"
 read -r -a PYTEST_ARGV <<< "${PYTEST_ARGS:-}"
 
@@ -64,14 +66,14 @@ else
     say "load: $BURNERS Python busy loops (pids ${burner_pids[*]})"
 fi
 sleep 5  # let the load average climb before the first run
-say "suite: $PYTEST ${PYTEST_ARGV[*]:-(whole suite)}; VAORA_TEST_TIMEOUT_SCALE=${VAORA_TEST_TIMEOUT_SCALE:-1}"
+say "suite: $PYTEST -n $WORKERS ${PYTEST_ARGV[*]:-(whole suite)}; VAORA_TEST_TIMEOUT_SCALE=${VAORA_TEST_TIMEOUT_SCALE:-1}"
 
 failed=0
 summary=()
 for run in $(seq "$RUNS"); do
     say "run $run/$RUNS starts, load average $(cut -d' ' -f1-3 /proc/loadavg)"
     started=$(date +%s.%N)
-    if "$PYTEST" -p no:cacheprovider "${PYTEST_ARGV[@]}"; then
+    if "$PYTEST" -p no:cacheprovider -n "$WORKERS" --dist loadscope "${PYTEST_ARGV[@]}"; then
         result="passed"
     else
         result="FAILED (exit $?)"
