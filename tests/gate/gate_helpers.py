@@ -178,3 +178,21 @@ def outlast_an_unlock(green: Any) -> None:
 
     start = len(green.states)
     wait_until(lambda: len(green.states) >= start + 3)
+
+
+def pulse_lengths(monkeypatch: Any, device: Any) -> list[float]:
+    """Record the length of every pulse ``device`` (a gpiozero output) is asked for through ``blink()``.
+
+    Tests check the length the gate *asks* for, and that the pin came back by itself, in order. How closely
+    gpiozero's background thread keeps that length is a wall-clock matter of gpiozero's, which a loaded
+    machine stretches or squeezes by milliseconds (a pulse of 0.2 s was seen to measure 0.1898 s).
+    """
+    asked: list[float] = []
+    real = device.blink
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        asked.append(float(kwargs["on_time"] if "on_time" in kwargs else args[0] if args else 1.0))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(device, "blink", spy)
+    return asked
