@@ -2,7 +2,9 @@
 SMTP server, timed from the enqueue of the first to the arrival of the last. Target: at most 30 s.
 
 Variants, same run, same machine: one worker with one reused SMTP connection (what central runs), one worker
-opening a connection per mail, and two workers (threads) with a connection each.
+opening a connection per mail, two workers (threads) with a connection each, and two worker processes (two
+``vaora-central mail-worker`` processes sharing the queue; rendering a ticket is CPU work, which threads share
+under one interpreter lock and processes do not).
 
     python benchmarks/mail_bulk.py [--mails 300] [--database-url sqlite:///...]
 """
@@ -10,6 +12,7 @@ opening a connection per mail, and two workers (threads) with a connection each.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import sys
 import tempfile
 import threading
@@ -93,8 +96,42 @@ def seed(count: int) -> list[Delegate]:
     ]
 
 
-def run_variant(name: str, delegates: list[Delegate], mail: MailCatcher, senders: list) -> Result:
-    """Enqueue every delegate's mail, run ``len(senders)`` workers until all arrived; return the figures."""
+@dataclass
+class Timing:
+    """One variant's batch and clock readings, taken while its workers ran."""
+
+    batch: str
+    started: float
+    enqueued: float
+    finished: float
+    messages: list
+
+
+def enqueue_and_wait(delegates: list[Delegate], mail: MailCatcher) -> Timing:
+    """Enqueue every delegate's code mail in one transaction and wait until all arrived at ``mail``."""
+    started = time.perf_counter()
+    batch = new_batch()
+    with write_transaction():
+        for delegate in delegates:
+            enqueue_delegate_code(delegate, datetime.now(UTC), group_key="bench", batch=batch)
+    enqueued = time.perf_counter()
+    messages = mail.wait_for(len(delegates), timeout=600)
+    return Timing(batch, started, enqueued, time.perf_counter(), messages)
+
+
+def result(name: str, delegates: list[Delegate], mail: MailCatcher, timing: Timing) -> Result:
+    """Check every job was recorded sent and every mail arrived once (workers stopped); return the figures."""
+    sent = MailJob.select().where((MailJob.batch == timing.batch) & (MailJob.status == "sent")).count()
+    if sent != len(delegates) or len(mail.messages) != len(delegates):
+        raise SystemExit(
+            f"{name}: {sent} jobs sent, {len(mail.messages)} mails received, want {len(delegates)}"
+        )
+    size = sum(len(m.as_bytes()) for m in timing.messages) / len(timing.messages) / 1024
+    return Result(name, len(delegates), timing.enqueued - timing.started, timing.finished - timing.started, size)
+
+
+def run_threads(name: str, delegates: list[Delegate], mail: MailCatcher, senders: list) -> Result:
+    """``len(senders)`` workers as threads of this process, one sender each."""
     mail.clear()
     stop = threading.Event()
     workers = [
@@ -110,24 +147,48 @@ def run_variant(name: str, delegates: list[Delegate], mail: MailCatcher, senders
     for thread in threads:
         thread.start()
     time.sleep(0.3)  # workers idle and polling, as in central
-    started = time.perf_counter()
-    batch = new_batch()
-    with write_transaction():
-        for delegate in delegates:
-            enqueue_delegate_code(delegate, datetime.now(UTC), group_key="bench", batch=batch)
-    enqueued = time.perf_counter()
-    messages = mail.wait_for(len(delegates), timeout=600)
-    finished = time.perf_counter()
+    database.connect(reuse_if_open=True)
+    timing = enqueue_and_wait(delegates, mail)
     stop.set()
     for thread in threads:
         thread.join(10)
-    sent = MailJob.select().where((MailJob.batch == batch) & (MailJob.status == "sent")).count()
-    if sent != len(delegates) or len(mail.messages) != len(delegates):
-        raise SystemExit(
-            f"{name}: {sent} jobs sent, {len(mail.messages)} mails received, want {len(delegates)}"
-        )
-    size = sum(len(m.as_bytes()) for m in messages) / len(messages) / 1024
-    return Result(name, len(delegates), enqueued - started, finished - started, size)
+    figures = result(name, delegates, mail, timing)
+    database.close()
+    return figures
+
+
+def _process_worker(url: str, host: str, port: int, name: str, stop) -> None:
+    """One worker process: its own database and SMTP connections, until ``stop`` is set."""
+    open_database(url)
+    OutboundWorker(
+        senders=Senders(mail=PooledSmtpSender(host, port), mail_from=MAIL_FROM),
+        clock=lambda: datetime.now(UTC),
+        worker_id=name,
+        poll_interval=0.05,
+    ).run(stop)
+
+
+def run_processes(name: str, delegates: list[Delegate], mail: MailCatcher, url: str, count: int) -> Result:
+    """``count`` worker processes (forked with the database closed; each opens it itself)."""
+    mail.clear()
+    database.close()
+    context = multiprocessing.get_context("fork")
+    stop = context.Event()
+    processes = [
+        context.Process(target=_process_worker, args=(url, mail.host, mail.port, f"{name}-{i}", stop), daemon=True)
+        for i in range(count)
+    ]
+    for process in processes:
+        process.start()
+    time.sleep(0.5)  # workers idle and polling
+    database.connect(reuse_if_open=True)
+    timing = enqueue_and_wait(delegates, mail)
+    stop.set()
+    for process in processes:
+        process.join(10)
+    figures = result(name, delegates, mail, timing)
+    database.close()
+    return figures
 
 
 def main() -> int:
@@ -152,11 +213,10 @@ def main() -> int:
             for name, senders in [
                 ("1 worker, reused SMTP connection (central's default)", [PooledSmtpSender(host, port)]),
                 ("1 worker, new SMTP connection per mail", [SmtpMailSender(host, port)]),
-                ("2 workers, reused SMTP connection each", [PooledSmtpSender(host, port) for _ in range(2)]),
+                ("2 worker threads, reused SMTP connection each", [PooledSmtpSender(host, port) for _ in range(2)]),
             ]:
-                database.connect(reuse_if_open=True)
-                results.append(run_variant(name, delegates, mail, senders))
-                database.close()
+                results.append(run_threads(name, delegates, mail, senders))
+            results.append(run_processes("2 worker processes, reused SMTP connection each", delegates, mail, url, 2))
 
     base = results[0]
     engine = url.split(":", 1)[0]
