@@ -24,10 +24,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from protocols import systemd as sd
 from protocols.payloads import CheckIn, Direction, GateMode, Heartbeat
 
 from . import __version__
-from . import systemd as sd
 from .admission import Admission
 from .commands import CommandHandler
 from .config import GateConfig

@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from . import systemd as sd
+from protocols import systemd as sd
+
 from .delivery import DeliveryLoop
 from .store import GateStore
 

@@ -19,11 +19,11 @@ from gpiozero import LED
 from gpiozero.pins.mock import MockFactory
 
 from gate import cli
-from gate import systemd as sd
 from gate.app import Gate
 from gate.config import GateConfig
 from gate.decision import Decision, decide
 from gate.scanners import ScanEvent
+from protocols import systemd as sd
 from protocols.reasons import Reason
 from tests.conftest import scaled, wait_until
 from tests.gate.gate_helpers import FakeTransport, IdleScanner

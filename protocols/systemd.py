@@ -1,4 +1,5 @@
-"""systemd service notifications (sd_notify) without a dependency: READY=1, WATCHDOG=1, STOPPING=1, STATUS=.
+"""systemd service notifications (sd_notify) without a dependency: READY=1, WATCHDOG=1, STOPPING=1, STATUS=; shared by
+the gate and central's long-running workers (ingest, delivery).
 
 Messages go as one datagram to the unix socket named in ``$NOTIFY_SOCKET`` (a leading "@" names an abstract
 socket). Without that variable (not run by systemd) every call is a no-op returning False.
