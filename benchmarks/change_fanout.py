@@ -35,7 +35,7 @@ from benchmarks._gate_fixture import build_world, header, median, percentile
 from central.core.changes import append_change
 from central.core.db import database, open_database
 from central.messaging.changefeed import ChangeFeed
-from central.schema import create_tables
+from central.migrations import migrate
 from devtools.broker import LocalBroker
 from gate.follow import ChangeFollower
 from gate.store import GateStore
@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         open_database(f"sqlite:///{directory / 'central.db'}")
-        create_tables()
+        migrate()
         broker = shipped_broker(directory / "broker")
         arrivals = Arrivals(args.gates)
         listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fanout-listener")

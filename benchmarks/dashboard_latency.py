@@ -38,8 +38,8 @@ from central.core.db import database, open_database  # noqa: E402
 from central.gates.models import CheckIn, Gate  # noqa: E402
 from central.invitations.models import Invitation, Organisation  # noqa: E402
 from central.meetings.models import Meeting  # noqa: E402
+from central.migrations import migrate  # noqa: E402
 from central.registration.models import Delegate  # noqa: E402
-from central.schema import create_tables  # noqa: E402
 from devtools.broker import LocalBroker  # noqa: E402
 from devtools.ports import free_port  # noqa: E402
 from protocols import payloads, topics  # noqa: E402
@@ -52,7 +52,7 @@ TARGET_P99_MS = 300.0
 def seed(database_path: Path, gates: int, delegates: int) -> tuple[int, list[int]]:
     """Meeting, organisation, invitation, delegates and gates, written straight to central's database."""
     open_database(f"sqlite:///{database_path}")
-    create_tables()
+    migrate()
     now = datetime.now(UTC)
     with database.connection_context():
         meeting = Meeting.create(title="Hội nghị đo hiệu năng", starts_at=now + timedelta(minutes=30),

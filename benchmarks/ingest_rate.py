@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from central.core.db import database, open_database
 from central.gates.models import CheckIn, Gate
 from central.messaging.ingest import IngestWorker
-from central.schema import create_tables
+from central.migrations import migrate
 from devtools.broker import LocalBroker
 from protocols import payloads, topics
 
@@ -100,7 +100,7 @@ def run(kind: str, total: int, gates: int, mode: str = "live") -> dict:
         url = fresh_database(kind, directory)
         try:
             open_database(url)
-            create_tables()
+            migrate()
             gate_ids = [f"bench-{i}" for i in range(gates)]
             with database.connection_context():
                 for gate_id in gate_ids:

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from central.core.db import database, open_database, write_transaction
 from central.invitations.models import Invitation, Organisation
 from central.meetings.models import Meeting
+from central.migrations import migrate
 from central.outbound.engine import OutboundWorker, Senders
 from central.outbound.mail import SmtpMailSender
 from central.outbound.models import MailJob
@@ -33,7 +34,6 @@ from central.outbound.queue import new_batch
 from central.outbound.worker import PooledSmtpSender, enqueue_delegate_code
 from central.registration.delegates import register_delegate
 from central.registration.models import Delegate
-from central.schema import create_tables
 from devtools.mailcatcher import MailCatcher
 
 MAIL_FROM = "vanphong@ubnd.example.vn"
@@ -203,7 +203,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{tmp}/bench.db"
         open_database(url)
-        create_tables()
+        migrate()
         database.connect(reuse_if_open=True)
         delegates = seed(args.mails)
         database.close()

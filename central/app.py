@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from central.api.helpers import ApiError, service_error_response
 from central.auth import init_auth
@@ -19,7 +20,6 @@ from central.core.errors import ServiceError
 from central.features import register_features
 from central.outbound.mail import MailSender, SmtpMailSender
 from central.outbound.sms import SmsSender
-from central.schema import create_tables
 from central.web import html_error_page, init_web
 from protocols.payloads import MAX_PAYLOAD_BYTES
 
@@ -48,7 +48,7 @@ def create_app(
     ``config`` maps ``VAORA_*`` names to values (tests); without it the environment is read. Other keys
     in the mapping (e.g. ``TESTING``) go to ``app.config``. ``mail_sender`` defaults to SMTP at
     ``VAORA_SMTP_HOST:VAORA_SMTP_PORT``; ``clock`` (returns aware UTC now) defaults to the system clock.
-    The database is opened and its tables created.
+    The database is opened, not built: ``vaora-central migrate`` (or ``init-db``) builds and upgrades it.
     """
     settings = CentralConfig.from_env() if config is None else CentralConfig.from_mapping(config)
     app = Flask(__name__)
@@ -58,8 +58,7 @@ def create_app(
     if config is not None:
         app.config.update({k: v for k, v in config.items() if not k.startswith("VAORA_")})
 
-    open_database(settings.database_url)
-    create_tables()
+    open_database(settings.database_url, pool_size=settings.db_pool_size)
     if settings.api_token is None:
         log.warning("no API token configured (VAORA_API_TOKEN or VAORA_API_TOKEN_FILE): organiser API closed")
     app.extensions["vaora"] = CentralContext(
@@ -85,6 +84,10 @@ def create_app(
 
     register_features(app)
     _register_error_handlers(app)
+    if settings.proxy_count:
+        # Behind nginx: the client's address, scheme and host come from the proxies' X-Forwarded-* headers.
+        n = settings.proxy_count
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
     return app
 
 

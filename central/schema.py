@@ -1,14 +1,14 @@
-"""Central's schema: every feature's tables, created in dependency order.
+"""Central's models: every feature's tables, as the code sees them.
 
-``core`` knows no feature, so the list of model modules lives here, beside the app factory and the CLI
-that need the whole schema.
+``core`` knows no feature, so the list of model modules lives here. The database itself is built and upgraded
+by the migrations (``central.migrations``), never from the models; ``tests/central/test_migrations.py`` checks
+that the two agree, so a model changed without its migration fails the suite.
 """
 
 from __future__ import annotations
 
 from importlib import import_module
 
-from central.core.db import database
 from central.core.models import BaseModel
 
 MODEL_MODULES = (
@@ -20,12 +20,13 @@ MODEL_MODULES = (
     "central.auth.models",
     "central.desk.models",
     "central.outbound.models",
+    "central.messaging.models",
 )
 """Every module that defines central tables."""
 
 
 def all_models() -> list[type[BaseModel]]:
-    """Return every central model (``create_tables`` orders them so that a table follows those it references)."""
+    """Return every central model (subclasses of the base model, found by walking the class tree)."""
     for name in MODEL_MODULES:
         import_module(name)
     found: list[type[BaseModel]] = []
@@ -36,8 +37,3 @@ def all_models() -> list[type[BaseModel]]:
         pending.extend(model.__subclasses__())
     return found
 
-
-def create_tables() -> None:
-    """Create every central table that does not exist yet (idempotent)."""
-    with database.connection_context():
-        database.create_tables(all_models(), safe=True)

@@ -31,8 +31,10 @@ from PIL import Image
 from werkzeug.serving import make_server
 
 from central.app import create_app
+from central.core.db import open_database
 from central.messaging.changefeed import ChangeFeed
 from central.messaging.ingest import IngestWorker
+from central.migrations import migrate
 from devtools.broker import LocalBroker
 from devtools.mailcatcher import MailCatcher
 from devtools.ports import free_port
@@ -136,9 +138,12 @@ class Demo:
         http_port = self.args.http_port or free_port()
         self.status_port = self.args.status_port or free_port()
         self.url = f"http://127.0.0.1:{http_port}"
+        database_url = f"sqlite:///{self.data_dir / 'central.db'}"
+        open_database(database_url)
+        migrate()  # as `vaora-central init-db` would
         app = create_app(
             {
-                "VAORA_DATABASE_URL": f"sqlite:///{self.data_dir / 'central.db'}",
+                "VAORA_DATABASE_URL": database_url,
                 "VAORA_SMTP_HOST": self.mail.host,
                 "VAORA_SMTP_PORT": self.mail.port,
                 "VAORA_MAIL_FROM": "vanphong@ubnd.demo.vn",

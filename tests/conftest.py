@@ -10,7 +10,8 @@
 - pytest-timeout's default ceiling per test is scaled the same way (``pytest_collection_modifyitems``).
 - ``database_url``: runs the test twice, on SQLite (a file in ``tmp_path``) and on PostgreSQL (a fresh
   database on 127.0.0.1:5432, dropped afterwards). Without a reachable PostgreSQL the postgres run is
-  skipped, unless ``VAORA_REQUIRE_POSTGRES=1`` (set by ``.ci/run``), in which case it fails.
+  skipped, unless ``VAORA_REQUIRE_POSTGRES=1`` (set by ``.ci/run``), in which case it fails. The schema is
+  built by central's migrations; ``empty_database_url`` is the same without it.
 """
 
 from __future__ import annotations
@@ -142,8 +143,9 @@ def _drop_database(name: str) -> None:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL for ``playhouse.db_url.connect`` / central's config, once per backend (sqlite, postgres)."""
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL of an empty database for ``playhouse.db_url.connect`` / central's config, once per backend (sqlite,
+    postgres)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/central.db"
         return
@@ -162,6 +164,18 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"postgresql://{POSTGRES_USER}@{POSTGRES_HOST}:{_postgres_port()}/{name}"
     finally:
         _drop_database(name)
+
+
+@pytest.fixture
+def database_url(empty_database_url: str) -> str:
+    """The same, with central's schema built by its migrations (``vaora-central init-db``), as in production."""
+    from central.core.db import database, open_database
+    from central.migrations import migrate
+
+    open_database(empty_database_url)
+    migrate()
+    database.close()
+    return empty_database_url
 
 
 # ----- shared by the browser and end-to-end tests -------------------------------------------------------------

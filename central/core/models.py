@@ -74,3 +74,12 @@ class AuditEntry(BaseModel):
     action = peewee.CharField(max_length=64, index=True)
     target = peewee.CharField(max_length=128, default="")
     details = peewee.TextField(default="{}")
+
+
+class WorkerBeat(BaseModel):
+    """The last sign of life of a long-running worker (``ingest``, ``deliver-<host>:<pid>``): ``/healthz`` and
+    ``/metrics`` read it."""
+
+    name = peewee.CharField(max_length=64, unique=True)
+    beat_at = peewee.DateTimeField()
+    detail = peewee.CharField(max_length=200, default="")

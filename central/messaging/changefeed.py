@@ -21,7 +21,7 @@ import peewee
 
 from central.core.changes import changes_since
 from central.core.db import database
-from central.core.models import BaseModel
+from central.messaging.models import FeedCursor
 from protocols import payloads, topics
 from protocols.mqtt import ClientSettings, TlsFiles, make_client
 
@@ -29,13 +29,6 @@ log = logging.getLogger(__name__)
 
 FEED_NAME = "mqtt"
 DEFAULT_CLIENT_ID = "vaora-central-changefeed"
-
-
-class FeedCursor(BaseModel):
-    """How far a feed has published the change log."""
-
-    name = peewee.CharField(max_length=32, unique=True)
-    seq = peewee.IntegerField(default=0)
 
 
 class ChangeFeed:
@@ -68,9 +61,8 @@ class ChangeFeed:
         self.host, self.port = host, port
 
     def load_cursor(self) -> int:
-        """Create the cursor table if needed and read where publishing stopped last time."""
+        """Read where publishing stopped last time (the cursor row is made on first use)."""
         with database.connection_context():
-            database.create_tables([FeedCursor], safe=True)
             cursor, _ = FeedCursor.get_or_create(name=FEED_NAME)
             self.published_seq = cursor.seq
         return self.published_seq

@@ -21,7 +21,8 @@ import openpyxl
 import pytest
 
 from central.app import create_app
-from central.core.db import database
+from central.core.db import database, open_database
+from central.migrations import migrate
 from central.outbound.sms import LogSender
 from devtools.mailcatcher import MailCatcher
 
@@ -40,6 +41,8 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's ch
 def central(tmp_path: Path, mail: MailCatcher) -> Iterator[tuple[str, LogSender]]:
     """Central with users, two halls and three organisations, served on a free port (SQLite)."""
     sms = LogSender()
+    open_database(f"sqlite:///{tmp_path}/central.db")
+    migrate()
     app = create_app({
         "VAORA_DATABASE_URL": f"sqlite:///{tmp_path}/central.db",
         "VAORA_SMTP_HOST": mail.host,

@@ -14,7 +14,7 @@ import pytest
 from central.core.changes import append_change
 from central.core.db import database, open_database
 from central.messaging.changefeed import ChangeFeed
-from central.schema import create_tables
+from central.migrations import migrate
 from devtools.broker import LocalBroker
 from protocols import topics
 from protocols.payloads import Change, DelegateRevoke, decode
@@ -25,7 +25,7 @@ NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 @pytest.fixture
 def db(database_url: str) -> Iterator[None]:
     open_database(database_url)
-    create_tables()
+    migrate()
     yield
     database.close()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from central.core.db import database, open_database
 from central.invitations.models import Organisation
-from central.schema import create_tables
+from central.migrations import migrate
 
 
 def _writer(url: str, prefix: str, count: int, errors) -> None:
@@ -25,7 +25,7 @@ def _writer(url: str, prefix: str, count: int, errors) -> None:
 def test_concurrent_read_then_write_transactions_do_not_fail(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'central.db'}"
     open_database(url)
-    create_tables()
+    migrate()
     context = multiprocessing.get_context("fork")  # the writer lives in this test module, not importable by name
     errors = context.Queue()
     writers = [context.Process(target=_writer, args=(url, f"Sở {n}", 150, errors)) for n in range(3)]

@@ -19,8 +19,8 @@ from central.core.db import database, open_database
 from central.gates.models import CheckIn, Gate
 from central.invitations.models import Invitation, Organisation
 from central.meetings.models import Meeting
+from central.migrations import migrate
 from central.registration.models import Delegate
-from central.schema import create_tables
 
 START = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)  # 08:00 in Hà Nội
 
@@ -29,7 +29,7 @@ START = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)  # 08:00 in Hà Nội
 def meeting(database_url: str) -> Iterator[Meeting]:
     """A meeting with two organisations: Hoà arrives early, Đức late, Lan never comes, Bình was replaced."""
     open_database(database_url)
-    create_tables()
+    migrate()
     with database.connection_context():
         meeting = Meeting.create(title="Họp giao ban UBND thành phố tháng 11", starts_at=START,
                                         ends_at=START + timedelta(hours=3), venue="Hội trường tầng 2",

@@ -15,6 +15,7 @@ import pytest
 from central.core.db import database, open_database
 from central.invitations.models import Invitation, Organisation
 from central.meetings.models import Meeting
+from central.migrations import migrate
 from central.outbound.engine import OutboundWorker, Senders
 from central.outbound.jobs import (
     QueuedMailSender,
@@ -28,7 +29,6 @@ from central.outbound.queue import claim_due
 from central.outbound.worker import MAIL_RETRY, PooledSmtpSender
 from central.registration.delegates import register_delegate, send_code_email
 from central.registration.models import Delegate
-from central.schema import create_tables
 from devtools.mailcatcher import MailCatcher
 
 START = datetime(2025, 3, 10, 1, 0, tzinfo=UTC)
@@ -59,7 +59,7 @@ class CountingSender(PooledSmtpSender):
 @pytest.fixture
 def db(database_url: str) -> Iterator[None]:
     open_database(database_url)
-    create_tables()
+    migrate()
     database.connect(reuse_if_open=True)
     yield
     if not database.is_closed():

@@ -28,7 +28,7 @@ from central.core.db import database, open_database
 from central.gates.models import CheckIn
 from central.gates.models import Gate as GateRow
 from central.messaging.ingest import IngestWorker
-from central.schema import create_tables
+from central.migrations import migrate
 from devtools.broker import LocalBroker
 from gate.app import Gate
 from gate.config import parse_config
@@ -65,7 +65,7 @@ def unreachable_central(*_args, **_kwargs):
 @pytest.fixture
 def central_db(tmp_path: Path) -> Iterator[None]:
     open_database(f"sqlite:///{tmp_path / 'central.db'}")
-    create_tables()
+    migrate()
     yield
     database.close()
 

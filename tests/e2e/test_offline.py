@@ -25,7 +25,7 @@ from gpiozero.pins.mock import MockFactory
 from central.core.changes import append_change
 from central.core.db import database, open_database
 from central.messaging.changefeed import ChangeFeed
-from central.schema import create_tables
+from central.migrations import migrate
 from devtools.broker import LocalBroker
 from gate.app import Gate
 from gate.config import parse_config
@@ -57,7 +57,7 @@ pytestmark = pytest.mark.timeout(scaled(120))
 def central_db(tmp_path: Path) -> Iterator[Callable[[ChangeBody], Change]]:
     """Central's database (SQLite); returns ``store(body) -> Change``, the way central stores a change."""
     open_database(f"sqlite:///{tmp_path / 'central.db'}")
-    create_tables()
+    migrate()
 
     def store(body: ChangeBody) -> Change:
         with database.connection_context(), database.atomic():
