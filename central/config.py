@@ -45,10 +45,20 @@ DEFAULTS: dict[str, str] = {
     "VAORA_SMS_MODEM_PORT": "",
     "VAORA_SMS_HTTP_URL": "",
     "VAORA_PDF_FONT": "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "VAORA_WEB_HOST": "127.0.0.1",
+    "VAORA_WEB_PORT": "5000",
+    "VAORA_WEB_WORKERS": "2",
+    "VAORA_WEB_THREADS": "128",
+    "VAORA_WEB_STREAMS": "",
+    "VAORA_PROXY_COUNT": "0",
+    "VAORA_RATELIMIT_STORAGE": "memory://",
+    "VAORA_DB_POOL_SIZE": "16",
 }
 """Every variable central reads, with its default."""
 
 MIN_API_TOKEN_LENGTH = 16
+DATABASE_SCHEMES = {"sqlite", "postgres", "postgresql", "postgresql+pool", "postgres+pool"}
+"""``+pool``: pooled PostgreSQL connections (``VAORA_DB_POOL_SIZE`` per process)."""
 
 
 class ConfigError(ValueError):
@@ -88,6 +98,15 @@ class CentralConfig:
     mqtt_cert_file: Path | None = None
     mqtt_key_file: Path | None = None
     mqtt_client_id: str = "vaora-central-ingest"
+    web_host: str = "127.0.0.1"
+    web_port: int = 5000
+    web_workers: int = 2
+    web_threads: int = 128
+    web_streams: int = 112
+    """Live-dashboard streams one web process holds at most; the rest of its threads stay for other requests."""
+    proxy_count: int = 0
+    ratelimit_storage: str = "memory://"
+    db_pool_size: int = 16
 
     @property
     def mqtt_tls(self) -> TlsFiles | None:
@@ -132,8 +151,9 @@ class CentralConfig:
                 return None
 
         database_url = values["VAORA_DATABASE_URL"].strip()
-        if urlparse(database_url).scheme not in {"sqlite", "postgres", "postgresql"}:
-            errors["VAORA_DATABASE_URL"] = f"must start with sqlite:// or postgresql://, got {database_url!r}"
+        if urlparse(database_url).scheme not in DATABASE_SCHEMES:
+            errors["VAORA_DATABASE_URL"] = (
+                f"must start with sqlite://, postgresql:// or postgresql+pool://, got {database_url!r}")
 
         smtp_host = values["VAORA_SMTP_HOST"].strip()
         if not smtp_host:
@@ -207,6 +227,16 @@ class CentralConfig:
         if secret_key is not None and len(secret_key) < MIN_API_TOKEN_LENGTH:
             errors["VAORA_SECRET_KEY_FILE"] = f"the secret key must be at least {MIN_API_TOKEN_LENGTH} characters"
 
+        web_threads = bounded_int("VAORA_WEB_THREADS", 4, 1024)
+        raw_streams = values["VAORA_WEB_STREAMS"].strip()
+        web_streams = bounded_int("VAORA_WEB_STREAMS", 0, 1024) if raw_streams else web_threads - web_threads // 8
+        if web_streams >= web_threads:
+            errors["VAORA_WEB_STREAMS"] = (
+                f"must be below VAORA_WEB_THREADS ({web_threads}), so other requests keep threads; got {web_streams}")
+        ratelimit_storage = values["VAORA_RATELIMIT_STORAGE"].strip()
+        if urlparse(ratelimit_storage).scheme not in {"memory", "redis", "rediss", "redis+sentinel"}:
+            errors["VAORA_RATELIMIT_STORAGE"] = f"must be memory:// or a redis:// URL, got {ratelimit_storage!r}"
+
         config = cls(
             database_url=database_url,
             smtp_host=smtp_host,
@@ -233,6 +263,14 @@ class CentralConfig:
             mqtt_cert_file=mqtt_cert_file,
             mqtt_key_file=mqtt_key_file,
             mqtt_client_id=mqtt_client_id or "vaora-central-ingest",
+            web_host=values["VAORA_WEB_HOST"].strip() or "127.0.0.1",
+            web_port=port("VAORA_WEB_PORT"),
+            web_workers=bounded_int("VAORA_WEB_WORKERS", 1, 64),
+            web_threads=web_threads,
+            web_streams=web_streams,
+            proxy_count=bounded_int("VAORA_PROXY_COUNT", 0, 5),
+            ratelimit_storage=ratelimit_storage,
+            db_pool_size=bounded_int("VAORA_DB_POOL_SIZE", 1, 200),
         )
         if errors:
             raise ConfigError(errors)

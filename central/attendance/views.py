@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from central.attendance import services as attendance
@@ -88,8 +88,12 @@ def events(meeting_id: int) -> Any:
     page's state) backfills check-ins stored since the page was built.
     """
     meetings.get_meeting(meeting_id)
+    hub = get_hub()
+    if hub.subscriber_count >= current_app.extensions["vaora"].config.web_streams:
+        # This process holds as many streams as it may; the browser's EventSource retries (on another worker).
+        return Response("retry: 5000\n\n", status=503, mimetype="text/event-stream", headers={"Retry-After": "5"})
     after = request.args.get("after", "")
-    sub = get_hub().subscribe(
+    sub = hub.subscribe(
         meeting_id,
         frozenset({CHECKINS, GATE, WALKINS}),
         last_event_id=request.headers.get("Last-Event-ID") or None,
@@ -97,7 +101,7 @@ def events(meeting_id: int) -> Any:
     )
     keepalive = float(request.args.get("keepalive", "15")) if request.args.get("keepalive", "").isdigit() else 15.0
     return Response(
-        sse_stream(get_hub(), sub, keepalive=max(1.0, min(keepalive, 60.0))),
+        sse_stream(hub, sub, keepalive=max(1.0, min(keepalive, 60.0))),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -23,8 +23,12 @@ SQLITE_PRAGMAS = {
 log = logging.getLogger(__name__)
 
 
-def open_database(url: str) -> peewee.Database:
+def open_database(url: str, *, pool_size: int = 8) -> peewee.Database:
     """Open the database at ``url``, point :data:`database` at it and return it.
+
+    ``postgresql+pool://`` keeps up to ``pool_size`` connections per process open and hands them to requests
+    (peewee's ``PooledPostgresqlDatabase``: closing a connection returns it to the pool; one idle for 5 minutes
+    is closed); ``postgresql://`` opens one per request.
 
     For SQLite the parent directory is created and WAL, ``synchronous=normal``, foreign keys and a
     5 s busy timeout are set on every connection, and transactions begin IMMEDIATE. Connections are per
@@ -38,6 +42,8 @@ def open_database(url: str) -> peewee.Database:
         # first and then writes fails at once with "database is locked" when another process (the ingest
         # worker, the change feed) committed in between; an immediate one waits for the busy timeout instead.
         db = connect(url, pragmas=SQLITE_PRAGMAS, lock_type="IMMEDIATE")
+    elif "+pool" in url.split("://", 1)[0]:
+        db = connect(url, max_connections=pool_size, stale_timeout=300, timeout=10)
     else:
         db = connect(url)
     database.initialize(db)

@@ -229,11 +229,12 @@ def _guess_limit() -> str:
 
 
 def init_registration(app: Flask) -> Limiter:
-    """Register the registration blueprint and its limiter (404s per address; memory storage)."""
+    """Register the registration blueprint and its limiter: 404s per client address, counted in
+    ``VAORA_RATELIMIT_STORAGE`` (memory by default; Redis when several processes serve)."""
     limiter = Limiter(
         get_remote_address,
         app=app,
-        storage_uri=app.config.get("REGISTRATION_LIMIT_STORAGE", "memory://"),
+        storage_uri=app.config.get("REGISTRATION_LIMIT_STORAGE") or app.extensions["vaora"].config.ratelimit_storage,
         key_prefix="vaora-registration",
         headers_enabled=True,
     )
