@@ -19,6 +19,7 @@ PAGES = (
     "central.desk.views",  # the guard desk (walk-ins)
     "central.attendance.views",  # live attendance per meeting
     "central.gates.views",  # the gate fleet and its commands
+    "central.health.views",  # /healthz and /metrics
 )
 """Modules whose ``bp`` is a page blueprint (the login pages are registered by :func:`central.auth.init_auth`)."""
 
@@ -62,3 +63,6 @@ def register_features(app: Flask) -> None:
     for name in PAGES:
         app.register_blueprint(import_module(name).bp)
     init_registration(app)
+    from central.health.views import init_request_timing
+
+    init_request_timing(app)

@@ -100,6 +100,7 @@ class IngestWorker:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
+        self._busy_since: float | None = None
 
     def start(self) -> None:
         """Start the writer thread, connect in the background and start the network thread (reconnects)."""
@@ -117,6 +118,14 @@ class IngestWorker:
             self._inbox.put(None)
             self._writer.join(30)
             self._writer = None
+
+    def writer_healthy(self, now: float | None = None, stuck_after: float = 60.0) -> bool:
+        """True while the writer thread runs and no batch has been in hand for ``stuck_after`` seconds (a
+        database that waits forever would leave it stuck; systemd's watchdog then restarts the process)."""
+        busy_since = self._busy_since
+        current = time.monotonic() if now is None else now
+        alive = self._writer is not None and self._writer.is_alive()
+        return alive and (busy_since is None or current - busy_since < stuck_after)
 
     def run_forever(self, stop_event: threading.Event) -> None:
         """Run until ``stop_event`` is set."""
@@ -179,6 +188,7 @@ class IngestWorker:
         while not stop:
             batch, stop = self._next_batch()
             backoff = 0.5
+            self._busy_since = time.monotonic() if batch else None
             while batch:
                 try:
                     self.handle_batch(self.client, [(m.topic, bytes(m.payload)) for m in batch])
@@ -192,6 +202,7 @@ class IngestWorker:
                 except Exception:
                     log.exception("ingest failed on a batch of %d messages; dropped", len(batch))
                 break
+            self._busy_since = None
 
     def handle_batch(self, client: mqtt.Client, messages: list[tuple[str, bytes]]) -> None:
         """Store a batch of messages (check-ins in one transaction) and publish the Acks. Raises only on

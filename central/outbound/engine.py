@@ -153,6 +153,8 @@ class OutboundWorker:
     batch_size: int = 20
     poll_interval: float = 0.5
     sent_count: int = 0
+    on_cycle: Callable[[], None] | None = None
+    """Called after every round of :meth:`run` (the delivery unit feeds systemd's watchdog from it)."""
 
     def handle(self, job: MailJob) -> JobState:
         """Perform one claimed job and record the outcome; returns the job's new state."""
@@ -226,6 +228,8 @@ class OutboundWorker:
             finally:
                 if not database.is_closed():
                     database.close()
+            if self.on_cycle is not None:
+                self.on_cycle()
             if handled == 0:
                 self.senders.close()
                 queue.wakeup.wait(self.poll_interval)

@@ -192,19 +192,20 @@ def run_worker(
 ) -> OutboundWorker:
     """Run an outbound worker in this thread until ``stop_event`` is set, configured from ``VAORA_*``.
 
-    Opens the database and creates the tables; ``sender`` defaults to a pooled SMTP sender at
-    ``VAORA_SMTP_HOST:VAORA_SMTP_PORT``, SMS go through ``VAORA_SMS_BACKEND``. Every feature's job kinds are
-    loaded first. Returns the worker (its ``sent_count``) when stopped.
+    Opens the database (which must be migrated: :func:`central.migrations.require_current`); ``sender``
+    defaults to a pooled SMTP sender at ``VAORA_SMTP_HOST:VAORA_SMTP_PORT``, SMS go through
+    ``VAORA_SMS_BACKEND``. Every feature's job kinds are loaded first.
+    Returns the worker (its ``sent_count``) when stopped.
     """
     from central.config import CentralConfig
     from central.core.context import sms_sender_from_config, utc_now
     from central.features import load_job_kinds
-    from central.schema import create_tables
+    from central.migrations import require_current
 
     load_job_kinds()
     config = CentralConfig.from_env()
     open_database(config.database_url)
-    create_tables()
+    require_current()
     worker = OutboundWorker(
         senders=Senders(
             mail=sender or PooledSmtpSender(config.smtp_host, config.smtp_port),

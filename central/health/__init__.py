@@ -1,0 +1,1 @@
+"""Operations: ``/healthz`` for load balancers and systemd checks, ``/metrics`` for Prometheus."""
