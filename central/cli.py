@@ -1,5 +1,5 @@
-"""Command line of central: ``vaora-central serve | ingest | deliver | init-db | add-gate | create-admin |
-export | issue-api-token``."""
+"""Command line of central: ``vaora-central serve | ingest | deliver | migrate | init-db | add-gate | create-admin |
+export | backup | restore | broker-config | issue-api-token``."""
 
 from __future__ import annotations
 
@@ -8,31 +8,44 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from central.config import CentralConfig, ConfigError
 from central.core.db import database, open_database
 from central.core.errors import ServiceError
-from central.schema import create_tables
+from central.migrations import MigrationError, SchemaOutOfDateError, migrate, require_current
+from protocols import systemd as sd
 from protocols.logs import configure_logging
 
 log = logging.getLogger(__name__)
+
+BEAT_INTERVAL_S = 10.0
+"""How often ingest and deliver feed systemd's watchdog (at most; half of WatchdogSec when shorter) and record
+their beat for /healthz."""
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vaora-central", description="vaora central server")
     parser.add_argument("--log-level", default=os.environ.get("VAORA_LOG_LEVEL", "INFO"))
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the web app (werkzeug server)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=5000)
+    serve = sub.add_parser("serve", help="run the web app under gunicorn (VAORA_WEB_* settings)")
+    serve.add_argument("--host", help="address to listen on (default: VAORA_WEB_HOST)")
+    serve.add_argument("--port", type=int, help="port (default: VAORA_WEB_PORT)")
     sub.add_parser("ingest", help="run the MQTT ingest worker and the change feed to the gates")
     broker = sub.add_parser("broker-config", help="write Mosquitto's password and ACL files for every gate")
     broker.add_argument("directory", type=Path, help="e.g. /etc/mosquitto/vaora (see systemd/mosquitto/)")
-    sub.add_parser("init-db", help="create the database tables")
+    sub.add_parser("migrate", help="apply the pending schema migrations (the web unit runs it before starting)")
+    sub.add_parser("init-db", help="build a new database: the baseline schema, then every migration")
+    backup = sub.add_parser("backup", help="write the database, signing key, secret key and documents into one archive")
+    backup.add_argument("-o", "--output", type=Path, required=True, help="archive to write, e.g. vaora.tar.gz")
+    restore = sub.add_parser("restore", help="put an archive from `backup` back, at the paths of this config")
+    restore.add_argument("archive", type=Path)
+    restore.add_argument("--force", action="store_true", help="replace a database that already holds data")
     add_gate = sub.add_parser("add-gate", help="register a gate and print its token (shown once)")
     add_gate.add_argument("gate_id")
     add_gate.add_argument("--site", required=True)
@@ -68,15 +81,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     if args.command == "serve":
-        from central.app import create_app
+        from central.server import serve
 
-        create_app().run(host=args.host, port=args.port, threaded=True)
-        return 0
-    open_database(config.database_url)
-    create_tables()
-    if args.command == "init-db":
-        print("database ready")
-        return 0
+        return serve(config, host=args.host, port=args.port)
+    if args.command in {"backup", "restore"}:
+        return _backup(config, args)
+    open_database(config.database_url, pool_size=config.db_pool_size)
+    if args.command in {"migrate", "init-db"}:
+        return _migrate()
+    try:
+        require_current()
+    except SchemaOutOfDateError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
     if args.command == "add-gate":
         return _add_gate(args)
     if args.command == "ingest":
@@ -90,6 +107,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "export":
         return _export(args.meeting, args.format, args.output)
     return 2  # pragma: no cover - argparse rejects unknown commands
+
+
+def _migrate() -> int:
+    try:
+        names = migrate()
+    except MigrationError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    print(f"database ready: applied {', '.join(names)}" if names else "database ready: nothing to migrate")
+    return 0
+
+
+def _backup(config: CentralConfig, args: argparse.Namespace) -> int:
+    from central.backup import BackupError, create_backup, restore_backup
+
+    try:
+        if args.command == "backup":
+            summary = create_backup(config, args.output)
+            print(f"backup written: {summary.describe()}")
+        else:
+            summary = restore_backup(config, args.archive, force=args.force)
+            print(f"restored: {summary.describe()}")
+    except BackupError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _export(meeting_id: int, format_name: str, output: Path) -> int:
@@ -130,6 +173,9 @@ def _add_gate(args: argparse.Namespace) -> int:
 
 
 def _ingest(config: CentralConfig) -> int:
+    """Run ingest and the change feed; tell systemd READY, feed its watchdog and record a beat while healthy."""
+    from central.core.beats import INGEST, record_beat
+    from central.core.context import utc_now
     from central.messaging.changefeed import ChangeFeed
     from central.messaging.ingest import IngestWorker
 
@@ -137,15 +183,35 @@ def _ingest(config: CentralConfig) -> int:
                           password=config.mqtt_password, tls=config.mqtt_tls, client_id=config.mqtt_client_id)
     feed = ChangeFeed(config.mqtt_host, config.mqtt_port, username=config.mqtt_username,
                       password=config.mqtt_password, tls=config.mqtt_tls)
+    stop = _stop_on_signals()
+    interval = min(sd.watchdog_interval() or BEAT_INTERVAL_S, BEAT_INTERVAL_S)
+    feed.start()
+    worker.start()
+    sd.notify("READY=1")
+    try:
+        while not stop.wait(interval):
+            if not worker.writer_healthy():
+                log.error("ingest writer stalled; no watchdog ping (systemd restarts the service)")
+                continue
+            sd.notify("WATCHDOG=1")
+            if worker.connected.is_set():
+                try:
+                    with database.connection_context():
+                        record_beat(INGEST, utc_now(), f"client={config.mqtt_client_id}")
+                except Exception:
+                    log.exception("ingest could not record its beat")
+    finally:
+        sd.notify("STOPPING=1")
+        worker.stop()
+        feed.stop()
+    return 0
+
+
+def _stop_on_signals() -> threading.Event:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    feed.start()
-    try:
-        worker.run_forever(stop)
-    finally:
-        feed.stop()
-    return 0
+    return stop
 
 
 def _broker_config(directory: Path) -> int:
@@ -187,6 +253,7 @@ def _create_admin(args: argparse.Namespace) -> int:
 
 def _deliver(config: CentralConfig, *, once: bool, interval: float) -> int:
     """Run the outbound worker: every queued e-mail and SMS, the invitations' included."""
+    from central.core.beats import DELIVER_PREFIX, record_beat
     from central.core.context import sms_sender_from_config, utc_now
     from central.features import load_job_kinds
     from central.outbound.engine import OutboundWorker, Senders
@@ -199,17 +266,33 @@ def _deliver(config: CentralConfig, *, once: bool, interval: float) -> int:
         sms=sms_sender_from_config(config),
         pdf_font=config.pdf_font,
     )
-    worker = OutboundWorker(senders=senders, clock=utc_now, poll_interval=interval)
+    name = f"{DELIVER_PREFIX}-{socket.gethostname()}:{os.getpid()}"
+    last_beat = [0.0]
+
+    def on_cycle() -> None:  # after every round of the worker's loop: it is alive
+        sd.notify("WATCHDOG=1")
+        if time.monotonic() - last_beat[0] >= BEAT_INTERVAL_S:
+            last_beat[0] = time.monotonic()
+            try:
+                with database.connection_context():
+                    record_beat(name, utc_now())
+            except Exception:
+                log.exception("deliver could not record its beat")
+
+    worker = OutboundWorker(senders=senders, clock=utc_now, poll_interval=min(interval, BEAT_INTERVAL_S),
+                            on_cycle=on_cycle)
     if once:
         with database.connection_context():
             count = worker.run_once()
         senders.close()
         print(f"attempted {count} deliveries")
         return 0
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    worker.run(stop)
+    stop = _stop_on_signals()
+    sd.notify("READY=1")
+    try:
+        worker.run(stop)
+    finally:
+        sd.notify("STOPPING=1")
     return 0
 
 

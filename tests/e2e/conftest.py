@@ -89,7 +89,7 @@ def log_tail(log: Path, chars: int = 3000) -> str:
 
 @pytest.fixture
 def central(tmp_path: Path, broker: LocalBroker, mail: MailCatcher) -> Iterator[Central]:
-    """Central on SQLite: `vaora-central serve` and `vaora-central ingest` as separate processes."""
+    """Central on SQLite as the units run it: `vaora-central serve`, `ingest` and `deliver` as separate processes."""
     port = free_port()
     database_path = tmp_path / "central.db"
     env = {
@@ -111,7 +111,8 @@ def central(tmp_path: Path, broker: LocalBroker, mail: MailCatcher) -> Iterator[
     server = _spawn(["serve", "--host", "127.0.0.1", "--port", str(port)], env, log)
     ingest_log = tmp_path / "ingest.log"
     ingest = _spawn(["ingest"], env, ingest_log)
-    running = Central(f"http://127.0.0.1:{port}", env, database_path, [server, ingest])
+    deliver = _spawn(["deliver", "--interval", "0.2"], env, tmp_path / "deliver.log")
+    running = Central(f"http://127.0.0.1:{port}", env, database_path, [server, ingest, deliver])
     try:
         ready = f"{running.url}/api/v1/openapi.json"
         wait_until(lambda: _answers(ready, server, log), timeout=STARTUP_TIMEOUT_S, interval=0.1,
