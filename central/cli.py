@@ -269,12 +269,15 @@ def _deliver(config: CentralConfig, *, once: bool, interval: float) -> int:
     name = f"{DELIVER_PREFIX}-{socket.gethostname()}:{os.getpid()}"
     last_beat = [0.0]
 
-    def on_cycle() -> None:  # after every round of the worker's loop: it is alive
+    def on_cycle() -> None:  # after every job and every round of the worker's loop: it is alive
         sd.notify("WATCHDOG=1")
         if time.monotonic() - last_beat[0] >= BEAT_INTERVAL_S:
             last_beat[0] = time.monotonic()
             try:
-                with database.connection_context():
+                if database.is_closed():
+                    with database.connection_context():
+                        record_beat(name, utc_now())
+                else:  # between two jobs: the worker's own connection, left open for the next one
                     record_beat(name, utc_now())
             except Exception:
                 log.exception("deliver could not record its beat")

@@ -154,7 +154,8 @@ class OutboundWorker:
     poll_interval: float = 0.5
     sent_count: int = 0
     on_cycle: Callable[[], None] | None = None
-    """Called after every round of :meth:`run` (the delivery unit feeds systemd's watchdog from it)."""
+    """Called after every job and every round of :meth:`run`, so that a long backlog against a slow server
+    still shows the worker alive (the delivery unit feeds systemd's watchdog from it)."""
 
     def handle(self, job: MailJob) -> JobState:
         """Perform one claimed job and record the outcome; returns the job's new state."""
@@ -207,6 +208,11 @@ class OutboundWorker:
             for job in jobs:
                 self.handle(job)
                 handled += 1
+                self._alive()
+
+    def _alive(self) -> None:
+        if self.on_cycle is not None:
+            self.on_cycle()
 
     def run(self, stop: threading.Event) -> None:
         """Work until ``stop`` is set: run due jobs, close the SMTP connection when idle, then wait."""
@@ -228,8 +234,7 @@ class OutboundWorker:
             finally:
                 if not database.is_closed():
                     database.close()
-            if self.on_cycle is not None:
-                self.on_cycle()
+            self._alive()
             if handled == 0:
                 self.senders.close()
                 queue.wakeup.wait(self.poll_interval)

@@ -165,6 +165,24 @@ def test_a_mail_is_retried_with_backoff_after_the_smtp_server_was_down(invitatio
     assert Delegate.get_by_id(delegate.id).mail_status == "sent"
 
 
+def test_a_backlog_against_a_dead_server_shows_the_worker_alive_after_every_job(
+    invitation, mail: MailCatcher
+) -> None:
+    """systemd's watchdog is fed from ``on_cycle``: a backlog of failing sends (10 s timeouts each in real life)
+    must ping after every job, not once the whole backlog has been tried."""
+    mail.stop()
+    for n in range(45):  # more than two claim batches of 20
+        enqueue_delegate_code(add(invitation, n), NOW)
+    tried_when_pinged: list[int] = []
+
+    def on_cycle() -> None:
+        tried_when_pinged.append(MailJob.select().where(MailJob.last_error.is_null(False)).count())
+
+    w = worker(mail, Clock(NOW), on_cycle=on_cycle)
+    assert w.run_once() == 45
+    assert tried_when_pinged == list(range(1, 46)), "one ping per job tried"
+
+
 def test_a_mail_fails_for_good_after_its_last_attempt(invitation, mail: MailCatcher) -> None:
     delegate = add(invitation, 1)
     mail.stop()
