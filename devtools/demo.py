@@ -1,7 +1,8 @@
 """The embedded demo behind ``make demo``: central on SQLite, a private Mosquitto, a mail catcher, one gate.
 
-Everything runs in this one process except Mosquitto: central's web server and ingest worker in threads,
-and a gate on simulated pins (gpiozero MockFactory) that reads codes typed or pasted on this terminal.
+Central's web server is ``vaora-central serve`` (gunicorn, one worker, with the mail queue's worker thread
+on), in a child process; Mosquitto is another. The ingest worker and change feed run in threads here, beside
+a gate on simulated pins (gpiozero MockFactory) that reads codes typed or pasted on this terminal.
 The demo seeds two meetings (one per code scheme) through the real JSON API, registers one delegate in each,
 takes their codes out of the e-mails the mail catcher received, and prints them. Ctrl-C stops it all.
 
@@ -13,9 +14,11 @@ from __future__ import annotations
 import argparse
 import io
 import logging
+import os
 import secrets
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -28,10 +31,8 @@ from typing import Any
 import requests
 import zxingcpp
 from PIL import Image
-from werkzeug.serving import make_server
 
-from central.app import create_app
-from central.core.db import open_database
+from central.core.db import database, open_database
 from central.messaging.changefeed import ChangeFeed
 from central.messaging.ingest import IngestWorker
 from central.migrations import migrate
@@ -117,7 +118,7 @@ class Demo:
         self.stopping = threading.Event()
         self.broker: LocalBroker | None = None
         self.mail: MailCatcher | None = None
-        self.server: Any = None
+        self.server: subprocess.Popen[bytes] | None = None
         self.ingest: IngestWorker | None = None
         self.feed: ChangeFeed | None = None
         self.gate: Any = None
@@ -141,21 +142,8 @@ class Demo:
         database_url = f"sqlite:///{self.data_dir / 'central.db'}"
         open_database(database_url)
         migrate()  # as `vaora-central init-db` would
-        app = create_app(
-            {
-                "VAORA_DATABASE_URL": database_url,
-                "VAORA_SMTP_HOST": self.mail.host,
-                "VAORA_SMTP_PORT": self.mail.port,
-                "VAORA_MAIL_FROM": "vanphong@ubnd.demo.vn",
-                "VAORA_MQTT_HOST": self.broker.host,
-                "VAORA_MQTT_PORT": self.broker.port,
-                "VAORA_API_TOKEN": self.api_token,
-                "VAORA_SIGNING_KEY_FILE": str(self.data_dir / "signing-key.pem"),
-                "VAORA_PUBLIC_URL": self.url,
-            }
-        )
-        self.server = make_server("127.0.0.1", http_port, app, threaded=True)
-        threading.Thread(target=self.server.serve_forever, name="central-http", daemon=True).start()
+        database.close()
+        self.start_server(database_url, http_port)
         self.ingest = IngestWorker(self.broker.host, self.broker.port)
         self.ingest.start()
         self.ingest.connected.wait(10)
@@ -163,6 +151,53 @@ class Demo:
         self.feed.start()
         self.codes = self.seed()
         self.start_gate()
+
+    def start_server(self, database_url: str, http_port: int) -> None:
+        """Run ``vaora-central serve`` on ``http_port`` (its log beside the demo's) and wait until it answers."""
+        assert self.mail is not None and self.broker is not None
+        settings = {
+            "VAORA_DATABASE_URL": database_url,
+            "VAORA_SMTP_HOST": self.mail.host,
+            "VAORA_SMTP_PORT": str(self.mail.port),
+            "VAORA_MAIL_FROM": "vanphong@ubnd.demo.vn",
+            "VAORA_MQTT_HOST": self.broker.host,
+            "VAORA_MQTT_PORT": str(self.broker.port),
+            "VAORA_API_TOKEN": self.api_token,
+            "VAORA_SIGNING_KEY_FILE": str(self.data_dir / "signing-key.pem"),
+            "VAORA_PUBLIC_URL": self.url,
+            "VAORA_WEB_WORKERS": "1",
+            "VAORA_WEB_THREADS": "16",
+            "VAORA_MAIL_WORKER": "1",  # no separate `deliver` process in the demo
+        }
+        log_file = (self.data_dir / "central.log").open("ab")
+        self.server = subprocess.Popen(
+            [sys.executable, "-m", "central.cli", "serve", "--host", "127.0.0.1", "--port", str(http_port)],
+            env={**os.environ, **settings}, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+        )
+        log_file.close()
+        deadline = time.monotonic() + 60
+        while True:
+            if self.server.poll() is not None:
+                raise RuntimeError(f"central stopped at start (exit {self.server.returncode}); see "
+                                   f"{self.data_dir / 'central.log'}")
+            try:
+                requests.get(f"{self.url}/healthz", timeout=2)
+                return
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("central did not answer within 60 s") from None
+                time.sleep(0.2)
+
+    def stop_server(self) -> None:
+        """SIGTERM the web server (it drains in under 5 s) and wait for it."""
+        if self.server is None or self.server.poll() is not None:
+            return
+        self.server.terminate()
+        try:
+            self.server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.server.kill()
+            self.server.wait()
 
     def api(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         """Call central's JSON API as the office does; fail loudly on an unexpected answer."""
@@ -291,7 +326,7 @@ class Demo:
             ("gate", lambda: self.gate and self.gate.stop()),
             ("ingest", lambda: self.ingest and self.ingest.stop()),
             ("change feed", lambda: self.feed and self.feed.stop()),
-            ("http", lambda: self.server and self.server.shutdown()),
+            ("http", self.stop_server),
             ("mail", lambda: self.mail and self.mail.stop()),
             ("broker", lambda: self.broker and self.broker.stop()),
         ):

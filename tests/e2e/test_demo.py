@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.conftest import scaled
@@ -67,6 +68,9 @@ def test_demo_admits_its_codes_and_stops_cleanly_on_ctrl_c(tmp_path):
         mqtt_port = int(terminal.wait_for(r"Mosquitto\s+mqtt://127\.0\.0\.1:(\d+)").group(1))
         assert mqtt_port != 1883, "the demo must not assume the machine's broker port is free"
         terminal.wait_for(r"Ctrl-C")
+        central = terminal.wait_for(r"Central API\s+(http://127\.0\.0\.1:\d+)/").group(1)
+        served_by = requests.get(f"{central}/healthz", timeout=scaled(10)).headers.get("Server", "")
+        assert "gunicorn" in served_by, f"the demo's central must be the production server, not {served_by!r}"
         compact = terminal.wait_for(r"^\s+([2-9A-Z]{14})\s+\(printed").group(1)
         signed = terminal.wait_for(r"^\s+(VR1:[A-Z2-7]+)$").group(1)
         unknown = terminal.wait_for(r"\(refused\):\s+([2-9A-Z]{14})").group(1)
@@ -85,6 +89,8 @@ def test_demo_admits_its_codes_and_stops_cleanly_on_ctrl_c(tmp_path):
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=scaled(30)) == 0
         terminal.wait_for(r"Đã dừng / stopped")
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{central}/healthz", timeout=scaled(5))  # the web server stopped with the demo
         assert "Traceback" not in "\n".join(terminal.lines)
     finally:
         if process.poll() is None:
