@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
 import signal
 import tempfile
 import threading
@@ -78,9 +79,10 @@ def _end_streams_on_sigterm(worker: Any) -> None:
     signal.signal(signal.SIGTERM, on_sigterm)
 
 
-def _share_a_session_key() -> None:
+def _share_a_session_key() -> Path:
     """No VAORA_SECRET_KEY_FILE: make one random key for every worker of this run (a session signed by one
-    worker must be valid in the others); sessions still end when the server restarts."""
+    worker must be valid in the others); sessions still end when the server restarts. Returns the key's
+    private folder, which the server removes when it stops."""
     folder = Path(tempfile.mkdtemp(prefix="vaora-central-"))
     key_file = folder / "secret-key"
     fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -89,6 +91,7 @@ def _share_a_session_key() -> None:
     os.environ["VAORA_SECRET_KEY_FILE"] = str(key_file)
     log.warning("no VAORA_SECRET_KEY_FILE: one random session key for this run's workers; sessions end when "
                 "central restarts")
+    return folder
 
 
 class CentralServer(BaseApplication):  # gunicorn ships no types
@@ -124,10 +127,16 @@ def serve(config: CentralConfig, *, host: str | None = None, port: int | None = 
         database.close()
     # Mail and SMS leave through the delivery units (vaora-central deliver), not a thread in every web worker.
     os.environ.setdefault("VAORA_MAIL_WORKER", "0")
-    if config.secret_key is None:
-        _share_a_session_key()
+    key_folder = _share_a_session_key() if config.secret_key is None else None
     options = gunicorn_options(config, host=host, port=port)
     log.info("serving bind=%s workers=%d threads=%d streams=%d", options["bind"], config.web_workers,
              config.web_threads, config.web_streams)
-    CentralServer(options).run()
+    arbiter = os.getpid()
+    try:
+        CentralServer(options).run()
+    finally:
+        # gunicorn's forked workers leave through here too (SystemExit): only the arbiter, at the very end,
+        # removes the key that a worker started later would still need.
+        if key_folder is not None and os.getpid() == arbiter:
+            shutil.rmtree(key_folder, ignore_errors=True)
     return 0

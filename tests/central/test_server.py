@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,15 +33,22 @@ def _cli(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.Complet
                           capture_output=True, timeout=scaled(60), check=False)
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], dict[str, str], Path]]:
-    """A migrated SQLite central with an administrator, served by ``vaora-central serve`` on a free port."""
-    (tmp_path / "secret").write_text("s" * 40, encoding="utf-8")
+@contextmanager
+def serving(tmp_path: Path, *, secret_key: bool = True) -> Iterator[
+    tuple[str, subprocess.Popen[bytes], dict[str, str], Path]
+]:
+    """A migrated SQLite central with an administrator, served by ``vaora-central serve`` on a free port
+    (``secret_key=False``: no ``VAORA_SECRET_KEY_FILE``, the server makes one for the run under ``TMPDIR``)."""
     port = free_port()
+    (tmp_path / "tmp").mkdir()
     env = {**os.environ, "VAORA_DATABASE_URL": f"sqlite:///{tmp_path}/central.db", "VAORA_API_TOKEN": TOKEN,
-           "VAORA_SECRET_KEY_FILE": str(tmp_path / "secret"), "VAORA_SIGNING_KEY_FILE": str(tmp_path / "key.pem"),
+           "VAORA_SIGNING_KEY_FILE": str(tmp_path / "key.pem"), "TMPDIR": str(tmp_path / "tmp"),
            "VAORA_DATA_DIR": str(tmp_path / "data"), "VAORA_PUBLIC_URL": f"http://127.0.0.1:{port}",
            "VAORA_WEB_WORKERS": "2", "VAORA_WEB_THREADS": "8", "VAORA_LOG_LEVEL": "INFO"}
+    env.pop("VAORA_SECRET_KEY_FILE", None)
+    if secret_key:
+        (tmp_path / "secret").write_text("s" * 40, encoding="utf-8")
+        env["VAORA_SECRET_KEY_FILE"] = str(tmp_path / "secret")
     assert _cli(env, "init-db").returncode == 0
     created = _cli(env, "create-admin", "quantri", stdin=PASSWORD + "\n")
     assert created.returncode == 0, created.stderr
@@ -63,6 +71,23 @@ def served(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], dict[
             server.kill()
             server.wait()
         log.close()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], dict[str, str], Path]]:
+    """:func:`serving` with a configured secret key."""
+    with serving(tmp_path) as running:
+        yield running
+
+
+def log_in(base: str) -> requests.Session:
+    """A session logged in as the administrator."""
+    session = requests.Session()
+    form = session.get(f"{base}/login", timeout=5).text
+    answer = session.post(f"{base}/login", data={"csrf_token": csrf(form), "username": "quantri",
+                                                  "password": PASSWORD}, timeout=30, allow_redirects=False)
+    assert answer.status_code in (302, 303), answer.text[:300]
+    return session
 
 
 def test_the_real_server_serves_health_login_a_page_and_a_stream_then_stops_gracefully(
@@ -88,11 +113,7 @@ def test_the_real_server_serves_health_login_a_page_and_a_stream_then_stops_grac
     assert 'vaora_worker_beat_age_seconds{worker="ingest"}' in metrics.text
 
     # Log in as the administrator, open a page.
-    session = requests.Session()
-    form = session.get(f"{base}/login", timeout=5).text
-    answer = session.post(f"{base}/login", data={"csrf_token": csrf(form), "username": "quantri",
-                                                  "password": PASSWORD}, timeout=30, allow_redirects=False)
-    assert answer.status_code in (302, 303), answer.text[:300]
+    session = log_in(base)
     page = session.get(f"{base}/meetings/", timeout=10)
     assert page.status_code == 200 and "Cuộc họp" in page.text
 
@@ -123,6 +144,21 @@ def test_the_real_server_serves_health_login_a_page_and_a_stream_then_stops_grac
         if line.strip():
             assert line.startswith("ts="), line
     assert PASSWORD not in text and TOKEN not in text
+
+
+def test_without_a_configured_key_every_worker_shares_one_session_key_removed_at_stop(tmp_path: Path) -> None:
+    with serving(tmp_path, secret_key=False) as (base, server, _env, _log):
+        (folder,) = (tmp_path / "tmp").glob("vaora-central-*")
+        assert (folder / "secret-key").stat().st_mode & 0o777 == 0o600
+        session = log_in(base)
+        # Each request opens its own connection, so both workers answer some: none may see a stranger.
+        for _ in range(20):
+            page = session.get(f"{base}/meetings/", timeout=10, allow_redirects=False,
+                               headers={"Connection": "close"})
+            assert page.status_code == 200, "a session signed by one worker is valid in the other"
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=scaled(15)) == 0
+    assert not folder.exists(), "the run's session key is removed when the server stops"
 
 
 @pytest.mark.parametrize("proxies", [0, 1])
