@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import time
@@ -62,6 +63,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(scaled(ceiling)))
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """A test that runs a command in-process (``configure_logging``) points the root logger at that test's
+    captured stdout; put the previous handlers back, so later threads (a mail catcher's, a broker client's)
+    never write to a closed stream ("--- Logging error ---" in CI's output)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
 
 
 POSTGRES_HOST = os.environ.get("VAORA_PG_HOST", "127.0.0.1")

@@ -237,7 +237,8 @@ def test_service_unit_is_a_hardened_notify_service() -> None:
     expected = {"Type": "notify", "WatchdogSec": "10", "NotifyAccess": "main", "Restart": "on-failure",
                 "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes",
                 "ProtectKernelTunables": "yes", "ProtectControlGroups": "yes", "LockPersonality": "yes",
-                "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6", "StateDirectory": "vaora-gate",
+                # AF_NETLINK: libcamera enumerates cameras through udev's netlink socket.
+                "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6 AF_NETLINK", "StateDirectory": "vaora-gate",
                 "SupplementaryGroups": "gpio dialout input video"}
     assert {key: settings.get(key) for key in expected} == expected
     assert "MemoryDenyWriteExecute" not in settings, "breaks some numpy/OpenCV builds (see the comment)"
