@@ -53,6 +53,11 @@ DEFAULTS: dict[str, str] = {
     "VAORA_PROXY_COUNT": "0",
     "VAORA_RATELIMIT_STORAGE": "memory://",
     "VAORA_DB_POOL_SIZE": "16",
+    "VAORA_SESSION_MAX_HOURS": "12",
+    "VAORA_LOGIN_MAX_FAILURES": "5",
+    "VAORA_LOGIN_WINDOW_MIN": "15",
+    "VAORA_LOGIN_ADDRESS_MAX_FAILURES": "30",
+    "VAORA_PASSWORD_HASH_CONCURRENCY": "2",
 }
 """Every variable central reads, with its default."""
 
@@ -107,6 +112,15 @@ class CentralConfig:
     proxy_count: int = 0
     ratelimit_storage: str = "memory://"
     db_pool_size: int = 16
+    session_max_hours: int = 12
+    """Absolute session lifetime, whatever the activity (beside the idle timeout)."""
+    login_max_failures: int = 5
+    """Wrong passwords for one account within ``login_window_min`` before its logins are delayed."""
+    login_window_min: int = 15
+    login_address_max_failures: int = 30
+    """Failed logins from one client address within ``login_window_min`` before it gets 429."""
+    password_hash_concurrency: int = 2
+    """Password checks (argon2, 64 MiB each) that run at once per process; the others wait their turn."""
 
     @property
     def mqtt_tls(self) -> TlsFiles | None:
@@ -252,7 +266,8 @@ class CentralConfig:
             invitation_format=invitation_format,
             entry_opens_before_min=minutes,
             secret_key=secret_key,
-            data_dir=Path(values["VAORA_DATA_DIR"].strip() or "var/data"),
+            # Resolved here, once: a relative folder means the working directory central started in.
+            data_dir=Path(values["VAORA_DATA_DIR"].strip() or "var/data").expanduser().resolve(),
             session_idle_min=bounded_int("VAORA_SESSION_IDLE_MIN", 1, 24 * 60),
             max_upload_mb=bounded_int("VAORA_MAX_UPLOAD_MB", 1, 500),
             sms_backend=sms_backend,
@@ -271,6 +286,11 @@ class CentralConfig:
             proxy_count=bounded_int("VAORA_PROXY_COUNT", 0, 5),
             ratelimit_storage=ratelimit_storage,
             db_pool_size=bounded_int("VAORA_DB_POOL_SIZE", 1, 200),
+            session_max_hours=bounded_int("VAORA_SESSION_MAX_HOURS", 1, 24 * 7),
+            login_max_failures=bounded_int("VAORA_LOGIN_MAX_FAILURES", 1, 100),
+            login_window_min=bounded_int("VAORA_LOGIN_WINDOW_MIN", 1, 24 * 60),
+            login_address_max_failures=bounded_int("VAORA_LOGIN_ADDRESS_MAX_FAILURES", 1, 10_000),
+            password_hash_concurrency=bounded_int("VAORA_PASSWORD_HASH_CONCURRENCY", 1, 64),
         )
         if errors:
             raise ConfigError(errors)

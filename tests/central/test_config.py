@@ -19,6 +19,17 @@ def test_defaults() -> None:
     assert config.entry_opens_before_min == 120
     assert config.signing_key_file == Path("var/signing-key.pem")
     assert config.api_token is None
+    assert (config.session_max_hours, config.login_max_failures, config.login_window_min) == (12, 5, 15)
+    assert config.password_hash_concurrency == 2
+
+
+def test_a_relative_data_folder_is_resolved_once_against_the_starting_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = CentralConfig.from_mapping({"VAORA_DATA_DIR": "var/data"})
+    assert config.data_dir == tmp_path / "var" / "data"
+    assert config.data_dir.is_absolute()
 
 
 @pytest.mark.parametrize(
@@ -32,6 +43,9 @@ def test_defaults() -> None:
         ("VAORA_PUBLIC_URL", "vaora.example.vn"),
         ("VAORA_API_TOKEN", "short"),
         ("VAORA_API_TOKEN_FILE", "/nonexistent/token"),
+        ("VAORA_SESSION_MAX_HOURS", "0"),
+        ("VAORA_LOGIN_MAX_FAILURES", "many"),
+        ("VAORA_PASSWORD_HASH_CONCURRENCY", "0"),
     ],
 )
 def test_bad_value_names_the_variable(name: str, value: str) -> None:
