@@ -258,3 +258,41 @@ def test_messages_on_other_topics_are_dropped_with_a_reason(
     worker.handle(Recorder(), topic, encode(_checkin()))  # type: ignore[arg-type]
     assert f"ingest dropped message on unexpected topic={topic} reason={reason}" in caplog.text
     assert published == []
+
+
+def _hold_write_lock(database_url: str) -> Any:
+    """Another connection that holds the check-in table's write lock until closed (the database stalls)."""
+    if database_url.startswith("sqlite"):
+        import sqlite3
+
+        holder = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None, timeout=30)
+        holder.execute("BEGIN EXCLUSIVE")
+        return holder
+    import psycopg
+
+    holder = psycopg.connect(database_url)  # a transaction is open until rollback
+    holder.execute("LOCK TABLE check_in IN ACCESS EXCLUSIVE MODE")
+    return holder
+
+
+def test_a_writer_stuck_on_the_database_is_unhealthy_until_it_gets_through(
+    worker: IngestWorker, gate_client: Any, database_url: str
+) -> None:
+    """``writer_healthy`` gates systemd's watchdog pings (``vaora-central ingest``): a batch held longer than
+    ``stuck_after`` makes it false, so systemd restarts a stalled ingest. Judged with an injected clock."""
+    client, acks = gate_client
+    assert worker.writer_healthy()
+    holder = _hold_write_lock(database_url)
+    try:
+        payload = _checkin()
+        client.publish(topics.gate_checkins("g1"), encode(payload), qos=1).wait_for_publish(TIMEOUT)
+        wait_until(lambda: not worker.writer_healthy(now=time.monotonic() + 61), timeout=TIMEOUT,
+                   message="the writer never took the check-in in hand")
+        assert worker.writer_healthy(), "a batch in hand for less than stuck_after is not stuck yet"
+    finally:
+        holder.rollback()
+        holder.close()
+    assert acks.get(timeout=TIMEOUT).checkin_id == payload.id
+    wait_until(lambda: worker.writer_healthy(now=time.monotonic() + 61), timeout=TIMEOUT,
+               message="the writer stayed stuck after the database answered again")
+    assert _count(payload.id) == 1
