@@ -211,6 +211,9 @@ class SnapshotRefresher:
             try:
                 ok = self._refresh()
             except Exception:
+                if self._stop.is_set():  # the gate is shutting down and closed its store under this attempt
+                    log.debug("snapshot refresh ended by the gate's stop", exc_info=True)
+                    return
                 log.exception("snapshot refresh failed")
                 ok = False
             if ok:

@@ -3,6 +3,8 @@ and the background snapshot refetch with backoff; snapshots streamed in while ch
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -323,3 +325,26 @@ def test_a_snapshot_overtaken_by_changes_while_streaming_is_discarded(cache: Gat
     assert decide(new_code, cache, NOW, SITE).allowed
     assert decide(world.codes[2], cache, NOW, SITE).reason is Reason.REVOKED
     assert cache.staging_files() == []
+
+
+def test_an_attempt_cut_short_by_the_gates_stop_is_not_an_error(caplog: pytest.LogCaptureFixture) -> None:
+    """The gate closes its store while a slow attempt is still running (its join timed out on a loaded
+    machine): the attempt's failure is the shutdown's, logged at debug, and the thread ends."""
+    entered, release = threading.Event(), threading.Event()
+
+    def refresh() -> bool:
+        entered.set()
+        release.wait(scaled(30.0))
+        raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+
+    refresher = SnapshotRefresher(refresh, min_interval_s=0.0)
+    refresher.start()
+    thread = refresher._thread
+    refresher.request()
+    assert entered.wait(scaled(5.0))
+    refresher._stop.set()  # what stop() does first; the attempt then fails as the store closes
+    release.set()
+    assert thread is not None
+    thread.join(scaled(5.0))
+    assert not thread.is_alive()
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
