@@ -41,7 +41,7 @@ from central.meetings.models import Meeting  # noqa: E402
 from central.migrations import migrate  # noqa: E402
 from central.registration.models import Delegate  # noqa: E402
 from devtools.broker import LocalBroker  # noqa: E402
-from devtools.ports import free_port  # noqa: E402
+from devtools.ports import free_port, wait_for_http  # noqa: E402
 from protocols import payloads, topics  # noqa: E402
 
 PASSWORD = "mat-khau-do-hieu-nang-2026"
@@ -145,16 +145,10 @@ def run(args: argparse.Namespace) -> dict:
         processes.append(spawn(["serve", "--host", "127.0.0.1", "--port", str(port)], env, work / "serve.log"))
         processes.append(spawn(["ingest"], env, work / "ingest.log"))
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(f"{url}/login", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError((work / "serve.log").read_text()[-2000:])
-            time.sleep(0.2)
+        try:
+            wait_for_http(f"{url}/login", timeout=30, process=processes[0])
+        except RuntimeError:
+            raise RuntimeError((work / "serve.log").read_text()[-2000:]) from None
 
         session = login(url)
         state_url = f"{url}/meetings/{meeting_id}/truc-tiep/trang-thai.json"

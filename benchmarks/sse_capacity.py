@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks._gate_fixture import header  # noqa: E402
-from devtools.ports import free_port  # noqa: E402
+from devtools.ports import free_port, wait_for_http  # noqa: E402
 
 TOKEN = "bench-token-0123456789abcdef"
 PASSWORD = "Mật-khẩu-đo-tải-2026!"
@@ -74,16 +74,10 @@ def main() -> int:
         server = subprocess.Popen([sys.executable, "-m", "central.cli", "serve", "--port", str(port)], env=env,
                                   cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if requests.get(f"{base}/login", timeout=2).status_code == 200:
-                        break
-                except requests.RequestException:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("the server did not start")
-                time.sleep(0.2)
+            try:
+                wait_for_http(f"{base}/login", timeout=60, process=server)
+            except RuntimeError as exc:
+                raise SystemExit(str(exc)) from None
             starts = datetime.now(UTC) + timedelta(days=1)
             meeting = requests.post(f"{base}/api/v1/meetings", headers={"Authorization": f"Bearer {TOKEN}"},
                                     json={"title": "Đo tải", "starts_at": starts.isoformat(),

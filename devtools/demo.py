@@ -38,7 +38,7 @@ from central.messaging.ingest import IngestWorker
 from central.migrations import migrate
 from devtools.broker import LocalBroker
 from devtools.mailcatcher import MailCatcher
-from devtools.ports import free_port
+from devtools.ports import free_port, wait_for_http
 from protocols.codes import format_compact, generate_compact
 from protocols.reasons import describe
 
@@ -175,18 +175,10 @@ class Demo:
             env={**os.environ, **settings}, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
         )
         log_file.close()
-        deadline = time.monotonic() + 60
-        while True:
-            if self.server.poll() is not None:
-                raise RuntimeError(f"central stopped at start (exit {self.server.returncode}); see "
-                                   f"{self.data_dir / 'central.log'}")
-            try:
-                requests.get(f"{self.url}/healthz", timeout=2)
-                return
-            except requests.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("central did not answer within 60 s") from None
-                time.sleep(0.2)
+        try:
+            wait_for_http(f"{self.url}/healthz", timeout=60, process=self.server)
+        except RuntimeError as exc:
+            raise RuntimeError(f"central: {exc}; see {self.data_dir / 'central.log'}") from None
 
     def stop_server(self) -> None:
         """SIGTERM the web server (it drains in under 5 s) and wait for it."""

@@ -1,6 +1,7 @@
 """Free TCP ports for the servers that tests and the demo start themselves, and the port handling they share.
 
-``free_port()`` asks the OS for a port nobody listens on. ``PortOwner`` is the part of ``LocalBroker`` and
+``free_port()`` asks the OS for a port nobody listens on; ``wait_for_http()`` waits until a server started on one
+answers. ``PortOwner`` is the part of ``LocalBroker`` and
 ``MailCatcher`` that owns a host and a port: the port is given, or chosen at the first start and kept for every
 restart, and a start that loses its chosen port to another process (between the choice and the bind) tries again
 on a new one.
@@ -10,7 +11,11 @@ from __future__ import annotations
 
 import logging
 import socket
+import subprocess
+import time
 from collections.abc import Callable
+
+import requests
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +32,22 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def wait_for_http(url: str, *, timeout: float = 60.0, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Return once ``url`` answers HTTP at all (any status: a server that answers is up). Raise
+    ``RuntimeError`` when ``process`` (the server) exits first or after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server stopped at start (exit {process.returncode})")
+        try:
+            requests.get(url, timeout=2)
+            return
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not answer within {timeout:.0f} s") from None
+            time.sleep(0.2)
 
 
 def ensure_bindable(host: str, port: int) -> None:

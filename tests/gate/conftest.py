@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +28,3 @@ def make_config(tmp_path: Path) -> Callable[..., GateConfig]:
     return make
 
 
-@pytest.fixture(autouse=True)
-def _restore_root_logging() -> Iterator[None]:
-    """``gate.cli.main`` configures logging to the (captured) stdout; put the root logger back afterwards so
-    threads of later tests do not log into a closed stream."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-    for handler in handlers:
-        if handler not in root.handlers:
-            root.addHandler(handler)
-    root.setLevel(level)
