@@ -12,20 +12,18 @@ import logging
 import time
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from flask import Blueprint, Flask, Response, g, jsonify, request
 
+from central.api.helpers import bearer_token
 from central.core.beats import INGEST, beat_age
 from central.core.db import database
+from central.web import ctx
 
 log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)
 
 INGEST_FRESH_S = 60.0
 """An ingest beat older than this fails /healthz (ingest beats every 10 s)."""
-
-
-def _ctx() -> Any:
-    return current_app.extensions["vaora"]
 
 
 @bp.get("/healthz")
@@ -35,7 +33,7 @@ def healthz() -> Any:
     try:
         database.execute_sql("SELECT 1")
         passed["database"] = True
-        age = beat_age(INGEST, _ctx().clock())
+        age = beat_age(INGEST, ctx().clock())
         passed["ingest"] = age is not None and age <= INGEST_FRESH_S
     except Exception:  # the reason goes to the log, never to the answer
         log.exception("health check failed")
@@ -57,8 +55,7 @@ def _may_read_metrics() -> bool:
             return True
     except ValueError:
         pass
-    token = _ctx().config.api_token
-    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    token, given = ctx().config.api_token, bearer_token()
     return bool(token and given and hmac.compare_digest(given.encode(), token.encode()))
 
 
@@ -69,7 +66,7 @@ def metrics() -> Any:
 
     if not _may_read_metrics():
         return Response("forbidden\n", status=403, mimetype="text/plain")
-    body = render(DatabaseCollector(_ctx().clock))
+    body = render(DatabaseCollector(ctx().clock))
     return Response(body, mimetype="text/plain; version=0.0.4; charset=utf-8", headers={"Cache-Control": "no-store"})
 
 
