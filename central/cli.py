@@ -174,7 +174,7 @@ def _add_gate(args: argparse.Namespace) -> int:
 
 def _ingest(config: CentralConfig) -> int:
     """Run ingest and the change feed; tell systemd READY, feed its watchdog and record a beat while healthy."""
-    from central.core.beats import INGEST, record_beat
+    from central.core.beats import INGEST, try_beat
     from central.core.context import utc_now
     from central.messaging.changefeed import ChangeFeed
     from central.messaging.ingest import IngestWorker
@@ -195,11 +195,7 @@ def _ingest(config: CentralConfig) -> int:
                 continue
             sd.notify("WATCHDOG=1")
             if worker.connected.is_set():
-                try:
-                    with database.connection_context():
-                        record_beat(INGEST, utc_now(), f"client={config.mqtt_client_id}")
-                except Exception:
-                    log.exception("ingest could not record its beat")
+                try_beat(INGEST, utc_now(), f"client={config.mqtt_client_id}")
     finally:
         sd.notify("STOPPING=1")
         worker.stop()
@@ -253,7 +249,7 @@ def _create_admin(args: argparse.Namespace) -> int:
 
 def _deliver(config: CentralConfig, *, once: bool, interval: float) -> int:
     """Run the outbound worker: every queued e-mail and SMS, the invitations' included."""
-    from central.core.beats import DELIVER_PREFIX, record_beat
+    from central.core.beats import DELIVER_PREFIX, try_beat
     from central.core.context import sms_sender_from_config, utc_now
     from central.features import load_job_kinds
     from central.outbound.engine import OutboundWorker, Senders
@@ -273,14 +269,7 @@ def _deliver(config: CentralConfig, *, once: bool, interval: float) -> int:
         sd.notify("WATCHDOG=1")
         if time.monotonic() - last_beat[0] >= BEAT_INTERVAL_S:
             last_beat[0] = time.monotonic()
-            try:
-                if database.is_closed():
-                    with database.connection_context():
-                        record_beat(name, utc_now())
-                else:  # between two jobs: the worker's own connection, left open for the next one
-                    record_beat(name, utc_now())
-            except Exception:
-                log.exception("deliver could not record its beat")
+            try_beat(name, utc_now())
 
     worker = OutboundWorker(senders=senders, clock=utc_now, poll_interval=min(interval, BEAT_INTERVAL_S),
                             on_cycle=on_cycle)
