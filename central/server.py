@@ -67,7 +67,7 @@ class CentralLogs(glogging.Logger):  # gunicorn ships no types
 def _end_streams_on_sigterm(worker: Any) -> None:
     """In each worker: on SIGTERM, end the live streams too (else they would hold the worker to its timeout)."""
     previous = signal.getsignal(signal.SIGTERM)
-    app: Flask = worker.wsgi if isinstance(worker.wsgi, Flask) else worker.app.wsgi()
+    app: Flask = worker.wsgi  # gunicorn loads the app before post_worker_init
 
     def on_sigterm(signum: int, frame: Any) -> None:
         hub = app.extensions.get("vaora_live")
