@@ -42,7 +42,9 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
-from urllib.parse import parse_qsl, urlparse
+from urllib.parse import urlparse
+
+from playhouse import db_url
 
 from central.config import CentralConfig
 
@@ -136,33 +138,27 @@ def engine_of(database_url: str) -> str:
 
 
 def sqlite_path(database_url: str) -> Path:
-    """The database file a ``sqlite:///path`` URL names (parsed as ``central.core.db.open_database`` does)."""
-    path = database_url.split(":///", 1)[1] if ":///" in database_url else ""
+    """The database file a ``sqlite:///path`` URL names (parsed by playhouse.db_url, as central connects)."""
+    path = str(db_url.parse(database_url).get("database") or "")
     if not path or path == ":memory:":
         raise BackupError("the SQLite database URL names no file (an in-memory database cannot be backed up)")
     return Path(path)
 
 
 def _pg_target(database_url: str) -> _PgTarget:
-    parsed = urlparse(database_url)
-    database = parsed.path.lstrip("/")
+    # Parsed by playhouse.db_url, as central's own connection is: user and password as written.
+    settings = db_url.parse(database_url)
+    database = settings.pop("database", None)
     if not database:
         raise BackupError("the PostgreSQL database URL names no database")
-    # The user and password are used as written, like playhouse.db_url.connect (central's own connection) does.
-    params: dict[str, str] = {"dbname": database}
-    if parsed.hostname:
-        params["host"] = parsed.hostname
-    if parsed.port:
-        params["port"] = str(parsed.port)
-    if parsed.username:
-        params["user"] = parsed.username
-    for key, value in parse_qsl(parsed.query):
-        if key in PG_CONNINFO_KEYS:
-            params[key] = value
+    password = settings.pop("password", None)
+    params = {"dbname": str(database)}
+    params.update({key: str(value) for key, value in settings.items()
+                   if key in ("host", "port", "user") or key in PG_CONNINFO_KEYS})
     conninfo = " ".join(f"{key}={_conninfo_quote(value)}" for key, value in params.items())
-    where = f"{parsed.hostname or 'localhost'}:{parsed.port or 5432}/{database}"
-    label = f"{parsed.username}@{where}" if parsed.username else where
-    return _PgTarget(conninfo=conninfo, password=parsed.password, label=label)
+    where = f"{params.get('host', 'localhost')}:{params.get('port', 5432)}/{database}"
+    label = f"{params['user']}@{where}" if "user" in params else where
+    return _PgTarget(conninfo=conninfo, password=password, label=label)
 
 
 def _conninfo_quote(value: str) -> str:
