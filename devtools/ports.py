@@ -44,7 +44,7 @@ def wait_for_http(url: str, *, timeout: float = 60.0, process: subprocess.Popen[
         try:
             requests.get(url, timeout=2)
             return
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or listening while its workers still boot
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{url} did not answer within {timeout:.0f} s") from None
             time.sleep(0.2)
