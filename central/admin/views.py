@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 
 from central.admin.forms import OrganisationForm, UserForm, VenueForm
-from central.auth import admin_required, current_actor, users
+from central.auth import admin_required, current_actor, sessions, users
 from central.auth.models import User
 from central.auth.roles import ROLE_LABELS_VI, ROLES
 from central.core import audit
@@ -72,7 +72,8 @@ def user_edit(user_id: int) -> Any:
             "password": form.password.data,
         }
         try:
-            users.update_user(user_id, data, actor=current_actor(), now=clock_now())
+            users.update_user(user_id, data, actor=current_actor(), now=clock_now(),
+                              keep_session=sessions.current_token())
         except InvalidInputError as exc:
             apply_field_errors(form, exc)
         else:

@@ -5,7 +5,12 @@
   rights), and a logged-in session (then unsafe methods need the CSRF token in ``X-CSRFToken``).
 - ``login_required`` and ``roles_required(*roles)`` guard views; an administrator passes every role check.
   Pages answer 302 to the login page / 403; API routes answer 401 / 403 as JSON.
-- A session idle for longer than ``VAORA_SESSION_IDLE_MIN`` (by the app's clock) is logged out.
+- Every staff session is also known to the server (``central.auth.sessions``): a request whose session was
+  ended (logout, password change, deactivation), is older than ``VAORA_SESSION_MAX_HOURS`` or idle for longer
+  than ``VAORA_SESSION_IDLE_MIN`` (by the app's clock) is logged out: pages redirect to the login page, the API
+  answers 401.
+- Password checks run at most ``VAORA_PASSWORD_HASH_CONCURRENCY`` at once per process
+  (``central.auth.passwords``).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -183,33 +188,41 @@ def admin_required(view: F) -> F:
     return roles_required(ADMINISTRATOR)(view)
 
 
-SESSION_SEEN_KEY = "seen_at"
+def _check_session() -> None:
+    """Log out a session the server no longer knows as valid: ended, past its absolute lifetime, or idle for
+    longer than the configured time (measured with the app's clock)."""
+    from central.auth import sessions
 
-
-def _expire_idle_session() -> None:
-    """Log out a session idle for longer than the configured time (measured with the app's clock)."""
     if _is_api() and request.headers.get("Authorization"):
         return
     if not current_user.is_authenticated:
         return
     ctx = current_app.extensions["vaora"]
     now: datetime = ctx.clock()
-    seen = session.get(SESSION_SEEN_KEY)
-    if isinstance(seen, (int, float)) and now.timestamp() - seen > ctx.config.session_idle_min * 60:
-        logout_user()
-        session.pop(SESSION_SEEN_KEY, None)
-        g.pop("identity", None)
-        flash(gettext("Phiên đăng nhập đã hết hạn, vui lòng đăng nhập lại."), "warning")
+    problem = sessions.session_problem(
+        session.get(sessions.TOKEN_KEY), current_user.user_id, now=now,
+        idle=timedelta(minutes=ctx.config.session_idle_min), lifetime=timedelta(hours=ctx.config.session_max_hours))
+    if problem is None:
         return
-    session[SESSION_SEEN_KEY] = now.timestamp()
+    logout_user()
+    session.pop(sessions.TOKEN_KEY, None)
+    g.pop("identity", None)
+    if problem in {sessions.IDLE, sessions.LIFETIME}:
+        flash(gettext("Phiên đăng nhập đã hết hạn, vui lòng đăng nhập lại."), "warning")
+    else:
+        flash(gettext("Phiên đăng nhập đã kết thúc, vui lòng đăng nhập lại."), "warning")
 
 
 def init_auth(app: Flask) -> None:
-    """Set up Flask-Login and the idle-session check, and register the login pages."""
+    """Set up Flask-Login, the password hashing cap and the server-side session check, and register the
+    login pages."""
+    from central.auth.passwords import configure_hashing
+
+    configure_hashing(app.extensions["vaora"].config.password_hash_concurrency)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.session_protection = "strong"
-    app.before_request(_expire_idle_session)
+    app.before_request(_check_session)
     from central.auth import views  # noqa: F401 - registers the routes on bp
 
     app.register_blueprint(bp)

@@ -11,7 +11,7 @@ from flask import jsonify
 
 from central.api import bp
 from central.api.helpers import context, json_body, unauthorized
-from central.auth import current_actor, current_identity, login_required, roles_required, users
+from central.auth import current_actor, current_identity, login_required, roles_required, sessions, users
 from central.auth.roles import ADMINISTRATOR
 
 
@@ -45,6 +45,8 @@ def create_user() -> Any:
 @bp.patch("/users/<int:user_id>")
 @roles_required(ADMINISTRATOR)
 def update_user(user_id: int) -> Any:
-    """Change a user's role, name, e-mail, unit, active flag or password."""
-    user = users.update_user(user_id, json_body(), actor=current_actor(), now=context().clock())
+    """Change a user's role, name, e-mail, unit, active flag or password (the last active administrator keeps
+    the role and stays active; a new password or a deactivation ends the user's other sessions)."""
+    user = users.update_user(user_id, json_body(), actor=current_actor(), now=context().clock(),
+                             keep_session=sessions.current_token())
     return jsonify(users.user_to_dict(user))

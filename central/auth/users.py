@@ -1,4 +1,11 @@
-"""Staff accounts: creation, changes and password checks; every change is audited."""
+"""Staff accounts: creation, changes and password checks; every change is audited.
+
+- :func:`authenticate` is the one login check: the throttle first (no argon2 work for a refused attempt), then
+  the password, then the throttle's record.
+- A password change or a deactivation ends the account's other sessions (:mod:`central.auth.sessions`).
+- :func:`ensure_an_administrator_remains` keeps at least one active administrator, on every path that changes a
+  role or the active flag.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +14,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from central.auth import sessions, throttle
 from central.auth.models import User
-from central.auth.passwords import (
-    MAX_PASSWORD_LENGTH,
-    MIN_PASSWORD_LENGTH,
-    dummy_hash,
-    hash_password,
-    needs_rehash,
-    verify_password,
-)
-from central.auth.roles import REGISTRAR, ROLES
+from central.auth.passwords import dummy_hash, hash_password, needs_rehash, password_problem, verify_password
+from central.auth.roles import ADMINISTRATOR, REGISTRAR, ROLES
+from central.auth.throttle import LoginLimits, Refusal
 from central.core import validation as v
 from central.core.audit import audit
 from central.core.db import database
@@ -34,11 +36,29 @@ def username(value: Any) -> str:
     return value.strip()
 
 
-def password(value: Any) -> str:
-    """Return an acceptable new password (10 to 256 characters)."""
-    if not isinstance(value, str) or not MIN_PASSWORD_LENGTH <= len(value) <= MAX_PASSWORD_LENGTH:
-        raise v.FieldError(f"Mật khẩu phải từ {MIN_PASSWORD_LENGTH} đến {MAX_PASSWORD_LENGTH} ký tự")
-    return value
+def password(value: Any, username: str | None = None) -> str:
+    """Return an acceptable new password for ``username`` (:func:`central.auth.passwords.password_problem`)."""
+    problem = password_problem(value, username)
+    if problem is not None:
+        raise v.FieldError(problem)
+    return str(value)
+
+
+LAST_ADMINISTRATOR = "Phải còn ít nhất một quản trị hệ thống đang hoạt động"
+
+
+def ensure_an_administrator_remains(user: User, *, role: str, active: bool) -> None:
+    """Raise :class:`InvalidInputError` when giving ``user`` this ``role`` and ``active`` flag would leave no
+    active administrator. Call it inside the transaction that makes the change: on PostgreSQL it locks the
+    administrators' rows (in id order), so two concurrent demotions cannot each see the other remain."""
+    if user.role != ADMINISTRATOR or not user.active or (role == ADMINISTRATOR and active):
+        return
+    query = (User.select(User.id).where((User.role == ADMINISTRATOR) & (User.active == True))  # noqa: E712
+             .order_by(User.id))
+    if getattr(database.obj, "for_update", False):
+        query = query.for_update()
+    if not [row.id for row in query if row.id != user.id]:
+        raise InvalidInputError({"role" if role != ADMINISTRATOR else "active": LAST_ADMINISTRATOR})
 
 
 def _organisation(fields: v.FieldCollector, role: str | None) -> Organisation | None:
@@ -61,7 +81,7 @@ def create_user(data: Mapping[str, Any], *, actor: str, now: datetime) -> User:
     ``organisation_id`` (required for unit registrars)."""
     fields = v.FieldCollector(data)
     name = fields.take("username", username)
-    secret = fields.take("password", password)
+    secret = fields.take("password", password, name)
     role = fields.take("role", v.choice, ROLES)
     full_name = fields.take("full_name", v.text, required=False, max_length=120)
     email = fields.take("email", v.email, required=False)
@@ -83,9 +103,15 @@ def create_user(data: Mapping[str, Any], *, actor: str, now: datetime) -> User:
     return user
 
 
-def update_user(user_id: int, data: Mapping[str, Any], *, actor: str, now: datetime) -> User:
+def update_user(user_id: int, data: Mapping[str, Any], *, actor: str, now: datetime,
+                keep_session: str | None = None) -> User:
     """Change a user's ``role``, ``full_name``, ``email``, ``organisation_id``, ``active`` or ``password``
-    (only the keys present)."""
+    (only the keys present).
+
+    A new password or a deactivation ends every session of the user but ``keep_session`` (the caller's own
+    session token, when the callers changes their own password). The last active administrator keeps the role
+    and stays active.
+    """
     user = get_user(user_id)
     fields = v.FieldCollector(data)
     changes: dict[str, Any] = {}
@@ -101,16 +127,25 @@ def update_user(user_id: int, data: Mapping[str, Any], *, actor: str, now: datet
         if not isinstance(data["active"], bool):
             fields.add("active", "Phải là true hoặc false")
         changes["active"] = data["active"]
-    new_password = fields.take("password", password) if data.get("password") else None
+    new_password = fields.take("password", password, user.username) if data.get("password") else None
     fields.raise_if_any()
+    new_hash = hash_password(new_password) if new_password else None  # outside the transaction: it takes time
     with database.atomic():
+        user = get_user(user_id)  # read again under the transaction's lock
+        ensure_an_administrator_remains(user, role=changes.get("role", user.role),
+                                        active=changes.get("active", user.active))
+        deactivated = user.active and changes.get("active") is False
         for key, value in changes.items():
             setattr(user, key, value)
-        if new_password:
-            user.password_hash = hash_password(new_password)
+        if new_hash:
+            user.password_hash = new_hash
         user.save()
         shown = {k: (v_.id if isinstance(v_, Organisation) else v_) for k, v_ in changes.items()}
-        if new_password:
+        if new_hash or deactivated:
+            reason = sessions.DEACTIVATED if deactivated else sessions.PASSWORD_CHANGED
+            shown["sessions_ended"] = sessions.end_user_sessions(user.id, now=now, reason=reason,
+                                                                 keep=None if deactivated else keep_session)
+        if new_hash:
             shown["password"] = "changed"
         audit(actor, "user.update", f"user:{user.id}", shown, now=now)
     return user
@@ -124,26 +159,50 @@ def get_user(user_id: int) -> User:
     return user
 
 
-def authenticate(name: str, secret: str, *, now: datetime) -> User | None:
+class LoginThrottledError(Exception):
+    """Logins for this name or from this address are refused for now; ``refusal`` says why and until when."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        self.refusal = refusal
+        self.reason = refusal.reason
+        super().__init__(f"{refusal.reason} until {refusal.until.isoformat()}")
+
+
+def authenticate(name: str, secret: str, *, now: datetime, address: str | None = None,
+                 limits: LoginLimits | None = None) -> User | None:
     """Return the active user whose password matches, else None (same work for unknown names).
 
-    A successful login is audited and the hash upgraded when its parameters are outdated.
+    The login throttle (``limits``, the defaults when None; counted per name and per client ``address``) is
+    checked first: a refused attempt raises :class:`LoginThrottledError` before any password work, whatever the
+    password. Every failure is counted and a lockout it starts is audited (``auth.lockout``). The password check
+    may raise :class:`central.auth.passwords.HashingBusyError`. A successful login is audited, clears the name's
+    failures and upgrades the hash when its parameters are outdated.
     """
+    limits = limits or LoginLimits()
+    key, where = throttle.account_key(name), throttle.address_key(address)
+    refused = throttle.refusal(key, where, now=now, limits=limits)
+    if refused is not None:
+        raise LoginThrottledError(refused)
     user = None
     if isinstance(name, str) and len(name) <= 64:
-        user = User.get_or_none(User.username == name.strip().lower())
+        user = User.get_or_none(User.username == key)
     if user is None:
         verify_password(dummy_hash(), secret)
-        return None
-    if not verify_password(user.password_hash, secret) or not user.active:
-        audit(user.username, "auth.login_failed", f"user:{user.id}", now=now)
-        return None
-    user.last_login_at = now
-    if needs_rehash(user.password_hash):
-        user.password_hash = hash_password(secret)
-    user.save()
-    audit(user.username, "auth.login", f"user:{user.id}", now=now)
-    return user
+    elif verify_password(user.password_hash, secret) and user.active:
+        throttle.record_success(key)
+        user.last_login_at = now
+        if needs_rehash(user.password_hash):
+            user.password_hash = hash_password(secret)
+        user.save()
+        audit(user.username, "auth.login", f"user:{user.id}", now=now)
+        return user
+    else:
+        audit(user.username, "auth.login_failed", f"user:{user.id}", {"address": where}, now=now)
+    for started in throttle.record_failure(key, where, now=now, limits=limits):
+        audit("anonymous" if user is None else user.username, "auth.lockout",
+              f"user:{user.id}" if user is not None else f"login:{key}",
+              {"reason": started.reason, "until": started.until, "address": where}, now=now)
+    return None
 
 
 def user_to_dict(user: User) -> dict[str, Any]:
