@@ -113,14 +113,19 @@ class CentralConfig:
     ratelimit_storage: str = "memory://"
     db_pool_size: int = 16
     session_max_hours: int = 12
-    """Absolute session lifetime, whatever the activity (beside the idle timeout)."""
+    """``VAORA_SESSION_MAX_HOURS``: absolute session lifetime, whatever the activity (beside the idle timeout
+    ``session_idle_min``); checked on the server-side session record."""
     login_max_failures: int = 5
-    """Wrong passwords for one account within ``login_window_min`` before its logins are delayed."""
+    """``VAORA_LOGIN_MAX_FAILURES``: wrong passwords for one account name within ``login_window_min`` before it is
+    locked (429 with ``Retry-After``): 1 minute, doubled for each further failure, at most 24 h."""
     login_window_min: int = 15
+    """``VAORA_LOGIN_WINDOW_MIN``: the window in which the login throttle counts failures (account and address)."""
     login_address_max_failures: int = 30
-    """Failed logins from one client address within ``login_window_min`` before it gets 429."""
+    """``VAORA_LOGIN_ADDRESS_MAX_FAILURES``: failed logins from one client address within ``login_window_min``
+    before it gets 429."""
     password_hash_concurrency: int = 2
-    """Password checks (argon2, 64 MiB each) that run at once per process; the others wait their turn."""
+    """``VAORA_PASSWORD_HASH_CONCURRENCY``: password checks (argon2, 64 MiB each) that run at once per process; the
+    others wait up to 5 s for a turn, then the login answers 503 with ``Retry-After``."""
 
     @property
     def mqtt_tls(self) -> TlsFiles | None:
