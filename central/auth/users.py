@@ -89,6 +89,7 @@ def create_user(data: Mapping[str, Any], *, actor: str, now: datetime) -> User:
     if name and User.select().where(User.username == name).exists():
         fields.add("username", "Tên đăng nhập đã tồn tại")
     fields.raise_if_any()
+    password_hash = hash_password(secret)  # outside the transaction: it may wait for a hashing slot
     with database.atomic():
         user = User.create(
             username=name,
@@ -96,7 +97,7 @@ def create_user(data: Mapping[str, Any], *, actor: str, now: datetime) -> User:
             email=email,
             role=role,
             organisation=org,
-            password_hash=hash_password(secret),
+            password_hash=password_hash,
             created_at=now,
         )
         audit(actor, "user.create", f"user:{user.id}", {"username": name, "role": role}, now=now)
@@ -109,7 +110,7 @@ def update_user(user_id: int, data: Mapping[str, Any], *, actor: str, now: datet
     (only the keys present).
 
     A new password or a deactivation ends every session of the user but ``keep_session`` (the caller's own
-    session token, when the callers changes their own password). The last active administrator keeps the role
+    session token, when callers change their own password). The last active administrator keeps the role
     and stays active.
     """
     user = get_user(user_id)
@@ -129,7 +130,7 @@ def update_user(user_id: int, data: Mapping[str, Any], *, actor: str, now: datet
         changes["active"] = data["active"]
     new_password = fields.take("password", password, user.username) if data.get("password") else None
     fields.raise_if_any()
-    new_hash = hash_password(new_password) if new_password else None  # outside the transaction: it takes time
+    new_hash = hash_password(new_password) if new_password else None  # outside the transaction, like creation's
     with database.atomic():
         user = get_user(user_id)  # read again under the transaction's lock
         ensure_an_administrator_remains(user, role=changes.get("role", user.role),
