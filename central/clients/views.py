@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, make_response, redirect, render_template, url_for
 from flask_babel import gettext as _
 
 from central.auth import admin_required, current_actor
@@ -19,8 +19,12 @@ bp = Blueprint("clients", __name__, url_prefix="/admin/api-clients", template_fo
 
 
 def _page(form: ApiClientForm, status: int, issued: clients.IssuedClient | None = None) -> Any:
-    return render_template("clients/list.html", form=form, revoke_form=RevokeForm(), issued=issued,
-                           clients=clients.list_clients(), scope_labels=SCOPE_LABELS_VI), status
+    response = make_response(render_template(
+        "clients/list.html", form=form, revoke_form=RevokeForm(), issued=issued, clients=clients.list_clients(),
+        scope_labels=SCOPE_LABELS_VI,
+    ), status)
+    response.headers["Cache-Control"] = "no-store"  # a new token is on it: no copy in any cache
+    return response
 
 
 @bp.route("/", methods=["GET", "POST"], endpoint="index")

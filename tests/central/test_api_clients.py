@@ -79,6 +79,7 @@ def test_the_admin_page_shows_the_token_once_stores_its_hash_and_revokes(
     created = post_form(client, "/admin/api-clients/", "/admin/api-clients/",
                         {"name": "ioffice", "scopes": [MEETINGS_CREATE, INVITATIONS_DRAFT]})
     assert created.status_code == 201, created.text
+    assert created.headers["Cache-Control"] == "no-store"
     token = created.text.split('<p><code>')[1].split("</code>")[0]
     assert token.startswith("vaora_") and len(token) >= 6 + 43  # 32 random bytes, URL-safe base64
 
