@@ -242,18 +242,18 @@ def create_meeting_idempotent(
     if idempotency_key is None:
         return CreatedMeeting(create_meeting(data, now, actor=actor, api_client_id=api_client_id))
     key = _idempotency_key(idempotency_key)
+    caller = actor[:64]  # as the column holds it
     fingerprint = request_fingerprint(data)
     try:
         with write_transaction():
-            earlier = _replay(actor, key, fingerprint)
+            earlier = _replay(caller, key, fingerprint)
             if earlier is not None:
                 return CreatedMeeting(earlier, replayed=True)
             meeting = create_meeting(data, now, actor=actor, api_client_id=api_client_id)
-            IdempotencyRecord.create(actor=actor[:64], key=key, fingerprint=fingerprint, meeting=meeting,
-                                     created_at=now)
+            IdempotencyRecord.create(actor=caller, key=key, fingerprint=fingerprint, meeting=meeting, created_at=now)
     except (peewee.IntegrityError, DuplicateExternalIdError):
         # A concurrent request with this key committed first (its meeting, and so its external id, won).
-        earlier = _replay(actor, key, fingerprint)
+        earlier = _replay(caller, key, fingerprint)
         if earlier is None:
             raise
         return CreatedMeeting(earlier, replayed=True)

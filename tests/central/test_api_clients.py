@@ -379,6 +379,38 @@ def test_a_create_that_loses_the_race_returns_the_winners_meeting(
     assert Meeting.select().count() == 1
 
 
+def test_a_create_that_loses_the_external_id_race_names_the_winners_meeting(
+    app: Flask, clock: Clock, db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another create with the same external id commits after this one looked for it: the unique index refuses
+    this one's row, and the answer names the meeting that won."""
+    issued = clients.create_client({"name": "ioffice", "scopes": [MEETINGS_CREATE]}, actor="admin", now=clock())
+    client_id = issued.client.id
+    body = {**MEETING, "external_id": "VB-7"}
+    real = meetings._by_external_id
+    winner: list[int] = []
+
+    def look_up_then_lose(api_client_id: int, external_id: str) -> Meeting | None:
+        if winner:
+            return real(api_client_id, external_id)
+
+        def rival() -> None:
+            with database.connection_context():
+                winner.append(meetings.create_meeting(body, clock(), actor="client:ioffice",
+                                                      api_client_id=client_id).id)
+        winner.append(0)  # the rival's own look-up must see the truth
+        thread = threading.Thread(target=rival)
+        thread.start()
+        thread.join()
+        return None  # what this request saw before the rival committed
+
+    monkeypatch.setattr(meetings, "_by_external_id", look_up_then_lose)
+    with pytest.raises(meetings.DuplicateExternalIdError) as refused:
+        meetings.create_meeting(body, clock(), actor="client:ioffice", api_client_id=client_id)
+    assert refused.value.meeting_id == winner[1]
+    assert Meeting.select().count() == 1
+
+
 # ----- the migration --------------------------------------------------------------------------------------
 
 
