@@ -1,5 +1,5 @@
 """Command line of central: ``vaora-central serve | ingest | deliver | migrate | init-db | add-gate | create-admin |
-export | backup | restore | broker-config | issue-api-token``."""
+export | backup | restore | broker-config | issue-api-token | api-client``."""
 
 from __future__ import annotations
 
@@ -64,6 +64,15 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--meeting", type=int, required=True, help="the meeting's number (its id in the URL)")
     export.add_argument("--format", choices=("xlsx", "csv", "pdf"), default="xlsx")
     export.add_argument("-o", "--output", type=Path, required=True, help="file to write ('-' for standard output)")
+    clients = sub.add_parser("api-client", help="API clients: one token each, with scopes (create, list, revoke)")
+    client_sub = clients.add_subparsers(dest="client_command", required=True)
+    client_create = client_sub.add_parser("create", help="create a client and print its token (shown once)")
+    client_create.add_argument("--name", required=True, help="e.g. ioffice (lower-case letters, digits, . - _)")
+    client_create.add_argument("--scope", action="append", required=True, dest="scopes",
+                               help="repeat for each: attendance:read, meetings:create, invitations:draft")
+    client_sub.add_parser("list", help="list the clients (never their tokens)")
+    client_revoke = client_sub.add_parser("revoke", help="revoke a client's token (its next request answers 401)")
+    client_revoke.add_argument("client", help="the client's name or id")
     token = sub.add_parser("issue-api-token", help="write a new random API token to a file (mode 0600)")
     token.add_argument("path", type=Path, help="file to write, e.g. the one VAORA_API_TOKEN_FILE names")
     return parser
@@ -106,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _deliver(config, once=args.once, interval=args.interval)
     if args.command == "export":
         return _export(args.meeting, args.format, args.output)
+    if args.command == "api-client":
+        return _api_client(args)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
@@ -169,6 +180,34 @@ def _add_gate(args: argparse.Namespace) -> int:
         print(f"refused: {exc}", file=sys.stderr)
         return 2
     print(registered.token)
+    return 0
+
+
+def _api_client(args: argparse.Namespace) -> int:
+    from central.clients import services as clients
+    from central.core.context import utc_now
+
+    try:
+        with database.connection_context():
+            if args.client_command == "create":
+                issued = clients.create_client({"name": args.name, "scopes": args.scopes}, actor="cli", now=utc_now())
+                print(f"API client {issued.client.name} created with scopes {issued.client.scopes}; its token "
+                      "(shown once, give it to that system only):", file=sys.stderr)
+                print(issued.token)
+            elif args.client_command == "list":
+                for client in clients.list_clients():
+                    used = client.last_used_at.isoformat(timespec="seconds") if client.last_used_at else "never"
+                    state = f"revoked {client.revoked_at.isoformat(timespec='seconds')}" if client.revoked_at \
+                        else "active"
+                    print(f"{client.id}\t{client.name}\t{client.prefix}...\t{client.scopes}\t"
+                          f"created {client.created_at.isoformat(timespec='seconds')} by {client.created_by}\t"
+                          f"last used {used}\t{state}")
+            else:
+                revoked = clients.revoke_client(args.client, actor="cli", now=utc_now())
+                print(f"API client {revoked.name} revoked")
+    except ServiceError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -20,6 +20,7 @@ PAGES = (
     "central.attendance.views",  # live attendance per meeting
     "central.gates.views",  # the gate fleet and its commands
     "central.health.views",  # /healthz and /metrics
+    "central.clients.views",  # API clients: one token each (administrators)
 )
 """Modules whose ``bp`` is a page blueprint (the login pages are registered by :func:`central.auth.init_auth`)."""
 
@@ -31,6 +32,7 @@ API = (
     "central.attendance.api",
     "central.gates.api",
     "central.admin.api",
+    "central.clients.api",  # and the scope check of every client token
 )
 """Modules that add routes to the JSON API blueprint (:data:`central.api.bp`)."""
 

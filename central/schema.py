@@ -21,6 +21,7 @@ MODEL_MODULES = (
     "central.desk.models",
     "central.outbound.models",
     "central.messaging.models",
+    "central.clients.models",
 )
 """Every module that defines central tables."""
 

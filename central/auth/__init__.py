@@ -52,6 +52,8 @@ class Identity:
     is_authenticated: bool = True
     is_active: bool = True
     is_anonymous: bool = False
+    scopes: frozenset[str] | None = None
+    """An API client's scopes (``central.clients.scopes``); None for staff and the operator's token."""
 
     def get_id(self) -> str:
         """Return the id Flask-Login stores in the session."""
@@ -96,11 +98,21 @@ def _is_api() -> bool:
 
 
 def _bearer_identity() -> Identity | None:
+    """The identity of the request's Bearer token: an active API client's (``client:<name>``, with its scopes),
+    or the operator's configured ``VAORA_API_TOKEN`` (the integration, organiser rights); None otherwise."""
     from central.api.helpers import bearer_token
+    from central.clients.services import CLIENT_ACTOR_PREFIX, authenticate
 
-    expected = current_app.extensions["vaora"].config.api_token
     given = bearer_token()
-    if expected and given is not None and hmac.compare_digest(expected.encode(), given.encode()):
+    if given is None:
+        return None
+    ctx = current_app.extensions["vaora"]
+    client = authenticate(given, now=ctx.clock())
+    if client is not None:
+        return Identity(username=CLIENT_ACTOR_PREFIX + client.name, role=ORGANISER, full_name=client.name,
+                        scopes=client.scope_set)
+    expected = ctx.config.api_token
+    if expected and hmac.compare_digest(expected.encode(), given.encode()):
         return INTEGRATION_IDENTITY
     return None
 

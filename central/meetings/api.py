@@ -17,6 +17,7 @@ from central.api.helpers import (
 )
 from central.auth import current_actor, roles_required
 from central.auth.roles import ADMINISTRATOR, APPROVER, ORGANISER, STAFF_ROLES
+from central.clients.services import current_client_id
 from central.meetings import documents, venues
 from central.meetings import services as meetings
 from central.meetings.documents import DocumentTooLargeError
@@ -28,9 +29,22 @@ from protocols.reasons import Reason
 @bp.post("/meetings")
 @roles_required(ORGANISER)
 def create_meeting() -> Any:
-    """Create a meeting."""
-    meeting = meetings.create_meeting(json_body(), now=context().clock(), actor=current_actor())
-    return jsonify(meetings.meeting_to_dict(meeting)), 201
+    """Create a meeting. With an ``Idempotency-Key`` header a retry returns the same meeting (header
+    ``Idempotent-Replayed: true``), and the key with another body answers 422; an API client's ``external_id``
+    already used answers 409 with the ``meeting_id`` it has."""
+    try:
+        created = meetings.create_meeting_idempotent(
+            json_body(), context().clock(), actor=current_actor(),
+            idempotency_key=request.headers.get("Idempotency-Key"), api_client_id=current_client_id(),
+        )
+    except meetings.DuplicateExternalIdError as exc:
+        raise ApiError(409, "conflict", "duplicate_external_id", exc.message, meeting_id=exc.meeting_id) from None
+    except meetings.IdempotencyKeyReusedError as exc:
+        raise ApiError(422, "conflict", "idempotency_key_reused", exc.message, meeting_id=exc.meeting_id) from None
+    response = jsonify(meetings.meeting_to_dict(created.meeting))
+    if created.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response, 201
 
 
 @bp.get("/meetings/<int:meeting_id>")

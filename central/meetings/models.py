@@ -1,4 +1,5 @@
-"""The tables of meetings: the meeting, the venues it uses (remote links) and its documents.
+"""The tables of meetings: the meeting, the venues it uses (remote links), its documents, and the idempotency keys
+of the API requests that created meetings.
 """
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from typing import Any
 
 import peewee
 
+from central.clients.models import ApiClient
 from central.core.models import BaseModel, UTCDateTimeField
 from central.core.states import (
     MeetingState,
@@ -19,6 +21,7 @@ class Meeting(BaseModel):
     checkins: peewee.ModelSelect[Any]  # backref
     delegates: peewee.ModelSelect[Any]  # backref
     documents: peewee.ModelSelect[Any]  # backref
+    idempotency_records: peewee.ModelSelect[Any]  # backref
     invitations: peewee.ModelSelect[Any]  # backref
     remote_links: peewee.ModelSelect[Any]  # backref
     walkins: peewee.ModelSelect[Any]  # backref
@@ -37,6 +40,12 @@ class Meeting(BaseModel):
     main_venue = peewee.IntegerField(null=True)  # a Venue id (venues are defined below)
     updated_at = UTCDateTimeField(null=True)
     walkin_policy = peewee.CharField(max_length=16, default="approval")  # "direct" or "approval" (walk-ins)
+    api_client = peewee.ForeignKeyField(ApiClient, null=True, backref="meetings")  # the API client that created it
+    api_client_id: peewee.IntegerField[int | None]  # the key column peewee adds
+    external_id = peewee.CharField(max_length=100, null=True)  # that client's document id, unique per client
+
+    class Meta:
+        indexes = ((("api_client", "external_id"), True),)
 
 
 class Venue(BaseModel):
@@ -73,3 +82,21 @@ class MeetingDocument(BaseModel):
     stored_name = peewee.CharField(max_length=100, unique=True)
     uploaded_by = peewee.CharField(max_length=64)
     uploaded_at = UTCDateTimeField()
+
+
+class IdempotencyRecord(BaseModel):
+    """A ``POST /meetings`` made with an ``Idempotency-Key``: the caller, the key, what was asked and what was made.
+
+    A retry with the same key and the same body gets the same meeting back; the unique (actor, key) index makes
+    two concurrent requests with one key create one meeting.
+    """
+
+    actor = peewee.CharField(max_length=64)  # who sent it (``client:<name>``, ``api-token`` or a username)
+    key = peewee.CharField(max_length=200)
+    fingerprint = peewee.CharField(max_length=64)  # hex SHA-256 of the request body in canonical JSON
+    meeting = peewee.ForeignKeyField(Meeting, backref="idempotency_records", on_delete="CASCADE")
+    meeting_id: peewee.IntegerField[int]  # the key column peewee adds
+    created_at = UTCDateTimeField()
+
+    class Meta:
+        indexes = ((("actor", "key"), True),)

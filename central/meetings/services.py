@@ -2,14 +2,23 @@
 
 Cancelling a meeting revokes every delegate's code and tells them; moving its time re-issues every code
 with the new validity and e-mails it. Both append the changes gates follow and are audited.
+
+A meeting created through the API may carry its document system's id (``external_id``, unique per API client),
+and a create sent with an ``Idempotency-Key`` makes one meeting however often it is retried
+(:func:`create_meeting_idempotent`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+
+import peewee
 
 from central.core import validation as v
 from central.core.audit import audit
@@ -18,7 +27,7 @@ from central.core.db import write_transaction
 from central.core.errors import ConflictError, InvalidInputError, NotFoundError
 from central.core.keys import ActiveKey
 from central.core.states import DelegateMailState, MeetingState
-from central.meetings.models import Meeting, MeetingVenue, Venue
+from central.meetings.models import IdempotencyRecord, Meeting, MeetingVenue, Venue
 from central.registration.models import Delegate
 from protocols import payloads
 from protocols.codes import Scheme
@@ -119,23 +128,136 @@ def _clean(data: Mapping[str, Any], *, partial: bool, current: Meeting | None = 
     return clean
 
 
-def create_meeting(data: Mapping[str, Any], now: datetime, *, actor: str = "system") -> Meeting:
+class DuplicateExternalIdError(ConflictError):
+    """The API client already has a meeting with this ``external_id``; ``meeting_id`` is that meeting."""
+
+    def __init__(self, meeting_id: int) -> None:
+        self.meeting_id = meeting_id
+        super().__init__(Reason.MALFORMED, f"Đã có cuộc họp số {meeting_id} với mã văn bản này")
+
+
+class IdempotencyKeyReusedError(ConflictError):
+    """The ``Idempotency-Key`` was already used by this caller for a different request."""
+
+    def __init__(self, meeting_id: int) -> None:
+        self.meeting_id = meeting_id
+        super().__init__(Reason.MALFORMED, "Khóa Idempotency-Key này đã được dùng cho một yêu cầu khác")
+
+
+@dataclass(frozen=True)
+class CreatedMeeting:
+    """The meeting a create request made, and whether it was made by an earlier request with the same key."""
+
+    meeting: Meeting
+    replayed: bool = False
+
+
+def _external_id(data: Mapping[str, Any], api_client_id: int | None) -> str | None:
+    fields = v.FieldCollector(data)
+    external_id = fields.take("external_id", v.text, required=False, max_length=100) or None
+    if external_id is not None and api_client_id is None:
+        fields.add("external_id", "Chỉ ứng dụng kết nối có mã truy cập riêng mới gửi được mã văn bản")
+    fields.raise_if_any()
+    return external_id
+
+
+def _by_external_id(api_client_id: int, external_id: str) -> Meeting | None:
+    return Meeting.get_or_none((Meeting.api_client == api_client_id) & (Meeting.external_id == external_id))
+
+
+def create_meeting(
+    data: Mapping[str, Any], now: datetime, *, actor: str = "system", api_client_id: int | None = None
+) -> Meeting:
     """Validate and store a meeting; appends a ``meeting_upsert`` change and an audit entry.
 
     Fields: ``title``, ``starts_at``, ``ends_at`` (ISO 8601 with offset), either ``main_venue_id`` or
     ``venue`` and ``site_id``; optional ``agenda``, ``chair``, ``registration_deadline``,
-    ``remote_venue_ids``, ``scheme`` (compact), ``entry_policy`` (single), ``status`` (open).
+    ``remote_venue_ids``, ``scheme`` (compact), ``entry_policy`` (single), ``status`` (open), and, for an API
+    client (``api_client_id``), ``external_id``: its document's id, of which it may have one meeting
+    (:class:`DuplicateExternalIdError` names the meeting it has).
     """
     clean = _clean(data, partial=False)
+    external_id = _external_id(data, api_client_id)
     remote = clean.pop("remote_venue_ids", [])
-    with write_transaction():
-        meeting = Meeting.create(**clean, created_at=now, updated_at=now)
-        for venue_id in remote:
-            MeetingVenue.create(meeting=meeting, venue=venue_id)
-        meeting = Meeting.get_by_id(meeting.id)  # read back: aware UTC datetimes
-        append_change(payloads.MeetingUpsert(meeting=meeting_entry(meeting)), now)
-        audit(actor, "meeting.create", f"meeting:{meeting.id}", {"title": meeting.title}, now=now)
+    if external_id is not None and api_client_id is not None:
+        existing = _by_external_id(api_client_id, external_id)
+        if existing is not None:
+            raise DuplicateExternalIdError(existing.id)
+    try:
+        with write_transaction():
+            meeting = Meeting.create(**clean, created_at=now, updated_at=now, api_client=api_client_id,
+                                     external_id=external_id)
+            for venue_id in remote:
+                MeetingVenue.create(meeting=meeting, venue=venue_id)
+            meeting = Meeting.get_by_id(meeting.id)  # read back: aware UTC datetimes
+            append_change(payloads.MeetingUpsert(meeting=meeting_entry(meeting)), now)
+            details = {"title": meeting.title}
+            if external_id is not None:
+                details["external_id"] = external_id
+            audit(actor, "meeting.create", f"meeting:{meeting.id}", details, now=now)
+    except peewee.IntegrityError:  # the same external id created by a concurrent request
+        existing = _by_external_id(api_client_id, external_id) if api_client_id and external_id else None
+        if existing is None:
+            raise
+        raise DuplicateExternalIdError(existing.id) from None
     return meeting
+
+
+def request_fingerprint(data: Mapping[str, Any]) -> str:
+    """Return the hex SHA-256 of a request body in canonical JSON (keys sorted, no spaces)."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _idempotency_key(value: str) -> str:
+    if not 1 <= len(value) <= 200 or not all("!" <= ch <= "~" for ch in value):
+        raise InvalidInputError({"Idempotency-Key": "Từ 1 đến 200 ký tự ASCII in được, không có khoảng trắng"})
+    return value
+
+
+def _replay(actor: str, key: str, fingerprint: str) -> Meeting | None:
+    record = IdempotencyRecord.get_or_none((IdempotencyRecord.actor == actor) & (IdempotencyRecord.key == key))
+    if record is None:
+        return None
+    if record.fingerprint != fingerprint:
+        raise IdempotencyKeyReusedError(record.meeting_id)
+    return Meeting.get_by_id(record.meeting_id)
+
+
+def create_meeting_idempotent(
+    data: Mapping[str, Any],
+    now: datetime,
+    *,
+    actor: str,
+    idempotency_key: str | None,
+    api_client_id: int | None = None,
+) -> CreatedMeeting:
+    """Create a meeting (:func:`create_meeting`) at most once per ``actor`` and ``idempotency_key``.
+
+    A retry with the same key and the same body returns the meeting the first request made (``replayed``);
+    the same key with another body raises :class:`IdempotencyKeyReusedError`. Concurrent requests with one key
+    make one meeting: the unique (actor, key) index lets one commit, and the other rolls back and replays it.
+    Without a key this is :func:`create_meeting`.
+    """
+    if idempotency_key is None:
+        return CreatedMeeting(create_meeting(data, now, actor=actor, api_client_id=api_client_id))
+    key = _idempotency_key(idempotency_key)
+    caller = actor[:64]  # as the column holds it
+    fingerprint = request_fingerprint(data)
+    try:
+        with write_transaction():
+            earlier = _replay(caller, key, fingerprint)
+            if earlier is not None:
+                return CreatedMeeting(earlier, replayed=True)
+            meeting = create_meeting(data, now, actor=actor, api_client_id=api_client_id)
+            IdempotencyRecord.create(actor=caller, key=key, fingerprint=fingerprint, meeting=meeting, created_at=now)
+    except (peewee.IntegrityError, DuplicateExternalIdError):
+        # A concurrent request with this key committed first (its meeting, and so its external id, won).
+        earlier = _replay(caller, key, fingerprint)
+        if earlier is None:
+            raise
+        return CreatedMeeting(earlier, replayed=True)
+    return CreatedMeeting(meeting)
 
 
 def update_meeting(
@@ -316,6 +438,7 @@ def meeting_to_dict(meeting: Meeting) -> dict[str, Any]:
         if meeting.registration_deadline else None,
         "main_venue_id": meeting.main_venue,
         "remote_venue_ids": [venue.id for venue in remote_venues(meeting)],
+        "external_id": meeting.external_id,
     }
 
 
