@@ -7,8 +7,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from flask import Flask, jsonify, request
-from werkzeug.exceptions import HTTPException
+from flask import Flask, jsonify, make_response, request
+from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from central.api.helpers import ApiError, service_error_response
@@ -21,6 +21,7 @@ from central.features import register_features
 from central.outbound.mail import MailSender, SmtpMailSender
 from central.outbound.sms import SmsSender
 from central.web import html_error_page, init_web
+from central.web.inputs import install_bounded_integers
 from protocols.payloads import MAX_PAYLOAD_BYTES
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ def create_app(
     """
     settings = CentralConfig.from_env() if config is None else CentralConfig.from_mapping(config)
     app = Flask(__name__)
+    install_bounded_integers(app)  # before any route: ids beyond the database's integers match no route
     app.config["MAX_CONTENT_LENGTH"] = MAX_PAYLOAD_BYTES
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -103,10 +105,23 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
         if not request.path.startswith("/api/"):
-            return html_error_page(exc)
-        status = exc.code or 500
-        error = ERROR_NAMES.get(status, "http_error")
-        return jsonify({"error": error, "reason": error, "message": exc.description}), status
+            response = make_response(html_error_page(exc))
+        else:
+            status = exc.code or 500
+            error = ERROR_NAMES.get(status, "http_error")
+            response = make_response(jsonify({"error": error, "reason": error, "message": exc.description}), status)
+        # The exception's own headers stay: Allow on 405, Retry-After on 429/503, WWW-Authenticate on 401.
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
+
+    @app.errorhandler(OverflowError)
+    def _too_large_a_number(exc: OverflowError) -> Any:
+        # A number from outside too large for the database (or a date too far away) reached a query that
+        # the edge did not bound: the input is refused, not the server's fault.
+        log.warning("number out of range path=%s error=%s", request.path, exc)
+        return _http_error(BadRequest("Số quá lớn"))
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:

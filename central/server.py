@@ -7,7 +7,7 @@
 - SIGTERM: gunicorn stops accepting, every live stream of the worker is ended at once (the browsers reconnect
   to the next server), in-flight requests finish within ``GRACEFUL_TIMEOUT_S``.
 - Logging is set up exactly like the other commands (``protocols.logs``); gunicorn's own and its access log go
-  through it.
+  through it, secrets in queries, Referers and headers redacted.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
 from central.config import CentralConfig
+from protocols.logs import RedactSecrets
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +56,16 @@ def gunicorn_options(config: CentralConfig, *, host: str | None = None, port: in
 
 
 class CentralLogs(glogging.Logger):  # gunicorn ships no types
-    """gunicorn's error and access logs, sent to the root logger (set up by ``protocols.logs``)."""
+    """gunicorn's error and access logs, sent to the root logger (set up by ``protocols.logs``), their
+    secrets redacted (an access line holds the request's query and Referer: ``?s=<invitation secret>``)."""
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
         for logger in (self.error_log, self.access_log):
             logger.handlers.clear()
             logger.propagate = True
+            if not any(isinstance(existing, RedactSecrets) for existing in logger.filters):
+                logger.addFilter(RedactSecrets())
 
 
 def _end_streams_on_sigterm(worker: Any) -> None:

@@ -204,15 +204,50 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"
                  "--disable-component-update", "--disable-sync"]
 
 
+class WatchedBrowser:
+    """A Playwright browser whose every page reports Content Security Policy violations and uncaught script
+    errors into :attr:`problems` (the ``browser`` fixture fails the test on any)."""
+
+    def __init__(self, browser: Any) -> None:
+        self._browser = browser
+        self.problems: list[str] = []
+
+    def _watch(self, page: Any) -> None:
+        def on_console(message: Any) -> None:
+            if "Content Security Policy" in message.text:
+                self.problems.append(f"{page.url}: {message.text}")
+
+        page.on("console", on_console)
+        page.on("pageerror", lambda error: self.problems.append(f"{page.url}: uncaught {error}"))
+
+    def new_context(self, **options: Any) -> Any:
+        """``Browser.new_context``, every page of it watched."""
+        context = self._browser.new_context(**options)
+        context.on("page", self._watch)
+        return context
+
+    def new_page(self, **options: Any) -> Any:
+        """``Browser.new_page``, watched (and any page it opens)."""
+        page = self._browser.new_page(**options)
+        self._watch(page)
+        page.context.on("page", self._watch)
+        return page
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._browser, name)
+
+
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    """A headless Chromium."""
+    """A headless Chromium; the test fails if a page breaks the Content Security Policy or throws."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield instance
+        watched = WatchedBrowser(instance)
+        yield watched
         instance.close()
+        assert not watched.problems, "\n".join(watched.problems)
 
 
 @pytest.fixture

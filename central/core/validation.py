@@ -131,10 +131,23 @@ def choice(value: Any, options: tuple[str, ...], default: str | None = None) -> 
     return value
 
 
+DB_INT_MIN = -(2**63)
+DB_INT_MAX = 2**63 - 1
+"""The range of the database's integer columns (SQLite INTEGER, PostgreSQL bigint): ids and numbers from
+outside beyond it are refused before they reach a query (SQLite raises ``OverflowError`` on them)."""
+
+
+def fits_database(value: int) -> bool:
+    """True when ``value`` fits a 64-bit signed database integer."""
+    return DB_INT_MIN <= value <= DB_INT_MAX
+
+
 def positive_int(value: Any) -> int:
-    """Return a positive integer id."""
+    """Return a positive integer id (at most :data:`DB_INT_MAX`)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise FieldError("Phải là số nguyên dương")
+    if not fits_database(value):
+        raise FieldError(f"Phải là số nguyên dương, tối đa {DB_INT_MAX}")
     return value
 
 

@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 import requests
 import serial
 
-from protocols.logs import mask_phone
+from protocols.logs import mask_phone, redact_secrets
 
 log = logging.getLogger(__name__)
 
@@ -242,10 +242,9 @@ def compose_invitation_sms(
 
 @dataclass
 class LogSender:
-    """Log each message instead of sending it (demos and development); the phone is masked in the log.
-
-    The text is logged in full: it may hold a registration link, so use this sender only where that is fine.
-    """
+    """Log each message instead of sending it (demos and development); the phone is masked in the log and
+    the secret of a registration link in the text is redacted (``?secret=[redacted]``). ``sent`` keeps the
+    texts whole, for a test or a demo that must follow the link."""
 
     sent: list[tuple[str, str]] = field(default_factory=list)
     _counter: Any = field(default_factory=lambda: itertools.count(1), init=False, repr=False)
@@ -258,7 +257,7 @@ class LogSender:
             return SmsResult.failed(SmsError.INVALID_PHONE, "not a Vietnamese mobile number")
         reference = f"log-{next(self._counter)}"
         self.sent.append((number, text))
-        log.info("sms (log only) to=%s ref=%s text=%s", mask_phone(number), reference, text)
+        log.info("sms (log only) to=%s ref=%s text=%s", mask_phone(number), reference, redact_secrets(text))
         return SmsResult.sent(reference)
 
 

@@ -1,4 +1,5 @@
-"""Shared web plumbing: secret key, CSRF, Babel (Vietnamese first, English), error pages and view helpers.
+"""Shared web plumbing: secret key, cookie flags and security headers (``security.py``), CSRF, Babel
+(Vietnamese first, English), error pages and view helpers.
 
 Pages of every blueprint extend ``templates/base.html`` (blocks ``title`` and ``content``) and use these
 helpers: :func:`clock_now`, :func:`ctx`, :func:`apply_field_errors`, :func:`service_error_message`.
@@ -103,17 +104,17 @@ def html_error_page(exc: HTTPException) -> Any:
 
 
 def init_web(app: Flask) -> None:
-    """Configure the secret key, CSRF protection (app-wide), Babel and the HTML error pages."""
+    """Configure the secret key, the session cookie, security headers, CSRF protection (app-wide), Babel and
+    the HTML error pages."""
     settings = ctx_from(app).config
     if settings.secret_key:
         app.secret_key = settings.secret_key
     elif not app.secret_key:
         log.warning("no VAORA_SECRET_KEY_FILE: sessions use a random key and end when central restarts")
         app.secret_key = secrets.token_urlsafe(32)
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    app.config.setdefault("SESSION_COOKIE_SECURE", settings.public_url.startswith("https://")
-                          and not app.config.get("TESTING"))
+    from central.web.security import init_security
+
+    init_security(app, ctx_from(app))  # the session cookie's flags and the security headers
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # the session's idle timeout bounds it
     app.config["BABEL_DEFAULT_LOCALE"] = "vi"
     app.config["BABEL_DEFAULT_TIMEZONE"] = "Asia/Ho_Chi_Minh"

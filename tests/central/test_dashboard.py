@@ -248,6 +248,12 @@ def test_walkins_awaiting_approval(app: Flask, client: FlaskClient, world: dict[
 
 
 @pytest.fixture
+def central_config(central_config: dict[str, Any]) -> dict[str, Any]:
+    """Served over plain HTTP below: central's public URL says so (else its session cookie is ``Secure``)."""
+    return {**central_config, "VAORA_PUBLIC_URL": "http://127.0.0.1"}
+
+
+@pytest.fixture
 def served(app: Flask, world: dict[str, Any]) -> Iterator[str]:
     with ThreadedServer(app) as server:
         yield server.url

@@ -123,8 +123,8 @@ def test_manual_mark_and_fleet_command_in_the_browser(central: Central, mail: An
     row.get_by_role("button", name="Gửi").click()
     row.locator(".fleet-status[data-status='ok']").wait_for()
     assert "Cổng đã thực hiện" in row.locator(".fleet-status").text_content()
-    fleet.wait_for_function(
-        "document.querySelector(\"tr[data-gate='lobby-1'] .fleet-mode\")"
+    fleet.wait_for_function(  # a function, not an expression: the page's CSP forbids eval
+        "() => document.querySelector(\"tr[data-gate='lobby-1'] .fleet-mode\")"
         ".textContent.includes('Khóa cổng')")
     assert "Khóa cổng" in fleet.text_content("#fleet-log")
     shot(fleet, "fleet")

@@ -130,7 +130,7 @@ def test_guard_scans_a_cccd_registers_and_opens_the_gate(
         # The real card, at a wedge scanner's pace; the selected bad text is replaced.
         page.keyboard.type(CARD, delay=8)
         page.keyboard.press("Enter")
-        page.wait_for_function("document.getElementById('full_name').value !== ''")
+        page.wait_for_function("() => document.getElementById('full_name').value !== ''")
         assert page.locator("#full_name").input_value() == NAME
         assert page.locator("#date_of_birth").input_value() == "15/08/1985"
         assert page.locator("#sex").input_value() == "Nữ"
@@ -186,7 +186,7 @@ def test_guard_scans_a_cccd_registers_and_opens_the_gate(
         dashboard.locator(f"#dash-arrivals li:has-text('{NAME}')").wait_for()
         assert updated_live(dashboard), "the dashboard updated in place, from its live stream"
         # The walk-in's one-day delegate is newer than the page: the counts follow once the page refetched its state.
-        dashboard.wait_for_function("document.getElementById('dash-present').textContent === '1'")
+        dashboard.wait_for_function("() => document.getElementById('dash-present').textContent === '1'")
         result = page.locator("#gate-result")
         wait_until(lambda: result.get_attribute("data-result") is not None, timeout=20)
         assert result.get_attribute("data-result") == "ok", result.inner_text()

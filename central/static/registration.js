@@ -1,0 +1,28 @@
+/* The registration page: while the delegates' e-mails leave, follow their progress and update each badge. */
+(function () {
+  "use strict";
+  var box = document.getElementById("mail-progress");
+  var data = document.getElementById("mail-status-labels");
+  if (!box || !data || box.getAttribute("data-pending") === "0") return;
+  var states = JSON.parse(data.textContent);
+  function tick() {
+    fetch(box.getAttribute("data-url"), {headers: {"Accept": "application/json"}, cache: "no-store"})
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (p) {
+        if (!p) return;
+        if (p.total) box.textContent = "Đã gửi " + p.sent + "/" + p.total + (p.failed ? " · lỗi " + p.failed : "");
+        Object.keys(p.delegates || {}).forEach(function (id) {
+          var badge = document.querySelector("#delegate-" + id + " .mail-status");
+          var status = p.delegates[id];
+          if (badge && badge.getAttribute("data-status") !== status) {
+            badge.setAttribute("data-status", status);
+            badge.className = "badge badge-" + (status === states.pending ? states.queued : status) + " mail-status";
+            badge.textContent = states.labels[status] || status;
+          }
+        });
+        if (!p.done) window.setTimeout(tick, 1000);
+      })
+      .catch(function () { window.setTimeout(tick, 3000); });
+  }
+  window.setTimeout(tick, 500);
+})();
