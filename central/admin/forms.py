@@ -6,6 +6,8 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField, TelField
 
+from central.web.inputs import bounded_int
+
 
 class UserForm(FlaskForm):
     """Create or edit a user."""
@@ -14,7 +16,7 @@ class UserForm(FlaskForm):
     full_name = StringField(_l("Họ và tên"))
     email = EmailField(_l("Email"))
     role = SelectField(_l("Vai trò"), validate_choice=False)
-    organisation_id = SelectField(_l("Đơn vị (cho cán bộ đăng ký)"), coerce=int, validate_choice=False)
+    organisation_id = SelectField(_l("Đơn vị (cho cán bộ đăng ký)"), coerce=bounded_int, validate_choice=False)
     password = PasswordField(_l("Mật khẩu"))
     active = BooleanField(_l("Đang hoạt động"), default=True)
 

@@ -151,6 +151,22 @@ def positive_int(value: Any) -> int:
     return value
 
 
+def positive_ids(value: Any, *, message: str = "Phải là danh sách mã số") -> list[int]:
+    """Return a list of positive integer ids (each at most :data:`DB_INT_MAX`), duplicates dropped, in order.
+
+    ``None`` or ``""`` is an empty list; anything else that is not a list of such ids is refused with ``message``.
+    """
+    if value in (None, ""):
+        return []
+    if not isinstance(value, list):
+        raise FieldError(message)
+    try:
+        ids = [positive_int(item) for item in value]
+    except FieldError:
+        raise FieldError(message) from None
+    return list(dict.fromkeys(ids))
+
+
 class FieldCollector:
     """Apply validators to fields of a mapping; raise one ``InvalidInputError`` listing every failure."""
 

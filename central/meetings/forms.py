@@ -8,6 +8,7 @@ from flask_wtf.file import FileField
 from wtforms import HiddenField, SelectField, SelectMultipleField, StringField, TextAreaField
 
 from central.web.forms import LocalDateTimeField
+from central.web.inputs import bounded_int
 
 
 class MeetingForm(FlaskForm):
@@ -19,8 +20,8 @@ class MeetingForm(FlaskForm):
     starts_at = LocalDateTimeField(_l("Bắt đầu"))
     ends_at = LocalDateTimeField(_l("Kết thúc"))
     registration_deadline = LocalDateTimeField(_l("Hạn đăng ký"))
-    main_venue_id = SelectField(_l("Hội trường chính"), coerce=int, validate_choice=False)
-    remote_venue_ids = SelectMultipleField(_l("Điểm cầu"), coerce=int, validate_choice=False)
+    main_venue_id = SelectField(_l("Hội trường chính"), coerce=bounded_int, validate_choice=False)
+    remote_venue_ids = SelectMultipleField(_l("Điểm cầu"), coerce=bounded_int, validate_choice=False)
     scheme = SelectField(_l("Loại mã vào cổng"), choices=[("compact", _l("Mã ngắn (mặc định)")),
                                                           ("signed", _l("Mã ký số (cổng ngoại tuyến)"))],
                          validate_choice=False)
@@ -49,7 +50,7 @@ class DocumentForm(FlaskForm):
 class DraftInvitationsForm(FlaskForm):
     """Draft one invitation per selected organisation."""
 
-    organisation_ids = SelectMultipleField(_l("Đơn vị được mời"), coerce=int, validate_choice=False)
+    organisation_ids = SelectMultipleField(_l("Đơn vị được mời"), coerce=bounded_int, validate_choice=False)
     delegate_limit = StringField(_l("Số đại biểu tối đa mỗi đơn vị"), render_kw={"inputmode": "numeric"})
 
 

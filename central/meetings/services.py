@@ -54,15 +54,6 @@ def _optional_datetime(value: Any) -> datetime | None:
     return v.aware_datetime(value)
 
 
-def _ids(value: Any) -> list[int]:
-    if value in (None, ""):
-        return []
-    if not isinstance(value, list) or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0
-                                              for x in value):
-        raise v.FieldError("Phải là danh sách mã số")
-    return list(dict.fromkeys(value))
-
-
 def _clean(data: Mapping[str, Any], *, partial: bool, current: Meeting | None = None) -> dict[str, Any]:
     """Validate meeting fields (all for a new meeting, the present ones for an edit)."""
     fields = v.FieldCollector(data)
@@ -92,7 +83,7 @@ def _clean(data: Mapping[str, Any], *, partial: bool, current: Meeting | None = 
     if not partial:
         clean["status"] = fields.take("status", v.choice, STATUSES, MeetingState.OPEN)
     if want("remote_venue_ids"):
-        ids = fields.take("remote_venue_ids", _ids)
+        ids = fields.take("remote_venue_ids", v.positive_ids)
         if ids:
             found = {x.id for x in Venue.select().where(Venue.id.in_(ids))}
             if set(ids) - found:
