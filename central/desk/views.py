@@ -329,7 +329,9 @@ GATE_MESSAGES = {
 @roles_required(GUARD)
 def open_gate(walkin_id: int) -> Any:
     """Open a chosen gate once for an approved or admitted walk-in (admitting them first) and wait for the
-    gate's answer: ``ok``, ``failed`` or ``timeout``. JSON for the page's script, else a flash."""
+    gate's answer: ``ok``, ``failed`` or ``timeout``. JSON for the page's script, else a flash. A second open for
+    the same admission, or one outside the one-day code's validity, is refused with 409, its ``problem`` and
+    ``reason`` (:func:`central.desk.walkins.check_remote_open`), and nothing is sent to the gate."""
     walkin = _walkin_or_404(walkin_id)
     form = GateForm()
     wants_json = request.accept_mimetypes.best == "application/json"

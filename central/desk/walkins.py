@@ -5,7 +5,8 @@ Per meeting, ``Meeting.walkin_policy`` says whether a registered walk-in passes 
 on registration) or waits for an organiser (``approval``: pending). Admitting an approved walk-in issues a
 one-day code: a :class:`central.Delegate` under the invitation, valid from now (less a minute of clock
 tolerance) to the end of the local day in Hà Nội, capped at the meeting's end, in the meeting's code scheme,
-and appended to the change stream so every gate admits it.
+and appended to the change stream so every gate admits it. A guard may open a gate remotely for an admitted
+walk-in once per admission, while the one-day code is valid (:func:`check_remote_open`).
 
 Personal data: the 12-digit ID number is kept only as an HMAC (``id_hash``, keyed with the app secret) and a
 masked form (``id_masked``); the address is dropped. Logs and audit details carry the masked number only.
