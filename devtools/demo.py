@@ -36,6 +36,7 @@ from central.core.db import database, open_database
 from central.messaging.changefeed import ChangeFeed
 from central.messaging.ingest import IngestWorker
 from central.migrations import migrate
+from devtools import approval
 from devtools.broker import LocalBroker
 from devtools.mailcatcher import MailCatcher
 from devtools.ports import free_port, wait_for_http
@@ -43,6 +44,9 @@ from protocols.codes import format_compact, generate_compact
 from protocols.reasons import describe
 
 log = logging.getLogger(__name__)
+
+LEADER = "lanhdao"
+"""The demo's leader (approver) account: it approves the seeded invitations (its password is random per run)."""
 
 GATE_TOML = """\
 # Written by the demo: one gate on simulated pins reading codes typed on the terminal.
@@ -115,6 +119,7 @@ class Demo:
         self.args = args
         self.data_dir: Path = args.data_dir.resolve()
         self.api_token = secrets.token_urlsafe(24)
+        self.leader_password = secrets.token_urlsafe(18)
         self.stopping = threading.Event()
         self.broker: LocalBroker | None = None
         self.mail: MailCatcher | None = None
@@ -142,6 +147,7 @@ class Demo:
         database_url = f"sqlite:///{self.data_dir / 'central.db'}"
         open_database(database_url)
         migrate()  # as `vaora-central init-db` would
+        self.create_leader()
         database.close()
         self.start_server(database_url, http_port)
         self.ingest = IngestWorker(self.broker.host, self.broker.port)
@@ -151,6 +157,13 @@ class Demo:
         self.feed.start()
         self.codes = self.seed()
         self.start_gate()
+
+    def create_leader(self) -> None:
+        """Create the leader's account (approver) that approves the demo's invitations (open database)."""
+        from central.auth import users
+
+        users.create_user({"username": LEADER, "password": self.leader_password, "role": "approver",
+                           "full_name": "Phó Chủ tịch UBND (demo)"}, actor="demo", now=datetime.now(UTC))
 
     def start_server(self, database_url: str, http_port: int) -> None:
         """Run ``vaora-central serve`` on ``http_port`` (its log beside the demo's) and wait until it answers."""
@@ -212,6 +225,7 @@ class Demo:
         }
         seeded: dict[str, Any] = {}
         assert self.mail is not None
+        leader = approval.log_in(self.url, LEADER, self.leader_password, timeout=10)
         for scheme, (name, position, email) in people.items():
             meeting = self.api(
                 "POST", "/api/v1/meetings",
@@ -224,14 +238,18 @@ class Demo:
                     "scheme": scheme,
                 },
             )
-            invitation = self.api(
+            draft = self.api(
                 "POST", "/api/v1/invitations",
                 json={"meeting_id": meeting["id"], "organisation_id": organisation["id"]},
             )
+            invitation = approval.approve(leader, self.url, draft["id"], timeout=10)
+            # The organisation registers through the link its office received by e-mail.
+            letters = [approval.mail_text(m) for m in self.mail.messages]
+            link = approval.registration_link(letters, invitation["number"])
             before = len(self.mail.messages)
             self.api(
-                "POST", f"/api/v1/invitations/{invitation['number']}/delegates",
-                headers={"X-Invitation-Secret": invitation["secret"]},
+                "POST", f"/api/v1/invitations/{link.number}/delegates",
+                headers={"X-Invitation-Secret": link.secret},
                 json={"name": name, "position": position, "email": email},
             )
             message = self.mail.wait_for(before + 1, timeout=10)[-1]

@@ -329,7 +329,9 @@ GATE_MESSAGES = {
 @roles_required(GUARD)
 def open_gate(walkin_id: int) -> Any:
     """Open a chosen gate once for an approved or admitted walk-in (admitting them first) and wait for the
-    gate's answer: ``ok``, ``failed`` or ``timeout``. JSON for the page's script, else a flash."""
+    gate's answer: ``ok``, ``failed`` or ``timeout``. JSON for the page's script, else a flash. A second open for
+    the same admission, or one outside the one-day code's validity, is refused with 409, its ``problem`` and
+    ``reason`` (:func:`central.desk.walkins.check_remote_open`), and nothing is sent to the gate."""
     walkin = _walkin_or_404(walkin_id)
     form = GateForm()
     wants_json = request.accept_mimetypes.best == "application/json"
@@ -350,18 +352,32 @@ def open_gate(walkin_id: int) -> Any:
     except ImportError:
         return _gate_reply(walkin, "unavailable", gate.gate_id, "", wants_json, 503)
     actor = current_actor()
+    command = None
+    outcome: str = CommandState.FAILED
     try:
         command = gate_commands.issue(
             gate.gate_id, "open", actor=actor,
             note=f"Khách tại bàn tiếp đón: {walkin.full_name} ({walkin.id_masked})"[:200],
-            meeting_id=walkin.meeting_id, delegate_id=walkin.delegate_id,
+            meeting_id=walkin.meeting_id, delegate_id=walkin.delegate_id, valid_at=_now(),
         )
-        result = gate_commands.wait(command.command_id, timeout)
-        outcome = _gate_outcome(result)
-        reason = getattr(result, "reason", None)
-        detail = describe(reason, select_locale()) if reason else ""
+    except walkins.WalkinRefusedError as exc:
+        # Once per admission, within the one-day code's validity: refused before anything is sent to the gate.
+        audit_log.audit(actor, "walkin.open_gate", f"walkin:{walkin.id}",
+                        {"gate": gate.gate_id, "result": "refused", "problem": exc.problem,
+                         "delegate": walkin.delegate_id, "id": walkin.id_masked}, now=_now())
+        log.info("desk open gate refused walkin=%s gate=%s problem=%s", walkin.id, gate.gate_id, exc.problem)
+        return _gate_reply(walkin, CommandState.FAILED, gate.gate_id, service_error_message(exc), wants_json, 409,
+                           reason=exc.reason.value, problem=exc.problem)
     except ServiceError as exc:
         outcome, detail = CommandState.FAILED, service_error_message(exc)
+    if command is not None:
+        try:
+            result = gate_commands.wait(command.command_id, timeout)
+            outcome = _gate_outcome(result)
+            reason = getattr(result, "reason", None)
+            detail = describe(reason, select_locale()) if reason else ""
+        except ServiceError as exc:
+            outcome, detail = CommandState.FAILED, service_error_message(exc)
     audit_log.audit(actor, "walkin.open_gate", f"walkin:{walkin.id}",
                     {"gate": gate.gate_id, "result": outcome, "delegate": walkin.delegate_id, "id": walkin.id_masked},
                     now=_now())
@@ -370,14 +386,15 @@ def open_gate(walkin_id: int) -> Any:
 
 
 def _gate_reply(walkin: Walkin, outcome: str, gate_id: str, detail: str, wants_json: bool,
-                status: int) -> Any:
+                status: int, **refusal: str) -> Any:
     timeout = float(current_app.config.get("DESK_GATE_TIMEOUT", GATE_TIMEOUT_S))
     message = _(GATE_MESSAGES.get(outcome, GATE_MESSAGES[CommandState.FAILED]), gate=gate_id, name=walkin.full_name,
                 detail=detail or _("không rõ lý do"), seconds=int(timeout))
     if outcome == CommandState.FAILED and not gate_id:
         message = detail
     if wants_json:
-        body = {"ok": outcome == CommandState.OK, "result": outcome, "gate_id": gate_id, "message": message}
+        body = {"ok": outcome == CommandState.OK, "result": outcome, "gate_id": gate_id, "message": message,
+                **refusal}
         return jsonify(body), status
     flash(message, "success" if outcome == CommandState.OK else "error")
     return redirect(url_for("desk.index"), 303)

@@ -5,7 +5,8 @@ Per meeting, ``Meeting.walkin_policy`` says whether a registered walk-in passes 
 on registration) or waits for an organiser (``approval``: pending). Admitting an approved walk-in issues a
 one-day code: a :class:`central.Delegate` under the invitation, valid from now (less a minute of clock
 tolerance) to the end of the local day in Hà Nội, capped at the meeting's end, in the meeting's code scheme,
-and appended to the change stream so every gate admits it.
+and appended to the change stream so every gate admits it. A guard may open a gate remotely for an admitted
+walk-in once per admission, while the one-day code is valid (:func:`check_remote_open`).
 
 Personal data: the 12-digit ID number is kept only as an HMAC (``id_hash``, keyed with the app secret) and a
 masked form (``id_masked``); the address is dropped. Logs and audit details carry the masked number only.
@@ -28,7 +29,7 @@ from central.core.audit import audit
 from central.core.db import write_transaction
 from central.core.errors import ConflictError, InvalidInputError, NotFoundError
 from central.core.keys import ActiveKey
-from central.core.states import DelegateMailState, InvitationState, MeetingState, WalkinState
+from central.core.states import CommandState, DelegateMailState, InvitationState, MeetingState, WalkinState
 from central.desk.cccd import CccdRecord
 from central.desk.models import Walkin
 from central.invitations.models import Invitation, Organisation
@@ -250,6 +251,47 @@ def admit(
     log.info("walkin admitted id=%s delegate=%s meeting=%s id_number=%s valid_until=%s",
              walkin.id, delegate.id, meeting.id, walkin.id_masked, delegate.valid_until.isoformat())
     return get(walkin.id)
+
+
+REMOTE_OPEN_COUNTED = (CommandState.SENT, CommandState.OK, CommandState.TIMEOUT)
+"""Open commands that use up a walk-in's remote open: sent, done, or unanswered (the gate may still have opened).
+One the gate answered ``failed`` (locked down, refused, not published) did not open, so the guard may try again."""
+
+
+def check_remote_open(delegate_id: int, now: datetime) -> Walkin | None:
+    """The rule for opening a gate remotely for a walk-in's one-day code ``delegate_id``: once per admission, within
+    the code's validity. Returns the walk-in (None when the delegate is not a walk-in's: no rule applies).
+
+    Call inside the transaction that stores the open command: it first writes the admission row, which serialises
+    two guards opening for the same walk-in at once (SQLite's write lock, PostgreSQL's row lock). Raises
+    :class:`WalkinRefusedError`: ``not_admitted``, ``revoked``, ``not_yet_valid``, ``expired`` or
+    ``already_opened`` (reason ``already_inside``).
+    """
+    from central.gates.models import GateCommand
+
+    walkin = Walkin.get_or_none(Walkin.delegate == delegate_id)
+    if walkin is None:
+        return None
+    Walkin.update(status=Walkin.status).where(Walkin.id == walkin.id).execute()  # lock the admission
+    walkin = get(walkin.id)
+    delegate = walkin.delegate
+    if walkin.status != WalkinState.ADMITTED or delegate is None:
+        raise WalkinRefusedError("not_admitted", Reason.MALFORMED,
+                                 f"Khách chưa được cấp mã ({WalkinState(walkin.status).vi})")
+    if delegate.revoked_at is not None:
+        raise WalkinRefusedError("revoked", Reason.REVOKED, "Mã một ngày của khách đã bị hủy")
+    if now < delegate.valid_from:
+        raise WalkinRefusedError("not_yet_valid", Reason.NOT_YET_VALID, "Mã một ngày của khách chưa có hiệu lực")
+    if now >= delegate.valid_until:
+        raise WalkinRefusedError("expired", Reason.EXPIRED, "Mã một ngày của khách đã hết hạn")
+    opened = GateCommand.select().where(
+        (GateCommand.action == "open") & (GateCommand.delegate_id == delegate.id)
+        & GateCommand.status.in_(list(REMOTE_OPEN_COUNTED))
+    ).exists()
+    if opened:
+        raise WalkinRefusedError("already_opened", Reason.ALREADY_INSIDE,
+                                 "Đã mở cổng cho khách này một lần; khách vào lại bằng mã một ngày")
+    return walkin
 
 
 def _issue_code(walkin: Walkin, meeting: Meeting, now: datetime,

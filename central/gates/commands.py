@@ -23,9 +23,10 @@ from typing import Any
 from uuid import UUID
 
 from central.core.audit import audit
-from central.core.db import database
+from central.core.db import database, write_transaction
 from central.core.errors import InvalidInputError, NotFoundError, ServiceError
 from central.core.states import CommandState
+from central.desk import walkins
 from central.gates.models import Gate, GateCommand
 from central.meetings.models import Meeting
 from central.messaging.publish import CommandPublisher, PublishError, get_publisher
@@ -76,6 +77,7 @@ def issue(
     delegate_id: int | None = None,
     publisher: CommandPublisher | None = None,
     now: datetime | None = None,
+    valid_at: datetime | None = None,
 ) -> GateCommand:
     """Send ``action`` to gate ``gate_id`` on behalf of ``actor`` (a username); return the stored command.
 
@@ -85,6 +87,10 @@ def issue(
     the message cannot be handed to the broker (the row is then kept with status ``failed``).
     ``publisher`` defaults to :func:`central.messaging.publish.get_publisher` of the current Flask app. ``now``
     (aware) is the issue time the gate checks against its max age: the real time unless given.
+
+    An ``open`` for a walk-in's one-day code (``delegate_id``) follows :func:`central.desk.walkins.check_remote_open`
+    at ``valid_at`` (the app's clock; ``now`` unless given): once per admission, within the code's validity, else
+    :class:`central.desk.walkins.WalkinRefusedError` (409) with its ``problem`` and reason, and nothing is sent.
     """
     if not isinstance(action, str) or action not in ACTIONS:
         raise ServiceError(Reason.UNKNOWN_ACTION, f"Lệnh không hợp lệ: {str(action)[:32]!r}")
@@ -116,7 +122,9 @@ def issue(
     issued_at = now or _now()
     command = Command(id=uuid.uuid4(), gate_id=gate.gate_id, action=action, issued_by=actor, issued_at=issued_at,
                       note=note or None, meeting_id=meeting_id, delegate_id=delegate_id)
-    with database.atomic():
+    with write_transaction():
+        if action == "open" and delegate_id is not None:
+            walkins.check_remote_open(delegate_id, valid_at or issued_at)
         row = GateCommand.create(
             command_id=command.id, gate=gate, action=action, note=note, meeting_id=meeting_id,
             delegate_id=delegate_id, issued_by=actor[:64], issued_at=issued_at, status=CommandState.SENT,

@@ -32,17 +32,9 @@ def create_organisation() -> Any:
 @bp.post("/invitations")
 @roles_required(ORGANISER)
 def create_invitation() -> Any:
-    """Number an invitation at once (no approval step); the response is the only place its secret appears."""
-    ctx = context()
-    issued = invitations.create_invitation(
-        json_body(), now=ctx.clock(), number_format=ctx.config.invitation_format, actor=current_actor()
-    )
-    body = invitations.invitation_to_dict(issued.invitation)
-    body["secret"] = issued.secret
-    body["registration_url"] = invitations.registration_url(
-        ctx.config.public_url, issued.invitation.number or "", issued.secret
-    )
-    return jsonify(body), 201
+    """Draft the invitation of one organisation; only an approver's approval numbers and sends it."""
+    invitation = invitations.draft_invitation(json_body(), actor=current_actor(), now=context().clock())
+    return jsonify(invitations.invitation_to_dict(invitation)), 201
 
 
 @bp.get("/invitations")

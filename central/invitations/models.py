@@ -28,7 +28,8 @@ class Organisation(BaseModel):
 
 
 class Invitation(BaseModel):
-    """A numbered invitation of one organisation to one meeting; its secret opens registration."""
+    """An invitation of one organisation to one meeting: a draft until approved, then numbered; its secret
+    opens registration."""
 
     delegates: peewee.ModelSelect[Any]  # backref
     deliveries: peewee.ModelSelect[Any]  # backref
@@ -43,7 +44,7 @@ class Invitation(BaseModel):
     secret_hash = peewee.CharField(max_length=64, null=True)
     created_at = UTCDateTimeField()
     # The official flow: draft -> (returned -> draft) -> approved (numbered) -> sent.
-    status = peewee.CharField(max_length=16, default=InvitationState.APPROVED, index=True)
+    status = peewee.CharField(max_length=16, default=InvitationState.DRAFT, index=True)
     delegate_limit = peewee.IntegerField(null=True)
     comment = peewee.TextField(default="")
     drafted_by = peewee.CharField(max_length=64, default="")

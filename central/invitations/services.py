@@ -2,9 +2,11 @@
 
 An organiser drafts invitations (one per organisation); an approver approves one, which numbers it, gives
 it its registration secret and queues its delivery by e-mail and SMS, or returns it with a comment; the
-organiser can correct a returned draft and submit it again. The API's ``create_invitation`` numbers at
-once (integrations that run their own approval). The secret exists in clear only in the creation
-response and in the delivery rows still to be sent; only its SHA-256 is kept on the invitation.
+organiser can correct a returned draft and submit it again. Every way of creating an invitation (the
+meeting page, ``POST /api/v1/invitations``, ``POST /api/v1/invitations/drafts``) makes a draft: only an
+approver's :func:`approve_invitation` numbers it, gives it a secret and sends it. The secret exists in clear
+only in the delivery rows still to be sent (the e-mail and SMS to the organisation); only its SHA-256 is
+kept on the invitation, and no response to staff carries it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from central.core.audit import audit
 from central.core.db import write_transaction
 from central.core.errors import ConflictError, NotFoundError
 from central.core.states import InvitationState, MeetingState
+from central.invitations.guesses import GuessGuard, request_guard
 from central.invitations.models import Delivery, Invitation, Organisation
 from central.meetings.models import Meeting
 from protocols.reasons import Reason
@@ -40,14 +43,6 @@ MAX_NUMBERING_ATTEMPTS = 20
 _DUMMY_HASH = hashlib.sha256(b"vaora-no-such-invitation").hexdigest()
 
 
-@dataclass(frozen=True)
-class IssuedInvitation:
-    """A new invitation and its secret (the only time the secret exists in clear)."""
-
-    invitation: Invitation
-    secret: str
-
-
 def hash_secret(secret: str) -> str:
     """Return the stored form of an invitation secret."""
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
@@ -56,53 +51,6 @@ def hash_secret(secret: str) -> str:
 def format_number(fmt: str, seq: int, year: int) -> str:
     """Return the invitation number for ``seq`` in ``year`` using the configured format."""
     return fmt.format(seq=seq, year=year)
-
-
-def create_invitation(
-    data: Mapping[str, Any], now: datetime, number_format: str = "{seq}/TM-UBND", *, actor: str = "system"
-) -> IssuedInvitation:
-    """Number and store an (approved) invitation of ``organisation_id`` to ``meeting_id`` at once.
-
-    The sequence is the next one in the year's register (see :func:`_numbered`).
-    """
-    fields = v.FieldCollector(data)
-    meeting_id = fields.take("meeting_id", v.positive_int)
-    organisation_id = fields.take("organisation_id", v.positive_int)
-    meeting = organisation = None
-    if meeting_id is not None:
-        meeting = Meeting.get_or_none(Meeting.id == meeting_id)
-        if meeting is None:
-            fields.add("meeting_id", "Không tìm thấy cuộc họp")
-    if organisation_id is not None:
-        organisation = Organisation.get_or_none(Organisation.id == organisation_id)
-        if organisation is None:
-            fields.add("organisation_id", "Không tìm thấy đơn vị")
-    fields.raise_if_any()
-    assert meeting is not None and organisation is not None  # raise_if_any() refused a missing or unknown one
-    if meeting.status == MeetingState.CANCELLED:
-        raise ConflictError(Reason.MEETING_CANCELLED)
-
-    secret = secrets.token_urlsafe(24)
-
-    def insert(year: int, seq: int) -> Invitation:
-        invitation = Invitation.create(
-            meeting=meeting,
-            organisation=organisation,
-            number=format_number(number_format, seq, year),
-            year=year,
-            seq=seq,
-            secret_hash=hash_secret(secret),
-            created_at=now,
-            status=InvitationState.APPROVED,
-            approved_at=now,
-            approved_by=actor,
-        )
-        audit(actor, "invitation.create", f"invitation:{invitation.id}",
-              {"number": invitation.number, "organisation": organisation.id, "meeting": meeting.id}, now=now)
-        return invitation
-
-    invitation = _numbered(now, insert)
-    return IssuedInvitation(invitation=invitation, secret=secret)
 
 
 def _numbered(now: datetime, write: Callable[[int, int], Invitation]) -> Invitation:
@@ -128,12 +76,18 @@ def _numbered(now: datetime, write: Callable[[int, int], Invitation]) -> Invitat
     raise ConflictError(Reason.INTERNAL_ERROR, "Không cấp được số thư mời, vui lòng thử lại")
 
 
-def find_invitation(number: str, secret: str | None) -> Invitation:
+def find_invitation(number: str, secret: str | None, *, guard: GuessGuard | None = None) -> Invitation:
     """Return the invitation with ``number`` whose secret matches, else raise :class:`NotFoundError`.
 
     Numbers recur from year to year (the register restarts), so the secret picks among them. An unknown
-    number and a wrong secret raise the same error, after the same constant-time comparisons.
+    number and a wrong secret raise the same error, after the same constant-time comparisons, and both count
+    as a guess of the caller's address at ``number`` (``guard``, by default the current request's:
+    :mod:`central.invitations.guesses`); a pair that used up its guesses gets :class:`TooManyGuessesError`
+    before anything is looked up.
     """
+    guard = guard if guard is not None else request_guard()
+    if guard is not None:
+        guard.check(number)
     candidates: list[Invitation] = []
     if isinstance(number, str) and number and len(number) <= 64:
         candidates = list(Invitation.select().where(Invitation.number == number))
@@ -146,6 +100,8 @@ def find_invitation(number: str, secret: str | None) -> Invitation:
         if hmac.compare_digest(stored, given) and invitation is not None:
             found = invitation
     if found is None:
+        if guard is not None:
+            guard.miss(number)
         raise NotFoundError(Reason.UNKNOWN_CODE, "Không tìm thấy thư mời hoặc mã bí mật không đúng")
     return found
 
@@ -202,34 +158,29 @@ def _organisation_ids(value: Any) -> list[int]:
     return list(dict.fromkeys(value))
 
 
-def draft_invitations(data: Mapping[str, Any], *, actor: str, now: datetime) -> list[Invitation]:
-    """Draft one invitation per organisation: ``meeting_id``, ``organisation_ids`` (a list), optional
-    ``delegate_limit``. An organisation that already has a live invitation to the meeting is refused."""
-    fields = v.FieldCollector(data)
-    meeting_id = fields.take("meeting_id", v.positive_int)
-    org_ids = fields.take("organisation_ids", _organisation_ids)
-    limit = fields.take("delegate_limit", _delegate_limit)
-    meeting = None
-    if meeting_id is not None:
-        meeting = Meeting.get_or_none(Meeting.id == meeting_id)
-        if meeting is None:
-            fields.add("meeting_id", "Không tìm thấy cuộc họp")
-    orgs: list[Organisation] = []
-    if org_ids:
-        orgs = list(Organisation.select().where(Organisation.id.in_(org_ids)))
-        if len(orgs) != len(org_ids):
-            fields.add("organisation_ids", "Không tìm thấy đơn vị")
-        elif meeting is not None:
-            taken = [
-                inv.organisation.name
-                for inv in Invitation.select().where(
-                    (Invitation.meeting == meeting) & Invitation.organisation.in_(org_ids)
-                )
-            ]
-            if taken:
-                fields.add("organisation_ids", "Đã có thư mời cho: " + ", ".join(sorted(set(taken))))
-    fields.raise_if_any()
-    assert meeting is not None  # raise_if_any() refused a missing or unknown one
+def _meeting_of(fields: v.FieldCollector, meeting_id: int | None) -> Meeting | None:
+    if meeting_id is None:
+        return None
+    meeting = Meeting.get_or_none(Meeting.id == meeting_id)
+    if meeting is None:
+        fields.add("meeting_id", "Không tìm thấy cuộc họp")
+    return meeting
+
+
+def _check_not_invited(fields: v.FieldCollector, field: str, meeting: Meeting | None, org_ids: list[int]) -> None:
+    """An organisation has at most one invitation to a meeting (a returned one is corrected and resubmitted)."""
+    if meeting is None or not org_ids:
+        return
+    taken = [
+        inv.organisation.name
+        for inv in Invitation.select().where((Invitation.meeting == meeting) & Invitation.organisation.in_(org_ids))
+    ]
+    if taken:
+        fields.add(field, "Đã có thư mời cho: " + ", ".join(sorted(set(taken))))
+
+
+def _store_drafts(meeting: Meeting, orgs: list[Organisation], limit: int | None, *, actor: str,
+                  now: datetime) -> list[Invitation]:
     if meeting.status in MeetingState.FINAL:
         raise ConflictError(Reason.MEETING_CANCELLED, "Cuộc họp đã hủy hoặc đã họp")
     created = []
@@ -243,6 +194,47 @@ def draft_invitations(data: Mapping[str, Any], *, actor: str, now: datetime) -> 
                   {"meeting": meeting.id, "organisation": org.id, "delegate_limit": limit}, now=now)
             created.append(invitation)
     return created
+
+
+def draft_invitations(data: Mapping[str, Any], *, actor: str, now: datetime) -> list[Invitation]:
+    """Draft one invitation per organisation: ``meeting_id``, ``organisation_ids`` (a list), optional
+    ``delegate_limit``. An organisation that already has an invitation to the meeting is refused."""
+    fields = v.FieldCollector(data)
+    meeting_id = fields.take("meeting_id", v.positive_int)
+    org_ids = fields.take("organisation_ids", _organisation_ids)
+    limit = fields.take("delegate_limit", _delegate_limit)
+    meeting = _meeting_of(fields, meeting_id)
+    orgs: list[Organisation] = []
+    if org_ids:
+        orgs = list(Organisation.select().where(Organisation.id.in_(org_ids)))
+        if len(orgs) != len(org_ids):
+            fields.add("organisation_ids", "Không tìm thấy đơn vị")
+        else:
+            _check_not_invited(fields, "organisation_ids", meeting, org_ids)
+    fields.raise_if_any()
+    assert meeting is not None  # raise_if_any() refused a missing or unknown one
+    return _store_drafts(meeting, orgs, limit, actor=actor, now=now)
+
+
+def draft_invitation(data: Mapping[str, Any], *, actor: str, now: datetime) -> Invitation:
+    """Draft the invitation of one organisation: ``meeting_id``, ``organisation_id``, optional
+    ``delegate_limit``. It has no number and no secret until an approver approves it."""
+    fields = v.FieldCollector(data)
+    meeting_id = fields.take("meeting_id", v.positive_int)
+    organisation_id = fields.take("organisation_id", v.positive_int)
+    limit = fields.take("delegate_limit", _delegate_limit)
+    meeting = _meeting_of(fields, meeting_id)
+    organisation = None
+    if organisation_id is not None:
+        organisation = Organisation.get_or_none(Organisation.id == organisation_id)
+        if organisation is None:
+            fields.add("organisation_id", "Không tìm thấy đơn vị")
+        else:
+            _check_not_invited(fields, "organisation_id", meeting, [organisation_id])
+    fields.raise_if_any()
+    assert meeting is not None and organisation is not None  # raise_if_any() refused a missing or unknown one
+    (invitation,) = _store_drafts(meeting, [organisation], limit, actor=actor, now=now)
+    return invitation
 
 
 def get_invitation(invitation_id: int) -> Invitation:

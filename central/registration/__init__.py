@@ -1,6 +1,6 @@
 """The invited organisation's registration pages (``/dang-ky/<số thư mời>?s=<secret>``).
 
-:func:`init_registration` registers the blueprint and its guess limiter on an app.
+:func:`init_registration` registers the blueprint and the invitation guess counter on an app.
 """
 
 from __future__ import annotations

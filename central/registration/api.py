@@ -13,16 +13,24 @@ from central.api import bp
 from central.api.helpers import (
     context,
     json_body,
+    json_error,
 )
 from central.invitations import services as invitations
+from central.invitations.guesses import MESSAGE, TooManyGuessesError
 from central.registration import delegates
 
 
 @bp.post("/invitations/<path:number>/delegates")
 def register_delegate(number: str) -> Any:
-    """Register a delegate under an invitation (secret in ``X-Invitation-Secret``) and e-mail the code."""
+    """Register a delegate under an invitation (secret in ``X-Invitation-Secret``) and e-mail the code; 429 once
+    this address used up its guesses at the number."""
     ctx = context()
-    invitation = invitations.find_invitation(number, request.headers.get("X-Invitation-Secret"))
+    try:
+        invitation = invitations.find_invitation(number, request.headers.get("X-Invitation-Secret"))
+    except TooManyGuessesError as exc:
+        response, status = json_error(429, "too_many_requests", exc.reason, MESSAGE)
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response, status
     delegate = delegates.register_delegate(
         invitation,
         json_body(),

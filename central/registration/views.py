@@ -1,8 +1,10 @@
 """Routes of the registration pages: short functions that read the form, call a service, render or redirect.
 
 The secret travels in the query string (``?s=``) of every URL, so the page works from the link alone,
-without an account or a cookie. An unknown number and a wrong secret give the same 404 page; after
-``REGISTRATION_GUESS_LIMIT`` (default 10 per minute) such 404s from one address, that address gets 429.
+without an account or a cookie. An unknown number and a wrong secret give the same 404 page; they count as
+guesses of the client's address at that number, together with the JSON API's and the document downloads'
+(:mod:`central.invitations.guesses`): after ``REGISTRATION_GUESS_LIMIT`` (default 10 per minute) the pair gets
+429.
 """
 
 from __future__ import annotations
@@ -22,13 +24,12 @@ from flask import (
     request,
     url_for,
 )
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import TooManyRequests
 
 from central.core.context import CentralContext
 from central.core.errors import InvalidInputError, NotFoundError, ServiceError
 from central.core.states import DelegateMailState
+from central.invitations import guesses
 from central.invitations.models import Invitation
 from central.registration import services
 from central.registration.models import Delegate
@@ -36,7 +37,6 @@ from central.registration.models import Delegate
 log = logging.getLogger(__name__)
 
 bp = Blueprint("registration", __name__, url_prefix="/dang-ky", template_folder="templates")
-DEFAULT_GUESS_LIMIT = "10 per minute"
 FORM_FIELDS = ("name", "position", "email", "phone")
 
 
@@ -219,31 +219,23 @@ def progress(number: str) -> Any:
 
 
 @bp.errorhandler(429)
-def _too_many(_exc: TooManyRequests) -> Any:
-    message = "Bạn đã thử mở thư mời sai quá nhiều lần. Vui lòng đợi một phút rồi thử lại."
-    return render_template("error.html", status=429, message=message), 429
+def _too_many(exc: TooManyRequests) -> Any:
+    response = current_app.make_response((render_template("error.html", status=429, message=guesses.MESSAGE), 429))
+    retry_after = getattr(exc, "retry_after_s", None)
+    if retry_after:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
-def _guess_limit() -> str:
-    return str(current_app.config.get("REGISTRATION_GUESS_LIMIT", DEFAULT_GUESS_LIMIT))
-
-
-def init_registration(app: Flask) -> Limiter:
-    """Register the registration blueprint and its limiter: 404s per client address, counted in
+def init_registration(app: Flask) -> guesses.GuessCounter:
+    """Register the registration blueprint and the app's invitation guess counter, kept in
     ``VAORA_RATELIMIT_STORAGE`` (memory by default; Redis when several processes serve)."""
-    limiter = Limiter(
-        get_remote_address,
-        app=app,
-        storage_uri=app.config.get("REGISTRATION_LIMIT_STORAGE") or app.extensions["vaora"].config.ratelimit_storage,
-        key_prefix="vaora-registration",
-        headers_enabled=True,
-    )
-    limiter.limit(_guess_limit, deduct_when=lambda response: response.status_code == 404)(bp)
+    storage = app.config.get("REGISTRATION_LIMIT_STORAGE") or app.extensions["vaora"].config.ratelimit_storage
+    counter = guesses.install(app, storage)
     if "registration" not in app.blueprints:
         app.register_blueprint(bp)
     app.add_url_rule("/registration/<path:number>", "registration_legacy_link", _legacy_link)
-    app.extensions["vaora_registration_limiter"] = limiter
-    return limiter
+    return counter
 
 
 def _legacy_link(number: str) -> Any:

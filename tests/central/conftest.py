@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 
 from central.app import create_app
 from central.core.db import database
+from devtools.approval import RegistrationLink, mail_text, registration_link
 from devtools.mailcatcher import MailCatcher
 
 API_TOKEN = "test-api-token-0123456789"
@@ -79,13 +80,20 @@ def db(app: Flask) -> Iterator[None]:
 
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+APPROVER = "lanhdao-duyet"
+"""The leader account :meth:`Api.approve` approves with (created on first use, password :data:`staff.PASSWORD`)."""
 
 
 class Api:
-    """Calls the JSON API the way an organiser, an invited organisation and a gate installer would."""
+    """Calls the JSON API the way an organiser, a leader, an invited organisation and a gate installer would.
 
-    def __init__(self, client: FlaskClient) -> None:
+    ``mail`` is the SMTP catcher the app sends to (for invitation links that went out by e-mail only).
+    """
+
+    def __init__(self, client: FlaskClient, mail: MailCatcher | None = None) -> None:
         self.client = client
+        self.mail = mail
+        self._approver: FlaskClient | None = None
 
     def post(self, url: str, body: Any, headers: dict[str, str] | None = None) -> Any:
         """POST JSON with the API token and return the response."""
@@ -111,19 +119,65 @@ class Api:
         return response.get_json()
 
     def organisation(self, name: str = "Sở Tài chính") -> dict[str, Any]:
-        """Create an organisation and return its JSON."""
-        response = self.post("/api/v1/organisations", {"name": name, "email": "stc@example.vn"})
+        """Create an organisation (its leader's phone receives the invitation SMS) and return its JSON."""
+        response = self.post("/api/v1/organisations", {"name": name, "leader_phone": "0912345678"})
         assert response.status_code == 201, response.get_json()
         return response.get_json()
 
-    def invitation(self, meeting_id: int | None = None, organisation_id: int | None = None) -> dict[str, Any]:
-        """Create an invitation (making a meeting and organisation when not given), with its secret."""
-        meeting_id = meeting_id or self.meeting()["id"]
-        organisation_id = organisation_id or self.organisation()["id"]
-        body = {"meeting_id": meeting_id, "organisation_id": organisation_id}
-        response = self.post("/api/v1/invitations", body)
+    def draft(self, meeting_id: int, organisation_id: int) -> dict[str, Any]:
+        """Create an invitation as the organiser (API token): a draft, without number or secret."""
+        response = self.post("/api/v1/invitations", {"meeting_id": meeting_id, "organisation_id": organisation_id})
         assert response.status_code == 201, response.get_json()
         return response.get_json()
+
+    def approver(self) -> FlaskClient:
+        """A client of its own logged in as the leader :data:`APPROVER` (the account is made on first use)."""
+        from central.auth import users
+        from central.auth.models import User
+
+        from .staff import PASSWORD, cheap_hashing, login
+
+        with database.connection_context():
+            if User.get_or_none(User.username == APPROVER) is None:
+                cheap_hashing()
+                users.create_user({"username": APPROVER, "password": PASSWORD, "role": "approver",
+                                   "full_name": "Lãnh đạo duyệt"}, actor="test",
+                                  now=self.client.application.extensions["vaora"].clock())
+        if self._approver is None:
+            self._approver = self.client.application.test_client()
+        assert login(self._approver, APPROVER).status_code == 302
+        return self._approver
+
+    def approve(self, invitation_id: int) -> Any:
+        """Approve a draft as the leader through the session API (numbered and sent); returns the response."""
+        from .staff import page_token
+
+        approver = self.approver()
+        token = page_token(approver, "/invitations/")
+        return approver.post(f"/api/v1/invitations/{invitation_id}/approve", headers={"X-CSRFToken": token})
+
+    def received_link(self, number: str) -> RegistrationLink:
+        """The registration link of invitation ``number`` as the organisation received it: from the SMS the app
+        sent (its SMS sender keeps what it sent) or, failing that, from the e-mail."""
+        sent = getattr(self.client.application.extensions["vaora"].sms_sender, "sent", [])
+        texts = [text for _phone, text in sent]
+        if self.mail is not None:
+            texts += [mail_text(message) for message in self.mail.messages]
+        return registration_link(texts, number)
+
+    def invitation(self, meeting_id: int | None = None, organisation_id: int | None = None) -> dict[str, Any]:
+        """Create an invitation the official way (making a meeting and organisation when not given): the organiser
+        drafts it, the leader approves it (numbered and sent), and the secret is read from the message the
+        organisation received. Returns the approved invitation plus ``secret`` and ``registration_url``."""
+        meeting_id = meeting_id or self.meeting()["id"]
+        organisation_id = organisation_id or self.organisation()["id"]
+        draft = self.draft(meeting_id, organisation_id)
+        approved = self.approve(draft["id"])
+        assert approved.status_code == 200, approved.get_json()
+        body = approved.get_json()
+        assert "secret" not in body
+        received = self.received_link(body["number"])
+        return {**body, "secret": received.secret, "registration_url": received.link}
 
     def register(self, invitation: dict[str, Any], secret: str | None = None, **fields: Any) -> Any:
         """Register a delegate with the invitation's secret; returns the response."""
@@ -143,6 +197,6 @@ class Api:
 
 
 @pytest.fixture
-def api(client: FlaskClient) -> Api:
+def api(client: FlaskClient, mail: MailCatcher) -> Api:
     """API helper over the test client."""
-    return Api(client)
+    return Api(client, mail)

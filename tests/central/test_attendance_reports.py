@@ -171,3 +171,43 @@ def test_export_from_the_shell(
     assert "Không tìm thấy cuộc họp" in capsys.readouterr().err
     assert not (tmp_path / "none.xlsx").exists()
     assert main(["export", "--meeting", str(meeting["id"]), "-o", str(tmp_path / "missing" / "x.xlsx")]) == 2
+
+
+HOSTILE = [FORMULA, "=1+1", "+1+1", "-1+1", "@SUM(1+1)"]
+"""What anyone holding a registration link can type as a name or position (tab and CR are stripped by the
+form's validation; tests/central/test_exports.py covers them in the files themselves)."""
+
+
+def test_names_and_positions_from_the_registration_link_stay_text_on_every_export_path(
+    client: FlaskClient, api: Api, meeting: dict[str, Any], central_config: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    import zipfile
+
+    from central.cli import main
+
+    invitation = api.invitation(meeting["id"], api.organisation("Sở Nội vụ")["id"])
+    for n, value in enumerate(HOSTILE):
+        response = api.register(invitation, name=value, position=value, email=f"dai-bieu-{n}@example.vn")
+        assert response.status_code == 201, response.get_json()
+    login(client, "chuyenvien")
+    monkeypatch.setenv("VAORA_DATABASE_URL", str(central_config["VAORA_DATABASE_URL"]))
+    assert main(["export", "--meeting", str(meeting["id"]), "--format", "xlsx", "-o", str(tmp_path / "ds.xlsx")]) == 0
+    assert main(["export", "--meeting", str(meeting["id"]), "--format", "csv", "-o", str(tmp_path / "ds.csv")]) == 0
+    capsys.readouterr()
+    workbooks = [client.get(f"/meetings/{meeting['id']}/danh-sach-tham-du.xlsx").data,
+                 (tmp_path / "ds.xlsx").read_bytes()]
+    tables = [client.get(f"/meetings/{meeting['id']}/danh-sach-tham-du.csv").data, (tmp_path / "ds.csv").read_bytes()]
+
+    for data in workbooks:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            assert "<f>" not in archive.read("xl/worksheets/sheet1.xml").decode("utf-8"), "no formula in the file"
+        sheet = openpyxl.load_workbook(io.BytesIO(data)).active
+        cells = [cell for line in sheet.iter_rows() for cell in line if cell.value in HOSTILE]
+        # The formula-named delegate of the fixture, and each of these as name and as position.
+        assert sorted(str(cell.value) for cell in cells) == sorted([FORMULA] + HOSTILE * 2)
+        assert {cell.data_type for cell in cells} == {"s"}
+    for data in tables:
+        rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+        hostile = [row for row in rows[1:] if row[3] == "Sở Nội vụ"]
+        assert sorted((row[1], row[2]) for row in hostile) == sorted(("'" + v, "'" + v) for v in HOSTILE)

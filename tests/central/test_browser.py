@@ -24,6 +24,7 @@ from central.app import create_app
 from central.core.db import database, open_database
 from central.migrations import migrate
 from central.outbound.sms import LogSender
+from devtools import approval
 from devtools.mailcatcher import MailCatcher
 
 from ..conftest import CHROMIUM, ThreadedServer
@@ -216,15 +217,17 @@ def _api(url: str, path: str, body: dict[str, Any], headers: dict[str, str] | No
 def test_a_leader_downloads_the_attendance_list(
     central: tuple[str, LogSender], browser: Any, tmp_path: Path
 ) -> None:
-    url, _ = central
+    url, sms = central
     meeting = _api(url, "/meetings", {
         "title": TITLE, "starts_at": "2026-12-01T01:00:00+00:00", "ends_at": "2026-12-01T04:00:00+00:00",
         "venue": "Hội trường UBND tỉnh", "site_id": "hq",
     })
-    invitation = _api(url, "/invitations", {"meeting_id": meeting["id"], "organisation_id": 1})
-    _api(url, f"/invitations/{invitation['number']}/delegates",
+    draft = _api(url, "/invitations", {"meeting_id": meeting["id"], "organisation_id": 1})
+    approved = approval.approve(approval.log_in(url, "lanhdao", PASSWORD), url, draft["id"])
+    link = approval.registration_link([text for _phone, text in sms.sent], approved["number"])
+    _api(url, f"/invitations/{link.number}/delegates",
          {"name": "Nguyễn Thị Hoà", "position": "Phó Giám đốc", "email": "hoa@example.vn"},
-         headers={"X-Invitation-Secret": invitation["secret"]})
+         headers={"X-Invitation-Secret": link.secret})
     page = browser.new_page(accept_downloads=True)
     _login(page, url, "lanhdao")
     page.goto(f"{url}/meetings/{meeting['id']}")

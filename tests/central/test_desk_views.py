@@ -185,6 +185,53 @@ def test_open_gate_reports_a_timeout_when_the_gate_does_not_answer(
         assert entry.actor == "baove" and '"result": "timeout"' in entry.details
 
 
+def test_the_desk_opens_a_gate_once_per_walkin_admission_and_only_while_the_code_is_valid(
+    app: Flask, client: FlaskClient, desk: dict[str, Any], api: Api, broker: LocalBroker, clock: Clock
+) -> None:
+    from central.gates.models import GateCommand
+    from central.messaging.publish import MqttPublisher
+
+    publisher = MqttPublisher(broker.host, broker.port)
+    app.extensions["vaora_publisher"] = publisher
+    app.config["DESK_GATE_TIMEOUT"] = 0.2
+    api.gate("lobby-1", "hq")
+    with database.connection_context():
+        walkins.set_policy(Meeting.get_by_id(desk["meeting"]), "direct", "chuyenvien")
+    login(client, "baove")
+    register(client, desk)
+    register(client, desk, card=CARD.replace(ID_NUMBER, "001085099999"))
+    first, second = walkin_rows()
+    url = f"{DESK}khach/{first.id}/mo-cong"
+    as_json = {"Accept": "application/json"}
+    try:
+        opened = client.post(url, data={"gate_id": "lobby-1", "csrf_token": token(client)}, headers=as_json)
+        assert opened.status_code == 200 and opened.get_json()["result"] == "timeout"
+        again = client.post(url, data={"gate_id": "lobby-1", "csrf_token": token(client)}, headers=as_json)
+        assert again.status_code == 409
+        body = again.get_json()
+        assert (body["ok"], body["problem"], body["reason"]) == (False, "already_opened", "already_inside")
+        assert "Đã mở cổng cho khách này một lần" in body["message"]
+        # The form without script: the same refusal as a flash.
+        form = client.post(url, data={"gate_id": "lobby-1", "csrf_token": token(client)})
+        assert form.status_code == 303
+        assert "Đã mở cổng cho khách này một lần" in client.get(DESK).text
+        # The other walk-in, admitted now, once their one-day code ran out (at the meeting's end, 11:00): refused.
+        assert post_form(client, DESK, f"{DESK}khach/{second.id}/cho-vao", {}).status_code == 303
+        clock.now = START + timedelta(hours=3)
+        login(client, "baove")  # idle for longer than a session lasts
+        late = client.post(f"{DESK}khach/{second.id}/mo-cong", data={"gate_id": "lobby-1",
+                           "csrf_token": token(client)}, headers=as_json)
+    finally:
+        publisher.stop()
+    assert late.status_code == 409 and (late.get_json()["problem"], late.get_json()["reason"]) == ("expired",
+                                                                                                  "expired")
+    with database.connection_context():
+        assert GateCommand.select().count() == 1, "a refused open sends nothing to the gate"
+        refusals = AuditEntry.select().where((AuditEntry.action == "walkin.open_gate")
+                                             & AuditEntry.details.contains('"result": "refused"')).count()
+        assert refusals == 3
+
+
 def test_meeting_form_sets_the_walkin_policy(client: FlaskClient, desk: dict[str, Any]) -> None:
     login(client, "chuyenvien")
     meeting_url = f"/meetings/{desk['meeting']}"

@@ -114,3 +114,36 @@ def test_statistics_per_meeting_and_over_a_range(meeting):
     assert by_org["Sở Xây dựng"].rate == 0.5 and by_org["Sở Xây dựng"].no_shows == 1
     assert range_statistics(START - timedelta(days=1), START + timedelta(days=1)).present == 2
     assert range_statistics(START + timedelta(days=1), START + timedelta(days=2)).meetings == 0
+
+
+FORMULA_LIKE = ['=HYPERLINK("http://evil.example/x","Bấm")', "=1+1", "+1+1", "-1+1", "@SUM(1+1)", "\t=1+1",
+                "\r=1+1"]
+"""One of each prefix a spreadsheet runs (OWASP's CSV injection rule: =, +, -, @, tab, CR)."""
+
+
+def _sheet_xml(data: bytes) -> str:
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return archive.read("xl/worksheets/sheet1.xml").decode("utf-8")
+
+
+@pytest.mark.parametrize("value", FORMULA_LIKE)
+def test_every_formula_prefix_stays_text_in_csv_and_xlsx(value: str) -> None:
+    from central.attendance.exports import AttendanceList, AttendanceRow
+
+    row = AttendanceRow(number=1, name=value, position=value, organisation=value, arrived_at=None, gate_id=value,
+                        late=False)
+    attendance = AttendanceList(meeting_id=1, title=value, starts_at=START, venue=value, groups=[(value, [row])])
+
+    (header, line) = list(csv.reader(io.StringIO(to_csv(attendance).decode("utf-8-sig"), newline="")))
+    assert header[1] == "Họ và tên"
+    assert line[1:4] == ["'" + value] * 3 and line[5] == "'" + value, "a leading apostrophe: Excel shows text"
+
+    data = to_xlsx(attendance)
+    assert "<f>" not in _sheet_xml(data), "no cell is written as a formula"
+    sheet = openpyxl.load_workbook(io.BytesIO(data)).active
+    texts = [cell for line in sheet.iter_rows() for cell in line
+             if isinstance(cell.value, str) and cell.value.lstrip("\r\n\t") == value.lstrip("\r\n\t")]
+    assert len(texts) == 6, "title, organisation heading, name, position, organisation, gate"
+    assert {cell.data_type for cell in texts} == {"s"}

@@ -194,8 +194,11 @@ def test_two_processes_share_the_registration_limiter_through_redis(central_conf
     one, two = create_app(settings).test_client(), create_app(settings).test_client()
     address = {"REMOTE_ADDR": f"198.51.100.{uuid.uuid4().int % 250 + 1}"}  # fresh counters for this run
     suffix = uuid.uuid4().hex[:8]
-    assert one.get(f"/dang-ky/1{suffix}/TM-UBND?s=x", environ_base=address).status_code == 404
-    assert one.get(f"/dang-ky/2{suffix}/TM-UBND?s=x", environ_base=address).status_code == 404
-    assert two.get(f"/dang-ky/3{suffix}/TM-UBND?s=x", environ_base=address).status_code == 404
-    assert two.get(f"/dang-ky/4{suffix}/TM-UBND?s=x", environ_base=address).status_code == 429
-    assert one.get(f"/dang-ky/5{suffix}/TM-UBND?s=x", environ_base=address).status_code == 429
+    number = f"1{suffix}/TM-UBND"
+    assert one.get(f"/dang-ky/{number}?s=x", environ_base=address).status_code == 404
+    assert one.post(f"/api/v1/invitations/{number}/delegates", json={}, headers={"X-Invitation-Secret": "x"},
+                    environ_base=address).status_code == 404
+    assert two.get(f"/dang-ky/{number}?s=y", environ_base=address).status_code == 404
+    assert two.get(f"/dang-ky/{number}?s=z", environ_base=address).status_code == 429
+    assert one.get(f"/dang-ky/{number}?s=z", environ_base=address).status_code == 429
+    assert one.get(f"/dang-ky/2{suffix}/TM-UBND?s=x", environ_base=address).status_code == 404, "another number"

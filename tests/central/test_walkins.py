@@ -239,3 +239,98 @@ def test_moving_the_meeting_keeps_a_walkins_one_day_code_and_never_mails_it(api:
     assert walkin_delegate.id not in mailed
     assert (kept.code, kept.mail_status, kept.valid_until) == (walkin_delegate.code, "desk",
                                                                walkin_delegate.valid_until)
+
+
+class _Publisher:
+    """Keeps the published commands (the broker itself is exercised in test_gate_commands_service)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, int]] = []
+
+    def publish(self, topic: str, payload: bytes, qos: int) -> None:
+        self.sent.append((topic, payload, qos))
+
+
+def _admitted(api: Api, **meeting: Any) -> Walkin:
+    meeting_row, invitation = make_meeting(api, policy="direct", **meeting)
+    return walkins.admit(register(meeting_row, invitation), GUARD, now=NOW)
+
+
+def _open(walkin: Walkin, publisher: _Publisher, at: datetime = NOW) -> Any:
+    from central.gates import commands as gate_commands
+
+    return gate_commands.issue("lobby-1", "open", GUARD, delegate_id=walkin.delegate_id, publisher=publisher,
+                               valid_at=at)
+
+
+def test_a_walkins_remote_open_works_once_per_admission(api: Api, db: None) -> None:
+    from central.gates import commands as gate_commands
+    from protocols.payloads import CommandResult
+
+    api.gate("lobby-1")
+    walkin = _admitted(api)
+    publisher = _Publisher()
+    refused_first = _open(walkin, publisher)
+    # The gate answers "failed" (e.g. locked down): it did not open, so the guard may try again.
+    gate_commands.record_result(CommandResult(command_id=refused_first.command_id, gate_id="lobby-1", ok=False,
+                                              reason=Reason.LOCKED_DOWN.value))
+    opened = _open(walkin, publisher, NOW + timedelta(minutes=1))
+    assert opened.status == "sent" and len(publisher.sent) == 2
+    for answered in (None, "ok"):  # unanswered (the gate may still open) or done: the open is used up
+        if answered:
+            gate_commands.record_result(CommandResult(command_id=opened.command_id, gate_id="lobby-1", ok=True))
+        with pytest.raises(WalkinRefusedError) as again:
+            _open(walkin, publisher, NOW + timedelta(minutes=2))
+        assert (again.value.problem, again.value.reason) == ("already_opened", Reason.ALREADY_INSIDE)
+    assert len(publisher.sent) == 2, "nothing is sent for a refused open"
+    assert _commands_of(walkin) == 2
+
+
+def _commands_of(walkin: Walkin) -> int:
+    from central.gates.models import GateCommand
+
+    return GateCommand.select().where(GateCommand.delegate_id == walkin.delegate_id).count()
+
+
+def test_a_walkins_remote_open_only_within_the_codes_validity(api: Api, db: None) -> None:
+    api.gate("lobby-1")
+    walkin = _admitted(api, hours=3)
+    delegate = Delegate.get_by_id(walkin.delegate_id)
+    publisher = _Publisher()
+    for at, problem in ((delegate.valid_from - timedelta(seconds=1), "not_yet_valid"),
+                        (delegate.valid_until, "expired"), (START + timedelta(days=1), "expired")):
+        with pytest.raises(WalkinRefusedError) as refused:
+            _open(walkin, publisher, at)
+        assert refused.value.problem == problem
+    Delegate.update(revoked_at=NOW).where(Delegate.id == delegate.id).execute()
+    with pytest.raises(WalkinRefusedError) as revoked:
+        _open(walkin, publisher)
+    assert revoked.value.problem == "revoked"
+    assert publisher.sent == [] and _commands_of(walkin) == 0
+
+
+def test_two_guards_opening_for_one_walkin_at_once_open_once(api: Api, db: None) -> None:
+    import threading
+
+    api.gate("lobby-1")
+    walkin = _admitted(api)
+    publisher = _Publisher()
+    barrier = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def guard() -> None:
+        with database.connection_context():
+            barrier.wait()
+            try:
+                _open(walkin, publisher)
+                outcomes.append("sent")
+            except WalkinRefusedError as exc:
+                outcomes.append(exc.problem)
+
+    threads = [threading.Thread(target=guard) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes) == ["already_opened"] * 3 + ["sent"]
+    assert len(publisher.sent) == 1

@@ -16,7 +16,7 @@ from central.core.models import BaseModel
 from central.invitations.models import Organisation
 from central.meetings.models import Meeting, MeetingDocument
 
-from .conftest import AUTH, Clock
+from .conftest import Api, Clock
 from .staff import csrf, login, make_users, post_form, setup_meeting
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
@@ -126,8 +126,7 @@ def test_documents_checked_by_content_and_downloadable(client: FlaskClient, worl
     assert download.mimetype == "application/pdf"
 
     # An organisation downloads through its invitation link; a wrong secret gets nothing.
-    invitation = client.post("/api/v1/invitations", headers=AUTH,
-                             json={"meeting_id": world["meeting"], "organisation_id": world["orgs"][0]}).get_json()
+    invitation = Api(client).invitation(world["meeting"], world["orgs"][0])
     client.post("/logout", data={"csrf_token": csrf(client.get("/meetings/").text)})
     public = f"/meetings/documents/{pdf_doc.id}?number={invitation['number']}&secret="
     assert client.get(public + invitation["secret"]).data == PDF

@@ -29,7 +29,7 @@ from central.registration.models import Delegate
 from devtools.mailcatcher import MailCatcher
 from devtools.ports import free_port
 
-from .conftest import AUTH, Clock
+from .conftest import AUTH, Api, Clock
 from .staff import login, make_users, page_token, post_form, setup_meeting
 
 TITLE = "Hội nghị tổng kết công tác năm 2025 và triển khai nhiệm vụ năm 2026 của Ủy ban nhân dân tỉnh"
@@ -281,8 +281,8 @@ def test_meeting_states_cancel_and_reschedule(
     app: Flask, client: FlaskClient, world: dict[str, Any], mail: MailCatcher, clock: Clock
 ) -> None:
     meeting = world["meeting"]
-    invitation = client.post("/api/v1/invitations", headers=AUTH,
-                             json={"meeting_id": meeting, "organisation_id": world["orgs"][0]}).get_json()
+    invitation = Api(client, mail).invitation(meeting, world["orgs"][0])
+    mail.clear()  # the invitation's own e-mail
     registered = client.post(
         f"/api/v1/invitations/{invitation['number']}/delegates",
         json={"name": "Nguyễn Văn An", "position": "Phó Giám đốc", "email": "an@example.vn"},

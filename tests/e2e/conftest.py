@@ -25,6 +25,7 @@ import zxingcpp
 from gpiozero.pins.mock import MockFactory
 from PIL import Image
 
+from devtools import approval
 from devtools.broker import LocalBroker
 from devtools.mailcatcher import MailCatcher
 from devtools.ports import free_port
@@ -55,6 +56,8 @@ class Central:
     env: dict[str, str]
     database_path: Path
     processes: list[subprocess.Popen]
+    mail: MailCatcher | None = None
+    leader: requests.Session | None = None
 
     def api(self, method: str, path: str, **kwargs) -> requests.Response:
         """Call the JSON API as the office (with the organiser token)."""
@@ -112,7 +115,7 @@ def central(tmp_path: Path, broker: LocalBroker, mail: MailCatcher) -> Iterator[
     ingest_log = tmp_path / "ingest.log"
     ingest = _spawn(["ingest"], env, ingest_log)
     deliver = _spawn(["deliver", "--interval", "0.2"], env, tmp_path / "deliver.log")
-    running = Central(f"http://127.0.0.1:{port}", env, database_path, [server, ingest, deliver])
+    running = Central(f"http://127.0.0.1:{port}", env, database_path, [server, ingest, deliver], mail)
     try:
         ready = f"{running.url}/api/v1/openapi.json"
         wait_until(lambda: _answers(ready, server, log), timeout=STARTUP_TIMEOUT_S, interval=0.1,
@@ -163,21 +166,57 @@ def high_periods(pin) -> list[float]:
     return periods
 
 
+LEADER = "lanhdao"
+LEADER_PASSWORD = "mat-khau-lanh-dao-e2e"
+
+
+def leader_session(central: Central) -> requests.Session:
+    """A session of the leader who approves invitations (the approver account is made on first use, written to
+    central's SQLite file from the test process)."""
+    if central.leader is None:
+        from argon2 import PasswordHasher, profiles
+
+        from central.auth import users
+        from central.auth.passwords import use_hasher
+        from central.core.db import database, open_database
+
+        use_hasher(PasswordHasher.from_parameters(profiles.CHEAPEST))
+        open_database(f"sqlite:///{central.database_path}")
+        with database.connection_context():
+            users.create_user({"username": LEADER, "password": LEADER_PASSWORD, "role": "approver",
+                               "full_name": "Phó Chủ tịch UBND"}, actor="test", now=datetime.now(UTC))
+        central.leader = approval.log_in(central.url, LEADER, LEADER_PASSWORD, timeout=scaled(30))
+    return central.leader
+
+
+def approve(central: Central, invitation_id: int) -> dict[str, Any]:
+    """The leader approves a draft (numbered and sent at once); returns the approved invitation."""
+    return approval.approve(leader_session(central), central.url, invitation_id, timeout=scaled(30))
+
+
 def invite(central: Central, title: str, organisation: str, scheme: str = "compact") -> dict[str, Any]:
-    """The office creates a meeting at site hq (starting in 30 minutes, for 2.5 hours) and invites
-    ``organisation``; returns the invitation as the API gave it, plus ``meeting_id``."""
+    """The office creates a meeting at site hq (starting in 30 minutes, for 2.5 hours) and drafts the invitation
+    of ``organisation``, the leader approves it, and the organisation's office receives it by e-mail; returns the
+    approved invitation plus ``meeting_id`` and, from that e-mail, ``secret`` and ``registration_url``."""
     now = datetime.now(UTC)
     meeting = central.api("POST", "/api/v1/meetings", json={
         "title": title, "starts_at": (now + timedelta(minutes=30)).isoformat(),
         "ends_at": (now + timedelta(hours=3)).isoformat(), "venue": "Hội trường A", "site_id": "hq",
         "scheme": scheme})
     assert meeting.status_code == 201, meeting.text
-    created = central.api("POST", "/api/v1/organisations", json={"name": organisation})
+    office = "vanthu@donvi.example.vn"
+    created = central.api("POST", "/api/v1/organisations", json={"name": organisation, "office_email": office})
     assert created.status_code == 201, created.text
-    invitation = central.api("POST", "/api/v1/invitations",
-                             json={"meeting_id": meeting.json()["id"], "organisation_id": created.json()["id"]})
-    assert invitation.status_code == 201, invitation.text
-    return {**invitation.json(), "meeting_id": meeting.json()["id"]}
+    draft = central.api("POST", "/api/v1/invitations",
+                        json={"meeting_id": meeting.json()["id"], "organisation_id": created.json()["id"]})
+    assert draft.status_code == 201, draft.text
+    assert draft.json()["status"] == "draft" and "secret" not in draft.json()
+    approved = approve(central, draft.json()["id"])
+    assert central.mail is not None
+    wait_until(lambda: any(office in str(m.get("X-RcptTo", "")) for m in central.mail.messages), timeout=30)
+    letters = [m for m in central.mail.messages if office in str(m.get("X-RcptTo", ""))]
+    link = approval.registration_link([approval.mail_text(m) for m in letters], approved["number"])
+    return {**approved, "meeting_id": meeting.json()["id"], "secret": link.secret, "registration_url": link.link}
 
 
 def setup_meeting(central: Central, mail: MailCatcher, scheme: str, email: str) -> dict:

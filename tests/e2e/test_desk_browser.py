@@ -27,7 +27,7 @@ from central.core.db import database, open_database
 from devtools.mailcatcher import MailCatcher
 
 from ..conftest import CHROMIUM, wait_until
-from .conftest import RELAY, Central, high_periods, open_page, start_gate, updated_live, watch_live_stream
+from .conftest import RELAY, Central, approve, high_periods, open_page, start_gate, updated_live, watch_live_stream
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
 
@@ -68,9 +68,10 @@ def setup_desk(central: Central) -> dict[str, Any]:
         "ends_at": (now + timedelta(hours=2)).isoformat(), "venue": "Hội trường A", "site_id": "hq"})
     assert meeting.status_code == 201, meeting.text
     organisation = central.api("POST", "/api/v1/organisations", json={"name": "Sở Khoa học và Công nghệ"})
-    invitation = central.api("POST", "/api/v1/invitations", json={
+    draft = central.api("POST", "/api/v1/invitations", json={
         "meeting_id": meeting.json()["id"], "organisation_id": organisation.json()["id"]})
-    assert invitation.status_code == 201, invitation.text
+    assert draft.status_code == 201, draft.text
+    invitation = approve(central, draft.json()["id"])
 
     def make_guard() -> None:
         from argon2 import PasswordHasher, profiles
@@ -85,7 +86,7 @@ def setup_desk(central: Central) -> dict[str, Any]:
                            "full_name": "Lê Thu Hà"}, actor="test", now=now)
 
     with_central_db(central, make_guard)
-    return {"meeting_id": meeting.json()["id"], "number": invitation.json()["number"]}
+    return {"meeting_id": meeting.json()["id"], "number": invitation["number"]}
 
 
 def log_in(page: Any, url: str, username: str) -> None:

@@ -35,8 +35,12 @@ def phone(browser: Any) -> Any:
 
 
 def registration_link(central: Central) -> str:
-    """The office creates a meeting and an invitation; returns the link the organisation receives."""
-    return invite(central, "Hội nghị triển khai nhiệm vụ năm 2025", "Sở Kế hoạch và Đầu tư")["registration_url"]
+    """The office creates a meeting and an invitation, the leader approves it; returns the link the organisation
+    received (its letter is then cleared from the mail catcher, which from here on holds delegates' codes only)."""
+    link = invite(central, "Hội nghị triển khai nhiệm vụ năm 2025", "Sở Kế hoạch và Đầu tư")["registration_url"]
+    assert central.mail is not None
+    central.mail.clear()
+    return link
 
 
 def fill_delegate(page, name: str, position: str, email: str, phone_number: str) -> None:
