@@ -32,6 +32,7 @@ from central.invitations.models import Invitation
 from central.meetings.models import Meeting
 from central.registration.models import Delegate
 from central.web import clock_now, ctx, select_locale, service_error_message
+from central.web.inputs import bounded_int
 from protocols.codes import Scheme, format_compact
 from protocols.reasons import describe
 
@@ -52,7 +53,7 @@ class RegisterForm(FlaskForm):
     """The walk-in form: the scanned card text, the meeting and the invitation (number or organisation)."""
 
     scan = StringField(_l("Mã QR trên CCCD"))
-    meeting_id = SelectField(_l("Cuộc họp"), coerce=int, validate_choice=False)
+    meeting_id = SelectField(_l("Cuộc họp"), coerce=bounded_int, validate_choice=False)
     invitation = StringField(_l("Thư mời (số hoặc tên đơn vị)"))
 
 

@@ -153,9 +153,7 @@ def _delegate_limit(value: Any) -> int | None:
 def _organisation_ids(value: Any) -> list[int]:
     if not isinstance(value, list) or not value:
         raise v.FieldError("Chọn ít nhất một đơn vị")
-    if not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in value):
-        raise v.FieldError("Phải là danh sách mã đơn vị")
-    return list(dict.fromkeys(value))
+    return v.positive_ids(value, message="Phải là danh sách mã đơn vị")
 
 
 def _meeting_of(fields: v.FieldCollector, meeting_id: int | None) -> Meeting | None:
