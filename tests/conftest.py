@@ -278,3 +278,8 @@ class ThreadedServer:
     def __exit__(self, *_: object) -> None:
         self.server.shutdown()
         self.thread.join(timeout=scaled(10))
+        # The app's live-attendance poller would otherwise go on polling whatever database the next test opens
+        # (peewee's database is one proxy per process), holding read locks under that test's writers.
+        hub = getattr(self.server.app, "extensions", {}).get("vaora_live")
+        if hub is not None:
+            hub.stop()

@@ -51,7 +51,7 @@ def central(tmp_path: Path, mail: MailCatcher) -> Iterator[tuple[str, LogSender]
         "VAORA_MAIL_FROM": "vanphong@ubnd.example.vn",
         "VAORA_API_TOKEN": API_TOKEN,
         "VAORA_SIGNING_KEY_FILE": str(tmp_path / "key.pem"),
-        "VAORA_PUBLIC_URL": "https://vaora.example.vn",
+        "VAORA_PUBLIC_URL": "http://vaora.example.vn",  # served over http here: a Secure cookie would not come back
         "VAORA_DATA_DIR": str(tmp_path / "data"),
         "TESTING": True,  # mail sent directly, no mail-queue worker thread outliving the test
     }, clock=lambda: NOW, sms_sender=sms)
