@@ -4,8 +4,9 @@
 gates run as real processes, connected by ``mqtts://`` URLs.
 
 A scan at the gate becomes a check-in stored by central, and central's ack comes back to the gate (its outbox
-row is marked delivered); a command published by central's web-side publisher reaches the gate and its answer is
-stored. A gate holding another gate's certificate is, to the broker, that other gate: its own topics are refused.
+row is marked delivered); central's change feed reaches the gate; a command published by central's web-side
+publisher reaches the gate and its answer is stored. A gate holding another gate's certificate is, to the broker,
+that other gate: its own topics are refused.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from central.messaging.publish import MqttPublisher
 from devtools.ports import free_port
 from tests.conftest import scaled, wait_until
 
-from .conftest import API_TOKEN, REPO, STARTUP_TIMEOUT_S, _answers, _spawn, log_tail
+from .conftest import API_TOKEN, REPO, STARTUP_TIMEOUT_S, Central, _answers, _spawn, invite, log_tail
 
 SHIPPED = REPO / "systemd" / "mosquitto" / "vaora-tls.conf"
 TIMEOUT_S = 30.0
@@ -239,6 +240,10 @@ def test_checkins_flow_and_acks_return_over_tls_with_per_gate_certificates(site:
                message=lambda: f"no ack came back:\n{log_tail(gate.log)}")
     assert gate.logged(f"check-in delivered checkin_id={checkin_id} status=stored")
     assert stored_checkins(site)[checkin_id.replace("-", "")] == "lobby-1"
+
+    # central's change feed (in the ingest process) reaches the gate over TLS: a new meeting arrives as a change
+    invite(Central(site.url, site.env, site.database_path, []), "Họp qua TLS", "Sở Nội vụ")
+    wait_until(lambda: gate.logged("change applied seq="), timeout=TIMEOUT_S, message=lambda: log_tail(gate.log))
 
     # central's web-side publisher (the one gate commands use) over TLS, from the same configuration
     config = CentralConfig.from_env(site.env)
