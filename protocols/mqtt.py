@@ -24,6 +24,7 @@ import random
 import socket
 import ssl
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -227,3 +228,15 @@ def check_tls_files(files: TlsFiles) -> list[tuple[str, str]]:
                                                   serialization.PublicFormat.SubjectPublicKeyInfo):
         problems.append((key_field, f"{key_path} is not the key of the certificate {files.cert_file}"))
     return problems
+
+
+def certificate_expiry(files: TlsFiles) -> datetime | None:
+    """When the client certificate of ``files`` stops being valid (aware UTC), or None without a readable one."""
+    if files.cert_file is None:
+        return None
+    from cryptography import x509
+
+    try:
+        return x509.load_pem_x509_certificate(files.cert_file.read_bytes()).not_valid_after_utc
+    except (OSError, ValueError):
+        return None
