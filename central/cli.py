@@ -1,6 +1,6 @@
 """Command line of central: ``vaora-central serve | ingest | deliver | migrate | init-db | add-gate | create-admin |
-export | backup | restore | broker-config | site-ca | broker-cert | gate-cert | central-cert | issue-api-token |
-api-client``."""
+export | backup | restore | broker-config | site-ca | broker-cert | gate-cert | central-cert | revoke-gate-cert |
+issue-api-token | api-client``."""
 
 from __future__ import annotations
 
@@ -54,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     gate_cert.add_argument("gate_id", help="the gate's id (its certificate's common name is gate-<id>)")
     gate_cert.add_argument("--days", type=int, default=certs.CLIENT_DAYS,
                            help=f"validity (default {certs.CLIENT_DAYS})")
+    revoke = sub.add_parser("revoke-gate-cert", help="revoke a gate's MQTT certificate (lost or stolen gate)")
+    revoke.add_argument("directory", type=Path, help="the site-ca directory (updates ca.crl)")
+    revoke.add_argument("gate_id", help="the gate whose current certificate is revoked")
     central_cert = sub.add_parser("central-cert", help="issue central's MQTT client certificate from the site CA")
     central_cert.add_argument("directory", type=Path, help="the site-ca directory (writes certs/vaora-central.crt)")
     central_cert.add_argument("--days", type=int, default=certs.CLIENT_DAYS,
@@ -103,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging("central", args.log_level)
     if args.command == "issue-api-token":
         return _issue_api_token(args.path)
-    if args.command in {"site-ca", "broker-cert", "central-cert"}:
+    if args.command in {"site-ca", "broker-cert", "central-cert", "revoke-gate-cert"}:
         return _certificate(args)
     try:
         config = CentralConfig.from_env()
@@ -271,7 +274,7 @@ def _print_issued(issued: certs.IssuedCertificate) -> None:
 
 
 def _certificate(args: argparse.Namespace) -> int:
-    """site-ca, broker-cert and central-cert: no database needed."""
+    """site-ca, broker-cert, central-cert and revoke-gate-cert: no database needed."""
     from central.core.context import utc_now
 
     try:
@@ -283,6 +286,11 @@ def _certificate(args: argparse.Namespace) -> int:
                 return 0
         elif args.command == "broker-cert":
             issued = certs.issue_broker(args.directory, args.hosts, now=utc_now(), days=args.days)
+        elif args.command == "revoke-gate-cert":
+            serial = certs.revoke_gate(args.directory, args.gate_id, now=utc_now())
+            print(f"revoked gate-{args.gate_id} (serial {serial:x}) in {args.directory / certs.CRL_NAME}; restart "
+                  "mosquitto so the broker reads it")
+            return 0
         else:
             issued = certs.issue_central(args.directory, now=utc_now(), days=args.days)
     except ServiceError as exc:

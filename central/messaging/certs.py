@@ -9,7 +9,9 @@ Everything lives in one directory, the broker's (``/etc/mosquitto/vaora``), unde
 * ``certs/gate-<gate id>.crt`` / ``.key``: a gate's client certificate (:data:`CLIENT_DAYS` days, short on
   purpose: a lost gate's certificate stops working on its own). Its common name is the gate's broker user name,
   which ``use_identity_as_username`` turns into the identity the ACL of ``broker-config`` checks, so a gate can
-  use no other gate's topics. Central's is ``certs/vaora-central.crt``.
+  use no other gate's topics. Central's is ``certs/vaora-central.crt``;
+* ``ca.crl``: the certificates revoked before their end (:func:`revoke`, a stolen gate), signed by the CA and
+  valid as long as the CA (so it never lapses and locks every client out); made empty with the CA.
 
 Re-issuing a certificate (renewal) overwrites the old files with a new key; the CA stays. Time is passed in
 (``now=``).
@@ -40,6 +42,7 @@ MAX_DAYS = 825
 BACKDATE = dt.timedelta(minutes=5)
 """Certificates start this long before ``now``, for clocks a little behind."""
 CA_NAME = "vaora site CA"
+CRL_NAME = "ca.crl"
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,9 @@ def create_site_ca(directory: Path, *, now: dt.datetime, days: int = CA_DAYS) ->
     """
     cert_file, key_file = directory / "ca.crt", directory / "ca.key"
     if key_file.exists() or cert_file.exists():
-        certificate = x509.load_pem_x509_certificate(cert_file.read_bytes())
+        certificate, key = _load_ca(directory)
+        if not (directory / CRL_NAME).exists():  # a CA made before revocation lists existed
+            _write_crl(directory, certificate, key, [], now=_utc(now))
         return IssuedCertificate(CA_NAME, cert_file, key_file, certificate.not_valid_after_utc, created=False)
     start = _utc(now)
     key = ec.generate_private_key(ec.SECP256R1())
@@ -113,6 +118,7 @@ def create_site_ca(directory: Path, *, now: dt.datetime, days: int = CA_DAYS) ->
     _write_private(key_file, _key_pem(key))
     cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     cert_file.chmod(0o644)
+    _write_crl(directory, certificate, key, [], now=start)
     return IssuedCertificate(CA_NAME, cert_file, key_file, certificate.not_valid_after_utc)
 
 
@@ -196,3 +202,55 @@ def issue_broker(directory: Path, hosts: list[str], *, now: dt.datetime, days: i
         raise InvalidInputError({"hosts": "cần ít nhất một tên máy hoặc địa chỉ IP của broker"})
     return _issue(directory, hosts[0], directory / "server.crt", directory / "server.key", now=now,
                   lifetime=lifetime, server_names=names)
+
+
+def _write_crl(directory: Path, ca_certificate: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey,
+               revoked: list[x509.RevokedCertificate], *, now: dt.datetime) -> Path:
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca_certificate.subject)
+        .last_update(now - BACKDATE)
+        .next_update(ca_certificate.not_valid_after_utc)
+    )
+    for entry in revoked:
+        builder = builder.add_revoked_certificate(entry)
+    crl = builder.sign(ca_key, hashes.SHA256())
+    path = directory / CRL_NAME
+    path.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+    path.chmod(0o644)
+    return path
+
+
+def revoked_serials(directory: Path) -> set[int]:
+    """Serial numbers in the site's revocation list (empty without one)."""
+    path = directory / CRL_NAME
+    if not path.exists():
+        return set()
+    return {entry.serial_number for entry in x509.load_pem_x509_crl(path.read_bytes())}
+
+
+def revoke(directory: Path, common_name: str, *, now: dt.datetime) -> int:
+    """Add the current certificate of ``common_name`` (``certs/<common_name>.crt``) to ``ca.crl``; return its
+    serial number. The broker refuses it once it reloads the list (restart Mosquitto). A new certificate for the
+    same name (``gate-cert``) is not affected."""
+    cert_file = directory / "certs" / f"{common_name}.crt"
+    if not cert_file.exists():
+        raise ConflictError(Reason.MALFORMED, f"Không có chứng chỉ {cert_file} (no such certificate)")
+    ca_certificate, ca_key = _load_ca(directory)
+    serial = x509.load_pem_x509_certificate(cert_file.read_bytes()).serial_number
+    start = _utc(now)
+    path = directory / CRL_NAME
+    entries = list(x509.load_pem_x509_crl(path.read_bytes())) if path.exists() else []
+    if serial not in {entry.serial_number for entry in entries}:
+        entries.append(x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(start).build())
+    _write_crl(directory, ca_certificate, ca_key, entries, now=start)
+    return serial
+
+
+def revoke_gate(directory: Path, gate_id: str, *, now: dt.datetime) -> int:
+    """Revoke gate ``gate_id``'s current certificate (a lost or stolen gate); see :func:`revoke`."""
+    try:
+        common_name = gate_username(gate_id)
+    except ValueError:
+        raise InvalidInputError({"gate_id": f"mã cổng không hợp lệ: {gate_id!r}"}) from None
+    return revoke(directory, common_name, now=now)
