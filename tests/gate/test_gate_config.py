@@ -360,12 +360,14 @@ def test_an_unusable_key_stops_the_gate_naming_the_key(tmp_path: Path, site: Pat
 def test_the_gate_process_refuses_to_start_with_a_bad_key_and_names_it(tmp_path: Path, site: Path) -> None:
     garbage = tmp_path / "garbage.key"
     garbage.write_text("not a key\n", encoding="utf-8")
+    missing = tmp_path / "nowhere" / "ca.crt"
     path = write(tmp_path, MINIMAL.replace('site = "hq"', 'site = "hq"\nsimulate = true')
-                 + tls_section(site, key_file=str(garbage)) + 'url = "mqtts://127.0.0.1:9"\n')
+                 + tls_section(site, key_file=str(garbage), ca_file=str(missing)) + 'url = "mqtts://127.0.0.1:9"\n')
     result = subprocess.run([sys.executable, "-m", "gate.cli", "--config", str(path)], capture_output=True,
                             text=True, timeout=60, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert result.returncode == 2
-    assert f"mqtt.key_file: {garbage} holds no usable PEM private key" in result.stderr.splitlines()
+    assert result.stderr.splitlines()[1:] == [f"mqtt.ca_file: cannot read {missing}: No such file or directory",
+                                              f"mqtt.key_file: {garbage} holds no usable PEM private key"]
     assert "Traceback" not in result.stderr
 
 
