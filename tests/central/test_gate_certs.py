@@ -208,7 +208,9 @@ def test_a_revoked_gate_certificate_is_refused_by_the_broker(tmp_path: Path,
     try:
         refused = connack(port, site, "gate-lobby-1")  # the TLS alert ("certificate revoked") or just EOF
         assert refused != CONNACK_ACCEPTED
-        assert "certificate verify failed" in (tmp_path / "mosquitto.log").read_text(errors="replace")
+        log = tmp_path / "mosquitto.log"
+        wait_until(lambda: "certificate verify failed" in log.read_text(errors="replace"),
+                   message=lambda: log.read_text(errors="replace"))
         assert main(["revoke-gate-cert", str(site), "lobby-2"]) == 2  # no certificate of that gate
         # the gate's replacement: same name and CA, a new serial, accepted by the same broker
         certs.issue_gate(site, "lobby-1", now=datetime.now(UTC))
