@@ -19,6 +19,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,7 @@ from central.messaging.publish import MqttPublisher
 from devtools.ports import free_port
 from tests.conftest import scaled, wait_until
 
-from .conftest import API_TOKEN, REPO, STARTUP_TIMEOUT_S, Central, _answers, _spawn, invite, log_tail
+from .conftest import API_TOKEN, REPO, STARTUP_TIMEOUT_S, _answers, _spawn, log_tail
 
 SHIPPED = REPO / "systemd" / "mosquitto" / "vaora-tls.conf"
 TIMEOUT_S = 30.0
@@ -243,8 +244,15 @@ def test_checkins_flow_and_acks_return_over_tls_with_per_gate_certificates(site:
     assert stored_checkins(site)[checkin_id.replace("-", "")] == "lobby-1"
 
     # central's change feed (in the ingest process) reaches the gate over TLS: a new meeting arrives as a change
-    invite(Central(site.url, site.env, site.database_path, []), "Họp qua TLS", "Sở Nội vụ")
-    wait_until(lambda: gate.logged("change applied seq="), timeout=TIMEOUT_S, message=lambda: log_tail(gate.log))
+    now = datetime.now(UTC)
+    meeting = requests.post(f"{site.url}/api/v1/meetings", timeout=scaled(30),
+                            headers={"Authorization": f"Bearer {API_TOKEN}"},
+                            json={"title": "Họp qua TLS", "starts_at": (now + timedelta(minutes=30)).isoformat(),
+                                  "ends_at": (now + timedelta(hours=3)).isoformat(), "venue": "Hội trường A",
+                                  "site_id": "hq"})
+    assert meeting.status_code == 201, meeting.text
+    wait_until(lambda: gate.logged("change applied seq=") and gate.logged("kind=meeting_upsert"), timeout=TIMEOUT_S,
+               message=lambda: log_tail(gate.log))
 
     # central's web-side publisher (the one gate commands use) over TLS, from the same configuration
     config = CentralConfig.from_env(site.env)
