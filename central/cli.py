@@ -1,5 +1,6 @@
 """Command line of central: ``vaora-central serve | ingest | deliver | migrate | init-db | add-gate | create-admin |
-export | backup | restore | broker-config | issue-api-token | api-client``."""
+export | backup | restore | broker-config | site-ca | broker-cert | gate-cert | central-cert | revoke-gate-cert |
+issue-api-token | api-client``."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from central.config import CentralConfig, ConfigError
 from central.core.db import database, open_database
 from central.core.errors import ServiceError
+from central.messaging import certs
 from central.migrations import MigrationError, SchemaOutOfDateError, migrate, require_current
 from protocols import systemd as sd
 from protocols.logs import configure_logging
@@ -39,6 +41,26 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("ingest", help="run the MQTT ingest worker and the change feed to the gates")
     broker = sub.add_parser("broker-config", help="write Mosquitto's password and ACL files for every gate")
     broker.add_argument("directory", type=Path, help="e.g. /etc/mosquitto/vaora (see systemd/mosquitto/)")
+    site_ca = sub.add_parser("site-ca", help="create the site CA for the broker's TLS listener (once; kept after)")
+    site_ca.add_argument("directory", type=Path, help="e.g. /etc/mosquitto/vaora (ca.crt, ca.key mode 0600)")
+    site_ca.add_argument("--days", type=int, default=certs.CA_DAYS, help=f"validity (default {certs.CA_DAYS})")
+    broker_cert = sub.add_parser("broker-cert", help="issue the broker's server.crt/server.key from the site CA")
+    broker_cert.add_argument("directory", type=Path, help="the site-ca directory")
+    broker_cert.add_argument("hosts", nargs="+", metavar="HOST", help="DNS names or IP addresses clients connect to")
+    broker_cert.add_argument("--days", type=int, default=certs.BROKER_DAYS,
+                             help=f"validity (default {certs.BROKER_DAYS})")
+    gate_cert = sub.add_parser("gate-cert", help="issue a registered gate's MQTT client certificate from the site CA")
+    gate_cert.add_argument("directory", type=Path, help="the site-ca directory (writes certs/gate-<id>.crt/.key)")
+    gate_cert.add_argument("gate_id", help="the gate's id (its certificate's common name is gate-<id>)")
+    gate_cert.add_argument("--days", type=int, default=certs.CLIENT_DAYS,
+                           help=f"validity (default {certs.CLIENT_DAYS})")
+    revoke = sub.add_parser("revoke-gate-cert", help="revoke a gate's MQTT certificate (lost or stolen gate)")
+    revoke.add_argument("directory", type=Path, help="the site-ca directory (updates ca.crl)")
+    revoke.add_argument("gate_id", help="the gate whose current certificate is revoked")
+    central_cert = sub.add_parser("central-cert", help="issue central's MQTT client certificate from the site CA")
+    central_cert.add_argument("directory", type=Path, help="the site-ca directory (writes certs/vaora-central.crt)")
+    central_cert.add_argument("--days", type=int, default=certs.CLIENT_DAYS,
+                              help=f"validity (default {certs.CLIENT_DAYS})")
     sub.add_parser("migrate", help="apply the pending schema migrations (the web unit runs it before starting)")
     sub.add_parser("init-db", help="build a new database: the baseline schema, then every migration")
     backup = sub.add_parser("backup", help="write the database, signing key, secret key and documents into one archive")
@@ -84,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging("central", args.log_level)
     if args.command == "issue-api-token":
         return _issue_api_token(args.path)
+    if args.command in {"site-ca", "broker-cert", "central-cert", "revoke-gate-cert"}:
+        return _certificate(args)
     try:
         config = CentralConfig.from_env()
     except ConfigError as exc:
@@ -109,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _ingest(config)
     if args.command == "broker-config":
         return _broker_config(args.directory)
+    if args.command == "gate-cert":
+        return _gate_certificate(args)
     if args.command == "create-admin":
         return _create_admin(args)
     if args.command == "deliver":
@@ -239,6 +265,60 @@ def _ingest(config: CentralConfig) -> int:
         sd.notify("STOPPING=1")
         worker.stop()
         feed.stop()
+    return 0
+
+
+def _print_issued(issued: certs.IssuedCertificate) -> None:
+    print(f"{issued.common_name}: {issued.cert_file} and {issued.key_file} (mode 0600), valid until "
+          f"{issued.not_after.date().isoformat()}")
+
+
+def _certificate(args: argparse.Namespace) -> int:
+    """site-ca, broker-cert, central-cert and revoke-gate-cert: no database needed."""
+    from central.core.context import utc_now
+
+    try:
+        if args.command == "site-ca":
+            issued = certs.create_site_ca(args.directory, now=utc_now(), days=args.days)
+            if not issued.created:
+                print(f"site CA kept: {issued.cert_file} (valid until {issued.not_after.date().isoformat()}); "
+                      "it is never replaced, as every certificate it signed would stop working")
+                return 0
+        elif args.command == "broker-cert":
+            issued = certs.issue_broker(args.directory, args.hosts, now=utc_now(), days=args.days)
+        elif args.command == "revoke-gate-cert":
+            serial = certs.revoke_gate(args.directory, args.gate_id, now=utc_now())
+            print(f"revoked gate-{args.gate_id} (serial {serial:x}) in {args.directory / certs.CRL_NAME}; restart "
+                  "mosquitto so the broker reads it")
+            return 0
+        else:
+            issued = certs.issue_central(args.directory, now=utc_now(), days=args.days)
+    except ServiceError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    _print_issued(issued)
+    return 0
+
+
+def _gate_certificate(args: argparse.Namespace) -> int:
+    """gate-cert: only for a gate registered at central (a typo would make a certificate the ACL knows nothing of)."""
+    from central.core.context import utc_now
+    from central.gates.models import Gate
+
+    with database.connection_context():
+        known = Gate.select().where(Gate.gate_id == args.gate_id).exists()
+    if not known:
+        print(f"refused: unknown_gate: {args.gate_id!r} is not a registered gate (vaora-central add-gate)",
+              file=sys.stderr)
+        return 2
+    try:
+        issued = certs.issue_gate(args.directory, args.gate_id, now=utc_now(), days=args.days)
+    except ServiceError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    _print_issued(issued)
+    print(f"copy {args.directory / 'ca.crt'}, {issued.cert_file} and {issued.key_file} to the gate "
+          "([mqtt] ca_file, cert_file, key_file); re-run before the date above to renew")
     return 0
 
 

@@ -23,6 +23,7 @@ DEFAULTS: dict[str, str] = {
     "VAORA_SMTP_HOST": "127.0.0.1",
     "VAORA_SMTP_PORT": "25",
     "VAORA_MAIL_FROM": "vaora@localhost.localdomain",
+    "VAORA_MQTT_URL": "",
     "VAORA_MQTT_HOST": "127.0.0.1",
     "VAORA_MQTT_PORT": "1883",
     "VAORA_MQTT_USERNAME": "",
@@ -103,6 +104,9 @@ class CentralConfig:
     mqtt_cert_file: Path | None = None
     mqtt_key_file: Path | None = None
     mqtt_client_id: str = "vaora-central-ingest"
+    mqtt_url_tls: bool = False
+    """True when ``VAORA_MQTT_URL`` is an ``mqtts://`` URL: TLS even without ``VAORA_MQTT_CA_FILE`` (the system's
+    trust store then checks the broker)."""
     web_host: str = "127.0.0.1"
     web_port: int = 5000
     web_workers: int = 2
@@ -130,8 +134,8 @@ class CentralConfig:
     @property
     def mqtt_tls(self) -> TlsFiles | None:
         """The TLS files every central MQTT client uses (ingest, change feed, publisher), or None for plain
-        TCP (no ``VAORA_MQTT_CA_FILE``)."""
-        if self.mqtt_ca_file is None:
+        TCP (no ``VAORA_MQTT_CA_FILE`` and no ``mqtts://`` in ``VAORA_MQTT_URL``)."""
+        if self.mqtt_ca_file is None and not self.mqtt_url_tls:
             return None
         from protocols.mqtt import TlsFiles
 
@@ -183,6 +187,19 @@ class CentralConfig:
         mqtt_host = values["VAORA_MQTT_HOST"].strip()
         if not mqtt_host:
             errors["VAORA_MQTT_HOST"] = "must not be empty"
+        mqtt_port = port("VAORA_MQTT_PORT")
+        mqtt_url_tls = False
+        if mqtt_url := values["VAORA_MQTT_URL"].strip():
+            from protocols.mqtt import parse_broker_url
+
+            try:
+                address = parse_broker_url(mqtt_url)
+            except ValueError as exc:
+                errors["VAORA_MQTT_URL"] = str(exc)
+            else:
+                if clash := [name for name in ("VAORA_MQTT_HOST", "VAORA_MQTT_PORT") if str(mapping.get(name) or "")]:
+                    errors["VAORA_MQTT_URL"] = f"give VAORA_MQTT_URL or {' and '.join(clash)}, not both"
+                mqtt_host, mqtt_port, mqtt_url_tls = address.host, address.port, address.tls
 
         api_token = values["VAORA_API_TOKEN"].strip() or read_secret_file("VAORA_API_TOKEN_FILE")
         if api_token is not None and len(api_token) < MIN_API_TOKEN_LENGTH:
@@ -237,8 +254,16 @@ class CentralConfig:
         mqtt_key_file = existing_file("VAORA_MQTT_KEY_FILE")
         if mqtt_key_file is not None and mqtt_cert_file is None:
             errors["VAORA_MQTT_KEY_FILE"] = "needs VAORA_MQTT_CERT_FILE (the certificate of this key)"
-        if (mqtt_cert_file is not None or mqtt_key_file is not None) and mqtt_ca_file is None:
-            errors["VAORA_MQTT_CA_FILE"] = "must be set when a client certificate or key is (TLS needs the CA)"
+        if (mqtt_cert_file is not None or mqtt_key_file is not None) and mqtt_ca_file is None and not mqtt_url_tls:
+            errors["VAORA_MQTT_CA_FILE"] = ("must be set when a client certificate or key is (TLS needs the CA, "
+                                            "or an mqtts:// VAORA_MQTT_URL)")
+        tls_names = {"ca_file": "VAORA_MQTT_CA_FILE", "cert_file": "VAORA_MQTT_CERT_FILE",
+                     "key_file": "VAORA_MQTT_KEY_FILE"}
+        if (mqtt_ca_file is not None or mqtt_url_tls) and not errors.keys() & set(tls_names.values()):
+            from protocols.mqtt import TlsFiles, check_tls_files
+
+            for field, problem in check_tls_files(TlsFiles(mqtt_ca_file, mqtt_cert_file, mqtt_key_file)):
+                errors.setdefault(tls_names[field], problem)
         mqtt_client_id = values["VAORA_MQTT_CLIENT_ID"].strip()
         if not mqtt_client_id or len(mqtt_client_id) > 64 or any(c.isspace() or c in "+#/" for c in mqtt_client_id):
             errors["VAORA_MQTT_CLIENT_ID"] = (
@@ -262,7 +287,7 @@ class CentralConfig:
             smtp_port=port("VAORA_SMTP_PORT"),
             mail_from=mail_from,
             mqtt_host=mqtt_host,
-            mqtt_port=port("VAORA_MQTT_PORT"),
+            mqtt_port=mqtt_port,
             mqtt_username=values["VAORA_MQTT_USERNAME"].strip() or None,
             mqtt_password=read_secret_file("VAORA_MQTT_PASSWORD_FILE"),
             api_token=api_token,
@@ -283,6 +308,7 @@ class CentralConfig:
             mqtt_cert_file=mqtt_cert_file,
             mqtt_key_file=mqtt_key_file,
             mqtt_client_id=mqtt_client_id or "vaora-central-ingest",
+            mqtt_url_tls=mqtt_url_tls,
             web_host=values["VAORA_WEB_HOST"].strip() or "127.0.0.1",
             web_port=port("VAORA_WEB_PORT"),
             web_workers=bounded_int("VAORA_WEB_WORKERS", 1, 64),

@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from protocols.codes import MAX_SCAN_LENGTH
-from protocols.mqtt import TlsFiles
+from protocols.mqtt import TlsFiles, check_tls_files, parse_broker_url
 from protocols.topics import is_valid_id
 
 TOKEN_ENV = "VAORA_GATE_TOKEN"
@@ -146,9 +146,12 @@ class CentralSection(_Section):
 
 
 class MqttSection(_Section):
-    """``[mqtt]``: the broker connection. ``ca_file`` turns TLS on (the broker's certificate is checked against
-    it); ``cert_file`` / ``key_file`` add a client certificate (the key may be inside the certificate file)."""
+    """``[mqtt]``: the broker connection, as ``host``/``port`` or as ``url`` (``mqtt://host[:1883]`` plain,
+    ``mqtts://host[:8883]`` TLS). TLS is on with an ``mqtts://`` URL or a ``ca_file`` (the broker's certificate
+    is checked against it; without it, against the system's trust store); ``cert_file`` / ``key_file`` add the
+    gate's client certificate (the key may be inside the certificate file). The files are checked at start."""
 
+    url: str | None = None
     host: str = "localhost"
     port: Annotated[int, Field(ge=1, le=65535)] = 1883
     username: str | None = None
@@ -160,9 +163,31 @@ class MqttSection(_Section):
     cert_file: Annotated[Path | None, Field(strict=False)] = None
     key_file: Annotated[Path | None, Field(strict=False)] = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _host_and_port_from_url(cls, data: Any) -> Any:
+        """A ``url`` sets ``host`` and ``port`` (which may then not be given as well)."""
+        if not isinstance(data, dict) or not isinstance(data.get("url"), str):
+            return data
+        try:
+            address = parse_broker_url(data["url"])
+        except ValueError as exc:
+            raise KeyedError([("url", str(exc))]) from None
+        problems = [(key, "give url or host and port, not both") for key in ("host", "port") if key in data]
+        if not address.tls and data.get("ca_file") is not None:
+            problems.append(("ca_file", "TLS needs an mqtts:// url (mqtt:// is plain TCP)"))
+        if problems:
+            raise KeyedError(problems)
+        return {**data, "host": address.host, "port": address.port}
+
+    @property
+    def uses_tls(self) -> bool:
+        """True when the connection is TLS (an ``mqtts://`` url, or a ``ca_file``)."""
+        return self.ca_file is not None or (self.url is not None and parse_broker_url(self.url).tls)
+
     def tls_files(self) -> TlsFiles | None:
         """The TLS files for :func:`protocols.mqtt.make_client`, or None for a plain connection."""
-        if self.ca_file is None:
+        if not self.uses_tls:
             return None
         return TlsFiles(ca_file=self.ca_file, cert_file=self.cert_file, key_file=self.key_file)
 
@@ -361,18 +386,19 @@ def _format_errors(exc: ValidationError) -> list[str]:
 
 
 def _check_files(config: GateConfig) -> list[str]:
-    """Files named by the config that cannot be read, and TLS files that make no set."""
+    """Files named by the config that cannot be read, and TLS files that cannot be used (not PEM, an encrypted
+    or mismatched key, a key without its certificate, a certificate without TLS)."""
     mqtt = config.mqtt
-    errors = []
-    for key, path in (("central.token_file", config.central.token_file),
-                      ("mqtt.password_file", mqtt.password_file), ("mqtt.ca_file", mqtt.ca_file),
-                      ("mqtt.cert_file", mqtt.cert_file), ("mqtt.key_file", mqtt.key_file)):
-        if path is not None and not os.access(path, os.R_OK):
-            errors.append(f"{key}: cannot read {path}")
-    if mqtt.key_file is not None and mqtt.cert_file is None:
-        errors.append("mqtt.key_file: a key needs its certificate (mqtt.cert_file)")
-    if mqtt.cert_file is not None and mqtt.ca_file is None:
-        errors.append("mqtt.cert_file: a client certificate needs the broker's CA (mqtt.ca_file)")
+    errors = [f"{key}: cannot read {path}"
+              for key, path in (("central.token_file", config.central.token_file),
+                                ("mqtt.password_file", mqtt.password_file))
+              if path is not None and not os.access(path, os.R_OK)]
+    files = mqtt.tls_files()
+    if files is not None:
+        errors.extend(f"mqtt.{field}: {message}" for field, message in check_tls_files(files))
+    elif mqtt.cert_file is not None or mqtt.key_file is not None:
+        key = "mqtt.cert_file" if mqtt.cert_file is not None else "mqtt.key_file"
+        errors.append(f"{key}: a client certificate needs TLS (an mqtts:// url, or the broker's CA in mqtt.ca_file)")
     return errors
 
 

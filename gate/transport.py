@@ -13,16 +13,19 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 
 from protocols import topics
-from protocols.mqtt import ClientSettings, LastWill, TlsFiles, make_client
+from protocols.mqtt import ClientSettings, LastWill, TlsFiles, certificate_expiry, make_client
 from protocols.payloads import Ack, CheckIn, GateStatus, PayloadError, decode, decode_acks, encode
 
 log = logging.getLogger(__name__)
+
+CERTIFICATE_WARNING = timedelta(days=14)
+"""A client certificate ending within this long is logged as a warning at start (renew with ``gate-cert``)."""
 
 AckHandler = Callable[[Ack], None]
 ChangeHandler = Callable[[bytes], object]
@@ -86,6 +89,22 @@ def gate_client_id(gate_id: str) -> str:
     return f"vaora-gate-{gate_id}"
 
 
+def log_certificate_expiry(tls: TlsFiles, now: datetime) -> None:
+    """Log when the gate's client certificate ends: an error once it has (the broker refuses the gate; it keeps
+    deciding offline), a warning within :data:`CERTIFICATE_WARNING`, else an info line."""
+    not_after = certificate_expiry(tls)
+    if not_after is None:
+        return
+    if not_after <= now:
+        log.error("mqtt client certificate expired at %s: the broker refuses this gate; renew it with "
+                  "vaora-central gate-cert cert_file=%s", not_after.isoformat(), tls.cert_file)
+    elif not_after - now <= CERTIFICATE_WARNING:
+        log.warning("mqtt client certificate expires at %s (in %d days): renew it with vaora-central gate-cert "
+                    "cert_file=%s", not_after.isoformat(), (not_after - now).days, tls.cert_file)
+    else:
+        log.info("mqtt client certificate valid until %s cert_file=%s", not_after.isoformat(), tls.cert_file)
+
+
 class MqttTransport:
     """The gate's MQTT client, built by :func:`protocols.mqtt.make_client`: stable id, persistent session, the
     retained "offline" status as last will, reconnect backoff with jitter, and TLS when ``tls`` is given."""
@@ -132,6 +151,8 @@ class MqttTransport:
             client_id=gate_client_id(gate_id), username=username, password=password, persistent=True,
             will=LastWill(topics.gate_status(gate_id), encode(offline)), tls=tls,
         ))
+        if tls is not None:
+            log_certificate_expiry(tls, clock())
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_connect_fail = self._on_connect_fail

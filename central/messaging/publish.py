@@ -1,7 +1,7 @@
 """The web process's one MQTT link: a process-wide paho client that publishes gate commands.
 
 :func:`get_publisher` returns a lazily connected :class:`MqttPublisher` for the app's (or a config's) broker
-settings (``VAORA_MQTT_HOST`` / ``PORT`` / ``USERNAME`` / ``PASSWORD_FILE`` / ``CA_FILE`` / ``CERT_FILE`` /
+settings (``VAORA_MQTT_URL`` or ``HOST`` / ``PORT``, ``USERNAME`` / ``PASSWORD_FILE`` / ``CA_FILE`` / ``CERT_FILE`` /
 ``KEY_FILE``, central's credentials). The client is built by :func:`protocols.mqtt.make_client` (clean session,
 a per-process id), runs paho's network thread (``loop_start``) and reconnects on its own (1..30 s backoff, with
 jitter). Anything that only needs to publish takes a :class:`CommandPublisher`, so tests can inject a recorder

@@ -61,6 +61,9 @@ class Pki:
         self.ca_key = ec.generate_private_key(ec.SECP256R1())
         self.ca_cert = _certificate("vaora test CA", self.ca_key, None, self.ca_key, ca=True)
         (directory / "ca.crt").write_bytes(self.ca_cert.public_bytes(serialization.Encoding.PEM))
+        crl = (x509.CertificateRevocationListBuilder().issuer_name(self.ca_cert.subject).last_update(NOW)
+               .next_update(NOW + dt.timedelta(days=1)).sign(self.ca_key, hashes.SHA256()))
+        (directory / "ca.crl").write_bytes(crl.public_bytes(serialization.Encoding.PEM))  # the shipped crlfile
         self.issue("server", server=True)
 
     def issue(self, name: str, *, server: bool = False, signer=None) -> tuple[Path, Path]:

@@ -5,15 +5,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
+from central.messaging import certs
 from gate.cli import main
 from gate.config import ConfigError, load_config
 from protocols.mqtt import TlsFiles
 
 REPO = Path(__file__).resolve().parents[2]
+NOW = datetime.now(UTC)
 EXAMPLES = sorted((REPO / "firmware_config").glob("*.toml"))
 
 MINIMAL = """
@@ -274,32 +278,97 @@ def test_cli_subprocess_bad_config_exits_non_zero_and_lists_every_error(tmp_path
     assert "Traceback" not in result.stderr
 
 
-def test_mqtt_tls_files_are_optional_and_become_tls_settings(tmp_path: Path) -> None:
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """A site CA with gate g1's client certificate, made by central's certificate commands."""
+    directory = tmp_path / "site"
+    certs.create_site_ca(directory, now=NOW)
+    certs.issue_gate(directory, "g1", now=NOW)
+    certs.issue_gate(directory, "g2", now=NOW)
+    return directory
+
+
+def tls_section(site: Path, **overrides: str) -> str:
+    keys = {"ca_file": site / "ca.crt", "cert_file": site / "certs" / "gate-g1.crt",
+            "key_file": site / "certs" / "gate-g1.key", **overrides}
+    return "\n[mqtt]\n" + "".join(f'{key} = "{value}"\n' for key, value in keys.items() if value != "")
+
+
+def test_mqtt_tls_files_are_optional_and_become_tls_settings(tmp_path: Path, site: Path) -> None:
     assert load_config(write(tmp_path, MINIMAL)).mqtt.tls_files() is None
-    for name in ("ca.pem", "gate.pem", "gate.key"):
-        (tmp_path / name).write_text("-----BEGIN-----\n", encoding="utf-8")
-    config = load_config(write(tmp_path, MINIMAL + f"""
-[mqtt]
-port = 8883
-ca_file = "{tmp_path / 'ca.pem'}"
-cert_file = "{tmp_path / 'gate.pem'}"
-key_file = "{tmp_path / 'gate.key'}"
-"""))
-    assert config.mqtt.tls_files() == TlsFiles(tmp_path / "ca.pem", tmp_path / "gate.pem", tmp_path / "gate.key")
+    config = load_config(write(tmp_path, MINIMAL + tls_section(site) + "port = 8883\n"))
+    assert config.mqtt.tls_files() == TlsFiles(site / "ca.crt", site / "certs" / "gate-g1.crt",
+                                               site / "certs" / "gate-g1.key")
 
 
-def test_bad_mqtt_tls_files_stop_the_gate_naming_each_key(tmp_path: Path) -> None:
-    (tmp_path / "gate.key").write_text("key\n", encoding="utf-8")
-    errors = errors_of(write(tmp_path, MINIMAL + f"""
-[mqtt]
-ca_file = "{tmp_path / 'missing-ca.pem'}"
-key_file = "{tmp_path / 'gate.key'}"
-"""))
-    assert errors == [f"mqtt.ca_file: cannot read {tmp_path / 'missing-ca.pem'}",
-                      "mqtt.key_file: a key needs its certificate (mqtt.cert_file)"]
-    (tmp_path / "gate.pem").write_text("cert\n", encoding="utf-8")
-    errors = errors_of(write(tmp_path, MINIMAL + f'\n[mqtt]\ncert_file = "{tmp_path / "gate.pem"}"\n'))
-    assert errors == ["mqtt.cert_file: a client certificate needs the broker's CA (mqtt.ca_file)"]
+def test_an_mqtts_url_sets_host_port_and_tls(tmp_path: Path, site: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL + tls_section(site) + 'url = "mqtts://broker.hq.example"\n'))
+    assert (config.mqtt.host, config.mqtt.port) == ("broker.hq.example", 8883)
+    assert config.mqtt.tls_files() == TlsFiles(site / "ca.crt", site / "certs" / "gate-g1.crt",
+                                               site / "certs" / "gate-g1.key")
+    # mqtts:// without a CA file: TLS against the system's trust store
+    system = load_config(write(tmp_path, MINIMAL + '\n[mqtt]\nurl = "mqtts://broker.example:9883"\n'))
+    assert (system.mqtt.port, system.mqtt.tls_files()) == (9883, TlsFiles())
+    plain = load_config(write(tmp_path, MINIMAL + '\n[mqtt]\nurl = "mqtt://10.0.0.5"\n'))
+    assert (plain.mqtt.host, plain.mqtt.port, plain.mqtt.tls_files()) == ("10.0.0.5", 1883, None)
+
+
+def test_bad_mqtt_urls_are_named(tmp_path: Path, site: Path) -> None:
+    (error,) = errors_of(write(tmp_path, MINIMAL + '\n[mqtt]\nurl = "https://broker"\n'))
+    assert error.startswith("mqtt.url: ") and "mqtts://" in error
+    (error,) = errors_of(write(tmp_path, MINIMAL + '\n[mqtt]\nurl = "mqtts://gate:secret@broker"\n'))
+    assert error.startswith("mqtt.url: ") and "password" in error
+    errors = errors_of(write(tmp_path, MINIMAL + '\n[mqtt]\nurl = "mqtts://broker"\nhost = "x"\nport = 1\n'))
+    assert errors == ["mqtt.host: give url or host and port, not both",
+                      "mqtt.port: give url or host and port, not both"]
+    errors = errors_of(write(tmp_path, MINIMAL + tls_section(site) + 'url = "mqtt://broker"\n'))
+    assert errors == ["mqtt.ca_file: TLS needs an mqtts:// url (mqtt:// is plain TCP)"]
+
+
+def test_bad_mqtt_tls_files_stop_the_gate_naming_each_key(tmp_path: Path, site: Path) -> None:
+    errors = errors_of(write(tmp_path, MINIMAL + tls_section(site, ca_file=str(tmp_path / "missing-ca.pem"),
+                                                            cert_file="")))
+    assert errors == [f"mqtt.ca_file: cannot read {tmp_path / 'missing-ca.pem'}: No such file or directory",
+                      "mqtt.key_file: a key needs its certificate (cert_file)"]
+    errors = errors_of(write(tmp_path, MINIMAL + f'\n[mqtt]\ncert_file = "{site / "certs" / "gate-g1.crt"}"\n'))
+    assert errors == ["mqtt.cert_file: a client certificate needs TLS (an mqtts:// url, or the broker's CA in "
+                      "mqtt.ca_file)"]
+
+
+def test_an_unusable_key_stops_the_gate_naming_the_key(tmp_path: Path, site: Path) -> None:
+    """Readable but unusable TLS files are caught at start, not at the first connection attempt."""
+    garbage = tmp_path / "garbage.key"
+    garbage.write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n", encoding="utf-8")
+    assert errors_of(write(tmp_path, MINIMAL + tls_section(site, key_file=str(garbage)))) == [
+        f"mqtt.key_file: {garbage} holds no usable PEM private key"]
+    other = site / "certs" / "gate-g2.key"
+    assert errors_of(write(tmp_path, MINIMAL + tls_section(site, key_file=str(other)))) == [
+        f"mqtt.key_file: {other} is not the key of the certificate {site / 'certs' / 'gate-g1.crt'}"]
+    missing = tmp_path / "missing.key"
+    assert errors_of(write(tmp_path, MINIMAL + tls_section(site, key_file=str(missing)))) == [
+        f"mqtt.key_file: cannot read {missing}: No such file or directory"]
+    encrypted = tmp_path / "encrypted.key"
+    key = serialization.load_pem_private_key((site / "certs" / "gate-g1.key").read_bytes(), None)
+    encrypted.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.BestAvailableEncryption(b"pass")))
+    (error,) = errors_of(write(tmp_path, MINIMAL + tls_section(site, key_file=str(encrypted))))
+    assert error.startswith(f"mqtt.key_file: {encrypted}: the key is encrypted")
+    assert errors_of(write(tmp_path, MINIMAL + tls_section(site, ca_file=str(garbage)))) == [
+        f"mqtt.ca_file: {garbage} holds no PEM certificate"]
+
+
+def test_the_gate_process_refuses_to_start_with_a_bad_key_and_names_it(tmp_path: Path, site: Path) -> None:
+    garbage = tmp_path / "garbage.key"
+    garbage.write_text("not a key\n", encoding="utf-8")
+    missing = tmp_path / "nowhere" / "ca.crt"
+    path = write(tmp_path, MINIMAL.replace('site = "hq"', 'site = "hq"\nsimulate = true')
+                 + tls_section(site, key_file=str(garbage), ca_file=str(missing)) + 'url = "mqtts://127.0.0.1:9"\n')
+    result = subprocess.run([sys.executable, "-m", "gate.cli", "--config", str(path)], capture_output=True,
+                            text=True, timeout=60, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[1:] == [f"mqtt.ca_file: cannot read {missing}: No such file or directory",
+                                              f"mqtt.key_file: {garbage} holds no usable PEM private key"]
+    assert "Traceback" not in result.stderr
 
 
 def test_outbox_retention_has_a_default_and_is_validated(tmp_path: Path) -> None:

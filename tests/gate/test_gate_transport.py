@@ -3,6 +3,8 @@ the retained offline status as last will, TLS files from the config."""
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 import gate.transport as transport_module
+from central.messaging import certs
 from gate.transport import MqttTransport, gate_client_id
 from protocols import topics
 from protocols.mqtt import ClientSettings, TlsFiles, make_client
@@ -45,3 +48,20 @@ def test_the_gate_client_is_built_by_the_shared_factory(settings_seen: list[Clie
 def test_a_plain_connection_has_no_tls(settings_seen: list[ClientSettings]) -> None:
     MqttTransport("g2", "localhost")
     assert settings_seen[0].tls is None
+
+
+@pytest.mark.parametrize(("days_left", "level", "words"), [
+    (60, logging.INFO, "valid until"), (10, logging.WARNING, "in 10 days"), (-1, logging.ERROR, "expired"),
+])
+def test_the_client_certificate_end_is_logged_at_start(settings_seen: list[ClientSettings], tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture, days_left: int, level: int,
+                                                        words: str) -> None:
+    issued_at = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+    certs.create_site_ca(tmp_path, now=issued_at)
+    issued = certs.issue_gate(tmp_path, "g1", now=issued_at, days=90)
+    now = issued.not_after - timedelta(days=days_left, hours=1 if days_left > 0 else -1)
+    with caplog.at_level(logging.INFO, logger="gate.transport"):
+        MqttTransport("g1", "broker.local", 8883, clock=lambda: now,
+                      tls=TlsFiles(tmp_path / "ca.crt", issued.cert_file, issued.key_file))
+    (record,) = [r for r in caplog.records if "client certificate" in r.getMessage()]
+    assert record.levelno == level and words in record.getMessage()

@@ -15,7 +15,15 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from protocols import topics
-from protocols.mqtt import ClientSettings, TlsFiles, jittered_min_delay, make_client, process_client_id
+from protocols.mqtt import (
+    BrokerAddress,
+    ClientSettings,
+    TlsFiles,
+    jittered_min_delay,
+    make_client,
+    parse_broker_url,
+    process_client_id,
+)
 from tests.conftest import scaled
 
 
@@ -178,3 +186,28 @@ def test_gate_topics_parse_into_gate_and_channel():
     assert topics.parse_gate_topic("vaora/v1/gates/Lobby#/acks") is None
     assert topics.parse_gate_topic("vaora/v1/gates/a/b/checkins") is None
     assert topics.parse_gate_topic(b"vaora/v1/gates/a/acks") is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("url", "address"), [
+    ("mqtt://broker", BrokerAddress("broker", 1883, False)),
+    ("mqtts://broker", BrokerAddress("broker", 8883, True)),
+    ("MQTTS://10.0.0.5:9883/", BrokerAddress("10.0.0.5", 9883, True)),
+    ("mqtts://[::1]", BrokerAddress("::1", 8883, True)),
+])
+def test_broker_urls(url: str, address: BrokerAddress):
+    assert parse_broker_url(url) == address
+
+
+@pytest.mark.parametrize(("url", "words"), [
+    ("tcp://broker", "mqtts://"), ("broker:1883", "mqtts://"), ("mqtts://", "no broker host"),
+    ("mqtts://gate:secret@broker", "password"), ("mqtts://broker/vaora", "only scheme"),
+    ("mqtts://broker?x=1", "only scheme"), ("mqtts://broker:0", "1..65535"), ("mqtts://broker:70000", "broker URL"),
+])
+def test_bad_broker_urls_are_refused_with_a_reason(url: str, words: str):
+    with pytest.raises(ValueError, match=words):
+        parse_broker_url(url)
+
+
+def test_tls_without_a_ca_file_uses_the_system_trust_store():
+    client = make_client(ClientSettings(client_id="g", tls=TlsFiles()))
+    assert client._ssl_context is not None and client._ssl_context.verify_mode.name == "CERT_REQUIRED"
