@@ -5,7 +5,7 @@
   per process (:func:`configure_hashing`, a bounded semaphore): a burst of 100 parallel logins costs a few
   times 64 MiB, not 100 times. A caller that cannot get a turn within :data:`HASH_WAIT_SECONDS` gets
   :class:`HashingBusyError` (the login page answers 503 with ``Retry-After``) instead of queueing without end.
-- :func:`password_problem` is the one policy every path that sets a password applies: a length of 10 to 256, not
+- :func:`password_problem` is the one policy every path that sets a password applies: a length of 12 to 256, not
   one of the 30,000 most common passwords (zxcvbn's frequency list), not containing the username.
 """
 
@@ -25,7 +25,8 @@ from protocols.reasons import Reason
 _HASHER = PasswordHasher()
 """The default (RFC 9106 low-memory profile: argon2id, 64 MiB, 3 passes)."""
 
-MIN_PASSWORD_LENGTH = 10
+MIN_PASSWORD_LENGTH = 12
+"""OWASP ASVS 4.0 2.1.1 (level 1): at least 12 characters."""
 MAX_PASSWORD_LENGTH = 256
 
 DEFAULT_HASH_CONCURRENCY = 2
@@ -120,7 +121,7 @@ def _common_passwords() -> frozenset[str]:
 def password_problem(password: object, username: str | None = None) -> str | None:
     """Return why ``password`` may not be set (a Vietnamese message), or None when it is acceptable.
 
-    Refused: not 10 to 256 characters; one of the 30,000 most common passwords (zxcvbn's list, compared
+    Refused: not 12 to 256 characters; one of the 30,000 most common passwords (zxcvbn's list, compared
     case-insensitively); containing ``username`` (case-insensitively).
     """
     if not isinstance(password, str) or not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:

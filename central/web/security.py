@@ -56,6 +56,10 @@ def secure_headers(response: Response, *, https: bool) -> Response:
     return response
 
 
+HOST_COOKIE_NAME = "__Host-session"
+"""The session cookie's name when central is served over https."""
+
+
 def init_security(app: Flask, context: CentralContext) -> None:
     """Set the session cookie's flags and add the security headers to every response of ``app``."""
     https = public_over_https(context.config.public_url)
@@ -64,6 +68,11 @@ def init_security(app: Flask, context: CentralContext) -> None:
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_SECURE"] = https
+    # ASVS 3.4.4: behind https the cookie's name carries the __Host- prefix, so the browser keeps it only if it
+    # is Secure, for this host alone (no Domain) and for the whole site (Path=/).
+    app.config["SESSION_COOKIE_NAME"] = HOST_COOKIE_NAME if https else "session"
+    app.config["SESSION_COOKIE_DOMAIN"] = False
+    app.config["SESSION_COOKIE_PATH"] = "/"
 
     @app.after_request
     def _secure_headers(response: Response) -> Response:

@@ -29,7 +29,7 @@ def staff(app: Flask, clock: Clock) -> None:
 
 
 def _cookie(client: FlaskClient) -> str:
-    cookie = client.get_cookie("session")
+    cookie = client.get_cookie(client.application.config["SESSION_COOKIE_NAME"])
     assert cookie is not None
     return cookie.value
 
@@ -37,7 +37,7 @@ def _cookie(client: FlaskClient) -> str:
 def _replay(app: Flask, cookie: str) -> FlaskClient:
     """A fresh client (another browser, the attacker's) holding a copied session cookie."""
     other = app.test_client()
-    other.set_cookie("session", cookie)
+    other.set_cookie(app.config["SESSION_COOKIE_NAME"], cookie)
     return other
 
 

@@ -120,7 +120,7 @@ def test_admin_manages_users_and_the_audit_log_shows_it(client: FlaskClient, sta
         "username": "nhanvien2", "full_name": "Nhân viên <b>2</b>", "role": "organiser", "password": "ngan",
     })
     assert response.status_code == 400
-    assert "Mật khẩu phải từ 10 đến 256 ký tự" in response.text
+    assert "Mật khẩu phải từ 12 đến 256 ký tự" in response.text
     response = post_form(client, "/admin/users", "/admin/users", {
         "username": "nhanvien2", "full_name": "Nhân viên <b>2</b>", "role": "organiser",
         "password": "mot-mat-khau-dai",

@@ -183,10 +183,11 @@ def test_the_session_cookie_is_httponly_samesite_lax_and_secure_behind_https(
         app = create_app({**central_config, "VAORA_PUBLIC_URL": public_url}, clock=clock)  # TESTING is True
         client = app.test_client()
         client.get("/login?lang=en")  # the language choice goes into the session: a cookie is set
-        cookie = client.get_cookie("session")
+        cookie = client.get_cookie("__Host-session" if secure else "session")
         assert cookie is not None
         assert cookie.http_only and cookie.same_site == "Lax"
         assert cookie.secure is secure, public_url
+        assert cookie.path == "/" and cookie.origin_only  # no Domain attribute: what the __Host- prefix demands
         answer = client.get("/login")
         assert_secure_headers(answer, hsts=secure)
         assert_secure_headers(client.get("/login", base_url="https://localhost"), hsts=True)  # request.is_secure
