@@ -10,22 +10,23 @@ from typing import Any
 from flask import jsonify, request
 
 from central.api import bp
-from central.api.helpers import (
-    context,
-    json_body,
-)
+from central.api.helpers import context
+from central.api.spec import Responses, errors, validate, validated_json
 from central.invitations import services as invitations
 from central.registration import delegates
+from central.registration import schemas as r
 
 
 @bp.post("/invitations/<path:number>/delegates")
+@validate(json=r.DelegateCreate, headers=r.InvitationSecret, security=[],
+          resp=Responses(HTTP_201=r.Delegate, **errors(400, 404, 409)))
 def register_delegate(number: str) -> Any:
     """Register a delegate under an invitation (secret in ``X-Invitation-Secret``) and e-mail the code."""
     ctx = context()
     invitation = invitations.find_invitation(number, request.headers.get("X-Invitation-Secret"))
     delegate = delegates.register_delegate(
         invitation,
-        json_body(),
+        validated_json(),
         now=ctx.clock(),
         signing_key=ctx.signing_key,
         mail_sender=ctx.mail_sender,

@@ -1,17 +1,22 @@
-"""The OpenAPI document describes exactly the routes the app serves; its snapshot schema is the contract's."""
+"""The OpenAPI document, generated from the routes' models, describes exactly the routes the app serves; its
+snapshot schema is the contract's; every error has one body; the constraints the server enforces are in it."""
 
 from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 from flask import Flask
 
 from protocols.payloads import Snapshot
+from tests.central.conftest import API_TOKEN
 
-DOC = Path(__file__).resolve().parents[2] / "central" / "openapi.json"
+
+def _doc(client: Any) -> dict[str, Any]:
+    served = client.get("/api/v1/openapi.json")
+    assert served.status_code == 200
+    return served.get_json()  # type: ignore[no-any-return]
 
 
 def _app_operations(app: Flask) -> set[tuple[str, str]]:
@@ -26,17 +31,14 @@ def _app_operations(app: Flask) -> set[tuple[str, str]]:
 
 
 def test_every_route_is_documented_and_nothing_else(app: Flask, client: Any) -> None:
-    served = client.get("/api/v1/openapi.json")
-    assert served.status_code == 200
-    doc = served.get_json()
-    assert doc == json.loads(DOC.read_text(encoding="utf-8"))
+    doc = _doc(client)
     assert doc["openapi"].startswith("3.1")
     documented = {(path, method) for path, item in doc["paths"].items() for method in item}
     assert documented == _app_operations(app)
 
 
-def test_every_reference_resolves(app: Flask) -> None:
-    doc = json.loads(DOC.read_text(encoding="utf-8"))
+def test_every_reference_resolves(client: Any) -> None:
+    doc = _doc(client)
     refs: list[str] = []
 
     def walk(node: Any) -> None:
@@ -57,8 +59,8 @@ def test_every_reference_resolves(app: Flask) -> None:
         assert isinstance(target, dict), ref
 
 
-def test_snapshot_schema_matches_the_protocol_model() -> None:
-    doc = json.loads(DOC.read_text(encoding="utf-8"))
+def test_snapshot_schema_matches_the_protocol_model(client: Any) -> None:
+    doc = _doc(client)
     schema = json.loads(
         json.dumps(Snapshot.model_json_schema()).replace("#/$defs/", "#/components/schemas/")
     )
@@ -66,3 +68,47 @@ def test_snapshot_schema_matches_the_protocol_model() -> None:
     assert doc["components"]["schemas"]["Snapshot"] == schema
     for name, definition in defs.items():
         assert doc["components"]["schemas"][name] == definition, name
+
+
+def test_every_error_answer_has_the_one_error_body(client: Any) -> None:
+    doc = _doc(client)
+    assert not {"Error", "InvalidError"} & set(doc["components"]["schemas"])
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            assert operation["security"] is not None
+            for code, response in operation["responses"].items():
+                if code.startswith(("4", "5")) and "content" in response:
+                    assert response["content"] == {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+                    }, (path, method, code)
+
+
+def test_the_enforced_constraints_are_in_the_document(client: Any) -> None:
+    schemas = _doc(client)["components"]["schemas"]
+    meeting = schemas["MeetingCreate"]["properties"]
+    assert meeting["title"]["maxLength"] == 500 and meeting["title"]["pattern"] == r"\S"
+    assert meeting["main_venue_id"]["anyOf"][0] == {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
+    assert schemas["VenueCreate"]["properties"]["site_id"]["anyOf"][0]["pattern"] == r"^[a-z0-9][a-z0-9_-]{0,31}$"
+    drafts = schemas["InvitationDrafts"]["properties"]
+    assert drafts["delegate_limit"]["anyOf"][0] == {"type": "integer", "minimum": 1, "maximum": 500}
+    assert drafts["organisation_ids"]["minItems"] == 1
+    assert set(schemas["UserCreate"]["properties"]["role"]["enum"]) == {
+        "administrator", "organiser", "approver", "registrar", "guard"}
+    assert schemas["UserCreate"]["properties"]["password"]["minLength"] == 10
+    assert set(schemas["UserCreate"]["required"]) == {"username", "password", "role"}
+
+
+def test_a_body_that_breaks_its_model_gets_the_fields_and_a_bad_id_is_not_found(client: Any) -> None:
+    token = {"Authorization": "Bearer " + API_TOKEN}
+    answer = client.post("/api/v1/meetings", json={"title": " ", "starts_at": "soon", "main_venue_id": 0},
+                         headers=token)
+    assert answer.status_code == 400
+    body = answer.get_json()
+    assert body["error"] == "invalid" and body["reason"] == "malformed"
+    assert body["fields"]["title"] == "Không được để trống"
+    assert {"starts_at", "ends_at", "main_venue_id"} <= set(body["fields"])
+    malformed = client.post("/api/v1/meetings", data="{", headers=token, content_type="text/plain")
+    assert malformed.status_code == 400 and malformed.get_json()["error"] == "malformed"
+    assert client.get(f"/api/v1/meetings/{2**63}", headers=token).status_code == 404
+    assert client.post("/api/v1/invitations", json={"meeting_id": 2**64, "organisation_id": 1},
+                       headers=token).get_json()["fields"]["meeting_id"] == f"Tối đa {2**63 - 1}"
