@@ -14,6 +14,7 @@ and generates the OpenAPI document from them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from copy import deepcopy
 from typing import Any, TypeVar
@@ -103,11 +104,16 @@ _MESSAGES: dict[str, Callable[[Mapping[str, Any]], str]] = {
 }
 
 
+_BRANCH = re.compile(r"[\[\]]|^(none|str|int|bool|list|dict|datetime|date|constrained-str|json-or-python)$")
+
+
 def field_errors(exc: ValidationError) -> dict[str, str]:
     """Map each bad field (dotted path) of a pydantic error to one Vietnamese message."""
     fields: dict[str, str] = {}
     for error in exc.errors(include_url=False):
-        name = ".".join(str(part) for part in error["loc"]) or "body"
+        # a union's branch tags (``none``, ``function-before[...]``) are not fields: name the field itself
+        parts = [str(part) for part in error["loc"] if not (isinstance(part, str) and _BRANCH.search(part))]
+        name = ".".join(parts) or "body"
         translate = _MESSAGES.get(error["type"])
         fields.setdefault(name, translate(error.get("ctx") or {}) if translate else error["msg"])
     return fields

@@ -48,6 +48,9 @@ def test_configured_format_with_year(central_config: dict, clock: Clock, db: Non
 def test_invitation_needs_existing_meeting_and_organisation(api: Api) -> None:
     response = api.post("/api/v1/invitations", {"meeting_id": 404, "organisation_id": "x"})
     assert response.status_code == 400
+    assert set(response.get_json()["fields"]) == {"organisation_id"}  # the body's model refuses "x" first
+    response = api.post("/api/v1/invitations", {"meeting_id": 404, "organisation_id": 405})
+    assert response.status_code == 400
     assert set(response.get_json()["fields"]) == {"meeting_id", "organisation_id"}
 
 
