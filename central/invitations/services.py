@@ -25,7 +25,7 @@ import peewee
 from central.core import validation as v
 from central.core.audit import audit
 from central.core.db import write_transaction
-from central.core.errors import ConflictError, NotFoundError
+from central.core.errors import ConflictError, DuplicateError, NotFoundError
 from central.core.states import InvitationState, MeetingState
 from central.invitations.models import Delivery, Invitation, Organisation
 from central.meetings.models import Meeting
@@ -215,6 +215,7 @@ def draft_invitations(data: Mapping[str, Any], *, actor: str, now: datetime) -> 
         if meeting is None:
             fields.add("meeting_id", "Không tìm thấy cuộc họp")
     orgs: list[Organisation] = []
+    taken: list[str] = []
     if org_ids:
         orgs = list(Organisation.select().where(Organisation.id.in_(org_ids)))
         if len(orgs) != len(org_ids):
@@ -226,9 +227,9 @@ def draft_invitations(data: Mapping[str, Any], *, actor: str, now: datetime) -> 
                     (Invitation.meeting == meeting) & Invitation.organisation.in_(org_ids)
                 )
             ]
-            if taken:
-                fields.add("organisation_ids", "Đã có thư mời cho: " + ", ".join(sorted(set(taken))))
     fields.raise_if_any()
+    if taken:
+        raise DuplicateError({"organisation_ids": "Đã có thư mời cho: " + ", ".join(sorted(set(taken)))})
     assert meeting is not None  # raise_if_any() refused a missing or unknown one
     if meeting.status in MeetingState.FINAL:
         raise ConflictError(Reason.MEETING_CANCELLED, "Cuộc họp đã hủy hoặc đã họp")

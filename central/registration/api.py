@@ -12,25 +12,25 @@ from flask import jsonify, request
 from central.api import bp
 from central.api.helpers import context
 from central.api.spec import Responses, errors, validate, validated_json
-from central.invitations import services as invitations
 from central.registration import delegates
 from central.registration import schemas as r
+from central.registration import services as registration
 
 
 @bp.post("/invitations/<path:number>/delegates")
 @validate(json=r.DelegateCreate, headers=r.InvitationSecret, security=[],
           resp=Responses(HTTP_201=r.Delegate, **errors(400, 404, 409)))
 def register_delegate(number: str) -> Any:
-    """Register a delegate under an invitation (secret in ``X-Invitation-Secret``) and e-mail the code."""
+    """Register a delegate under an invitation (secret in ``X-Invitation-Secret``) and e-mail the code.
+
+    The same rules as the registration page (:func:`central.registration.services.add_delegate`): open for
+    registration, no second delegate with the same e-mail (409), within the invitation's limit.
+    """
     ctx = context()
-    invitation = invitations.find_invitation(number, request.headers.get("X-Invitation-Secret"))
-    delegate = delegates.register_delegate(
-        invitation,
-        validated_json(),
-        now=ctx.clock(),
-        signing_key=ctx.signing_key,
-        mail_sender=ctx.mail_sender,
-        mail_from=ctx.config.mail_from,
-        entry_opens_before=ctx.entry_opens_before,
-    )
+    invitation = registration.open_invitation(number, request.headers.get("X-Invitation-Secret"))
+    deps = registration.Deps(signing_key=ctx.signing_key, mail_sender=ctx.mail_sender,
+                             mail_from=ctx.config.mail_from, entry_opens_before=ctx.entry_opens_before)
+    now = ctx.clock()
+    delegate = registration.add_delegate(invitation, validated_json(), now, deps)
+    delegates.send_code_email(delegate, mail_sender=ctx.mail_sender, mail_from=ctx.config.mail_from, now=now)
     return jsonify(delegates.delegate_to_dict(delegate)), 201

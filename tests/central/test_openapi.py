@@ -10,7 +10,8 @@ from typing import Any
 from flask import Flask
 
 from protocols.payloads import Snapshot
-from tests.central.conftest import API_TOKEN
+from tests.central.conftest import API_TOKEN, START, Api
+from tests.central.staff import login, make_users, page_token
 
 
 def _doc(client: Any) -> dict[str, Any]:
@@ -112,3 +113,33 @@ def test_a_body_that_breaks_its_model_gets_the_fields_and_a_bad_id_is_not_found(
     assert client.get(f"/api/v1/meetings/{2**63}", headers=token).status_code == 404
     assert client.post("/api/v1/invitations", json={"meeting_id": 2**64, "organisation_id": 1},
                        headers=token).get_json()["fields"]["meeting_id"] == f"Tối đa {2**63 - 1}"
+
+
+def test_creating_what_exists_answers_409_with_the_field(app: Flask, client: Any) -> None:
+    api = Api(client)
+
+    def conflict(response: Any, field: str) -> None:
+        assert response.status_code == 409, response.get_json()
+        body = response.get_json()
+        assert (body["error"], body["reason"]) == ("conflict", "duplicate") and field in body["fields"]
+
+    first = api.organisation()
+    conflict(api.post("/api/v1/organisations", {"name": first["name"]}), "name")
+    api.gate("g1")
+    conflict(api.post("/api/v1/gates", {"gate_id": "g1", "site_id": "hq"}), "gate_id")
+    invitation = api.invitation(organisation_id=first["id"])
+    assert api.register(invitation).status_code == 201
+    conflict(api.register(invitation, name="Người khác", email="AN.NGUYEN@example.vn"), "email")
+    organisation = api.organisation("Sở Xây dựng")["id"]
+    drafted = {"meeting_id": invitation["meeting_id"], "organisation_ids": [organisation]}
+    assert api.post("/api/v1/invitations/drafts", drafted).status_code == 201
+    conflict(api.post("/api/v1/invitations/drafts", drafted), "organisation_ids")
+
+    make_users(START)
+    login(client, "admin")
+    csrf = {"X-CSRFToken": page_token(client)}
+    venue = {"name": "Hội trường B", "kind": "main", "site_id": "hq"}
+    assert client.post("/api/v1/venues", json=venue, headers=csrf).status_code == 201
+    conflict(client.post("/api/v1/venues", json=venue, headers=csrf), "name")
+    user = {"username": "chuyenvien", "password": "mat-khau-rat-dai-123", "role": "organiser"}
+    conflict(client.post("/api/v1/users", json=user, headers=csrf), "username")
