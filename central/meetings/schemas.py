@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 from pydantic.json_schema import SkipJsonSchema
 
 from central.api.schemas import AwareDatetime, Id, SiteId, text
@@ -23,6 +23,11 @@ Address: Any = text(300, required=False)
 class MeetingCreate(BaseModel):
     """A new meeting: either ``main_venue_id`` (a main hall) or ``venue`` and ``site_id``; ``ends_at`` after
     ``starts_at``; ``registration_deadline`` not after ``starts_at``; remote points by id."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "title": "Họp giao ban tháng 3", "starts_at": "2030-03-10T08:00:00+07:00",
+        "ends_at": "2030-03-10T11:00:00+07:00", "venue": "Phòng họp số 1", "site_id": "hq", "scheme": "compact",
+    }]})
 
     title: Title
     starts_at: AwareDatetime

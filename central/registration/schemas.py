@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from central.api.schemas import Phone, RequiredEmail, text
 from central.core.states import DelegateMailState
 
 
 class DelegateCreate(BaseModel):
-    """A delegate of the invited organisation."""
+    """A delegate of the invited organisation; one e-mail once per invitation (a second answers 409)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "name": "Nguyễn Văn An", "position": "Phó Giám đốc", "email": "an.nguyen@example.vn", "phone": "0912345678",
+    }]})
 
     name: text(120, required=True)  # type: ignore[valid-type]
     position: text(120, required=False) | None = None  # type: ignore[valid-type]
