@@ -8,19 +8,21 @@ and generates the OpenAPI document from them.
 - A body or query that fails its model becomes the one error body (:class:`ErrorBody`): 400, error
   ``invalid``, reason ``malformed``, ``fields`` naming each bad field with a Vietnamese message.
 - An id in the path outside 1..2^63-1 is 404, as an unknown id is.
+- A response that breaks its model (a bug) is logged and answered 500 with the one error body.
 - :func:`document` is the served OpenAPI 3.1 document: spectree's, plus what a model cannot say (security
   schemes, the snapshot's two media types, the document upload).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Mapping
 from copy import deepcopy
 from typing import Any, TypeVar
 
 from flask import Response as FlaskResponse
-from flask import request
+from flask import jsonify, make_response, request
 from pydantic import BaseModel, ValidationError
 from spectree import Response as Responses
 from spectree import SpecTree
@@ -30,6 +32,8 @@ from central.api.helpers import json_body
 from central.api.schemas import MAX_ID, ErrorBody
 from central.core.errors import InvalidInputError, NotFoundError
 from protocols.reasons import Reason
+
+log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -81,7 +85,12 @@ class VaoraFlaskPlugin(FlaskPlugin):
         """Pass a streamed response through untouched (reading it would hold it whole)."""
         if isinstance(resp, FlaskResponse) and resp.is_streamed:
             return resp, None
-        return super().validate_response(resp, resp_model, skip_validation, force_resp_serialize)
+        response, error = super().validate_response(resp, resp_model, skip_validation, force_resp_serialize)
+        if error is not None:  # a bug: the route answered what its model does not allow; say so in the one body
+            log.error("response breaks its model path=%s errors=%s", request.path, error)
+            response = make_response(jsonify(ErrorBody(error="internal_error", reason=Reason.INTERNAL_ERROR,
+                                                        message="Lỗi hệ thống").model_dump(exclude_none=True)), 500)
+        return response, error
 
 
 _MESSAGES: dict[str, Callable[[Mapping[str, Any]], str]] = {

@@ -143,3 +143,16 @@ def test_creating_what_exists_answers_409_with_the_field(app: Flask, client: Any
     conflict(client.post("/api/v1/venues", json=venue, headers=csrf), "name")
     user = {"username": "chuyenvien", "password": "mat-khau-rat-dai-123", "role": "organiser"}
     conflict(client.post("/api/v1/users", json=user, headers=csrf), "username")
+
+
+def test_a_response_that_breaks_its_model_is_a_logged_500_with_the_error_body(
+    app: Flask, client: Any, monkeypatch: Any, caplog: Any
+) -> None:
+    from central.meetings import services as meetings
+
+    monkeypatch.setattr(meetings, "list_meetings", lambda _status=None: [None])
+    monkeypatch.setattr(meetings, "meeting_to_dict", lambda _m: {"id": "not a number"})
+    answer = client.get("/api/v1/meetings", headers={"Authorization": "Bearer " + API_TOKEN})
+    assert answer.status_code == 500
+    assert answer.get_json() == {"error": "internal_error", "reason": "internal_error", "message": "Lỗi hệ thống"}
+    assert "response breaks its model path=/api/v1/meetings" in caplog.text
