@@ -93,10 +93,22 @@ class VaoraFlaskPlugin(FlaskPlugin):
         return response, error
 
 
+def _one_of(ctx: Mapping[str, Any]) -> str:
+    """The message :func:`central.core.validation.choice` gives, from pydantic's "'a', 'b' or 'c'"."""
+    return "Phải là một trong: " + str(ctx.get("expected", "")).replace(" or ", ", ").replace("'", "")
+
+
 _MESSAGES: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "missing": lambda _ctx: "Không được để trống",
     "string_type": lambda _ctx: "Phải là chuỗi ký tự",
     "int_type": lambda _ctx: "Phải là số nguyên",
+    "int_parsing": lambda _ctx: "Phải là số nguyên",
+    "int_from_float": lambda _ctx: "Phải là số nguyên",
+    "bool_parsing": lambda _ctx: "Phải là true hoặc false",
+    "date_type": lambda _ctx: "Ngày không hợp lệ, dùng dạng YYYY-MM-DD",
+    "date_parsing": lambda _ctx: "Ngày không hợp lệ, dùng dạng YYYY-MM-DD",
+    "date_from_datetime_parsing": lambda _ctx: "Ngày không hợp lệ, dùng dạng YYYY-MM-DD",
+    "date_from_datetime_inexact": lambda _ctx: "Ngày không hợp lệ, dùng dạng YYYY-MM-DD",
     "bool_type": lambda _ctx: "Phải là true hoặc false",
     "list_type": lambda _ctx: "Phải là danh sách",
     "dict_type": lambda _ctx: "Phải là một đối tượng",
@@ -107,8 +119,8 @@ _MESSAGES: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "string_too_short": lambda _ctx: "Không được để trống",
     "too_short": lambda _ctx: "Không được để trống",
     "too_long": lambda ctx: f"Tối đa {ctx.get('max_length')} phần tử",
-    "literal_error": lambda ctx: f"Phải là một trong: {ctx.get('expected', '')}",
-    "enum": lambda ctx: f"Phải là một trong: {ctx.get('expected', '')}",
+    "literal_error": lambda ctx: _one_of(ctx),
+    "enum": lambda ctx: _one_of(ctx),
     "string_pattern_mismatch": lambda _ctx: "Giá trị không hợp lệ",
 }
 

@@ -156,3 +156,11 @@ def test_a_response_that_breaks_its_model_is_a_logged_500_with_the_error_body(
     assert answer.status_code == 500
     assert answer.get_json() == {"error": "internal_error", "reason": "internal_error", "message": "Lỗi hệ thống"}
     assert "response breaks its model path=/api/v1/meetings" in caplog.text
+
+
+def test_a_query_that_breaks_its_model_is_refused_in_vietnamese(client: Any) -> None:
+    token = {"Authorization": "Bearer " + API_TOKEN}
+    answer = client.get("/api/v1/invitations?meeting_id=abc&status=zz", headers=token)
+    assert answer.status_code == 400
+    assert answer.get_json()["fields"] == {"meeting_id": "Phải là số nguyên",
+                                           "status": "Phải là một trong: draft, returned, approved, sent"}
