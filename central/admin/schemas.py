@@ -6,14 +6,15 @@ from datetime import date
 from typing import Any
 
 from pydantic import BaseModel, Field, RootModel
+from pydantic.json_schema import SkipJsonSchema
 
 
 class AuditQuery(BaseModel):
     """Filter the audit log by actor, action and day (Vietnam time)."""
 
-    actor: str | None = Field(default=None, max_length=200)
-    action: str | None = Field(default=None, max_length=200)
-    day: date | None = Field(default=None, description="YYYY-MM-DD")
+    actor: str | SkipJsonSchema[None] = Field(default=None, max_length=200)
+    action: str | SkipJsonSchema[None] = Field(default=None, max_length=200)
+    day: date | SkipJsonSchema[None] = Field(default=None, description="YYYY-MM-DD")
 
 
 class AuditEntry(BaseModel):

@@ -125,13 +125,14 @@ _MESSAGES: dict[str, Callable[[Mapping[str, Any]], str]] = {
 }
 
 
-_BRANCH = re.compile(r"[\[\]]|^(none|str|int|bool|list|dict|datetime|date|constrained-str|json-or-python)$")
+_BRANCH = re.compile(r"[\[\]]|^constrained-|^(none|nullable|str|int|bool|list|dict|datetime|date|json-or-python)$")
 
 
 def field_errors(exc: ValidationError) -> dict[str, str]:
     """Map each bad field (dotted path) of a pydantic error to one Vietnamese message."""
     fields: dict[str, str] = {}
-    for error in exc.errors(include_url=False):
+    # a union's "should be None" only matters when no other branch said what is wrong
+    for error in sorted(exc.errors(include_url=False), key=lambda e: e["type"] == "none_required"):
         # a union's branch tags (``none``, ``function-before[...]``) are not fields: name the field itself
         parts = [str(part) for part in error["loc"] if not (isinstance(part, str) and _BRANCH.search(part))]
         name = ".".join(parts) or "body"
@@ -199,9 +200,29 @@ def amend(path: str, method: str, **fields: Any) -> None:
     _AMENDMENTS[(path, method)] = fields
 
 
+def _allows_null(schema: Mapping[str, Any]) -> bool:
+    kinds = schema.get("type")
+    return kinds == "null" or (isinstance(kinds, list) and "null" in kinds) or any(
+        _allows_null(branch) for branch in schema.get("anyOf", []) + schema.get("oneOf", []))
+
+
+def _drop_impossible_defaults(node: Any) -> None:
+    """A field that may be left out but not sent as null (``SkipJsonSchema[None]``) has no default in the
+    document: pydantic would write ``default: null``, which its own schema refuses."""
+    if isinstance(node, dict):
+        if "default" in node and node["default"] is None and not _allows_null(node):
+            del node["default"]
+        for value in node.values():
+            _drop_impossible_defaults(value)
+    elif isinstance(node, list):
+        for value in node:
+            _drop_impossible_defaults(value)
+
+
 def document() -> dict[str, Any]:
     """The OpenAPI document of the API, generated from the routes' models."""
     doc = deepcopy(api_spec.spec)
+    _drop_impossible_defaults(doc)
     doc.pop("tags", None)
     doc["components"]["securitySchemes"] = deepcopy(SECURITY_SCHEMES)
     doc["security"] = STAFF_SECURITY

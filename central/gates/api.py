@@ -49,9 +49,11 @@ def get_snapshot(gate_id: str) -> Any:
     return Response(payloads.encode(snap), mimetype="application/json")
 
 
-amend("/api/v1/gates/{gate_id}/snapshot", "get", responses={"200": {"content": {
-    "application/json": {"schema": {"$ref": "#/components/schemas/Snapshot"}},
-    payloads.SNAPSHOT_STREAM_MEDIA_TYPE: {"schema": {"type": "string"}, "description": (
-        "With this Accept: one JSON line per part (header, entries, end), so a gate stores it without "
-        "holding it whole")},
-}}})
+amend("/api/v1/gates/{gate_id}/snapshot", "get", responses={"200": {
+    "description": (f"The snapshot; with Accept: {payloads.SNAPSHOT_STREAM_MEDIA_TYPE}, one JSON line per part "
+                    "(header, entries, end), so a gate stores it without holding it whole"),
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/Snapshot"}},
+        payloads.SNAPSHOT_STREAM_MEDIA_TYPE: {"schema": {"type": "string"}},
+    },
+}})

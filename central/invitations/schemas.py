@@ -89,8 +89,8 @@ class InvitationResubmit(BaseModel):
 class InvitationQuery(BaseModel):
     """Filter invitations by state and meeting."""
 
-    status: InvitationState | None = None
-    meeting_id: Id | None = None
+    status: InvitationState | SkipJsonSchema[None] = None
+    meeting_id: Id | SkipJsonSchema[None] = None
 
 
 class Delivery(BaseModel):

@@ -72,7 +72,7 @@ class MeetingStatusChange(BaseModel):
 class MeetingQuery(BaseModel):
     """Filter meetings by state."""
 
-    status: MeetingState | None = None
+    status: MeetingState | SkipJsonSchema[None] = None
 
 
 class Meeting(BaseModel):
@@ -137,7 +137,7 @@ class VenueUpdate(BaseModel):
 class VenueQuery(BaseModel):
     """Filter venues by kind."""
 
-    kind: VenueKind | None = None
+    kind: VenueKind | SkipJsonSchema[None] = None
 
 
 class Venue(BaseModel):

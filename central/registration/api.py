@@ -23,8 +23,9 @@ from central.registration import services as registration
 def register_delegate(number: str) -> Any:
     """Register a delegate under an invitation (secret in ``X-Invitation-Secret``) and e-mail the code.
 
-    The same rules as the registration page (:func:`central.registration.services.add_delegate`): open for
-    registration, no second delegate with the same e-mail (409), within the invitation's limit.
+    The same rules as the registration page (``registration.services.add_delegate``): open for registration
+    (409 once the meeting is cancelled, over or past its deadline), no second delegate with the same e-mail
+    (409), within the invitation's limit (409).
     """
     ctx = context()
     invitation = registration.open_invitation(number, request.headers.get("X-Invitation-Secret"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from central.api.schemas import Phone, RequiredEmail, text
 from central.core.states import DelegateMailState
@@ -24,7 +25,7 @@ class DelegateCreate(BaseModel):
 class InvitationSecret(BaseModel):
     """The secret from the invitation's link."""
 
-    secret: str | None = Field(default=None, alias="X-Invitation-Secret", max_length=200)
+    secret: str | SkipJsonSchema[None] = Field(default=None, alias="X-Invitation-Secret", max_length=200)
 
 
 class Delegate(BaseModel):

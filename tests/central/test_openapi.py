@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from flask import Flask
+from openapi_spec_validator import validate
 
 from protocols.payloads import Snapshot
 from tests.central.conftest import API_TOKEN, START, Api
@@ -36,6 +37,10 @@ def test_every_route_is_documented_and_nothing_else(app: Flask, client: Any) -> 
     assert doc["openapi"].startswith("3.1")
     documented = {(path, method) for path, item in doc["paths"].items() for method in item}
     assert documented == _app_operations(app)
+
+
+def test_the_document_is_valid_openapi_3_1(client: Any) -> None:
+    validate(_doc(client))  # raises on the first violation of the OpenAPI 3.1 schema
 
 
 def test_every_reference_resolves(client: Any) -> None:
