@@ -16,7 +16,8 @@ assert set(Role.__args__) == set(ROLES)  # type: ignore[attr-defined]
 
 Username = Field(min_length=3, max_length=64, pattern=r"^\s*[a-z0-9][a-z0-9._-]{2,63}\s*$",
                  description="3-64 lower-case letters, digits, '.', '_' or '-'; unique (a second one answers 409)")
-Password = Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
+PASSWORD_RULE = f"{MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters"
+Password = Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH, description=PASSWORD_RULE)
 FullName = text(120, required=False)
 
 
@@ -39,7 +40,8 @@ class UserUpdate(BaseModel):
     email: Email = None
     organisation_id: Id | None = None
     active: Bool | SkipJsonSchema[None] = None
-    password: str | None = Password
+    password: str | SkipJsonSchema[None] = Field(default=None, min_length=MIN_PASSWORD_LENGTH,
+                                                 max_length=MAX_PASSWORD_LENGTH, description=PASSWORD_RULE)
 
 
 class User(BaseModel):

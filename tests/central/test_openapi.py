@@ -169,3 +169,15 @@ def test_a_query_that_breaks_its_model_is_refused_in_vietnamese(client: Any) -> 
     assert answer.status_code == 400
     assert answer.get_json()["fields"] == {"meeting_id": "Phải là số nguyên",
                                            "status": "Phải là một trong: draft, returned, approved, sent"}
+
+
+def test_a_change_needs_only_the_fields_it_changes(app: Flask, client: Any) -> None:
+    schemas = _doc(client)["components"]["schemas"]
+    for name in ("MeetingUpdate", "VenueUpdate", "OrganisationUpdate", "UserUpdate", "InvitationResubmit"):
+        assert "required" not in schemas[name], name
+    make_users(START)
+    login(client, "admin")
+    csrf = {"X-CSRFToken": page_token(client)}
+    users = {u["username"]: u["id"] for u in client.get("/api/v1/users").get_json()}
+    renamed = client.patch(f"/api/v1/users/{users['baove']}", json={"full_name": "Bảo vệ cổng chính"}, headers=csrf)
+    assert renamed.status_code == 200 and renamed.get_json()["full_name"] == "Bảo vệ cổng chính"
