@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 CHECKS: list[Callable[..., Any]] = [
     not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
 ]
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = 20
 """Examples per operation and generation mode: ~31 operations x 2 modes x 2 identities stay within minutes."""
 
 
