@@ -37,6 +37,7 @@ class Reason(StrEnum):
     EMERGENCY_ACTIVE = "emergency_active"
     RELEASED = "released"
     NOT_CONNECTED = "not_connected"
+    DUPLICATE = "duplicate"
 
 
 # (Vietnamese, English): what the guard's display and the dashboard say.
@@ -70,6 +71,7 @@ REASON_TEXT: dict[Reason, tuple[str, str]] = {
     Reason.EMERGENCY_ACTIVE: ("Cổng đang mở khẩn cấp", "Emergency release active"),
     Reason.RELEASED: ("Cổng đang được mở tự do", "Gate released (free passage)"),
     Reason.NOT_CONNECTED: ("Trung tâm chưa kết nối được máy chủ tin nhắn", "Central not connected to the broker"),
+    Reason.DUPLICATE: ("Đã tồn tại", "Already exists"),
 }
 
 

@@ -5,28 +5,23 @@ Each route checks its role (``central.auth``); the services validate, write and 
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
-from flask import jsonify, request
+from flask import jsonify
 
+from central.admin import schemas as s
 from central.api import bp
+from central.api.spec import Responses, errors, validate, validated_query
 from central.auth import roles_required
 from central.auth.roles import ADMINISTRATOR
 from central.core import audit
-from central.core.errors import InvalidInputError
 
 
 @bp.get("/audit")
 @roles_required(ADMINISTRATOR)
+@validate(query=s.AuditQuery, resp=Responses(HTTP_200=s.AuditLog, **errors(400, 401, 403)))
 def audit_log() -> Any:
     """The audit log, newest first (``?actor=``, ``?action=``, ``?day=YYYY-MM-DD`` in Vietnam time)."""
-    raw_day = request.args.get("day")
-    day = None
-    if raw_day:
-        try:
-            day = date.fromisoformat(raw_day)
-        except ValueError:
-            raise InvalidInputError({"day": "Ngày không hợp lệ, dùng dạng YYYY-MM-DD"}) from None
-    entries = audit.search(actor=request.args.get("actor"), action=request.args.get("action"), day=day)
+    query = validated_query()
+    entries = audit.search(actor=query.actor, action=query.action, day=query.day)
     return jsonify([audit.entry_to_dict(e) for e in entries])

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from flask import Response, current_app, jsonify, request
 
 from central.core.context import CentralContext
-from central.core.errors import ConflictError, InvalidInputError, NotFoundError, ServiceError
+from central.core.errors import ConflictError, DuplicateError, InvalidInputError, NotFoundError, ServiceError
 from protocols.reasons import Reason
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -83,6 +83,8 @@ def require_api_token(view: F) -> F:
 
 def service_error_response(exc: ServiceError) -> tuple[Response, int]:
     """Translate a service failure into its JSON response."""
+    if isinstance(exc, DuplicateError):
+        return json_error(409, "conflict", exc.reason, exc.message, fields=exc.fields)
     if isinstance(exc, InvalidInputError):
         return json_error(400, "invalid", exc.reason, "Dữ liệu không hợp lệ", fields=exc.fields)
     if isinstance(exc, NotFoundError):

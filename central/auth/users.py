@@ -22,7 +22,7 @@ from central.auth.throttle import LoginLimits, Refusal
 from central.core import validation as v
 from central.core.audit import audit
 from central.core.db import database
-from central.core.errors import InvalidInputError, NotFoundError
+from central.core.errors import DuplicateError, InvalidInputError, NotFoundError
 from central.invitations.models import Organisation
 from protocols.reasons import Reason
 
@@ -86,9 +86,9 @@ def create_user(data: Mapping[str, Any], *, actor: str, now: datetime) -> User:
     full_name = fields.take("full_name", v.text, required=False, max_length=120)
     email = fields.take("email", v.email, required=False)
     org = _organisation(fields, role)
-    if name and User.select().where(User.username == name).exists():
-        fields.add("username", "Tên đăng nhập đã tồn tại")
     fields.raise_if_any()
+    if User.select().where(User.username == name).exists():
+        raise DuplicateError({"username": "Tên đăng nhập đã tồn tại"})
     password_hash = hash_password(secret)  # outside the transaction: it may wait for a hashing slot
     with database.atomic():
         user = User.create(

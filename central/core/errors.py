@@ -26,5 +26,14 @@ class InvalidInputError(ServiceError):
         super().__init__(Reason.MALFORMED, "; ".join(f"{k}: {v}" for k, v in fields.items()))
 
 
+class DuplicateError(InvalidInputError):
+    """Something with the same unique key exists already (a user name, an organisation, a venue, a gate id):
+    a form shows the field's message, the JSON API answers 409 ``conflict`` with reason ``duplicate``."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        super().__init__(fields)
+        self.reason = Reason.DUPLICATE
+
+
 class ConflictError(ServiceError):
     """The request is valid but the current state forbids it (e.g. a cancelled meeting)."""

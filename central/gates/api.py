@@ -10,30 +10,30 @@ from typing import Any
 from flask import Response, jsonify, request
 
 from central.api import bp
-from central.api.helpers import (
-    bearer_token,
-    context,
-    json_body,
-    unauthorized,
-)
+from central.api.helpers import bearer_token, context, unauthorized
+from central.api.spec import Responses, amend, errors, validate, validated_json
 from central.auth import current_actor, roles_required
 from central.auth.roles import ADMINISTRATOR, ORGANISER
 from central.gates import registry as gates
+from central.gates import schemas as g
 from central.gates import snapshot
 from protocols import payloads
 
 
 @bp.post("/gates")
 @roles_required(ORGANISER, ADMINISTRATOR)
+@validate(json=g.GateCreate, resp=Responses(HTTP_201=g.GateCreated, **errors(400, 401, 403, 409)))
 def register_gate() -> Any:
     """Register a gate; the response is the only place its token appears."""
-    registered = gates.register_gate(json_body(), actor=current_actor(), now=context().clock())
+    registered = gates.register_gate(validated_json(), actor=current_actor(), now=context().clock())
     body = gates.gate_to_dict(registered.gate)
     body["token"] = registered.token
     return jsonify(body), 201
 
 
 @bp.get("/gates/<gate_id>/snapshot")
+@validate(resp=Responses(HTTP_200=payloads.Snapshot, **errors(401, 404)), security=[{"gateToken": []}],
+          skip_validation=True)
 def get_snapshot(gate_id: str) -> Any:
     """Return the gate's snapshot; authenticated by the gate's own token."""
     gate = gates.authenticate_gate(gate_id, bearer_token())
@@ -47,3 +47,13 @@ def get_snapshot(gate_id: str) -> Any:
         return Response(snapshot.stream_snapshot(gate, now=ctx.clock()), mimetype=stream)
     snap = snapshot.build_snapshot(gate, now=ctx.clock())
     return Response(payloads.encode(snap), mimetype="application/json")
+
+
+amend("/api/v1/gates/{gate_id}/snapshot", "get", responses={"200": {
+    "description": (f"The snapshot; with Accept: {payloads.SNAPSHOT_STREAM_MEDIA_TYPE}, one JSON line per part "
+                    "(header, entries, end), so a gate stores it without holding it whole"),
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/Snapshot"}},
+        payloads.SNAPSHOT_STREAM_MEDIA_TYPE: {"schema": {"type": "string"}},
+    },
+}})

@@ -13,7 +13,7 @@ from typing import Any
 from central.core import validation as v
 from central.core.audit import audit
 from central.core.db import database
-from central.core.errors import InvalidInputError
+from central.core.errors import DuplicateError
 from central.gates.models import Gate
 
 _DUMMY_HASH = hashlib.sha256(b"vaora-no-such-gate").hexdigest()
@@ -46,7 +46,7 @@ def register_gate(
     token = secrets.token_urlsafe(32)
     with database.atomic():
         if Gate.select().where(Gate.gate_id == gate_id).exists():
-            raise InvalidInputError({"gate_id": "Cổng này đã được đăng ký"})
+            raise DuplicateError({"gate_id": "Cổng này đã được đăng ký"})
         gate = Gate.create(
             gate_id=gate_id,
             site_id=site_id,

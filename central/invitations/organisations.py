@@ -9,7 +9,7 @@ from typing import Any
 from central.core import validation as v
 from central.core.audit import audit
 from central.core.db import database
-from central.core.errors import InvalidInputError, NotFoundError
+from central.core.errors import DuplicateError, NotFoundError
 from central.invitations.models import Organisation
 from protocols.logs import mask_email, mask_phone
 from protocols.reasons import Reason
@@ -55,7 +55,7 @@ def create_organisation(
     now = now or datetime.now(UTC)
     with database.atomic():
         if Organisation.select().where(Organisation.name == clean["name"]).exists():
-            raise InvalidInputError({"name": "Đơn vị này đã tồn tại"})
+            raise DuplicateError({"name": "Đơn vị này đã tồn tại"})
         org = Organisation.create(**clean)
         audit(actor, "organisation.create", f"organisation:{org.id}", _masked(clean), now=now)
     return org
@@ -71,7 +71,7 @@ def update_organisation(
         if "name" in clean and clean["name"] != org.name and Organisation.select().where(
             Organisation.name == clean["name"]
         ).exists():
-            raise InvalidInputError({"name": "Đơn vị này đã tồn tại"})
+            raise DuplicateError({"name": "Đơn vị này đã tồn tại"})
         for key, value in clean.items():
             setattr(org, key, value)
         org.save()

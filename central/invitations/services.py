@@ -27,7 +27,7 @@ import peewee
 from central.core import validation as v
 from central.core.audit import audit
 from central.core.db import write_transaction
-from central.core.errors import ConflictError, NotFoundError
+from central.core.errors import ConflictError, DuplicateError, NotFoundError
 from central.core.states import InvitationState, MeetingState
 from central.invitations.guesses import GuessGuard, request_guard
 from central.invitations.models import Delivery, Invitation, Organisation
@@ -173,8 +173,9 @@ def _check_not_invited(fields: v.FieldCollector, field: str, meeting: Meeting | 
         inv.organisation.name
         for inv in Invitation.select().where((Invitation.meeting == meeting) & Invitation.organisation.in_(org_ids))
     ]
-    if taken:
-        fields.add(field, "Đã có thư mời cho: " + ", ".join(sorted(set(taken))))
+    if taken:  # a duplicate (409), once every field is otherwise valid
+        fields.raise_if_any()
+        raise DuplicateError({field: "Đã có thư mời cho: " + ", ".join(sorted(set(taken)))})
 
 
 def _store_drafts(meeting: Meeting, orgs: list[Organisation], limit: int | None, *, actor: str,

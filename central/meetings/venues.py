@@ -9,7 +9,7 @@ from typing import Any
 from central.core import validation as v
 from central.core.audit import audit
 from central.core.db import database
-from central.core.errors import InvalidInputError, NotFoundError
+from central.core.errors import DuplicateError, InvalidInputError, NotFoundError
 from central.meetings.models import Venue
 from protocols.reasons import Reason
 
@@ -42,7 +42,7 @@ def create_venue(data: Mapping[str, Any], *, actor: str, now: datetime) -> Venue
     clean = _clean(data, partial=False)
     with database.atomic():
         if Venue.select().where(Venue.name == clean["name"]).exists():
-            raise InvalidInputError({"name": "Địa điểm này đã tồn tại"})
+            raise DuplicateError({"name": "Địa điểm này đã tồn tại"})
         venue = Venue.create(**clean)
         audit(actor, "venue.create", f"venue:{venue.id}", clean, now=now)
     return venue
@@ -56,7 +56,7 @@ def update_venue(venue_id: int, data: Mapping[str, Any], *, actor: str, now: dat
         if "name" in clean and clean["name"] != venue.name and Venue.select().where(
             Venue.name == clean["name"]
         ).exists():
-            raise InvalidInputError({"name": "Địa điểm này đã tồn tại"})
+            raise DuplicateError({"name": "Địa điểm này đã tồn tại"})
         for key, value in clean.items():
             setattr(venue, key, value)
         if venue.kind == "main" and not venue.site_id:

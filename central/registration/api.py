@@ -10,34 +10,34 @@ from typing import Any
 from flask import jsonify, request
 
 from central.api import bp
-from central.api.helpers import (
-    context,
-    json_body,
-    json_error,
-)
-from central.invitations import services as invitations
+from central.api.helpers import context, json_error
+from central.api.spec import Responses, errors, validate, validated_json
 from central.invitations.guesses import MESSAGE, TooManyGuessesError
 from central.registration import delegates
+from central.registration import schemas as r
+from central.registration import services as registration
 
 
 @bp.post("/invitations/<path:number>/delegates")
+@validate(json=r.DelegateCreate, headers=r.InvitationSecret, security=[],
+          resp=Responses(HTTP_201=r.Delegate, **errors(400, 404, 409, 429)))
 def register_delegate(number: str) -> Any:
-    """Register a delegate under an invitation (secret in ``X-Invitation-Secret``) and e-mail the code; 429 once
-    this address used up its guesses at the number."""
+    """Register a delegate under an invitation (secret in ``X-Invitation-Secret``) and e-mail the code.
+
+    The same rules as the registration page (``registration.services.add_delegate``): open for registration
+    (409 once the meeting is cancelled, over or past its deadline), no second delegate with the same e-mail
+    (409), within the invitation's limit (409); 429 once this address used up its guesses at the number.
+    """
     ctx = context()
     try:
-        invitation = invitations.find_invitation(number, request.headers.get("X-Invitation-Secret"))
+        invitation = registration.open_invitation(number, request.headers.get("X-Invitation-Secret"))
     except TooManyGuessesError as exc:
         response, status = json_error(429, "too_many_requests", exc.reason, MESSAGE)
         response.headers["Retry-After"] = str(exc.retry_after_s)
         return response, status
-    delegate = delegates.register_delegate(
-        invitation,
-        json_body(),
-        now=ctx.clock(),
-        signing_key=ctx.signing_key,
-        mail_sender=ctx.mail_sender,
-        mail_from=ctx.config.mail_from,
-        entry_opens_before=ctx.entry_opens_before,
-    )
+    deps = registration.Deps(signing_key=ctx.signing_key, mail_sender=ctx.mail_sender,
+                             mail_from=ctx.config.mail_from, entry_opens_before=ctx.entry_opens_before)
+    now = ctx.clock()
+    delegate = registration.add_delegate(invitation, validated_json(), now, deps)
+    delegates.send_code_email(delegate, mail_sender=ctx.mail_sender, mail_from=ctx.config.mail_from, now=now)
     return jsonify(delegates.delegate_to_dict(delegate)), 201

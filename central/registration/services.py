@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from central.core.audit import audit
 from central.core.changes import append_change
 from central.core.db import write_transaction
-from central.core.errors import ConflictError, InvalidInputError, NotFoundError
+from central.core.errors import ConflictError, DuplicateError, NotFoundError
 from central.core.keys import ActiveKey
 from central.core.states import DelegateMailState, InvitationState, MeetingState
 from central.invitations.models import Invitation
@@ -136,7 +136,7 @@ def _check_duplicates(
         ):
             errors.setdefault("name", "Đại biểu cùng họ tên và số điện thoại đã có trong danh sách")
     if errors:
-        raise InvalidInputError(errors)
+        raise DuplicateError(errors)
 
 
 def _check_limit(invitation: Invitation, adding: int = 1) -> None:

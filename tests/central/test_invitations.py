@@ -35,7 +35,7 @@ def test_creating_an_invitation_by_api_token_gives_a_draft_without_number_or_sec
     # The organiser's token cannot approve its own invitation; a second one for the same organisation is refused.
     assert api.post(f"/api/v1/invitations/{body['id']}/approve", {}).status_code == 403
     again = api.post("/api/v1/invitations", {"meeting_id": meeting, "organisation_id": organisation})
-    assert again.status_code == 400 and "Đã có thư mời cho" in again.get_json()["fields"]["organisation_id"]
+    assert again.status_code == 409 and "Đã có thư mời cho" in again.get_json()["fields"]["organisation_id"]
 
 
 def test_an_organiser_session_also_gets_a_draft_and_cannot_approve(api: Api, client: FlaskClient,
@@ -108,6 +108,9 @@ def test_configured_format_with_year(clock: Clock, db: None, api: Api) -> None:
 
 def test_invitation_needs_existing_meeting_and_organisation(api: Api) -> None:
     response = api.post("/api/v1/invitations", {"meeting_id": 404, "organisation_id": "x"})
+    assert response.status_code == 400
+    assert set(response.get_json()["fields"]) == {"organisation_id"}  # the body's model refuses "x" first
+    response = api.post("/api/v1/invitations", {"meeting_id": 404, "organisation_id": 405})
     assert response.status_code == 400
     assert set(response.get_json()["fields"]) == {"meeting_id", "organisation_id"}
 

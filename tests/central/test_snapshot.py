@@ -40,7 +40,7 @@ def test_snapshot_needs_the_gates_own_token(api: Api, client) -> None:
     assert others.status_code == 401
     unknown = client.get("/api/v1/gates/nope/snapshot", headers={"Authorization": f"Bearer {token}"})
     assert unknown.status_code == 401
-    assert api.post("/api/v1/gates", {"gate_id": "g1", "site_id": "hq"}).status_code == 400
+    assert api.post("/api/v1/gates", {"gate_id": "g1", "site_id": "hq"}).status_code == 409  # already registered
 
 
 def test_snapshot_carries_hashes_not_codes(api: Api, client, clock: Clock) -> None:

@@ -260,7 +260,8 @@ def test_api_covers_the_flow_with_token_and_session(
     ids = [d["id"] for d in drafted.get_json()]
     again = client.post("/api/v1/invitations/drafts", headers=AUTH,
                         json={"meeting_id": world["meeting"], "organisation_ids": world["orgs"][:1]})
-    assert again.status_code == 400 and "Đã có thư mời cho" in again.get_json()["fields"]["organisation_ids"]
+    assert again.status_code == 409 and "Đã có thư mời cho" in again.get_json()["fields"]["organisation_ids"]
+    assert again.get_json()["error"] == "conflict" and again.get_json()["reason"] == "duplicate"
 
     login(client, "lanhdao")
     token = {"X-CSRFToken": page_token(client, "/invitations/")}
