@@ -206,6 +206,18 @@ def test_a_fresh_gate_venv_is_small_and_holds_nothing_of_centrals(wheel: Path, t
     assert "gate.app" in report["imported"] and "protocols.mqtt" in report["imported"]
     leaked = [m for m in report["modules"] if m.split(".")[0] in CENTRAL_MODULES]
     assert leaked == []
+    gate_cli = python.parent / "vaora-gate"
+    plain = subprocess.run([str(gate_cli), "check-config", str(REPO / "firmware_config" / "plain-gpio.toml")],
+                           capture_output=True, text=True, check=False, timeout=60)
+    assert plain.returncode == 0, plain.stderr
+    # A camera configuration on a gate-only install: check-config (the unit's ExecStartPre) names the extra.
+    camera = subprocess.run([str(gate_cli), "check-config", str(REPO / "firmware_config" / "camera.toml")],
+                            capture_output=True, text=True, check=False, timeout=60)
+    assert camera.returncode == 2
+    assert camera.stderr.splitlines()[1:] == [
+        "scanner.type: needs numpy, which is not installed (pip install 'vaora[camera]')",
+        "scanner.decoder: needs zxing-cpp, which is not installed (pip install 'vaora[camera]')",
+    ]
 
 
 DECODE_A_PICAMERA2_FRAME = """
