@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import email
+import functools
 import importlib.metadata
 import json
 import subprocess
@@ -81,12 +82,18 @@ def _imports(path: Path) -> Iterator[tuple[str, bool]]:
     yield from visit(tree, False)
 
 
+@functools.cache
+def _providers() -> dict[str, list[str]]:
+    """{top-level module: [distribution]} of this environment (scanning it takes a while: once)."""
+    return dict(importlib.metadata.packages_distributions())
+
+
 def _distribution_of(module: str) -> str | None:
     """The distribution that provides ``module`` in this (dev) environment; None for the standard library and
     the project's own packages."""
     if module in sys.stdlib_module_names or module in FIRST_PARTY:
         return None
-    providers = importlib.metadata.packages_distributions().get(module)
+    providers = _providers().get(module)
     if not providers:
         raise AssertionError(f"no installed distribution provides {module!r}")
     return canonicalize_name(providers[0])
@@ -129,6 +136,15 @@ def test_gate_modules_import_only_the_gate_side_extras() -> None:
             allowed = lazy_allowed if lazy else camera_allowed if rel.startswith("gate/camera/") else eager_allowed
             if distribution not in allowed or distribution in CENTRAL_ONLY - lazy_allowed:
                 problems.append(f"{rel}: {module} ({distribution}) {'lazily' if lazy else 'at module level'}")
+    assert problems == []
+
+
+def test_central_imports_only_its_extras() -> None:
+    """Every library central imports is in base + ``central`` (``pg`` and ``redis`` for their engines), so a
+    ``vaora[central]`` install runs without the dev extra that the test venv adds."""
+    allowed = distribution_names("central", "pg", "redis")
+    problems = sorted({f"{rel}: {module} ({distribution})" for rel, entries in _third_party("central").items()
+                       for module, distribution, _ in entries if distribution not in allowed})
     assert problems == []
 
 
