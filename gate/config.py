@@ -9,6 +9,7 @@ MQTT password from ``mqtt.password_file`` or ``VAORA_MQTT_PASSWORD``.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import tomllib
@@ -402,13 +403,36 @@ def _check_files(config: GateConfig) -> list[str]:
     return errors
 
 
+def _check_libraries(config: GateConfig) -> list[str]:
+    """Libraries the configured scanner needs that this install lacks, with the extra that brings them.
+
+    A gate installs by role (README "Installing a gate"): ``vaora[gate]`` holds what serial, HID and stdin
+    scanners use; ``camera`` adds numpy and zxing-cpp, ``webcam`` OpenCV, ``zbar`` pyzbar. picamera2 comes from
+    Raspberry Pi OS's apt and is reported by its source when the camera starts.
+    """
+    scanner = config.scanner
+    needs: list[tuple[str, str, str, str]] = []  # (key, module, library, extra)
+    if scanner.type == "hid":
+        needs.append(("scanner.type", "evdev", "evdev", "gate"))
+    if scanner.type == "camera":
+        needs.append(("scanner.type", "numpy", "numpy", "camera"))
+        if scanner.decoder == "zxing":
+            needs.append(("scanner.decoder", "zxingcpp", "zxing-cpp", "camera"))
+        else:
+            needs.append(("scanner.decoder", "pyzbar", "pyzbar", "zbar"))
+        if scanner.camera != "picamera2":
+            needs.append(("scanner.camera", "cv2", "OpenCV", "webcam"))
+    return [f"{key}: needs {library}, which is not installed (pip install 'vaora[{extra}]')"
+            for key, module, library, extra in needs if importlib.util.find_spec(module) is None]
+
+
 def parse_config(data: dict[str, Any]) -> GateConfig:
     """Validate an already-parsed TOML document (a dict); raise ConfigError listing every problem."""
     try:
         config = GateConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc)) from None
-    if errors := _check_files(config):
+    if errors := _check_files(config) + _check_libraries(config):
         raise ConfigError(errors)
     return config
 

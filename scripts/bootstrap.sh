@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a Debian 12 machine and this checkout for development and CI:
 #   1. install the system packages vaora needs (only those missing; apt-get update once, only if needed),
-#   2. create .venv with a Python >= 3.11 and `pip install -e '.[dev,pg]'` (skipped while pyproject.toml
+#   2. create .venv with a Python >= 3.11 and `pip install -e '.[dev]'` (skipped while pyproject.toml
 #      is unchanged since the last successful install: its sha256 is stamped in .venv).
 # Idempotent, never reads standard input, uses sudo for apt when not root. It does not enable or start the
 # system Mosquitto service: tests and the demo start their own brokers on free ports.
@@ -11,9 +11,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO="$(pwd)"
 VENV="$REPO/.venv"
 STAMP="$VENV/.vaora-installed-pyproject.sha256"
-# stress-ng: the CPU burner of `make test-load` (scripts/test_under_load.sh).
-SYSTEM_PACKAGES=(make python3 python3-venv mosquitto mosquitto-clients libzbar0 chromium fonts-dejavu-core
-    poppler-utils stress-ng)
+# stress-ng: the CPU burner of `make test-load` (scripts/test_under_load.sh). gcc, python3-dev and
+# linux-libc-dev (the kernel's input headers): pip builds evdev, the HID scanner's library, from its source
+# package, as it does on a Raspberry Pi gate.
+SYSTEM_PACKAGES=(make python3 python3-venv python3-dev gcc linux-libc-dev openssl curl mosquitto mosquitto-clients libzbar0
+    chromium fonts-dejavu-core poppler-utils stress-ng)
 
 say() { printf 'bootstrap: %s\n' "$*"; }
 
@@ -77,9 +79,9 @@ wanted="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$wanted" ]; then
     say "python packages up to date (pyproject.toml unchanged)"
 else
-    say "installing vaora in .venv: pip install -e '.[dev,pg]'"
+    say "installing vaora in .venv: pip install -e '.[dev]' (every role's extra)"
     rm -f "$STAMP"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -e '.[dev,pg]' </dev/null
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -e '.[dev]' </dev/null
     printf '%s\n' "$wanted" >"$STAMP"
 fi
 say "ready: $VENV"

@@ -12,7 +12,9 @@
     height = 480
     max_length = 256
 
-OpenCV, zxing-cpp, pyzbar and picamera2 are imported only when a scanner is built.
+zxing-cpp, pyzbar and picamera2 are imported only when a scanner is built, and OpenCV only by the sources that
+read through it ("opencv", "video", "images"): a Pi camera gate with zxing-cpp needs numpy and zxing-cpp
+alone (the ``camera`` extra; ``webcam`` adds OpenCV, ``zbar`` adds pyzbar).
 """
 
 from __future__ import annotations
