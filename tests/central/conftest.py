@@ -19,6 +19,8 @@ from central.core.db import database
 from devtools.approval import RegistrationLink, mail_text, registration_link
 from devtools.mailcatcher import MailCatcher
 
+from ..conftest import wait_until
+
 API_TOKEN = "test-api-token-0123456789"
 START = datetime(2025, 3, 10, 1, 0, tzinfo=UTC)  # 08:00 in Hà Nội
 
@@ -165,6 +167,17 @@ class Api:
             texts += [mail_text(message) for message in self.mail.messages]
         return registration_link(texts, number)
 
+    def _wait_for_link(self, number: str) -> RegistrationLink:
+        """:meth:`received_link`, waiting for it while an app's mail-queue worker thread is still sending."""
+
+        def found() -> RegistrationLink | None:
+            try:
+                return self.received_link(number)
+            except LookupError:
+                return None
+
+        return wait_until(found, timeout=30, message=f"no registration link for invitation {number} was sent")
+
     def invitation(self, meeting_id: int | None = None, organisation_id: int | None = None) -> dict[str, Any]:
         """Create an invitation the official way (making a meeting and organisation when not given): the organiser
         drafts it, the leader approves it (numbered and sent), and the secret is read from the message the
@@ -176,7 +189,7 @@ class Api:
         assert approved.status_code == 200, approved.get_json()
         body = approved.get_json()
         assert "secret" not in body
-        received = self.received_link(body["number"])
+        received = self._wait_for_link(body["number"])
         return {**body, "secret": received.secret, "registration_url": received.link}
 
     def register(self, invitation: dict[str, Any], secret: str | None = None, **fields: Any) -> Any:

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask
 from openapi_spec_validator import validate
 
+from central.auth.passwords import MIN_PASSWORD_LENGTH
 from protocols.payloads import Snapshot
 from tests.central.conftest import API_TOKEN, START, Api
 from tests.central.staff import login, make_users, page_token
@@ -100,7 +101,7 @@ def test_the_enforced_constraints_are_in_the_document(client: Any) -> None:
     assert drafts["organisation_ids"]["minItems"] == 1
     assert set(schemas["UserCreate"]["properties"]["role"]["enum"]) == {
         "administrator", "organiser", "approver", "registrar", "guard"}
-    assert schemas["UserCreate"]["properties"]["password"]["minLength"] == 10
+    assert schemas["UserCreate"]["properties"]["password"]["minLength"] == MIN_PASSWORD_LENGTH == 12
     assert set(schemas["UserCreate"]["required"]) == {"username", "password", "role"}
 
 

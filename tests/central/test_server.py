@@ -196,7 +196,8 @@ def test_two_processes_share_the_registration_limiter_through_redis(central_conf
     suffix = uuid.uuid4().hex[:8]
     number = f"1{suffix}/TM-UBND"
     assert one.get(f"/dang-ky/{number}?s=x", environ_base=address).status_code == 404
-    assert one.post(f"/api/v1/invitations/{number}/delegates", json={}, headers={"X-Invitation-Secret": "x"},
+    delegate = {"name": "Nguyễn Văn An", "position": "Chuyên viên", "email": "an.nguyen@example.vn"}
+    assert one.post(f"/api/v1/invitations/{number}/delegates", json=delegate, headers={"X-Invitation-Secret": "x"},
                     environ_base=address).status_code == 404
     assert two.get(f"/dang-ky/{number}?s=y", environ_base=address).status_code == 404
     assert two.get(f"/dang-ky/{number}?s=z", environ_base=address).status_code == 429
