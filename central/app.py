@@ -7,8 +7,9 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+import peewee
 from flask import Flask, jsonify, make_response, request
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException, ServiceUnavailable
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from central.api.helpers import ApiError, service_error_response
@@ -33,8 +34,20 @@ ERROR_NAMES = {
     404: "not_found",
     405: "method_not_allowed",
     413: "too_large",
+    429: "too_many_requests",
     500: "internal_error",
+    503: "unavailable",
 }
+
+BUSY_RETRY_AFTER_S = 2
+"""What a request that found the database locked past its busy timeout tells the client to wait."""
+
+
+def database_busy(exc: BaseException) -> bool:
+    """True when ``exc`` is the database refusing for a lock held too long (SQLite's busy timeout, PostgreSQL's
+    lock timeout): a transient state the client may retry, not a server fault."""
+    text = str(exc).lower()
+    return isinstance(exc, peewee.OperationalError) and ("locked" in text or "lock timeout" in text)
 
 
 def create_app(
@@ -125,6 +138,10 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:
+        if database_busy(exc):
+            log.warning("database busy path=%s error=%s", request.path, exc)
+            return _http_error(ServiceUnavailable("Hệ thống đang bận, vui lòng thử lại sau giây lát",
+                                                  retry_after=BUSY_RETRY_AFTER_S))
         log.exception("unhandled error path=%s", request.path)
         body = {"error": "internal_error", "reason": "internal_error", "message": "Lỗi hệ thống"}
         return jsonify(body), 500

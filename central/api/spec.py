@@ -243,6 +243,10 @@ def document() -> dict[str, Any]:
                     "description": "An id beyond the database's integers matches no route: 404, or 405 when the "
                                    "path serves another method",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}})
+            operation["responses"].setdefault("503", {
+                "description": "The database stayed locked past its busy timeout (a heavily loaded server): "
+                               "retry after Retry-After seconds",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}})
             operation["responses"].setdefault("414", {
                 "description": "The request line is too long (answered by the HTTP server, before the app)"})
     for (path, method), fields in _AMENDMENTS.items():

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import peewee
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -192,6 +193,31 @@ def test_the_session_cookie_is_httponly_samesite_lax_and_secure_behind_https(
         assert_secure_headers(answer, hsts=secure)
         assert_secure_headers(client.get("/login", base_url="https://localhost"), hsts=True)  # request.is_secure
         database.close()
+
+
+def test_a_database_locked_past_its_busy_timeout_answers_503_with_retry_after(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lock held too long (SQLite's busy timeout on a loaded server) is a 503 the client may retry, documented
+    on every operation; any other database error stays a 500."""
+    from central.meetings import services as meetings
+
+    def locked(*_args: Any, **_kwargs: Any) -> Any:
+        raise peewee.OperationalError("database is locked")
+
+    monkeypatch.setattr(meetings, "list_meetings", locked)
+    busy = client.get("/api/v1/meetings", headers=AUTH)
+    assert busy.status_code == 503 and busy.headers["Retry-After"] == "2"
+    assert busy.get_json()["error"] == "unavailable"
+    assert_secure_headers(busy, hsts=True)
+    doc = client.get("/api/v1/openapi.json").get_json()
+    assert all("503" in operation["responses"] for item in doc["paths"].values() for operation in item.values())
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise peewee.OperationalError("no such column: meeting.title")
+
+    monkeypatch.setattr(meetings, "list_meetings", broken)
+    assert client.get("/api/v1/meetings", headers=AUTH).status_code == 500
 
 
 def test_405_keeps_its_allow_header_on_pages_and_api(client: FlaskClient) -> None:
