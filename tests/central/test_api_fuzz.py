@@ -10,6 +10,7 @@ The run is bounded (a few examples per operation and mode) and deterministic (de
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,8 +41,9 @@ MAX_EXAMPLES = 20
 @pytest.fixture(scope="module")
 def central(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
     """A served, seeded central: its base URL and environment."""
-    with serving(tmp_path_factory.mktemp("fuzz")) as (base, _server, env, _log):
+    with serving(tmp_path_factory.mktemp("fuzz")) as (base, _server, env, log):
         _seed(base)
+        env["FUZZ_SERVER_LOG"] = str(log)
         yield base, env
 
 
@@ -139,6 +141,14 @@ def _active_administrator_exists(env: dict[str, str]) -> bool:
         return User.select().where((User.role == ADMINISTRATOR) & User.active).exists()
 
 
+def _server_errors(env: dict[str, str]) -> str:
+    """The server's own account of what went wrong: its log's error lines and tracebacks (the last 80 lines)."""
+    lines = Path(env["FUZZ_SERVER_LOG"]).read_text(encoding="utf-8", errors="replace").splitlines()
+    wanted = [line for line in lines
+              if "ERROR" in line or "WARNING" in line or line.startswith(("Traceback", "  ", "E"))]
+    return "\n\nserver log:\n" + "\n".join(wanted[-80:])
+
+
 def test_the_api_token_finds_no_server_error_and_no_schema_violation(
     central: tuple[str, dict[str, str]],
 ) -> None:
@@ -146,7 +156,7 @@ def test_the_api_token_finds_no_server_error_and_no_schema_violation(
     failures = _fuzz(base, requests.Session(), {"Authorization": f"Bearer {TOKEN}"})
     _assert_authenticated("token")
     if failures:
-        pytest.fail(f"{len(failures)} failures:\n\n" + "\n\n".join(failures), pytrace=False)
+        pytest.fail(f"{len(failures)} failures:\n\n" + "\n\n".join(failures) + _server_errors(_env), pytrace=False)
 
 
 def test_an_administrators_session_finds_no_server_error_and_no_schema_violation_and_an_admin_remains(
@@ -157,7 +167,7 @@ def test_an_administrators_session_finds_no_server_error_and_no_schema_violation
     failures = _fuzz(base, session, {"X-CSRFToken": _csrf_token(session, base)})
     _assert_authenticated("session")
     if failures:
-        pytest.fail(f"{len(failures)} failures:\n\n" + "\n\n".join(failures), pytrace=False)
+        pytest.fail(f"{len(failures)} failures:\n\n" + "\n\n".join(failures) + _server_errors(env), pytrace=False)
     # The fuzzer may change any user, but never so that nobody can administer central any more.
     assert _active_administrator_exists(env)
 
