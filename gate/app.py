@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -66,8 +67,9 @@ class Gate:
     ``decider``: the decision function (default :func:`gate.decision.decide`). ``stall_after_s``: a scan
     handler busy longer than this is stalled, and the systemd watchdog is no longer fed. ``resync_backoff_s``
     / ``resync_max_backoff_s``: retry delays of the background snapshot fetch; ``resync_min_interval_s``: least
-    time between two fetches. A pin that cannot be claimed raises :class:`gate.turnstile.PinClaimError`
-    naming the config key.
+    time between two fetches. ``monotonic``: the clock :class:`gate.clock.CentralClock` ties its samples to
+    (it measures central's clock from acks; decisions, commands, heartbeats and check-ins use it). A pin that
+    cannot be claimed raises :class:`gate.turnstile.PinClaimError` naming the config key.
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class Gate:
         resync_max_backoff_s: float = 60.0,
         resync_min_interval_s: float = 1.0,
         wall_clock: Callable[[], datetime] = _utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.gate_id = config.gate.id
@@ -110,7 +113,7 @@ class Gate:
             manual_button=self.pins.manual_button, emergency=self.pins.emergency,
             sensor_debounce_s=config.turnstile.sensor_debounce_ms / 1000, on_emergency=self._on_emergency,
         )
-        self.central_clock = CentralClock(clock)
+        self.central_clock = CentralClock(clock, monotonic)
         """Central's clock as this gate measures it from central's acks (gate.clock)."""
         self.admission = Admission(
             gate_id=self.gate_id, site_id=self.site_id, direction=Direction(config.gate.direction),

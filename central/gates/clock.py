@@ -55,9 +55,10 @@ def storable(at: datetime) -> datetime | None:
     return at
 
 
-def _plausible(at: datetime, received_at: datetime) -> bool:
+def _plausible(at: datetime, received_at: datetime, ahead: timedelta = FUTURE_SLACK) -> bool:
+    """True when ``at`` could be the time of a check-in received at ``received_at`` (at most ``ahead`` later)."""
     try:
-        return max(EARLIEST_PLAUSIBLE, received_at - MAX_BACKLOG) <= at <= received_at + FUTURE_SLACK
+        return max(EARLIEST_PLAUSIBLE, received_at - MAX_BACKLOG) <= at <= received_at + ahead
     except OverflowError:  # an offset that puts it beyond year 9999 in UTC
         return False
 
@@ -94,14 +95,15 @@ def arrival(scanned_at: datetime, received_at: datetime, reported_offset_s: floa
     The offset is the one the check-in carries (the gate's estimate when it scanned), else ``gate_offset_s`` (the
     last trusted offset central measured from the gate's heartbeats), else none. A result that cannot be true
     (before 2024, after central received it, older than :data:`MAX_BACKLOG`) is replaced by ``received_at``.
-    Suspect when the gate's own time was not plausible or the receive time had to be used.
+    Suspect when the gate's own time was absurd (as for a heartbeat: before 2024, or more than
+    :data:`MAX_PLAUSIBLE_OFFSET` ahead, or older than :data:`MAX_BACKLOG`) or the receive time had to be used.
     """
     offset = reported_offset_s if reported_offset_s is not None else gate_offset_s
-    raw_plausible = _plausible(scanned_at, received_at)
+    raw_plausible = _plausible(scanned_at, received_at, ahead=MAX_PLAUSIBLE_OFFSET)
     corrected = _shifted(scanned_at, offset)
     if corrected is not None and _plausible(corrected, received_at):
         return Arrival(corrected, offset, suspect=not raw_plausible)
-    if raw_plausible and offset is not None:  # an estimate that makes a plausible time absurd: not used
+    if _plausible(scanned_at, received_at) and offset is not None:  # an estimate that makes it absurd: not used
         return Arrival(scanned_at, None, suspect=True)
     try:
         applied: float | None = (received_at - scanned_at).total_seconds()
