@@ -10,7 +10,8 @@ transaction, then publishes the command at QoS 1. Central's ingest worker hands 
 :func:`record_result`, which sets ``ok`` / ``failed``. :func:`wait` polls the row until it is answered or
 the timeout passes, then marks it ``timeout`` (only if still unanswered; a later answer still lands). The
 gate refuses a command older than its max age (default 30 s), so a command queued for an offline gate is
-never executed long after the fact.
+never executed long after the fact. Each command carries the gate's clock offset central last measured from its
+heartbeats (``gate_clock_offset_s``), which the gate uses to judge the age until it has measured its own.
 """
 
 from __future__ import annotations

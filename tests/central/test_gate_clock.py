@@ -18,7 +18,18 @@ from central.gates.checkins import record_heartbeat, store_checkins
 from central.gates.clock import arrival
 from central.gates.models import CheckIn as CheckInRow
 from central.gates.models import Gate
-from protocols.payloads import CheckIn, Command, Direction, Heartbeat, Outcome, decode
+from central.messaging.ingest import ack_messages
+from protocols.payloads import (
+    MAX_ACKS_PER_BATCH,
+    MAX_PAYLOAD_BYTES,
+    CheckIn,
+    Command,
+    Direction,
+    Heartbeat,
+    Outcome,
+    decode,
+    decode_acks,
+)
 from protocols.reasons import Reason
 
 from .conftest import Api, Clock
@@ -181,3 +192,20 @@ def test_payloads_of_older_gates_without_the_clock_fields_are_accepted() -> None
     old_checkin = (f'{{"v":1,"id":"{uuid.uuid4()}","gate_id":"g1","site_id":"hq","direction":"in",'
                    '"scanned_at":"2026-12-07T09:00:00Z","allowed":true,"reason":"ok","outcome":"entered"}')
     assert decode(CheckIn, old_checkin).clock_offset_s is None
+
+
+def test_acks_keep_under_the_payload_limit_a_batch_carries_centrals_clock_once(api: Api, clock: Clock) -> None:
+    api.gate("g1")
+    now = clock.now
+    longest = "x" * 128  # the longest credential and operator: the largest check-ins, and their acks
+    payloads = [checkin(now - timedelta(seconds=1), offset=-0.5, credential=longest, operator="y" * 200)
+                for _ in range(MAX_ACKS_PER_BATCH + 1)]
+    with database.connection_context():
+        acks = store_checkins([(payload, "g1") for payload in payloads], now)
+    messages = ack_messages("g1", acks)
+    assert len(messages) == 2 and max(len(message) for message in messages) <= MAX_PAYLOAD_BYTES
+    received = [ack for message in messages for ack in decode_acks(message)]
+    assert [ack.checkin_id for ack in received] == [payload.id for payload in payloads]
+    assert {(ack.sent_at, ack.gate_time) for ack in received} == {(now, None)}, "no round trip from a batch"
+    [single] = [decode_acks(message)[0] for message in ack_messages("g1", acks[:1])]
+    assert (single.sent_at, single.gate_time) == (now, payloads[0].scanned_at)
