@@ -209,3 +209,20 @@ def test_acks_keep_under_the_payload_limit_a_batch_carries_centrals_clock_once(a
     assert {(ack.sent_at, ack.gate_time) for ack in received} == {(now, None)}, "no round trip from a batch"
     [single] = [decode_acks(message)[0] for message in ack_messages("g1", acks[:1])]
     assert (single.sent_at, single.gate_time) == (now, payloads[0].scanned_at)
+
+
+def test_the_dashboard_marks_an_arrival_whose_gate_clock_was_absurd(
+    app: Flask, world: dict[str, Any], clock: Clock,
+) -> None:
+    now = clock.now
+    booted = checkin(datetime(1970, 1, 1, tzinfo=UTC), meeting_id=world["meeting"],
+                     delegate_id=world["people"]["Nguyễn Văn An"])
+    fine = checkin(now - timedelta(seconds=5), offset=0.0, meeting_id=world["meeting"],
+                   delegate_id=world["people"]["Lê Minh Chi"])
+    with database.connection_context():
+        store_checkins([(booted, "g1"), (fine, "g1")], now)
+    client = organiser(app)
+    arrivals = {a["name"]: a for a in client.get(dashboard_url(world, "/trang-thai.json")).get_json()["arrivals"]}
+    assert arrivals["Nguyễn Văn An"]["clock_suspect"] and not arrivals["Lê Minh Chi"]["clock_suspect"]
+    assert datetime.fromisoformat(arrivals["Nguyễn Văn An"]["at"]) == now
+    assert client.get(dashboard_url(world)).text.count("Giờ đã hiệu chỉnh") == 1

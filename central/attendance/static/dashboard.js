@@ -53,7 +53,9 @@
     const where = a.manual ? `<span class="badge badge-manual" title="${esc(a.note)}">${T("Thủ công", "Manual")}</span>`
       : `${T("Cổng", "Gate")} ${esc(a.gate_id)}`;
     return `<li data-checkin="${a.checkin_id}"><time datetime="${esc(a.at)}">${clock(a.at)}</time> ` +
-      `<strong>${esc(a.name)}</strong> · ${esc(a.organisation)} · ${where}</li>`;
+      `<strong>${esc(a.name)}</strong> · ${esc(a.organisation)} · ${where}` +
+      (a.clock_suspect ? ` <span class="badge badge-queued clock-flag">${T("Giờ đã hiệu chỉnh", "Time corrected")}</span>` : "") +
+      "</li>";
   }
 
   function renderArrivals() {
