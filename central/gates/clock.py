@@ -96,7 +96,7 @@ def arrival(scanned_at: datetime, received_at: datetime, reported_offset_s: floa
     last trusted offset central measured from the gate's heartbeats), else none. A result that cannot be true
     (before 2024, after central received it, older than :data:`MAX_BACKLOG`) is replaced by ``received_at``.
     Suspect when the gate's own time was absurd (as for a heartbeat: before 2024, or more than
-    :data:`MAX_PLAUSIBLE_OFFSET` ahead, or older than :data:`MAX_BACKLOG`) or the receive time had to be used.
+    :data:`MAX_PLAUSIBLE_OFFSET` ahead, or older than :data:`MAX_BACKLOG`), or when the offset had to be ignored.
     """
     offset = reported_offset_s if reported_offset_s is not None else gate_offset_s
     raw_plausible = _plausible(scanned_at, received_at, ahead=MAX_PLAUSIBLE_OFFSET)
@@ -109,4 +109,4 @@ def arrival(scanned_at: datetime, received_at: datetime, reported_offset_s: floa
         applied: float | None = (received_at - scanned_at).total_seconds()
     except OverflowError:
         applied = None
-    return Arrival(received_at, applied, suspect=True)
+    return Arrival(received_at, applied, suspect=not raw_plausible)

@@ -150,6 +150,18 @@ def test_an_absurd_scan_time_is_stored_at_the_receive_time_and_flagged(api: Api,
         assert row.gate_scanned_at == raw
 
 
+def test_a_check_in_from_the_future_of_a_gate_with_no_known_offset_is_stored_at_its_receipt(api: Api,
+                                                                                          clock: Clock) -> None:
+    api.gate("g1")
+    now = clock.now
+    payload = checkin(now + timedelta(seconds=300))  # an older gate, 5 minutes ahead, no heartbeat yet
+    with database.connection_context():
+        store_checkins([(payload, "g1")], now)
+        row = stored(payload)
+    assert (row.scanned_at, row.gate_scanned_at, row.clock_offset_s, row.clock_suspect) == \
+        (now, now + timedelta(seconds=300), -300.0, False), "corrected, but minutes off is not absurd"
+
+
 def test_a_gate_booted_at_1970_that_measured_its_offset_is_corrected_and_still_flagged(api: Api,
                                                                                        clock: Clock) -> None:
     api.gate("g1")
