@@ -187,7 +187,7 @@ def gate_state(gate: Gate, now: datetime, current_seq: int) -> dict[str, Any]:
         "software_version": gate.software_version,
         "outbox_pending": gate.outbox_pending,
         "clock_offset_s": round(gate.clock_offset_s, 1) if gate.clock_offset_s is not None else None,
-        "clock_skewed": is_skewed(gate.clock_offset_s),
+        "clock_skewed": is_skewed(gate.clock_offset_s, gate.clock_reported_offset_s),
         "clock_suspect": bool(gate.clock_suspect),
     }
 

@@ -26,9 +26,18 @@ FUTURE_SLACK = timedelta(seconds=60)
 """A corrected check-in time may be this much after central received it (central's processes' own clocks)."""
 
 
-def is_skewed(offset_s: float | None) -> bool:
-    """True when a gate's measured offset is more than :data:`MAX_SKEW_S` either way."""
-    return offset_s is not None and abs(offset_s) > MAX_SKEW_S
+def is_skewed(offset_s: float | None, reported_offset_s: float | None = None) -> bool:
+    """True when a gate's clock is certainly more than :data:`MAX_SKEW_S` off.
+
+    ``offset_s`` (central's measurement from a heartbeat) is an upper bound of the true offset, ``reported_offset_s``
+    (the gate's own estimate, from central's acks) a lower bound. A heartbeat that waited in a queue makes the
+    first too high; when the gate's own estimate says the offset may be within the limit, it is not flagged.
+    """
+    if offset_s is None:
+        return False
+    if offset_s < -MAX_SKEW_S:
+        return True
+    return offset_s > MAX_SKEW_S and (reported_offset_s is None or reported_offset_s > MAX_SKEW_S)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from central.core.db import database
 from central.gates import commands as gate_commands
 from central.gates.checkins import record_heartbeat, store_checkins
-from central.gates.clock import arrival
+from central.gates.clock import arrival, is_skewed
 from central.gates.models import CheckIn as CheckInRow
 from central.gates.models import Gate
 from central.messaging.ingest import ack_messages
@@ -80,6 +80,17 @@ def test_a_heartbeat_five_minutes_ahead_is_shown_on_the_fleet_page_the_dashboard
     metrics = client.get("/metrics").get_data(as_text=True)
     assert 'vaora_gate_clock_offset_seconds{gate="g1"} -300.0' in metrics
     assert 'vaora_gate_clock_offset_seconds{gate="r1"} 1.5' in metrics
+
+
+@pytest.mark.parametrize(("measured", "reported", "skewed"), [
+    (-300.0, None, True), (-300.0, -300.1, True), (300.1, 299.9, True), (300.1, None, True),
+    (1.9, None, False), (-1.9, -2.0, False),
+    (5.0, 0.01, False),  # a heartbeat that waited 5 s in a queue; the gate's acks say it is right on time
+    (None, None, False),
+])
+def test_a_gate_is_flagged_only_when_certainly_more_than_2_s_off(measured: float | None, reported: float | None,
+                                                                 skewed: bool) -> None:
+    assert is_skewed(measured, reported) is skewed
 
 
 def test_a_heartbeat_years_off_is_flagged_and_not_trusted(
