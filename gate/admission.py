@@ -27,7 +27,16 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from protocols.payloads import CheckIn, Direction, GateMode, Outcome, PayloadError, decode, encode
+from protocols.payloads import (
+    CheckIn,
+    Direction,
+    GateMode,
+    Outcome,
+    PayloadError,
+    decode,
+    encode,
+    encode_site_checkin,
+)
 from protocols.reasons import Reason
 
 from .clock import shift
@@ -342,7 +351,7 @@ class Admission:
         if not checkin.credential or not checkin.allowed or self.transport is None:
             return
         try:
-            if not self.transport.publish_site_checkin(encode(checkin)):
+            if not self.transport.publish_site_checkin(encode_site_checkin(checkin)):
                 log.warning("site check-in not handed to the broker now checkin_id=%s", checkin.id)
         except Exception:
             log.exception("site check-in not published checkin_id=%s", checkin.id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from enum import StrEnum
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -399,6 +399,37 @@ def decode(model: type[M], raw: bytes | bytearray | str, max_bytes: int | None =
         raise PayloadError(Reason.MALFORMED, repr(exc)) from None
 
 
+_OMITTED_WHEN_NONE: dict[type[BaseModel], frozenset[str]] = {
+    Ack: frozenset({"sent_at", "gate_time"}),
+    AckBatch: frozenset({"sent_at"}),
+    Command: frozenset({"gate_clock_offset_s"}),
+}
+"""Clock fields added after version 1 shipped, left out when empty so that older gates, whose models forbid
+unknown fields, still read these payloads. ``CheckIn.clock_offset_s`` and ``Heartbeat.clock_offset_s`` are always
+sent by gates that measure their clock (null without an estimate): central answers with clock fields only then."""
+
+
+def _empty_clock_fields(payload: BaseModel) -> dict[str, Any]:
+    exclude: dict[str, Any] = {name: True for name in _OMITTED_WHEN_NONE.get(type(payload), ())
+                               if getattr(payload, name) is None}
+    if isinstance(payload, AckBatch):
+        per_ack = {index: _empty_clock_fields(ack) for index, ack in enumerate(payload.acks)}
+        exclude["acks"] = {index: fields for index, fields in per_ack.items() if fields}
+    return exclude
+
+
 def encode(payload: BaseModel) -> bytes:
-    """Serialise a payload as compact JSON bytes."""
-    return payload.model_dump_json(exclude_none=False).encode("utf-8")
+    """Serialise a payload as compact JSON bytes (empty clock fields of acks and commands left out)."""
+    return payload.model_dump_json(exclude_none=False, exclude=_empty_clock_fields(payload) or None).encode("utf-8")
+
+
+def encode_site_checkin(checkin: CheckIn) -> bytes:
+    """A check-in as published on its site's topic, for the other gates: without its clock offset, which they do
+    not need and which gates older than the field would refuse."""
+    return checkin.model_dump_json(exclude_none=False, exclude={"clock_offset_s"}).encode("utf-8")
+
+
+def measures_clock(payload: CheckIn | Heartbeat) -> bool:
+    """True when the gate that sent ``payload`` measures its clock offset (it sent ``clock_offset_s``, even null):
+    only such a gate may be sent acks and commands with clock fields."""
+    return "clock_offset_s" in payload.model_fields_set

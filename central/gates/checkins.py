@@ -159,6 +159,8 @@ def _iso(at: datetime) -> str:
 
 
 def _ack(payload: payloads.CheckIn, status: str, reason: str | None, now: datetime) -> payloads.Ack:
+    if not payloads.measures_clock(payload):  # an older gate: its Ack model refuses fields it does not know
+        return payloads.Ack(checkin_id=payload.id, gate_id=payload.gate_id, status=status, reason=reason)
     # ``now`` precedes the ack's publication, so it stays a lower bound of central's clock when it leaves.
     return payloads.Ack(checkin_id=payload.id, gate_id=payload.gate_id, status=status, reason=reason,
                         sent_at=now, gate_time=payload.completed_at or payload.scanned_at)
@@ -184,6 +186,7 @@ def record_heartbeat(payload: payloads.Heartbeat, topic_gate_id: str | None, now
             clock_offset_s=clock.offset_s,
             clock_reported_offset_s=payload.clock_offset_s,
             clock_suspect=clock.suspect,
+            measures_clock=payloads.measures_clock(payload),
             last_seen_at=now,
             cache_seq=payload.cache_seq,
             outbox_pending=payload.outbox_pending,

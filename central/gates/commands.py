@@ -117,7 +117,7 @@ def issue(
     issued_at = now or _now()
     command = Command(id=uuid.uuid4(), gate_id=gate.gate_id, action=action, issued_by=actor, issued_at=issued_at,
                       note=note or None, meeting_id=meeting_id, delegate_id=delegate_id,
-                      gate_clock_offset_s=gate.clock_offset_s)
+                      gate_clock_offset_s=gate.clock_offset_s if gate.measures_clock else None)
     with database.atomic():
         row = GateCommand.create(
             command_id=command.id, gate=gate, action=action, note=note, meeting_id=meeting_id,

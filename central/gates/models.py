@@ -39,6 +39,7 @@ class Gate(BaseModel):
     clock_offset_s = peewee.FloatField(null=True)
     clock_reported_offset_s = peewee.FloatField(null=True)
     clock_suspect = peewee.BooleanField(default=False)
+    measures_clock = peewee.BooleanField(default=False)  # its heartbeats carry clock_offset_s: it reads clock fields
 
 
 class CheckIn(BaseModel):

@@ -249,3 +249,30 @@ def test_the_dashboard_marks_an_arrival_whose_gate_clock_was_absurd(
     assert arrivals["Nguyễn Văn An"]["clock_suspect"] and not arrivals["Lê Minh Chi"]["clock_suspect"]
     assert datetime.fromisoformat(arrivals["Nguyễn Văn An"]["at"]) == now
     assert client.get(dashboard_url(world)).text.count("Giờ đã hiệu chỉnh") == 1
+
+
+def test_an_older_gate_gets_acks_and_commands_it_can_read(api: Api, clock: Clock) -> None:
+    """A gate that predates the clock fields (its models forbid unknown fields) sends none, and gets none."""
+    api.gate("g1")
+    now = clock.now
+    sent: list[bytes] = []
+
+    class Publisher:
+        def publish(self, topic: str, payload: bytes, qos: int) -> None:
+            sent.append(payload)
+
+    make_users(now)
+    sent_at = (now - timedelta(seconds=300)).isoformat()
+    old_beat = (f'{{"v":1,"gate_id":"g1","sent_at":"{sent_at}","cache_seq":0,"outbox_pending":0,'
+                '"software_version":"vaora-gate 1.4"}')
+    old_checkin = (f'{{"v":1,"id":"{uuid.uuid4()}","gate_id":"g1","site_id":"hq","direction":"in",'
+                   f'"scanned_at":"{now.isoformat()}","allowed":true,"reason":"ok","outcome":"entered"}}')
+    with database.connection_context():
+        record_heartbeat(decode(Heartbeat, old_beat), "g1", now)
+        gate = Gate.get(Gate.gate_id == "g1")
+        assert (gate.clock_offset_s, gate.measures_clock) == (300.0, False), "measured all the same"
+        acks = store_checkins([(decode(CheckIn, old_checkin), "g1"), (decode(CheckIn, old_checkin), "g1")], now)
+        gate_commands.issue("g1", "resync", "chuyenvien", publisher=Publisher(), now=now)
+    for message in [*ack_messages("g1", acks[:1]), *ack_messages("g1", acks)]:
+        assert b"sent_at" not in message and b"gate_time" not in message
+    assert b"gate_clock_offset_s" not in sent[0]
