@@ -27,9 +27,19 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from protocols.payloads import CheckIn, Direction, GateMode, Outcome, PayloadError, decode, encode
+from protocols.payloads import (
+    CheckIn,
+    Direction,
+    GateMode,
+    Outcome,
+    PayloadError,
+    decode,
+    encode,
+    encode_site_checkin,
+)
 from protocols.reasons import Reason
 
+from .clock import shift
 from .cycle import TurnstileCycle
 from .debounce import ScanDebouncer
 from .decision import Decision
@@ -62,12 +72,15 @@ class Admission:
 
     It listens to ``cycle`` (outcomes, forced passages, the manual button). ``mode()`` is the gate's mode, an
     input of ``decider``. The store, the transport and the delivery loop are attached at start
-    (:meth:`attach`); before that every scan is refused as an internal error.
+    (:meth:`attach`); before that every scan is refused as an internal error. ``clock`` is the gate's own clock
+    (check-ins carry it); ``clock_offset()`` is the estimated central-minus-gate offset in seconds (None: none
+    yet, see :mod:`gate.clock`): ``decider`` gets the corrected time, and each check-in carries the offset.
     """
 
     def __init__(self, *, gate_id: str, site_id: str, direction: Direction, cycle: TurnstileCycle,
                  turnstile: Turnstile, indicator: Indicator, decider: Decider, mode: Callable[[], GateMode],
-                 clock: Callable[[], datetime], debounce_s: float) -> None:
+                 clock: Callable[[], datetime], debounce_s: float,
+                 clock_offset: Callable[[], float | None] = lambda: None) -> None:
         self.gate_id = gate_id
         self.site_id = site_id
         self.direction = direction
@@ -77,6 +90,7 @@ class Admission:
         self.decider = decider
         self.mode = mode
         self.clock = clock
+        self.clock_offset = clock_offset
         self.debouncer = ScanDebouncer(debounce_s)
         self.recent = RecentScans()
         self.store: GateStore | None = None
@@ -130,11 +144,14 @@ class Admission:
     def _handle_scan(self, event: ScanEvent, now: datetime) -> tuple[Decision, CheckIn | None]:
         if self.store is None:
             raise RuntimeError("gate not started")
+        offset = self.clock_offset()
         if event.reason is not Reason.OK or event.text is None:
             decision = Decision(False, event.reason if event.reason is not Reason.OK else Reason.MALFORMED)
         else:
-            decision = self.decider(event.text, self.store, now, self.site_id, self.direction, self.mode())
-        checkin = self.admit(decision, now, manual=False)
+            # Validity windows are central's times: judge them by central's clock as this gate estimates it.
+            decision = self.decider(event.text, self.store, shift(now, offset), self.site_id, self.direction,
+                                    self.mode())
+        checkin = self.admit(decision, now, manual=False, clock_offset_s=offset)
         if checkin is not None:
             log.info("scan decided checkin_id=%s allowed=%s reason=%s meeting_id=%s delegate_id=%s source=%s",
                      checkin.id, decision.allowed, decision.reason.value, decision.meeting_id,
@@ -208,11 +225,14 @@ class Admission:
     # ----- the outcome
 
     def admit(self, decision: Decision, now: datetime, manual: bool,
-              extra: dict[str, Any] | None = None) -> CheckIn | None:
+              extra: dict[str, Any] | None = None, clock_offset_s: float | None = None) -> CheckIn | None:
         """Record ``decision`` (committed before any relay action), then act; None if it was not recorded.
 
-        ``extra``: further CheckIn fields (``operator``, ``command_id`` of a remote open)."""
+        ``now``: the gate's clock. ``extra``: further CheckIn fields (``operator``, ``command_id`` of a remote
+        open). ``clock_offset_s``: the clock offset the decision used (default: the current estimate)."""
         assert self.store is not None
+        if clock_offset_s is None:
+            clock_offset_s = self.clock_offset()
         via_cycle = decision.allowed and self.cycle.has_sensor and not self.cycle.emergency
         if not decision.allowed:
             outcome, completed = Outcome.REFUSED, None
@@ -224,7 +244,8 @@ class Admission:
             id=uuid.uuid4(), gate_id=self.gate_id, site_id=self.site_id, direction=self.direction,
             scanned_at=now, allowed=decision.allowed, reason=decision.reason, outcome=outcome,
             meeting_id=decision.meeting_id, delegate_id=decision.delegate_id, scheme=decision.scheme,
-            credential=decision.credential, manual=manual, completed_at=completed, **(extra or {}),
+            credential=decision.credential, manual=manual, completed_at=completed, clock_offset_s=clock_offset_s,
+            **(extra or {}),
         )
         if via_cycle:
             with self._awaiting_lock:
@@ -293,7 +314,7 @@ class Admission:
         checkin = CheckIn(
             id=uuid.uuid4(), gate_id=self.gate_id, site_id=self.site_id, direction=self.direction,
             scanned_at=now, allowed=False, reason=Reason.DOOR_FORCED, outcome=Outcome.ENTERED, meeting_id=None,
-            delegate_id=None, scheme=None, credential=None, completed_at=now,
+            delegate_id=None, scheme=None, credential=None, completed_at=now, clock_offset_s=self.clock_offset(),
         )
         try:
             self.store.add_checkin(checkin, encode(checkin), now)
@@ -330,7 +351,7 @@ class Admission:
         if not checkin.credential or not checkin.allowed or self.transport is None:
             return
         try:
-            if not self.transport.publish_site_checkin(encode(checkin)):
+            if not self.transport.publish_site_checkin(encode_site_checkin(checkin)):
                 log.warning("site check-in not handed to the broker now checkin_id=%s", checkin.id)
         except Exception:
             log.exception("site check-in not published checkin_id=%s", checkin.id)

@@ -20,15 +20,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from protocols import systemd as sd
-from protocols.payloads import CheckIn, Direction, GateMode, Heartbeat
+from protocols.payloads import Ack, CheckIn, Direction, GateMode, Heartbeat
 
 from . import __version__
 from .admission import Admission
+from .clock import CentralClock
 from .commands import CommandHandler
 from .config import GateConfig
 from .cycle import TurnstileCycle
@@ -65,8 +67,9 @@ class Gate:
     ``decider``: the decision function (default :func:`gate.decision.decide`). ``stall_after_s``: a scan
     handler busy longer than this is stalled, and the systemd watchdog is no longer fed. ``resync_backoff_s``
     / ``resync_max_backoff_s``: retry delays of the background snapshot fetch; ``resync_min_interval_s``: least
-    time between two fetches. A pin that cannot be claimed raises :class:`gate.turnstile.PinClaimError`
-    naming the config key.
+    time between two fetches. ``monotonic``: the clock :class:`gate.clock.CentralClock` ties its samples to
+    (it measures central's clock from acks; decisions, commands, heartbeats and check-ins use it). A pin that
+    cannot be claimed raises :class:`gate.turnstile.PinClaimError` naming the config key.
     """
 
     def __init__(
@@ -85,6 +88,7 @@ class Gate:
         resync_max_backoff_s: float = 60.0,
         resync_min_interval_s: float = 1.0,
         wall_clock: Callable[[], datetime] = _utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.gate_id = config.gate.id
@@ -109,10 +113,13 @@ class Gate:
             manual_button=self.pins.manual_button, emergency=self.pins.emergency,
             sensor_debounce_s=config.turnstile.sensor_debounce_ms / 1000, on_emergency=self._on_emergency,
         )
+        self.central_clock = CentralClock(clock, monotonic)
+        """Central's clock as this gate measures it from central's acks (gate.clock)."""
         self.admission = Admission(
             gate_id=self.gate_id, site_id=self.site_id, direction=Direction(config.gate.direction),
             cycle=self.cycle, turnstile=self.turnstile, indicator=self.indicator, decider=decider,
             mode=lambda: self.mode, clock=clock, debounce_s=config.scanner.debounce_ms / 1000,
+            clock_offset=self.central_clock.offset_s,
         )
         self.scanner = scanner
         self.transport = transport
@@ -147,8 +154,9 @@ class Gate:
         self.retention = OutboxRetention(store, timedelta(hours=self.config.outbox.keep_delivered_hours),
                                          self._wall_clock)
         self.commands = CommandHandler(self, CommandStore(store.path), transport.publish_command_result,
-                                       max_age_s=self.config.commands.max_age_seconds, clock=self._clock)
-        transport.on_ack, transport.on_connected = self.delivery.handle_ack, self.delivery.kick
+                                       max_age_s=self.config.commands.max_age_seconds, clock=self._clock,
+                                       clock_offset=self.central_clock.offset_s)
+        transport.on_ack, transport.on_connected = self._on_ack, self.delivery.kick
         transport.on_change, transport.on_site_checkin = self.follower.handle_payload, self.admission.on_site_checkin
         transport.on_session_lost, transport.on_command = self.refresher.request, self.commands.submit
         transport.status_fields = self.status_fields
@@ -245,11 +253,17 @@ class Gate:
         return {"emergency": emergency, "mode": self.mode, "fail_mode": self.config.gate.fail_mode}
 
     def _heartbeat(self) -> Heartbeat:
-        """The heartbeat to publish now."""
+        """The heartbeat to publish now: the gate's own clock and its estimated offset to central's."""
         cache = self.cache
         return Heartbeat(gate_id=self.gate_id, sent_at=self._clock(), cache_seq=cache.seq if cache else 0,
                          outbox_pending=cache.outbox_pending() if cache else 0, software_version=__version__,
-                         **self.status_fields())
+                         clock_offset_s=self.central_clock.offset_s(), **self.status_fields())
+
+    def _on_ack(self, ack: Ack) -> None:
+        """Central's ack: a sample of the clock offset (gate.clock), then delivery."""
+        self.central_clock.observe(ack.sent_at, ack.gate_time)
+        assert self.delivery is not None
+        self.delivery.handle_ack(ack)
 
     def _on_emergency(self, active: bool) -> None:
         sd.notify(f"STATUS={self.status_line()}")

@@ -10,9 +10,11 @@ Every message of the gate's command topic goes through :meth:`CommandHandler.sub
    ``command_log``), so a re-delivered command (QoS 1 redelivery, a restart) is answered with the stored
    result and never executed twice. A command whose execution a crash interrupted is answered
    ``internal_error`` on redelivery, not executed again.
-3. Freshness. A command issued more than ``max_age_s`` ago, or more than that far in the future (clock skew),
-   is refused with ``stale_command``: an ``open`` queued for an hour while the gate was offline must never
-   open the turnstile.
+3. Freshness. A command issued more than ``max_age_s`` ago, or more than that far in the future, is refused
+   with ``stale_command``: an ``open`` queued for an hour while the gate was offline must never open the
+   turnstile. The age is taken on central's clock as the gate estimates it (:mod:`gate.clock`; before the gate
+   has an estimate, the offset central measured from its heartbeats and put in the command), so a gate whose
+   clock is minutes off still obeys a fresh command and refuses an old one.
 4. Execution and one :class:`~protocols.payloads.CommandResult` (QoS 1) on the command-results topic:
 
    ``open``
@@ -51,6 +53,7 @@ from uuid import UUID
 from protocols.payloads import Command, CommandResult, GateMode, PayloadError, decode, encode
 from protocols.reasons import Reason
 
+from .clock import shift
 from .store import CommandStore
 
 if TYPE_CHECKING:
@@ -71,18 +74,21 @@ class CommandHandler:
     """Validates, de-duplicates and executes commands for ``gate``, and publishes the answers.
 
     ``publish(payload) -> bool`` sends one encoded CommandResult (QoS 1). ``clock``: aware UTC now (the gate's
-    clock). ``max_age_s``: the freshness window, both ways.
+    clock). ``clock_offset()``: central's clock minus the gate's as the gate estimates it (None: no estimate).
+    ``max_age_s``: the freshness window, both ways.
     """
 
     def __init__(self, gate: Gate, store: CommandStore, publish: Callable[[bytes], bool] | None,
                  max_age_s: float = DEFAULT_MAX_AGE_S,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 clock_offset: Callable[[], float | None] = lambda: None) -> None:
         self.gate = gate
         self.gate_id = gate.gate_id
         self.store = store
         self.publish = publish
         self.max_age_s = max_age_s
         self._clock = clock
+        self._clock_offset = clock_offset
         self._mode: Mode = GateMode.NORMAL
         self._mode_lock = threading.RLock()
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=MAX_QUEUED)
@@ -210,10 +216,10 @@ class CommandHandler:
             log.warning("repeated command whose execution was interrupted command_id=%s; not executed again",
                         command.id)
             return self._answer(command.id, False, Reason.INTERNAL_ERROR, store=False)
-        age = (now - command.issued_at).total_seconds()
+        age, offset = self.command_age(command, now)
         if age > self.max_age_s or -age > self.max_age_s:
-            log.warning("stale command refused command_id=%s action=%s age_s=%.1f max_age_s=%.1f", command.id,
-                        command.action, age, self.max_age_s)
+            log.warning("stale command refused command_id=%s action=%s age_s=%.1f max_age_s=%.1f "
+                        "clock_offset_s=%s", command.id, command.action, age, self.max_age_s, offset)
             return self._answer(command.id, False, Reason.STALE_COMMAND)
         log.info("command received command_id=%s action=%s issued_by=%s age_s=%.2f", command.id, command.action,
                  command.issued_by, age)
@@ -226,6 +232,14 @@ class CommandHandler:
             self._start_resync(command)
             return None
         return self._answer(command.id, False, Reason.UNKNOWN_ACTION)  # pragma: no cover - the model forbids it
+
+    def command_age(self, command: Command, now: datetime) -> tuple[float, float | None]:
+        """The command's age in seconds on central's clock at gate time ``now``, and the offset used: the gate's
+        own estimate, else the one central measured and sent in the command, else none (the gate's clock)."""
+        offset = self._clock_offset()
+        if offset is None:
+            offset = command.gate_clock_offset_s
+        return (shift(now, offset) - command.issued_at).total_seconds(), offset
 
     def _refuse_undecodable(self, raw: bytes, exc: PayloadError) -> CommandResult | None:
         try:

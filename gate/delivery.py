@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from protocols.payloads import Ack, CheckIn, Outcome, PayloadError, decode
+from protocols.payloads import Ack, CheckIn, Outcome, PayloadError, decode, encode_site_checkin
 
 from .store import GateStore, OutboxRow
 from .transport import Transport
@@ -98,7 +98,7 @@ class DeliveryLoop:
         except PayloadError:
             return  # never fanned out; central's ack path reports it
         entered = checkin.allowed and checkin.outcome is Outcome.ENTERED and checkin.credential
-        if entered and publish(row.payload):
+        if entered and publish(encode_site_checkin(checkin)):
             log.info("offline passage fanned out to the site checkin_id=%s", row.checkin_id)
 
     def handle_ack(self, ack: Ack) -> None:

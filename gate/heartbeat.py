@@ -1,8 +1,9 @@
 """The gate's heartbeat: every ``[mqtt] heartbeat_seconds`` a :class:`~protocols.payloads.Heartbeat` (QoS 0).
 
 It carries the cache's change sequence (central's dashboard flags gates that lag behind), the outbox backlog,
-the emergency state and the software version. A heartbeat that cannot be sent (broker away) is skipped, not
-queued: the next one says the same, newer.
+the emergency state, the software version, the gate's own clock (``sent_at``: central compares it with its
+receive time) and the gate's estimated offset to central's clock (:mod:`gate.clock`). A heartbeat that cannot
+be sent (broker away) is skipped, not queued: the next one says the same, newer.
 """
 
 from __future__ import annotations

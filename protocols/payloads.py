@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from enum import StrEnum
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -23,6 +23,8 @@ PAYLOAD_VERSION = 1
 
 GateId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
 ShortText = Annotated[str, Field(max_length=200)]
+ClockOffset = Annotated[float, Field(ge=-1e10, le=1e10, allow_inf_nan=False)]
+"""Seconds to add to a gate's clock to get central's (``central - gate``), as the gate estimated it."""
 
 
 class Outcome(StrEnum):
@@ -65,6 +67,9 @@ class CheckIn(_Payload):
     completed_at: AwareDatetime | None = None
     operator: ShortText | None = None  # who opened it remotely (the Command's issued_by), for manual opens
     command_id: UUID | None = None  # the Command that caused this check-in (a remote open)
+    # ``scanned_at`` and ``completed_at`` are the gate's own clock; this is the gate's estimate of central's clock
+    # minus its own when it scanned (None: no estimate yet, or a gate older than the field). Central corrects by it.
+    clock_offset_s: ClockOffset | None = None
 
 
 class Ack(_Payload):
@@ -75,6 +80,10 @@ class Ack(_Payload):
     gate_id: GateId
     status: Literal["stored", "duplicate", "rejected"]
     reason: ShortText | None = None
+    # Central's clock when it answered, and the check-in's own gate time echoed (its ``completed_at`` or
+    # ``scanned_at``): together a two-sided sample of the gate's clock offset (gate.clock).
+    sent_at: AwareDatetime | None = None
+    gate_time: AwareDatetime | None = None
 
 
 MAX_ACKS_PER_BATCH = 400
@@ -91,12 +100,14 @@ class AckBatch(_Payload):
     v: Literal[1] = 1
     gate_id: GateId
     acks: Annotated[list[Ack], Field(min_length=1, max_length=MAX_ACKS_PER_BATCH)]
+    sent_at: AwareDatetime | None = None  # central's clock when it sent the batch (once, not per ack)
 
 
 def decode_acks(raw: bytes | bytearray | str) -> list[Ack]:
     """The acks in one message on a gate's ack topic, an :class:`Ack` or an :class:`AckBatch`.
 
     Raises :class:`PayloadError` for a bad message, and for a batch naming another gate in any entry than its own.
+    A batch's ``sent_at`` is copied into each of its acks that has none.
     """
     text = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
     if b'"acks"' not in text:
@@ -104,7 +115,10 @@ def decode_acks(raw: bytes | bytearray | str) -> list[Ack]:
     batch = decode(AckBatch, text)
     if any(ack.gate_id != batch.gate_id for ack in batch.acks):
         raise PayloadError(Reason.MALFORMED, "an ack in the batch names another gate than the batch")
-    return batch.acks
+    if batch.sent_at is None:
+        return batch.acks
+    return [ack if ack.sent_at is not None else ack.model_copy(update={"sent_at": batch.sent_at})
+            for ack in batch.acks]
 
 
 class GateMode(StrEnum):
@@ -135,7 +149,11 @@ class GateStatus(_Payload):
 
 
 class Heartbeat(_Payload):
-    """Periodic liveness with the gate's cache sequence and outbox backlog."""
+    """Periodic liveness with the gate's cache sequence and outbox backlog.
+
+    ``sent_at`` is the gate's own clock (central compares it with its receive time); ``clock_offset_s`` is the
+    gate's estimate of central's clock minus its own (None: no estimate yet, or a gate older than the field).
+    """
 
     v: Literal[1] = 1
     gate_id: GateId
@@ -146,6 +164,7 @@ class Heartbeat(_Payload):
     software_version: ShortText
     mode: GateMode = GateMode.NORMAL
     fail_mode: FailMode | None = None
+    clock_offset_s: ClockOffset | None = None
 
 
 class MeetingEntry(_Payload):
@@ -305,6 +324,9 @@ class Command(_Payload):
     note: ShortText | None = None
     meeting_id: int | None = None
     delegate_id: int | None = None
+    # Central's clock minus the gate's, as central measured it from the gate's heartbeats; the gate judges the
+    # command's age by it when it has no estimate of its own yet (just booted, nothing acknowledged).
+    gate_clock_offset_s: ClockOffset | None = None
 
 
 class CommandResult(_Payload):
@@ -377,6 +399,37 @@ def decode(model: type[M], raw: bytes | bytearray | str, max_bytes: int | None =
         raise PayloadError(Reason.MALFORMED, repr(exc)) from None
 
 
+_OMITTED_WHEN_NONE: dict[type[BaseModel], frozenset[str]] = {
+    Ack: frozenset({"sent_at", "gate_time"}),
+    AckBatch: frozenset({"sent_at"}),
+    Command: frozenset({"gate_clock_offset_s"}),
+}
+"""Clock fields added after version 1 shipped, left out when empty so that older gates, whose models forbid
+unknown fields, still read these payloads. ``CheckIn.clock_offset_s`` and ``Heartbeat.clock_offset_s`` are always
+sent by gates that measure their clock (null without an estimate): central answers with clock fields only then."""
+
+
+def _empty_clock_fields(payload: BaseModel) -> dict[str, Any]:
+    exclude: dict[str, Any] = {name: True for name in _OMITTED_WHEN_NONE.get(type(payload), ())
+                               if getattr(payload, name) is None}
+    if isinstance(payload, AckBatch):
+        per_ack = {index: _empty_clock_fields(ack) for index, ack in enumerate(payload.acks)}
+        exclude["acks"] = {index: fields for index, fields in per_ack.items() if fields}
+    return exclude
+
+
 def encode(payload: BaseModel) -> bytes:
-    """Serialise a payload as compact JSON bytes."""
-    return payload.model_dump_json(exclude_none=False).encode("utf-8")
+    """Serialise a payload as compact JSON bytes (empty clock fields of acks and commands left out)."""
+    return payload.model_dump_json(exclude_none=False, exclude=_empty_clock_fields(payload) or None).encode("utf-8")
+
+
+def encode_site_checkin(checkin: CheckIn) -> bytes:
+    """A check-in as published on its site's topic, for the other gates: without its clock offset, which they do
+    not need and which gates older than the field would refuse."""
+    return checkin.model_dump_json(exclude_none=False, exclude={"clock_offset_s"}).encode("utf-8")
+
+
+def measures_clock(payload: CheckIn | Heartbeat) -> bool:
+    """True when the gate that sent ``payload`` measures its clock offset (it sent ``clock_offset_s``, even null):
+    only such a gate may be sent acks and commands with clock fields."""
+    return "clock_offset_s" in payload.model_fields_set

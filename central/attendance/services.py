@@ -26,6 +26,7 @@ from central.core.db import tuples, write_transaction
 from central.core.errors import ConflictError, NotFoundError
 from central.core.models import AuditEntry, Change
 from central.core.states import GateLinkState, GateMode
+from central.gates.clock import is_skewed
 from central.gates.models import CheckIn, Gate
 from central.invitations.models import Invitation, Organisation
 from central.meetings.models import Meeting, MeetingVenue, Venue
@@ -158,7 +159,8 @@ def current_change_seq() -> int:
 
 
 def gate_state(gate: Gate, now: datetime, current_seq: int) -> dict[str, Any]:
-    """Describe a gate for the dashboard and the fleet page: online/offline, cache current/behind, mode."""
+    """Describe a gate for the dashboard and the fleet page: online/offline, cache current/behind, mode, and its
+    clock offset (``clock_skewed`` beyond :data:`central.gates.clock.MAX_SKEW_S`, ``clock_suspect`` when absurd)."""
     seen = gate.last_seen_at
     online = gate.state == GateLinkState.ONLINE and seen is not None and now - seen <= OFFLINE_AFTER
     if gate.cache_seq is None:
@@ -184,6 +186,9 @@ def gate_state(gate: Gate, now: datetime, current_seq: int) -> dict[str, Any]:
         "fail_mode": gate.fail_mode,
         "software_version": gate.software_version,
         "outbox_pending": gate.outbox_pending,
+        "clock_offset_s": round(gate.clock_offset_s, 1) if gate.clock_offset_s is not None else None,
+        "clock_skewed": is_skewed(gate.clock_offset_s, gate.clock_reported_offset_s),
+        "clock_suspect": bool(gate.clock_suspect),
     }
 
 
@@ -221,6 +226,7 @@ def describe_checkins(rows: Iterable[CheckIn]) -> list[dict[str, Any]]:
                 "allowed": bool(row.allowed),
                 "entry": bool(row.allowed) and row.outcome == "entered" and row.direction == "in",
                 "reason": row.reason,
+                "clock_suspect": bool(row.clock_suspect),  # the gate's clock was absurd: ``at`` is corrected
             }
         )
     return described

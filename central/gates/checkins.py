@@ -1,10 +1,15 @@
-"""Check-in ingest: store each gate check-in once (by its UUID) and answer with an Ack; gate liveness."""
+"""Check-in ingest: store each gate check-in once (by its UUID) and answer with an Ack; gate liveness and clock.
+
+A check-in's times are the gate's clock; central stores them corrected to its own (:func:`central.gates.clock.
+arrival`), keeps the gate's raw ``scanned_at`` and flags a time that was absurd. Each Ack carries central's clock
+(``sent_at``) and echoes the check-in's gate time (``gate_time``): the gate measures its clock offset from them.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import peewee
@@ -12,6 +17,7 @@ import peewee
 from central.core.db import database, tuples
 from central.core.models import BaseModel
 from central.core.states import GateLinkState
+from central.gates.clock import arrival, heartbeat_clock, storable
 from central.gates.models import CheckIn, Gate
 from central.meetings.models import Meeting
 from central.registration.models import Delegate
@@ -44,7 +50,7 @@ def store_checkins(
     for index, (payload, topic_gate_id) in enumerate(items):
         if topic_gate_id != payload.gate_id:
             log.warning("checkin rejected: topic gate %s != payload gate %s", topic_gate_id, payload.gate_id)
-            acks[index] = _ack(payload, "rejected", REJECT_GATE_MISMATCH)
+            acks[index] = _ack(payload, "rejected", REJECT_GATE_MISMATCH, now)
         else:
             candidates.append((index, payload))
     if candidates:
@@ -69,7 +75,9 @@ def _store_candidates(
     candidates: list[tuple[int, payloads.CheckIn]], acks: list[payloads.Ack | None], now: datetime
 ) -> None:
     gate_ids = {payload.gate_id for _, payload in candidates}
-    gates = {gate.gate_id: gate.id for gate in Gate.select().where(Gate.gate_id.in_(list(gate_ids)))}
+    gates = {gate.gate_id: gate for gate in Gate.select(Gate.id, Gate.gate_id, Gate.clock_offset_s,
+                                                         Gate.clock_suspect)
+             .where(Gate.gate_id.in_(list(gate_ids)))}
     meetings = _existing(Meeting, Meeting.id,
                          {p.meeting_id for _, p in candidates if p.meeting_id is not None})
     delegates = _existing(Delegate, Delegate.id,
@@ -78,14 +86,15 @@ def _store_candidates(
     rows: list[dict[str, Any]] = []
     seen_gates: set[int] = set()
     for index, payload in candidates:
-        gate_pk = gates.get(payload.gate_id)
-        if gate_pk is None:
+        gate = gates.get(payload.gate_id)
+        if gate is None:
             log.warning("checkin rejected: unknown gate %s", payload.gate_id)
-            acks[index] = _ack(payload, "rejected", REJECT_UNKNOWN_GATE)
+            acks[index] = _ack(payload, "rejected", REJECT_UNKNOWN_GATE, now)
             continue
+        gate_pk = gate.id
         seen_gates.add(gate_pk)
         if payload.id in already:
-            acks[index] = _ack(payload, "duplicate", None)
+            acks[index] = _ack(payload, "duplicate", None, now)
             continue
         already.add(payload.id)
         meeting_id = payload.meeting_id if payload.meeting_id in meetings else None
@@ -93,6 +102,11 @@ def _store_candidates(
         if meeting_id != payload.meeting_id or delegate_id != payload.delegate_id:
             log.warning("checkin %s names unknown meeting %s or delegate %s", payload.id, payload.meeting_id,
                         payload.delegate_id)
+        corrected = arrival(payload.scanned_at, now, payload.clock_offset_s,
+                            None if gate.clock_suspect else gate.clock_offset_s)
+        if corrected.suspect:
+            log.warning("checkin %s gate=%s clock suspect: gate time %s stored as %s", payload.id, payload.gate_id,
+                        _iso(payload.scanned_at), corrected.at.isoformat())
         rows.append(
             {
                 "checkin_id": payload.id,
@@ -104,16 +118,19 @@ def _store_candidates(
                 "outcome": payload.outcome.value,
                 "direction": payload.direction.value,
                 "scheme": payload.scheme.value if payload.scheme else None,
-                "scanned_at": payload.scanned_at,
-                "completed_at": payload.completed_at,
+                "scanned_at": corrected.at,
+                "completed_at": corrected.apply(payload.completed_at),
                 "received_at": now,
+                "gate_scanned_at": storable(payload.scanned_at),
+                "clock_offset_s": corrected.offset_s,
+                "clock_suspect": corrected.suspect,
                 "manual": payload.manual,
                 "credential": payload.credential,
                 "operator": payload.operator,
                 "command_id": payload.command_id,
             }
         )
-        acks[index] = _ack(payload, "stored", None)
+        acks[index] = _ack(payload, "stored", None, now)
         log.debug("checkin %s gate=%s stored reason=%s", payload.id, payload.gate_id, payload.reason)
     _insert_ignoring_duplicates(rows)
     if seen_gates:
@@ -134,8 +151,19 @@ def _insert_ignoring_duplicates(rows: list[dict[str, Any]]) -> None:
     database.cursor().executemany(sql, params)
 
 
-def _ack(payload: payloads.CheckIn, status: str, reason: str | None) -> payloads.Ack:
-    return payloads.Ack(checkin_id=payload.id, gate_id=payload.gate_id, status=status, reason=reason)
+def _iso(at: datetime) -> str:
+    try:
+        return at.astimezone(UTC).isoformat()
+    except OverflowError:
+        return at.isoformat()
+
+
+def _ack(payload: payloads.CheckIn, status: str, reason: str | None, now: datetime) -> payloads.Ack:
+    if not payloads.measures_clock(payload):  # an older gate: its Ack model refuses fields it does not know
+        return payloads.Ack(checkin_id=payload.id, gate_id=payload.gate_id, status=status, reason=reason)
+    # ``now`` precedes the ack's publication, so it stays a lower bound of central's clock when it leaves.
+    return payloads.Ack(checkin_id=payload.id, gate_id=payload.gate_id, status=status, reason=reason,
+                        sent_at=now, gate_time=payload.completed_at or payload.scanned_at)
 
 
 def _reported_modes(payload: payloads.Heartbeat | payloads.GateStatus) -> dict[str, str]:
@@ -145,11 +173,20 @@ def _reported_modes(payload: payloads.Heartbeat | payloads.GateStatus) -> dict[s
 
 
 def record_heartbeat(payload: payloads.Heartbeat, topic_gate_id: str | None, now: datetime) -> Reason:
-    """Update the gate's liveness, cache sequence and version from a heartbeat; returns OK or why not."""
+    """Update the gate's liveness, cache sequence, version and clock offset from a heartbeat; returns OK or why
+    not. A clock years off is stored flagged (``clock_suspect``) and not used to correct check-ins."""
     if topic_gate_id != payload.gate_id:
         return Reason.MALFORMED
+    clock = heartbeat_clock(payload.sent_at, now)
+    if clock.suspect:
+        log.warning("gate clock suspect gate=%s gate_time=%s offset_s=%.0f", payload.gate_id,
+                    _iso(payload.sent_at), clock.offset_s)
     updated = (
         Gate.update(
+            clock_offset_s=clock.offset_s,
+            clock_reported_offset_s=payload.clock_offset_s,
+            clock_suspect=clock.suspect,
+            measures_clock=payloads.measures_clock(payload),
             last_seen_at=now,
             cache_seq=payload.cache_seq,
             outbox_pending=payload.outbox_pending,

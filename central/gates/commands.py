@@ -10,7 +10,8 @@ transaction, then publishes the command at QoS 1. Central's ingest worker hands 
 :func:`record_result`, which sets ``ok`` / ``failed``. :func:`wait` polls the row until it is answered or
 the timeout passes, then marks it ``timeout`` (only if still unanswered; a later answer still lands). The
 gate refuses a command older than its max age (default 30 s), so a command queued for an offline gate is
-never executed long after the fact.
+never executed long after the fact. Each command carries the gate's clock offset central last measured from its
+heartbeats (``gate_clock_offset_s``), which the gate uses to judge the age until it has measured its own.
 """
 
 from __future__ import annotations
@@ -121,7 +122,8 @@ def issue(
 
     issued_at = now or _now()
     command = Command(id=uuid.uuid4(), gate_id=gate.gate_id, action=action, issued_by=actor, issued_at=issued_at,
-                      note=note or None, meeting_id=meeting_id, delegate_id=delegate_id)
+                      note=note or None, meeting_id=meeting_id, delegate_id=delegate_id,
+                      gate_clock_offset_s=gate.clock_offset_s if gate.measures_clock else None)
     with write_transaction():
         if action == "open" and delegate_id is not None:
             walkins.check_remote_open(delegate_id, valid_at or issued_at)

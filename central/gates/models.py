@@ -34,6 +34,12 @@ class Gate(BaseModel):
     outbox_pending = peewee.IntegerField(null=True)
     mode = peewee.CharField(max_length=16, null=True)  # normal | lockdown | release, as the gate last reported
     fail_mode = peewee.CharField(max_length=8, null=True)  # safe | secure, as the gate last reported
+    # central - gate clock in seconds, measured from the last heartbeat (receive time - the gate's sent_at),
+    # the offset the gate itself estimated, and whether the gate's clock is absurd (central.gates.clock).
+    clock_offset_s = peewee.FloatField(null=True)
+    clock_reported_offset_s = peewee.FloatField(null=True)
+    clock_suspect = peewee.BooleanField(default=False)
+    measures_clock = peewee.BooleanField(default=False)  # its heartbeats carry clock_offset_s: it reads clock fields
 
 
 class CheckIn(BaseModel):
@@ -52,9 +58,12 @@ class CheckIn(BaseModel):
     outcome = peewee.CharField(max_length=16)
     direction = peewee.CharField(max_length=8)
     scheme = peewee.CharField(max_length=16, null=True)
-    scanned_at = UTCDateTimeField(index=True)
-    completed_at = UTCDateTimeField(null=True)
+    scanned_at = UTCDateTimeField(index=True)  # on central's clock: the gate's time corrected (central.gates.clock)
+    completed_at = UTCDateTimeField(null=True)  # corrected the same way
     received_at = UTCDateTimeField()
+    gate_scanned_at = UTCDateTimeField(null=True)  # the gate's own clock, as it sent it
+    clock_offset_s = peewee.FloatField(null=True)  # the correction applied (central - gate, seconds)
+    clock_suspect = peewee.BooleanField(default=False)  # the gate's time was absurd; see scanned_at's origin
     manual = peewee.BooleanField(default=False)
     credential = peewee.CharField(max_length=128, null=True, index=True)
     note = peewee.TextField(null=True)  # the reason an organiser gave when marking someone present by hand

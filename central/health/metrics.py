@@ -77,6 +77,13 @@ class DatabaseCollector(Collector):
             gates.add_metric(["other"], Gate.select().count() - online)
             yield gates
 
+            offsets = GaugeMetricFamily("vaora_gate_clock_offset_seconds", "Central's clock minus the gate's, "
+                                        "measured from the gate's last heartbeat", labels=["gate"])
+            for gate_id, offset in tuples(Gate.select(Gate.gate_id, Gate.clock_offset_s)
+                                          .where(Gate.clock_offset_s.is_null(False)).order_by(Gate.gate_id)):
+                offsets.add_metric([str(gate_id)], float(offset))
+            yield offsets
+
 
 def render(collector: DatabaseCollector) -> bytes:
     """The Prometheus text exposition of every metric."""

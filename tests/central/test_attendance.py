@@ -44,15 +44,16 @@ def test_attendance_counts_distinct_entered_delegates(api: Api) -> None:
     api.gate("g1")
     with database.connection_context():
         Delegate.update(revoked_at=START).where(Delegate.id == chi).execute()
+        received = START + timedelta(minutes=10)  # after every scan: an arrival is never later than its receipt
         acks = [
-            store_checkin(checkin(an, meeting["id"], 5), "g1", START),
-            store_checkin(checkin(an, meeting["id"], -10), "g1", START),  # earlier entry, arrives later
-            store_checkin(checkin(binh, meeting["id"], 1, outcome=Outcome.NOT_PASSED), "g1", START),
+            store_checkin(checkin(an, meeting["id"], 5), "g1", received),
+            store_checkin(checkin(an, meeting["id"], -10), "g1", received),  # earlier entry, arrives later
+            store_checkin(checkin(binh, meeting["id"], 1, outcome=Outcome.NOT_PASSED), "g1", received),
             store_checkin(
                 checkin(binh, meeting["id"], 2, allowed=False, reason=Reason.ALREADY_INSIDE,
-                        outcome=Outcome.REFUSED), "g1", START,
+                        outcome=Outcome.REFUSED), "g1", received,
             ),
-            store_checkin(checkin(binh, meeting["id"], 3, direction=Direction.OUT), "g1", START),
+            store_checkin(checkin(binh, meeting["id"], 3, direction=Direction.OUT), "g1", received),
         ]
     assert [ack.status for ack in acks] == ["stored"] * 5
 

@@ -53,7 +53,9 @@
     const where = a.manual ? `<span class="badge badge-manual" title="${esc(a.note)}">${T("Thủ công", "Manual")}</span>`
       : `${T("Cổng", "Gate")} ${esc(a.gate_id)}`;
     return `<li data-checkin="${a.checkin_id}"><time datetime="${esc(a.at)}">${clock(a.at)}</time> ` +
-      `<strong>${esc(a.name)}</strong> · ${esc(a.organisation)} · ${where}</li>`;
+      `<strong>${esc(a.name)}</strong> · ${esc(a.organisation)} · ${where}` +
+      (a.clock_suspect ? ` <span class="badge badge-queued clock-flag">${T("Giờ đã hiệu chỉnh", "Time corrected")}</span>` : "") +
+      "</li>";
   }
 
   function renderArrivals() {
@@ -112,6 +114,14 @@
     });
   }
 
+  function clockFlag(g) {
+    const off = g.clock_offset_s === null || g.clock_offset_s === undefined ? "" :
+      `${g.clock_offset_s >= 0 ? "+" : "-"}${Math.round(Math.abs(g.clock_offset_s))} s`;
+    if (g.clock_suspect) return ` <span class="badge badge-failed clock-flag">${T("Đồng hồ sai", "Clock wrong")} ${off}</span>`;
+    if (g.clock_skewed) return ` <span class="badge badge-queued clock-flag">${T("Lệch giờ", "Clock off")} ${off}</span>`;
+    return "";
+  }
+
   function renderGates() {
     byId("dash-gates").innerHTML = state.gates.map((g) => {
       const online = g.online ? `<span class="badge badge-open">${T("Trực tuyến", "Online")}</span>`
@@ -121,7 +131,7 @@
       else if (g.cache === "behind") cache = `<span class="badge badge-queued">${T("Chậm", "Behind")} ${g.behind_by}</span>`;
       const emergency = g.emergency ? `<span class="badge badge-failed">${T("KHẨN CẤP", "EMERGENCY")}</span>` : "—";
       return `<tr data-gate="${esc(g.gate_id)}"><td>${esc(g.name || g.gate_id)} <span class="muted">` +
-        `(${esc(g.gate_id)})</span></td><td>${online}</td><td>${clock(g.last_seen_at) || "—"}</td>` +
+        `(${esc(g.gate_id)})</span></td><td>${online}</td><td>${clock(g.last_seen_at) || "—"}${clockFlag(g)}</td>` +
         `<td>${cache}</td><td>${emergency}</td><td>${esc(MODES[g.mode] || g.mode)}</td></tr>`;
     }).join("");
   }

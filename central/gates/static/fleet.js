@@ -29,11 +29,19 @@
       `${esc(statusText(c))}</span></td><td>${esc(c.note || "")}</td></tr>`).join("");
   }
 
+  function clockFlag(g) {
+    const off = g.clock_offset_s === null || g.clock_offset_s === undefined ? "" :
+      `${g.clock_offset_s >= 0 ? "+" : "-"}${Math.round(Math.abs(g.clock_offset_s))} s`;
+    if (g.clock_suspect) return ` <span class="badge badge-failed clock-flag">${T("Đồng hồ sai", "Clock wrong")} ${off}</span>`;
+    if (g.clock_skewed) return ` <span class="badge badge-queued clock-flag">${T("Lệch giờ", "Clock off")} ${off}</span>`;
+    return "";
+  }
+
   function renderGate(g) {
     const row = root.querySelector(`tr[data-gate="${CSS.escape(g.gate_id)}"]`);
     if (!row) return;
     const set = (cls, html) => { const cell = row.querySelector(cls); if (cell) cell.innerHTML = html; };
-    set(".fleet-seen", clock(g.last_seen_at) || "—");
+    set(".fleet-seen", (clock(g.last_seen_at) || "—") + clockFlag(g));
     set(".fleet-version", esc(g.software_version || "—"));
     set(".fleet-fail", g.fail_mode === "safe" ? T("Mở (an toàn)", "Open (safe)")
       : g.fail_mode === "secure" ? T("Khóa (an ninh)", "Locked (secure)") : "—");
