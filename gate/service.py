@@ -41,8 +41,8 @@ def is_healthy(busy_since: float | None, stall_after_s: float, delivery: Deliver
 
 
 class OutboxRetention:
-    """Deletes delivered outbox rows older than ``keep`` and the passages (anti-passback entries) of meetings that
-    ended more than ``keep`` ago, at most once every ``every`` by ``clock``.
+    """Deletes delivered outbox rows older than ``keep``, and the passages (anti-passback entries), meetings and
+    delegates (names) of meetings that ended more than ``keep`` ago, at most once every ``every`` by ``clock``.
 
     ``clock`` is the wall clock that stamped the rows delivered (the delivery loop's).
     """
@@ -71,11 +71,13 @@ class OutboxRetention:
                 log.info("delivered outbox rows pruned count=%d older_than=%s", pruned, now - self.keep)
         try:
             forgotten = self.store.prune_consumed(now - self.keep)
+            meetings = self.store.prune_ended_meetings(now - self.keep)
         except Exception:
-            log.exception("passages of ended meetings not pruned")
+            log.exception("passages and delegates of ended meetings not pruned")
             return pruned
-        if forgotten:
-            log.info("passages of ended meetings pruned count=%d ended_before=%s", forgotten, now - self.keep)
+        if forgotten or meetings:
+            log.info("ended meetings pruned passages=%d meetings=%d ended_before=%s", forgotten, meetings,
+                     now - self.keep)
         return pruned + forgotten
 
 

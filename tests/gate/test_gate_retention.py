@@ -1,6 +1,6 @@
-"""The gate forgets what it no longer needs: the passages (anti-passback entries) of meetings that ended more than
-``[outbox] keep_delivered_hours`` ago, beside the delivered outbox rows; a meeting still on keeps its passages.
-Time is an injected clock."""
+"""The gate forgets what it no longer needs: the passages (anti-passback entries), the meeting and its delegates'
+names once a meeting ended more than ``[outbox] keep_delivered_hours`` ago, beside the delivered outbox rows; a
+meeting still on keeps them. Time is an injected clock."""
 
 from __future__ import annotations
 
@@ -56,12 +56,16 @@ def test_passages_of_ended_meetings_are_pruned_and_those_of_a_running_meeting_st
     assert retention.tick() == 1
     assert not store.has_entered(unknown)
     assert store.has_entered(compact) and store.has_entered(signed) and store.has_entered(other_running)
+    assert store.meeting(1) is not None and store.lookup_code_hash(compact) is not None
 
     clock.now = MEETING_END + KEEP + timedelta(hours=1)  # the next hourly run
     assert retention.tick() == 2
     assert not store.has_entered(compact) and not store.has_entered(signed)
     assert store.has_entered(other_running), "meeting 4 is still on: its passages are anti-passback's memory"
     assert store.passages() == 1
+    # The ended meetings and their delegates' names went too, as a new snapshot would leave them out.
+    assert store.meeting(1) is None and store.lookup_code_hash(compact) is None and store.delegate(2, 7001) is None
+    assert store.meeting(4) is not None and store.lookup_code_hash(other_running) is not None
 
     clock.now = NOW + timedelta(days=40)
     assert retention.tick() == 1 and store.passages() == 0
