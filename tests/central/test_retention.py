@@ -356,6 +356,10 @@ def test_the_page_finds_exports_and_erases_after_confirmation(app: Flask, client
     assert erased.status_code == 302
     assert "Nguyễn Văn An" not in names() and "Trần Thị Bình" in names()
     assert AuditEntry.get(AuditEntry.action == "retention.erase").actor == "admin"
+    english = client.get(PAGE + "?lang=en").text
+    assert "Personal data" in english and "Dữ liệu cá nhân" not in english
+    refused = client.post(PAGE, data={"csrf_token": token, "cccd": "123"})
+    assert "A citizen ID number has 12 digits" in refused.text
 
 
 def test_the_command_line_purges_exports_and_erases(
