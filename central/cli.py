@@ -1,6 +1,6 @@
 """Command line of central: ``vaora-central serve | ingest | deliver | migrate | init-db | add-gate | create-admin |
 export | backup | restore | broker-config | site-ca | broker-cert | gate-cert | central-cert | revoke-gate-cert |
-issue-api-token | api-client``."""
+issue-api-token | api-client | purge | subject-export | erase-person``."""
 
 from __future__ import annotations
 
@@ -95,6 +95,19 @@ def _parser() -> argparse.ArgumentParser:
     client_sub.add_parser("list", help="list the clients (never their tokens)")
     client_revoke = client_sub.add_parser("revoke", help="revoke a client's token (its next request answers 401)")
     client_revoke.add_argument("client", help="the client's name or id")
+    purge = sub.add_parser("purge", help="anonymise or delete the personal data past its retention "
+                                         "(VAORA_RETENTION_*; run daily by vaora-central-purge.timer)")
+    purge.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
+    for name, text in (("subject-export", "write everything stored about one person as JSON (subject access)"),
+                       ("erase-person", "anonymise one person everywhere (erasure); audited")):
+        person = sub.add_parser(name, help=text)
+        person.add_argument("--email", help="the person's e-mail address")
+        person.add_argument("--phone", help="the person's phone number")
+        person.add_argument("--cccd", help="the person's citizen ID (CCCD) number; needs VAORA_SECRET_KEY_FILE")
+        if name == "subject-export":
+            person.add_argument("-o", "--output", type=Path, required=True, help="file to write ('-': standard output)")
+        else:
+            person.add_argument("--yes", action="store_true", help="confirm: this cannot be undone")
     token = sub.add_parser("issue-api-token", help="write a new random API token to a file (mode 0600)")
     token.add_argument("path", type=Path, help="file to write, e.g. the one VAORA_API_TOKEN_FILE names")
     return parser
@@ -143,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _export(args.meeting, args.format, args.output)
     if args.command == "api-client":
         return _api_client(args)
+    if args.command in {"purge", "subject-export", "erase-person"}:
+        return _retention(config, args)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
@@ -192,6 +207,51 @@ def _export(meeting_id: int, format_name: str, output: Path) -> int:
         print(f"cannot write {output}: {exc.strerror}", file=sys.stderr)
         return 2
     print(f"wrote {output} ({len(written.content)} bytes, {format_name})", file=sys.stderr)
+    return 0
+
+
+def _retention(config: CentralConfig, args: argparse.Namespace) -> int:
+    """purge, subject-export and erase-person (``central.retention``)."""
+    from central.core.context import utc_now
+    from central.retention import subjects
+    from central.retention.policy import RetentionPolicy
+    from central.retention.purge import purge
+
+    now = utc_now()
+    if args.command == "purge":
+        with database.connection_context():
+            report = purge(RetentionPolicy.from_config(config), now, dry_run=args.dry_run, actor="cli")
+        print("dry run: nothing changed" if args.dry_run else "purged", file=sys.stderr)
+        for line in report.lines():
+            print(line)
+        return 0
+    if args.command == "erase-person" and not args.yes:
+        print("refused: erasure cannot be undone; add --yes", file=sys.stderr)
+        return 2
+    try:
+        query = subjects.parse_query({"email": args.email, "phone": args.phone, "cccd": args.cccd})
+        with database.connection_context():
+            subject = subjects.find_subject(query, secret=config.secret_key)
+            if args.command == "subject-export":
+                content = subjects.export_json(subjects.export_subject(subject, "cli", now=now))
+            else:
+                counts = subjects.erase_subject(subject, "cli", now=now)
+    except ServiceError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "erase-person":
+        for name, count in counts.items():
+            print(f"{name}\t{count}")
+        return 0
+    if str(args.output) == "-":
+        sys.stdout.buffer.write(content)
+        sys.stdout.flush()
+        return 0
+    fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(content)
+    print(f"wrote {args.output} ({len(subject.delegates)} registrations, {len(subject.walkins)} walk-ins)",
+          file=sys.stderr)
     return 0
 
 

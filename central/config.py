@@ -59,6 +59,11 @@ DEFAULTS: dict[str, str] = {
     "VAORA_LOGIN_WINDOW_MIN": "15",
     "VAORA_LOGIN_ADDRESS_MAX_FAILURES": "30",
     "VAORA_PASSWORD_HASH_CONCURRENCY": "2",
+    "VAORA_RETENTION_DELEGATE_DAYS": "365",
+    "VAORA_RETENTION_WALKIN_DAYS": "90",
+    "VAORA_RETENTION_CHECKIN_DAYS": "730",
+    "VAORA_RETENTION_AUDIT_DAYS": "730",
+    "VAORA_RETENTION_OUTBOUND_DAYS": "30",
 }
 """Every variable central reads, with its default."""
 
@@ -130,6 +135,20 @@ class CentralConfig:
     password_hash_concurrency: int = 2
     """``VAORA_PASSWORD_HASH_CONCURRENCY``: password checks (argon2, 64 MiB each) that run at once per process; the
     others wait up to 5 s for a turn, then the login answers 503 with ``Retry-After``."""
+    retention_delegate_days: int = 365
+    """``VAORA_RETENTION_DELEGATE_DAYS``: days after a meeting ends until its delegates' names and contact data are
+    anonymised by ``vaora-central purge`` (``central.retention``; reasons in the README)."""
+    retention_walkin_days: int = 90
+    """``VAORA_RETENTION_WALKIN_DAYS``: days after a meeting ends until its walk-ins' data (name, date of birth,
+    ID number hash) is anonymised."""
+    retention_checkin_days: int = 730
+    """``VAORA_RETENTION_CHECKIN_DAYS``: days after a meeting ends until its check-ins are cut to the counted
+    entries, anonymised (refusals, exits and repeats deleted)."""
+    retention_audit_days: int = 730
+    """``VAORA_RETENTION_AUDIT_DAYS``: days until an audit entry's details are blanked (who, what, when stay)."""
+    retention_outbound_days: int = 30
+    """``VAORA_RETENTION_OUTBOUND_DAYS``: days until a finished e-mail or SMS job (addresses, codes, links with
+    secrets) is deleted from the outbound queue."""
 
     @property
     def mqtt_tls(self) -> TlsFiles | None:
@@ -322,6 +341,11 @@ class CentralConfig:
             login_window_min=bounded_int("VAORA_LOGIN_WINDOW_MIN", 1, 24 * 60),
             login_address_max_failures=bounded_int("VAORA_LOGIN_ADDRESS_MAX_FAILURES", 1, 10_000),
             password_hash_concurrency=bounded_int("VAORA_PASSWORD_HASH_CONCURRENCY", 1, 64),
+            retention_delegate_days=bounded_int("VAORA_RETENTION_DELEGATE_DAYS", 1, 3650),
+            retention_walkin_days=bounded_int("VAORA_RETENTION_WALKIN_DAYS", 1, 3650),
+            retention_checkin_days=bounded_int("VAORA_RETENTION_CHECKIN_DAYS", 1, 3650),
+            retention_audit_days=bounded_int("VAORA_RETENTION_AUDIT_DAYS", 1, 3650),
+            retention_outbound_days=bounded_int("VAORA_RETENTION_OUTBOUND_DAYS", 1, 3650),
         )
         if errors:
             raise ConfigError(errors)

@@ -21,6 +21,7 @@ PAGES = (
     "central.gates.views",  # the gate fleet and its commands
     "central.health.views",  # /healthz and /metrics
     "central.clients.views",  # API clients: one token each (administrators)
+    "central.retention.views",  # one person's data: export and erasure (administrators)
 )
 """Modules whose ``bp`` is a page blueprint (the login pages are registered by :func:`central.auth.init_auth`)."""
 

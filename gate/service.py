@@ -1,5 +1,5 @@
 """The gate as a service: the loop ``Gate.run()`` serves in, with systemd's notifications, its watchdog and the
-periodic housekeeping (pruning delivered outbox rows).
+periodic housekeeping (pruning delivered outbox rows and the passages of ended meetings).
 
 From the main thread it installs SIGTERM/SIGINT handlers. It notifies systemd: READY=1 once started,
 WATCHDOG=1 every half ``$WATCHDOG_USEC`` while the gate is healthy (the scan handler is idle or made progress
@@ -41,7 +41,8 @@ def is_healthy(busy_since: float | None, stall_after_s: float, delivery: Deliver
 
 
 class OutboxRetention:
-    """Deletes delivered outbox rows older than ``keep``, at most once every ``every`` by ``clock``.
+    """Deletes delivered outbox rows older than ``keep``, and the passages (anti-passback entries), meetings and
+    delegates (names) of meetings that ended more than ``keep`` ago, at most once every ``every`` by ``clock``.
 
     ``clock`` is the wall clock that stamped the rows delivered (the delivery loop's).
     """
@@ -55,19 +56,29 @@ class OutboxRetention:
         self._last: datetime | None = None
 
     def tick(self) -> int:
-        """Prune when due; returns how many rows were deleted (0 when not due)."""
+        """Prune when due; returns how many outbox rows and passages were deleted (0 when not due)."""
         now = self._clock()
         if self._last is not None and now - self._last < self.every:
             return 0
         self._last = now
+        pruned = 0
         try:
             pruned = self.store.prune_delivered(now - self.keep)
         except Exception:
             log.exception("delivered outbox rows not pruned")
-            return 0
-        if pruned:
-            log.info("delivered outbox rows pruned count=%d older_than=%s", pruned, now - self.keep)
-        return pruned
+        else:
+            if pruned:
+                log.info("delivered outbox rows pruned count=%d older_than=%s", pruned, now - self.keep)
+        try:
+            forgotten = self.store.prune_consumed(now - self.keep)
+            meetings = self.store.prune_ended_meetings(now - self.keep)
+        except Exception:
+            log.exception("passages and delegates of ended meetings not pruned")
+            return pruned
+        if forgotten or meetings:
+            log.info("ended meetings pruned passages=%d meetings=%d ended_before=%s", forgotten, meetings,
+                     now - self.keep)
+        return pruned + forgotten
 
 
 class Watchdog:

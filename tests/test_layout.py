@@ -103,7 +103,7 @@ def test_the_checker_sees_relative_and_absolute_imports(tmp_path: Path, monkeypa
 
 def test_central_is_one_folder_per_feature() -> None:
     assert features() == ["admin", "attendance", "auth", "clients", "desk", "gates", "health", "invitations",
-                          "meetings", "registration"]
+                          "meetings", "registration", "retention"]
     assert not (REPO / "central/services").exists() and not (REPO / "central/api/staff.py").exists()
     for feature in features():
         assert (REPO / "central" / feature / "views.py").exists() or feature == "auth", feature

@@ -1,6 +1,7 @@
 """The shipped systemd units (``systemd/*.service``): each scores 2.0 or better in
 ``systemd-analyze security --offline=yes``, runs as the ``vaora`` user with the basic protections, names
-subcommands the programs accept, and the long-running workers are ``Type=notify`` with a watchdog."""
+subcommands the programs accept, and the long-running workers are ``Type=notify`` with a watchdog. The purge is a
+one-shot service its timer (``systemd/*.timer``) starts daily."""
 
 from __future__ import annotations
 
@@ -27,7 +28,10 @@ EXEC_START = {
     "vaora-central-ingest.service": ("vaora-central", ["ingest"]),
     "vaora-central-deliver@.service": ("vaora-central", ["deliver"]),
     "vaora-gate.service": ("vaora-gate", ["--config", "/etc/vaora/gate.toml"]),
+    "vaora-central-purge.service": ("vaora-central", ["purge"]),
 }
+TIMERS = {"vaora-central-purge.timer": "vaora-central-purge.service"}
+"""Each timer and the one-shot service it starts (that service has no [Install]: the timer is what is enabled)."""
 WORKERS = {"vaora-central-ingest.service": 30, "vaora-central-deliver@.service": 60}
 
 Directives = dict[str, dict[str, list[str]]]
@@ -111,7 +115,31 @@ def test_each_unit_runs_as_vaora_with_the_basic_protections(unit: Path) -> None:
     assert found.get("ProtectSystem") == ["strict"]
     assert found.get("CapabilityBoundingSet") == [""]
     assert found.get("AmbientCapabilities") == [""]
-    assert parse_unit(unit).get("Install", {}).get("WantedBy") == ["multi-user.target"]
+    if unit.name in TIMERS.values():
+        assert found.get("Type") == ["oneshot"]
+        assert "Install" not in parse_unit(unit)
+    else:
+        assert parse_unit(unit).get("Install", {}).get("WantedBy") == ["multi-user.target"]
+
+
+def test_the_timers_start_their_one_shot_services_daily() -> None:
+    assert {path.name for path in (REPO / "systemd").glob("*.timer")} == set(TIMERS)
+    for timer, target in TIMERS.items():
+        found = parse_unit(REPO / "systemd" / timer)
+        assert found["Timer"]["Unit"] == [target]
+        assert found["Timer"]["OnCalendar"] == ["*-*-* 02:30:00"]
+        assert found["Timer"]["Persistent"] == ["yes"]
+        assert found["Install"]["WantedBy"] == ["timers.target"]
+        assert (REPO / "systemd" / target).exists()
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_the_timers_calendar_is_one_systemd_reads() -> None:
+    for timer in TIMERS:
+        [spec] = parse_unit(REPO / "systemd" / timer)["Timer"]["OnCalendar"]
+        done = subprocess.run(["systemd-analyze", "calendar", spec], capture_output=True, text=True, check=False,
+                              timeout=30)
+        assert done.returncode == 0 and "Next elapse" in done.stdout, done.stdout + done.stderr
 
 
 @pytest.mark.parametrize("name", sorted(WORKERS))
@@ -161,7 +189,8 @@ def test_every_command_a_unit_runs_is_one_the_program_accepts(unit: Path) -> Non
         assert program in {"vaora-central", "vaora-gate"}, command
         parsed = parse_command(program, args)
         if program == "vaora-central":
-            assert parsed.command in {"serve", "ingest", "deliver", "migrate"}, command
+            assert parsed.command in {"serve", "ingest", "deliver", "migrate", "purge"}, command
+            assert not getattr(parsed, "dry_run", False), command
         elif parsed.command == "check-config":
             assert parsed.file == "/etc/vaora/gate.toml"
         else:

@@ -12,6 +12,18 @@ from .connection import Database
 from .rows import timestamp
 
 SQL_PASSAGE = "SELECT checkin_id, at, entered, inside FROM consumed WHERE credential = ?"
+SQL_PASSAGE_MEETINGS = ("SELECT c.credential, c.at, d.meeting_id FROM consumed c "
+                        "LEFT JOIN delegates d ON d.code_hash = c.credential")
+"""Each passage with the meeting of its compact code (None for a signed code or a code the cache no longer has)."""
+
+
+def signed_credential_meeting(credential: str) -> int | None:
+    """The meeting id in a signed code's credential (``signed:<key>:<meeting>:<attendee>``, as
+    :func:`gate.decision.decide` makes it), or None for any other credential."""
+    parts = credential.split(":")
+    if len(parts) == 4 and parts[0] == "signed" and parts[2].isdigit():
+        return int(parts[2])
+    return None
 
 
 def record_passage(conn: sqlite3.Connection, credential: str, checkin_id: str, at: datetime,
@@ -73,6 +85,32 @@ class Passages:
         """True when the latest recorded passage with this credential was in."""
         row = self._passage(credential)
         return row is not None and bool(row[3])
+
+    def prune_consumed(self, before: datetime) -> int:
+        """Forget the passages of meetings that ended before ``before``.
+
+        A passage whose meeting the cache holds (through the compact code's delegate, or the meeting id of a signed
+        credential) is deleted once that meeting ended before ``before`` (its codes, walk-ins' one-day codes too,
+        expire with it, so anti-passback no longer needs it); a passage whose meeting the cache no longer knows,
+        once it is older than ``before``. Returns how many were deleted.
+        """
+        cutoff = timestamp(before)
+        with self._db.transaction() as conn:
+            ends = {meeting_id: ends_at for meeting_id, ends_at in conn.execute("SELECT id, ends_at FROM meetings")}
+            doomed: set[str] = set()
+            for credential, at, meeting_id in conn.execute(SQL_PASSAGE_MEETINGS).fetchall():
+                if meeting_id is None:
+                    meeting_id = signed_credential_meeting(credential)
+                ended = ends.get(meeting_id, at) if meeting_id is not None else at
+                if at < cutoff and ended < cutoff:
+                    doomed.add(credential)
+            conn.executemany("DELETE FROM consumed WHERE credential = ?", [(c,) for c in sorted(doomed)])
+            return len(doomed)
+
+    def passages(self) -> int:
+        """How many credentials have a recorded passage."""
+        row = self._db.fetch_one("SELECT count(*) FROM consumed")
+        return int(row[0]) if row is not None else 0
 
     def is_consumed(self, credential: str) -> bool:
         """True when a passage in with this credential was recorded (same as :meth:`has_entered`)."""

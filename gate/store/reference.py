@@ -39,6 +39,7 @@ from .rows import (
     delegate_row,
     meeting_entry,
     meeting_row,
+    timestamp,
 )
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,19 @@ class ReferenceData:
             if isinstance(body, KeyAdd | KeyRevoke):
                 self._load_keys()
         return ChangeResult.APPLIED
+
+    def prune_ended_meetings(self, before: datetime) -> int:
+        """Delete the meetings that ended before ``before`` and their delegates (names, positions, code hashes),
+        as a new snapshot, which holds only meetings not yet over, would. Returns how many meetings went."""
+        cutoff = timestamp(before)
+        with self._db.lock:
+            with self._db.transaction() as conn:
+                conn.execute("DELETE FROM delegates WHERE meeting_id IN (SELECT id FROM meetings WHERE ends_at < ?)",
+                             (cutoff,))
+                deleted = int(conn.execute("DELETE FROM meetings WHERE ends_at < ?", (cutoff,)).rowcount)
+            if deleted:
+                self._meetings = None
+        return deleted
 
     # ----- CacheView
 
