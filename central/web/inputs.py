@@ -42,7 +42,16 @@ def _bounded(type: Callable[[str], Any]) -> Callable[[str], Any]:
 
 class BoundedMultiDict(ImmutableMultiDict[str, str]):
     """Query and form parameters whose ``get(..., type=int)`` and ``getlist(..., type=int)`` treat an
-    integer beyond the database's range like any other value that does not convert: absent."""
+    integer beyond the database's range like any other value that does not convert: absent.
+
+    A multipart part without a usable name (werkzeug gives it the key ``None``) is dropped: code that walks the
+    keys, Flask-WTF's CSRF lookup among them, expects strings.
+    """
+
+    def __init__(self, mapping: Any = None) -> None:
+        if isinstance(mapping, list):
+            mapping = [(key, value) for key, value in mapping if isinstance(key, str)]
+        super().__init__(mapping)
 
     def get(self, key: str, default: Any = None, type: Any = None) -> Any:  # type: ignore[override]
         """Like ``MultiDict.get``; ``type=int`` is bounded."""

@@ -220,6 +220,24 @@ def test_a_database_locked_past_its_busy_timeout_answers_503_with_retry_after(
     assert client.get("/api/v1/meetings", headers=AUTH).status_code == 500
 
 
+def test_a_multipart_part_without_a_name_is_dropped_not_a_500(
+    client: FlaskClient, world: dict[str, Any]
+) -> None:
+    """Found by the API fuzzer: a part whose Content-Disposition has no name reached Flask-WTF's CSRF lookup as
+    the key None (AttributeError, 500) on every cookie-authenticated POST, page or API, even before login."""
+    boundary = "vaora-fuzz"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data\r\n\r\nnull\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\">\"\r\n\r\ntrue\r\n--{boundary}--\r\n").encode()
+    multipart = f"multipart/form-data; boundary={boundary}"
+    anonymous = client.post("/login", data=body, headers={"Content-Type": multipart})
+    assert anonymous.status_code == 400  # the CSRF token is missing: refused, with the page's explanation
+    login(client, "admin")
+    token = page_token(client)
+    for path in (f"/api/v1/meetings/{world['meeting_id']}/documents", f"/meetings/{world['meeting_id']}/edit"):
+        answer = client.post(path, data=body, headers={"X-CSRFToken": token, "Content-Type": multipart})
+        assert answer.status_code == 400, (path, answer.status_code, answer.text[:200])
+
+
 def test_405_keeps_its_allow_header_on_pages_and_api(client: FlaskClient) -> None:
     page = client.post("/healthz")
     assert page.status_code == 405 and set(page.headers["Allow"].split(", ")) >= {"GET"}
