@@ -9,6 +9,8 @@ way a real organisation gets it: no response to staff carries the secret.
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
@@ -51,6 +53,20 @@ def registration_link(texts: list[str], number: str) -> RegistrationLink:
             if found.number == number:
                 return found
     raise LookupError(f"no registration link for invitation {number} in {len(texts)} message(s)")
+
+
+def wait_for_registration_link(read_texts: Callable[[], list[str]], number: str, *,
+                               timeout: float = 30.0) -> RegistrationLink:
+    """:func:`registration_link` among what ``read_texts`` returns, polled until the message has been sent (an
+    approval's e-mail and SMS go out from a worker thread or process, after the approval's answer)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return registration_link(read_texts(), number)
+        except LookupError:
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(0.05)
 
 
 def _csrf(html: str) -> str:

@@ -212,6 +212,11 @@ class Demo:
             raise RuntimeError(f"{method} {path} -> {response.status_code}: {response.text}")
         return response.json()
 
+    def _letters(self) -> list[str]:
+        """The text of every e-mail the mail catcher holds, oldest first."""
+        assert self.mail is not None
+        return [approval.mail_text(m) for m in self.mail.messages]
+
     def seed(self) -> dict[str, Any]:
         """Create one meeting per code scheme with one registered delegate each; return their codes."""
         now = datetime.now(UTC)
@@ -244,8 +249,7 @@ class Demo:
             )
             invitation = approval.approve(leader, self.url, draft["id"], timeout=10)
             # The organisation registers through the link its office received by e-mail.
-            letters = [approval.mail_text(m) for m in self.mail.messages]
-            link = approval.registration_link(letters, invitation["number"])
+            link = approval.wait_for_registration_link(self._letters, invitation["number"], timeout=30)
             before = len(self.mail.messages)
             self.api(
                 "POST", f"/api/v1/invitations/{link.number}/delegates",
