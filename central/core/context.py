@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from central.config import CentralConfig
 from central.core.keys import ActiveKey, register_signing_key
 from central.core.signing import load_or_create_signing_key
+from central.core.validity import CodeValidity
 from central.outbound.mail import MailSender
 from central.outbound.sms import GsmModemSender, HttpGatewaySender, LogSender, SmsSender
 
@@ -34,6 +35,12 @@ class CentralContext:
     def entry_opens_before(self) -> timedelta:
         """How long before a meeting starts its codes become valid."""
         return timedelta(minutes=self.config.entry_opens_before_min)
+
+    @property
+    def code_validity(self) -> CodeValidity:
+        """The configured margins of every code's validity window around its meeting."""
+        return CodeValidity(entry_opens_before=self.entry_opens_before,
+                            grace_after_end=timedelta(minutes=self.config.grace_after_end_min))
 
     def signing_key(self) -> ActiveKey:
         """Return the active signing key; on first use load (or create) the key file and register it."""
