@@ -7,9 +7,11 @@ The archive holds:
 
 - ``database/central.sqlite3``: a consistent copy made with SQLite's online backup API (safe while central runs in
   WAL mode: the copy is one read snapshot), or ``database/central.pgdump``: ``pg_dump --format=custom --no-owner``;
-- ``keys/signing-key.pem``: central's Ed25519 private key (``VAORA_SIGNING_KEY_FILE``). The public keys of every
-  key central ever signed with live in the database (table ``signing_key``), so codes issued before the backup
-  verify after a restore, and the restored private key stays the active one;
+- ``keys/signing-key.pem``: central's first Ed25519 private key (``VAORA_SIGNING_KEY_FILE``), and
+  ``keys/signing-keys/<fingerprint>.pem``: every key made by a rotation (the ``signing-keys/`` folder beside it).
+  Which key is active, retired or revoked, and the public half of every key central ever signed with, live in the
+  database (table ``signing_key``), so codes issued before the backup verify after a restore, and the key that was
+  active at the backup signs again;
 - ``keys/secret-key``: the app secret (``VAORA_SECRET_KEY_FILE``: session cookies, the desk's ID-number HMAC);
 - ``data/...``: the data folder (``VAORA_DATA_DIR``: meeting documents);
 - ``manifest.json``: format version, creation time (UTC), vaora's version, the engine, row counts, and for every
@@ -47,6 +49,7 @@ from urllib.parse import urlparse
 from playhouse import db_url
 
 from central.config import CentralConfig
+from central.core.signing import key_dir
 
 FORMAT = "vaora-central-backup"
 FORMAT_VERSION = 1
@@ -55,6 +58,7 @@ MANIFEST = "manifest.json"
 SQLITE_MEMBER = "database/central.sqlite3"
 PG_MEMBER = "database/central.pgdump"
 SIGNING_KEY_MEMBER = "keys/signing-key.pem"
+ROTATED_KEYS_PREFIX = "keys/signing-keys/"
 SECRET_KEY_MEMBER = "keys/secret-key"
 DATA_PREFIX = "data/"
 SECRET_KEY_ENV = "VAORA_SECRET_KEY_FILE"
@@ -481,6 +485,10 @@ def _write_members(tar: tarfile.TarFile, config: CentralConfig, engine: str, sta
         members.append(_add_file(tar, SIGNING_KEY_MEMBER, signing_key, "signing_key", str(signing_key.absolute())))
     else:
         notes.append(f"no signing key file at {signing_key} (none created yet)")
+    rotated = key_dir(signing_key)
+    for path in sorted(rotated.glob("*.pem")) if rotated.is_dir() else []:
+        members.append(_add_file(tar, ROTATED_KEYS_PREFIX + path.name, path, "rotated_signing_key",
+                                 str(path.absolute())))
     secret_path = _secret_key_source(secret_key_file)
     if secret_path is not None:
         if not secret_path.is_file():
@@ -636,9 +644,21 @@ def _check_members(members: list[_Member], found: Mapping[str, tuple[str, int]],
         raise BackupError("the archive must hold exactly one database")
     for member in members:
         wanted = expected.get(member.role)
-        valid = member.name.startswith(DATA_PREFIX) if member.role == "document" else member.name == wanted
+        if member.role == "document":
+            valid = member.name.startswith(DATA_PREFIX)
+        elif member.role == "rotated_signing_key":
+            name = member.name.removeprefix(ROTATED_KEYS_PREFIX)
+            valid = member.name.startswith(ROTATED_KEYS_PREFIX) and _is_key_file_name(name)
+        else:
+            valid = member.name == wanted
         if not valid:
             raise BackupError(f"the archive member {member.name!r} has an unexpected role {member.role!r}")
+
+
+def _is_key_file_name(name: str) -> bool:
+    """A rotated key's file name: 16 hex digits and ``.pem`` (:func:`central.core.signing.key_file_name`)."""
+    stem = name.removesuffix(".pem")
+    return name.endswith(".pem") and len(stem) == 16 and all(c in "0123456789abcdef" for c in stem)
 
 
 def _check_database(engine: str, staged: Path) -> None:
@@ -693,6 +713,10 @@ def _restore_files(config: CentralConfig, members: list[_Member], staging: Path,
     for member in members:
         if member.role == "signing_key":
             target = config.signing_key_file
+        elif member.role == "rotated_signing_key":
+            folder = key_dir(config.signing_key_file)
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            target = folder / member.name.removeprefix(ROTATED_KEYS_PREFIX)
         elif member.role == "secret_key":
             target, note = _secret_key_target(config, secret_key_file)
             notes.extend([note] if note else [])

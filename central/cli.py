@@ -1,6 +1,6 @@
 """Command line of central: ``vaora-central serve | ingest | deliver | migrate | init-db | add-gate | create-admin |
 export | backup | restore | broker-config | site-ca | broker-cert | gate-cert | central-cert | revoke-gate-cert |
-issue-api-token | api-client | purge | subject-export | erase-person``."""
+issue-api-token | api-client | purge | subject-export | erase-person | signing-key``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 from central.config import CentralConfig, ConfigError
@@ -108,6 +109,12 @@ def _parser() -> argparse.ArgumentParser:
             person.add_argument("-o", "--output", type=Path, required=True, help="file to write ('-': standard output)")
         else:
             person.add_argument("--yes", action="store_true", help="confirm: this cannot be undone")
+    signing = sub.add_parser("signing-key", help="the keys signed codes are signed with (list, rotate, revoke)")
+    signing_sub = signing.add_subparsers(dest="key_command", required=True)
+    signing_sub.add_parser("list", help="list the keys: id, state, created, codes and until when they last")
+    signing_sub.add_parser("rotate", help="make a new active key; the old one keeps verifying its codes")
+    signing_revoke = signing_sub.add_parser("revoke", help="stop trusting a key: online gates refuse its codes")
+    signing_revoke.add_argument("key_id", type=int, help="the key's id (see `signing-key list`)")
     token = sub.add_parser("issue-api-token", help="write a new random API token to a file (mode 0600)")
     token.add_argument("path", type=Path, help="file to write, e.g. the one VAORA_API_TOKEN_FILE names")
     return parser
@@ -158,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _api_client(args)
     if args.command in {"purge", "subject-export", "erase-person"}:
         return _retention(config, args)
+    if args.command == "signing-key":
+        return _signing_key(config, args)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
@@ -291,6 +300,32 @@ def _api_client(args: argparse.Namespace) -> int:
             else:
                 revoked = clients.revoke_client(args.client, actor="cli", now=utc_now())
                 print(f"API client {revoked.name} revoked")
+    except ServiceError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _signing_key(config: CentralConfig, args: argparse.Namespace) -> int:
+    from central.admin.signing_keys import list_keys
+    from central.core import keys
+    from central.core.context import utc_now
+
+    def moment(value: datetime | None) -> str:
+        return value.isoformat(timespec="seconds") if value is not None else "-"
+
+    try:
+        with database.connection_context():
+            if args.key_command == "rotate":
+                rotated = keys.rotate(config.signing_key_file, "cli", utc_now())
+                print(f"signing key {rotated.key_id} is now active; the previous key keeps verifying its codes")
+            elif args.key_command == "revoke":
+                keys.revoke(config.signing_key_file, args.key_id, "cli", utc_now())
+                print(f"signing key {args.key_id} revoked; online gates refuse its codes")
+            else:
+                for key in list_keys():
+                    print(f"{key.key_id}\t{key.state}\t{key.fingerprint}\tcreated {moment(key.created_at)}\t"
+                          f"revoked {moment(key.revoked_at)}\t{key.codes} codes until {moment(key.codes_until)}")
     except ServiceError as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 2

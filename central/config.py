@@ -38,6 +38,7 @@ DEFAULTS: dict[str, str] = {
     "VAORA_PUBLIC_URL": "http://127.0.0.1:5000",
     "VAORA_INVITATION_FORMAT": "{seq}/TM-UBND",
     "VAORA_ENTRY_OPENS_BEFORE_MIN": "120",
+    "VAORA_GRACE_AFTER_END_MIN": "30",
     "VAORA_SECRET_KEY_FILE": "",
     "VAORA_DATA_DIR": "var/data",
     "VAORA_SESSION_IDLE_MIN": "30",
@@ -97,6 +98,7 @@ class CentralConfig:
     public_url: str
     invitation_format: str
     entry_opens_before_min: int
+    grace_after_end_min: int
     secret_key: str | None = None
     data_dir: Path = Path("var/data")
     session_idle_min: int = 30
@@ -240,6 +242,11 @@ class CentralConfig:
         if not 0 <= minutes <= 24 * 60:
             errors["VAORA_ENTRY_OPENS_BEFORE_MIN"] = f"must be minutes 0..1440, got {raw_minutes!r}"
 
+        raw_grace = values["VAORA_GRACE_AFTER_END_MIN"].strip()
+        grace_minutes = int(raw_grace) if raw_grace.isdigit() else -1
+        if not 0 <= grace_minutes <= 24 * 60:
+            errors["VAORA_GRACE_AFTER_END_MIN"] = f"must be minutes 0..1440, got {raw_grace!r}"
+
         signing_key_file = values["VAORA_SIGNING_KEY_FILE"].strip()
         if not signing_key_file:
             errors["VAORA_SIGNING_KEY_FILE"] = "must not be empty"
@@ -314,6 +321,7 @@ class CentralConfig:
             public_url=public_url,
             invitation_format=invitation_format,
             entry_opens_before_min=minutes,
+            grace_after_end_min=grace_minutes,
             secret_key=secret_key,
             # Resolved here, once: a relative folder means the working directory central started in.
             data_dir=Path(values["VAORA_DATA_DIR"].strip() or "var/data").expanduser().resolve(),

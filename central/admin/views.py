@@ -7,18 +7,21 @@ from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 
+from central.admin import signing_keys
 from central.admin.forms import OrganisationForm, UserForm, VenueForm
 from central.auth import admin_required, current_actor, sessions, users
 from central.auth.models import User
 from central.auth.roles import ROLE_LABELS_VI, ROLES
-from central.core import audit
+from central.core import audit, keys
 from central.core.errors import InvalidInputError, ServiceError
+from central.core.keys import KeyState
 from central.core.models import AuditEntry
 from central.invitations import organisations
 from central.meetings import venues
-from central.web import apply_field_errors, clock_now, service_error_message
+from central.web import apply_field_errors, clock_now, ctx, service_error_message
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
 
@@ -182,3 +185,45 @@ def audit_log() -> Any:
         "admin/audit.html", entries=entries, actor=actor, action=action, day=raw_day, error=error,
         actions=audit.known_actions(), actors=actors,
     ), 400 if error else 200
+
+
+KEY_STATE_LABELS = {KeyState.ACTIVE: _l("Đang ký mã"), KeyState.RETIRED: _l("Đã thay, vẫn kiểm tra mã cũ"),
+                    KeyState.REVOKED: _l("Đã thu hồi")}
+
+
+@bp.get("/khoa-ky", endpoint="signing_keys")
+@admin_required
+def signing_keys_page() -> Any:
+    """The signing keys: state, dates, the codes each signed; a rotate button and a revoke button per key."""
+    return render_template("admin/signing_keys.html", keys=signing_keys.list_keys(), form=FlaskForm(),
+                           labels=KEY_STATE_LABELS, now=clock_now())
+
+
+@bp.post("/khoa-ky/xoay", endpoint="rotate_signing_key")
+@admin_required
+def rotate_signing_key() -> Any:
+    """Rotate: a new active key; the old one keeps verifying its codes until they expire (CSRF-protected)."""
+    if not FlaskForm().validate_on_submit():
+        flash(_("Phiên làm việc đã hết hạn, vui lòng thử lại."), "error")
+        return redirect(url_for("admin.signing_keys"))
+    rotated = keys.rotate(ctx().config.signing_key_file, current_actor(), clock_now())
+    flash(_("Đã tạo khóa ký mới số %(key_id)s; khóa cũ vẫn kiểm tra các mã đã cấp đến khi hết hạn.",
+            key_id=rotated.key_id), "success")
+    return redirect(url_for("admin.signing_keys"))
+
+
+@bp.post("/khoa-ky/<int:key_id>/thu-hoi", endpoint="revoke_signing_key")
+@admin_required
+def revoke_signing_key(key_id: int) -> Any:
+    """Revoke a key: every online gate refuses its codes (CSRF-protected; the page asks to confirm)."""
+    if not FlaskForm().validate_on_submit():
+        flash(_("Phiên làm việc đã hết hạn, vui lòng thử lại."), "error")
+        return redirect(url_for("admin.signing_keys"))
+    try:
+        keys.revoke(ctx().config.signing_key_file, key_id, current_actor(), clock_now())
+    except ServiceError as exc:
+        flash(service_error_message(exc), "error")
+    else:
+        flash(_("Đã thu hồi khóa ký số %(key_id)s; các cổng đang kết nối từ chối mã ký bằng khóa này.",
+                key_id=key_id), "success")
+    return redirect(url_for("admin.signing_keys"))

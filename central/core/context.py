@@ -7,9 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from central.config import CentralConfig
-from central.core.keys import ActiveKey, register_signing_key
-from central.core.signing import load_or_create_signing_key
+from central.core.keys import ActiveKey, active_key
+from central.core.validity import CodeValidity
 from central.outbound.mail import MailSender
 from central.outbound.sms import GsmModemSender, HttpGatewaySender, LogSender, SmsSender
 
@@ -27,7 +29,7 @@ class CentralContext:
     mail_sender: MailSender
     clock: Callable[[], datetime] = utc_now
     sms_sender: SmsSender = field(default_factory=LogSender)
-    _active_key: ActiveKey | None = field(default=None, repr=False)
+    _private_keys: dict[int, Ed25519PrivateKey] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -35,13 +37,17 @@ class CentralContext:
         """How long before a meeting starts its codes become valid."""
         return timedelta(minutes=self.config.entry_opens_before_min)
 
+    @property
+    def code_validity(self) -> CodeValidity:
+        """The configured margins of every code's validity window around its meeting."""
+        return CodeValidity(entry_opens_before=self.entry_opens_before,
+                            grace_after_end=timedelta(minutes=self.config.grace_after_end_min))
+
     def signing_key(self) -> ActiveKey:
-        """Return the active signing key; on first use load (or create) the key file and register it."""
+        """Return the key to sign with now (the database says which, so a rotation anywhere applies at once);
+        on first use ever the key file is loaded (or created) and registered."""
         with self._lock:
-            if self._active_key is None:
-                private_key = load_or_create_signing_key(self.config.signing_key_file)
-                self._active_key = register_signing_key(private_key, self.clock())
-            return self._active_key
+            return active_key(self.config.signing_key_file, self.clock(), self._private_keys)
 
 
 def sms_sender_from_config(config: CentralConfig) -> SmsSender:

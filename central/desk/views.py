@@ -252,7 +252,9 @@ def _ensure_admitted(walkin: Walkin) -> Walkin:
     """Admit an approved walk-in (issuing the one-day code); an admitted one is returned as is."""
     if walkin.status == WalkinState.ADMITTED:
         return walkin
-    return walkins.admit(walkin, current_actor(), now=_now(), signing_key=ctx().signing_key)
+    context = ctx()
+    return walkins.admit(walkin, current_actor(), now=_now(), signing_key=context.signing_key,
+                         grace_after_end=context.code_validity.grace_after_end)
 
 
 @bp.post("/khach/<int:walkin_id>/cho-vao")

@@ -3,9 +3,11 @@
 A walk-in belongs to one meeting and comes under one of its invitations (the organisation that sent them).
 Per meeting, ``Meeting.walkin_policy`` says whether a registered walk-in passes at once (``direct``: approved
 on registration) or waits for an organiser (``approval``: pending). Admitting an approved walk-in issues a
-one-day code: a :class:`central.Delegate` under the invitation, valid from now (less a minute of clock
-tolerance) to the end of the local day in Hà Nội, capped at the meeting's end, in the meeting's code scheme,
-and appended to the change stream so every gate admits it. A guard may open a gate remotely for an admitted
+walk-in code: a :class:`central.Delegate` under the invitation, valid from now (less a minute of clock
+tolerance) until the meeting ends plus the configured grace (:class:`central.core.validity.CodeValidity`, the
+rule every code follows: the meeting, not the calendar day, so a code issued at 23:52 for a meeting ending at
+02:50 lasts past midnight), in the meeting's code scheme, and appended to the change stream so every gate
+admits it. A person is admitted at most once per meeting. A guard may open a gate remotely for an admitted
 walk-in once per admission, while the one-day code is valid (:func:`check_remote_open`).
 
 Personal data: the 12-digit ID number is kept only as an HMAC (``id_hash``, keyed with the app secret) and a
@@ -30,6 +32,7 @@ from central.core.db import write_transaction
 from central.core.errors import ConflictError, InvalidInputError, NotFoundError
 from central.core.keys import ActiveKey
 from central.core.states import CommandState, DelegateMailState, InvitationState, MeetingState, WalkinState
+from central.core.validity import DEFAULT_GRACE_AFTER_END, CodeValidity
 from central.desk.cccd import CccdRecord
 from central.desk.models import Walkin
 from central.invitations.models import Invitation, Organisation
@@ -46,8 +49,6 @@ DEFAULT_POLICY = "approval"
 STATUSES = tuple(WalkinState)
 WALKIN_POSITION = "Khách đăng ký tại bàn tiếp đón"
 """The ``position`` shown for a walk-in's delegate (on the gate display and the attendance list)."""
-CLOCK_TOLERANCE = timedelta(minutes=1)
-"""A one-day code is valid from this long before it was issued, so a gate whose clock lags admits it."""
 MAX_NOTE = 500
 
 
@@ -74,11 +75,11 @@ def local_day_bounds(now: datetime) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def one_day_window(meeting: Meeting, now: datetime) -> tuple[datetime, datetime]:
-    """Return the validity of a one-day code issued at ``now``: from now (less the clock tolerance) to the end
-    of the local day, capped at the meeting's end."""
-    _, day_end = local_day_bounds(now)
-    return now - CLOCK_TOLERANCE, min(day_end, meeting.ends_at)
+def walkin_window(meeting: Meeting, now: datetime, grace_after_end: timedelta = DEFAULT_GRACE_AFTER_END
+                  ) -> tuple[datetime, datetime]:
+    """Return the validity of a walk-in code issued at ``now``: from now (less the clock tolerance) until the
+    meeting ends plus ``grace_after_end``, whatever the calendar day (:meth:`CodeValidity.window`)."""
+    return CodeValidity(grace_after_end=grace_after_end).window(meeting.starts_at, meeting.ends_at, issued_at=now)
 
 
 def _now(now: datetime | None) -> datetime:
@@ -92,15 +93,14 @@ def _ensure_meeting_open(meeting: Meeting, now: datetime) -> None:
         raise WalkinRefusedError("meeting_closed", Reason.EXPIRED, "Cuộc họp đã kết thúc hoặc chưa mở")
 
 
-def _same_person_today(meeting: Meeting, id_hash: str, now: datetime, statuses: tuple[WalkinState, ...],
-                       exclude: int | None = None) -> Walkin | None:
-    start, end = local_day_bounds(now)
+def _same_person(meeting: Meeting, id_hash: str, statuses: tuple[WalkinState, ...],
+                 exclude: int | None = None) -> Walkin | None:
+    """The same person's walk-in for this meeting in one of ``statuses``: a code lasts the whole meeting, so a
+    person is registered and admitted once per meeting, across midnight too."""
     query = Walkin.select().where(
         (Walkin.meeting == meeting)
         & (Walkin.id_hash == id_hash)
         & (Walkin.status.in_(list(statuses)))
-        & (Walkin.created_at >= start)
-        & (Walkin.created_at < end)
     )
     if exclude is not None:
         query = query.where(Walkin.id != exclude)
@@ -125,7 +125,7 @@ def register(
 
     Policy ``direct`` approves at once (decided by ``actor``), ``approval`` leaves it pending. Refused when the
     invitation is of another meeting or not approved, the meeting is cancelled or over, or the same person is
-    already pending, approved or admitted for this meeting today.
+    already pending, approved or admitted for this meeting.
     """
     now = _now(now)
     if invitation.meeting_id != meeting.id:
@@ -136,7 +136,7 @@ def register(
     id_hash = hash_id_number(cccd_record.id_number, secret)
     direct = (meeting.walkin_policy or DEFAULT_POLICY) == "direct"
     with write_transaction():
-        twin = _same_person_today(meeting, id_hash, now, tuple(set(WalkinState) - {WalkinState.REJECTED}))
+        twin = _same_person(meeting, id_hash, tuple(set(WalkinState) - {WalkinState.REJECTED}))
         if twin is not None:
             if twin.status == WalkinState.ADMITTED:
                 raise WalkinRefusedError("already_admitted", Reason.ALREADY_INSIDE,
@@ -224,10 +224,11 @@ def admit(
     *,
     now: datetime | None = None,
     signing_key: Callable[[], ActiveKey] | None = None,
+    grace_after_end: timedelta = DEFAULT_GRACE_AFTER_END,
 ) -> Walkin:
-    """Issue an approved walk-in's one-day code and mark them admitted; audited as ``walkin.admit``.
+    """Issue an approved walk-in's code and mark them admitted; audited as ``walkin.admit``.
 
-    The code is a delegate under the walk-in's invitation (see :func:`one_day_window`), in the meeting's scheme
+    The code is a delegate under the walk-in's invitation (see :func:`walkin_window`), in the meeting's scheme
     (``signing_key`` is needed for signed meetings), appended to the change stream like any delegate.
     """
     now = _now(now)
@@ -239,10 +240,10 @@ def admit(
                                 f"Chỉ cấp mã cho khách đã được duyệt ({WalkinState(walkin.status).vi})")
         meeting: Meeting = walkin.meeting
         _ensure_meeting_open(meeting, now)
-        if _same_person_today(meeting, walkin.id_hash, now, (WalkinState.ADMITTED,), exclude=walkin.id) is not None:
+        if _same_person(meeting, walkin.id_hash, (WalkinState.ADMITTED,), exclude=walkin.id) is not None:
             raise WalkinRefusedError("already_admitted", Reason.ALREADY_INSIDE,
                                 "Người này đã được cấp mã vào cuộc họp hôm nay")
-        delegate = _issue_code(walkin, meeting, now, signing_key)
+        delegate = _issue_code(walkin, meeting, now, signing_key, grace_after_end)
         walkin.status = WalkinState.ADMITTED
         walkin.delegate = delegate
         walkin.save()
@@ -295,10 +296,10 @@ def check_remote_open(delegate_id: int, now: datetime) -> Walkin | None:
 
 
 def _issue_code(walkin: Walkin, meeting: Meeting, now: datetime,
-                signing_key: Callable[[], ActiveKey] | None) -> Delegate:
+                signing_key: Callable[[], ActiveKey] | None, grace_after_end: timedelta) -> Delegate:
     from central.registration.delegates import assign_code
 
-    valid_from, valid_until = one_day_window(meeting, now)
+    valid_from, valid_until = walkin_window(meeting, now, grace_after_end)
     scheme = Scheme(meeting.scheme)
     if scheme is Scheme.SIGNED and signing_key is None:
         raise WalkinRefusedError("no_signing_key", Reason.INTERNAL_ERROR, "Chưa có khóa ký mã số")
@@ -325,11 +326,13 @@ def set_policy(meeting: Meeting, policy: Any, actor: str, *, now: datetime | Non
 
 
 def today(now: datetime, meeting_ids: list[int] | None = None) -> list[Walkin]:
-    """Return the walk-ins registered on ``now``'s local day (optionally of some meetings), newest first."""
+    """Return the walk-ins registered on ``now``'s local day or of a meeting still running (a meeting past
+    midnight keeps its walk-ins on the desk), optionally of some meetings only, newest first."""
     start, end = local_day_bounds(now)
+    running = [m.id for m in meetings_today(now)]
     query = (
         Walkin.select()
-        .where((Walkin.created_at >= start) & (Walkin.created_at < end))
+        .where(((Walkin.created_at >= start) & (Walkin.created_at < end)) | Walkin.meeting.in_(running))
         .order_by(Walkin.created_at.desc(), Walkin.id.desc())
     )
     if meeting_ids is not None:

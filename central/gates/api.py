@@ -44,8 +44,9 @@ def get_snapshot(gate_id: str) -> Any:
     stream = payloads.SNAPSHOT_STREAM_MEDIA_TYPE
     if request.accept_mimetypes.best_match(["application/json", stream]) == stream:
         # Line by line (header, entries, end): the gate validates and stores it without holding it whole.
-        return Response(snapshot.stream_snapshot(gate, now=ctx.clock()), mimetype=stream)
-    snap = snapshot.build_snapshot(gate, now=ctx.clock())
+        grace = ctx.code_validity.grace_after_end
+        return Response(snapshot.stream_snapshot(gate, now=ctx.clock(), grace_after_end=grace), mimetype=stream)
+    snap = snapshot.build_snapshot(gate, now=ctx.clock(), grace_after_end=ctx.code_validity.grace_after_end)
     return Response(payloads.encode(snap), mimetype="application/json")
 
 

@@ -8,11 +8,12 @@ validates and stores entry by entry without holding the whole snapshot in memory
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from central.core.changes import last_seq
 from central.core.db import database
 from central.core.keys import trusted_keys
+from central.core.validity import DEFAULT_GRACE_AFTER_END
 from central.gates.models import Gate
 from central.invitations.models import Invitation, Organisation
 from central.meetings.models import Meeting
@@ -22,10 +23,12 @@ from central.registration.models import Delegate
 from protocols import payloads
 
 
-def build_snapshot(gate: Gate, now: datetime) -> payloads.Snapshot:
+def build_snapshot(gate: Gate, now: datetime, grace_after_end: timedelta = DEFAULT_GRACE_AFTER_END
+                   ) -> payloads.Snapshot:
     """Return the snapshot for ``gate`` as of the latest change.
 
-    Meetings of the gate's site that are not over (``ends_at`` after ``now``), their delegates (compact
+    Meetings of the gate's site whose codes still count (``ends_at`` plus ``grace_after_end``, the grace of
+    every code's window, after ``now``), their delegates (compact
     codes only as hashes, revoked ones flagged) and every signing key. Built in one transaction so
     ``seq`` matches the content.
     """
@@ -33,7 +36,7 @@ def build_snapshot(gate: Gate, now: datetime) -> payloads.Snapshot:
         seq = last_seq()
         meetings = list(
             Meeting.select()
-            .where((Meeting.site_id == gate.site_id) & (Meeting.ends_at > now))
+            .where((Meeting.site_id == gate.site_id) & (Meeting.ends_at > now - grace_after_end))
             .order_by(Meeting.starts_at, Meeting.id)
         )
         meeting_ids = [m.id for m in meetings]
@@ -56,6 +59,7 @@ def build_snapshot(gate: Gate, now: datetime) -> payloads.Snapshot:
     )
 
 
-def stream_snapshot(gate: Gate, now: datetime) -> Iterator[bytes]:
+def stream_snapshot(gate: Gate, now: datetime, grace_after_end: timedelta = DEFAULT_GRACE_AFTER_END
+                    ) -> Iterator[bytes]:
     """The snapshot of ``gate`` as NDJSON lines; built (and its seq fixed) before the first line is yielded."""
-    return payloads.encode_snapshot_stream(build_snapshot(gate, now))
+    return payloads.encode_snapshot_stream(build_snapshot(gate, now, grace_after_end))

@@ -73,6 +73,7 @@ def update_meeting(meeting_id: int) -> Any:
     meeting = meetings.update_meeting(
         meeting_id, validated_json(), context().clock(), actor=current_actor(), reissue=mail_reissued_code,
         signing_key=ctx.signing_key, entry_opens_before=ctx.entry_opens_before,
+        grace_after_end=ctx.code_validity.grace_after_end,
     )
     return jsonify(meetings.meeting_to_dict(meeting))
 

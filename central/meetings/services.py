@@ -27,6 +27,7 @@ from central.core.db import write_transaction
 from central.core.errors import ConflictError, InvalidInputError, NotFoundError
 from central.core.keys import ActiveKey
 from central.core.states import DelegateMailState, MeetingState
+from central.core.validity import DEFAULT_ENTRY_OPENS_BEFORE, DEFAULT_GRACE_AFTER_END, CodeValidity
 from central.meetings.models import IdempotencyRecord, Meeting, MeetingVenue, Venue
 from central.registration.models import Delegate
 from protocols import payloads
@@ -259,10 +260,12 @@ def update_meeting(
     actor: str,
     reissue: Callable[[Delegate], None] | None = None,
     signing_key: Callable[[], ActiveKey] | None = None,
-    entry_opens_before: timedelta = timedelta(minutes=120),
+    entry_opens_before: timedelta = DEFAULT_ENTRY_OPENS_BEFORE,
+    grace_after_end: timedelta = DEFAULT_GRACE_AFTER_END,
 ) -> Meeting:
     """Edit the given fields of a meeting. Moving its start or end re-issues every active delegate's code,
-    valid from ``entry_opens_before`` the start (signed with ``signing_key()`` for signed meetings);
+    valid from ``entry_opens_before`` the start to ``grace_after_end`` after the end (:class:`CodeValidity`;
+    signed with ``signing_key()`` for signed meetings);
     ``reissue`` is called for each re-issued delegate after the commit, to e-mail the new code."""
     meeting = get_meeting(meeting_id)
     if meeting.status in MeetingState.FINAL:
@@ -287,7 +290,8 @@ def update_meeting(
         meeting = Meeting.get_by_id(meeting.id)
         append_change(payloads.MeetingUpsert(meeting=meeting_entry(meeting)), now)
         if moved:
-            reissued = _reissue_codes(meeting, now, signing_key, entry_opens_before)
+            reissued = _reissue_codes(meeting, now, signing_key,
+                                      CodeValidity(entry_opens_before, grace_after_end))
         audit(actor, "meeting.update", f"meeting:{meeting.id}",
               {"changed": changed, "codes_reissued": len(reissued)}, now=now)
     if reissue is not None:
@@ -300,12 +304,11 @@ def _reissue_codes(
     meeting: Meeting,
     now: datetime,
     signing_key: Callable[[], ActiveKey] | None,
-    entry_opens_before: timedelta,
+    validity: CodeValidity,
 ) -> list[Delegate]:
     from central.registration.delegates import assign_code
 
-    valid_from = meeting.starts_at - entry_opens_before
-    valid_until = meeting.ends_at
+    valid_from, valid_until = validity.window(meeting.starts_at, meeting.ends_at)
     reissued = []
     # A walk-in's one-day code was handed over at the desk for today: it keeps its window and is never e-mailed.
     active = Delegate.select().where(

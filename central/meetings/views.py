@@ -126,6 +126,7 @@ def edit(meeting_id: int) -> Any:
             meetings.update_meeting(
                 meeting_id, data, clock_now(), actor=current_actor(), reissue=mail_reissued_code,
                 signing_key=context.signing_key, entry_opens_before=context.entry_opens_before,
+                grace_after_end=context.code_validity.grace_after_end,
             )
         except InvalidInputError as exc:
             apply_field_errors(form, exc)

@@ -36,7 +36,8 @@ def register_delegate(number: str) -> Any:
         response.headers["Retry-After"] = str(exc.retry_after_s)
         return response, status
     deps = registration.Deps(signing_key=ctx.signing_key, mail_sender=ctx.mail_sender,
-                             mail_from=ctx.config.mail_from, entry_opens_before=ctx.entry_opens_before)
+                             mail_from=ctx.config.mail_from, entry_opens_before=ctx.entry_opens_before,
+                             grace_after_end=ctx.code_validity.grace_after_end)
     now = ctx.clock()
     delegate = registration.add_delegate(invitation, validated_json(), now, deps)
     delegates.send_code_email(delegate, mail_sender=ctx.mail_sender, mail_from=ctx.config.mail_from, now=now)

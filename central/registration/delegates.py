@@ -20,6 +20,7 @@ from central.core.db import write_transaction
 from central.core.errors import ConflictError
 from central.core.keys import ActiveKey
 from central.core.states import DelegateMailState, MeetingState
+from central.core.validity import DEFAULT_ENTRY_OPENS_BEFORE, DEFAULT_GRACE_AFTER_END, CodeValidity
 from central.invitations.models import Invitation
 from central.meetings.models import Meeting
 from central.outbound.mail import MailSender
@@ -67,13 +68,15 @@ def register_delegate(
     signing_key: Callable[[], ActiveKey],
     mail_sender: MailSender,
     mail_from: str,
-    entry_opens_before: timedelta = timedelta(minutes=120),
+    entry_opens_before: timedelta = DEFAULT_ENTRY_OPENS_BEFORE,
+    grace_after_end: timedelta = DEFAULT_GRACE_AFTER_END,
     send_mail: bool = True,
 ) -> Delegate:
     """Register a delegate under ``invitation``, issue their code and e-mail it (unless ``send_mail=False``).
 
     ``signing_key`` is called only for signed meetings. The code is valid from ``entry_opens_before``
-    before the meeting starts until it ends. Raises ``InvalidInputError`` for bad fields and
+    before the meeting starts until ``grace_after_end`` after it ends (:class:`CodeValidity`).
+    Raises ``InvalidInputError`` for bad fields and
     ``ConflictError`` when the meeting is cancelled or over.
     """
     clean = validate_delegate(data)
@@ -83,8 +86,8 @@ def register_delegate(
     if meeting.ends_at <= now:
         raise ConflictError(Reason.EXPIRED, "Cuộc họp đã kết thúc")
     scheme = Scheme(meeting.scheme)
-    valid_from = meeting.starts_at - entry_opens_before
-    valid_until = meeting.ends_at
+    valid_from, valid_until = CodeValidity(entry_opens_before, grace_after_end).window(meeting.starts_at,
+                                                                                      meeting.ends_at)
     active_key = signing_key() if scheme is Scheme.SIGNED else None
 
     with write_transaction():

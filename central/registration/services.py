@@ -21,6 +21,7 @@ from central.core.db import write_transaction
 from central.core.errors import ConflictError, DuplicateError, NotFoundError
 from central.core.keys import ActiveKey
 from central.core.states import DelegateMailState, InvitationState, MeetingState
+from central.core.validity import DEFAULT_GRACE_AFTER_END
 from central.invitations.models import Invitation
 from central.invitations.services import find_invitation
 from central.meetings.models import Meeting
@@ -46,6 +47,7 @@ class Deps:
     mail_sender: MailSender
     mail_from: str
     entry_opens_before: timedelta
+    grace_after_end: timedelta = DEFAULT_GRACE_AFTER_END
 
 
 def group_key(invitation: Invitation) -> str:
@@ -155,6 +157,7 @@ def _issue(invitation: Invitation, clean: Mapping[str, Any], now: datetime, deps
         mail_sender=deps.mail_sender,
         mail_from=deps.mail_from,
         entry_opens_before=deps.entry_opens_before,
+        grace_after_end=deps.grace_after_end,
         send_mail=False,
     )
 

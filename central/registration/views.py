@@ -51,6 +51,7 @@ def _deps() -> services.Deps:
         mail_sender=ctx.mail_sender,
         mail_from=ctx.config.mail_from,
         entry_opens_before=ctx.entry_opens_before,
+        grace_after_end=ctx.code_validity.grace_after_end,
     )
 
 

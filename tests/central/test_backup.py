@@ -255,6 +255,43 @@ def test_backup_restored_into_a_fresh_folder_brings_everything_back(
         assert [entry.key_id for entry in trusted_keys()] == [active.key_id]
 
 
+def test_backup_carries_every_rotated_signing_key_and_the_active_one_signs_after_restore(
+    config: CentralConfig, api: Api, fresh_url: str, tmp_path: Path
+) -> None:
+    from central.backup import ROTATED_KEYS_PREFIX
+    from central.core import keys
+    from central.core.signing import key_dir
+
+    world = build_world(api, config)  # a signed code by the first key
+    with database.connection_context():
+        revoked = keys.rotate(config.signing_key_file, "quantri", START)
+        active = keys.rotate(config.signing_key_file, "quantri", START)
+        keys.revoke(config.signing_key_file, revoked.key_id, "quantri", START)
+    rotated_files = sorted(key_dir(config.signing_key_file).glob("*.pem"))
+    assert len(rotated_files) == 2
+    archive = tmp_path / "vaora.tar.gz"
+    written = create_backup(config, archive)
+    assert sorted(m for m in written.members if m.startswith(ROTATED_KEYS_PREFIX)) == [
+        ROTATED_KEYS_PREFIX + path.name for path in rotated_files]
+
+    folder = tmp_path / "fresh"
+    fresh = fresh_config(fresh_url, folder)
+    restore_backup(fresh, archive, secret_key_file=folder / "etc" / "secret-key")
+    restored_dir = key_dir(fresh.signing_key_file)
+    assert {p.name: p.read_bytes() for p in restored_dir.glob("*.pem")} == {p.name: p.read_bytes()
+                                                                             for p in rotated_files}
+    assert mode(restored_dir) == 0o700 and all(mode(p) == 0o600 for p in restored_dir.glob("*.pem"))
+    after = contents_of(fresh_url)
+    with database.connection_context():
+        signing = keys.active_key(fresh.signing_key_file, START)
+        assert signing.key_id == active.key_id
+        assert signing.private_key.public_key() == active.private_key.public_key()
+        states = {row.key_id: keys.state_of(row) for row in keys.all_keys()}
+    assert states == {1: "retired", revoked.key_id: "revoked", active.key_id: "active"}
+    trusted = {entry.key_id: public_key_from_text(entry.public_key) for entry in after["keys"] if not entry.revoked}
+    assert verify_signed(world.signed_code, trusted, START).reason is Reason.OK, "the retired key still verifies"
+
+
 @sqlite_only
 def test_sqlite_backup_is_one_snapshot_while_a_writer_holds_a_transaction(
     config: CentralConfig, api: Api, fresh_url: str, tmp_path: Path

@@ -144,7 +144,7 @@ def test_admit_shows_the_one_day_code_and_prints_it(client: FlaskClient, desk: d
     page = client.get(admitted.location).text
     assert "<svg" in page and "Nguyễn Thị Ánh Tuyết" in page
     assert re.sub(r"\W", "", code) in re.sub(r"\W", "", page), "the short code is printed under the QR"
-    assert "11:00 10/03/2025" in page, "valid until the meeting ends (Hà Nội time)"
+    assert "11:30 10/03/2025" in page, "valid until the meeting ends plus the grace (Hà Nội time)"
     pdf = client.get(f"{DESK}khach/{walkin.id}/the.pdf")
     assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
     twice = post_form(client, DESK, f"{DESK}khach/{walkin.id}/cho-vao", {})
@@ -215,9 +215,10 @@ def test_the_desk_opens_a_gate_once_per_walkin_admission_and_only_while_the_code
         form = client.post(url, data={"gate_id": "lobby-1", "csrf_token": token(client)})
         assert form.status_code == 303
         assert "Đã mở cổng cho khách này một lần" in client.get(DESK).text
-        # The other walk-in, admitted now, once their one-day code ran out (at the meeting's end, 11:00): refused.
+        # The other walk-in, admitted now, once their code ran out (the meeting's end, 11:00, plus the grace of
+        # 30 minutes): refused.
         assert post_form(client, DESK, f"{DESK}khach/{second.id}/cho-vao", {}).status_code == 303
-        clock.now = START + timedelta(hours=3)
+        clock.now = START + timedelta(hours=3, minutes=30)
         login(client, "baove")  # idle for longer than a session lasts
         late = client.post(f"{DESK}khach/{second.id}/mo-cong", data={"gate_id": "lobby-1",
                            "csrf_token": token(client)}, headers=as_json)

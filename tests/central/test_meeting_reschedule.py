@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from central.core.changes import changes_since
+from central.core.validity import DEFAULT_GRACE_AFTER_END
 from central.meetings.services import update_meeting
 from central.registration.models import Delegate
 from protocols.codes import compact_hash, verify_signed
@@ -32,7 +33,7 @@ def test_moving_a_meeting_reissues_codes_for_the_new_window(app: Any, api: Api, 
     after = Delegate.get_by_id(before.id)
     assert mailed == [before.id] and after.mail_status == "pending"
     assert after.code != before.code
-    assert after.valid_until == new_end and after.valid_from < new_start
+    assert after.valid_until == new_end + DEFAULT_GRACE_AFTER_END and after.valid_from < new_start
     upserts = [c.body for c in changes_since(seq) if c.body.kind == "delegate_upsert"]
     assert [u.delegate.id for u in upserts] == [before.id]
     if scheme == "compact":
@@ -41,7 +42,7 @@ def test_moving_a_meeting_reissues_codes_for_the_new_window(app: Any, api: Api, 
     else:
         key = app.extensions["vaora"].signing_key()
         result = verify_signed(after.code, {key.key_id: key.private_key.public_key()}, new_start)
-        assert result.reason is Reason.OK and result.claims.valid_until == new_end
+        assert result.reason is Reason.OK and result.claims.valid_until == new_end + DEFAULT_GRACE_AFTER_END
         assert after.credential == before.credential  # the same key, meeting and attendee: passback still holds
         assert verify_signed(before.code, {key.key_id: key.private_key.public_key()}, new_end - timedelta(
             minutes=1)).reason is not Reason.OK  # the old code's window has ended by then

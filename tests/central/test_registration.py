@@ -88,7 +88,7 @@ def test_signed_code_verifies_against_the_snapshot_key(api: Api, mail: MailCatch
     assert result.claims.meeting_id == meeting["id"]
     assert result.claims.attendee_id == delegate_id
     assert result.claims.valid_from == START - timedelta(minutes=120)
-    assert result.claims.valid_until == START + timedelta(hours=3)
+    assert result.claims.valid_until == START + timedelta(hours=3, minutes=30), "the meeting's end plus the grace"
     assert verify_signed(row.code, keys, now=START + timedelta(hours=4)).reason is Reason.EXPIRED
 
     [message] = mail.wait_for(1)

@@ -14,6 +14,7 @@ from central.core.changes import changes_since
 from central.core.db import database
 from central.core.errors import InvalidInputError, NotFoundError
 from central.core.models import AuditEntry
+from central.core.validity import CLOCK_TOLERANCE, DEFAULT_GRACE_AFTER_END
 from central.desk import walkins
 from central.desk.cccd import parse_cccd
 from central.desk.models import Walkin
@@ -98,19 +99,23 @@ def test_direct_policy_approves_at_once(api: Api, db: None) -> None:
     assert walkins.admit(walkin.id, GUARD, now=NOW).status == "admitted"
 
 
-def test_one_day_code_capped_at_the_meeting_end(api: Api, db: None) -> None:
+def test_walkin_code_lasts_until_the_meeting_end_plus_the_grace(api: Api, db: None) -> None:
     meeting, invitation = make_meeting(api, policy="direct", hours=3)
-    delegate = walkins.admit(register(meeting, invitation), GUARD, now=NOW).delegate
-    assert delegate.valid_from == NOW - walkins.CLOCK_TOLERANCE
-    assert delegate.valid_until == meeting.ends_at == START + timedelta(hours=3)
+    delegate = walkins.admit(register(meeting, invitation), GUARD, now=NOW,
+                             grace_after_end=timedelta(minutes=15)).delegate
+    assert delegate.valid_from == NOW - CLOCK_TOLERANCE
+    assert delegate.valid_until == meeting.ends_at + timedelta(minutes=15) == START + timedelta(hours=3, minutes=15)
 
 
-def test_one_day_code_ends_at_local_midnight_for_a_two_day_meeting(api: Api, db: None) -> None:
+def test_walkin_code_of_a_two_day_meeting_follows_the_meeting_not_the_day(api: Api, db: None) -> None:
     meeting, invitation = make_meeting(api, policy="direct", hours=48)
     delegate = walkins.admit(register(meeting, invitation), GUARD, now=NOW).delegate
-    # 2025-03-10 08:30 in Hà Nội: valid until 2025-03-11 00:00 Hà Nội = 2025-03-10 17:00 UTC.
-    assert delegate.valid_until == datetime(2025, 3, 10, 17, 0, tzinfo=UTC)
-    assert delegate.valid_until < meeting.ends_at
+    # Not cut at midnight in Hà Nội (2025-03-10 17:00 UTC): the meeting's end plus the default grace.
+    assert delegate.valid_until == meeting.ends_at + DEFAULT_GRACE_AFTER_END
+    assert delegate.valid_until > datetime(2025, 3, 10, 17, 0, tzinfo=UTC)
+    with pytest.raises(WalkinRefusedError) as refused:  # the code covers the whole meeting: once per meeting
+        register(meeting, invitation, now=NOW + timedelta(days=1))
+    assert refused.value.problem == "already_admitted"
 
 
 def test_signed_meeting_issues_a_signed_code_valid_for_the_day(app: Any, api: Api, db: None) -> None:
@@ -126,7 +131,7 @@ def test_signed_meeting_issues_a_signed_code_valid_for_the_day(app: Any, api: Ap
     result = verify_signed(delegate.code, {key.key_id: key.private_key.public_key()}, NOW)
     assert result.reason is Reason.OK
     assert (result.claims.meeting_id, result.claims.attendee_id) == (meeting.id, delegate.id)
-    assert result.claims.valid_until == meeting.ends_at
+    assert result.claims.valid_until == meeting.ends_at + DEFAULT_GRACE_AFTER_END
 
 
 def test_refusals_carry_a_problem_and_change_nothing(api: Api, db: None) -> None:

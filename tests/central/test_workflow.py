@@ -302,7 +302,7 @@ def test_meeting_states_cancel_and_reschedule(
     with database.connection_context():
         delegate = Delegate.get()
         assert delegate.code != old_code
-        assert delegate.valid_until.isoformat() == "2025-03-11T04:00:00+00:00"
+        assert delegate.valid_until.isoformat() == "2025-03-11T04:30:00+00:00"  # the new end plus the grace
         assert Change.select().order_by(Change.seq.desc()).get().kind == "delegate_upsert"
     assert "11/03/2025" in notice.get_body(("plain",)).get_content()
     mail.clear()
