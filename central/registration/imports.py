@@ -281,10 +281,9 @@ def template_xlsx(columns: Mapping[str, str], title: str) -> bytes:
     for index, header in enumerate(columns.values(), start=1):
         cell = sheet.cell(row=1, column=index, value=header)
         cell.font = Font(bold=True)
-        letter = column_letter(index - 1)
-        sheet.column_dimensions[letter].width = 30
-        for row in range(2, 202):
-            sheet.cell(row=row, column=index).number_format = "@"
+        column = sheet.column_dimensions[column_letter(index - 1)]
+        column.width = 30
+        column.number_format = "@"  # the column's style: cells typed in it are text
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
