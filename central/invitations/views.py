@@ -143,8 +143,10 @@ def resend(invitation_id: int, delivery_id: int) -> Any:
 
 def _render_org_import(*, rows: list[imports.Row] | None = None, problems: list[imports.Problem] | None = None,
                        message: str | None = None, status: int = 200) -> Any:
-    return render_template("invitations/import_organisations.html", columns=organisations.ORGANISATION_COLUMNS,
-                           rows=rows, problems=problems or [], message=message), status
+    columns = organisations.ORGANISATION_COLUMNS
+    return render_template("invitations/import_organisations.html", columns=columns, rows=rows,
+                           rows_json=imports.rows_to_json(rows, columns) if rows else "",
+                           problems=problems or [], message=message), status
 
 
 def _org_import_refused(exc: ServiceError) -> Any:
@@ -191,15 +193,8 @@ def import_organisations_preview() -> Any:
 @roles_required(ORGANISER)
 def import_organisations_save() -> Any:
     """Save the previewed organisations, all or none (checked again)."""
-    columns = organisations.ORGANISATION_COLUMNS
-    rows = [
-        imports.Row(int(number) if number.isdigit() else index + 2,
-                    {name: request.form.get(f"{name}-{index}", "") for name in columns})
-        for index, number in enumerate(request.form.getlist("dong"))
-    ]
-    if not rows:
-        return _render_org_import(message=_("Không có dòng nào để lưu."), status=400)
     try:
+        rows = imports.rows_from_json(request.form.get("danh-sach"), organisations.ORGANISATION_COLUMNS)
         created = organisations.import_organisations(rows, actor=current_actor(), now=clock_now())
     except ServiceError as exc:
         return _org_import_refused(exc)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import re
 import unicodedata
@@ -39,7 +40,8 @@ log = logging.getLogger(__name__)
 
 MAX_IMPORT_BYTES = 48 * 1024
 """The largest file accepted (under the app's 64 KiB request limit); a few hundred rows fit."""
-MAX_ROWS = 500
+MAX_ROWS = 200
+"""The most data rows a file may hold (the preview sends them back within the 64 KiB request limit)."""
 MAX_UNZIPPED_BYTES = 8 * 1024 * 1024
 """An XLSX whose parts unpack to more than this is refused before it is read (a zip bomb)."""
 MAX_CELL = 500
@@ -259,6 +261,29 @@ def problems_of(row: Row, exc: ServiceError, letters: Mapping[str, str], columns
             for name, message in exc.fields.items()
         ]
     return [Problem(row.number, None, exc.message)]
+
+
+def rows_to_json(rows: Sequence[Row], columns: Mapping[str, str]) -> str:
+    """The preview's rows as compact JSON (row number, then the cells in column order) for its save form."""
+    return json.dumps([[row.number, *(row.values.get(name, "") for name in columns)] for row in rows],
+                      ensure_ascii=False, separators=(",", ":"))
+
+
+def rows_from_json(text: str | None, columns: Mapping[str, str]) -> list[Row]:
+    """Read back what :func:`rows_to_json` wrote (from a form: checked, never trusted: the rules run again)."""
+    try:
+        items = json.loads(text or "")
+    except ValueError:
+        items = None
+    if not isinstance(items, list) or not items or len(items) > MAX_ROWS:
+        raise FileRefusedError("Không có dòng nào để lưu; hãy tải tệp lên lại")
+    rows = []
+    for item in items:
+        if (not isinstance(item, list) or len(item) != len(columns) + 1 or not isinstance(item[0], int)
+                or not all(isinstance(cell, str) for cell in item[1:])):
+            raise FileRefusedError("Dữ liệu xem trước không hợp lệ; hãy tải tệp lên lại")
+        rows.append(Row(item[0], dict(zip(columns, item[1:], strict=True))))
+    return rows
 
 
 def template_csv(columns: Mapping[str, str]) -> bytes:

@@ -238,6 +238,7 @@ def _render_import(
         count=len(services.active_delegates(invitation)),
         columns=imports.DELEGATE_COLUMNS,
         rows=rows,
+        rows_json=imports.rows_to_json(rows, imports.DELEGATE_COLUMNS) if rows else "",
         problems=problems or [],
         message=message,
         secret=_secret(),
@@ -281,22 +282,12 @@ def import_preview(number: str) -> Any:
     return _render_import(invitation, rows=rows)
 
 
-def _posted_rows() -> list[imports.Row]:
-    rows = []
-    for index, number in enumerate(request.form.getlist("dong")):
-        values = {name: request.form.get(f"{name}-{index}", "") for name in imports.DELEGATE_COLUMNS}
-        rows.append(imports.Row(int(number) if number.isdigit() else index + 2, values))
-    return rows
-
-
 @bp.post("/<path:number>/nhap/luu")
 def import_save(number: str) -> Any:
     """Save the previewed list, all rows or none (the rules are checked again); the e-mails wait for "Gửi Mail"."""
     invitation = _invitation(number)
-    rows = _posted_rows()
-    if not rows:
-        return _render_import(invitation, message="Không có dòng nào để lưu.", status=400)
     try:
+        rows = imports.rows_from_json(request.form.get("danh-sach"), imports.DELEGATE_COLUMNS)
         saved = imports.import_delegates(invitation, rows, _ctx().clock(), _deps())
     except ServiceError as exc:
         return _import_refused(invitation, exc)

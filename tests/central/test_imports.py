@@ -122,7 +122,8 @@ def save_preview(client: FlaskClient, invitation: dict[str, Any], preview_html: 
     """Submit the preview's form as the browser would (its hidden fields)."""
     form = preview_html[preview_html.index('id="import-preview"'):]
     fields: list[tuple[str, str]] = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form)
-    return client.post(url(invitation, "/nhap/luu"), data=MultiDict([(k, html.unescape(v)) for k, v in fields]))
+    return client.post(url(invitation, "/nhap/luu"), data=MultiDict([(k, html.unescape(v)) for k, v in fields]),
+                       content_type="multipart/form-data")
 
 
 def import_file(client: FlaskClient, invitation: dict[str, Any], data: bytes, filename: str = "ds.csv",
@@ -337,6 +338,49 @@ def test_a_file_too_big_is_refused(client: FlaskClient, invitation: dict[str, An
     assert names() == []
 
 
+def test_a_full_list_of_200_rows_goes_through_preview_and_save(client: FlaskClient, api: Api) -> None:
+    invitation = make_invitation(api)
+    rows = [[f"Nguyễn Thị Thanh Hương {i}", "Phó Trưởng phòng Kế hoạch – Tài chính",
+             f"nguyen.thi.thanh.huong{i}@example.vn", "0912345678"] for i in range(200)]
+    response = import_file(client, invitation, csv_bytes(rows))
+    assert response.status_code == 302, problems(response) or response.status_code
+    assert len(names()) == 200
+
+
+def test_more_rows_than_allowed_are_refused(client: FlaskClient, invitation: dict[str, Any]) -> None:
+    response = upload(client, invitation, csv_bytes([[f"N {i}", "", f"n{i}@example.vn", ""] for i in range(201)]))
+    assert response.status_code == 400
+    assert "quá nhiều dòng (tối đa 200)" in response.get_data(as_text=True)
+    assert names() == []
+
+
+def test_a_request_over_the_app_limit_is_refused_whole(client: FlaskClient, invitation: dict[str, Any]) -> None:
+    rows = [[f"Người {i}", "x" * 100, f"nguoi{i}@example.vn", ""] for i in range(600)]
+    response = upload(client, invitation, csv_bytes(rows))
+    assert response.status_code == 413
+    assert names() == []
+
+
+@pytest.mark.parametrize("posted", [
+    "not json", "[]", '[["2", "A", "", "a@example.vn", ""]]', '[[2, "A", "", "a@example.vn"]]',
+], ids=["text", "empty", "row-number-text", "short-row"])
+def test_a_tampered_preview_is_refused(client: FlaskClient, invitation: dict[str, Any], posted: str) -> None:
+    csrf = token(client, url(invitation, "/nhap"))
+    response = client.post(url(invitation, "/nhap/luu"), data={"csrf_token": csrf, "danh-sach": posted})
+    assert response.status_code == 400
+    assert "tải tệp lên lại" in response.get_data(as_text=True)
+    assert names() == []
+
+
+def test_a_changed_preview_goes_through_the_rules_again(client: FlaskClient, invitation: dict[str, Any]) -> None:
+    csrf = token(client, url(invitation, "/nhap"))
+    posted = '[[2, "Nguyễn Văn An", "", "an.nguyen@example.vn", ""], [3, "B", "", "khong-email", ""]]'
+    response = client.post(url(invitation, "/nhap/luu"), data={"csrf_token": csrf, "danh-sach": posted})
+    assert response.status_code == 400
+    assert [p.split(" | ")[:2] for p in problems(response)] == [["3", "C3 (Email)"]]
+    assert names() == []
+
+
 @pytest.mark.parametrize("data", [
     b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n\x00\x00",
     b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 200,  # an old .xls (OLE)
@@ -442,7 +486,8 @@ def test_the_office_imports_its_organisations(organiser: FlaskClient) -> None:
     assert org_names() == []
     form = page_html[page_html.index('id="import-preview"'):]
     fields = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form)
-    saved = organiser.post("/invitations/don-vi/nhap/luu", data=MultiDict([(k, html.unescape(v)) for k, v in fields]))
+    saved = organiser.post("/invitations/don-vi/nhap/luu", data=MultiDict([(k, html.unescape(v)) for k, v in fields]),
+                           content_type="multipart/form-data")
     assert saved.status_code == 302
     assert org_names() == ["Sở Y tế", "Sở Giáo dục và Đào tạo"]
     with database.connection_context():
