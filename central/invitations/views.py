@@ -162,17 +162,25 @@ def import_organisations_page() -> Any:
     return _render_org_import()
 
 
-@bp.get("/don-vi/mau-danh-sach.<any(xlsx, csv):kind>")
+@bp.get("/don-vi/mau-danh-sach.xlsx")
 @roles_required(ORGANISER)
-def organisation_template(kind: str) -> Any:
-    """Download the organisation list's template (Vietnamese headers) as XLSX or CSV."""
-    columns = organisations.ORGANISATION_COLUMNS
-    if kind == "xlsx":
-        body, mimetype = imports.template_xlsx(columns, "Đơn vị"), imports.XLSX_TYPE
-    else:
-        body, mimetype = imports.template_csv(columns), "text/csv; charset=utf-8"
+def organisation_template_xlsx() -> Any:
+    """Download the organisation list's template (Vietnamese headers) as XLSX."""
+    body = imports.template_xlsx(organisations.ORGANISATION_COLUMNS, "Đơn vị")
+    return _attachment(body, imports.XLSX_TYPE, "danh-sach-don-vi.xlsx")
+
+
+@bp.get("/don-vi/mau-danh-sach.csv")
+@roles_required(ORGANISER)
+def organisation_template_csv() -> Any:
+    """Download the organisation list's template (Vietnamese headers) as CSV (UTF-8 with a byte-order mark)."""
+    body = imports.template_csv(organisations.ORGANISATION_COLUMNS)
+    return _attachment(body, "text/csv; charset=utf-8", "danh-sach-don-vi.csv")
+
+
+def _attachment(body: bytes, mimetype: str, filename: str) -> Any:
     response = current_app.response_class(body, mimetype=mimetype)
-    response.headers["Content-Disposition"] = f"attachment; filename=danh-sach-don-vi.{kind}"
+    response.headers["Content-Disposition"] = f"attachment; filename={filename}"
     return response
 
 

@@ -258,16 +258,25 @@ def import_page(number: str) -> Any:
     return _render_import(_invitation(number))
 
 
-@bp.get("/<path:number>/mau-danh-sach.<any(xlsx, csv):kind>")
-def import_template(number: str, kind: str) -> Any:
-    """Download the delegate list's template (Vietnamese headers) as XLSX or CSV."""
+@bp.get("/<path:number>/mau-danh-sach.xlsx")
+def import_template_xlsx(number: str) -> Any:
+    """Download the delegate list's template (Vietnamese headers) as XLSX."""
     _invitation(number)
-    if kind == "xlsx":
-        body, mimetype = imports.template_xlsx(imports.DELEGATE_COLUMNS, "Đại biểu"), imports.XLSX_TYPE
-    else:
-        body, mimetype = imports.template_csv(imports.DELEGATE_COLUMNS), "text/csv; charset=utf-8"
+    return _attachment(imports.template_xlsx(imports.DELEGATE_COLUMNS, "Đại biểu"), imports.XLSX_TYPE,
+                       "danh-sach-dai-bieu.xlsx")
+
+
+@bp.get("/<path:number>/mau-danh-sach.csv")
+def import_template_csv(number: str) -> Any:
+    """Download the delegate list's template (Vietnamese headers) as CSV (UTF-8 with a byte-order mark)."""
+    _invitation(number)
+    return _attachment(imports.template_csv(imports.DELEGATE_COLUMNS), "text/csv; charset=utf-8",
+                       "danh-sach-dai-bieu.csv")
+
+
+def _attachment(body: bytes, mimetype: str, filename: str) -> Any:
     response = current_app.response_class(body, mimetype=mimetype)
-    response.headers["Content-Disposition"] = f"attachment; filename=danh-sach-dai-bieu.{kind}"
+    response.headers["Content-Disposition"] = f"attachment; filename={filename}"
     return response
 
 
