@@ -3,10 +3,10 @@ office's organisations in :mod:`central.invitations.organisations`.
 
 The file is read as text, never evaluated: a cell holding a formula (an XLSX formula, or a CSV cell starting
 with ``=``) is refused, naming its row and cell, so nothing an import stores can run in a spreadsheet later.
-Files over :data:`MAX_IMPORT_BYTES`, of another type (an XLSX is a zip; anything with NUL bytes that is not a
-valid XLSX is refused), or in an unknown encoding are refused as a whole. CSV text may be UTF-8, UTF-8 with a
-byte-order mark or Windows-1258 (Vietnamese Excel's "CSV"); the text is normalised to NFC, since Windows-1258
-writes tone marks as combining characters.
+Files over :data:`MAX_IMPORT_BYTES` or :data:`MAX_ROWS`, of another type (an XLSX is a zip; other bytes with
+NUL in them are refused), or in an unknown encoding are refused as a whole. CSV text may be UTF-8, UTF-8 with a
+byte-order mark, UTF-16 with one (Excel's "Unicode text") or Windows-1258 (Vietnamese Excel's "CSV"); the text
+is normalised to NFC, since Windows-1258 writes tone marks as combining characters.
 
 Every row then goes through the feature's one rule function (for delegates
 :func:`central.registration.services.check_registrations`) without writing; the rows are written only when
@@ -137,9 +137,18 @@ def _text(value: Any) -> str:
 
 
 def decode_text(data: bytes) -> str:
-    """Return the text of a CSV file: UTF-8 with or without a byte-order mark, else Windows-1258 (NFC)."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        text = data[3:].decode("utf-8", errors="strict")
+    """Return the text of a CSV file: UTF-8 with or without a byte-order mark, UTF-16 with one, else
+    Windows-1258; always NFC. Raises :class:`FileRefusedError` when none of them reads it."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode text": UTF-16 with its mark
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise FileRefusedError("Không đọc được tệp: mã hoá UTF-16 không hợp lệ") from exc
+    elif data.startswith(b"\xef\xbb\xbf"):
+        try:
+            text = data[3:].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FileRefusedError("Không đọc được tệp: có dấu UTF-8 nhưng nội dung không phải UTF-8") from exc
     else:
         try:
             text = data.decode("utf-8")
@@ -211,7 +220,7 @@ def read_table(data: bytes, columns: Mapping[str, str], required: Sequence[str])
         raise FileRefusedError(f"Tệp quá lớn (tối đa {MAX_IMPORT_BYTES // 1024} KB)")
     if data.startswith(b"PK\x03\x04"):
         grid = _grid_from_xlsx(data)
-    elif b"\x00" in data:
+    elif b"\x00" in data and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise FileRefusedError("Loại tệp không được hỗ trợ: chỉ nhận XLSX hoặc CSV")
     else:
         grid = _grid_from_csv(data)

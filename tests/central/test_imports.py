@@ -418,6 +418,22 @@ def test_utf8_with_a_byte_order_mark_is_read(client: FlaskClient, invitation: di
     assert names() == [AN[0], BINH[0]]
 
 
+def test_utf16_unicode_text_from_excel_is_read(client: FlaskClient, invitation: dict[str, Any]) -> None:
+    data = ("\r\n".join("\t".join(r) for r in [HEADERS, AN]) + "\r\n").encode("utf-16")
+    assert import_file(client, invitation, data, "ds.txt").status_code == 302
+    assert names() == [AN[0]]
+
+
+def test_bytes_no_encoding_reads_are_refused(client: FlaskClient, invitation: dict[str, Any]) -> None:
+    data = csv_bytes([AN]) + b"Tr\x81\x8an,,x@example.vn,\r\n"
+    response = upload(client, invitation, data)
+    assert response.status_code == 400
+    assert "mã hoá không phải UTF-8 hay Windows-1258" in response.get_data(as_text=True)
+    bad_bom = upload(client, invitation, b"\xef\xbb\xbf" + cp1258(",".join(HEADERS) + "\r\n" + ",".join(AN)))
+    assert bad_bom.status_code == 400 and "có dấu UTF-8" in bad_bom.get_data(as_text=True)
+    assert names() == []
+
+
 def test_a_semicolon_csv_from_excel_is_read(client: FlaskClient, invitation: dict[str, Any]) -> None:
     data = ("\r\n".join(";".join(r) for r in [HEADERS, AN]) + "\r\n").encode()
     assert import_file(client, invitation, data).status_code == 302
@@ -504,6 +520,15 @@ def test_a_bad_organisation_list_saves_nothing(organiser: FlaskClient, api: Api)
     found = problems(response)
     assert [f.split(" | ")[:2] for f in found] == [["3", "A3 (Tên đơn vị)"], ["4", "C4 (Số điện thoại)"],
                                                    ["4", "D4 (Email)"], ["5", "A5 (Tên đơn vị)"]]
+    assert org_names() == ["Sở Tài chính"]
+
+
+def test_an_existing_organisation_is_refused_by_the_api_and_the_import(organiser: FlaskClient, api: Api) -> None:
+    api.organisation("Sở Tài chính")
+    response = api.post("/api/v1/organisations", {"name": "sở tài chính"})
+    assert response.status_code == 409 and response.get_json()["fields"]["name"] == "Đơn vị này đã tồn tại"
+    refused = org_upload(organiser, csv_bytes([["Sở tài chính", "", "", ""]], header=ORG_HEADERS))
+    assert problems(refused) == ["2 | A2 (Tên đơn vị) | Đơn vị này đã tồn tại"]
     assert org_names() == ["Sở Tài chính"]
 
 
