@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from central.core import validation as v
 from central.core.audit import audit
-from central.core.db import database
-from central.core.errors import DuplicateError, NotFoundError
+from central.core.db import database, tuples, write_transaction
+from central.core.errors import DuplicateError, InvalidInputError, NotFoundError, ServiceError
 from central.invitations.models import Organisation
 from protocols.logs import mask_email, mask_phone
 from protocols.reasons import Reason
@@ -46,19 +46,89 @@ def _masked(clean: Mapping[str, Any]) -> dict[str, Any]:
     return shown
 
 
+def check_organisations(rows: Sequence[Mapping[str, Any]]) -> list[tuple[dict[str, Any] | None, ServiceError | None]]:
+    """The rules of a new organisation, for every path (the admin page, the JSON API, the import): one verdict
+    per row, ``(clean, None)`` or ``(None, error)``; nothing is written. A name must be new, in the table and
+    among the rows (``DuplicateError``); the fields must be valid (``InvalidInputError``)."""
+    taken = {name.casefold() for (name,) in tuples(Organisation.select(Organisation.name))}
+    verdicts: list[tuple[dict[str, Any] | None, ServiceError | None]] = []
+    for data in rows:
+        try:
+            clean = _clean(data, partial=False)
+        except InvalidInputError as exc:
+            verdicts.append((None, exc))
+            continue
+        if clean["name"].casefold() in taken:
+            verdicts.append((None, DuplicateError({"name": "Đơn vị này đã tồn tại"})))
+            continue
+        taken.add(clean["name"].casefold())
+        verdicts.append((clean, None))
+    return verdicts
+
+
 def create_organisation(
     data: Mapping[str, Any], *, actor: str = "system", now: datetime | None = None
 ) -> Organisation:
     """Validate and store an organisation: ``name`` (unique, required), optional ``email``, ``phone``,
     ``leader_name``, ``leader_email``, ``leader_phone``, ``office_email``, ``office_phone``."""
-    clean = _clean(data, partial=False)
     now = now or datetime.now(UTC)
     with database.atomic():
-        if Organisation.select().where(Organisation.name == clean["name"]).exists():
-            raise DuplicateError({"name": "Đơn vị này đã tồn tại"})
+        ((clean, error),) = check_organisations([data])
+        if error is not None:
+            raise error
+        assert clean is not None
         org = Organisation.create(**clean)
         audit(actor, "organisation.create", f"organisation:{org.id}", _masked(clean), now=now)
     return org
+
+
+ORGANISATION_COLUMNS: dict[str, str] = {
+    "name": "Tên đơn vị",
+    "leader_name": "Lãnh đạo",
+    "phone": "Số điện thoại",
+    "email": "Email",
+}
+"""The organisation list's columns: field → Vietnamese header (the import template's, in this order)."""
+
+
+def check_organisation_rows(rows: Sequence[Any], *, letters: Mapping[str, str] | None = None,
+                            problems: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    """Apply :func:`check_organisations` to imported rows (:class:`central.registration.imports.Row`); return
+    their clean fields or raise ``RowsRefusedError`` naming every bad row and cell."""
+    from central.registration import imports
+
+    letters = letters or {name: imports.column_letter(i) for i, name in enumerate(ORGANISATION_COLUMNS)}
+    found = list(problems)
+    verdicts = check_organisations([row.values for row in rows])
+    for row, (_clean_row, error) in zip(rows, verdicts, strict=True):
+        if error is not None:
+            found.extend(imports.problems_of(row, error, letters, ORGANISATION_COLUMNS))
+    if found:
+        found.sort(key=imports.problem_order)
+        raise imports.RowsRefusedError(found)
+    return [clean for clean, _error in verdicts if clean is not None]
+
+
+def check_organisation_file(data: bytes) -> list[Any]:
+    """Read an organisation list (XLSX or CSV) and check every row, writing nothing; return the rows."""
+    from central.registration import imports
+
+    table = imports.read_table(data, ORGANISATION_COLUMNS, ("name",))
+    check_organisation_rows(table.rows, letters=table.letters, problems=table.problems)
+    return table.rows
+
+
+def import_organisations(rows: Sequence[Any], *, actor: str, now: datetime) -> list[Organisation]:
+    """Store every row as an organisation, all or none (the rules are checked again in the transaction)."""
+    with write_transaction():
+        cleans = check_organisation_rows(rows)
+        created = []
+        for clean in cleans:
+            org = Organisation.create(**clean)
+            audit(actor, "organisation.create", f"organisation:{org.id}", _masked(clean), now=now)
+            created.append(org)
+        audit(actor, "organisation.import", "organisation:*", {"count": len(created)}, now=now)
+    return created
 
 
 def update_organisation(

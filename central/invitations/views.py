@@ -1,10 +1,11 @@
-"""Invitation pages: list, detail with per-channel delivery status, approve, return, resubmit, resend."""
+"""Invitation pages: list, detail with per-channel delivery status, approve, return, resubmit, resend; the
+office's import of its organisations from a file."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -13,9 +14,10 @@ from wtforms import StringField, TextAreaField
 from central.auth import current_actor, roles_required
 from central.auth.roles import APPROVER, ORGANISER
 from central.core.errors import NotFoundError, ServiceError
-from central.invitations import deliveries
+from central.invitations import deliveries, organisations
 from central.invitations import services as invitations
 from central.invitations.models import Delivery
+from central.registration import imports
 from central.web import clock_now, ctx, service_error_message
 from central.web.forms_util import int_or_raw
 from protocols.reasons import Reason
@@ -137,3 +139,72 @@ def resend(invitation_id: int, delivery_id: int) -> Any:
             deliveries.send_now(delivery_id, deliveries.current_senders(), now=clock_now())
             flash(_("Đã gửi lại."), "info")
     return redirect(url_for("invitations.show", invitation_id=invitation_id))
+
+
+def _render_org_import(*, rows: list[imports.Row] | None = None, problems: list[imports.Problem] | None = None,
+                       message: str | None = None, status: int = 200) -> Any:
+    columns = organisations.ORGANISATION_COLUMNS
+    return render_template("invitations/import_organisations.html", columns=columns, rows=rows,
+                           rows_json=imports.rows_to_json(rows, columns) if rows else "",
+                           problems=problems or [], message=message), status
+
+
+def _org_import_refused(exc: ServiceError) -> Any:
+    if isinstance(exc, imports.RowsRefusedError):
+        return _render_org_import(problems=exc.problems, status=400)
+    return _render_org_import(message=service_error_message(exc), status=400)
+
+
+@bp.get("/don-vi/nhap")
+@roles_required(ORGANISER)
+def import_organisations_page() -> Any:
+    """The organisation import: the template to download and the upload form."""
+    return _render_org_import()
+
+
+@bp.get("/don-vi/mau-danh-sach.xlsx")
+@roles_required(ORGANISER)
+def organisation_template_xlsx() -> Any:
+    """Download the organisation list's template (Vietnamese headers) as XLSX."""
+    body = imports.template_xlsx(organisations.ORGANISATION_COLUMNS, "Đơn vị")
+    return _attachment(body, imports.XLSX_TYPE, "danh-sach-don-vi.xlsx")
+
+
+@bp.get("/don-vi/mau-danh-sach.csv")
+@roles_required(ORGANISER)
+def organisation_template_csv() -> Any:
+    """Download the organisation list's template (Vietnamese headers) as CSV (UTF-8 with a byte-order mark)."""
+    body = imports.template_csv(organisations.ORGANISATION_COLUMNS)
+    return _attachment(body, "text/csv; charset=utf-8", "danh-sach-don-vi.csv")
+
+
+def _attachment(body: bytes, mimetype: str, filename: str) -> Any:
+    response = current_app.response_class(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f"attachment; filename={filename}"
+    return response
+
+
+@bp.post("/don-vi/nhap")
+@roles_required(ORGANISER)
+def import_organisations_preview() -> Any:
+    """Read the uploaded list and check every row; show the preview (nothing saved)."""
+    upload = request.files.get("tep")
+    data = upload.stream.read(imports.MAX_IMPORT_BYTES + 1) if upload is not None else b""
+    try:
+        rows = organisations.check_organisation_file(data)
+    except ServiceError as exc:
+        return _org_import_refused(exc)
+    return _render_org_import(rows=rows)
+
+
+@bp.post("/don-vi/nhap/luu")
+@roles_required(ORGANISER)
+def import_organisations_save() -> Any:
+    """Save the previewed organisations, all or none (checked again)."""
+    try:
+        rows = imports.rows_from_json(request.form.get("danh-sach"), organisations.ORGANISATION_COLUMNS)
+        created = organisations.import_organisations(rows, actor=current_actor(), now=clock_now())
+    except ServiceError as exc:
+        return _org_import_refused(exc)
+    flash(_("Đã thêm %(count)d đơn vị từ tệp.", count=len(created)), "success")
+    return redirect(url_for("invitations.import_organisations_page"))

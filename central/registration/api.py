@@ -24,7 +24,8 @@ from central.registration import services as registration
 def register_delegate(number: str) -> Any:
     """Register a delegate under an invitation (secret in ``X-Invitation-Secret``) and e-mail the code.
 
-    The same rules as the registration page (``registration.services.add_delegate``): open for registration
+    The same rules as the registration page and the file import (``registration.services.add_delegate``, which
+    applies ``check_registrations``): open for registration
     (409 once the meeting is cancelled, over or past its deadline), no second delegate with the same e-mail
     (409), within the invitation's limit (409); 429 once this address used up its guesses at the number.
     """

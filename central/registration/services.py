@@ -9,7 +9,7 @@ when a request is refused.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,7 +18,13 @@ from zoneinfo import ZoneInfo
 from central.core.audit import audit
 from central.core.changes import append_change
 from central.core.db import write_transaction
-from central.core.errors import ConflictError, DuplicateError, NotFoundError
+from central.core.errors import (
+    ConflictError,
+    DuplicateError,
+    InvalidInputError,
+    NotFoundError,
+    ServiceError,
+)
 from central.core.keys import ActiveKey
 from central.core.states import DelegateMailState, InvitationState, MeetingState
 from central.core.validity import DEFAULT_GRACE_AFTER_END
@@ -122,29 +128,79 @@ def _delegate_of(invitation: Invitation, delegate_id: int) -> Delegate:
     return delegate
 
 
-def _check_duplicates(
-    invitation: Invitation, clean: Mapping[str, Any], exclude_id: int | None
-) -> None:
-    errors: dict[str, str] = {}
-    for other in active_delegates(invitation):
-        if other.id == exclude_id:
+@dataclass
+class RowCheck:
+    """The verdict of the registration rules on one delegate: the clean fields, or why it is refused."""
+
+    clean: dict[str, Any] | None
+    error: ServiceError | None
+
+
+def check_registrations(
+    invitation: Invitation,
+    rows: Sequence[Mapping[str, Any]],
+    now: datetime,
+    *,
+    exclude_id: int | None = None,
+    adding: bool = True,
+) -> list[RowCheck]:
+    """The registration rules, for every path (page, JSON API, import): one verdict per row, nothing written.
+
+    In order: the meeting must be open for registration (not cancelled, not over, not past its deadline: a
+    ``ConflictError`` for the whole request); each row's fields must be valid (``InvalidInputError``); no two
+    active delegates of the invitation, nor two rows, may share an e-mail, or a name with a phone
+    (``DuplicateError``); and, when ``adding``, the rows that pass must fit within the invitation's delegate
+    limit (``ConflictError``, on the first row over it and every later one). ``exclude_id`` is the delegate
+    being edited or replaced, who does not count as a duplicate.
+    """
+    _ensure_open(invitation, now)
+    others = [d for d in active_delegates(invitation) if d.id != exclude_id]
+    taken_emails = {d.email.casefold() for d in others}
+    taken_people = {(d.name.casefold(), d.phone) for d in others if d.phone}
+    limit = delegate_limit(invitation) if adding else None
+    room = None if limit is None else limit - len(active_delegates(invitation))
+    checks: list[RowCheck] = []
+    for data in rows:
+        try:
+            clean = delegate_service.validate_delegate(data)
+        except InvalidInputError as exc:
+            checks.append(RowCheck(None, exc))
             continue
-        if clean["email"] and other.email.casefold() == clean["email"].casefold():
-            errors.setdefault("email", "Email này đã được dùng cho một đại biểu khác của đơn vị")
-        if (
-            clean["phone"]
-            and other.phone == clean["phone"]
-            and other.name.casefold() == clean["name"].casefold()
-        ):
-            errors.setdefault("name", "Đại biểu cùng họ tên và số điện thoại đã có trong danh sách")
-    if errors:
-        raise DuplicateError(errors)
+        errors: dict[str, str] = {}
+        if clean["email"] and clean["email"].casefold() in taken_emails:
+            errors["email"] = "Email này đã được dùng cho một đại biểu khác của đơn vị"
+        if clean["phone"] and (clean["name"].casefold(), clean["phone"]) in taken_people:
+            errors["name"] = "Đại biểu cùng họ tên và số điện thoại đã có trong danh sách"
+        if errors:
+            checks.append(RowCheck(None, DuplicateError(errors)))
+            continue
+        taken_emails.add(clean["email"].casefold())
+        if clean["phone"]:
+            taken_people.add((clean["name"].casefold(), clean["phone"]))
+        if room is not None:
+            if room <= 0:
+                checks.append(RowCheck(None, ConflictError(
+                    Reason.MALFORMED, f"Đơn vị chỉ được cử tối đa {limit} đại biểu")))
+                continue
+            room -= 1
+        checks.append(RowCheck(clean, None))
+    return checks
 
 
-def _check_limit(invitation: Invitation, adding: int = 1) -> None:
-    limit = delegate_limit(invitation)
-    if limit is not None and len(active_delegates(invitation)) + adding > limit:
-        raise ConflictError(Reason.MALFORMED, f"Đơn vị chỉ được cử tối đa {limit} đại biểu")
+def check_registration(
+    invitation: Invitation,
+    data: Mapping[str, Any],
+    now: datetime,
+    *,
+    exclude_id: int | None = None,
+    adding: bool = True,
+) -> dict[str, Any]:
+    """Apply :func:`check_registrations` to one delegate: return the clean fields or raise its refusal."""
+    (check,) = check_registrations(invitation, [data], now, exclude_id=exclude_id, adding=adding)
+    if check.error is not None:
+        raise check.error
+    assert check.clean is not None
+    return check.clean
 
 
 def _issue(invitation: Invitation, clean: Mapping[str, Any], now: datetime, deps: Deps) -> Delegate:
@@ -167,10 +223,7 @@ def add_delegate(
 ) -> Delegate:
     """Add a delegate (code issued, gates told); the e-mail waits for "Gửi Mail"."""
     with write_transaction():
-        _ensure_open(invitation, now)
-        clean = delegate_service.validate_delegate(data)
-        _check_duplicates(invitation, clean, exclude_id=None)
-        _check_limit(invitation)
+        clean = check_registration(invitation, data, now)
         return _issue(invitation, clean, now, deps)
 
 
@@ -181,8 +234,7 @@ def edit_delegate(
     with write_transaction():
         _ensure_open(invitation, now)
         delegate = _delegate_of(invitation, delegate_id)
-        clean = delegate_service.validate_delegate(data)
-        _check_duplicates(invitation, clean, exclude_id=delegate.id)
+        clean = check_registration(invitation, data, now, exclude_id=delegate.id, adding=False)
         email_changed = clean["email"] != delegate.email
         delegate.name, delegate.position = clean["name"], clean["position"]
         delegate.email, delegate.phone = clean["email"], clean["phone"]
@@ -227,8 +279,7 @@ def replace_delegate(
     with write_transaction():
         _ensure_open(invitation, now)
         old = _delegate_of(invitation, delegate_id)
-        clean = delegate_service.validate_delegate(data)
-        _check_duplicates(invitation, clean, exclude_id=old.id)
+        clean = check_registration(invitation, data, now, exclude_id=old.id, adding=False)
         _revoke(old, now)
         new = _issue(invitation, clean, now, deps)
         audit(delegate_service.registrar_of(invitation), "delegate.replace", f"delegate:{old.id}",

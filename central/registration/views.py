@@ -31,7 +31,7 @@ from central.core.errors import InvalidInputError, NotFoundError, ServiceError
 from central.core.states import DelegateMailState
 from central.invitations import guesses
 from central.invitations.models import Invitation
-from central.registration import services
+from central.registration import imports, services
 from central.registration.models import Delegate
 
 log = logging.getLogger(__name__)
@@ -217,6 +217,92 @@ def progress(number: str) -> Any:
     body = services.mail_progress(invitation).to_dict()
     body["delegates"] = {str(d.id): d.mail_status for d in services.active_delegates(invitation)}
     return jsonify(body)
+
+
+def _upload() -> bytes:
+    """The uploaded file's bytes (at most one byte over the import limit: more is refused anyway)."""
+    upload = request.files.get("tep")
+    return upload.stream.read(imports.MAX_IMPORT_BYTES + 1) if upload is not None else b""
+
+
+def _render_import(
+    invitation: Invitation, *, rows: list[imports.Row] | None = None, problems: list[imports.Problem] | None = None,
+    message: str | None = None, status: int = 200,
+) -> Any:
+    return render_template(
+        "registration/import.html",
+        invitation=invitation,
+        meeting=invitation.meeting,
+        organisation=invitation.organisation,
+        closed=services.closed_reason(invitation, _ctx().clock()),
+        limit=services.delegate_limit(invitation),
+        count=len(services.active_delegates(invitation)),
+        columns=imports.DELEGATE_COLUMNS,
+        rows=rows,
+        rows_json=imports.rows_to_json(rows, imports.DELEGATE_COLUMNS) if rows else "",
+        problems=problems or [],
+        message=message,
+        secret=_secret(),
+    ), status
+
+
+def _import_refused(invitation: Invitation, exc: ServiceError) -> Any:
+    if isinstance(exc, imports.RowsRefusedError):
+        return _render_import(invitation, problems=exc.problems, status=400)
+    bad_input = isinstance(exc, InvalidInputError | imports.FileRefusedError)
+    return _render_import(invitation, message=exc.message, status=400 if bad_input else 409)
+
+
+@bp.get("/<path:number>/nhap")
+def import_page(number: str) -> Any:
+    """The delegate list import: the template to download and the upload form."""
+    return _render_import(_invitation(number))
+
+
+@bp.get("/<path:number>/mau-danh-sach.xlsx")
+def import_template_xlsx(number: str) -> Any:
+    """Download the delegate list's template (Vietnamese headers) as XLSX."""
+    _invitation(number)
+    return _attachment(imports.template_xlsx(imports.DELEGATE_COLUMNS, "Đại biểu"), imports.XLSX_TYPE,
+                       "danh-sach-dai-bieu.xlsx")
+
+
+@bp.get("/<path:number>/mau-danh-sach.csv")
+def import_template_csv(number: str) -> Any:
+    """Download the delegate list's template (Vietnamese headers) as CSV (UTF-8 with a byte-order mark)."""
+    _invitation(number)
+    return _attachment(imports.template_csv(imports.DELEGATE_COLUMNS), "text/csv; charset=utf-8",
+                       "danh-sach-dai-bieu.csv")
+
+
+def _attachment(body: bytes, mimetype: str, filename: str) -> Any:
+    response = current_app.response_class(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f"attachment; filename={filename}"
+    return response
+
+
+@bp.post("/<path:number>/nhap")
+def import_preview(number: str) -> Any:
+    """Read the uploaded list and check every row with the registration rules; show the preview (nothing saved)."""
+    invitation = _invitation(number)
+    try:
+        rows = imports.check_delegate_file(invitation, _upload(), _ctx().clock())
+    except ServiceError as exc:
+        return _import_refused(invitation, exc)
+    return _render_import(invitation, rows=rows)
+
+
+@bp.post("/<path:number>/nhap/luu")
+def import_save(number: str) -> Any:
+    """Save the previewed list, all rows or none (the rules are checked again); the e-mails wait for "Gửi Mail"."""
+    invitation = _invitation(number)
+    try:
+        rows = imports.rows_from_json(request.form.get("danh-sach"), imports.DELEGATE_COLUMNS)
+        saved = imports.import_delegates(invitation, rows, _ctx().clock(), _deps())
+    except ServiceError as exc:
+        return _import_refused(invitation, exc)
+    flash(f"Đã thêm {len(saved)} đại biểu từ tệp. Bấm “Gửi Mail” để gửi mã cho tất cả.", "success")
+    return redirect(_page_url(number) + "#send-title")
 
 
 @bp.errorhandler(429)

@@ -1,4 +1,5 @@
-/* The registration page: while the delegates' e-mails leave, follow their progress and update each badge. */
+/* The registration page: while the delegates' e-mails leave, follow their progress (text and bar) and update each
+   badge. */
 (function () {
   "use strict";
   var box = document.getElementById("mail-progress");
@@ -11,6 +12,12 @@
       .then(function (p) {
         if (!p) return;
         if (p.total) box.textContent = "Đã gửi " + p.sent + "/" + p.total + (p.failed ? " · lỗi " + p.failed : "");
+        var bar = document.getElementById("mail-progress-bar");
+        if (bar && p.total) {
+          bar.max = p.total;
+          bar.value = p.sent + p.failed;
+          bar.textContent = p.sent + "/" + p.total;
+        }
         Object.keys(p.delegates || {}).forEach(function (id) {
           var badge = document.querySelector("#delegate-" + id + " .mail-status");
           var status = p.delegates[id];
