@@ -9,7 +9,7 @@ from typing import Any
 
 import peewee
 from flask import Flask, jsonify, make_response, request
-from werkzeug.exceptions import BadRequest, HTTPException, ServiceUnavailable
+from werkzeug.exceptions import BadRequest, Conflict, HTTPException, ServiceUnavailable
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from central.api.helpers import ApiError, service_error_response
@@ -24,6 +24,7 @@ from central.outbound.sms import SmsSender
 from central.web import html_error_page, init_web
 from central.web.inputs import install_bounded_integers
 from protocols.payloads import MAX_PAYLOAD_BYTES
+from protocols.reasons import Reason
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ ERROR_NAMES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    409: "conflict",
     413: "too_large",
     429: "too_many_requests",
     500: "internal_error",
@@ -135,6 +137,17 @@ def _register_error_handlers(app: Flask) -> None:
         # the edge did not bound: the input is refused, not the server's fault.
         log.warning("number out of range path=%s error=%s", request.path, exc)
         return _http_error(BadRequest("Số quá lớn"))
+
+    @app.errorhandler(peewee.IntegrityError)
+    def _lost_a_race(exc: peewee.IntegrityError) -> Any:
+        # Two requests created the same thing at once: the check before the insert passed for both, and the
+        # database's unique index refused the second. That is the client's duplicate, not a server fault.
+        log.warning("integrity error path=%s error=%s", request.path, exc)
+        if not request.path.startswith("/api/"):
+            return _http_error(Conflict("Dữ liệu đã tồn tại hoặc vừa được thay đổi"))
+        body = {"error": "conflict", "reason": Reason.DUPLICATE.value,
+                "message": "Dữ liệu đã tồn tại hoặc vừa được thay đổi; vui lòng tải lại và thử lại"}
+        return jsonify(body), 409
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:

@@ -234,6 +234,9 @@ def document() -> dict[str, Any]:
             if path.endswith("/openapi.json"):
                 operation["security"] = []
             if "requestBody" in operation:
+                operation["responses"].setdefault("409", {
+                    "description": "A request creating the same thing at the same moment won (a unique key)",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}})
                 operation["responses"].setdefault("413", {
                     "description": "The body is larger than the app accepts",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}})

@@ -220,6 +220,25 @@ def test_a_database_locked_past_its_busy_timeout_answers_503_with_retry_after(
     assert client.get("/api/v1/meetings", headers=AUTH).status_code == 500
 
 
+def test_a_create_that_loses_a_race_on_a_unique_key_answers_409(
+    client: FlaskClient, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check before an insert passes for two concurrent requests; the database's unique index refuses the
+    second, which is the client's duplicate (409 with the one error body), not a 500."""
+    from central.meetings import venues
+
+    def lost(*_args: Any, **_kwargs: Any) -> Any:
+        raise peewee.IntegrityError("UNIQUE constraint failed: venue.name")
+
+    monkeypatch.setattr(venues, "create_venue", lost)
+    login(client, "admin")
+    answer = client.post("/api/v1/venues", headers={"X-CSRFToken": page_token(client)},
+                         json={"name": "Hội trường B", "kind": "main", "site_id": "hq"})
+    assert answer.status_code == 409 and answer.get_json()["reason"] == "duplicate", answer.get_json()
+    doc = client.get("/api/v1/openapi.json").get_json()
+    assert "409" in doc["paths"]["/api/v1/venues"]["post"]["responses"]
+
+
 def test_a_multipart_part_without_a_name_is_dropped_not_a_500(
     client: FlaskClient, world: dict[str, Any]
 ) -> None:
