@@ -307,9 +307,11 @@ class _BatchRecorder(IngestWorker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.batches: list[set[uuid.UUID]] = []
+        self.batch_topics: list[set[str]] = []
 
     def handle_batch(self, client: mqtt.Client, messages: list[tuple[str, bytes]]) -> None:
         self.batches.append({decode(CheckIn, raw).id for topic, raw in messages if topic.endswith("/checkins")})
+        self.batch_topics.append({topic for topic, _ in messages})
         super().handle_batch(client, messages)
 
 
@@ -399,3 +401,30 @@ def test_a_checkin_the_database_refuses_is_rejected_alone_after_storing_one_by_o
     assert _count(poison.id) == 0
     assert "storing them one by one" in caplog.text
     assert "ingest dead letter topic=vaora/v1/gates/g1/checkins reason=internal_error" in caplog.text
+
+
+def test_a_heartbeat_the_database_refuses_costs_only_itself(
+    lingering_worker: _BatchRecorder, gate_client: Any, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A heartbeat whose cache sequence no column holds (2^63) is dead-lettered; the check-in of its batch is
+    stored and acknowledged, and the gate's next heartbeat is recorded."""
+    client, acks = gate_client
+    caplog.set_level(logging.WARNING, logger="central")
+    poison = Heartbeat(gate_id="g1", sent_at=clock.now, cache_seq=2**63, outbox_pending=0, software_version="0.1.0")
+    payload = _checkin()
+    client.publish(topics.gate_heartbeat("g1"), encode(poison), qos=1)
+    client.publish(topics.gate_checkins("g1"), encode(payload), qos=1)
+    ack = acks.get(timeout=TIMEOUT)
+    assert (ack.checkin_id, ack.status) == (payload.id, "stored")
+    both = {topics.gate_heartbeat("g1"), topics.gate_checkins("g1")}
+    assert both in lingering_worker.batch_topics, "the heartbeat and the check-in were not in one batch"
+    wait_until(lambda: "ingest dead letter topic=vaora/v1/gates/g1/heartbeat reason=malformed" in caplog.text,
+               timeout=TIMEOUT, message=lambda: caplog.text[-2000:])
+    fine = Heartbeat(gate_id="g1", sent_at=clock.now, cache_seq=7, outbox_pending=0, software_version="0.1.0")
+    client.publish(topics.gate_heartbeat("g1"), encode(fine), qos=1)
+
+    def cache_seq() -> int:
+        with database.connection_context():
+            return Gate.get(Gate.gate_id == "g1").cache_seq
+
+    wait_until(lambda: cache_seq() == 7, timeout=TIMEOUT)
