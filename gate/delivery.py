@@ -3,7 +3,9 @@
 A broker PUBACK only means the broker has the message; a check-in is delivered when central's ingest worker
 stored it and published an :class:`~protocols.payloads.Ack` with status ``stored`` or ``duplicate``.
 Until then the row is re-published every ``resend_s`` seconds (central inserts once per check-in id, so
-repeats are harmless). An ack for an unknown check-in id is logged and ignored.
+repeats are harmless). An ack for an unknown check-in id is logged and ignored. An ack ``rejected`` (a nack:
+central cannot store the check-in and dead-lettered it) settles the row too, logged with its reason, except for
+the reasons in :data:`RESENT_AFTER_REJECTION`, which central may cure without the gate.
 
 A passage recorded while the gate was disconnected is also published on the site's check-in topic when it is
 first sent after (re)connecting: the gate's own fan-out at the time was only queued in paho's memory, which a
@@ -20,11 +22,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from protocols.payloads import Ack, CheckIn, Outcome, PayloadError, decode, encode_site_checkin
+from protocols.reasons import Reason
 
 from .store import GateStore, OutboxRow
 from .transport import Transport
 
 log = logging.getLogger(__name__)
+
+RESENT_AFTER_REJECTION = frozenset({Reason.UNKNOWN_GATE.value})
+"""Rejections that are no fault of the check-in: the gate is not registered at central yet. Such a row stays
+pending and is re-sent as before, and is stored once an administrator registers the gate."""
 
 
 class DeliveryLoop:
@@ -105,9 +112,14 @@ class DeliveryLoop:
         """Apply central's acknowledgement of one check-in."""
         checkin_id = str(ack.checkin_id)
         if ack.status == "rejected":
-            # Central refused the payload: keep the row (it is evidence) and let the operator look at it.
-            log.error("check-in rejected by central checkin_id=%s reason=%s", checkin_id, ack.reason)
-            return
+            if ack.reason in RESENT_AFTER_REJECTION:
+                log.error("check-in rejected by central, re-sent later checkin_id=%s reason=%s", checkin_id,
+                          ack.reason)
+                return
+            # A poison message: central dead-lettered it (logged with its topic and reason) and would refuse it
+            # again. It is settled like a delivered row (kept ``keep_delivered_hours`` as evidence, then pruned)
+            # instead of being re-sent every ``resend_s`` for ever.
+            log.error("check-in rejected by central, not re-sent checkin_id=%s reason=%s", checkin_id, ack.reason)
         result = self.cache.mark_delivered(checkin_id, self._clock())
         if result is None:
             log.warning("ack for unknown check-in ignored checkin_id=%s", checkin_id)

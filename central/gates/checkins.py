@@ -3,6 +3,11 @@
 A check-in's times are the gate's clock; central stores them corrected to its own (:func:`central.gates.clock.
 arrival`), keeps the gate's raw ``scanned_at`` and flags a time that was absurd. Each Ack carries central's clock
 (``sent_at``) and echoes the check-in's gate time (``gate_time``): the gate measures its clock offset from them.
+
+A check-in central cannot store (a poison message) never holds up the others of its batch: a value the database
+cannot hold is refused before the transaction (:func:`unstorable`), and when the database refuses the batch's
+write anyway the check-ins are stored one by one, each in its own savepoint, so that only the one it refuses is
+answered ``rejected`` (see :func:`store_checkins`).
 """
 
 from __future__ import annotations
@@ -28,6 +33,19 @@ log = logging.getLogger(__name__)
 
 REJECT_GATE_MISMATCH = Reason.GATE_MISMATCH.value
 REJECT_UNKNOWN_GATE = Reason.UNKNOWN_GATE.value
+REJECT_UNSTORABLE = Reason.MALFORMED.value
+"""The reason of a check-in with a value central's database cannot hold (:func:`unstorable`)."""
+REJECT_REFUSED_BY_DATABASE = Reason.INTERNAL_ERROR.value
+"""The reason of a check-in the database refused when it was written alone (a poison that passed validation)."""
+
+DB_INT_MIN, DB_INT_MAX = -(2**63), 2**63 - 1
+"""The range of a 64-bit integer column (SQLite's INTEGER, PostgreSQL's bigint)."""
+POISON_ERRORS: tuple[type[Exception], ...] = (peewee.DataError, peewee.IntegrityError, OverflowError, ValueError,
+                                              TypeError)
+"""What a database raises (or a driver, binding a value) for a row it will never accept. Anything else (a lost
+connection, a lock held too long) is raised to the caller, which retries the whole batch later."""
+_AS_PEEWEE_ERRORS = peewee.__exception_wrapper__  # type: ignore[attr-defined]
+"""Turns the driver's errors into peewee's (as peewee's own ``execute_sql`` does), for a cursor used directly."""
 
 
 def store_checkin(payload: payloads.CheckIn, topic_gate_id: str | None, now: datetime) -> payloads.Ack:
@@ -44,19 +62,69 @@ def store_checkins(
     ``rejected`` with a reason. A check-in id seen before (earlier, or earlier in the batch) is ``duplicate``
     and changes nothing. Meeting and delegate ids unknown to central are kept as null (the credential is still
     stored). Uniqueness rests on the database's unique index, so concurrent workers never store one id twice.
+
+    Poison is answered alone: a check-in with a value the database cannot hold (:func:`unstorable`) is
+    ``rejected`` (``malformed``) before the transaction; when the database refuses the batch's write with one of
+    :data:`POISON_ERRORS`, the check-ins are written again one by one, each in a savepoint, and the one it still
+    refuses is ``rejected`` (``internal_error``). Any other database error (connection lost, lock timeout) is
+    raised, with nothing of the batch stored.
     """
     acks: list[payloads.Ack | None] = [None] * len(items)
     candidates: list[tuple[int, payloads.CheckIn]] = []
     for index, (payload, topic_gate_id) in enumerate(items):
+        problem = unstorable(payload)
         if topic_gate_id != payload.gate_id:
             log.warning("checkin rejected: topic gate %s != payload gate %s", topic_gate_id, payload.gate_id)
             acks[index] = _ack(payload, "rejected", REJECT_GATE_MISMATCH, now)
+        elif problem is not None:
+            log.warning("checkin %s gate=%s rejected reason=%s detail=%s", payload.id, payload.gate_id,
+                        REJECT_UNSTORABLE, problem)
+            acks[index] = _ack(payload, "rejected", REJECT_UNSTORABLE, now)
         else:
             candidates.append((index, payload))
     if candidates:
-        with database.atomic():
-            _store_candidates(candidates, acks, now)
+        try:
+            with database.atomic():
+                _store_candidates(candidates, acks, now)
+        except POISON_ERRORS as error:
+            log.warning("checkin batch of %d refused by the database (%s); storing them one by one",
+                        len(candidates), _describe(error))
+            _store_one_by_one(candidates, acks, now)
     return [ack for ack in acks if ack is not None]
+
+
+def unstorable(payload: payloads.CheckIn) -> str | None:
+    """Why central's database cannot hold ``payload`` (which field, out of what range), or None when it can.
+
+    The payload models accept any integer; the database's columns hold 64 bits, and a meeting or delegate id
+    beyond them cannot even be looked up. Times and texts need no check here: :func:`central.gates.clock.arrival`
+    keeps times storable and the payload models bound texts to the columns' lengths."""
+    for name in ("meeting_id", "delegate_id"):
+        value = getattr(payload, name)
+        if value is not None and not DB_INT_MIN <= value <= DB_INT_MAX:
+            return f"{name} out of the 64-bit range"
+    return None
+
+
+def _store_one_by_one(
+    candidates: list[tuple[int, payloads.CheckIn]], acks: list[payloads.Ack | None], now: datetime
+) -> None:
+    """The fallback of a batch the database refused: each check-in in its own savepoint of one transaction."""
+    with database.atomic():
+        for index, payload in candidates:
+            try:
+                with database.atomic():  # a savepoint: a refused row leaves the others of the batch intact
+                    _store_candidates([(index, payload)], acks, now)
+            except POISON_ERRORS as error:
+                log.warning("checkin %s gate=%s rejected reason=%s detail=%s", payload.id, payload.gate_id,
+                            REJECT_REFUSED_BY_DATABASE, _describe(error))
+                acks[index] = _ack(payload, "rejected", REJECT_REFUSED_BY_DATABASE, now)
+
+
+def _describe(error: Exception) -> str:
+    """One line naming a database error, for the log (the first line of its message, cut to 200 characters)."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0][:200] if lines else ''}"
 
 
 def _chunks(values: list[Any], size: int = 400) -> Iterator[list[Any]]:
@@ -148,7 +216,8 @@ def _insert_ignoring_duplicates(rows: list[dict[str, Any]]) -> None:
     first = tuple(rows[0][field.name] for field in fields)
     sql, _ = CheckIn.insert_many([first], fields=fields).on_conflict_ignore().sql()
     params = [tuple(field.db_value(row[field.name]) for field in fields) for row in rows]
-    database.cursor().executemany(sql, params)
+    with _AS_PEEWEE_ERRORS:
+        database.cursor().executemany(sql, params)
 
 
 def _iso(at: datetime) -> str:

@@ -7,6 +7,12 @@ reason and dropped; nothing raised while handling a message stops the worker.
 Messages are handed from paho's network thread to one writer thread, which stores them in batches (one
 transaction per batch) and then publishes the Acks. A message the worker received but had not stored when it
 died is not lost: the gate re-publishes every check-in until its application-level Ack arrives.
+
+A message that cannot be stored (a poison message: a meeting id beyond 64 bits, a row the database refuses) is
+dead-lettered alone: logged with its topic and reason (``ingest dead letter topic=... reason=...``) and, for a
+check-in, answered with a ``rejected`` Ack carrying the reason, on which the gate stops re-sending it. The rest of
+its batch is stored and acknowledged at once (:func:`central.gates.checkins.store_checkins`). Only a database
+that cannot be written at all (connection lost, lock held) makes the worker retry the whole batch with back-off.
 """
 
 from __future__ import annotations
@@ -23,11 +29,12 @@ import paho.mqtt.client as mqtt
 import peewee
 
 from central.core.context import utc_now
-from central.core.db import database
-from central.gates.checkins import record_heartbeat, record_status, store_checkins
+from central.core.db import database, write_transaction
+from central.gates.checkins import POISON_ERRORS, record_heartbeat, record_status, store_checkins
 from central.gates.commands import record_result
 from protocols import payloads, topics
 from protocols.mqtt import ClientSettings, TlsFiles, make_client
+from protocols.reasons import Reason
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +52,11 @@ _MODELS: dict[topics.GateChannel,
 ACK_QOS = 0
 SUBSCRIPTIONS = [(topics.ALL_GATE_CHECKINS, 1), (topics.ALL_GATE_HEARTBEATS, 1), (topics.ALL_GATE_STATUS, 1),
                  (topics.ALL_GATE_COMMAND_RESULTS, 1)]
+
+
+def _dead_letter(topic: str, reason: str, detail: str) -> None:
+    """Log a message that could not be stored (a dead letter), with its topic and reason code."""
+    log.error("ingest dead letter topic=%s reason=%s detail=%s", topic, reason, detail[:300])
 
 
 def ack_messages(gate_id: str, acks: list[payloads.Ack]) -> list[bytes]:
@@ -212,6 +224,7 @@ class IngestWorker:
         """Store a batch of messages (check-ins in one transaction) and publish the Acks. Raises only on
         database failure, after which nothing of the batch was acknowledged."""
         checkins: list[tuple[payloads.CheckIn, str]] = []
+        checkin_topics: list[str] = []
         for topic, raw in messages:
             decoded = self._decode(topic, raw)
             if decoded is None:
@@ -219,27 +232,37 @@ class IngestWorker:
             gate_id, payload = decoded
             if isinstance(payload, payloads.CheckIn):
                 checkins.append((payload, gate_id))
+                checkin_topics.append(topic)
             else:
                 database.connect(reuse_if_open=True)
-                if isinstance(payload, payloads.Heartbeat):
-                    record_heartbeat(payload, gate_id, self.clock())
-                elif isinstance(payload, payloads.CommandResult):
-                    if payload.gate_id != gate_id:
-                        log.warning("command result dropped: topic gate %s != payload gate %s", gate_id,
-                                    payload.gate_id)
-                    else:
-                        record_result(payload, self.clock())
-                else:
-                    record_status(payload, gate_id, self.clock())
+                try:
+                    with write_transaction():  # alone: a value the database refuses costs this message only
+                        self._record(payload, gate_id)
+                except POISON_ERRORS as error:
+                    _dead_letter(topic, Reason.MALFORMED.value, f"{type(error).__name__}: {error}")
         if checkins:
             database.connect(reuse_if_open=True)
             acks = store_checkins(checkins, self.clock())
             per_gate: dict[str, list[payloads.Ack]] = {}
-            for (_, gate_id), ack in zip(checkins, acks, strict=True):
+            for topic, (_, gate_id), ack in zip(checkin_topics, checkins, acks, strict=True):
                 per_gate.setdefault(gate_id, []).append(ack)
+                if ack.status == "rejected":
+                    _dead_letter(topic, ack.reason or "", f"checkin_id={ack.checkin_id} nacked to gate {gate_id}")
             for gate_id, gate_acks in per_gate.items():
                 for message in ack_messages(gate_id, gate_acks):
                     client.publish(topics.gate_acks(gate_id), message, qos=ACK_QOS)
+
+    def _record(self, payload: payloads.Heartbeat | payloads.GateStatus | payloads.CommandResult,
+                gate_id: str) -> None:
+        if isinstance(payload, payloads.Heartbeat):
+            record_heartbeat(payload, gate_id, self.clock())
+        elif isinstance(payload, payloads.CommandResult):
+            if payload.gate_id != gate_id:
+                log.warning("command result dropped: topic gate %s != payload gate %s", gate_id, payload.gate_id)
+            else:
+                record_result(payload, self.clock())
+        else:
+            record_status(payload, gate_id, self.clock())
 
     @staticmethod
     def _decode(

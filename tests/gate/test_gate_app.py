@@ -8,7 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -60,8 +60,9 @@ class Central:
             if status.state == state:
                 return status
 
-    def ack(self, checkin: CheckIn, status: str = "stored") -> None:
-        payload = Ack(checkin_id=checkin.id, gate_id=checkin.gate_id, status=status)  # type: ignore[arg-type]
+    def ack(self, checkin: CheckIn, status: str = "stored", reason: str | None = None) -> None:
+        payload = Ack(checkin_id=checkin.id, gate_id=checkin.gate_id, status=status,  # type: ignore[arg-type]
+                      reason=reason)
         self.client.publish(topics.gate_acks(checkin.gate_id), encode(payload), qos=1).wait_for_publish(5)
 
     def ack_batch(self, checkins: list[CheckIn], gate_id: str = "g1") -> None:
@@ -195,6 +196,35 @@ def test_refusals_are_published_and_bad_acks_are_ignored(
     assert gate.cache.outbox_pending() == 1, "the batch naming another gate changed nothing"  # type: ignore[union-attr]
     central.ack_batch([first, second])
     wait_until(lambda: gate.cache.outbox_pending() == 0)  # type: ignore[union-attr]
+
+
+def test_a_checkin_central_rejects_is_settled_unless_the_gate_is_unknown_to_central(
+    gate_factory: Callable[..., Gate], central: Central, world: World, pty: tuple[int, str],
+) -> None:
+    """A nack (``rejected``: central dead-lettered a poison check-in) settles the row instead of having it
+    re-sent for ever; ``unknown_gate`` is no fault of the check-in, which stays pending (registering the gate
+    at central cures it)."""
+    master, device = pty
+    gate = gate_factory(device=device, resend=0.2)
+    gate.start()
+    assert gate.cache is not None
+    wait_until(lambda: gate.scanner.connected.is_set())  # type: ignore[union-attr]
+    os.write(master, world.codes[9001].encode() + b"\r" + b"\xff\xfe\r")
+    assert gate.wait_for_scans(2)
+    published: dict[uuid.UUID, CheckIn] = {}
+    while len(published) < 2:  # the first may come again before the second (re-sent every 0.2 s)
+        checkin = central.next_checkin()
+        published[checkin.id] = checkin
+    poison, unregistered = published.values()
+
+    central.ack(poison, "rejected", Reason.MALFORMED.value)
+    central.ack(unregistered, "rejected", Reason.UNKNOWN_GATE.value)
+    wait_until(lambda: gate.cache.outbox_row(str(poison.id)).delivered_at)  # type: ignore[union-attr]
+    assert gate.cache.outbox_pending() == 1
+    due = gate.cache.outbox_due(datetime.now(UTC) + timedelta(days=365), 0.0)  # delivery runs on the real clock
+    assert [row.checkin_id for row in due] == [str(unregistered.id)], "only the unknown gate's row is re-sent"
+    sent = gate.cache.outbox_row(str(unregistered.id)).attempts  # type: ignore[union-attr]
+    wait_until(lambda: gate.cache.outbox_row(str(unregistered.id)).attempts > sent)  # type: ignore[union-attr]
 
 
 def test_stop_releases_relay_publishes_offline_and_two_gates_share_a_process(
