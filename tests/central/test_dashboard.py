@@ -417,3 +417,36 @@ def test_meeting_page_links_the_dashboard_and_the_menu_links_the_fleet(app: Flas
     assert 'href="/cong/"' in meeting_page
     guard_page = as_user(app.test_client(), "baove").get("/", follow_redirects=True).text
     assert 'href="/cong/"' not in guard_page
+
+
+def test_a_three_day_meeting_counts_each_day_and_can_be_marked_again_on_day_2(
+        app: Flask, client: FlaskClient, world: dict[str, Any], clock: Clock) -> None:
+    day = timedelta(days=1)
+    with database.connection_context():
+        Meeting.update(ends_at=START + 2 * day + timedelta(hours=9)).where(Meeting.id == world["meeting"]).execute()
+    checkin(world, "Nguyễn Văn An", "g1", START - timedelta(minutes=10))
+    checkin(world, "Lê Minh Chi", "r1", START + timedelta(minutes=5))
+    checkin(world, "Nguyễn Văn An", "g1", START + day - timedelta(minutes=30))  # 07:30 on day 2
+    checkin(world, "Nguyễn Văn An", "g1", START + day + timedelta(hours=4))  # back after lunch: still day 2
+    clock.now = START + day + timedelta(hours=1)
+    as_user(client, "chuyenvien")
+    state = client.get(dashboard_url(world, "/trang-thai.json")).get_json()
+    assert state["today"] == 2
+    assert [(d["day"], d["present"]) for d in state["days"]] == [(1, 2), (2, 1), (3, 0)]
+    people = {p["name"]: p["days_present"] for p in state["people"]}
+    assert people == {"Nguyễn Văn An": [True, True, False], "Lê Minh Chi": [True, False, False],
+                      "Trần Thị Bình": [False, False, False]}
+    page = client.get(dashboard_url(world)).text
+    assert 'id="dash-days"' in page and "Ngày 2" in page
+
+    token = csrf(page)
+    json_headers = {"Accept": "application/json"}
+    chi = world["people"]["Lê Minh Chi"]
+    marked = client.post(dashboard_url(world, "/co-mat"), headers=json_headers,
+                         data={"delegate_id": chi, "reason": "Quên thẻ ngày 2", "csrf_token": token})
+    assert marked.status_code == 200, marked.get_json()  # present on day 1 does not make them present on day 2
+    again = client.post(dashboard_url(world, "/co-mat"), headers=json_headers,
+                        data={"delegate_id": chi, "reason": "lần hai", "csrf_token": token})
+    assert again.status_code == 409 and again.get_json()["reason"] == "already_inside"
+    state = client.get(dashboard_url(world, "/trang-thai.json")).get_json()
+    assert [d["present"] for d in state["days"]] == [2, 2, 0]

@@ -29,7 +29,7 @@
   }
 
   function renderAll() {
-    renderTotals(); renderOrgs(); renderVenues(); renderArrivals(); renderLate(); renderSubs(); renderChart();
+    renderTotals(); renderDays(); renderOrgs(); renderVenues(); renderArrivals(); renderLate(); renderSubs(); renderChart();
     renderGates(); renderWalkins(); renderMarkOptions();
   }
 
@@ -37,6 +37,19 @@
     byId("dash-present").textContent = state.present;
     byId("dash-expected").textContent = state.expected;
   }
+
+  // Per meeting day (a multi-day meeting only): the days and counts come from the server, which owns the rule.
+  function renderDays() {
+    const body = byId("dash-days");
+    if (!body) return;
+    body.innerHTML = state.days.map((d) =>
+      `<tr data-day="${d.day}"><td>${T("Ngày", "Day")} ${d.day} (${esc(d.date.slice(8, 10))}/${esc(d.date.slice(5, 7))})` +
+      (d.day === state.today ? ` <span class="badge badge-open">${T("Hôm nay", "Today")}</span>` : "") +
+      `</td><td>${d.present}</td></tr>`).join("");
+  }
+
+  // Present for marking by hand: on a multi-day meeting, present today (the server's meeting day).
+  const presentToday = (p) => (state.days.length > 1 ? Boolean(p.days_present[state.today - 1]) : p.present);
 
   function renderOrgs() {
     byId("dash-orgs").innerHTML = state.by_organisation.map((r) =>
@@ -140,7 +153,7 @@
     const select = byId("mark-delegate");
     if (!select) return;
     const chosen = select.value;
-    const absent = state.people.filter((p) => p.active && !p.present);
+    const absent = state.people.filter((p) => p.active && !presentToday(p));
     select.innerHTML = absent.length ? absent.map((p) =>
       `<option value="${p.delegate_id}">${esc(p.name)} · ${esc(p.organisation)}</option>`).join("")
       : `<option value="" disabled selected>${T("— Mọi đại biểu đã có mặt —", "— Everyone is present —")}</option>`;
@@ -180,12 +193,14 @@
 
   function onCheckins(items) {
     let unknown = false;
+    let newDay = false;
     for (const a of items) {
       if (seen.has(a.checkin_id) || !a.entry || a.meeting_id !== state.meeting.id) continue;
       seen.add(a.checkin_id);
       state.arrivals.unshift(a);
       const person = people.get(a.delegate_id);
       if (!person) { unknown = true; continue; }
+      if (state.days.length > 1) newDay = true;  // which meeting day it counts for is the server's rule
       if (person.present) continue;
       person.present = true;
       person.first_entry_at = a.at;
@@ -203,7 +218,7 @@
     }
     state.arrivals = state.arrivals.slice(0, 50);
     renderAll();
-    if (unknown) refresh();  // someone registered after the page was built (e.g. an admitted walk-in)
+    if (unknown || newDay) refresh();  // someone registered after the page was built (e.g. an admitted walk-in)
   }
 
   function onGate(g) {
