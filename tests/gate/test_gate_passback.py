@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -129,14 +129,15 @@ def gates(make_config: Callable[..., GateConfig], tmp_path: Path) -> Iterator[Ca
     started: list[Gate] = []
 
     def make(world: World, gate_id: str = "g1", direction: str = "in", data: str = "g1",
-             transport: FakeTransport | None = None, seed: bool = True) -> Gate:
+             transport: FakeTransport | None = None, seed: bool = True,
+             clock: Callable[[], datetime] = lambda: NOW) -> Gate:
         config = make_config(gate={"id": gate_id, "direction": direction, "data_dir": str(tmp_path / data)})
         if seed:
             cache = GateStore(config.gate.data_dir)
             cache.load_snapshot(world.snapshot, NOW)
             cache.close()
         gate = Gate(config, pin_factory=MockFactory(), scanner=IdleScanner(),
-                    transport=transport or FakeTransport(), clock=lambda: NOW, delivery_poll_s=0.05,
+                    transport=transport or FakeTransport(), clock=clock, delivery_poll_s=0.05,
                     flush_timeout=0.1, resync_backoff_s=30)
         started.append(gate)
         gate.start()
@@ -264,3 +265,25 @@ def test_a_late_older_entry_of_another_day_does_not_hide_todays(tmp_path: Path) 
         assert decide(code, cache, day2 + timedelta(hours=1), SITE).reason is Reason.ALREADY_INSIDE
     finally:
         cache.close()
+
+
+def test_a_gate_admits_a_three_day_meetings_delegate_once_each_day(gates: Callable[..., Gate]) -> None:
+    # The bug of issue 14: day 2 refused with already_inside. NOW is 15:00 in Hanoi on day 1.
+    world = world_over(NOW - timedelta(hours=7), NOW + timedelta(days=2, hours=2))
+    now = [NOW]
+    transport = FakeTransport()
+    gate = gates(world, transport=transport, clock=lambda: now[0])
+    assert gate.handle_scan(scan(world.codes[1]))[0].allowed
+    assert gate.handle_scan(scan(world.codes[1]))[0].reason is Reason.ALREADY_INSIDE
+    now[0] = NOW + timedelta(hours=17)  # 08:00 on day 2
+    assert gate.handle_scan(scan(world.codes[1]))[0].allowed
+    assert gate.handle_scan(scan(world.codes[1]))[0].reason is Reason.ALREADY_INSIDE
+
+    # Day 3: delegate 2 entered at a sibling gate of the site, so this gate refuses them that day.
+    now[0] = NOW + timedelta(days=2, hours=-6)
+    sibling = CheckIn(id=uuid.uuid4(), gate_id="g2", site_id=SITE, direction=Direction.IN, scanned_at=now[0],
+                      allowed=True, reason=Reason.OK, outcome=Outcome.ENTERED, meeting_id=1, delegate_id=2,
+                      credential=compact_hash(world.codes[2]), completed_at=now[0])
+    transport.on_site_checkin(sibling)
+    assert gate.handle_scan(scan(world.codes[2]))[0].reason is Reason.ALREADY_INSIDE
+    assert gate.handle_scan(scan(world.codes[1]))[0].allowed
