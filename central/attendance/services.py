@@ -324,6 +324,7 @@ def dashboard_state(meeting: Meeting, now: datetime) -> dict[str, Any]:
     first = _first_entries(meeting)
     by_day = _day_entries(meeting)
     day_numbers = range(1, len(day_dates(meeting.starts_at, meeting.ends_at)) + 1)
+    today = meeting_day(meeting.starts_at, meeting.ends_at, now)
     replaced = substitutes(meeting, delegates)
     site_venue = venue_of_site(meeting)
     manual_venue = main_venue_name(meeting)
@@ -355,6 +356,7 @@ def dashboard_state(meeting: Meeting, now: datetime) -> dict[str, Any]:
                 "manual": entry[3] if entry else False,
                 "substitute_for": replaced.get(delegate.id),
                 "days_present": [day in by_day.get(delegate.id, {}) for day in day_numbers],
+                "present_today": today in by_day.get(delegate.id, {}),  # who may still be marked by hand today
             }
         )
     arrivals = describe_checkins(
@@ -380,7 +382,7 @@ def dashboard_state(meeting: Meeting, now: datetime) -> dict[str, Any]:
         "expected": sum(1 for d in delegates if d.revoked_at is None),
         "present": len(first),
         "days": _days_summary(meeting, by_day),
-        "today": meeting_day(meeting.starts_at, meeting.ends_at, now),
+        "today": today,
         "by_organisation": [{"organisation": org, **counts} for org, counts in sorted(by_org.items())],
         "by_venue": [{"venue": name, "present": count} for name, count in by_venue.items()],
         "site_venues": site_venue,

@@ -48,9 +48,6 @@
       `</td><td>${d.present}</td></tr>`).join("");
   }
 
-  // Present for marking by hand: on a multi-day meeting, present today (the server's meeting day).
-  const presentToday = (p) => (state.days.length > 1 ? Boolean(p.days_present[state.today - 1]) : p.present);
-
   function renderOrgs() {
     byId("dash-orgs").innerHTML = state.by_organisation.map((r) =>
       `<tr data-org="${esc(r.organisation)}"><td>${esc(r.organisation)}</td><td>${r.present}</td>` +
@@ -153,7 +150,7 @@
     const select = byId("mark-delegate");
     if (!select) return;
     const chosen = select.value;
-    const absent = state.people.filter((p) => p.active && !presentToday(p));
+    const absent = state.people.filter((p) => p.active && !p.present_today);  // today: the server's meeting day
     select.innerHTML = absent.length ? absent.map((p) =>
       `<option value="${p.delegate_id}">${esc(p.name)} · ${esc(p.organisation)}</option>`).join("")
       : `<option value="" disabled selected>${T("— Mọi đại biểu đã có mặt —", "— Everyone is present —")}</option>`;
@@ -193,16 +190,17 @@
 
   function onCheckins(items) {
     let unknown = false;
-    let newDay = false;
+    let perDay = false;
     for (const a of items) {
       if (seen.has(a.checkin_id) || !a.entry || a.meeting_id !== state.meeting.id) continue;
       seen.add(a.checkin_id);
       state.arrivals.unshift(a);
       const person = people.get(a.delegate_id);
       if (!person) { unknown = true; continue; }
-      if (state.days.length > 1) newDay = true;  // which meeting day it counts for is the server's rule
+      if (state.days.length > 1) perDay = true;  // its meeting day is the server's rule: reload the state
       if (person.present) continue;
       person.present = true;
+      person.present_today = true;  // a one-day meeting (a multi-day one is refreshed from the server below)
       person.first_entry_at = a.at;
       person.manual = a.manual;
       person.late = Date.parse(a.at) > Date.parse(state.meeting.starts_at);
@@ -218,7 +216,7 @@
     }
     state.arrivals = state.arrivals.slice(0, 50);
     renderAll();
-    if (unknown || newDay) refresh();  // someone registered after the page was built (e.g. an admitted walk-in)
+    if (unknown || perDay) refresh();  // someone registered since the page was built (an admitted walk-in)
   }
 
   function onGate(g) {
