@@ -203,6 +203,10 @@ def test_a_three_day_meeting_lists_each_day_in_csv_and_xlsx(meeting):
     an = next(row for row in values if row[1] == "Đỗ Văn An")
     assert an[6:9] == [datetime(2026, 11, 27, 7, 55), datetime(2026, 11, 28, 7, 40), datetime(2026, 11, 29, 8, 0)]
 
+    pdf = subprocess.run(["pdftotext", "-layout", "-", "-"], input=to_pdf(attendance), capture_output=True,
+                         check=True).stdout.decode("utf-8")
+    assert "Có mặt: 3/4 (ngày 1: 2, ngày 2: 2, ngày 3: 2)" in pdf
+
 
 def test_a_one_day_and_an_overnight_meeting_keep_one_arrival_column(meeting):
     # 23:00 on 27/11 to 02:50 on 28/11 in Hà Nội: one meeting day, so no per-day columns.
