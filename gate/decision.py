@@ -21,6 +21,7 @@ from protocols.codes import (
     scheme_of,
     verify_signed,
 )
+from protocols.meeting_days import meeting_day
 from protocols.payloads import DelegateEntry, Direction, GateMode, MeetingEntry
 from protocols.reasons import Reason
 
@@ -70,7 +71,9 @@ def decide(scan: str, cache: CacheView, now: datetime, site_id: str,
     EXPIRED, UNKNOWN_CODE (meeting not cached); then
     REVOKED, MEETING_CANCELLED, WRONG_VENUE, and the delegate's validity window for compact codes; then, at an
     ``in`` gate, anti-passback by the meeting's ``entry_policy``: ``single`` refuses ALREADY_INSIDE once the
-    credential has entered, ``reentry`` while its latest passage was in, ``unlimited`` never; else OK.
+    credential has entered on the same meeting day (:func:`protocols.meeting_days.meeting_day`: 04:00 to 04:00
+    Vietnam time, an overnight meeting is one day), so a delegate of a 3-day meeting enters once a day;
+    ``reentry`` while its latest passage was in, ``unlimited`` never; else OK.
     A failing cache gives INTERNAL_ERROR (refused).
     """
     if mode == GateMode.LOCKDOWN:
@@ -135,15 +138,19 @@ def _decide(scan: str, cache: CacheView, now: datetime, site_id: str, direction:
             return _refuse(Reason.NOT_YET_VALID, **known)
         if now > delegate.valid_until:
             return _refuse(Reason.EXPIRED, **known)
-    if direction is Direction.IN and _passed_back(meeting.entry_policy, credential, cache):
+    if direction is Direction.IN and _passed_back(meeting, credential, cache, now):
         return _refuse(Reason.ALREADY_INSIDE, **known)
     return Decision(True, Reason.OK, **known)
 
 
-def _passed_back(policy: str, credential: str, cache: CacheView) -> bool:
-    """True when the meeting's entry policy forbids another entry with ``credential``."""
+def _passed_back(meeting: MeetingEntry, credential: str, cache: CacheView, now: datetime) -> bool:
+    """True when the meeting's entry policy forbids another entry with ``credential`` at ``now``."""
+    policy = meeting.entry_policy
     if policy == "single":
-        return cache.has_entered(credential)
+        entered_at = cache.last_entry_at(credential)
+        return entered_at is not None and (
+            meeting_day(meeting.starts_at, meeting.ends_at, entered_at)
+            >= meeting_day(meeting.starts_at, meeting.ends_at, now))
     if policy == "reentry":
         return cache.is_inside(credential)
     return False

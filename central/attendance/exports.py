@@ -2,6 +2,9 @@
 
 The PDF is laid out to be printed and signed: one row per delegate with a signature column, organisations
 in alphabetical order, times in Vietnam time (UTC+7), and Vietnamese text in an embedded DejaVu font.
+A meeting spanning several meeting days (:mod:`protocols.meeting_days`: 04:00 to 04:00 local, an overnight
+meeting is one day) gets one column per day ("Ngày 1 (08/06)", ...) with that day's first arrival time, and
+the count of those present each day in the heading.
 Text that a spreadsheet would run as a formula (a name typed as ``=HYPERLINK(...)``) stays text: CSV cells
 get a leading apostrophe, XLSX cells are stored as strings. :func:`export` is the one entry for the pages
 and the command line.
@@ -13,14 +16,15 @@ import csv
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from central.attendance.services import meeting_attendance
 from central.meetings.models import Meeting
+from protocols.meeting_days import MEETING_TZ, day_dates
 
-VIETNAM = timezone(timedelta(hours=7), "ICT")
+VIETNAM = MEETING_TZ
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 HEADERS = ("STT", "Họ và tên", "Chức vụ", "Đơn vị", "Giờ đến", "Cổng", "Ghi chú")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -50,6 +54,8 @@ class AttendanceRow:
     arrived_at: datetime | None
     gate_id: str | None
     late: bool
+    day_entries: tuple[datetime | None, ...] = ()
+    """Per meeting day, the first arrival that day (None when absent that day)."""
 
     @property
     def arrival_text(self) -> str:
@@ -73,6 +79,35 @@ class AttendanceList:
     starts_at: datetime
     venue: str
     groups: list[tuple[str, list[AttendanceRow]]]
+    days: tuple[date, ...] = ()
+    """The local date each meeting day begins; one per day."""
+
+    @property
+    def multi_day(self) -> bool:
+        """True when the meeting spans more than one meeting day (the list then has a column per day)."""
+        return len(self.days) > 1
+
+    @property
+    def day_headers(self) -> list[str]:
+        """The per-day column headings ("Ngày 1 (08/06)", ...), none for a one-day meeting."""
+        return [f"Ngày {n} ({d:%d/%m})" for n, d in enumerate(self.days, start=1)] if self.multi_day else []
+
+    @property
+    def headers(self) -> list[str]:
+        """The columns of the CSV and XLSX lists."""
+        return [*HEADERS[:-1], *self.day_headers, HEADERS[-1]]
+
+    def present_on(self, day: int) -> int:
+        """How many listed delegates arrived on meeting day ``day`` (1-based)."""
+        return sum(1 for row in self.rows if len(row.day_entries) >= day and row.day_entries[day - 1] is not None)
+
+    @property
+    def present_text(self) -> str:
+        """"Có mặt: 12/20", with each day's count for a multi-day meeting."""
+        text = f"Có mặt: {self.present}/{len(self.rows)}"
+        if self.multi_day:
+            text += " (" + ", ".join(f"ngày {n}: {self.present_on(n)}" for n in range(1, len(self.days) + 1)) + ")"
+        return text
 
     @property
     def rows(self) -> list[AttendanceRow]:
@@ -104,6 +139,7 @@ def build_attendance_list(meeting: Meeting) -> AttendanceList:
                 arrived_at=arrived,
                 gate_id=person["gate_id"],
                 late=arrived is not None and arrived > meeting.starts_at,
+                day_entries=tuple(datetime.fromisoformat(at) if at else None for at in person["day_entries"]),
             )
         )
     return AttendanceList(
@@ -112,17 +148,27 @@ def build_attendance_list(meeting: Meeting) -> AttendanceList:
         starts_at=meeting.starts_at,
         venue=meeting.venue,
         groups=list(groups.items()),
+        days=tuple(day_dates(meeting.starts_at, meeting.ends_at)),
     )
+
+
+def _day_times(attendance: AttendanceList, row: AttendanceRow) -> list[datetime | None]:
+    """The row's per-day arrival times in Vietnam time (naive, for a spreadsheet), for a multi-day list."""
+    if not attendance.multi_day:
+        return []
+    return [at.astimezone(VIETNAM).replace(tzinfo=None) if at else None for at in row.day_entries]
 
 
 def to_csv(attendance: AttendanceList) -> bytes:
     """CSV in UTF-8 with a byte-order mark, so Excel opens the Vietnamese text correctly."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(HEADERS)
+    writer.writerow(attendance.headers)
     for row in attendance.rows:
+        days = [f"{at:%H:%M}" if at else "" for at in _day_times(attendance, row)]
         writer.writerow([csv_cell(value) for value in (
-            row.number, row.name, row.position, row.organisation, row.arrival_text, row.gate_id or "", row.note
+            row.number, row.name, row.position, row.organisation, row.arrival_text, row.gate_id or "", *days,
+            row.note
         )])
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
@@ -131,6 +177,7 @@ def to_xlsx(attendance: AttendanceList) -> bytes:
     """An XLSX workbook: a title block, then each organisation's heading and its delegates."""
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
     from openpyxl.worksheet.worksheet import Worksheet
 
     book = Workbook()
@@ -141,9 +188,9 @@ def to_xlsx(attendance: AttendanceList) -> bytes:
     sheet.append([attendance.title])
     _as_text(sheet[2])
     sheet.append([f"{attendance.starts_at.astimezone(VIETNAM):%H:%M %d/%m/%Y} — {attendance.venue}"])
-    sheet.append([f"Có mặt: {attendance.present}/{len(attendance.rows)}"])
+    sheet.append([attendance.present_text])
     sheet.append([])
-    sheet.append(list(HEADERS))
+    sheet.append(attendance.headers)
     for cell in sheet[6]:
         cell.font = Font(bold=True)
         cell.fill = PatternFill("solid", fgColor="DDDDDD")
@@ -156,12 +203,15 @@ def to_xlsx(attendance: AttendanceList) -> bytes:
             sheet.append(
                 [row.number, row.name, row.position, row.organisation,
                  row.arrived_at.astimezone(VIETNAM).replace(tzinfo=None) if row.arrived_at else None,
-                 row.gate_id or "", row.note]
+                 row.gate_id or "", *_day_times(attendance, row), row.note]
             )
             _as_text(sheet[sheet.max_row])
             sheet.cell(row=sheet.max_row, column=5).number_format = "hh:mm dd/mm/yyyy"
-    for column, width in zip("ABCDEFG", (6, 28, 24, 30, 18, 14, 12), strict=True):
-        sheet.column_dimensions[column].width = width
+            for offset in range(len(attendance.day_headers)):
+                sheet.cell(row=sheet.max_row, column=7 + offset).number_format = "hh:mm"
+    widths = (6, 28, 24, 30, 18, 14, *(10 for _ in attendance.day_headers), 12)
+    for index, width in enumerate(widths, start=1):
+        sheet.column_dimensions[get_column_letter(index)].width = width
     for line in sheet.iter_rows(min_row=7):
         for cell in line:
             cell.alignment = Alignment(vertical="top", wrap_text=True)
@@ -197,7 +247,7 @@ def to_pdf(attendance: AttendanceList) -> bytes:
     pdf.multi_cell(0, 6, attendance.title, align="C", new_x="LMARGIN", new_y="NEXT")
     pdf.cell(0, 6, f"{attendance.starts_at.astimezone(VIETNAM):%H:%M ngày %d/%m/%Y} — {attendance.venue}",
              align="C", new_x="LMARGIN", new_y="NEXT")
-    pdf.cell(0, 6, f"Có mặt: {attendance.present}/{len(attendance.rows)}", align="C", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 6, attendance.present_text, align="C", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
     widths = (10, 50, 38, 34, 58)
     pdf.set_font("DejaVu", "B", 9)

@@ -31,6 +31,7 @@ from central.gates.models import CheckIn, Gate
 from central.invitations.models import Invitation, Organisation
 from central.meetings.models import Meeting, MeetingVenue, Venue
 from central.registration.models import Delegate
+from protocols.meeting_days import day_dates, meeting_day
 from protocols.reasons import Reason
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,34 @@ def _first_entries(meeting: Meeting) -> dict[int, tuple[datetime, str | None, st
     return first
 
 
+def _day_entries(meeting: Meeting) -> dict[int, dict[int, datetime]]:
+    """Map delegate id -> {meeting day (1-based) -> their first entry that day}, days by
+    :func:`protocols.meeting_days.meeting_day` (the rule the gates' ``single`` policy follows)."""
+    entries = tuples(
+        CheckIn.select(CheckIn.delegate, CheckIn.scanned_at)
+        .where(_entry_condition(meeting))
+        .order_by(CheckIn.scanned_at, CheckIn.id)
+    )
+    days: dict[int, dict[int, datetime]] = {}
+    for delegate_id, scanned_at in entries:
+        day = meeting_day(meeting.starts_at, meeting.ends_at, scanned_at)
+        days.setdefault(delegate_id, {}).setdefault(day, scanned_at)
+    return days
+
+
+def _days_summary(meeting: Meeting, by_day: Mapping[int, Mapping[int, datetime]],
+                  counted: Iterable[int] | None = None) -> list[dict[str, Any]]:
+    """One entry per meeting day: ``day`` (1-based), ``date`` (local ISO date it begins) and ``present`` (distinct
+    delegates who entered that day; among ``counted`` delegate ids when given)."""
+    wanted = set(counted) if counted is not None else None
+    summary = []
+    for index, day_date in enumerate(day_dates(meeting.starts_at, meeting.ends_at), start=1):
+        present = sum(1 for delegate_id, days in by_day.items()
+                      if index in days and (wanted is None or delegate_id in wanted))
+        summary.append({"day": index, "date": day_date.isoformat(), "present": present})
+    return summary
+
+
 def _delegates(meeting: Meeting) -> list[Delegate]:
     return list(
         Delegate.select(Delegate, Invitation, Organisation)
@@ -82,14 +111,18 @@ def meeting_attendance(meeting: Meeting) -> dict[str, Any]:
 
     Expected: delegates not revoked. Present: distinct delegates with an allowed check-in whose outcome is
     ``entered`` in direction ``in`` (a manual mark counts). Each attendee carries name, organisation,
-    position, ``present``, ``first_entry_at``, the ``gate_id`` of that first entry (None when marked by hand)
-    and ``manual``.
+    position, ``present``, ``first_entry_at``, the ``gate_id`` of that first entry (None when marked by hand),
+    ``manual`` and ``day_entries`` (per meeting day, the first entry's time that day or None). ``days`` lists the
+    meeting days (:func:`protocols.meeting_days.meeting_day`) with how many delegates entered on each.
     """
     delegates = _delegates(meeting)
     first_entry = _first_entries(meeting)
+    by_day = _day_entries(meeting)
+    day_numbers = range(1, len(day_dates(meeting.starts_at, meeting.ends_at)) + 1)
     attendees = []
     for delegate in delegates:
         entry = first_entry.get(delegate.id)
+        days = by_day.get(delegate.id, {})
         attendees.append(
             {
                 "delegate_id": delegate.id,
@@ -101,12 +134,14 @@ def meeting_attendance(meeting: Meeting) -> dict[str, Any]:
                 "first_entry_at": entry[0].isoformat() if entry else None,
                 "gate_id": entry[1] if entry else None,
                 "manual": entry[3] if entry else False,
+                "day_entries": [days[day].isoformat() if day in days else None for day in day_numbers],
             }
         )
     return {
         "meeting_id": meeting.id,
         "expected": sum(1 for d in delegates if d.revoked_at is None),
         "present": len(first_entry),
+        "days": _days_summary(meeting, by_day),
         "attendees": attendees,
     }
 
@@ -287,6 +322,9 @@ def dashboard_state(meeting: Meeting, now: datetime) -> dict[str, Any]:
     """Everything the live dashboard shows, as JSON-able data (the stream then sends what changes)."""
     delegates = _delegates(meeting)
     first = _first_entries(meeting)
+    by_day = _day_entries(meeting)
+    day_numbers = range(1, len(day_dates(meeting.starts_at, meeting.ends_at)) + 1)
+    today = meeting_day(meeting.starts_at, meeting.ends_at, now)
     replaced = substitutes(meeting, delegates)
     site_venue = venue_of_site(meeting)
     manual_venue = main_venue_name(meeting)
@@ -317,6 +355,8 @@ def dashboard_state(meeting: Meeting, now: datetime) -> dict[str, Any]:
                 "late": entry is not None and entry[0] > meeting.starts_at,
                 "manual": entry[3] if entry else False,
                 "substitute_for": replaced.get(delegate.id),
+                "days_present": [day in by_day.get(delegate.id, {}) for day in day_numbers],
+                "present_today": today in by_day.get(delegate.id, {}),  # who may still be marked by hand today
             }
         )
     arrivals = describe_checkins(
@@ -341,6 +381,8 @@ def dashboard_state(meeting: Meeting, now: datetime) -> dict[str, Any]:
         "now": now.isoformat(),
         "expected": sum(1 for d in delegates if d.revoked_at is None),
         "present": len(first),
+        "days": _days_summary(meeting, by_day),
+        "today": today,
         "by_organisation": [{"organisation": org, **counts} for org, counts in sorted(by_org.items())],
         "by_venue": [{"venue": name, "present": count} for name, count in by_venue.items()],
         "site_venues": site_venue,
@@ -360,8 +402,9 @@ def mark_present(meeting: Meeting, data: Mapping[str, Any], *, actor: str, now: 
 
     ``data``: ``delegate_id`` and ``reason`` (required, at most 300 characters). Stored as a manual check-in
     (no gate) and audited as ``attendance.mark_present`` by ``actor``. Refused when the delegate is not one
-    of the meeting's (``NotFoundError``), their code was revoked or they are already present
-    (``ConflictError``).
+    of the meeting's (``NotFoundError``), their code was revoked or they are already present on the meeting day
+    of ``now`` (``ConflictError``; :func:`protocols.meeting_days.meeting_day`, so day 2 of a 3-day meeting can
+    be marked after day 1).
     """
     fields = v.FieldCollector(data)
     delegate_id = fields.take("delegate_id", v.positive_int)
@@ -375,7 +418,9 @@ def mark_present(meeting: Meeting, data: Mapping[str, Any], *, actor: str, now: 
             raise NotFoundError(Reason.UNKNOWN_CODE, "Không có đại biểu này trong cuộc họp")
         if delegate.revoked_at is not None:
             raise ConflictError(Reason.REVOKED, "Mã của đại biểu đã bị thu hồi (đã thay người khác)")
-        if CheckIn.select().where(_entry_condition(meeting) & (CheckIn.delegate == delegate)).exists():
+        today = meeting_day(meeting.starts_at, meeting.ends_at, now)
+        entered = CheckIn.select(CheckIn.scanned_at).where(_entry_condition(meeting) & (CheckIn.delegate == delegate))
+        if any(meeting_day(meeting.starts_at, meeting.ends_at, at) == today for (at,) in tuples(entered)):
             raise ConflictError(Reason.ALREADY_INSIDE, "Đại biểu đã được ghi nhận có mặt")
         checkin = CheckIn.create(
             checkin_id=uuid.uuid4(),

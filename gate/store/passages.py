@@ -9,9 +9,9 @@ from typing import Any
 from protocols.payloads import CheckIn, Direction
 
 from .connection import Database
-from .rows import timestamp
+from .rows import optional_moment, timestamp
 
-SQL_PASSAGE = "SELECT checkin_id, at, entered, inside FROM consumed WHERE credential = ?"
+SQL_PASSAGE = "SELECT checkin_id, at, entered, inside, entered_at FROM consumed WHERE credential = ?"
 SQL_PASSAGE_MEETINGS = ("SELECT c.credential, c.at, d.meeting_id FROM consumed c "
                         "LEFT JOIN delegates d ON d.code_hash = c.credential")
 """Each passage with the meeting of its compact code (None for a signed code or a code the cache no longer has)."""
@@ -33,21 +33,26 @@ def record_passage(conn: sqlite3.Connection, credential: str, checkin_id: str, a
     entering = direction is Direction.IN
     at_s = timestamp(at)
     if row is None:
-        conn.execute("INSERT INTO consumed (credential, checkin_id, at, entered, inside, gate_id) "
-                     "VALUES (?, ?, ?, ?, ?, ?)",
-                     (credential, checkin_id, at_s, int(entering), int(entering), gate_id))
+        conn.execute("INSERT INTO consumed (credential, checkin_id, at, entered, inside, gate_id, entered_at) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     (credential, checkin_id, at_s, int(entering), int(entering), gate_id,
+                      at_s if entering else None))
         return True
-    known_id, known_at, entered, _inside = row
+    known_id, known_at, entered, _inside, entered_at = row
     if known_id == checkin_id:
         return False
+    latest_entry = max(entered_at, at_s) if entering and entered_at is not None else (
+        at_s if entering else entered_at)
     if at_s < known_at:
-        if entering and not entered:
-            conn.execute("UPDATE consumed SET entered = 1 WHERE credential = ?", (credential,))
+        if entering and latest_entry != entered_at:
+            conn.execute("UPDATE consumed SET entered = 1, entered_at = ? WHERE credential = ?",
+                         (latest_entry, credential))
             return True
         return False
-    conn.execute("UPDATE consumed SET checkin_id = ?, at = ?, entered = ?, inside = ?, gate_id = ? "
+    conn.execute("UPDATE consumed SET checkin_id = ?, at = ?, entered = ?, inside = ?, gate_id = ?, entered_at = ? "
                  "WHERE credential = ?",
-                 (checkin_id, at_s, int(bool(entered) or entering), int(entering), gate_id, credential))
+                 (checkin_id, at_s, int(bool(entered) or entering), int(entering), gate_id, latest_entry,
+                  credential))
     return True
 
 
@@ -80,6 +85,11 @@ class Passages:
         """True when a passage in with this credential was recorded (here or at another gate of the site)."""
         row = self._passage(credential)
         return row is not None and bool(row[2])
+
+    def last_entry_at(self, credential: str) -> datetime | None:
+        """When the latest passage in with this credential was made (here or at another gate of the site), or None."""
+        row = self._passage(credential)
+        return optional_moment(row[4]) if row is not None else None
 
     def is_inside(self, credential: str) -> bool:
         """True when the latest recorded passage with this credential was in."""

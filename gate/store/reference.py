@@ -69,6 +69,9 @@ class CacheView(Protocol):
     def has_entered(self, credential: str) -> bool:
         """True when a passage in with this credential was recorded (here or at another gate of the site)."""
 
+    def last_entry_at(self, credential: str) -> datetime | None:
+        """When the latest passage in with this credential was made (here or at another gate of the site), or None."""
+
     def is_inside(self, credential: str) -> bool:
         """True when the holder's last recorded passage with this credential was in (not followed by out)."""
 

@@ -83,9 +83,17 @@ def _command_log(conn: sqlite3.Connection) -> None:
     conn.execute('CREATE TABLE IF NOT EXISTS "command_state" ("key" TEXT PRIMARY KEY, "value" TEXT NOT NULL)')
 
 
+def _entry_times(conn: sqlite3.Connection) -> None:
+    """The time of a credential's latest entry (``consumed.entered_at``), so ``single`` admits once per meeting
+    day. A passage recorded before this step gets the time of its latest passage (the entry was at or before it)."""
+    _add_missing_columns(conn, "consumed", {"entered_at": "REAL"})
+    conn.execute('UPDATE "consumed" SET "entered_at" = "at" WHERE "entered" = 1 AND "entered_at" IS NULL')
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "reference data, outbox and passages", _reference_outbox_passages),
     Migration(2, "command log and gate mode", _command_log),
+    Migration(3, "time of each credential's latest entry", _entry_times),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -84,3 +84,26 @@ def test_checkin_is_stored_once_and_gate_must_match(api: Api) -> None:
         assert stale.status == "stored"
         assert CheckInRow.select().count() == 2
         assert Gate.get(Gate.gate_id == "g1").last_seen_at == START
+
+
+def test_attendance_api_counts_each_day_of_a_three_day_meeting(api: Api) -> None:
+    # 08:00 on 10/03 to 17:00 on 12/03 in Hà Nội, stored through the gates' ingest.
+    meeting = api.meeting(ends_at=(START + timedelta(days=2, hours=9)).isoformat())
+    invitation = api.invitation(meeting_id=meeting["id"])
+    an = api.register(invitation).get_json()["id"]
+    binh = api.register(invitation, name="Trần Thị Bình", email="binh@example.vn").get_json()["id"]
+    api.gate("g1")
+    day = 24 * 60
+    with database.connection_context():
+        for delegate, minutes in ((an, -10), (an, 60), (an, day - 20), (binh, 2 * day + 5), (binh, day + 19 * 60)):
+            at = START + timedelta(minutes=minutes)
+            assert store_checkin(checkin(delegate, meeting["id"], minutes), "g1", at).status == "stored"
+    report = api.get(f"/api/v1/meetings/{meeting['id']}/attendance").get_json()
+    assert report["days"] == [{"day": 1, "date": "2025-03-10", "present": 1},
+                              {"day": 2, "date": "2025-03-11", "present": 2},
+                              {"day": 3, "date": "2025-03-12", "present": 1}]
+    people = {person["name"]: person["day_entries"] for person in report["attendees"]}
+    assert people["Nguyễn Văn An"] == [(START - timedelta(minutes=10)).isoformat(),
+                                       (START + timedelta(minutes=day - 20)).isoformat(), None]
+    assert people["Trần Thị Bình"] == [None, (START + timedelta(minutes=day + 19 * 60)).isoformat(),  # 03:00 day 3
+                                       (START + timedelta(minutes=2 * day + 5)).isoformat()]

@@ -9,6 +9,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +28,7 @@ from central.meetings.models import Meeting
 from protocols import payloads
 from protocols.reasons import Reason
 
-from ..conftest import ThreadedServer
+from ..conftest import CHROMIUM, ThreadedServer
 from .conftest import START, Api, Clock
 from .staff import PASSWORD, csrf, login, make_users
 
@@ -417,3 +418,71 @@ def test_meeting_page_links_the_dashboard_and_the_menu_links_the_fleet(app: Flas
     assert 'href="/cong/"' in meeting_page
     guard_page = as_user(app.test_client(), "baove").get("/", follow_redirects=True).text
     assert 'href="/cong/"' not in guard_page
+
+
+def test_a_three_day_meeting_counts_each_day_and_can_be_marked_again_on_day_2(
+        app: Flask, client: FlaskClient, world: dict[str, Any], clock: Clock) -> None:
+    day = timedelta(days=1)
+    with database.connection_context():
+        Meeting.update(ends_at=START + 2 * day + timedelta(hours=9)).where(Meeting.id == world["meeting"]).execute()
+    checkin(world, "Nguyễn Văn An", "g1", START - timedelta(minutes=10))
+    checkin(world, "Lê Minh Chi", "r1", START + timedelta(minutes=5))
+    checkin(world, "Nguyễn Văn An", "g1", START + day - timedelta(minutes=30))  # 07:30 on day 2
+    checkin(world, "Nguyễn Văn An", "g1", START + day + timedelta(hours=4))  # back after lunch: still day 2
+    clock.now = START + day + timedelta(hours=1)
+    as_user(client, "chuyenvien")
+    state = client.get(dashboard_url(world, "/trang-thai.json")).get_json()
+    assert state["today"] == 2
+    assert [(d["day"], d["present"]) for d in state["days"]] == [(1, 2), (2, 1), (3, 0)]
+    people = {p["name"]: p["days_present"] for p in state["people"]}
+    assert people == {"Nguyễn Văn An": [True, True, False], "Lê Minh Chi": [True, False, False],
+                      "Trần Thị Bình": [False, False, False]}
+    assert {p["name"]: p["present_today"] for p in state["people"]} == {
+        "Nguyễn Văn An": True, "Lê Minh Chi": False, "Trần Thị Bình": False}
+    page = client.get(dashboard_url(world)).text
+    assert 'id="dash-days"' in page and "Ngày 2" in page
+    may_mark = page.split('id="mark-delegate"')[1].split("</select>")[0]
+    assert "Lê Minh Chi" in may_mark and "Nguyễn Văn An" not in may_mark, "who is absent today may be marked"
+
+    token = csrf(page)
+    json_headers = {"Accept": "application/json"}
+    chi = world["people"]["Lê Minh Chi"]
+    marked = client.post(dashboard_url(world, "/co-mat"), headers=json_headers,
+                         data={"delegate_id": chi, "reason": "Quên thẻ ngày 2", "csrf_token": token})
+    assert marked.status_code == 200, marked.get_json()  # present on day 1 does not make them present on day 2
+    again = client.post(dashboard_url(world, "/co-mat"), headers=json_headers,
+                        data={"delegate_id": chi, "reason": "lần hai", "csrf_token": token})
+    assert again.status_code == 409 and again.get_json()["reason"] == "already_inside"
+    state = client.get(dashboard_url(world, "/trang-thai.json")).get_json()
+    assert [d["present"] for d in state["days"]] == [2, 2, 0]
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+def test_the_days_panel_follows_a_day_2_arrival_live_in_the_browser(
+        served: str, world: dict[str, Any], clock: Clock, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    day = timedelta(days=1)
+    with database.connection_context():
+        Meeting.update(ends_at=START + 2 * day + timedelta(hours=9)).where(Meeting.id == world["meeting"]).execute()
+    checkin(world, "Nguyễn Văn An", "g1", START - timedelta(minutes=10))
+    clock.now = START + day + timedelta(hours=1)  # 09:00 on day 2
+    page = browser.new_context(locale="vi-VN").new_page()
+    page.goto(f"{served}/login")
+    page.get_by_label("Tên đăng nhập").fill("chuyenvien")
+    page.get_by_label("Mật khẩu").fill(PASSWORD)
+    page.get_by_role("button", name="Đăng nhập").click()
+    page.wait_for_url(lambda u: not u.endswith("/login"))
+    page.goto(f"{served}{dashboard_url(world)}")
+    page.wait_for_selector("#dash-live[data-state='live']")
+    rows = page.locator("#dash-days tr")
+    expect(rows).to_have_count(3)
+    expect(rows.nth(1)).to_contain_text("Hôm nay")
+    expect(rows.nth(0).locator("td").nth(1)).to_have_text("1")
+    expect(rows.nth(1).locator("td").nth(1)).to_have_text("0")
+    assert "Nguyễn Văn An" in page.text_content("#mark-delegate"), "present on day 1, absent today: may be marked"
+
+    checkin(world, "Nguyễn Văn An", "g1", clock.now)  # written by another connection, as ingest does
+    expect(rows.nth(1).locator("td").nth(1)).to_have_text("1")
+    expect(page.locator("#mark-delegate")).not_to_contain_text("Nguyễn Văn An")
+    expect(page.locator("#dash-present")).to_have_text("1")

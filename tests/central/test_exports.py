@@ -147,3 +147,83 @@ def test_every_formula_prefix_stays_text_in_csv_and_xlsx(value: str) -> None:
              if isinstance(cell.value, str) and cell.value.lstrip("\r\n\t") == value.lstrip("\r\n\t")]
     assert len(texts) == 6, "title, organisation heading, name, position, organisation, gate"
     assert {cell.data_type for cell in texts} == {"s"}
+
+
+def _meeting_over(starts_at: datetime, ends_at: datetime, entries: dict[str, list[datetime]]) -> Meeting:
+    """A meeting of Sở Nội vụ from ``starts_at`` to ``ends_at``; each named delegate enters at the given times."""
+    with database.connection_context():
+        meeting = Meeting.create(title="Kỳ họp thứ 12 HĐND thành phố", starts_at=starts_at, ends_at=ends_at,
+                                 venue="Hội trường lớn", site_id="hq", created_at=starts_at)
+        gate = Gate.create(gate_id="lobby-2", site_id="hq", token_hash="x")
+        organisation = Organisation.create(name="Sở Nội vụ")
+        invitation = Invitation.create(meeting=meeting, organisation=organisation, number="9/TM-UBND", year=2026,
+                                       seq=9, secret_hash="x", created_at=starts_at)
+        for name, times in entries.items():
+            delegate = Delegate.create(invitation=invitation, meeting=meeting, name=name, position="Chuyên viên",
+                                       email=f"{uuid.uuid4().hex[:6]}@example.vn", code="x",
+                                       credential=uuid.uuid4().hex, valid_from=starts_at, valid_until=ends_at,
+                                       created_at=starts_at)
+            for at in times:
+                CheckIn.create(checkin_id=uuid.uuid4(), gate=gate, meeting=meeting, delegate=delegate, allowed=True,
+                               reason="ok", outcome="entered", direction="in", scanned_at=at, received_at=at)
+    return meeting
+
+
+def test_a_three_day_meeting_lists_each_day_in_csv_and_xlsx(meeting):
+    # 08:00 on 27/11 to 17:00 on 29/11 in Hà Nội; An comes every day, Bảo on days 1 and 3, Cúc on day 2 only.
+    day = timedelta(days=1)
+    three_days = _meeting_over(START, START + 2 * day + timedelta(hours=9), {
+        "Đỗ Văn An": [START - timedelta(minutes=5), START + timedelta(hours=4), START + day - timedelta(minutes=20),
+                      START + 2 * day],
+        "Hồ Thị Bảo": [START + timedelta(minutes=3), START + 2 * day + timedelta(hours=1)],
+        "Vũ Thị Cúc": [START + day + timedelta(hours=19)],  # 03:00 on 29/11 in Hà Nội: still day 2
+        "Mai Văn Dũng": [],
+    })
+    with database.connection_context():
+        attendance = build_attendance_list(three_days)
+        from central.attendance.services import meeting_attendance
+        summary = meeting_attendance(three_days)
+    assert [d["present"] for d in summary["days"]] == [2, 2, 2]
+    assert [d["date"] for d in summary["days"]] == ["2026-11-27", "2026-11-28", "2026-11-29"]
+    assert attendance.present_text == "Có mặt: 3/4 (ngày 1: 2, ngày 2: 2, ngày 3: 2)"
+
+    rows = list(csv.reader(io.StringIO(to_csv(attendance).decode("utf-8-sig"))))
+    assert rows[0] == ["STT", "Họ và tên", "Chức vụ", "Đơn vị", "Giờ đến", "Cổng",
+                       "Ngày 1 (27/11)", "Ngày 2 (28/11)", "Ngày 3 (29/11)", "Ghi chú"]
+    by_name = {row[1]: row for row in rows[1:]}
+    assert by_name["Đỗ Văn An"][6:9] == ["07:55", "07:40", "08:00"]
+    assert by_name["Hồ Thị Bảo"][6:9] == ["08:03", "", "09:00"]
+    assert by_name["Vũ Thị Cúc"][6:9] == ["", "03:00", ""]
+    assert by_name["Mai Văn Dũng"][6:10] == ["", "", "", "Vắng"]
+
+    sheet = openpyxl.load_workbook(io.BytesIO(to_xlsx(attendance))).active
+    values = [list(row) for row in sheet.iter_rows(values_only=True)]
+    assert values[3][0] == "Có mặt: 3/4 (ngày 1: 2, ngày 2: 2, ngày 3: 2)"
+    assert values[5][6:9] == ["Ngày 1 (27/11)", "Ngày 2 (28/11)", "Ngày 3 (29/11)"]
+    an = next(row for row in values if row[1] == "Đỗ Văn An")
+    assert an[6:9] == [datetime(2026, 11, 27, 7, 55), datetime(2026, 11, 28, 7, 40), datetime(2026, 11, 29, 8, 0)]
+
+    pdf = subprocess.run(["pdftotext", "-layout", "-", "-"], input=to_pdf(attendance), capture_output=True,
+                         check=True).stdout.decode("utf-8")
+    assert "Có mặt: 3/4 (ngày 1: 2, ngày 2: 2, ngày 3: 2)" in pdf
+
+
+def test_a_one_day_and_an_overnight_meeting_keep_one_arrival_column(meeting):
+    # 23:00 on 27/11 to 02:50 on 28/11 in Hà Nội: one meeting day, so no per-day columns.
+    night = START + timedelta(hours=15)
+    overnight = _meeting_over(night, night + timedelta(hours=3, minutes=50), {
+        "Đỗ Văn An": [night - timedelta(minutes=10), night + timedelta(hours=2)],
+        "Hồ Thị Bảo": [night + timedelta(hours=2, minutes=30)],
+    })
+    with database.connection_context():
+        for listed in (build_attendance_list(meeting), build_attendance_list(overnight)):
+            assert len(listed.days) == 1 and listed.day_headers == []
+            header = next(csv.reader(io.StringIO(to_csv(listed).decode("utf-8-sig"))))
+            assert header == ["STT", "Họ và tên", "Chức vụ", "Đơn vị", "Giờ đến", "Cổng", "Ghi chú"]
+        from central.attendance.services import meeting_attendance
+        summary = meeting_attendance(overnight)
+    assert summary["days"] == [{"day": 1, "date": "2026-11-27", "present": 2}]
+    assert {a["name"]: a["day_entries"] for a in summary["attendees"]} == {
+        "Đỗ Văn An": [(night - timedelta(minutes=10)).isoformat()],
+        "Hồ Thị Bảo": [(night + timedelta(hours=2, minutes=30)).isoformat()],
+    }

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -129,14 +129,15 @@ def gates(make_config: Callable[..., GateConfig], tmp_path: Path) -> Iterator[Ca
     started: list[Gate] = []
 
     def make(world: World, gate_id: str = "g1", direction: str = "in", data: str = "g1",
-             transport: FakeTransport | None = None, seed: bool = True) -> Gate:
+             transport: FakeTransport | None = None, seed: bool = True,
+             clock: Callable[[], datetime] = lambda: NOW) -> Gate:
         config = make_config(gate={"id": gate_id, "direction": direction, "data_dir": str(tmp_path / data)})
         if seed:
             cache = GateStore(config.gate.data_dir)
             cache.load_snapshot(world.snapshot, NOW)
             cache.close()
         gate = Gate(config, pin_factory=MockFactory(), scanner=IdleScanner(),
-                    transport=transport or FakeTransport(), clock=lambda: NOW, delivery_poll_s=0.05,
+                    transport=transport or FakeTransport(), clock=clock, delivery_poll_s=0.05,
                     flush_timeout=0.1, resync_backoff_s=30)
         started.append(gate)
         gate.start()
@@ -193,3 +194,96 @@ def test_gate_fans_out_entered_passages_and_applies_the_siblings(gates: Callable
                                             "credential": compact_hash(world.codes[3])})
     transport.on_site_checkin(not_passed)
     assert gate.handle_scan(scan(world.codes[3]))[0].allowed
+
+
+def world_over(start: object, end: object) -> World:
+    """The world with meeting 1 (policy ``single``) from ``start`` to ``end``, its delegates' codes valid throughout."""
+    world = build_world()
+    meetings = [m.model_copy(update={"starts_at": start, "ends_at": end}) if m.id == 1 else m
+                for m in world.snapshot.meetings]
+    delegates = [d.model_copy(update={"valid_from": start - timedelta(hours=2),  # type: ignore[operator]
+                                      "valid_until": end + timedelta(minutes=30)})  # type: ignore[operator]
+                 if d.meeting_id == 1 and d.id < 9000 else d for d in world.snapshot.delegates]
+    world.snapshot = world.snapshot.model_copy(update={"meetings": meetings, "delegates": delegates})
+    return world
+
+
+def test_single_entry_admits_once_per_day_of_a_three_day_meeting(tmp_path: Path) -> None:
+    # NOW is 15:00 in Hanoi; the meeting runs from 08:00 (day 1) to 17:00 two days later.
+    start, end = NOW - timedelta(hours=7), NOW + timedelta(days=2, hours=2)
+    world = world_over(start, end)
+    cache = GateStore(tmp_path / "cache")
+    cache.load_snapshot(world.snapshot, NOW)
+    code = world.codes[1]
+    try:
+        assert decide(code, cache, NOW, SITE).allowed
+        passage(cache, code, Direction.IN, NOW)
+        passage(cache, code, Direction.OUT, NOW + timedelta(hours=2))
+        night = NOW + timedelta(hours=12)  # 03:00 in Hanoi: still day 1
+        assert decide(code, cache, night, SITE).reason is Reason.ALREADY_INSIDE
+        day2 = NOW + timedelta(hours=16, minutes=45)  # 07:45 in Hanoi, day 2, before the start time
+        assert decide(code, cache, day2, SITE).allowed
+        passage(cache, code, Direction.IN, day2)
+        passage(cache, code, Direction.OUT, day2 + timedelta(hours=3))
+        assert decide(code, cache, day2 + timedelta(hours=5), SITE).reason is Reason.ALREADY_INSIDE
+        day3 = NOW + timedelta(days=2)
+        assert decide(code, cache, day3, SITE).allowed
+    finally:
+        cache.close()
+
+
+def test_single_entry_an_overnight_meeting_is_one_day(tmp_path: Path) -> None:
+    # 23:00 to 02:50 in Hanoi: crossing midnight does not open a second day.
+    start = NOW + timedelta(hours=8)
+    end = start + timedelta(hours=3, minutes=50)
+    world = world_over(start, end)
+    cache = GateStore(tmp_path / "cache")
+    cache.load_snapshot(world.snapshot, NOW)
+    code = world.codes[1]
+    try:
+        entered = start + timedelta(minutes=10)
+        assert decide(code, cache, entered, SITE).allowed
+        passage(cache, code, Direction.IN, entered)
+        passage(cache, code, Direction.OUT, entered + timedelta(hours=1))
+        after_midnight = start + timedelta(hours=2, minutes=30)  # 01:30 in Hanoi
+        assert decide(code, cache, after_midnight, SITE).reason is Reason.ALREADY_INSIDE
+    finally:
+        cache.close()
+
+
+def test_a_late_older_entry_of_another_day_does_not_hide_todays(tmp_path: Path) -> None:
+    start, end = NOW - timedelta(hours=7), NOW + timedelta(days=2, hours=2)
+    world = world_over(start, end)
+    cache = GateStore(tmp_path / "cache")
+    cache.load_snapshot(world.snapshot, NOW)
+    code = world.codes[1]
+    day2 = NOW + timedelta(days=1)
+    try:
+        passage(cache, code, Direction.IN, day2)
+        passage(cache, code, Direction.IN, NOW)  # day 1's entry, fanned out late by another gate
+        assert cache.last_entry_at(compact_hash(code)) == day2
+        assert decide(code, cache, day2 + timedelta(hours=1), SITE).reason is Reason.ALREADY_INSIDE
+    finally:
+        cache.close()
+
+
+def test_a_gate_admits_a_three_day_meetings_delegate_once_each_day(gates: Callable[..., Gate]) -> None:
+    # The bug of issue 14: day 2 refused with already_inside. NOW is 15:00 in Hanoi on day 1.
+    world = world_over(NOW - timedelta(hours=7), NOW + timedelta(days=2, hours=2))
+    now = [NOW]
+    transport = FakeTransport()
+    gate = gates(world, transport=transport, clock=lambda: now[0])
+    assert gate.handle_scan(scan(world.codes[1]))[0].allowed
+    assert gate.handle_scan(scan(world.codes[1]))[0].reason is Reason.ALREADY_INSIDE
+    now[0] = NOW + timedelta(hours=17)  # 08:00 on day 2
+    assert gate.handle_scan(scan(world.codes[1]))[0].allowed
+    assert gate.handle_scan(scan(world.codes[1]))[0].reason is Reason.ALREADY_INSIDE
+
+    # Day 3: delegate 2 entered at a sibling gate of the site, so this gate refuses them that day.
+    now[0] = NOW + timedelta(days=2, hours=-6)
+    sibling = CheckIn(id=uuid.uuid4(), gate_id="g2", site_id=SITE, direction=Direction.IN, scanned_at=now[0],
+                      allowed=True, reason=Reason.OK, outcome=Outcome.ENTERED, meeting_id=1, delegate_id=2,
+                      credential=compact_hash(world.codes[2]), completed_at=now[0])
+    transport.on_site_checkin(sibling)
+    assert gate.handle_scan(scan(world.codes[2]))[0].reason is Reason.ALREADY_INSIDE
+    assert gate.handle_scan(scan(world.codes[1]))[0].allowed

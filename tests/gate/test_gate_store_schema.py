@@ -51,7 +51,9 @@ def test_an_unversioned_database_upgrades_in_place_and_keeps_its_data(tmp_path: 
         assert store.seq == 42
         assert store.outbox_pending() == 1 and store.outbox_row("c1") is not None
         assert store.has_entered("cred") and store.is_inside("cred")
+        assert store.last_entry_at("cred") == NOW, "step 3 takes an old entry's time from its latest passage"
         assert store.record_passage("cred", "c2", NOW, Direction.OUT, "g2")
+        assert store.last_entry_at("cred") == NOW, "going out keeps the time of the entry"
     finally:
         store.close()
     commands = CommandStore(path)

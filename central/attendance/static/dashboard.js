@@ -29,13 +29,23 @@
   }
 
   function renderAll() {
-    renderTotals(); renderOrgs(); renderVenues(); renderArrivals(); renderLate(); renderSubs(); renderChart();
+    renderTotals(); renderDays(); renderOrgs(); renderVenues(); renderArrivals(); renderLate(); renderSubs(); renderChart();
     renderGates(); renderWalkins(); renderMarkOptions();
   }
 
   function renderTotals() {
     byId("dash-present").textContent = state.present;
     byId("dash-expected").textContent = state.expected;
+  }
+
+  // Per meeting day (a multi-day meeting only): the days and counts come from the server, which owns the rule.
+  function renderDays() {
+    const body = byId("dash-days");
+    if (!body) return;
+    body.innerHTML = state.days.map((d) =>
+      `<tr data-day="${d.day}"><td>${T("Ngày", "Day")} ${d.day} (${esc(d.date.slice(8, 10))}/${esc(d.date.slice(5, 7))})` +
+      (d.day === state.today ? ` <span class="badge badge-open">${T("Hôm nay", "Today")}</span>` : "") +
+      `</td><td>${d.present}</td></tr>`).join("");
   }
 
   function renderOrgs() {
@@ -140,7 +150,7 @@
     const select = byId("mark-delegate");
     if (!select) return;
     const chosen = select.value;
-    const absent = state.people.filter((p) => p.active && !p.present);
+    const absent = state.people.filter((p) => p.active && !p.present_today);  // today: the server's meeting day
     select.innerHTML = absent.length ? absent.map((p) =>
       `<option value="${p.delegate_id}">${esc(p.name)} · ${esc(p.organisation)}</option>`).join("")
       : `<option value="" disabled selected>${T("— Mọi đại biểu đã có mặt —", "— Everyone is present —")}</option>`;
@@ -180,14 +190,17 @@
 
   function onCheckins(items) {
     let unknown = false;
+    let perDay = false;
     for (const a of items) {
       if (seen.has(a.checkin_id) || !a.entry || a.meeting_id !== state.meeting.id) continue;
       seen.add(a.checkin_id);
       state.arrivals.unshift(a);
       const person = people.get(a.delegate_id);
       if (!person) { unknown = true; continue; }
+      if (state.days.length > 1) perDay = true;  // its meeting day is the server's rule: reload the state
       if (person.present) continue;
       person.present = true;
+      person.present_today = true;  // a one-day meeting (a multi-day one is refreshed from the server below)
       person.first_entry_at = a.at;
       person.manual = a.manual;
       person.late = Date.parse(a.at) > Date.parse(state.meeting.starts_at);
@@ -203,7 +216,7 @@
     }
     state.arrivals = state.arrivals.slice(0, 50);
     renderAll();
-    if (unknown) refresh();  // someone registered after the page was built (e.g. an admitted walk-in)
+    if (unknown || perDay) refresh();  // someone registered since the page was built (an admitted walk-in)
   }
 
   function onGate(g) {
