@@ -7,9 +7,7 @@ API token; the same journey in-process, caplog holding none of them; and the red
 from __future__ import annotations
 
 import logging
-import os
 import re
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,16 +22,16 @@ from flask.testing import FlaskClient
 
 from central.core.db import database, open_database
 from devtools.mailcatcher import MailCatcher
-from devtools.ports import free_port
 from protocols.codes.compact import format_compact
 from protocols.logs import REDACTED, RedactSecrets, StructuredFormatter, redact_secrets
 from tests.central.staff import PASSWORD, csrf, make_users, page_token
+from tests.central.test_server import PASSWORD as ADMIN_PASSWORD
+from tests.central.test_server import TOKEN, log_in, serving
 from tests.conftest import scaled, wait_until
 
 from .conftest import API_TOKEN, AUTH, Clock
 
 REPO = Path(__file__).resolve().parents[2]
-TOKEN = "operator-token-0123456789abcdef"
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -43,49 +41,13 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def central(tmp_path: Path, mail: MailCatcher) -> Iterator[tuple[str, dict[str, str], Path]]:
-    """``vaora-central serve`` on a free port, SMS through the ``log`` backend, its output in a file."""
-    port = free_port()
-    env = {**os.environ, "VAORA_DATABASE_URL": f"sqlite:///{tmp_path}/central.db", "VAORA_API_TOKEN": TOKEN,
-           "VAORA_SIGNING_KEY_FILE": str(tmp_path / "key.pem"), "VAORA_DATA_DIR": str(tmp_path / "data"),
-           "VAORA_PUBLIC_URL": f"http://127.0.0.1:{port}", "VAORA_SMTP_HOST": mail.host,
-           "VAORA_SMTP_PORT": str(mail.port), "VAORA_MAIL_FROM": "vanphong@ubnd.example.vn",
-           "VAORA_SMS_BACKEND": "log", "VAORA_WEB_WORKERS": "1", "VAORA_WEB_THREADS": "8", "VAORA_LOG_LEVEL": "INFO"}
-    (tmp_path / "secret").write_text("k" * 40, encoding="utf-8")
-    env["VAORA_SECRET_KEY_FILE"] = str(tmp_path / "secret")
-    assert _cli(env, "init-db").returncode == 0
-    log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen([sys.executable, "-m", "central.cli", "serve", "--port", str(port)], env=env,
-                                  cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-
-        def answers() -> bool:
-            try:
-                return requests.get(f"{base}/login", timeout=2).status_code == 200
-            except requests.RequestException:
-                return False
-
-        try:
-            wait_until(answers, timeout=scaled(30), message="the server did not answer")
-            yield base, env, log_path
-        finally:
-            if server.poll() is None:
-                server.send_signal(signal.SIGTERM)
-                try:
-                    server.wait(timeout=scaled(15))
-                except subprocess.TimeoutExpired:
-                    server.kill()
-                    server.wait()
-            database.close()
-
-
-def _session(base: str, username: str) -> requests.Session:
-    session = requests.Session()
-    form = session.get(f"{base}/login", timeout=5).text
-    answer = session.post(f"{base}/login", data={"csrf_token": csrf(form), "username": username,
-                                                  "password": PASSWORD}, timeout=30, allow_redirects=False)
-    assert answer.status_code in (302, 303), answer.text[:300]
-    return session
+    """``vaora-central serve`` (one worker) on a free port, SMS through the ``log`` backend, its output in a file;
+    stopped with SIGTERM so that its last lines are written."""
+    settings = {"VAORA_SMTP_HOST": mail.host, "VAORA_SMTP_PORT": str(mail.port),
+                "VAORA_MAIL_FROM": "vanphong@ubnd.example.vn", "VAORA_SMS_BACKEND": "log", "VAORA_WEB_WORKERS": "1"}
+    with serving(tmp_path, settings=settings, graceful=True) as (base, _server, env, log_path):
+        yield base, env, log_path
+    database.close()
 
 
 def _secret_of(mail: MailCatcher) -> tuple[str, str]:
@@ -119,7 +81,7 @@ def test_a_registration_journey_leaves_no_secret_in_the_servers_logs(
     drafted = requests.post(f"{base}/api/v1/invitations/drafts", headers=api, timeout=10,
                             json={"meeting_id": meeting.json()["id"], "organisation_ids": [org.json()["id"]]})
     assert drafted.status_code == 201, drafted.text
-    leader = _session(base, "lanhdao")
+    leader = log_in(base, "lanhdao", PASSWORD)
     token = csrf(leader.get(f"{base}/meetings/", timeout=10).text)
     approved = leader.post(f"{base}/api/v1/invitations/{drafted.json()[0]['id']}/approve", timeout=30,
                            headers={"X-CSRFToken": token})
@@ -165,7 +127,7 @@ def test_a_registration_journey_leaves_no_secret_in_the_servers_logs(
     assert "sms (log only)" in logs and f"?secret={REDACTED}" in logs
     assert f"/dang-ky/{number.replace('/', '%2F')}" in logs or f"/dang-ky/{number}" in logs
     assert f"s={REDACTED}" in logs  # the access log's request lines and Referers
-    for value in (secret, *codes, *(format_compact(code) for code in codes), TOKEN, PASSWORD):
+    for value in (secret, *codes, *(format_compact(code) for code in codes), TOKEN, PASSWORD, ADMIN_PASSWORD):
         assert value not in logs, f"{value[:4]}... is in the logs"
 
 

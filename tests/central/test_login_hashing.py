@@ -10,9 +10,6 @@ logins taking central from 166 to 1,173 MiB); measured with this test on the cod
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -22,19 +19,12 @@ from pathlib import Path
 
 import requests
 
-from devtools.ports import free_port
 from tests.central.staff import csrf
+from tests.central.test_server import serving
 from tests.conftest import scaled, wait_until
 
-REPO = Path(__file__).resolve().parents[2]
-PASSWORD = "Mật-khẩu-dài-2026!"
 ATTEMPTS = 100
 LIMIT_MIB = 400
-
-
-def _cli(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "central.cli", *args], env=env, cwd=REPO, input=stdin, text=True,
-                          capture_output=True, timeout=scaled(60), check=False)
 
 
 @contextmanager
@@ -42,40 +32,16 @@ def one_worker(tmp_path: Path, hash_concurrency: int) -> Iterator[tuple[str, int
     """A migrated SQLite central with an administrator, served by one gunicorn worker of 128 threads; yields the
     base URL and the worker's process id. The login throttle's limits are set out of reach, so that every
     attempt reaches the password check and only the hashing cap is measured."""
-    port = free_port()
-    env = {**os.environ, "VAORA_DATABASE_URL": f"sqlite:///{tmp_path}/central.db",
-           "VAORA_SIGNING_KEY_FILE": str(tmp_path / "key.pem"), "VAORA_DATA_DIR": str(tmp_path / "data"),
-           "VAORA_PUBLIC_URL": f"http://127.0.0.1:{port}", "VAORA_WEB_WORKERS": "1", "VAORA_WEB_THREADS": "128",
-           "VAORA_PASSWORD_HASH_CONCURRENCY": str(hash_concurrency), "VAORA_LOGIN_MAX_FAILURES": "100",
-           "VAORA_LOGIN_ADDRESS_MAX_FAILURES": "10000"}
-    (tmp_path / "secret").write_text("s" * 40, encoding="utf-8")
-    env["VAORA_SECRET_KEY_FILE"] = str(tmp_path / "secret")
-    assert _cli(env, "init-db").returncode == 0
-    created = _cli(env, "create-admin", "quantri", stdin=PASSWORD + "\n")
-    assert created.returncode == 0, created.stderr
-    log = (tmp_path / "serve.log").open("wb")
-    server = subprocess.Popen([sys.executable, "-m", "central.cli", "serve", "--port", str(port)], env=env,
-                              cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    settings = {"VAORA_WEB_WORKERS": "1", "VAORA_WEB_THREADS": "128",
+                "VAORA_PASSWORD_HASH_CONCURRENCY": str(hash_concurrency), "VAORA_LOGIN_MAX_FAILURES": "100",
+                "VAORA_LOGIN_ADDRESS_MAX_FAILURES": "10000"}
+    with serving(tmp_path, settings=settings) as (base, server, _env, _log):
 
-    def answers() -> bool:
-        try:
-            return requests.get(f"{base}/login", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
+        def worker() -> int | None:
+            children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+            return int(children[0]) if len(children) == 1 else None
 
-    def worker() -> int | None:
-        children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
-        return int(children[0]) if len(children) == 1 else None
-
-    try:
-        wait_until(answers, timeout=scaled(30), message="the server did not answer")
         yield base, wait_until(worker, timeout=scaled(10), message="no single gunicorn worker")
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
-        log.close()
 
 
 def peak_mib(pid: int) -> float:

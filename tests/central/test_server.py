@@ -11,7 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,17 +34,19 @@ def _cli(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.Complet
 
 
 @contextmanager
-def serving(tmp_path: Path, *, secret_key: bool = True) -> Iterator[
-    tuple[str, subprocess.Popen[bytes], dict[str, str], Path]
-]:
+def serving(tmp_path: Path, *, secret_key: bool = True, settings: dict[str, str] | None = None,
+            graceful: bool = False) -> Iterator[tuple[str, subprocess.Popen[bytes], dict[str, str], Path]]:
     """A migrated SQLite central with an administrator, served by ``vaora-central serve`` on a free port
-    (``secret_key=False``: no ``VAORA_SECRET_KEY_FILE``, the server makes one for the run under ``TMPDIR``)."""
+    (``secret_key=False``: no ``VAORA_SECRET_KEY_FILE``, the server makes one for the run under ``TMPDIR``).
+    ``settings`` add to or replace the environment's ``VAORA_*``; ``graceful`` stops the server with SIGTERM
+    (its last log lines written) instead of SIGKILL. Yields the base URL, the server, its environment and the
+    file its output goes to."""
     port = free_port()
     (tmp_path / "tmp").mkdir()
     env = {**os.environ, "VAORA_DATABASE_URL": f"sqlite:///{tmp_path}/central.db", "VAORA_API_TOKEN": TOKEN,
            "VAORA_SIGNING_KEY_FILE": str(tmp_path / "key.pem"), "TMPDIR": str(tmp_path / "tmp"),
            "VAORA_DATA_DIR": str(tmp_path / "data"), "VAORA_PUBLIC_URL": f"http://127.0.0.1:{port}",
-           "VAORA_WEB_WORKERS": "2", "VAORA_WEB_THREADS": "8", "VAORA_LOG_LEVEL": "INFO"}
+           "VAORA_WEB_WORKERS": "2", "VAORA_WEB_THREADS": "8", "VAORA_LOG_LEVEL": "INFO", **(settings or {})}
     env.pop("VAORA_SECRET_KEY_FILE", None)
     if secret_key:
         (tmp_path / "secret").write_text("s" * 40, encoding="utf-8")
@@ -67,6 +69,10 @@ def serving(tmp_path: Path, *, secret_key: bool = True) -> Iterator[
         wait_until(answers, timeout=scaled(30), message="the server did not answer")
         yield base, server, env, tmp_path / "serve.log"
     finally:
+        if server.poll() is None and graceful:
+            server.send_signal(signal.SIGTERM)
+            with suppress(subprocess.TimeoutExpired):
+                server.wait(timeout=scaled(15))
         if server.poll() is None:
             server.kill()
             server.wait()
@@ -80,12 +86,12 @@ def served(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], dict[
         yield running
 
 
-def log_in(base: str) -> requests.Session:
-    """A session logged in as the administrator."""
+def log_in(base: str, username: str = "quantri", password: str = PASSWORD) -> requests.Session:
+    """A session logged in as ``username`` (by default the administrator :func:`serving` creates)."""
     session = requests.Session()
     form = session.get(f"{base}/login", timeout=5).text
-    answer = session.post(f"{base}/login", data={"csrf_token": csrf(form), "username": "quantri",
-                                                  "password": PASSWORD}, timeout=30, allow_redirects=False)
+    answer = session.post(f"{base}/login", data={"csrf_token": csrf(form), "username": username,
+                                                  "password": password}, timeout=30, allow_redirects=False)
     assert answer.status_code in (302, 303), answer.text[:300]
     return session
 
