@@ -37,6 +37,7 @@ from gate.config import parse_config
 from gate.decision import decide
 from gate.scanners import ScanEvent, Scanner
 from gate.store import GateStore
+from gate.transport import RECONNECT_FAST_S, RECONNECT_JITTER
 from protocols.payloads import Direction, Snapshot
 from protocols.reasons import Reason
 
@@ -181,8 +182,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 gate.stop()
             broker.stop()
     lines += [
-        "- two in-process gates `a` and `b` of one site, real `MqttTransport` (paho reconnect backoff 1 s doubling "
-        "to 30 s), SQLite caches, `single` entry policy; private Mosquitto stopped (SIGTERM) and restarted; "
+        "- two in-process gates `a` and `b` of one site, real `MqttTransport` (reconnect delay "
+        f"{RECONNECT_FAST_S[0]:g} s doubling to {RECONNECT_FAST_S[1]:g} s, stretched by up to {RECONNECT_JITTER:.0%} "
+        "per gate), "
+        "SQLite caches, `single` entry policy; private Mosquitto stopped (SIGTERM) and restarted; "
         "central unreachable",
         f"- online, 20 codes: used at a -> refused at b, median {median(baseline) * 1000:.1f} ms, "
         f"max {max(baseline) * 1000:.1f} ms",

@@ -218,7 +218,8 @@ UsbId = Annotated[int, BeforeValidator(_usb_id)]
 # Which [scanner] keys each scanner type reads; any other key set explicitly is an error naming it.
 _COMMON_SCANNER_KEYS = {"type", "max_length", "debounce_ms"}
 SCANNER_KEYS: dict[str, set[str]] = {
-    "serial": _COMMON_SCANNER_KEYS | {"device", "baudrate", "terminator", "gap_ms", "prefix", "suffix"},
+    "serial": _COMMON_SCANNER_KEYS | {"device", "baudrate", "terminator", "gap_ms", "line_idle_ms", "prefix",
+                                      "suffix"},
     "stdin": _COMMON_SCANNER_KEYS | {"prefix", "suffix"},
     "hid": _COMMON_SCANNER_KEYS | {"device", "vendor", "product", "keymap", "grab", "tab_terminates",
                                    "stuck_key_ms", "prefix", "suffix"},
@@ -244,6 +245,7 @@ class ScannerSection(_Section):
     baudrate: Annotated[int, Field(ge=300, le=4_000_000)] = 9600
     terminator: Literal["cr", "lf", "crlf", "gap"] = "cr"
     gap_ms: Annotated[int, Field(ge=5, le=5000)] = 50
+    line_idle_ms: Annotated[int, Field(ge=20, le=5000)] = 300
     # hid
     vendor: UsbId | None = None
     product: UsbId | None = None

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypedDict, Unpack
 
+from protocols.cccd import looks_like_cccd
 from protocols.codes import (
     MAX_SCAN_LENGTH,
     Scheme,
@@ -66,10 +67,12 @@ def decide(scan: str, cache: CacheView, now: datetime, site_id: str,
     """Decide on one scanned text at a gate of site ``site_id`` facing ``direction``, in ``mode``, at ``now``.
     Never raises.
 
-    Order: LOCKED_DOWN (mode ``lockdown``: nothing else is looked at); TOO_LONG; MALFORMED (neither scheme);
+    Order: LOCKED_DOWN (mode ``lockdown``: nothing else is looked at); ID_CARD (the QR of a citizen ID card:
+    the person is sent to the desk); TOO_LONG; MALFORMED (neither scheme);
     compact: MALFORMED/BAD_CHECKSUM, UNKNOWN_CODE; signed: MALFORMED/UNKNOWN_KEY/BAD_SIGNATURE/NOT_YET_VALID/
-    EXPIRED, UNKNOWN_CODE (meeting not cached); then
-    REVOKED, MEETING_CANCELLED, WRONG_VENUE, and the delegate's validity window for compact codes; then, at an
+    EXPIRED, UNKNOWN_CODE (meeting not cached, or a meeting of another site: the same answer whether the snapshot
+    or the change stream brought it); then MEETING_CANCELLED, REVOKED, and the delegate's validity window for
+    compact codes; then, at an
     ``in`` gate, anti-passback by the meeting's ``entry_policy``: ``single`` refuses ALREADY_INSIDE once the
     credential has entered on the same meeting day (:func:`protocols.meeting_days.meeting_day`: 04:00 to 04:00
     Vietnam time, an overnight meeting is one day), so a delegate of a 3-day meeting enters once a day;
@@ -88,6 +91,9 @@ def decide(scan: str, cache: CacheView, now: datetime, site_id: str,
 def _decide(scan: str, cache: CacheView, now: datetime, site_id: str, direction: Direction) -> Decision:
     if not isinstance(scan, str):
         return _refuse(Reason.MALFORMED)
+    if looks_like_cccd(scan):
+        # A citizen ID card, not an invitation: the desk registers walk-ins from it. Nothing of it is kept.
+        return _refuse(Reason.ID_CARD)
     if len(scan) > MAX_SCAN_LENGTH:
         return _refuse(Reason.TOO_LONG)
     scheme = scheme_of(scan)
@@ -125,14 +131,15 @@ def _decide(scan: str, cache: CacheView, now: datetime, site_id: str, direction:
     known = Known(scheme=scheme, meeting_id=meeting_id, delegate_id=delegate_id, credential=credential)
     if delegate is not None:
         known.update(Known(name=delegate.name, organisation=delegate.organisation, position=delegate.position))
-    if meeting is None:
-        return _refuse(Reason.UNKNOWN_CODE, **known)
+    if meeting is None or meeting.site_id != site_id:
+        # A gate's snapshot holds only its own site's meetings; a meeting of another site that the change
+        # stream brought is answered the same way, so the reason never depends on how the cache was filled.
+        return _refuse(Reason.UNKNOWN_CODE, scheme=scheme, credential=credential)
+    if meeting.status == "cancelled":
+        # Before REVOKED: cancelling a meeting also revokes every code of it, and the person should hear why.
+        return _refuse(Reason.MEETING_CANCELLED, **known)
     if delegate is not None and delegate.revoked:
         return _refuse(Reason.REVOKED, **known)
-    if meeting.status == "cancelled":
-        return _refuse(Reason.MEETING_CANCELLED, **known)
-    if meeting.site_id != site_id:
-        return _refuse(Reason.WRONG_VENUE, **known)
     if scheme is Scheme.COMPACT and delegate is not None:
         if now < delegate.valid_from:
             return _refuse(Reason.NOT_YET_VALID, **known)

@@ -11,6 +11,7 @@ and dropped, and nothing raised by a payload or a callback escapes into paho's n
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,16 @@ from protocols.mqtt import ClientSettings, LastWill, TlsFiles, certificate_expir
 from protocols.payloads import Ack, CheckIn, GateStatus, PayloadError, decode, decode_acks, encode
 
 log = logging.getLogger(__name__)
+
+RECONNECT_FAST_S = (0.25, 1.0)
+"""Reconnect delays (first, ceiling) in seconds while the broker is unreachable: a gate back from an outage of
+any length is connected, and has the changes its session kept, within about a second of its network returning.
+An unreachable broker costs nothing (the connection attempt never reaches it, or is refused by its host)."""
+RECONNECT_REFUSED_S = (5.0, 60.0)
+"""Reconnect delays once the broker answered and refused this gate (credentials, certificate, ACL): each attempt
+then costs the broker a handshake and a password check, so they slow down until one succeeds."""
+RECONNECT_JITTER = 0.25
+"""Each gate stretches its delays by a random factor up to this much, so a fleet does not knock in step."""
 
 CERTIFICATE_WARNING = timedelta(days=14)
 """A client certificate ending within this long is logged as a warning at start (renew with ``gate-cert``)."""
@@ -122,6 +133,7 @@ class MqttTransport:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         site_id: str | None = None,
         tls: TlsFiles | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.gate_id = gate_id
         self.site_id = site_id
@@ -151,6 +163,8 @@ class MqttTransport:
             client_id=gate_client_id(gate_id), username=username, password=password, persistent=True,
             will=LastWill(topics.gate_status(gate_id), encode(offline)), tls=tls,
         ))
+        self._jitter = 1.0 + (rng or random).uniform(0.0, RECONNECT_JITTER)
+        self._reconnect_delays(RECONNECT_FAST_S)
         if tls is not None:
             log_certificate_expiry(tls, clock())
         self.client.on_connect = self._on_connect
@@ -183,8 +197,20 @@ class MqttTransport:
         """Block until the broker confirmed this connection's subscriptions (acks, changes, site check-ins)."""
         return self._subscribed.wait(timeout)
 
+    @property
+    def reconnect_delays(self) -> tuple[float, float]:
+        """The reconnect delays in force (first, ceiling), in seconds."""
+        return self._delays
+
+    def _reconnect_delays(self, delays: tuple[float, float]) -> None:
+        first, ceiling = (delay * self._jitter for delay in delays)
+        self._delays = (first, ceiling)
+        self.client.reconnect_delay_set(first, ceiling)  # type: ignore[arg-type]  # paho sleeps any float
+
     def start(self) -> None:
-        """Connect in the background (paho's network thread keeps reconnecting, with jittered 1..30 s backoff)."""
+        """Connect in the background; paho's network thread keeps reconnecting, every second at most while the
+        broker is unreachable (:data:`RECONNECT_FAST_S`), slower once it refused the gate
+        (:data:`RECONNECT_REFUSED_S`)."""
         self.client.connect_async(self.host, self.port, keepalive=self.keepalive)
         self.client.loop_start()
 
@@ -261,7 +287,9 @@ class MqttTransport:
                     properties: Any) -> None:
         if reason_code.is_failure:
             log.warning("mqtt connect refused host=%s port=%d reason=%s", self.host, self.port, reason_code)
+            self._reconnect_delays(RECONNECT_REFUSED_S)
             return
+        self._reconnect_delays(RECONNECT_FAST_S)
         self._online_since = self._clock()
         client.publish(topics.gate_status(self.gate_id), encode(self._online_status()), qos=1, retain=True)
         subscriptions = [(topics.gate_acks(self.gate_id), 1), (topics.CHANGES, 1),

@@ -38,6 +38,7 @@ class Reason(StrEnum):
     RELEASED = "released"
     NOT_CONNECTED = "not_connected"
     DUPLICATE = "duplicate"
+    ID_CARD = "id_card"
 
 
 # (Vietnamese, English): what the guard's display and the dashboard say.
@@ -72,6 +73,8 @@ REASON_TEXT: dict[Reason, tuple[str, str]] = {
     Reason.RELEASED: ("Cổng đang được mở tự do", "Gate released (free passage)"),
     Reason.NOT_CONNECTED: ("Trung tâm chưa kết nối được máy chủ tin nhắn", "Central not connected to the broker"),
     Reason.DUPLICATE: ("Đã tồn tại", "Already exists"),
+    Reason.ID_CARD: ("Đây là thẻ CCCD. Vui lòng đến bàn tiếp đón.",
+                     "This is a citizen ID card. Please go to the reception desk."),
 }
 
 

@@ -353,6 +353,10 @@ def set_status(
         meeting.status = status
         meeting.updated_at = now
         meeting.save()
+        meeting = Meeting.get_by_id(meeting.id)
+        # The meeting's new status goes to the gates before its revocations, so a gate that has applied any of
+        # them already knows the meeting is cancelled and refuses its codes as ``meeting_cancelled``.
+        append_change(payloads.MeetingUpsert(meeting=meeting_entry(meeting)), now)
         if status == MeetingState.CANCELLED:
             active = Delegate.select().where(
                 (Delegate.meeting == meeting) & Delegate.revoked_at.is_null()
@@ -362,8 +366,6 @@ def set_status(
                 delegate.save()
                 append_change(payloads.DelegateRevoke(meeting_id=meeting.id, delegate_id=delegate.id), now)
                 revoked.append(delegate)
-        meeting = Meeting.get_by_id(meeting.id)
-        append_change(payloads.MeetingUpsert(meeting=meeting_entry(meeting)), now)
         audit(actor, "meeting.status", f"meeting:{meeting.id}",
               {"from": previous, "to": status, "codes_revoked": len(revoked)}, now=now)
     if notify_cancelled is not None:

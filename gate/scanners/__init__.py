@@ -62,4 +62,5 @@ def build_scanner(config: ScannerSection) -> Scanner:
         prefix=config.prefix,
         suffix=config.suffix,
         max_length=config.max_length,
+        line_idle_s=config.line_idle_ms / 1000,
     )

@@ -21,7 +21,10 @@ class LineAssembler:
     """Assemble scanner bytes into lines and validate them.
 
     A line ends at the configured terminator ("cr", "lf", "crlf") or, with "gap", when no byte arrived for
-    ``gap_s`` seconds (call ``flush(now)`` periodically; CR and LF also end a line in gap mode). Stray CR/LF
+    ``gap_s`` seconds (call ``flush(now)`` periodically; CR and LF also end a line in gap mode). With a
+    terminator, a partial line that got no byte for ``idle_s`` seconds ends too (``flush(now)``, or the next
+    byte): garbage without a terminator (a misread, a glitch on the line) is answered and forgotten instead of
+    swallowing the next code into one unreadable line. Stray CR/LF
     around a line are ignored, so a "cr" scanner that actually sends CRLF still reads cleanly. A line
     longer than ``max_length`` characters yields ONE ``TOO_LONG`` event and is discarded up to its
     terminator; bytes that are not UTF-8 or contain non-printable characters yield ``MALFORMED``. Empty
@@ -36,11 +39,13 @@ class LineAssembler:
         suffix: str = "",
         max_length: int = 256,
         source: str = "scanner",
+        idle_s: float = 0.3,
     ) -> None:
         if terminator != "gap" and terminator not in _TERMINATORS:
             raise ValueError(f"unknown terminator {terminator!r}")
         self.terminator = terminator
         self.gap_s = gap_s
+        self.idle_s = idle_s
         self.prefix = prefix
         self.suffix = suffix
         self.max_length = max_length
@@ -52,9 +57,7 @@ class LineAssembler:
 
     def feed(self, data: bytes, now: float) -> list[ScanEvent]:
         """Add bytes read at monotonic time ``now``; return the scan events completed by them."""
-        events: list[ScanEvent] = []
-        if self.terminator == "gap":
-            events.extend(self.flush(now))
+        events: list[ScanEvent] = list(self.flush(now))  # a line left idle ends before new bytes start one
         if data:
             self._last_byte_at = now
         self._buffer.extend(data)
@@ -77,8 +80,10 @@ class LineAssembler:
         return events
 
     def flush(self, now: float) -> list[ScanEvent]:
-        """In gap mode, end the pending line if ``gap_s`` has passed since its last byte; else return []."""
-        if self.terminator != "gap" or self._last_byte_at is None or now - self._last_byte_at < self.gap_s:
+        """End the pending line if no byte came for ``gap_s`` (gap mode) or ``idle_s`` (with a terminator)
+        seconds; else return []."""
+        wait = self.gap_s if self.terminator == "gap" else self.idle_s
+        if self._last_byte_at is None or now - self._last_byte_at < wait:
             return []
         line = bytes(self._buffer)
         self._buffer.clear()
@@ -88,6 +93,11 @@ class LineAssembler:
             return []
         event = self._finish(line, now)
         return [event] if event else []
+
+    @property
+    def pending_bytes(self) -> int:
+        """How many bytes of an unfinished line are held."""
+        return len(self._buffer)
 
     def reset(self) -> None:
         """Forget any partial line (after the device was reopened)."""

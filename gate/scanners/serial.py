@@ -36,18 +36,19 @@ class SerialScanner(Scanner):
         backoff_initial: float = 0.2,
         backoff_max: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        line_idle_s: float = 0.3,
     ) -> None:
         self.device = device
         self.baudrate = baudrate
         self.assembler = LineAssembler(
-            terminator, gap_s, prefix, suffix, max_length, source=f"serial:{device}"
+            terminator, gap_s, prefix, suffix, max_length, source=f"serial:{device}", idle_s=line_idle_s
         )
         self._opener = opener
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
         self._clock = clock
-        # Short read timeout: keeps close() responsive and lets the gap terminator fire on time.
-        self._read_timeout = min(0.1, gap_s / 2) if terminator == "gap" else 0.1
+        # Short read timeout: keeps close() responsive and ends a gap-terminated or idle partial line on time.
+        self._read_timeout = min(0.1, (gap_s if terminator == "gap" else line_idle_s) / 2)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._port: Any = None

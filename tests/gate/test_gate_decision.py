@@ -23,7 +23,7 @@ from protocols.codes import (
     encode_signed,
     generate_signing_key,
 )
-from protocols.payloads import GateMode
+from protocols.payloads import Change, DelegateRevoke, DelegateUpsert, GateMode, MeetingUpsert
 from protocols.reasons import Reason
 from tests.gate.gate_helpers import NOW, SITE, World, build_world
 
@@ -66,6 +66,8 @@ CASES: list[tuple[str, Callable[[World], str], Reason]] = [
     ("compact ok", lambda w: w.codes[1], Reason.OK),
     ("compact ok, lowercase with hyphens", lambda w: "-".join([w.codes[2][:7].lower(), w.codes[2][7:]]),
      Reason.OK),
+    ("citizen ID card", lambda w: "001085012345|123456789|Nguyễn Văn Ánh|15081985|Nam|Hà Nội|20042021",
+     Reason.ID_CARD),
     ("too long", lambda w: "A" * (MAX_SCAN_LENGTH + 1), Reason.TOO_LONG),
     ("neither scheme", lambda w: "hello world!", Reason.MALFORMED),
     ("empty", lambda w: "", Reason.MALFORMED),
@@ -74,7 +76,7 @@ CASES: list[tuple[str, Callable[[World], str], Reason]] = [
     ("compact not on the list", lambda w: unknown_compact(), Reason.UNKNOWN_CODE),
     ("compact revoked", lambda w: w.codes[9001], Reason.REVOKED),
     ("compact meeting cancelled", lambda w: w.codes[9003], Reason.MEETING_CANCELLED),
-    ("compact other site", lambda w: w.codes[9004], Reason.WRONG_VENUE),
+    ("compact other site", lambda w: w.codes[9004], Reason.UNKNOWN_CODE),
     ("compact not yet valid", lambda w: w.codes[9005], Reason.NOT_YET_VALID),
     ("compact expired", lambda w: w.codes[9006], Reason.EXPIRED),
     ("signed ok", lambda w: signed(w), Reason.OK),
@@ -88,7 +90,7 @@ CASES: list[tuple[str, Callable[[World], str], Reason]] = [
     ("signed unknown meeting", lambda w: signed(w, meeting_id=99), Reason.UNKNOWN_CODE),
     ("signed revoked delegate", lambda w: signed(w, attendee_id=7002), Reason.REVOKED),
     ("signed cancelled meeting", lambda w: signed(w, meeting_id=3, attendee_id=1), Reason.MEETING_CANCELLED),
-    ("signed other site", lambda w: signed(w, meeting_id=4, attendee_id=1), Reason.WRONG_VENUE),
+    ("signed other site", lambda w: signed(w, meeting_id=4, attendee_id=1), Reason.UNKNOWN_CODE),
 ]
 
 
@@ -200,3 +202,52 @@ def test_lockdown_does_not_touch_the_cache(world: World) -> None:
 
     view = cast(CacheView, Untouchable())
     assert decide(world.codes[1], view, NOW, SITE, mode="lockdown").reason is Reason.LOCKED_DOWN
+
+
+def test_cancelled_meeting_codes_are_refused_as_cancelled_not_revoked(tmp_path: Path) -> None:
+    """Cancelling revokes every code of the meeting; the change stream carries the new status first (central's
+    set_status), and whichever way the cache learnt both, the person hears the meeting was cancelled."""
+    world = build_world()
+    cache = GateStore(tmp_path)
+    try:
+        cache.load_snapshot(world.snapshot, NOW)
+        open_meeting = next(m for m in world.snapshot.meetings if m.id == 1)
+        seq = world.snapshot.seq
+        for body in (MeetingUpsert(meeting=open_meeting.model_copy(update={"status": "cancelled"})),
+                     DelegateRevoke(meeting_id=1, delegate_id=1)):
+            seq += 1
+            cache.apply_change(Change(seq=seq, at=NOW, body=body), NOW)
+        assert decide(world.codes[1], cache, NOW, SITE).reason is Reason.MEETING_CANCELLED
+        assert decide(world.codes[9001], cache, NOW, SITE).reason is Reason.MEETING_CANCELLED
+        assert decide(signed(world, meeting_id=3, attendee_id=9003), cache, NOW, SITE).reason \
+            is Reason.MEETING_CANCELLED
+    finally:
+        cache.close()
+
+
+def test_another_sites_code_has_one_reason_by_snapshot_or_by_change(tmp_path: Path) -> None:
+    """A snapshot holds only the gate's site; the change stream carries every site's meetings. Both answer the
+    same for a code of another site."""
+    world = build_world()
+    other = next(m for m in world.snapshot.meetings if m.site_id != SITE)
+    other_delegate = next(d for d in world.snapshot.delegates if d.meeting_id == other.id)
+    site_only = world.snapshot.model_copy(update={
+        "meetings": [m for m in world.snapshot.meetings if m.site_id == SITE],
+        "delegates": [d for d in world.snapshot.delegates if d.meeting_id != other.id],
+    })
+    by_snapshot = GateStore(tmp_path / "snapshot")
+    by_change = GateStore(tmp_path / "change")
+    try:
+        by_snapshot.load_snapshot(site_only, NOW)
+        by_change.load_snapshot(site_only, NOW)
+        seq = site_only.seq
+        for body in (MeetingUpsert(meeting=other), DelegateUpsert(delegate=other_delegate)):
+            seq += 1
+            by_change.apply_change(Change(seq=seq, at=NOW, body=body), NOW)
+        assert by_change.meeting(other.id) is not None and by_snapshot.meeting(other.id) is None
+        for scan in (world.codes[other_delegate.id], signed(world, meeting_id=other.id, attendee_id=1)):
+            answers = {decide(scan, cache, NOW, SITE).reason for cache in (by_snapshot, by_change)}
+            assert answers == {Reason.UNKNOWN_CODE}
+    finally:
+        by_snapshot.close()
+        by_change.close()

@@ -88,3 +88,24 @@ def test_empty_lines_and_utf8_text() -> None:
 def test_events_carry_source_and_time() -> None:
     event = LineAssembler("cr", source="serial:/dev/x").feed(b"A\r", 12.5)[0]
     assert (event.source, event.received_at) == ("serial:/dev/x", 12.5)
+
+
+def test_partial_line_without_terminator_ends_after_idle_and_never_swallows_the_next_code() -> None:
+    asm = LineAssembler("cr", idle_s=0.3)
+    assert asm.feed(b"\xff\xfe#garb", 1.0) == []
+    assert asm.flush(1.29) == []  # still within the idle time: the rest of the line may come
+    assert texts(asm.flush(1.3)) == [(None, Reason.MALFORMED)]
+    assert asm.pending_bytes == 0
+    assert texts(asm.feed(b"GOOD23\r", 1.4)) == [("GOOD23", Reason.OK)]
+
+
+def test_idle_partial_line_ends_when_the_next_bytes_arrive_even_without_a_flush() -> None:
+    asm = LineAssembler("lf", idle_s=0.3)
+    assert asm.feed(b"half-a-co", 1.0) == []
+    assert texts(asm.feed(b"GOOD23\n", 2.0)) == [("half-a-co", Reason.OK), ("GOOD23", Reason.OK)]
+
+
+def test_idle_ends_an_over_long_line_being_discarded() -> None:
+    asm = LineAssembler("cr", max_length=10, idle_s=0.3)
+    assert texts(asm.feed(b"A" * 100, 1.0)) == [(None, Reason.TOO_LONG)]
+    assert texts(asm.feed(b"GOOD23\r", 2.0)) == [("GOOD23", Reason.OK)]

@@ -149,3 +149,33 @@ def test_close_stops_the_thread_promptly(pty: Pty) -> None:
     scanner.close()  # joins the reader for at most 2 s
     assert not reader.is_alive()
     assert not scanner.connected.is_set()
+
+
+class StepClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_garbage_without_terminator_ends_after_the_idle_time_and_the_next_code_reads(pty: Pty) -> None:
+    events, on_scan = collect()
+    clock = StepClock()
+    scanner = SerialScanner(pty.path, terminator="cr", line_idle_s=0.3, clock=clock)
+    scanner.start(on_scan)
+    try:
+        assert scanner.connected.wait(3)
+        pty.write(b"\xff\xfe#noise")  # a misread: no terminator ever comes
+        assert wait_until(lambda: scanner.assembler.pending_bytes == 8, 3.0)
+        assert events.empty()
+        clock.now += 0.5  # the line stays idle longer than line_idle_s
+        event = next_event(events)
+        assert (event.text, event.reason) == (None, Reason.MALFORMED)
+        pty.write(b"ABCDEF\r")
+        event = next_event(events)
+        assert (event.text, event.reason) == ("ABCDEF", Reason.OK)
+    finally:
+        scanner.close()

@@ -4,6 +4,7 @@ the retained offline status as last will, TLS files from the config."""
 from __future__ import annotations
 
 import logging
+import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,17 @@ import pytest
 
 import gate.transport as transport_module
 from central.messaging import certs
-from gate.transport import MqttTransport, gate_client_id
+from gate.transport import (
+    RECONNECT_FAST_S,
+    RECONNECT_JITTER,
+    RECONNECT_REFUSED_S,
+    MqttTransport,
+    gate_client_id,
+)
 from protocols import topics
 from protocols.mqtt import ClientSettings, TlsFiles, make_client
 from protocols.payloads import GateStatus, decode
+from tests.conftest import wait_until
 
 
 @pytest.fixture
@@ -65,3 +73,25 @@ def test_the_client_certificate_end_is_logged_at_start(settings_seen: list[Clien
                       tls=TlsFiles(tmp_path / "ca.crt", issued.cert_file, issued.key_file))
     (record,) = [r for r in caplog.records if "client certificate" in r.getMessage()]
     assert record.levelno == level and words in record.getMessage()
+
+
+def test_reconnects_fast_while_unreachable_and_slowly_once_the_broker_refused_the_gate(
+    broker_factory: Any,
+) -> None:
+    """An unreachable broker is retried about every second (no cost to it); a broker that answered and refused
+    the gate (credentials) is retried slowly, since each attempt costs it a handshake and a password check."""
+    transport = MqttTransport("g1", "127.0.0.1", 1, rng=random.Random(7))
+    first, ceiling = transport.reconnect_delays
+    assert RECONNECT_FAST_S[0] <= first <= RECONNECT_FAST_S[0] * (1 + RECONNECT_JITTER)
+    assert RECONNECT_FAST_S[1] <= ceiling <= RECONNECT_FAST_S[1] * (1 + RECONNECT_JITTER)
+    others = {MqttTransport("g1", "127.0.0.1", 1).reconnect_delays for _ in range(20)}
+    assert len(others) > 1  # spread across a fleet
+
+    locked = broker_factory(allow_anonymous=False)
+    refused = MqttTransport("g1", locked.host, locked.port)
+    refused.start()
+    try:
+        wait_until(lambda: refused.reconnect_delays[0] >= RECONNECT_REFUSED_S[0])
+        assert not refused.is_connected
+    finally:
+        refused.stop()

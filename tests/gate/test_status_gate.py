@@ -99,3 +99,23 @@ def test_page_follows_the_real_gate(gate_with_page: tuple[Gate, FakeTransport], 
                 client.next_event(within=3)
     finally:
         client.close()
+
+
+CCCD_QR = "001085012345|123456789|Nguyễn Văn Ánh|15081985|Nam|Số 1 Đinh Tiên Hoàng, Hoàn Kiếm, Hà Nội|20042021"
+
+
+def test_a_citizen_id_card_sends_the_person_to_the_desk(gate_with_page: tuple[Gate, FakeTransport]) -> None:
+    """A CCCD held up at the turnstile is refused with ``id_card``; the guard's page tells the person, in
+    Vietnamese first, to go to the desk, and nothing of the card (its ID number) leaves the gate."""
+    gate, _ = gate_with_page
+    server = gate.status_server
+    assert isinstance(server, StatusServer)
+    decision, checkin = gate.handle_scan(scan(CCCD_QR))
+    assert (decision.allowed, decision.reason) == (False, Reason.ID_CARD)
+    assert not gate.turnstile.is_unlocked
+    last = api_status(server)["last"]
+    assert (last["allowed"], last["reason"]) == (False, "id_card")
+    assert last["reason_vi"] == "Đây là thẻ CCCD. Vui lòng đến bàn tiếp đón."
+    assert last["reason_en"] == "This is a citizen ID card. Please go to the reception desk."
+    assert checkin is not None and checkin.credential is None
+    assert "001085012345" not in checkin.model_dump_json()
