@@ -85,6 +85,11 @@ class Ack(_Payload):
     sent_at: AwareDatetime | None = None
     gate_time: AwareDatetime | None = None
 
+    @property
+    def rejected(self) -> bool:
+        """True when central refused to store the check-in (it will never be stored: the gate stops re-sending)."""
+        return self.status == "rejected"
+
 
 MAX_ACKS_PER_BATCH = 400
 """At most this many acks in one :class:`AckBatch` (about 45 KB, under :data:`MAX_PAYLOAD_BYTES`)."""

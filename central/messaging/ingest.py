@@ -246,7 +246,7 @@ class IngestWorker:
             per_gate: dict[str, list[payloads.Ack]] = {}
             for topic, (_, gate_id), ack in zip(checkin_topics, checkins, acks, strict=True):
                 per_gate.setdefault(gate_id, []).append(ack)
-                if ack.status == "rejected":
+                if ack.rejected:
                     _dead_letter(topic, ack.reason or "", f"checkin_id={ack.checkin_id} nacked to gate {gate_id}")
             for gate_id, gate_acks in per_gate.items():
                 for message in ack_messages(gate_id, gate_acks):
