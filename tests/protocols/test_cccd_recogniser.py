@@ -7,7 +7,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protocols.cccd import looks_like_cccd
-from protocols.codes import generate_compact
 
 FULL = "001085012345|123456789|Nguyễn Văn Ánh|15081985|Nam|Số 1 Đinh Tiên Hoàng, Hoàn Kiếm, Hà Nội|20042021"
 
@@ -25,7 +24,7 @@ def test_card_qrs_are_recognised(text: str) -> None:
 
 @pytest.mark.parametrize("text", [
     "",
-    generate_compact(),
+    "2YJQEPAFQWCPUG",  # a compact code (fixed: pytest-xdist needs every worker to collect the same ids)
     "VR1:ABCDEFGH",
     "00108501234|123456789|Nguyễn Văn Ánh|15081985",  # 11 digits
     "001085012345|12345678|Nguyễn Văn Ánh|15081985",  # old number of 8 digits
