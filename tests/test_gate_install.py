@@ -323,6 +323,10 @@ def test_the_readme_route_installs_a_gate_that_reads_a_first_scan(install: Insta
 
         wait_until(lambda: gate.poll() is not None or status() is not None, timeout=scaled(60))
         assert gate.poll() is None, log_path.read_text()
+        # The status page can answer before the scanner thread opened the device, and opening it (pyserial) drops
+        # whatever was typed before: type the code once the gate says the scanner is open.
+        wait_until(lambda: f"scanner device={scanner_device} opened" in log_path.read_text(), timeout=scaled(30),
+                   message=lambda: log_path.read_text()[-2000:])
         os.write(master, f"{CODE}\r".encode())
         wait_until(lambda: (status() or {}).get("recent"), timeout=scaled(30))
         answer = status()
