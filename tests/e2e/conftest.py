@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,10 @@ import zxingcpp
 from gpiozero.pins.mock import MockFactory
 from PIL import Image
 
+from central.core.changes import append_change
+from central.core.db import database, open_database
+from central.messaging.changefeed import ChangeFeed
+from central.migrations import migrate
 from devtools import approval
 from devtools.broker import LocalBroker
 from devtools.mailcatcher import MailCatcher
@@ -34,7 +39,7 @@ from gate.config import parse_config
 from gate.scanners import ScanEvent
 from gate.sync import SyncError, SyncFailure
 from protocols import topics
-from protocols.payloads import Snapshot
+from protocols.payloads import Change, ChangeBody, Snapshot
 from protocols.reasons import Reason
 from tests.conftest import scaled, wait_until
 from tests.gate.gate_helpers import World, build_world
@@ -351,3 +356,28 @@ def world_at_seq0(policy: str = "single") -> World:
     meetings = [m.model_copy(update={"entry_policy": policy}) for m in world.snapshot.meetings]
     world.snapshot = world.snapshot.model_copy(update={"seq": 0, "meetings": meetings})
     return world
+
+
+@pytest.fixture
+def change_log(tmp_path: Path) -> Iterator[Callable[[ChangeBody], Change]]:
+    """Central's change log in its own SQLite database; returns ``store(body) -> Change``, the way central stores
+    a change."""
+    open_database(f"sqlite:///{tmp_path / 'central.db'}")
+    migrate()
+
+    def store(body: ChangeBody) -> Change:
+        with database.connection_context(), database.atomic():
+            return append_change(body, datetime.now(UTC))
+
+    yield store
+    if not database.is_closed():
+        database.close()
+
+
+@pytest.fixture
+def feed(broker: LocalBroker, change_log: Callable[[ChangeBody], Change]) -> Iterator[ChangeFeed]:
+    """Central's change feed, publishing the change log to the broker."""
+    changefeed = ChangeFeed(broker.host, broker.port, client_id=f"feed-{uuid.uuid4().hex[:6]}")
+    changefeed.start()
+    yield changefeed
+    changefeed.stop()

@@ -10,18 +10,13 @@ after the link came back; the gate retries about every second instead.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from central.core.changes import append_change
-from central.core.db import database, open_database
 from central.messaging.changefeed import ChangeFeed
-from central.migrations import migrate
 from devtools.broker import LocalBroker
 from gate.app import Gate
 from gate.config import parse_config
@@ -42,29 +37,6 @@ OUTAGE_S = 8.0
 
 
 @pytest.fixture
-def central_db(tmp_path: Path) -> Iterator[Callable[[ChangeBody], Change]]:
-    """Central's change log (SQLite); returns ``store(body) -> Change``."""
-    open_database(f"sqlite:///{tmp_path / 'central.db'}")
-    migrate()
-
-    def store(body: ChangeBody) -> Change:
-        with database.connection_context(), database.atomic():
-            return append_change(body, datetime.now(UTC))
-
-    yield store
-    if not database.is_closed():
-        database.close()
-
-
-@pytest.fixture
-def feed(broker: LocalBroker, central_db: Callable[[ChangeBody], Change]) -> Iterator[ChangeFeed]:
-    changefeed = ChangeFeed(broker.host, broker.port, client_id=f"feed-{uuid.uuid4().hex[:6]}")
-    changefeed.start()
-    yield changefeed
-    changefeed.stop()
-
-
-@pytest.fixture
 def relay(broker: LocalBroker) -> Iterator[Relay]:
     link = Relay(broker.host, broker.port)
     link.start()
@@ -73,7 +45,7 @@ def relay(broker: LocalBroker) -> Iterator[Relay]:
 
 
 def test_revocation_missed_during_an_outage_is_applied_within_two_seconds_of_the_link_returning(
-    tmp_path: Path, relay: Relay, feed: ChangeFeed, central_db: Callable[[ChangeBody], Change],
+    tmp_path: Path, relay: Relay, feed: ChangeFeed, change_log: Callable[[ChangeBody], Change],
 ) -> None:
     world = world_at_seq0()
     config = parse_config(config_dict(
@@ -90,13 +62,13 @@ def test_revocation_missed_during_an_outage_is_applied_within_two_seconds_of_the
         transport = gate.transport
         assert isinstance(transport, MqttTransport) and transport.wait_subscribed(scaled(10))
         wait_until(lambda: not gate.refresher.pending)
-        warm = central_db(MeetingUpsert(meeting=world.snapshot.meetings[0]))
+        warm = change_log(MeetingUpsert(meeting=world.snapshot.meetings[0]))
         wait_until(lambda: gate.cache is not None and gate.cache.seq >= warm.seq)
         assert gate.handle_scan(scan_event(world.codes[2]))[0].allowed
 
         relay.cut()
         wait_until(lambda: not transport.is_connected)
-        revoke = central_db(DelegateRevoke(meeting_id=1, delegate_id=1))
+        revoke = change_log(DelegateRevoke(meeting_id=1, delegate_id=1))
         wait_until(lambda: feed.published_seq >= revoke.seq)  # the broker holds it in the gate's session
         time.sleep(OUTAGE_S)  # the outage itself
         assert gate.cache is not None and gate.cache.seq < revoke.seq

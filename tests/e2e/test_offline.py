@@ -22,10 +22,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from central.core.changes import append_change
-from central.core.db import database, open_database
 from central.messaging.changefeed import ChangeFeed
-from central.migrations import migrate
 from devtools.broker import LocalBroker
 from gate.app import Gate
 from gate.config import parse_config
@@ -51,30 +48,6 @@ from tests.gate.gate_helpers import IdleScanner, World, config_dict
 from .conftest import NOW, Fetch, scan_event, world_at_seq0
 
 pytestmark = pytest.mark.timeout(scaled(120))
-
-
-@pytest.fixture
-def central_db(tmp_path: Path) -> Iterator[Callable[[ChangeBody], Change]]:
-    """Central's database (SQLite); returns ``store(body) -> Change``, the way central stores a change."""
-    open_database(f"sqlite:///{tmp_path / 'central.db'}")
-    migrate()
-
-    def store(body: ChangeBody) -> Change:
-        with database.connection_context(), database.atomic():
-            return append_change(body, datetime.now(UTC))
-
-    yield store
-    if not database.is_closed():
-        database.close()
-
-
-@pytest.fixture
-def feed(broker: LocalBroker, central_db: Callable[[ChangeBody], Change]) -> Iterator[ChangeFeed]:
-    """Central's change feed, publishing the change log to the broker."""
-    changefeed = ChangeFeed(broker.host, broker.port, client_id=f"feed-{uuid.uuid4().hex[:6]}")
-    changefeed.start()
-    yield changefeed
-    changefeed.stop()
 
 
 @pytest.fixture
@@ -157,12 +130,12 @@ def replacement(world: World, delegate_id: int) -> tuple[DelegateUpsert, str]:
 
 
 def test_replaced_and_revoked_codes_refused_at_two_online_gates_within_a_second(
-    feed: ChangeFeed, central_db: Callable[[ChangeBody], Change], gates: Callable[..., Gate],
+    feed: ChangeFeed, change_log: Callable[[ChangeBody], Change], gates: Callable[..., Gate],
 ) -> None:
     world = world_at_seq0()
     fetch = Fetch(world.snapshot)
     gate_a, gate_b = gates("g1", world, fetch), gates("g2", world, fetch)
-    warm_up(central_db, world, gate_a, gate_b)
+    warm_up(change_log, world, gate_a, gate_b)
     fetches = fetch.calls
     old_code = world.codes[1]
     assert decision_of(gate_a, old_code) is decision_of(gate_b, old_code) is Reason.OK
@@ -170,13 +143,13 @@ def test_replaced_and_revoked_codes_refused_at_two_online_gates_within_a_second(
     latencies: dict[str, float] = {}
     upsert, new_code = replacement(world, 1)
     started = time.monotonic()
-    central_db(upsert)  # the organisation replaced delegate 1: the old code must stop working
+    change_log(upsert)  # the organisation replaced delegate 1: the old code must stop working
     for gate in (gate_a, gate_b):
         wait_until(lambda g=gate: decision_of(g, old_code) is Reason.UNKNOWN_CODE)
         latencies[f"replace@{gate.gate_id}"] = time.monotonic() - started
 
     started = time.monotonic()
-    central_db(DelegateRevoke(meeting_id=1, delegate_id=2))
+    change_log(DelegateRevoke(meeting_id=1, delegate_id=2))
     for gate in (gate_a, gate_b):
         wait_until(lambda g=gate: decision_of(g, world.codes[2]) is Reason.REVOKED)
         latencies[f"revoke@{gate.gate_id}"] = time.monotonic() - started
@@ -257,14 +230,14 @@ def test_bad_payloads_on_the_change_topic_are_dropped(
 
 
 def test_changes_sent_while_a_gate_is_away_arrive_when_it_returns(
-    feed: ChangeFeed, central_db: Callable[[ChangeBody], Change], gates: Callable[..., Gate],
+    feed: ChangeFeed, change_log: Callable[[ChangeBody], Change], gates: Callable[..., Gate],
 ) -> None:
     world = world_at_seq0()
     fetch = Fetch(world.snapshot)
     gate = gates("g1", world, fetch)
-    seq = warm_up(central_db, world, gate)
+    seq = warm_up(change_log, world, gate)
     gate.stop()
-    central_db(DelegateRevoke(meeting_id=1, delegate_id=1))  # while the gate is stopped
+    change_log(DelegateRevoke(meeting_id=1, delegate_id=1))  # while the gate is stopped
     fetch.snapshot = None  # and central's HTTP API is down when it comes back
     back = gates("g1", world, fetch, seed=False)
     wait_until(lambda: back.cache.seq == seq + 1)  # type: ignore[union-attr]  # kept by its MQTT session
@@ -272,7 +245,7 @@ def test_changes_sent_while_a_gate_is_away_arrive_when_it_returns(
 
 
 def test_heartbeat_reports_the_cache_seq(broker: LocalBroker, feed: ChangeFeed,
-                                         central_db: Callable[[ChangeBody], Change],
+                                         change_log: Callable[[ChangeBody], Change],
                                          gates: Callable[..., Gate]) -> None:
     beats: queue.Queue[Heartbeat] = queue.Queue()
     subscribed: queue.Queue[object] = queue.Queue()
@@ -286,8 +259,8 @@ def test_heartbeat_reports_the_cache_seq(broker: LocalBroker, feed: ChangeFeed,
     try:
         world = world_at_seq0()
         gate = gates("g1", world, Fetch(world.snapshot))
-        seq = warm_up(central_db, world, gate)
-        central_db(DelegateRevoke(meeting_id=1, delegate_id=1))
+        seq = warm_up(change_log, world, gate)
+        change_log(DelegateRevoke(meeting_id=1, delegate_id=1))
         deadline = time.monotonic() + scaled(10)
         while True:
             beat = beats.get(timeout=max(deadline - time.monotonic(), 0.01))
@@ -305,12 +278,12 @@ def test_heartbeat_reports_the_cache_seq(broker: LocalBroker, feed: ChangeFeed,
 
 
 def test_a_code_used_at_one_gate_is_refused_at_the_other_within_a_second_with_central_stopped(
-    feed: ChangeFeed, central_db: Callable[[ChangeBody], Change], gates: Callable[..., Gate],
+    feed: ChangeFeed, change_log: Callable[[ChangeBody], Change], gates: Callable[..., Gate],
 ) -> None:
     world = world_at_seq0("single")
     fetch = Fetch(world.snapshot)
     gate_a, gate_b = gates("g1", world, fetch), gates("g2", world, fetch)
-    warm_up(central_db, world, gate_a, gate_b)
+    warm_up(change_log, world, gate_a, gate_b)
     feed.stop()  # central is gone: no change feed, no snapshot API
     fetch.snapshot = None
 
@@ -336,13 +309,13 @@ def test_a_code_used_at_one_gate_is_refused_at_the_other_within_a_second_with_ce
     assert again.handle_scan(scan_event(world.codes[4]))[0].allowed  # an unused code still works
 
 
-def test_reentry_policy_across_in_and_out_gates(feed: ChangeFeed, central_db: Callable[[ChangeBody], Change],
+def test_reentry_policy_across_in_and_out_gates(feed: ChangeFeed, change_log: Callable[[ChangeBody], Change],
                                                 gates: Callable[..., Gate]) -> None:
     world = world_at_seq0("reentry")
     fetch = Fetch(world.snapshot)
     gate_in, gate_in2 = gates("in1", world, fetch), gates("in2", world, fetch)
     gate_out = gates("out1", world, fetch, direction="out")
-    warm_up(central_db, world, gate_in, gate_in2, gate_out)
+    warm_up(change_log, world, gate_in, gate_in2, gate_out)
     feed.stop()
     code = world.codes[1]
     assert gate_in.handle_scan(scan_event(code))[0].allowed
