@@ -21,7 +21,8 @@ import argparse
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,24 @@ def make_gate(gate_id: str, directory: Path, broker: LocalBroker, snapshot: Snap
 def wait_connected(gate: Gate, timeout: float = LEARN_TIMEOUT_S) -> bool:
     transport: Any = gate.transport
     return bool(transport.wait_subscribed(timeout))
+
+
+@contextmanager
+def two_gates(directory: Path, snapshot: Snapshot) -> Iterator[tuple[LocalBroker, dict[str, Gate]]]:
+    """A private Mosquitto under ``directory`` and gates ``a`` and ``b`` of one site on it, both connected;
+    stopped on exit."""
+    broker = LocalBroker(directory / "broker")
+    broker.start()
+    gates = {name: make_gate(name, directory, broker, snapshot) for name in ("a", "b")}
+    try:
+        for gate in gates.values():
+            if not wait_connected(gate, 10):
+                raise RuntimeError("gate did not connect")
+        yield broker, gates
+    finally:
+        for gate in gates.values():
+            gate.stop()
+        broker.stop()
 
 
 def admits(gate: Gate, code: str) -> bool:
@@ -163,13 +182,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     lines = header("Anti-passback with the broker down: the double-entry window", argv)
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        broker = LocalBroker(directory / "broker")
-        broker.start()
-        gates = {name: make_gate(name, directory, broker, world.snapshot) for name in ("a", "b")}
-        try:
-            for gate in gates.values():
-                if not wait_connected(gate, 10):
-                    raise RuntimeError("gate did not connect")
+        with two_gates(directory, world.snapshot) as (broker, gates):
             baseline = online(gates["a"], gates["b"], [next(codes) for _ in range(20)])
             rows = []
             for seconds in outages:
@@ -177,10 +190,6 @@ def main(argv: Sequence[str] | None = None) -> None:
                                    restart_a=False))
             rows.append(outage(broker, gates, outages[0], [next(codes) for _ in range(args.codes)], directory,
                                restart_a=True))
-        finally:
-            for gate in gates.values():
-                gate.stop()
-            broker.stop()
     lines += [
         "- two in-process gates `a` and `b` of one site, real `MqttTransport` (reconnect delay "
         f"{RECONNECT_FAST_S[0]:g} s doubling to {RECONNECT_FAST_S[1]:g} s, stretched by up to {RECONNECT_JITTER:.0%} "

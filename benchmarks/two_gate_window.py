@@ -26,8 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._gate_fixture import build_world, header, median, percentile
-from benchmarks.passback_window import admits, make_gate, wait_connected
-from devtools.broker import LocalBroker
+from benchmarks.passback_window import admits, two_gates
 from gate.app import Gate
 from gate.scanners import ScanEvent
 from protocols.reasons import Reason
@@ -84,13 +83,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     lines = header("Two gates, one code, broker up: the double-admission window", argv)
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        broker = LocalBroker(directory / "broker")
-        broker.start()
-        gates = {name: make_gate(name, directory, broker, world.snapshot) for name in ("a", "b")}
-        try:
-            for gate in gates.values():
-                if not wait_connected(gate, 10):
-                    raise RuntimeError("gate did not connect")
+        with two_gates(directory, world.snapshot) as (_broker, gates):
             time.sleep(1.0)  # both gates' subscriptions live, start-up publishing over
             latencies = []
             for _ in range(args.trials):
@@ -111,10 +104,6 @@ def main(argv: Sequence[str] | None = None) -> None:
                     time.sleep(SETTLE_S)
                 rows.append((offset_ms, median(actual) * 1000, min(actual) * 1000, max(actual) * 1000, both,
                              refused_at_a))
-        finally:
-            for gate in gates.values():
-                gate.stop()
-            broker.stop()
     window = max(doubles, default=None)
     lines += [
         "- two in-process gates `a` and `b` of one site on a private Mosquitto (loopback), real `MqttTransport`, "
