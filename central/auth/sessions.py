@@ -7,13 +7,13 @@ nothing after it, in every web process, and a changed password ends the account'
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import datetime, timedelta
 
 from flask import has_request_context, session
 
 from central.auth.models import UserSession
+from central.core.tokens import digest
 
 TOKEN_KEY = "sid"
 """The key of the session token in Flask's (signed) session cookie."""
@@ -33,15 +33,11 @@ PASSWORD_CHANGED = "password_changed"
 DEACTIVATED = "deactivated"
 
 
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def start_session(user_id: int, *, now: datetime) -> str:
     """Record a new session of ``user_id`` and return its token (for the cookie; only its hash is stored)."""
     token = secrets.token_urlsafe(32)
     UserSession.delete().where(UserSession.seen_at < now - KEEP_ROWS).execute()
-    UserSession.create(user=user_id, token_hash=_digest(token), created_at=now, seen_at=now)
+    UserSession.create(user=user_id, token_hash=digest(token), created_at=now, seen_at=now)
     return token
 
 
@@ -51,7 +47,7 @@ def session_problem(token: object, user_id: int | None, *, now: datetime, idle: 
     :data:`IDLE`, :data:`LIFETIME`), or None when it is; a valid session is marked seen at ``now``."""
     if not isinstance(token, str) or not token or user_id is None:
         return UNKNOWN
-    row = UserSession.get_or_none((UserSession.token_hash == _digest(token)) & (UserSession.user == user_id))
+    row = UserSession.get_or_none((UserSession.token_hash == digest(token)) & (UserSession.user == user_id))
     if row is None:
         return UNKNOWN
     if row.ended_at is not None:
@@ -68,7 +64,7 @@ def end_session(token: object, *, now: datetime, reason: str) -> None:
     """End the session of ``token`` (nothing happens for an unknown or already ended one)."""
     if isinstance(token, str) and token:
         (UserSession.update(ended_at=now, end_reason=reason)
-         .where((UserSession.token_hash == _digest(token)) & UserSession.ended_at.is_null()).execute())
+         .where((UserSession.token_hash == digest(token)) & UserSession.ended_at.is_null()).execute())
 
 
 def end_user_sessions(user_id: int, *, now: datetime, reason: str, keep: str | None = None) -> int:
@@ -76,7 +72,7 @@ def end_user_sessions(user_id: int, *, now: datetime, reason: str, keep: str | N
     query = UserSession.update(ended_at=now, end_reason=reason).where(
         (UserSession.user == user_id) & UserSession.ended_at.is_null())
     if keep:
-        query = query.where(UserSession.token_hash != _digest(keep))
+        query = query.where(UserSession.token_hash != digest(keep))
     return int(query.execute())
 
 

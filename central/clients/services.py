@@ -6,7 +6,6 @@ random needs no slow hash, and a hash lookup finds the client in one indexed que
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from collections.abc import Mapping
@@ -22,6 +21,7 @@ from central.core import validation as v
 from central.core.audit import audit
 from central.core.db import write_transaction
 from central.core.errors import ConflictError, InvalidInputError, NotFoundError
+from central.core.tokens import digest
 from protocols.reasons import Reason
 
 TOKEN_PREFIX = "vaora_"
@@ -45,11 +45,6 @@ class IssuedClient:
 
     client: ApiClient
     token: str
-
-
-def token_hash(token: str) -> str:
-    """Return the hex SHA-256 of a token (what the table stores)."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def _name(value: Any) -> str:
@@ -85,7 +80,7 @@ def create_client(data: Mapping[str, Any], *, actor: str, now: datetime) -> Issu
     try:
         with write_transaction():
             client = ApiClient.create(
-                name=name, prefix=token[:PREFIX_LENGTH], token_hash=token_hash(token), scopes=" ".join(scopes),
+                name=name, prefix=token[:PREFIX_LENGTH], token_hash=digest(token), scopes=" ".join(scopes),
                 created_by=actor[:64], created_at=now,
             )
             audit(actor, "api_client.create", f"api_client:{client.id}",
@@ -135,7 +130,7 @@ def authenticate(token: str, *, now: datetime) -> ApiClient | None:
     """
     if not token.startswith(TOKEN_PREFIX):
         return None
-    client = ApiClient.get_or_none(ApiClient.token_hash == token_hash(token))
+    client = ApiClient.get_or_none(ApiClient.token_hash == digest(token))
     if client is None or client.revoked_at is not None:
         return None
     stale = now - LAST_USED_RESOLUTION

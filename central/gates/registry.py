@@ -14,6 +14,7 @@ from central.core import validation as v
 from central.core.audit import audit
 from central.core.db import database
 from central.core.errors import DuplicateError
+from central.core.tokens import digest
 from central.gates.models import Gate
 
 _DUMMY_HASH = hashlib.sha256(b"vaora-no-such-gate").hexdigest()
@@ -25,11 +26,6 @@ class RegisteredGate:
 
     gate: Gate
     token: str
-
-
-def hash_token(token: str) -> str:
-    """Return the stored form of a gate token."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def register_gate(
@@ -52,7 +48,7 @@ def register_gate(
             site_id=site_id,
             name=name or gate_id,
             direction=direction,
-            token_hash=hash_token(token),
+            token_hash=digest(token),
         )
         audit(actor, "gate.register", f"gate:{gate_id}", {"site_id": site_id, "direction": direction},
               now=now or datetime.now(UTC))
@@ -63,7 +59,7 @@ def authenticate_gate(gate_id: str, token: str | None) -> Gate | None:
     """Return the gate when ``token`` is its token (constant-time compare), else None."""
     gate = Gate.get_or_none(Gate.gate_id == gate_id) if isinstance(gate_id, str) else None
     stored = gate.token_hash if gate is not None else _DUMMY_HASH
-    given = hash_token(token) if isinstance(token, str) else ""
+    given = digest(token) if isinstance(token, str) else ""
     if not hmac.compare_digest(stored, given) or gate is None:
         return None
     return gate

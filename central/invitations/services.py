@@ -29,6 +29,7 @@ from central.core.audit import audit
 from central.core.db import write_transaction
 from central.core.errors import ConflictError, DuplicateError, NotFoundError
 from central.core.states import InvitationState, MeetingState
+from central.core.tokens import digest
 from central.invitations.guesses import GuessGuard, request_guard
 from central.invitations.models import Delivery, Invitation, Organisation
 from central.meetings.models import Meeting
@@ -41,11 +42,6 @@ REGISTER_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 MAX_NUMBERING_ATTEMPTS = 20
 _DUMMY_HASH = hashlib.sha256(b"vaora-no-such-invitation").hexdigest()
-
-
-def hash_secret(secret: str) -> str:
-    """Return the stored form of an invitation secret."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 def format_number(fmt: str, seq: int, year: int) -> str:
@@ -91,7 +87,7 @@ def find_invitation(number: str, secret: str | None, *, guard: GuessGuard | None
     candidates: list[Invitation] = []
     if isinstance(number, str) and number and len(number) <= 64:
         candidates = list(Invitation.select().where(Invitation.number == number))
-    given = hash_secret(secret) if isinstance(secret, str) else ""
+    given = digest(secret) if isinstance(secret, str) else ""
     found = None
     options: list[Invitation | None] = [*candidates] or [None]
     for invitation in options:
@@ -287,7 +283,7 @@ def approve_invitation(
         _require(row, InvitationState.DRAFT)
         row.number = format_number(number_format, seq, year)
         row.year, row.seq = year, seq
-        row.secret_hash = hash_secret(secret)
+        row.secret_hash = digest(secret)
         row.status = InvitationState.APPROVED
         row.approved_by = actor
         row.approved_at = now
