@@ -21,9 +21,12 @@ MAX_FIELDS = 7
 MAX_LENGTH = 1000
 """Longest text looked at, in characters (a real card's QR holds about 300)."""
 
-_ID_NUMBER = re.compile(r"\d{12}")
-_OLD_ID_NUMBER = re.compile(r"(?:\d{9}|\d{12})?")
-_DATE = re.compile(r"\d{8}")
+ID_NUMBER = re.compile(r"[0-9]{12}")
+"""The ID number: 12 ASCII digits."""
+OLD_ID_NUMBER = re.compile(r"(?:[0-9]{9}|[0-9]{12})?")
+"""The old ID number (CMND): 9 digits, 12 for the last generation of old cards, or none."""
+DATE = re.compile(r"[0-9]{8}")
+"""A date as ``ddmmyyyy``."""
 
 
 def looks_like_cccd(text: str) -> bool:
@@ -36,8 +39,8 @@ def looks_like_cccd(text: str) -> bool:
         return False
     id_number, old_id_number, name, born = (field.strip() for field in fields[:4])
     return (
-        _ID_NUMBER.fullmatch(id_number) is not None
-        and _OLD_ID_NUMBER.fullmatch(old_id_number) is not None
+        ID_NUMBER.fullmatch(id_number) is not None
+        and OLD_ID_NUMBER.fullmatch(old_id_number) is not None
         and bool(name)
-        and _DATE.fullmatch(born) is not None
+        and DATE.fullmatch(born) is not None
     )

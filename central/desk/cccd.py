@@ -16,21 +16,14 @@ The ID number is personal data: log ``record.masked_id``, never ``record.id_numb
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
+from protocols.cccd import DATE, ID_NUMBER, MAX_FIELDS, MAX_LENGTH, MIN_FIELDS, OLD_ID_NUMBER, SEPARATOR
 from protocols.logs import mask_id_number
 from protocols.reasons import Reason
-
-MAX_LENGTH = 1000
-"""Longest accepted text, in characters (a real card's QR holds about 300)."""
-SEPARATOR = "|"
-MIN_FIELDS = 4
-"""ID number, old ID number, name, date of birth; sex, address and date of issue may be left out."""
-MAX_FIELDS = 7
 
 
 class CccdProblem(StrEnum):
@@ -126,9 +119,6 @@ def _repair_mojibake(text: str) -> str:
 
 # Cc control, Cf format (zero-width, direction marks), Cs lone surrogates, Co private use, Zl/Zp separators.
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
-_ID_NUMBER = re.compile(r"[0-9]{12}")
-_OLD_ID_NUMBER = re.compile(r"(?:[0-9]{9}|[0-9]{12})?")
-_DATE = re.compile(r"[0-9]{8}")
 _SEX = {"nam": "Nam", "nữ": "Nữ", "nu": "Nữ"}
 
 
@@ -149,7 +139,7 @@ def _to_text(data: str | bytes | bytearray | memoryview) -> str:
 
 
 def _parse_date(value: str, label_vi: str) -> date:
-    if not _DATE.fullmatch(value):
+    if not DATE.fullmatch(value):
         raise _fail(CccdProblem.BAD_DATE, f"{label_vi} phải có dạng ngày tháng năm (ddmmyyyy)")
     try:
         parsed = date(int(value[4:]), int(value[2:4]), int(value[:2]))
@@ -189,9 +179,9 @@ def parse_cccd(data: str | bytes, today: date | None = None) -> CccdRecord:
     fields += [""] * (MAX_FIELDS - len(fields))
     id_number, old_id_number, name, birth, sex, address, issued = fields
 
-    if not _ID_NUMBER.fullmatch(id_number):
+    if not ID_NUMBER.fullmatch(id_number):
         raise _fail(CccdProblem.BAD_ID_NUMBER, "Số CCCD phải gồm đúng 12 chữ số")
-    if not _OLD_ID_NUMBER.fullmatch(old_id_number):
+    if not OLD_ID_NUMBER.fullmatch(old_id_number):
         raise _fail(CccdProblem.BAD_OLD_ID_NUMBER, "Số CMND cũ phải gồm 9 hoặc 12 chữ số, hoặc để trống")
     full_name = " ".join(name.split())
     if not full_name:
