@@ -15,30 +15,28 @@ OrganisationName: Any = text(200, required=True)
 LeaderName: Any = text(120, required=False)
 
 
-class OrganisationCreate(BaseModel):
+class _OrganisationContacts(BaseModel):
+    """An organisation's leader and contacts, all optional."""
+
+    leader_name: LeaderName | None = None
+    email: Email = None
+    phone: Phone = None
+    leader_email: Email = None
+    leader_phone: Phone = None
+    office_email: Email = None
+    office_phone: Phone = None
+
+
+class OrganisationCreate(_OrganisationContacts):
     """A new invited organisation; its ``name`` is unique (a second one answers 409)."""
 
     name: OrganisationName
-    leader_name: LeaderName | None = None
-    email: Email = None
-    phone: Phone = None
-    leader_email: Email = None
-    leader_phone: Phone = None
-    office_email: Email = None
-    office_phone: Phone = None
 
 
-class OrganisationUpdate(BaseModel):
+class OrganisationUpdate(_OrganisationContacts):
     """The fields of an organisation to change (only those sent)."""
 
     name: OrganisationName | SkipJsonSchema[None] = None
-    leader_name: LeaderName | None = None
-    email: Email = None
-    phone: Phone = None
-    leader_email: Email = None
-    leader_phone: Phone = None
-    office_email: Email = None
-    office_phone: Phone = None
 
 
 class Organisation(BaseModel):
