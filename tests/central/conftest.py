@@ -41,6 +41,22 @@ def clock() -> Clock:
     return Clock(START - timedelta(days=2))
 
 
+def served_config(tmp_path: Path, mail: MailCatcher) -> dict[str, Any]:
+    """The ``VAORA_*`` mapping for central served on a free port to a browser: SQLite under ``tmp_path``, the mail
+    catcher, and an http public address (served over http here, a Secure cookie would not come back)."""
+    return {
+        "VAORA_DATABASE_URL": f"sqlite:///{tmp_path}/central.db",
+        "VAORA_SMTP_HOST": mail.host,
+        "VAORA_SMTP_PORT": mail.port,
+        "VAORA_MAIL_FROM": "vanphong@ubnd.example.vn",
+        "VAORA_API_TOKEN": API_TOKEN,
+        "VAORA_SIGNING_KEY_FILE": str(tmp_path / "key.pem"),
+        "VAORA_PUBLIC_URL": "http://vaora.example.vn",
+        "VAORA_DATA_DIR": str(tmp_path / "data"),
+        "TESTING": True,
+    }
+
+
 @pytest.fixture
 def central_config(database_url: str, tmp_path: Path, mail: MailCatcher) -> dict[str, Any]:
     """The ``VAORA_*`` mapping for a test app: the backend under test, the mail catcher, a temp key file."""

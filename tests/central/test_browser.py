@@ -28,7 +28,7 @@ from devtools import approval
 from devtools.mailcatcher import MailCatcher
 
 from ..conftest import CHROMIUM, ThreadedServer
-from .conftest import API_TOKEN
+from .conftest import API_TOKEN, served_config
 from .staff import PASSWORD, make_users
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -44,17 +44,8 @@ def central(tmp_path: Path, mail: MailCatcher) -> Iterator[tuple[str, LogSender]
     sms = LogSender()
     open_database(f"sqlite:///{tmp_path}/central.db")
     migrate()
-    app = create_app({
-        "VAORA_DATABASE_URL": f"sqlite:///{tmp_path}/central.db",
-        "VAORA_SMTP_HOST": mail.host,
-        "VAORA_SMTP_PORT": mail.port,
-        "VAORA_MAIL_FROM": "vanphong@ubnd.example.vn",
-        "VAORA_API_TOKEN": API_TOKEN,
-        "VAORA_SIGNING_KEY_FILE": str(tmp_path / "key.pem"),
-        "VAORA_PUBLIC_URL": "http://vaora.example.vn",  # served over http here: a Secure cookie would not come back
-        "VAORA_DATA_DIR": str(tmp_path / "data"),
-        "TESTING": True,  # mail sent directly, no mail-queue worker thread outliving the test
-    }, clock=lambda: NOW, sms_sender=sms)
+    # TESTING: mail sent directly, no mail-queue worker thread outliving the test
+    app = create_app(served_config(tmp_path, mail), clock=lambda: NOW, sms_sender=sms)
     make_users(NOW)
     client = app.test_client()
     auth = {"Authorization": f"Bearer {API_TOKEN}"}

@@ -34,7 +34,7 @@ from devtools import approval
 from devtools.mailcatcher import MailCatcher
 
 from ..conftest import CHROMIUM, ThreadedServer, wait_until
-from .conftest import API_TOKEN
+from .conftest import served_config
 from .staff import PASSWORD, make_users
 from .test_browser import _api, _login
 
@@ -50,19 +50,8 @@ def central(tmp_path: Path, mail: MailCatcher) -> Iterator[tuple[str, LogSender,
     sms = LogSender()
     open_database(f"sqlite:///{tmp_path}/central.db")
     migrate()
-    app = create_app({
-        "VAORA_DATABASE_URL": f"sqlite:///{tmp_path}/central.db",
-        "VAORA_SMTP_HOST": mail.host,
-        "VAORA_SMTP_PORT": mail.port,
-        "VAORA_MAIL_FROM": "vanphong@ubnd.example.vn",
-        "VAORA_API_TOKEN": API_TOKEN,
-        "VAORA_SIGNING_KEY_FILE": str(tmp_path / "key.pem"),
-        "VAORA_PUBLIC_URL": "http://vaora.example.vn",
-        "VAORA_DATA_DIR": str(tmp_path / "data"),
-        "VAORA_MAIL_QUEUE": "1",
-        "VAORA_MAIL_WORKER": "0",
-        "TESTING": True,
-    }, clock=lambda: NOW, sms_sender=sms)
+    app = create_app({**served_config(tmp_path, mail), "VAORA_MAIL_QUEUE": "1", "VAORA_MAIL_WORKER": "0"},
+                     clock=lambda: NOW, sms_sender=sms)
     make_users(NOW)
     with ThreadedServer(app) as server:
         yield server.url, sms, app
