@@ -14,6 +14,7 @@ import socket
 
 from central.outbound.engine import JobFailedError
 from central.outbound.sms import SmsError, SmsResult
+from protocols.logs import mask_email, mask_phone
 
 _DIGITS = re.compile(r"\D")
 
@@ -22,19 +23,21 @@ PERMANENT_SMS = frozenset({SmsError.INVALID_PHONE, SmsError.EMPTY_TEXT, SmsError
 
 
 def phone_problem(phone: str) -> str:
-    """Say why ``phone`` is not a Vietnamese mobile number (a landline, too short, ...), in Vietnamese."""
+    """Say why ``phone`` is not a Vietnamese mobile number (a landline, too short, ...), in Vietnamese; the
+    number is shown masked, as everywhere on the pages."""
     digits = _DIGITS.sub("", phone or "")
+    shown = mask_phone(phone)
     if digits.startswith("84"):
         digits = "0" + digits[2:]
     if not digits:
         return "Chưa có số điện thoại"
     if digits.startswith("02") and len(digits) == 11:
-        return f"Số {phone} là số máy bàn (cố định), không nhận được tin nhắn SMS"
+        return f"Số {shown} là số máy bàn (cố định), không nhận được tin nhắn SMS"
     if digits.startswith("0") and len(digits) < 10:
-        return f"Số {phone} thiếu chữ số (số di động có 10 chữ số)"
+        return f"Số {shown} thiếu chữ số (số di động có 10 chữ số)"
     if digits.startswith("0") and len(digits) > 11:
-        return f"Số {phone} thừa chữ số (số di động có 10 chữ số)"
-    return f"Số {phone} không phải số di động Việt Nam"
+        return f"Số {shown} thừa chữ số (số di động có 10 chữ số)"
+    return f"Số {shown} không phải số di động Việt Nam"
 
 
 _SMS_TEXT = {
@@ -69,13 +72,13 @@ def mail_failure(failed: JobFailedError, address: str) -> JobFailedError:
     if isinstance(cause, smtplib.SMTPRecipientsRefused):
         codes = ", ".join(f"{code} {reply.decode('utf-8', 'replace') if isinstance(reply, bytes) else reply}"
                           for code, reply in cause.recipients.values())
-        what = f"Máy chủ thư từ chối địa chỉ {address} ({codes})"
+        what = f"Máy chủ thư từ chối địa chỉ {mask_email(address)} ({codes})"
     elif isinstance(cause, smtplib.SMTPSenderRefused):
         what = f"Máy chủ thư từ chối địa chỉ gửi đi ({cause.smtp_code})"
     elif isinstance(cause, smtplib.SMTPResponseException):
         what = f"Máy chủ thư trả lời lỗi {cause.smtp_code}"
     elif isinstance(cause, (ConnectionError, socket.timeout, TimeoutError, smtplib.SMTPServerDisconnected)):
-        what = "Không kết nối được máy chủ thư"
+        what = f"Không kết nối được máy chủ thư ({type(cause).__name__})"
     elif isinstance(cause, OSError):
         what = f"Lỗi mạng khi gửi thư ({type(cause).__name__})"
     else:
