@@ -70,7 +70,8 @@ class Account:
 ACCOUNTS = (
     Account("quantri", "administrator", "Quản trị hệ thống (demo)",
             "người dùng, hội trường, đơn vị, nhật ký (/admin/users)"),
-    Account("chuyenvien", "organiser", "Nguyễn Văn Minh, Chuyên viên Văn phòng", "soạn cuộc họp và thư mời (/meetings/)"),
+    Account("chuyenvien", "organiser", "Nguyễn Văn Minh, Chuyên viên Văn phòng",
+            "soạn cuộc họp và thư mời (/meetings/)"),
     Account(LEADER, "approver", "Phạm Quốc Hùng, Phó Chủ tịch UBND", "duyệt thư mời (/invitations/)"),
     Account("baove", "guard", "Lê Văn Bình, Bảo vệ", "bàn tiếp đón khách vãng lai (/ban-tiep-don/)"),
     Account(ORGANISER, "organiser", "Trần Thị Lan, Ban tổ chức", "theo dõi điểm danh trực tiếp"),
@@ -353,7 +354,7 @@ class Demo:
         assert self.broker is not None and self.mail is not None and self.mailview is not None
         compact, signed = self.codes["compact"], self.codes["signed"]
         meeting_id = compact["meeting"]["id"]
-        from central.auth.roles import ROLE_LABELS_VI as labels
+        from central.auth.roles import ROLE_LABELS_VI
 
         log_file = self.args.data_dir.resolve().parent / "demo.log"
         _say()
@@ -362,7 +363,7 @@ class Demo:
         _say("  Tài khoản / accounts (tên đăng nhập, mật khẩu, vai trò):")
         for account in ACCOUNTS:
             _say(f"    {account.username:<11} {self.passwords[account.username]:<18} "
-                 f"{labels[account.role]}: {account.does}")
+                 f"{ROLE_LABELS_VI[account.role]}: {account.does}")
         _say(f"  Hộp thư demo (mail)       {self.mailview.url}  (Maildir: {self.data_dir / 'mail'})")
         _say(f"  Mail catcher              smtp://{self.mail.host}:{self.mail.port}")
         _say(f"  SMS                       không gửi thật: ghi vào {self.data_dir / 'central.log'} "

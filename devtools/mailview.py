@@ -67,7 +67,7 @@ class MailView:
         """(key, message, delivery time) of every message, newest first."""
         box = self._box()
         found = []
-        for key in box.keys():
+        for key in box.iterkeys():
             entry = box.get_message(key)
             found.append((key, _parse(entry.as_bytes()), entry.get_date()))
         return sorted(found, key=lambda item: item[2], reverse=True)
@@ -75,7 +75,7 @@ class MailView:
     def message(self, key: str) -> EmailMessage | None:
         """The message stored under ``key`` (only keys the Maildir lists), or None."""
         box = self._box()
-        if key not in box.keys():
+        if key not in box:
             return None
         return _parse(box.get_bytes(key))
 
@@ -101,7 +101,9 @@ class MailView:
                             disposition=part.get_filename())
 
     @staticmethod
-    def _answer(start: Start, status: str, content_type: str, body: bytes, disposition: str | None = None) -> list[bytes]:
+    def _answer(
+        start: Start, status: str, content_type: str, body: bytes, disposition: str | None = None
+    ) -> list[bytes]:
         headers = [("Content-Type", content_type), ("Content-Length", str(len(body))),
                    ("X-Content-Type-Options", "nosniff"), ("Cache-Control", "no-store")]
         if disposition:
@@ -116,7 +118,8 @@ class MailView:
             when = datetime.fromtimestamp(delivered, UTC).astimezone().strftime("%H:%M:%S %d/%m/%Y")
             rows.append(
                 f'<tr><td>{when}</td><td>{html.escape(str(message.get("X-RcptTo") or message.get("To", "")))}</td>'
-                f'<td><a href="/thu/{quote(key)}">{html.escape(str(message.get("Subject", "(không tiêu đề)")))}</a></td>'
+                f'<td><a href="/thu/{quote(key)}">'
+                f'{html.escape(str(message.get("Subject", "(không tiêu đề)")))}</a></td>'
                 f"<td>{attachments}</td></tr>"
             )
         table = ("<table><thead><tr><th>Lúc nhận</th><th>Gửi tới</th><th>Tiêu đề</th><th>Tệp đính kèm</th></tr>"
@@ -151,7 +154,8 @@ class MailView:
                             f'srcdoc="{html.escape(content, quote=True)}"></iframe>')
         text_body = message.get_body(("plain",))
         if text_body is not None:
-            sections.append(f'<h2>Nội dung (văn bản)</h2><pre id="text-body">{html.escape(text_body.get_content())}</pre>')
+            sections.append('<h2>Nội dung (văn bản)</h2>'
+                            f'<pre id="text-body">{html.escape(text_body.get_content())}</pre>')
         items = []
         for index, part in enumerate(self._parts(message)):
             if part in (html_body, text_body):
@@ -159,7 +163,8 @@ class MailView:
             name = part.get_filename() or str(part.get("Content-ID", "")).strip("<>") or f"phần {index}"
             size = len(part.get_payload(decode=True) or b"")
             link = f"{base}/phan/{index}"
-            shown = f'<br><img class="part" src="{link}" alt="{html.escape(name)}">' if part.get_content_maintype() == "image" else ""
+            is_image = part.get_content_maintype() == "image"
+            shown = f'<br><img class="part" src="{link}" alt="{html.escape(name)}">' if is_image else ""
             items.append(f'<li><a href="{link}">{html.escape(name)}</a> ({part.get_content_type()}, '
                          f"{size:,} byte){shown}</li>")
         if items:
@@ -172,7 +177,7 @@ class MailView:
         """Serve in a daemon thread; :attr:`port` is the bound port afterwards."""
 
         class _Quiet(WSGIRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self._server = make_server(self.host, self.port, self, handler_class=_Quiet)

@@ -17,9 +17,9 @@ from central.core.audit import audit
 from central.core.db import database
 from central.core.errors import ConflictError, NotFoundError
 from central.core.states import DeliveryState, InvitationState, JobState
+from central.invitations import shared_documents
 from central.invitations.letter import InvitationLetter, build_invitation_email, render_pdf
 from central.invitations.models import Delivery, Invitation
-from central.invitations import shared_documents
 from central.invitations.organisations import invitation_email, invitation_phones
 from central.outbound import queue
 from central.outbound.engine import (
