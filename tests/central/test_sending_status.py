@@ -24,6 +24,7 @@ from devtools.ports import free_port
 
 from .conftest import Clock
 from .staff import login, make_users, page_token, post_form, setup_meeting
+from .test_workflow import _RefusingHandler
 
 
 @pytest.fixture
@@ -106,20 +107,12 @@ def test_a_landline_fails_for_good_in_vietnamese_and_resend_after_the_fix_report
     assert phone == "+84987111222" and "/dk/" in text
 
 
-class _Refusing:
-    """An SMTP server that refuses every recipient for good (550)."""
-
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,  # noqa: N802
-                          rcpt_options: list[str]) -> str:
-        return "550 5.1.1 mailbox unavailable"
-
-
 def test_a_refused_address_says_what_to_fix_and_a_failed_resend_says_it_failed(
     app: Flask, client: FlaskClient, world: dict[str, Any]
 ) -> None:
     invitation_id = _draft(client, world)
     port = free_port()
-    refusing = Controller(_Refusing(), hostname="127.0.0.1", port=port)
+    refusing = Controller(_RefusingHandler(), hostname="127.0.0.1", port=port)
     refusing.start()
     try:
         app.extensions["vaora"].mail_sender = SmtpMailSender("127.0.0.1", port)

@@ -5,10 +5,7 @@ then read the invitation and the QR in the printed demo mailbox, whose messages 
 from __future__ import annotations
 
 import mailbox
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import CHROMIUM, scaled
-from tests.e2e.test_demo import REPO, Terminal
+from tests.e2e.test_demo import launch
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")]
@@ -25,12 +22,7 @@ pytestmark = [pytest.mark.slow,
 def test_a_newcomer_follows_the_printed_steps_from_login_to_a_check_in_on_the_dashboard(
     tmp_path: Path, browser: Any
 ) -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devtools.demo", "--data-dir", str(tmp_path / "demo")],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, text=True,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    terminal = Terminal(process)
+    process, terminal = launch(tmp_path / "demo")
     try:
         login_url, username, password = terminal.wait_for(
             r"1\. Mở (http://127\.0\.0\.1:\d+/login) và đăng nhập: (\S+) / (\S+)$", timeout=120).groups()
