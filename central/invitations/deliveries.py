@@ -5,6 +5,14 @@ outbound job (``central.outbound``) of kind ``invitation_email`` or ``invitation
 subject, so the approving request, the app's worker thread and ``vaora-central deliver`` share one claim and
 one retry policy: 1, 2, 4, ... minutes between tries, at most an hour; after :data:`MAX_ATTEMPTS` the row
 waits for a person to press "Gửi lại". A sent row forgets the link (it carries the invitation's secret).
+
+The e-mail row carries the long link (``/registration/<number>?secret=``) and lists the meeting's shared
+documents (:mod:`central.invitations.shared_documents`); the SMS rows carry the short one (``/dk/<token>``,
+:mod:`central.invitations.shortlinks`). A failed try's error is a Vietnamese sentence
+(:mod:`central.outbound.failures`); one that another try cannot cure is permanent: not retried, and it says what to
+correct. The invitation becomes "sent" once any of its rows went; each row keeps its own state. "Gửi lại"
+(:func:`resend`) sends to the organisation's corrected address or number, and :func:`resend_outcome` says what
+came of it.
 """
 
 from __future__ import annotations
