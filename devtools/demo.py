@@ -307,6 +307,8 @@ class Demo:
                 "POST", "/api/v1/invitations",
                 json={"meeting_id": meeting["id"], "organisation_id": organisation["id"]},
             )
+            if scheme == "compact":  # the agenda travels with the invitation (a shared document)
+                self.share_agenda(meeting["id"])
             if scheme == "compact":  # the other organisations get drafts the leader can approve in the browser
                 for other in others:
                     self.api("POST", "/api/v1/invitations",
@@ -323,6 +325,19 @@ class Demo:
             message = self.mail.wait_for(before + 1, timeout=10)[-1]
             seeded[scheme] = {"meeting": meeting, "invitation": invitation, "name": name, "code": qr_text(message)}
         return seeded
+
+    def share_agenda(self, meeting_id: int) -> None:
+        """Upload the meeting's agenda (a small PDF) and share it with the invitees, as the clerk would."""
+        from fpdf import FPDF
+
+        pdf = FPDF(format="A5")
+        pdf.add_page()
+        pdf.set_font("helvetica", size=12)
+        for line in ("CHUONG TRINH HOP (demo)", "08:00 Khai mac", "08:15 Bao cao tong ket", "10:00 Thao luan"):
+            pdf.cell(0, 8, line, new_x="LMARGIN", new_y="NEXT")
+        document = self.api("POST", f"/api/v1/meetings/{meeting_id}/documents",
+                            files={"file": ("Chương trình họp.pdf", bytes(pdf.output()), "application/pdf")})
+        self.api("POST", f"/api/v1/meetings/{meeting_id}/documents/{document['id']}/share", json={"shared": True})
 
     def start_gate(self) -> None:
         """Register the gate at central, write its TOML, and start it on simulated pins."""

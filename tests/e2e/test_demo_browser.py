@@ -60,6 +60,7 @@ def test_a_newcomer_follows_the_printed_steps_from_login_to_a_check_in_on_the_da
         page.get_by_role("link", name="Thư mời số 1/TM-UBND: Họp giao ban UBND thành phố (mã ngắn)").click()
         expect(page.locator("#text-body")).to_contain_text("Quý đơn vị vui lòng đăng ký danh sách đại biểu")
         expect(page.locator("#parts")).to_contain_text("application/pdf")
+        expect(page.locator("#text-body")).to_contain_text("Chương trình họp.pdf")  # the shared agenda's link
         page.goto(mailbox_url)
         page.get_by_role("link", name="Mã vào cổng: Họp giao ban UBND thành phố (mã ngắn)").click()
         expect(page.locator("#html-body")).to_be_visible()
