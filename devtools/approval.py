@@ -19,6 +19,8 @@ from urllib.parse import unquote
 import requests
 
 _LINK = re.compile(r"(?P<link>https?://[^\s\"'<>]+/registration/(?P<number>[^\s?\"'<>]+)\?secret=(?P<secret>[^\s&\"'<>]+))")
+_SHORT = re.compile(r"So (?P<number>\S+?)\. Dang ky: (?P<link>https?://\S+/dk/(?P<secret>[A-Za-z0-9]{8}))")
+"""An SMS's short link: the number is the text's ``So <number>.``, the token opens the invitation like its secret."""
 _CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 
@@ -32,8 +34,12 @@ class RegistrationLink:
 
 
 def links_in(text: str) -> list[RegistrationLink]:
-    """Every registration link in ``text`` (an SMS or a mail body), in order."""
-    return [RegistrationLink(m["link"], unquote(m["number"]), unquote(m["secret"])) for m in _LINK.finditer(text)]
+    """Every registration link in ``text`` (an SMS or a mail body), in order: the long ones
+    (``/registration/<number>?secret=``) and an SMS's short one (``/dk/<token>``, the token as the secret)."""
+    found = [(m.start(), RegistrationLink(m["link"], unquote(m["number"]), unquote(m["secret"])))
+             for m in _LINK.finditer(text)]
+    found += [(m.start(), RegistrationLink(m["link"], m["number"], m["secret"])) for m in _SHORT.finditer(text)]
+    return [link for _, link in sorted(found, key=lambda pair: pair[0])]
 
 
 def mail_text(message: EmailMessage) -> str:

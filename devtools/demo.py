@@ -3,10 +3,14 @@
 Central's web server is ``vaora-central serve`` (gunicorn, one worker, with the mail queue's worker thread
 on), in a child process; Mosquitto is another. The ingest worker and change feed run in threads here, beside
 a gate on simulated pins (gpiozero MockFactory) that reads codes typed or pasted on this terminal.
-The demo seeds two meetings (one per code scheme) through the real JSON API, registers one delegate in each,
-takes their codes out of the e-mails the mail catcher received, and prints them. Ctrl-C stops it all.
+The demo seeds one account per role (administrator, clerk, leader, guard, organiser; random passwords that
+pass the password policy, printed), two halls (the main hall and a remote point), three organisations and two
+meetings (one per code scheme) through the real JSON API, registers one delegate in each, takes their codes out
+of the e-mails the mail catcher received, and prints the web address, the accounts, where mail, SMS and logs
+go, and the steps to try. The caught mail is kept as a Maildir (``<data dir>/mail``) and served as web pages
+(:mod:`devtools.mailview`). Ctrl-C stops it all.
 
-    python -m devtools.demo [--http-port N] [--mqtt-port N] [--smtp-port N] [--data-dir var/demo]
+    python -m devtools.demo [--http-port N] [--mqtt-port N] [--smtp-port N] [--mail-port N] [--data-dir var/demo]
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -39,6 +44,7 @@ from central.migrations import migrate
 from devtools import approval
 from devtools.broker import LocalBroker
 from devtools.mailcatcher import MailCatcher
+from devtools.mailview import MailView
 from devtools.ports import free_port, wait_for_http
 from protocols.codes import format_compact, generate_compact
 from protocols.reasons import describe
@@ -47,6 +53,51 @@ log = logging.getLogger(__name__)
 
 LEADER = "lanhdao"
 """The demo's leader (approver) account: it approves the seeded invitations (its password is random per run)."""
+ORGANISER = "tochuc"
+"""The organiser who watches live attendance: the account the printed steps log in with."""
+
+
+@dataclass(frozen=True)
+class Account:
+    """One seeded staff account and what its holder does in the demo."""
+
+    username: str
+    role: str
+    full_name: str
+    does: str
+
+
+ACCOUNTS = (
+    Account("quantri", "administrator", "Quản trị hệ thống (demo)",
+            "người dùng, hội trường, đơn vị, nhật ký (/admin/users)"),
+    Account("chuyenvien", "organiser", "Nguyễn Văn Minh, Chuyên viên Văn phòng",
+            "soạn cuộc họp và thư mời (/meetings/)"),
+    Account(LEADER, "approver", "Phạm Quốc Hùng, Phó Chủ tịch UBND", "duyệt thư mời (/invitations/)"),
+    Account("baove", "guard", "Lê Văn Bình, Bảo vệ", "bàn tiếp đón khách vãng lai (/ban-tiep-don/)"),
+    Account(ORGANISER, "organiser", "Trần Thị Lan, Ban tổ chức", "theo dõi điểm danh trực tiếp"),
+)
+HALLS = (
+    {"name": "Hội trường tầng 2", "kind": "main", "site_id": "hq", "address": "Trụ sở UBND, số 1 Trần Phú"},
+    {"name": "Điểm cầu huyện Sơn Tịnh", "kind": "remote", "address": "UBND huyện Sơn Tịnh"},
+)
+ORGANISATIONS = (
+    {"name": "Sở Tư pháp", "leader_name": "Ông Võ Văn Tâm", "leader_phone": "0912345678",
+     "office_email": "vanthu@stp.demo.vn"},
+    {"name": "Sở Tài chính", "leader_name": "Bà Đặng Thị Thu", "leader_phone": "0987654321",
+     "office_email": "vanthu@stc.demo.vn"},
+    {"name": "UBND huyện Sơn Tịnh", "leader_name": "Ông Huỳnh Văn Phú", "leader_phone": "0905123456",
+     "office_email": "vanphong@sontinh.demo.vn"},
+)
+
+
+def demo_password(username: str) -> str:
+    """A random password that the project's policy accepts (12+ characters, not common, not the username)."""
+    from central.auth.passwords import password_problem
+
+    while True:
+        candidate = secrets.token_urlsafe(12)
+        if password_problem(candidate, username) is None:
+            return candidate
 
 GATE_TOML = """\
 # Written by the demo: one gate on simulated pins reading codes typed on the terminal.
@@ -92,6 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--http-port", type=int, default=0, help="central's HTTP port (default: a free one)")
     parser.add_argument("--mqtt-port", type=int, default=0, help="Mosquitto's port (default: a free one)")
     parser.add_argument("--smtp-port", type=int, default=0, help="the mail catcher's port (default: a free one)")
+    parser.add_argument("--mail-port", type=int, default=0, help="the demo mailbox's web page (default: a free one)")
     parser.add_argument("--status-port", type=int, default=0, help="the gate's guard page (default: a free one)")
     parser.add_argument("--data-dir", type=Path, default=Path("var/demo"), help="wiped and re-created at start")
     parser.add_argument("--seconds", type=float, default=0, help="stop by itself after this long (0: run until Ctrl-C)")
@@ -119,7 +171,10 @@ class Demo:
         self.args = args
         self.data_dir: Path = args.data_dir.resolve()
         self.api_token = secrets.token_urlsafe(24)
-        self.leader_password = secrets.token_urlsafe(18)
+        self.passwords = {account.username: demo_password(account.username) for account in ACCOUNTS}
+        self.leader_password = self.passwords[LEADER]
+        self.halls: dict[str, int] = {}
+        self.mailview: MailView | None = None
         self.stopping = threading.Event()
         self.broker: LocalBroker | None = None
         self.mail: MailCatcher | None = None
@@ -139,15 +194,16 @@ class Demo:
         self.data_dir.mkdir(parents=True)
         self.broker = LocalBroker(self.data_dir / "mosquitto", port=self.args.mqtt_port or None)
         self.broker.start()
-        self.mail = MailCatcher(port=self.args.smtp_port or None, echo=True)
+        self.mail = MailCatcher(port=self.args.smtp_port or None, echo=True, maildir=self.data_dir / "mail")
         self.mail.start()
+        self.mailview = MailView(self.data_dir / "mail", port=self.args.mail_port).start()
         http_port = self.args.http_port or free_port()
         self.status_port = self.args.status_port or free_port()
         self.url = f"http://127.0.0.1:{http_port}"
         database_url = f"sqlite:///{self.data_dir / 'central.db'}"
         open_database(database_url)
         migrate()  # as `vaora-central init-db` would
-        self.create_leader()
+        self.create_accounts_and_halls()
         database.close()
         self.start_server(database_url, http_port)
         self.ingest = IngestWorker(self.broker.host, self.broker.port)
@@ -158,12 +214,18 @@ class Demo:
         self.codes = self.seed()
         self.start_gate()
 
-    def create_leader(self) -> None:
-        """Create the leader's account (approver) that approves the demo's invitations (open database)."""
+    def create_accounts_and_halls(self) -> None:
+        """Create one account per role (as ``vaora-central create-admin`` and the admin's user page would) and
+        the halls (as the admin's venue page would), in the open database."""
         from central.auth import users
+        from central.meetings import venues
 
-        users.create_user({"username": LEADER, "password": self.leader_password, "role": "approver",
-                           "full_name": "Phó Chủ tịch UBND (demo)"}, actor="demo", now=datetime.now(UTC))
+        now = datetime.now(UTC)
+        for account in ACCOUNTS:
+            users.create_user({"username": account.username, "password": self.passwords[account.username],
+                               "role": account.role, "full_name": account.full_name}, actor="demo", now=now)
+        for hall in HALLS:
+            self.halls[hall["kind"]] = venues.create_venue(hall, actor="demo", now=now).id
 
     def start_server(self, database_url: str, http_port: int) -> None:
         """Run ``vaora-central serve`` on ``http_port`` (its log beside the demo's) and wait until it answers."""
@@ -220,10 +282,7 @@ class Demo:
     def seed(self) -> dict[str, Any]:
         """Create one meeting per code scheme with one registered delegate each; return their codes."""
         now = datetime.now(UTC)
-        organisation = self.api(
-            "POST", "/api/v1/organisations",
-            json={"name": "Sở Tư pháp", "email": "vanthu@stp.demo.vn", "phone": "0912345678"},
-        )
+        organisation, *others = [self.api("POST", "/api/v1/organisations", json=org) for org in ORGANISATIONS]
         people = {
             "compact": ("Nguyễn Thị Hoà", "Phó Giám đốc", "hoa.nguyen@stp.demo.vn"),
             "signed": ("Trần Văn Đức", "Chánh Văn phòng", "duc.tran@stp.demo.vn"),
@@ -238,8 +297,9 @@ class Demo:
                     "title": f"Họp giao ban UBND thành phố ({'mã ngắn' if scheme == 'compact' else 'mã ký số'})",
                     "starts_at": (now + timedelta(minutes=30)).isoformat(),
                     "ends_at": (now + timedelta(hours=4)).isoformat(),
-                    "venue": "Hội trường tầng 2",
-                    "site_id": "hq",
+                    "main_venue_id": self.halls["main"],
+                    "remote_venue_ids": [self.halls["remote"]],
+                    "chair": "Chủ tịch UBND thành phố",
                     "scheme": scheme,
                 },
             )
@@ -247,6 +307,12 @@ class Demo:
                 "POST", "/api/v1/invitations",
                 json={"meeting_id": meeting["id"], "organisation_id": organisation["id"]},
             )
+            if scheme == "compact":  # the agenda travels with the invitation (a shared document)
+                self.share_agenda(meeting["id"])
+            if scheme == "compact":  # the other organisations get drafts the leader can approve in the browser
+                for other in others:
+                    self.api("POST", "/api/v1/invitations",
+                             json={"meeting_id": meeting["id"], "organisation_id": other["id"]})
             invitation = approval.approve(leader, self.url, draft["id"], timeout=10)
             # The organisation registers through the link its office received by e-mail.
             link = approval.wait_for_registration_link(self._letters, invitation["number"], timeout=30)
@@ -259,6 +325,19 @@ class Demo:
             message = self.mail.wait_for(before + 1, timeout=10)[-1]
             seeded[scheme] = {"meeting": meeting, "invitation": invitation, "name": name, "code": qr_text(message)}
         return seeded
+
+    def share_agenda(self, meeting_id: int) -> None:
+        """Upload the meeting's agenda (a small PDF) and share it with the invitees, as the clerk would."""
+        from fpdf import FPDF
+
+        pdf = FPDF(format="A5")
+        pdf.add_page()
+        pdf.set_font("helvetica", size=12)
+        for line in ("CHUONG TRINH HOP (demo)", "08:00 Khai mac", "08:15 Bao cao tong ket", "10:00 Thao luan"):
+            pdf.cell(0, 8, line, new_x="LMARGIN", new_y="NEXT")
+        document = self.api("POST", f"/api/v1/meetings/{meeting_id}/documents",
+                            files={"file": ("Chương trình họp.pdf", bytes(pdf.output()), "application/pdf")})
+        self.api("POST", f"/api/v1/meetings/{meeting_id}/documents/{document['id']}/share", json={"shared": True})
 
     def start_gate(self) -> None:
         """Register the gate at central, write its TOML, and start it on simulated pins."""
@@ -286,19 +365,39 @@ class Demo:
     # ----- while running
 
     def banner(self) -> None:
-        """Print where everything is and the codes to try."""
-        assert self.broker is not None and self.mail is not None
+        """Print where everything is, the accounts, and the steps to try: enough to use the demo without the code."""
+        assert self.broker is not None and self.mail is not None and self.mailview is not None
         compact, signed = self.codes["compact"], self.codes["signed"]
         meeting_id = compact["meeting"]["id"]
+        from central.auth.roles import ROLE_LABELS_VI
+
+        log_file = self.args.data_dir.resolve().parent / "demo.log"
         _say()
         _say("vaora demo đang chạy / is running")
+        _say(f"  Trang web / web address   {self.url}/login")
+        _say("  Tài khoản / accounts (tên đăng nhập, mật khẩu, vai trò):")
+        for account in ACCOUNTS:
+            _say(f"    {account.username:<11} {self.passwords[account.username]:<18} "
+                 f"{ROLE_LABELS_VI[account.role]}: {account.does}")
+        _say(f"  Hộp thư demo (mail)       {self.mailview.url}  (Maildir: {self.data_dir / 'mail'})")
+        _say(f"  Mail catcher              smtp://{self.mail.host}:{self.mail.port}")
+        _say(f"  SMS                       không gửi thật: ghi vào {self.data_dir / 'central.log'} "
+             "(dòng 'sms (log only)', mã trong đường dẫn được che)")
+        _say(f"  Nhật ký / logs            {self.data_dir / 'central.log'} (central), {log_file} (demo, cổng)")
         _say(f"  Central API       {self.url}/api/v1/openapi.json")
         _say(f"  Điểm danh (attendance)  curl -H 'Authorization: Bearer {self.api_token}' "
              f"{self.url}/api/v1/meetings/{meeting_id}/attendance")
         _say(f"  Mosquitto         mqtt://{self.broker.host}:{self.broker.port}  (topics vaora/v1/#)")
-        _say(f"  Mail catcher      smtp://{self.mail.host}:{self.mail.port}")
         _say(f"  Trang bảo vệ (guard page)  http://127.0.0.1:{self.status_port}/")
         _say(f"  Gate config       {self.data_dir / 'gate.toml'}  (simulated pins, fail_mode secure)")
+        _say()
+        _say("Thử ngay / try it:")
+        _say(f"  1. Mở {self.url}/login và đăng nhập: {ORGANISER} / {self.passwords[ORGANISER]}")
+        _say(f"  2. Mở trang điểm danh trực tiếp: {self.url}/meetings/{meeting_id}/truc-tiep")
+        _say(f"  3. Gõ (hoặc dán) mã của {compact['name']} vào cửa sổ này rồi Enter: {compact['code']}")
+        _say(f"     Cổng mở, và {compact['name']} hiện trên trang điểm danh trong vài giây.")
+        _say(f"  4. Thư mời và mã QR đã gửi: {self.mailview.url}. Lãnh đạo ({LEADER}) còn "
+             f"{len(ORGANISATIONS) - 1} thư mời chờ duyệt tại {self.url}/invitations/")
         _say()
         _say("Mã để thử / codes to try (type or paste one, then Enter):")
         _say(f"  {compact['name']} — {compact['invitation']['number']} — mã ngắn (compact):")
@@ -342,6 +441,7 @@ class Demo:
             ("change feed", lambda: self.feed and self.feed.stop()),
             ("http", self.stop_server),
             ("mail", lambda: self.mail and self.mail.stop()),
+            ("mailbox page", lambda: self.mailview and self.mailview.stop()),
             ("broker", lambda: self.broker and self.broker.stop()),
         ):
             try:

@@ -4,6 +4,9 @@ Each received message is parsed into an ``email.message.EmailMessage`` (``policy
 RFC 2047 headers such as a Vietnamese subject come back as text) and gets two extra headers from the SMTP
 envelope, as aiosmtpd's own ``Message`` handler does: ``X-MailFrom`` and ``X-RcptTo`` (comma-separated).
 
+With ``maildir=`` every message is also written to a Maildir on disk (``new/``), where it outlives the process;
+``devtools.mailview`` serves that Maildir as web pages (the demo's "hộp thư").
+
 Its timeouts (start-up, ``wait_for``) are stretched by ``VAORA_TEST_TIMEOUT_SCALE``
 (:func:`devtools.timeouts.scaled`): callers pass the unscaled ceiling.
 """
@@ -13,10 +16,12 @@ from __future__ import annotations
 import email
 import email.policy
 import logging
+import mailbox
 import threading
 import time
 from collections.abc import Callable
 from email.message import EmailMessage
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -76,9 +81,11 @@ class MailCatcher(PortOwner):
         port: int | None = None,
         *,
         echo: bool | Callable[[str], None] = False,
+        maildir: Path | None = None,
     ) -> None:
         super().__init__(host, port)
         self._echo = echo
+        self._maildir = mailbox.Maildir(str(maildir), create=True) if maildir is not None else None
         self._messages: list[EmailMessage] = []
         self._condition = threading.Condition()
         self._controller: Controller | None = None
@@ -137,7 +144,14 @@ class MailCatcher(PortOwner):
                 self._condition.wait(remaining)
             return list(self._messages)
 
+    @property
+    def maildir(self) -> Path | None:
+        """Where the messages are also written (a Maildir), if anywhere."""
+        return Path(self._maildir._path) if self._maildir is not None else None
+
     def _receive(self, message: EmailMessage) -> None:
+        if self._maildir is not None:
+            self._maildir.add(message.as_bytes())
         with self._condition:
             self._messages.append(message)
             number = len(self._messages)

@@ -64,6 +64,8 @@ _FIELD_SECRET = re.compile(
     rf"((?<![\w.-])(?:{_FIELDS})[\"']?\s*[=:]\s*)(?:\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s\"'&,;]+)", re.IGNORECASE
 )
 _BEARER = re.compile(r"(\b(?:bearer|basic|token)\s+)[A-Za-z0-9._~+/=-]{6,}", re.IGNORECASE)
+_SHORT_LINK = re.compile(r"(/dk/)[A-Za-z0-9]{8}\b")
+"""central's short registration links (``/dk/<token>``, the token opens an invitation like its secret)."""
 _SECRET_HEADER = re.compile(r"(x-[a-z-]*(?:secret|token)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;]+", re.IGNORECASE)
 
 
@@ -75,6 +77,7 @@ def redact_secrets(text: str) -> str:
     text = _QUERY_SECRET.sub(rf"\1{REDACTED}", text)
     text = _BEARER.sub(rf"\1{REDACTED}", text)
     text = _SECRET_HEADER.sub(rf"\1{REDACTED}", text)
+    text = _SHORT_LINK.sub(rf"\1{REDACTED}", text)
     return _FIELD_SECRET.sub(rf"\1{REDACTED}", text)
 
 

@@ -5,6 +5,14 @@ outbound job (``central.outbound``) of kind ``invitation_email`` or ``invitation
 subject, so the approving request, the app's worker thread and ``vaora-central deliver`` share one claim and
 one retry policy: 1, 2, 4, ... minutes between tries, at most an hour; after :data:`MAX_ATTEMPTS` the row
 waits for a person to press "Gửi lại". A sent row forgets the link (it carries the invitation's secret).
+
+The e-mail row carries the long link (``/registration/<number>?secret=``) and lists the meeting's shared
+documents (:mod:`central.invitations.shared_documents`); the SMS rows carry the short one (``/dk/<token>``,
+:mod:`central.invitations.shortlinks`). A failed try's error is a Vietnamese sentence
+(:mod:`central.outbound.failures`); one that another try cannot cure is permanent: not retried, and it says what to
+correct. The invitation becomes "sent" once any of its rows went; each row keeps its own state. "Gửi lại"
+(:func:`resend`) sends to the organisation's corrected address or number, and :func:`resend_outcome` says what
+came of it.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from central.core.audit import audit
 from central.core.db import database
 from central.core.errors import ConflictError, NotFoundError
 from central.core.states import DeliveryState, InvitationState, JobState
+from central.invitations import shared_documents
 from central.invitations.letter import InvitationLetter, build_invitation_email, render_pdf
 from central.invitations.models import Delivery, Invitation
 from central.invitations.organisations import invitation_email, invitation_phones
@@ -31,6 +40,7 @@ from central.outbound.engine import (
     Senders,
     register,
 )
+from central.outbound.failures import mail_failure, sms_failure
 from central.outbound.sms import SmsComposeError, compose_invitation_sms
 from central.outbound.worker import send_mail
 from protocols.logs import mask_email, mask_phone
@@ -65,9 +75,12 @@ def _enqueue(delivery: Delivery, now: datetime, *, max_attempts: int = MAX_ATTEM
                   max_attempts=max_attempts, ref_id=delivery.id, group_key=f"invitation:{delivery.invitation_id}")
 
 
-def queue_deliveries(invitation: Invitation, link: str, *, now: datetime) -> list[Delivery]:
-    """Create the invitation's delivery rows and their jobs: e-mail to its office (or leader) and SMS to the
-    leader's and office's phones. Call inside the approving transaction."""
+def queue_deliveries(
+    invitation: Invitation, link: str, *, now: datetime, short_link: str | None = None
+) -> list[Delivery]:
+    """Create the invitation's delivery rows and their jobs: e-mail (with ``link``) to its office (or leader)
+    and SMS (with ``short_link``, the ``/dk/<token>`` one, when given) to the leader's and office's phones. Call
+    inside the approving transaction."""
     org = invitation.organisation
     rows = []
     address = invitation_email(org)
@@ -78,7 +91,7 @@ def queue_deliveries(invitation: Invitation, link: str, *, now: datetime) -> lis
     for channel, recipient in rows:
         delivery = Delivery.create(
             invitation=invitation, channel=channel, recipient=recipient, status=DeliveryState.QUEUED,
-            next_attempt_at=now, link=link, created_at=now,
+            next_attempt_at=now, link=short_link if channel == SMS and short_link else link, created_at=now,
         )
         _enqueue(delivery, now)
         created.append(delivery)
@@ -122,13 +135,17 @@ def _send_email(job: Any, senders: Senders, now: datetime) -> None:
     invitation = delivery.invitation
     letter = letter_of(invitation, delivery.link or "")
     if senders.pdf_font is None:
-        raise JobFailedError("no PDF font configured (VAORA_PDF_FONT)")
+        raise JobFailedError("Máy chủ chưa cấu hình phông chữ cho tệp PDF (VAORA_PDF_FONT). Hệ thống sẽ tự gửi lại.")
     try:
         pdf = render_pdf(letter, senders.pdf_font)
         message = build_invitation_email(sender=senders.mail_from, to=delivery.recipient, letter=letter, pdf=pdf)
     except (OSError, ValueError) as exc:
-        raise JobFailedError(f"{type(exc).__name__}: {exc}") from exc
-    send_mail(senders, message)
+        raise JobFailedError(f"Không tạo được thư mời ({type(exc).__name__}: {exc}). Hệ thống sẽ tự gửi lại.") from exc
+    shared_documents.add_links(message, shared_documents.links_for(invitation, delivery.link or ""))
+    try:
+        send_mail(senders, message)
+    except JobFailedError as failed:
+        raise mail_failure(failed, delivery.recipient) from failed.__cause__
     log.info("invitation mail sent invitation=%s to=%s", invitation.id, mask_email(delivery.recipient))
 
 
@@ -137,21 +154,22 @@ def _send_sms(job: Any, senders: Senders, now: datetime) -> None:
     invitation = delivery.invitation
     meeting = invitation.meeting
     if senders.sms is None:
-        raise JobFailedError("no SMS sender configured")
+        raise JobFailedError("Máy chủ chưa cấu hình cách gửi SMS (VAORA_SMS_BACKEND). Hệ thống sẽ tự gửi lại.")
     try:
         text = compose_invitation_sms(invitation.number or "", meeting.title, meeting.starts_at, meeting.venue,
                                       delivery.link or "")
     except SmsComposeError as exc:
-        raise JobFailedError(f"compose: {exc}") from exc
+        raise JobFailedError(f"Không soạn được tin nhắn ({exc}).", permanent=True) from exc
     result = senders.sms.send(delivery.recipient, text)
     if not result.ok:
-        raise JobFailedError(f"{result.error}: {result.detail or ''}".strip())
+        raise sms_failure(result, delivery.recipient)
     log.info("invitation sms sent invitation=%s to=%s ref=%s", invitation.id, mask_phone(delivery.recipient),
              result.reference)
 
 
 def _record(job: Any, outcome: Outcome) -> None:
-    """Mirror one try on the delivery row, mark the invitation sent once every row went, and audit it."""
+    """Mirror one try on the delivery row, mark the invitation sent once any row went (each row keeps its own
+    state on the page), and audit it."""
     if outcome.state == JobState.CANCELLED:
         return
     delivery = Delivery.get_or_none(Delivery.id == job.ref_id)
@@ -172,9 +190,7 @@ def _record(job: Any, outcome: Outcome) -> None:
     with database.atomic():
         delivery.save()
         invitation = delivery.invitation
-        if sent and invitation.status == InvitationState.APPROVED and not invitation.deliveries.where(
-            Delivery.status != DeliveryState.SENT
-        ).exists():
+        if sent and invitation.status == InvitationState.APPROVED:
             invitation.status = InvitationState.SENT
             invitation.save()
         audit("system", "delivery.sent" if sent else "delivery.failed", f"invitation:{invitation.id}",
@@ -213,14 +229,46 @@ def resend(delivery_id: int, *, actor: str, now: datetime) -> Delivery:
     kind = _KIND_OF[delivery.channel].name
     with database.atomic():
         queue.cancel_queued(kind, delivery.id, "resent")
+        previous = delivery.recipient
+        delivery.recipient = _current_recipient(delivery)
         delivery.status = DeliveryState.QUEUED
         delivery.next_attempt_at = now
         delivery.save()
         # The retries left carry over: a row that used up its tries gets this one try, pressed by a person.
         _enqueue(delivery, now, max_attempts=max(1, MAX_ATTEMPTS - delivery.attempts))
         audit(actor, "delivery.resend", f"invitation:{delivery.invitation_id}",
-              {"delivery": delivery.id, "channel": delivery.channel}, now=now)
+              {"delivery": delivery.id, "channel": delivery.channel,
+               "recipient_changed": delivery.recipient != previous}, now=now)
     return delivery
+
+
+def _current_recipient(delivery: Delivery) -> str:
+    """The row's recipient, or the organisation's corrected one when the office fixed the address or number
+    that failed (the first current one of the channel that no other row of the invitation has)."""
+    org = delivery.invitation.organisation
+    current = [invitation_email(org)] if delivery.channel == EMAIL else invitation_phones(org)
+    current = [value for value in current if value]
+    if not current or delivery.recipient in current:
+        return delivery.recipient
+    taken = {row.recipient for row in Delivery.select(Delivery.recipient).where(
+        (Delivery.invitation == delivery.invitation_id) & (Delivery.channel == delivery.channel))}
+    return next((value for value in current if value not in taken), delivery.recipient)
+
+
+CHANNEL_NAMES = {EMAIL: "e-mail", SMS: "SMS"}
+
+
+def resend_outcome(delivery_id: int) -> tuple[bool | None, str]:
+    """What "Gửi lại" came to, to tell the person who pressed it: (True: sent, False: failed, None: still
+    waiting for a worker) and a Vietnamese sentence naming the channel, the masked recipient and the error."""
+    delivery = Delivery.get_by_id(delivery_id)
+    shown = delivery_to_dict(delivery)
+    where = f"{CHANNEL_NAMES.get(delivery.channel, delivery.channel)} tới {shown['recipient']}"
+    if delivery.status == DeliveryState.SENT:
+        return True, f"Đã gửi lại thành công qua {where}."
+    if delivery.status == DeliveryState.FAILED:
+        return False, f"Gửi lại qua {where} không thành công: {delivery.last_error or 'lỗi không rõ'}"
+    return None, f"Đã xếp lượt gửi lại qua {where}; hệ thống đang gửi."
 
 
 def delivery_to_dict(delivery: Delivery) -> dict[str, Any]:

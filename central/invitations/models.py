@@ -42,6 +42,7 @@ class Invitation(BaseModel):
     year = peewee.IntegerField(null=True)
     seq = peewee.IntegerField(null=True)
     secret_hash = peewee.CharField(max_length=64, null=True)
+    short_hash = peewee.CharField(max_length=64, null=True, unique=True)  # the SMS link's token (m0010)
     created_at = UTCDateTimeField()
     # The official flow: draft -> (returned -> draft) -> approved (numbered) -> sent.
     status = peewee.CharField(max_length=16, default=InvitationState.DRAFT, index=True)

@@ -30,6 +30,7 @@ from central.core.db import write_transaction
 from central.core.errors import ConflictError, DuplicateError, NotFoundError
 from central.core.states import InvitationState, MeetingState
 from central.core.tokens import digest
+from central.invitations import shortlinks
 from central.invitations.guesses import GuessGuard, request_guard
 from central.invitations.models import Delivery, Invitation, Organisation
 from central.meetings.models import Meeting
@@ -91,9 +92,13 @@ def find_invitation(number: str, secret: str | None, *, guard: GuessGuard | None
     found = None
     options: list[Invitation | None] = [*candidates] or [None]
     for invitation in options:
-        # a numbered invitation always has a secret; the dummy keeps the comparison's time the same regardless
+        # a numbered invitation always has a secret; the dummy keeps the comparison's time the same regardless.
+        # The SMS link's short token (``shortlinks``) opens it as well as the long secret.
         stored = (invitation.secret_hash if invitation is not None else None) or _DUMMY_HASH
-        if hmac.compare_digest(stored, given) and invitation is not None:
+        short = (invitation.short_hash if invitation is not None else None) or _DUMMY_HASH
+        long_ok = hmac.compare_digest(stored, given)
+        short_ok = hmac.compare_digest(short, given)
+        if (long_ok or short_ok) and invitation is not None:
             found = invitation
     if found is None:
         if guard is not None:
@@ -284,12 +289,14 @@ def approve_invitation(
         row.number = format_number(number_format, seq, year)
         row.year, row.seq = year, seq
         row.secret_hash = digest(secret)
+        token = shortlinks.new_token()  # drawn per try: a (most unlikely) taken token retries with another
+        row.short_hash = digest(token)
         row.status = InvitationState.APPROVED
         row.approved_by = actor
         row.approved_at = now
         row.save()
         holder["link"] = registration_url(public_url, row.number, secret)
-        queue_deliveries(row, holder["link"], now=now)
+        queue_deliveries(row, holder["link"], now=now, short_link=shortlinks.short_url(public_url, token))
         audit(actor, "invitation.approve", f"invitation:{row.id}", {"number": row.number}, now=now)
         return row
 

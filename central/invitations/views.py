@@ -137,7 +137,8 @@ def resend(invitation_id: int, delivery_id: int) -> Any:
             flash(service_error_message(exc), "error")
         else:
             deliveries.send_now(delivery_id, deliveries.current_senders(), now=clock_now())
-            flash(_("Đã gửi lại."), "info")
+            sent, message = deliveries.resend_outcome(delivery_id)
+            flash(message, {True: "success", False: "error", None: "info"}[sent])
     return redirect(url_for("invitations.show", invitation_id=invitation_id))
 
 

@@ -15,6 +15,7 @@ from central.api.spec import Responses, amend, errors, validate, validated_json,
 from central.auth import current_actor, roles_required
 from central.auth.roles import ADMINISTRATOR, APPROVER, ORGANISER, STAFF_ROLES
 from central.clients.services import current_client_id
+from central.core.errors import NotFoundError
 from central.meetings import documents, venues
 from central.meetings import schemas as m
 from central.meetings import services as meetings
@@ -112,6 +113,19 @@ def upload_document(meeting_id: int) -> Any:
     except DocumentTooLargeError as exc:
         raise ApiError(413, "too_large", Reason.TOO_LONG, exc.fields["file"]) from None
     return jsonify(documents.document_to_dict(document)), 201
+
+
+@bp.post("/meetings/<int:meeting_id>/documents/<int:document_id>/share")
+@roles_required(ORGANISER)
+@validate(json=m.DocumentShare, resp=Responses(HTTP_200=m.Document, **errors(400, 401, 403, 404)))
+def share_document(meeting_id: int, document_id: int) -> Any:
+    """Share a document with the invited organisations (``{"shared": true}``: linked from the invitation
+    e-mail, listed on the registration page, downloadable with the invitation's secret) or stop sharing it."""
+    if documents.get_document(document_id).meeting_id != meeting_id:
+        raise NotFoundError(Reason.UNKNOWN_CODE, "Không tìm thấy tài liệu")
+    document = documents.set_shared(document_id, validated_json()["shared"], actor=current_actor(),
+                                    now=context().clock())
+    return jsonify(documents.document_to_dict(document))
 
 
 amend("/api/v1/meetings/{meeting_id}/documents", "post", requestBody={"required": True, "content": {

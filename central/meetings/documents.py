@@ -3,6 +3,10 @@
 The type is decided by the bytes (PDF header; for DOCX/XLSX an Office Open XML zip with the part that
 kind requires), and the file name's extension must agree with it. Files are stored under a random name;
 the original name is kept only for display and download.
+
+A document the office marks as shared (:func:`set_shared`) travels to the invited organisations: it is linked
+from the invitation e-mail and listed on the registration page, and downloads with the invitation's secret
+(:func:`shared_documents`, :func:`record_download`, each download audited).
 """
 
 from __future__ import annotations
@@ -145,6 +149,38 @@ def document_path(document: MeetingDocument, data_dir: Path) -> Path:
     return data_dir / "documents" / document.stored_name
 
 
+def set_shared(document_id: int, shared: bool, *, actor: str, now: datetime) -> MeetingDocument:
+    """Share a document with the invited organisations (or stop sharing it); audited."""
+    document = get_document(document_id)
+    with database.atomic():
+        document.shared = bool(shared)
+        document.save()
+        audit(actor, "document.share" if shared else "document.unshare", f"meeting:{document.meeting_id}",
+              {"document": document.id, "filename": document.filename}, now=now)
+    return document
+
+
+def shared_documents(meeting_id: int) -> list[MeetingDocument]:
+    """The meeting's documents shared with its invitees, oldest first."""
+    return list(MeetingDocument.select().where(
+        (MeetingDocument.meeting == meeting_id) & (MeetingDocument.shared == True)  # noqa: E712 - peewee
+    ).order_by(MeetingDocument.uploaded_at, MeetingDocument.id))
+
+
+def shared_document(meeting_id: int, document_id: int) -> MeetingDocument:
+    """Return a document of the meeting that is shared with its invitees, else raise :class:`NotFoundError`."""
+    document = MeetingDocument.get_or_none(MeetingDocument.id == document_id)
+    if document is None or document.meeting_id != meeting_id or not document.shared:
+        raise NotFoundError(Reason.UNKNOWN_CODE, "Không tìm thấy tài liệu")
+    return document
+
+
+def record_download(document: MeetingDocument, *, invitation_id: int, number: str, now: datetime) -> None:
+    """Audit an invited organisation's download of a shared document (who: the invitation's number)."""
+    audit(f"invitation:{number}", "document.download", f"meeting:{document.meeting_id}",
+          {"document": document.id, "filename": document.filename, "invitation": invitation_id}, now=now)
+
+
 def document_to_dict(document: MeetingDocument) -> dict[str, Any]:
     """Return the JSON form of a document."""
     return {
@@ -156,4 +192,5 @@ def document_to_dict(document: MeetingDocument) -> dict[str, Any]:
         "sha256": document.sha256,
         "uploaded_by": document.uploaded_by,
         "uploaded_at": document.uploaded_at.isoformat(),
+        "shared": bool(document.shared),
     }

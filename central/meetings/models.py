@@ -82,6 +82,7 @@ class MeetingDocument(BaseModel):
     stored_name = peewee.CharField(max_length=100, unique=True)
     uploaded_by = peewee.CharField(max_length=64)
     uploaded_at = UTCDateTimeField()
+    shared = peewee.BooleanField(default=False)  # sent to the invited organisations (m0010)
 
 
 class IdempotencyRecord(BaseModel):

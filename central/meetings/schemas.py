@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictBool
 from pydantic.json_schema import SkipJsonSchema
 
 from central.api.schemas import AwareDatetime, Id, SiteId, text
@@ -122,6 +122,15 @@ class Document(BaseModel):
     sha256: str
     uploaded_by: str
     uploaded_at: str = Field(json_schema_extra={"format": "date-time"})
+    shared: bool = Field(description="linked from the invitation e-mail and listed on the registration page")
+
+
+class DocumentShare(BaseModel):
+    """Share a document with the meeting's invited organisations, or stop sharing it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    shared: StrictBool
 
 
 class DocumentList(RootModel[list[Document]]):

@@ -238,20 +238,38 @@ def download_document(meeting_id: int, document_id: int) -> Any:
     return _send_document(document)
 
 
+@bp.post("/<int:meeting_id>/documents/<int:document_id>/share")
+@roles_required(ORGANISER)
+def share_document(meeting_id: int, document_id: int) -> Any:
+    """Share a document with the invited organisations (``shared=1``) or stop sharing it (``shared=0``)."""
+    if DeleteForm().validate_on_submit():  # a form of its CSRF token alone
+        document = documents.get_document(document_id)
+        if document.meeting_id != meeting_id:
+            abort(404)
+        shared = request.form.get("shared") == "1"
+        documents.set_shared(document_id, shared, actor=current_actor(), now=clock_now())
+        flash(_("Đã gửi kèm tài liệu cho các đơn vị được mời.") if shared
+              else _("Đã thôi gửi kèm tài liệu cho các đơn vị được mời."), "success")
+    return redirect(url_for("meetings.show", meeting_id=meeting_id) + "#docs-h")
+
+
 @bp.get("/documents/<int:document_id>")
 def public_document(document_id: int) -> Any:
     """Download for an invited organisation: ``?number=<invitation number>&secret=<its secret>``; the
-    invitation must be approved or sent and be for the document's meeting."""
+    invitation must be approved or sent and be for the document's meeting, and the document shared with its
+    invitees; the download is audited."""
     identity = current_identity()
     if identity is not None and identity.has_role(*STAFF):
         return _send_document(documents.get_document(document_id))
     try:
         invitation = invitations.find_invitation(request.args.get("number", ""), request.args.get("secret"))
-        document = documents.get_document(document_id)
+        document = documents.shared_document(invitation.meeting_id, document_id)
     except ServiceError:
         abort(404)
-    if document.meeting_id != invitation.meeting_id or invitation.status not in InvitationState.REGISTERABLE:
+    if invitation.status not in InvitationState.REGISTERABLE:
         abort(404)
+    documents.record_download(document, invitation_id=invitation.id, number=invitation.number or "",
+                              now=clock_now())
     return _send_document(document)
 
 

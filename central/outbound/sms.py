@@ -186,7 +186,8 @@ def compose_invitation_sms(
     Shape: ``UBND moi du hop: <title>, 08:00 27/11/2026 tai <venue>. So 125/TM-UBND. Dang ky: <link>``.
     ``starts_at`` is shown in Vietnam time (a naive datetime is taken as Vietnam time already). A title that
     does not fit is shortened with "..." after its last whole word that fits; if not even its first word
-    fits, the venue is shortened the same way; as a last resort the title becomes "..." and then the venue
+    fits, the venue is shortened the same way (a long venue is first cut to half the room title and venue share,
+    so that it cannot crowd out the title); as a last resort the title becomes "..." and then the venue
     clause is left out. The number and the link are never cut: if they alone do not fit, or the link holds
     characters an SMS would alter, ``SmsComposeError`` is raised.
     """
@@ -215,6 +216,13 @@ def compose_invitation_sms(
     candidate = render(full_title, full_venue)
     if fits(candidate):
         return candidate
+    # 0. A long venue must not crowd out the title: it keeps at most half the room the two share (or what
+    # the whole title leaves), cut by words, before the title is shortened.
+    room = limit - len(render("", None)) - len(" tai ")
+    venue_room = max(room // 2, room - len(full_title))
+    if full_venue and len(full_venue) > venue_room and len(venue_words) > 1:
+        keep = next((n for n in range(len(venue_words) - 1, 0, -1) if len(_shorten(venue_words, n)) <= venue_room), 1)
+        venue_words, full_venue = venue_words[:keep], _shorten(venue_words, keep)
     # 1. Shorten the title, keeping the whole venue.
     for count in range(len(title_words) - 1, 0, -1):
         candidate = render(_shorten(title_words, count), full_venue)

@@ -22,6 +22,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    send_file,
     url_for,
 )
 from werkzeug.exceptions import TooManyRequests
@@ -29,8 +30,9 @@ from werkzeug.exceptions import TooManyRequests
 from central.core.context import CentralContext
 from central.core.errors import InvalidInputError, NotFoundError, ServiceError
 from central.core.states import DelegateMailState
-from central.invitations import guesses
+from central.invitations import guesses, shortlinks
 from central.invitations.models import Invitation
+from central.meetings import documents
 from central.registration import imports, services
 from central.registration.models import Delegate
 
@@ -107,6 +109,7 @@ def _render(
             secret=_secret(),
             unsent=sum(1 for d in delegates if d.mail_status in DelegateMailState.UNSENT),
             progress=services.mail_progress(invitation),
+            documents=documents.shared_documents(invitation.meeting_id),
         ),
         status,
     )
@@ -305,6 +308,23 @@ def import_save(number: str) -> Any:
     return redirect(_page_url(number) + "#send-title")
 
 
+@bp.get("/<path:number>/tai-lieu/<int:document_id>")
+def document(number: str, document_id: int) -> Any:
+    """Download a meeting document the office shared with the invitees (audited)."""
+    invitation = _invitation(number)
+    try:
+        shared = documents.shared_document(invitation.meeting_id, document_id)
+    except NotFoundError:
+        abort(404)
+    path = documents.document_path(shared, _ctx().config.data_dir)
+    if not path.is_file():
+        abort(404)
+    documents.record_download(shared, invitation_id=invitation.id, number=invitation.number or "",
+                              now=_ctx().clock())
+    return send_file(path, mimetype=documents.KINDS[shared.kind], as_attachment=True,
+                     download_name=shared.filename)
+
+
 @bp.errorhandler(429)
 def _too_many(exc: TooManyRequests) -> Any:
     response = current_app.make_response((render_template("error.html", status=429, message=guesses.MESSAGE), 429))
@@ -322,7 +342,18 @@ def init_registration(app: Flask) -> guesses.GuessCounter:
     if "registration" not in app.blueprints:
         app.register_blueprint(bp)
     app.add_url_rule("/registration/<path:number>", "registration_legacy_link", _legacy_link)
+    app.add_url_rule(f"{shortlinks.PATH}<token>", "registration_short_link", _short_link)
     return counter
+
+
+def _short_link(token: str) -> Any:
+    """Open the registration page from an SMS's short link ``/dk/<token>`` (the token serves as the secret)."""
+    try:
+        invitation = shortlinks.find_by_token(token)
+    except NotFoundError:
+        log.info("short link refused addr=%s", request.remote_addr)
+        abort(404)
+    return redirect(url_for("registration.page", number=invitation.number, s=token))
 
 
 def _legacy_link(number: str) -> Any:

@@ -34,6 +34,7 @@ def world(app: Flask, api: Api, clock: Clock, tmp_path: Path) -> dict[str, Any]:
         document = documents.add_document(Meeting.get_by_id(meeting["id"]), "chuong-trinh.pdf", PDF,
                                           data_dir=app.extensions["vaora"].config.data_dir, max_bytes=1 << 20,
                                           actor="chuyenvien", now=clock())
+        documents.set_shared(document.id, True, actor="chuyenvien", now=clock())  # invitees may download it
     return {"first": first, "second": second, "document": document.id}
 
 
@@ -74,7 +75,7 @@ def _routes(world: dict[str, Any]) -> dict[str, Try]:
         "page": page(""), "progress": page("/tien-do"), "add": page("/dai-bieu", "post"),
         "edit": page("/dai-bieu/1/sua", "post"), "replace": page("/dai-bieu/1/thay", "post"),
         "remove": page("/dai-bieu/1/xoa", "post"), "send": page("/gui-mail", "post"), "api": api,
-        "document": document,
+        "document": document, "shared_document": page(f"/tai-lieu/{world['document']}"),
     }
 
 

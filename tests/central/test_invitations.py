@@ -64,7 +64,7 @@ def test_only_the_leaders_approval_numbers_and_sends_and_the_secret_reaches_only
     ((phone, sms),) = api.client.application.extensions["vaora"].sms_sender.sent
     assert phone == "+84912345678" and "So 1/TM-UBND" in sms
     link = api.received_link("1/TM-UBND")
-    assert link.link.startswith("https://vaora.example.vn/registration/1/TM-UBND?secret=")
+    assert link.link == f"https://vaora.example.vn/dk/{link.secret}" and len(link.secret) == 8  # the SMS's short link
     assert api.get(f"/api/v1/invitations/{draft['id']}").get_json()["number"] == "1/TM-UBND"
     assert link.secret not in api.get(f"/api/v1/invitations/{draft['id']}").get_data(as_text=True)
     assert api.register({"number": "1/TM-UBND", "secret": link.secret}).status_code == 201
@@ -75,7 +75,7 @@ def test_numbers_follow_the_years_register(api: Api, clock: Clock) -> None:
     first = api.invitation(meeting, api.organisation("Sở Tài chính")["id"])
     second = api.invitation(meeting, api.organisation("Sở Xây dựng")["id"])
     assert (first["number"], second["number"]) == ("1/TM-UBND", "2/TM-UBND")
-    assert first["registration_url"].startswith("https://vaora.example.vn/registration/1/TM-UBND?secret=")
+    assert first["registration_url"].startswith("https://vaora.example.vn/dk/")
     assert first["secret"] != second["secret"]
 
     # 31 Dec 17:00 UTC is already 1 Jan in Hà Nội: a new register starts at 1.

@@ -148,21 +148,22 @@ def test_long_title_is_shortened_at_a_word_boundary() -> None:
         "của Ủy ban nhân dân thành phố"
     )
     text = compose_invitation_sms("125/TM-UBND", title, STARTS, "Hội trường A, 12 Lê Lai", LINK)
+    # This long link leaves 44 characters: the venue keeps at most half of them (cut by words), the title the rest.
     assert text == (
-        "UBND moi du hop: Hoi nghi tong..., 08:00 27/11/2026 tai Hoi truong A, 12 Le Lai. So 125/TM-UBND. "
+        "UBND moi du hop: Hoi nghi tong ket..., 08:00 27/11/2026 tai Hoi truong A, 12... So 125/TM-UBND. "
         f"Dang ky: {LINK}"
     )
-    assert len(text) <= 160 < len(text.replace("tong...", "tong ket..."))  # one more word would not fit
+    assert len(text) <= 160 < len(text.replace("ket...", "ket cong..."))  # one more word would not fit
     shown = text.removeprefix("UBND moi du hop: ").split(", 08:00")[0]
     assert to_sms_text(title).startswith(shown.removesuffix("...") + " ")  # whole words only
 
 
-def test_venue_is_shortened_when_even_one_title_word_does_not_fit() -> None:
+def test_a_long_venue_is_cut_to_its_share_so_the_title_keeps_the_larger_part() -> None:
     venue = "Hội trường lớn tầng 3 tòa nhà Trung tâm Hội nghị quốc gia, đường Phạm Hùng, Nam Từ Liêm, Hà Nội"
     link = "https://vaora.example.vn/registration/2026/125-TM-UBND?k=" + "a" * 10
     text = compose_invitation_sms("125/TM-UBND", "Hội nghị triển khai", STARTS, venue, link)
     assert text == (
-        f"UBND moi du hop: Hoi..., 08:00 27/11/2026 tai Hoi truong lon... So 125/TM-UBND. Dang ky: {link}"
+        f"UBND moi du hop: Hoi nghi..., 08:00 27/11/2026 tai Hoi truong... So 125/TM-UBND. Dang ky: {link}"
     )
     assert len(text) <= 160
 

@@ -57,13 +57,18 @@ class Terminal:
         return count
 
 
-def test_demo_admits_its_codes_and_stops_cleanly_on_ctrl_c(tmp_path):
+def launch(data_dir: Path) -> tuple[subprocess.Popen, Terminal]:
+    """Start ``python -m devtools.demo`` as ``make demo`` does, with its terminal."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "devtools.demo", "--data-dir", str(tmp_path / "demo")],
+        [sys.executable, "-m", "devtools.demo", "--data-dir", str(data_dir)],
         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, text=True,
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
-    terminal = Terminal(process)
+    return process, Terminal(process)
+
+
+def test_demo_admits_its_codes_and_stops_cleanly_on_ctrl_c(tmp_path):
+    process, terminal = launch(tmp_path / "demo")
     try:
         mqtt_port = int(terminal.wait_for(r"Mosquitto\s+mqtt://127\.0\.0\.1:(\d+)").group(1))
         assert mqtt_port != 1883, "the demo must not assume the machine's broker port is free"
