@@ -16,13 +16,16 @@ import peewee
 
 from central.migrations import MigrationContext
 
+APPROVED = "approved"
+"""``ApprovalState.APPROVED`` as of this migration (frozen here: a migration never imports today's code)."""
+
 
 def up(ctx: MigrationContext) -> None:
     """Add the columns, and the index of ``delegate.approval``."""
     migrator = ctx.migrator
     for table, column, field in (
         ("meeting", "registration_approval", peewee.BooleanField(default=False)),
-        ("delegate", "approval", peewee.CharField(max_length=16, default="approved")),
+        ("delegate", "approval", peewee.CharField(max_length=16, default=APPROVED)),
         ("delegate", "decision_note", peewee.TextField(default="")),
         ("delegate", "decided_by", peewee.CharField(max_length=64, default="")),
         ("delegate", "decided_at", peewee.DateTimeField(null=True)),

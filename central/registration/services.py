@@ -421,7 +421,7 @@ def count_pending_registrations() -> int:
 
 def _pending_of(delegate_id: int) -> Delegate:
     delegate = Delegate.get_or_none(Delegate.id == delegate_id)
-    if delegate is None or delegate.revoked_at is not None:
+    if delegate is None:
         raise NotFoundError(Reason.UNKNOWN_CODE, "Không tìm thấy đăng ký")
     if delegate.approval != ApprovalState.PENDING:
         raise ConflictError(Reason.MALFORMED,
@@ -429,6 +429,8 @@ def _pending_of(delegate_id: int) -> Delegate:
     meeting: Meeting = delegate.meeting
     if meeting.status == MeetingState.CANCELLED:
         raise ConflictError(Reason.MEETING_CANCELLED, "Cuộc họp đã bị huỷ.")
+    if delegate.revoked_at is not None:  # the organisation removed it meanwhile
+        raise NotFoundError(Reason.UNKNOWN_CODE, "Không tìm thấy đăng ký")
     return delegate
 
 
