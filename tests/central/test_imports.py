@@ -1,10 +1,10 @@
 """Bulk import of delegate lists and organisation lists (XLSX, CSV), and the registration rules on every path.
 
 Each registration rule (delegate limit, deadline, duplicate e-mail, meeting state, the office's approval) is run
-through each path: the registration page, the JSON API and the file import; all refuse and save nothing, or, for a
-meeting whose registrations the office approves, store the delegate pending: no code, no mail, nothing for the gates. Bad files (too big, wrong
-type, Windows-1258, UTF-8 with a byte-order mark, a formula in a cell, one bad row) are refused or read as text,
-with the row and cell named, and nothing is half-saved.
+through each path: the registration page, the JSON API and the file import; all refuse and save nothing, or, for
+a meeting whose registrations the office approves, store the delegate pending: no code, no mail, nothing for the
+gates. Bad files (too big, wrong type, Windows-1258, UTF-8 with a byte-order mark, a formula in a cell, one bad
+row) are refused or read as text, with the row and cell named, and nothing is half-saved.
 """
 
 from __future__ import annotations
@@ -252,14 +252,14 @@ def test_the_offices_approval_holds_on_every_path(client: FlaskClient, api: Api,
     for the gates; the organisation's page says so and "Gửi Mail" has nothing to send."""
     invitation = make_invitation(api, limit=2, approval=True)
     csrf = token(client, url(invitation, "/nhap"))
-    rows, changes, mails = snapshot()
+    _rows, changes, mails = snapshot()
     status, _body = PATHS[path](client, api, invitation, csrf=csrf, person=AN)
     assert status in (201, 302)
     assert names() == [AN[0]]
     with database.connection_context():
         delegate = Delegate.get(Delegate.name == AN[0])
         assert (delegate.approval, delegate.code, delegate.code_hash) == ("pending", "", None)
-    after_rows, after_changes, after_mails = snapshot()
+    _after, after_changes, after_mails = snapshot()
     assert (after_changes, after_mails) == (changes, mails), "nothing for the gates, no mail"
     page = client.get(url(invitation)).get_data(as_text=True)
     assert "Chờ văn phòng duyệt" in page and re.search(r'id="send-mail" disabled', page)

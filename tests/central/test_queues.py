@@ -270,13 +270,13 @@ def test_a_returned_invitation_notifies_the_clerk_who_edits_and_resubmits_it(
     leader = _staff(app, "lanhdao")
     shown = leader.get(f"/invitations/{invitation_id}").get_data(as_text=True)
     assert "Phạm Thị Hoa, Chuyên viên Văn phòng" in shown and ">chuyenvien<" not in shown
-    returned = leader.post(f"/invitations/{invitation_id}/return",
-                           data={"csrf_token": csrf(shown), "comment": "Mời Sở Kế hoạch và Đầu tư, không phải Sở Tài chính"})
+    comment = "Mời Sở Kế hoạch và Đầu tư, không phải Sở Tài chính"
+    returned = leader.post(f"/invitations/{invitation_id}/return", data={"csrf_token": csrf(shown), "comment": comment})
     assert returned.status_code == 302
     (notice,) = mail.wait_for(1)
     assert notice["To"] == "chuyenvien@ubnd.example.vn" and notice["Date"]
     text = notice.get_body(("plain",)).get_content()
-    assert "Mời Sở Kế hoạch và Đầu tư, không phải Sở Tài chính" in text and "Lê Văn Hùng, Chánh Văn phòng" in text
+    assert comment in text and "Lê Văn Hùng, Chánh Văn phòng" in text
 
     menu = clerk.get("/meetings/").get_data(as_text=True)
     assert re.search(r'id="nav-invitations"[^>]*>[^<]*<span class="nav-count"[^>]*>1</span>', menu)
