@@ -45,6 +45,7 @@ from central.outbound.queue import Progress, batch_progress, new_batch
 from central.registration import delegates as delegate_service
 from central.registration.models import Delegate, registered_by_organisation
 from protocols import payloads
+from protocols.codes import Scheme
 from protocols.reasons import Reason
 
 log = logging.getLogger(__name__)
@@ -456,7 +457,7 @@ def approve_registrations(delegate_ids: Sequence[int], *, actor: str, now: datet
                 meeting: Meeting = delegate.meeting
                 if meeting.ends_at <= now:
                     raise ConflictError(Reason.EXPIRED, "Cuộc họp đã kết thúc.")
-                key = deps.signing_key() if meeting.scheme == "signed" else None
+                key = deps.signing_key() if Scheme(meeting.scheme) is Scheme.SIGNED else None
                 delegate.approval = ApprovalState.APPROVED
                 delegate.decided_by, delegate.decided_at = actor[:64], now
                 delegate = delegate_service.assign_code(delegate, key, now)

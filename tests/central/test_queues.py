@@ -353,3 +353,17 @@ def test_a_staff_members_position_is_kept_and_shown(app: Flask, staff: None) -> 
     assert "Đỗ Thị Mai, Phó Chánh Văn phòng" in admin.get("/admin/users").get_data(as_text=True)
     me = _staff(app, "phochanh").get("/invitations/cho-duyet").get_data(as_text=True)
     assert "Đỗ Thị Mai, Phó Chánh Văn phòng" in me
+
+
+def test_approving_a_signed_meetings_registration_signs_its_code(app: Flask, api: Api, staff: None) -> None:
+    from protocols.codes import read_signed_claims
+
+    meeting = api.meeting(scheme="signed", registration_approval=True)
+    invitation = api.invitation(meeting["id"])
+    delegate = api.register(invitation, **AN).get_json()
+    assert _delegate(delegate["id"]).code == ""
+    leader = _staff(app, "lanhdao")
+    page = leader.get("/invitations/dang-ky-cho-duyet").get_data(as_text=True)
+    leader.post("/invitations/dang-ky-cho-duyet/duyet", data={"csrf_token": csrf(page), "chon": [str(delegate["id"])]})
+    claims = read_signed_claims(_delegate(delegate["id"]).code)
+    assert claims is not None and claims.attendee_id == delegate["id"] and claims.meeting_id == meeting["id"]
