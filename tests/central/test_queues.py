@@ -202,8 +202,12 @@ def test_a_walkin_uses_no_quota_is_not_on_the_organisations_page_and_is_listed_a
         admitted = walkins.admit(walkin, "baove", now=DESK_NOW)
         walkin_name = admitted.full_name
         assert admitted.delegate is not None and admitted.delegate.is_walkin
+        walkin_delegate = admitted.delegate_id
     page = client.get(_page(invitation)).get_data(as_text=True)
     assert walkin_name not in page
+    removed = client.post(_page(invitation, f"/dai-bieu/{walkin_delegate}/xoa"), data={"csrf_token": csrf(page)})
+    assert removed.status_code == 404, "the organisation cannot remove (or edit, or replace) a walk-in"
+    assert _delegate(walkin_delegate).revoked_at is None
     assert re.search(r'id="delegate-count">0/1<', page)
     assert api.register(invitation, **AN).status_code == 201, "the walk-in took none of the organisation's places"
     assert api.register(invitation, **BINH).status_code == 409
