@@ -14,6 +14,7 @@ class UserForm(FlaskForm):
 
     username = StringField(_l("Tên đăng nhập"))
     full_name = StringField(_l("Họ và tên"))
+    position = StringField(_l("Chức vụ"))
     email = EmailField(_l("Email"))
     role = SelectField(_l("Vai trò"), validate_choice=False)
     organisation_id = SelectField(_l("Đơn vị (cho cán bộ đăng ký)"), coerce=bounded_int, validate_choice=False)

@@ -70,7 +70,8 @@ def user_edit(user_id: int) -> Any:
         form.password.data = ""
     elif form.validate_on_submit():
         data = {
-            "role": form.role.data, "full_name": form.full_name.data, "email": form.email.data,
+            "role": form.role.data, "full_name": form.full_name.data, "position": form.position.data,
+            "email": form.email.data,
             "organisation_id": form.organisation_id.data or None, "active": bool(form.active.data),
             "password": form.password.data,
         }

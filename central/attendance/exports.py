@@ -26,7 +26,11 @@ from protocols.meeting_days import MEETING_TZ, day_dates
 
 VIETNAM = MEETING_TZ
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
-HEADERS = ("STT", "Họ và tên", "Chức vụ", "Đơn vị", "Giờ đến", "Cổng", "Ghi chú")
+HEADERS = ("STT", "Họ và tên", "Chức vụ", "Đơn vị", "Giờ đến", "Cổng", "Ghi chú", "Nguồn")
+SOURCE_REGISTRATION = "Đơn vị đăng ký"
+SOURCE_DESK = "Bàn tiếp đón"
+WALKIN_GROUP = "Khách đăng ký tại bàn tiếp đón (không thuộc danh sách đơn vị cử)"
+"""The heading of the walk-ins' group: listed apart, after every organisation, with the desk as their source."""
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 """What makes a spreadsheet read a cell as a formula (OWASP, "CSV injection")."""
 
@@ -56,6 +60,8 @@ class AttendanceRow:
     late: bool
     day_entries: tuple[datetime | None, ...] = ()
     """Per meeting day, the first arrival that day (None when absent that day)."""
+    source: str = SOURCE_REGISTRATION
+    """Who put the person on the list: the organisation (registration) or the guard desk (a walk-in)."""
 
     @property
     def arrival_text(self) -> str:
@@ -95,7 +101,7 @@ class AttendanceList:
     @property
     def headers(self) -> list[str]:
         """The columns of the CSV and XLSX lists."""
-        return [*HEADERS[:-1], *self.day_headers, HEADERS[-1]]
+        return [*HEADERS[:-2], *self.day_headers, *HEADERS[-2:]]
 
     def present_on(self, day: int) -> int:
         """How many listed delegates arrived on meeting day ``day`` (1-based)."""
@@ -121,16 +127,19 @@ class AttendanceList:
 
 
 def build_attendance_list(meeting: Meeting) -> AttendanceList:
-    """Collect the list from central's database (revoked codes are left out: those people were replaced)."""
+    """Collect the list from central's database (revoked codes are left out: those people were replaced).
+
+    The organisations' delegates come grouped by organisation; walk-ins registered at the guard desk follow, apart,
+    in their own group with the desk as their source (they are not delegates of the organisation they came with).
+    """
     data = meeting_attendance(meeting)
+    people = [p for p in data["attendees"] if not p["revoked"]]
+    people.sort(key=lambda p: bool(p.get("walkin")))  # stable: organisations first, then the desk's walk-ins
     groups: dict[str, list[AttendanceRow]] = {}
-    number = 0
-    for person in data["attendees"]:
-        if person["revoked"]:
-            continue
-        number += 1
+    for number, person in enumerate(people, start=1):
+        walkin = bool(person.get("walkin"))
         arrived = datetime.fromisoformat(person["first_entry_at"]) if person["first_entry_at"] else None
-        groups.setdefault(person["organisation"], []).append(
+        groups.setdefault(WALKIN_GROUP if walkin else person["organisation"], []).append(
             AttendanceRow(
                 number=number,
                 name=person["name"],
@@ -140,6 +149,7 @@ def build_attendance_list(meeting: Meeting) -> AttendanceList:
                 gate_id=person["gate_id"],
                 late=arrived is not None and arrived > meeting.starts_at,
                 day_entries=tuple(datetime.fromisoformat(at) if at else None for at in person["day_entries"]),
+                source=SOURCE_DESK if walkin else SOURCE_REGISTRATION,
             )
         )
     return AttendanceList(
@@ -168,7 +178,7 @@ def to_csv(attendance: AttendanceList) -> bytes:
         days = [f"{at:%H:%M}" if at else "" for at in _day_times(attendance, row)]
         writer.writerow([csv_cell(value) for value in (
             row.number, row.name, row.position, row.organisation, row.arrival_text, row.gate_id or "", *days,
-            row.note
+            row.note, row.source
         )])
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
@@ -203,13 +213,13 @@ def to_xlsx(attendance: AttendanceList) -> bytes:
             sheet.append(
                 [row.number, row.name, row.position, row.organisation,
                  row.arrived_at.astimezone(VIETNAM).replace(tzinfo=None) if row.arrived_at else None,
-                 row.gate_id or "", *_day_times(attendance, row), row.note]
+                 row.gate_id or "", *_day_times(attendance, row), row.note, row.source]
             )
             _as_text(sheet[sheet.max_row])
             sheet.cell(row=sheet.max_row, column=5).number_format = "hh:mm dd/mm/yyyy"
             for offset in range(len(attendance.day_headers)):
                 sheet.cell(row=sheet.max_row, column=7 + offset).number_format = "hh:mm"
-    widths = (6, 28, 24, 30, 18, 14, *(10 for _ in attendance.day_headers), 12)
+    widths = (6, 28, 24, 30, 18, 14, *(10 for _ in attendance.day_headers), 12, 16)
     for index, width in enumerate(widths, start=1):
         sheet.column_dimensions[get_column_letter(index)].width = width
     for line in sheet.iter_rows(min_row=7):
@@ -259,7 +269,8 @@ def to_pdf(attendance: AttendanceList) -> bytes:
             heading = table.row()
             heading.cell(organisation, colspan=5)
             for row in rows:
-                table.row((str(row.number), row.name, row.position, row.arrival_text or row.note, ""))
+                position = row.position if row.source == SOURCE_REGISTRATION else f"{row.organisation} ({SOURCE_DESK})"
+                table.row((str(row.number), row.name, position, row.arrival_text or row.note, ""))
     return bytes(pdf.output())
 
 

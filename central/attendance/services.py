@@ -25,7 +25,7 @@ from central.core.audit import audit
 from central.core.db import tuples, write_transaction
 from central.core.errors import ConflictError, NotFoundError
 from central.core.models import AuditEntry, Change
-from central.core.states import GateLinkState, GateMode
+from central.core.states import ApprovalState, GateLinkState, GateMode
 from central.gates.clock import is_skewed
 from central.gates.models import CheckIn, Gate
 from central.invitations.models import Invitation, Organisation
@@ -101,7 +101,8 @@ def _delegates(meeting: Meeting) -> list[Delegate]:
         Delegate.select(Delegate, Invitation, Organisation)
         .join(Invitation)
         .join(Organisation)
-        .where(Delegate.meeting == meeting)
+        # registrations awaiting (or refused by) the office have no code: nobody expects them yet
+        .where((Delegate.meeting == meeting) & (Delegate.approval == ApprovalState.APPROVED))
         .order_by(Organisation.name, Delegate.name, Delegate.id)
     )
 
@@ -129,6 +130,7 @@ def meeting_attendance(meeting: Meeting) -> dict[str, Any]:
                 "name": delegate.name,
                 "organisation": delegate.invitation.organisation.name,
                 "position": delegate.position,
+                "walkin": delegate.is_walkin,
                 "revoked": delegate.revoked_at is not None,
                 "present": entry is not None,
                 "first_entry_at": entry[0].isoformat() if entry else None,

@@ -46,6 +46,7 @@ class Identity:
     role: str
     full_name: str = ""
     user_id: int | None = None
+    position: str = ""
     organisation_id: int | None = None
 
     # Flask-Login's user interface.
@@ -76,6 +77,7 @@ def identity_of(user: User) -> Identity:
         role=user.role,
         full_name=user.full_name,
         user_id=user.id,
+        position=user.position,
         organisation_id=user.organisation_id,
     )
 

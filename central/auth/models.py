@@ -15,6 +15,7 @@ class User(BaseModel):
 
     username = peewee.CharField(max_length=64, unique=True)
     full_name = peewee.CharField(max_length=120, default="")
+    position = peewee.CharField(max_length=120, default="")  # chức vụ, shown beside the name
     email = peewee.CharField(max_length=254, null=True)
     role = peewee.CharField(max_length=16)
     organisation = peewee.ForeignKeyField(Organisation, null=True, backref="users", on_delete="SET NULL")

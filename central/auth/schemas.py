@@ -20,6 +20,7 @@ PASSWORD_RULE = (f"{MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters, no
                  "not containing the username (400, field password); a new one ends the user's other sessions")
 Password = Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH, description=PASSWORD_RULE)
 FullName = text(120, required=False)
+Position = text(120, required=False)
 
 
 class UserCreate(BaseModel):
@@ -29,6 +30,7 @@ class UserCreate(BaseModel):
     password: str = Password
     role: Role
     full_name: FullName | None = None  # type: ignore[valid-type]
+    position: Position | None = None  # type: ignore[valid-type]
     email: Email = None
     organisation_id: Id | None = None
 
@@ -38,6 +40,7 @@ class UserUpdate(BaseModel):
 
     role: Role | SkipJsonSchema[None] = None
     full_name: FullName | None = None  # type: ignore[valid-type]
+    position: Position | None = None  # type: ignore[valid-type]
     email: Email = None
     organisation_id: Id | None = None
     active: Bool | SkipJsonSchema[None] = None
@@ -51,6 +54,7 @@ class User(BaseModel):
     id: int
     username: str
     full_name: str
+    position: str = ""
     email: str | None
     role: Role
     organisation_id: int | None

@@ -77,13 +77,14 @@ def _organisation(fields: v.FieldCollector, role: str | None) -> Organisation | 
 
 
 def create_user(data: Mapping[str, Any], *, actor: str, now: datetime) -> User:
-    """Create a staff user: ``username``, ``password``, ``role``, optional ``full_name``, ``email``,
+    """Create a staff user: ``username``, ``password``, ``role``, optional ``full_name``, ``position``, ``email``,
     ``organisation_id`` (required for unit registrars)."""
     fields = v.FieldCollector(data)
     name = fields.take("username", username)
     secret = fields.take("password", password, name)
     role = fields.take("role", v.choice, ROLES)
     full_name = fields.take("full_name", v.text, required=False, max_length=120)
+    position = fields.take("position", v.text, required=False, max_length=120)
     email = fields.take("email", v.email, required=False)
     org = _organisation(fields, role)
     fields.raise_if_any()
@@ -94,6 +95,7 @@ def create_user(data: Mapping[str, Any], *, actor: str, now: datetime) -> User:
         user = User.create(
             username=name,
             full_name=full_name,
+            position=position or "",
             email=email,
             role=role,
             organisation=org,
@@ -106,7 +108,7 @@ def create_user(data: Mapping[str, Any], *, actor: str, now: datetime) -> User:
 
 def update_user(user_id: int, data: Mapping[str, Any], *, actor: str, now: datetime,
                 keep_session: str | None = None) -> User:
-    """Change a user's ``role``, ``full_name``, ``email``, ``organisation_id``, ``active`` or ``password``
+    """Change a user's ``role``, ``full_name``, ``position``, ``email``, ``organisation_id``, ``active`` or ``password``
     (only the keys present).
 
     A new password or a deactivation ends every session of the user but ``keep_session`` (the caller's own
@@ -120,6 +122,8 @@ def update_user(user_id: int, data: Mapping[str, Any], *, actor: str, now: datet
         changes["role"] = fields.take("role", v.choice, ROLES)
     if "full_name" in data:
         changes["full_name"] = fields.take("full_name", v.text, required=False, max_length=120)
+    if "position" in data:
+        changes["position"] = fields.take("position", v.text, required=False, max_length=120) or ""
     if "email" in data:
         changes["email"] = fields.take("email", v.email, required=False)
     if "organisation_id" in data or changes.get("role") == REGISTRAR:
@@ -212,6 +216,7 @@ def user_to_dict(user: User) -> dict[str, Any]:
         "id": user.id,
         "username": user.username,
         "full_name": user.full_name,
+        "position": user.position,
         "email": user.email,
         "role": user.role,
         "organisation_id": user.organisation_id,
@@ -226,3 +231,14 @@ def require_fields(data: Mapping[str, Any], *names: str) -> None:
     missing = {name: "Không được để trống" for name in names if name not in data}
     if missing:
         raise InvalidInputError(missing)
+
+
+def person_label(username: str | None, people: Mapping[str, User] | None = None) -> str:
+    """How pages name a staff member: "Nguyễn Thị Lan, Chánh Văn phòng" (full name and position), the username
+    when the account has no full name, "—" for nobody. ``people`` (username → user) saves a query per name."""
+    if not username:
+        return "—"
+    user = people.get(username) if people is not None else User.get_or_none(User.username == username)
+    if user is None or not user.full_name:
+        return username
+    return f"{user.full_name}, {user.position}" if user.position else user.full_name

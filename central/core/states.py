@@ -87,6 +87,16 @@ class DelegateMailState(State):
     """Not (yet) sent and not on its way: "Gửi Mail" sends these."""
 
 
+class ApprovalState(State):
+    """A delegate's registration when the meeting asks the office to approve registrations
+    (``Meeting.registration_approval``): pending -> approved (code issued and mailed) | refused (with a reason).
+    Every other registration is approved as it is made."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REFUSED = "refused"
+
+
 class DeliveryState(State):
     """One channel (e-mail or SMS) of sending an invitation, as the invitation's page shows it."""
 
@@ -172,6 +182,9 @@ LABELS: dict[tuple[str, str], LazyString] = {
     ("DelegateMailState", "sent"): _l("Đã gửi mail"),
     ("DelegateMailState", "failed"): _l("Gửi lỗi"),
     ("DelegateMailState", "desk"): _l("Nhận mã tại bàn tiếp đón"),
+    ("ApprovalState", "pending"): _l("Chờ văn phòng duyệt"),
+    ("ApprovalState", "approved"): _l("Đã duyệt"),
+    ("ApprovalState", "refused"): _l("Bị từ chối"),
     ("DeliveryState", "queued"): _l("Đang chờ gửi"),
     ("DeliveryState", "sent"): _l("Đã gửi"),
     ("DeliveryState", "failed"): _l("Gửi lỗi"),
@@ -198,7 +211,7 @@ LABELS: dict[tuple[str, str], LazyString] = {
 """(enum name, value) -> lazy label. Keyed by the enum too: "sent" is a state of several enums."""
 
 ALL_STATES: tuple[type[State], ...] = (
-    MeetingState, InvitationState, DelegateMailState, DeliveryState, JobState, WalkinState, GateLinkState, GateMode,
-    CommandState,
+    MeetingState, InvitationState, DelegateMailState, ApprovalState, DeliveryState, JobState, WalkinState,
+    GateLinkState, GateMode, CommandState,
 )
 """Every state enum, for tests and templates."""

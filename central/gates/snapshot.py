@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from central.core.changes import last_seq
 from central.core.db import database
 from central.core.keys import trusted_keys
+from central.core.states import ApprovalState
 from central.core.validity import DEFAULT_GRACE_AFTER_END
 from central.gates.models import Gate
 from central.invitations.models import Invitation, Organisation
@@ -46,7 +47,8 @@ def build_snapshot(gate: Gate, now: datetime, grace_after_end: timedelta = DEFAU
                 Delegate.select(Delegate, Invitation, Organisation)
                 .join(Invitation)
                 .join(Organisation)
-                .where(Delegate.meeting.in_(meeting_ids))
+                # a registration awaiting (or refused by) the office has no code: the gates never hear of it
+                .where(Delegate.meeting.in_(meeting_ids) & (Delegate.approval == ApprovalState.APPROVED))
                 .order_by(Delegate.id)
             )
         keys = trusted_keys()

@@ -84,9 +84,12 @@ def approve_invitation(invitation_id: int) -> Any:
 @roles_required(APPROVER)
 @validate(json=i.InvitationReturn, resp=Responses(HTTP_200=i.Invitation, **errors(400, 401, 403, 404, 409)))
 def return_invitation(invitation_id: int) -> Any:
-    """Return a draft to the organiser with a ``comment``."""
+    """Return a draft to the organiser with a ``comment`` (the clerk who drafted it is told by e-mail)."""
+    ctx = context()
     invitation = invitations.return_invitation(invitation_id, validated_json()["comment"], actor=current_actor(),
-                                               now=context().clock())
+                                               now=ctx.clock())
+    invitations.notify_returned(invitation, now=ctx.clock(), mail_sender=ctx.mail_sender,
+                                mail_from=ctx.config.mail_from)
     return jsonify(invitations.invitation_to_dict(invitation))
 
 
@@ -94,7 +97,7 @@ def return_invitation(invitation_id: int) -> Any:
 @roles_required(ORGANISER)
 @validate(json=i.InvitationResubmit, resp=Responses(HTTP_200=i.Invitation, **errors(400, 401, 403, 404, 409)))
 def resubmit_invitation(invitation_id: int) -> Any:
-    """Submit a returned invitation again (optionally with a new ``delegate_limit``)."""
+    """Submit a returned invitation again (with its ``delegate_limit``, optionally another ``organisation_id``)."""
     invitation = invitations.resubmit_invitation(
         invitation_id, validated_json(), actor=current_actor(), now=context().clock()
     )

@@ -51,6 +51,8 @@ class Invitation(BaseModel):
     drafted_by = peewee.CharField(max_length=64, default="")
     approved_by = peewee.CharField(max_length=64, default="")
     approved_at = UTCDateTimeField(null=True)
+    returned_by = peewee.CharField(max_length=64, default="")  # the leader who last returned it (with ``comment``)
+    returned_at = UTCDateTimeField(null=True)
 
     class Meta:
         # The register restarts every year, so "1/TM-UBND" recurs: a number is unique within its year.

@@ -81,9 +81,10 @@ class InvitationReturn(BaseModel):
 
 
 class InvitationResubmit(BaseModel):
-    """Submit again, optionally with a new limit."""
+    """Submit again (a draft: save), with the limit (absent or null: none) and optionally another organisation."""
 
     delegate_limit: int | None = DelegateLimit
+    organisation_id: int | None = Field(None, ge=1, description="another organisation, not yet invited to the meeting")
 
 
 class InvitationQuery(BaseModel):
@@ -122,6 +123,8 @@ class Invitation(BaseModel):
     drafted_by: str
     approved_by: str
     approved_at: str | None = Field(json_schema_extra={"format": "date-time"})
+    returned_by: str = ""
+    returned_at: str | None = Field(None, json_schema_extra={"format": "date-time"})
     deliveries: list[Delivery] | SkipJsonSchema[None] = None
 
 

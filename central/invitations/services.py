@@ -128,6 +128,8 @@ def invitation_to_dict(invitation: Invitation, *, with_deliveries: bool = False)
         "drafted_by": invitation.drafted_by,
         "approved_by": invitation.approved_by,
         "approved_at": invitation.approved_at.isoformat() if invitation.approved_at else None,
+        "returned_by": invitation.returned_by,
+        "returned_at": invitation.returned_at.isoformat() if invitation.returned_at else None,
     }
     if with_deliveries:
         from central.invitations.deliveries import delivery_to_dict
@@ -305,7 +307,8 @@ def approve_invitation(
 
 
 def return_invitation(invitation_id: int, comment: Any, *, actor: str, now: datetime) -> Invitation:
-    """Send a draft back to the organiser with a (required) comment."""
+    """Send a draft back to the organiser with a (required) comment; the clerk sees it in their menu's count and on
+    the invitation (:func:`notify_returned` also e-mails them)."""
     fields = v.FieldCollector({"comment": comment})
     text = fields.take("comment", v.text, required=True, max_length=MAX_COMMENT)
     fields.raise_if_any()
@@ -314,6 +317,7 @@ def return_invitation(invitation_id: int, comment: Any, *, actor: str, now: date
         _require(invitation, InvitationState.DRAFT)
         invitation.status = InvitationState.RETURNED
         invitation.comment = text
+        invitation.returned_by, invitation.returned_at = actor[:64], now
         invitation.save()
         audit(actor, "invitation.return", f"invitation:{invitation.id}", {"comment": text}, now=now)
     return invitation
@@ -322,18 +326,98 @@ def return_invitation(invitation_id: int, comment: Any, *, actor: str, now: date
 def resubmit_invitation(
     invitation_id: int, data: Mapping[str, Any], *, actor: str, now: datetime
 ) -> Invitation:
-    """Submit a returned (or edit a draft) invitation again for approval, optionally changing
-    ``delegate_limit``."""
+    """Edit a draft, or correct a returned invitation and submit it again for approval: ``delegate_limit`` (empty:
+    none) and, when given, ``organisation_id`` (another organisation not yet invited to the meeting)."""
     fields = v.FieldCollector(data)
     limit = fields.take("delegate_limit", _delegate_limit)
+    organisation = None
+    invitation = get_invitation(invitation_id)
+    if data.get("organisation_id") not in (None, ""):
+        organisation_id = fields.take("organisation_id", v.positive_int)
+        if organisation_id is not None and organisation_id != invitation.organisation_id:
+            organisation = Organisation.get_or_none(Organisation.id == organisation_id)
+            if organisation is None:
+                fields.add("organisation_id", "Không tìm thấy đơn vị")
+            else:
+                _check_not_invited(fields, "organisation_id", invitation.meeting, [organisation_id])
     fields.raise_if_any()
     with write_transaction():
         invitation = get_invitation(invitation_id)
         _require(invitation, *InvitationState.EDITABLE)
         previous = invitation.status
+        changes: dict[str, Any] = {"from": previous, "delegate_limit": limit}
         invitation.status = InvitationState.DRAFT
         invitation.delegate_limit = limit
+        if organisation is not None:
+            changes["organisation"] = {"from": invitation.organisation_id, "to": organisation.id}
+            invitation.organisation = organisation
         invitation.save()
-        audit(actor, "invitation.resubmit", f"invitation:{invitation.id}",
-              {"from": previous, "delegate_limit": limit}, now=now)
+        audit(actor, "invitation.resubmit", f"invitation:{invitation.id}", changes, now=now)
     return invitation
+
+
+def waiting_for_approval() -> list[Invitation]:
+    """The leader's queue: drafts waiting for approval, oldest meeting first."""
+    return list(
+        Invitation.select(Invitation, Meeting, Organisation).join(Meeting).switch(Invitation).join(Organisation)
+        .where(Invitation.status == InvitationState.DRAFT)
+        .order_by(Meeting.starts_at, Meeting.id, Organisation.name)
+    )
+
+
+def count_by_status(status: InvitationState) -> int:
+    """How many invitations are in ``status`` (the menu's counts: drafts for leaders, returned for clerks)."""
+    return int(Invitation.select().where(Invitation.status == status).count())
+
+
+@dataclass(frozen=True)
+class BulkApproval:
+    """What approving several invitations at once did: the ones approved, and why each other one was not."""
+
+    approved: list[ApprovedInvitation]
+    refused: dict[int, str]
+
+
+def approve_invitations(
+    invitation_ids: list[int], *, actor: str, now: datetime, number_format: str, public_url: str
+) -> BulkApproval:
+    """Approve several drafts, each as :func:`approve_invitation` does (numbered in order, sent): one that cannot be
+    approved (no longer a draft, its meeting cancelled) is reported and the others go on."""
+    from central.core.errors import ServiceError
+
+    approved: list[ApprovedInvitation] = []
+    refused: dict[int, str] = {}
+    for invitation_id in dict.fromkeys(invitation_ids):
+        try:
+            approved.append(approve_invitation(invitation_id, actor=actor, now=now, number_format=number_format,
+                                               public_url=public_url))
+        except ServiceError as exc:
+            refused[invitation_id] = exc.message
+    log.info("invitations approved in bulk count=%d refused=%d by=%s", len(approved), len(refused), actor)
+    return BulkApproval(approved, refused)
+
+
+def notify_returned(invitation: Invitation, *, now: datetime, mail_sender: Any, mail_from: str) -> bool:
+    """E-mail the clerk who drafted ``invitation`` that the leader returned it, with the leader's comment.
+
+    True when a mail was queued or sent; False when the clerk has no account or e-mail address (the menu's count
+    and the invitation page still tell them).
+    """
+    from central.auth.models import User
+    from central.auth.users import person_label
+    from central.outbound.notices import build_notice, send_notice
+
+    clerk = User.get_or_none(User.username == invitation.drafted_by) if invitation.drafted_by else None
+    if clerk is None or not clerk.email or not clerk.active:
+        return False
+    meeting = invitation.meeting
+    text = (
+        f"Kính gửi {clerk.full_name or clerk.username},\n\n"
+        f"Thư mời {invitation.organisation.name} dự cuộc họp \"{meeting.title}\" đã bị trả lại "
+        f"bởi {person_label(invitation.returned_by)}.\n\n"
+        f"Ý kiến của lãnh đạo:\n{invitation.comment}\n\n"
+        "Vui lòng sửa thư mời và trình lại trên trang Thư mời của hệ thống.\n"
+    )
+    message = build_notice(sender=mail_from, to=clerk.email, now=now, text=text,
+                           subject=f"Thư mời bị trả lại: {meeting.title}"[:200])
+    return send_notice(message, now, mail_sender=mail_sender)

@@ -29,6 +29,10 @@ class MeetingForm(FlaskForm):
                                                          ("reentry", _l("Ra vào lại được")),
                                                          ("unlimited", _l("Không giới hạn"))],
                                validate_choice=False)
+    registration_approval = SelectField(_l("Đăng ký đại biểu"),
+                                        choices=[("0", _l("Đơn vị đăng ký là có mã ngay")),
+                                                 ("1", _l("Văn phòng duyệt từng đại biểu trước khi gửi mã"))],
+                                        validate_choice=False)
     walkin_policy = SelectField(_l("Khách đăng ký tại bàn tiếp đón"),
                                 choices=[("approval", _l("Chờ chuyên viên duyệt")),
                                          ("direct", _l("Cho vào trực tiếp"))],

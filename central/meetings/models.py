@@ -40,6 +40,7 @@ class Meeting(BaseModel):
     main_venue = peewee.IntegerField(null=True)  # a Venue id (venues are defined below)
     updated_at = UTCDateTimeField(null=True)
     walkin_policy = peewee.CharField(max_length=16, default="approval")  # "direct" or "approval" (walk-ins)
+    registration_approval = peewee.BooleanField(default=False)  # the office approves each registered delegate
     api_client = peewee.ForeignKeyField(ApiClient, null=True, backref="meetings")  # the API client that created it
     api_client_id: peewee.IntegerField[int | None]  # the key column peewee adds
     external_id = peewee.CharField(max_length=100, null=True)  # that client's document id, unique per client

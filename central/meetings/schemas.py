@@ -38,6 +38,9 @@ class MeetingCreate(BaseModel):
     agenda: Agenda | None = None
     chair: Chair | None = None
     registration_deadline: AwareDatetime | None = None
+    registration_approval: bool | None = Field(
+        default=None, description="true: each delegate an organisation registers waits for the office's approval "
+                                  "before their code is issued and mailed (default false)")
     remote_venue_ids: list[Id] | None = Field(default=None, max_length=1000)
     scheme: Scheme | None = None
     entry_policy: EntryPolicy | None = None
@@ -69,6 +72,7 @@ class MeetingUpdate(BaseModel):
     agenda: Agenda | None = None
     chair: Chair | None = None
     registration_deadline: AwareDatetime | None = None
+    registration_approval: bool | SkipJsonSchema[None] = None
     remote_venue_ids: list[Id] | None = Field(default=None, max_length=1000)
     scheme: Scheme | SkipJsonSchema[None] = None
     entry_policy: EntryPolicy | SkipJsonSchema[None] = None
@@ -103,6 +107,7 @@ class Meeting(BaseModel):
     agenda: str
     chair: str
     registration_deadline: str | None = Field(json_schema_extra={"format": "date-time"})
+    registration_approval: bool = False
     main_venue_id: int | None
     remote_venue_ids: list[int]
 

@@ -26,7 +26,7 @@ from central.core.changes import append_change
 from central.core.db import write_transaction
 from central.core.errors import ConflictError, InvalidInputError, NotFoundError
 from central.core.keys import ActiveKey
-from central.core.states import DelegateMailState, MeetingState
+from central.core.states import ApprovalState, DelegateMailState, MeetingState
 from central.core.validity import DEFAULT_ENTRY_OPENS_BEFORE, DEFAULT_GRACE_AFTER_END, CodeValidity
 from central.meetings.models import IdempotencyRecord, Meeting, MeetingVenue, Venue
 from central.registration.models import Delegate
@@ -55,6 +55,12 @@ def _optional_datetime(value: Any) -> datetime | None:
     return v.aware_datetime(value)
 
 
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise v.FieldError("Phải là true hoặc false")
+    return value
+
+
 def _clean(data: Mapping[str, Any], *, partial: bool, current: Meeting | None = None) -> dict[str, Any]:
     """Validate meeting fields (all for a new meeting, the present ones for an edit)."""
     fields = v.FieldCollector(data)
@@ -81,6 +87,8 @@ def _clean(data: Mapping[str, Any], *, partial: bool, current: Meeting | None = 
         clean["entry_policy"] = fields.take(
             "entry_policy", v.choice, ENTRY_POLICIES, current.entry_policy if current else "single"
         )
+    if want("registration_approval") and data.get("registration_approval") is not None:
+        clean["registration_approval"] = fields.take("registration_approval", _flag)
     if not partial:
         clean["status"] = fields.take("status", v.choice, STATUSES, MeetingState.OPEN)
     if want("remote_venue_ids"):
@@ -314,6 +322,7 @@ def _reissue_codes(
     active = Delegate.select().where(
         (Delegate.meeting == meeting) & Delegate.revoked_at.is_null()
         & (Delegate.mail_status != DelegateMailState.DESK)
+        & (Delegate.approval == ApprovalState.APPROVED)  # one awaiting the office gets its code when approved
     )
     for delegate in active:
         if meeting.scheme == Scheme.SIGNED.value and signing_key is None:
@@ -364,6 +373,8 @@ def set_status(
             for delegate in active:
                 delegate.revoked_at = now
                 delegate.save()
+                if delegate.approval != ApprovalState.APPROVED:
+                    continue  # awaiting the office: it had no code, the gates never knew it
                 append_change(payloads.DelegateRevoke(meeting_id=meeting.id, delegate_id=delegate.id), now)
                 revoked.append(delegate)
         audit(actor, "meeting.status", f"meeting:{meeting.id}",
@@ -432,6 +443,7 @@ def meeting_to_dict(meeting: Meeting) -> dict[str, Any]:
         "chair": meeting.chair,
         "registration_deadline": meeting.registration_deadline.isoformat()
         if meeting.registration_deadline else None,
+        "registration_approval": meeting.registration_approval,
         "main_venue_id": meeting.main_venue,
         "remote_venue_ids": [venue.id for venue in remote_venues(meeting)],
         "external_id": meeting.external_id,

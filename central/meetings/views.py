@@ -54,6 +54,7 @@ def _meeting_data(form: MeetingForm) -> dict[str, Any]:
         "remote_venue_ids": list(form.remote_venue_ids.data or []),
         "scheme": form.scheme.data,
         "entry_policy": form.entry_policy.data,
+        "registration_approval": form.registration_approval.data == "1" if form.registration_approval.data else None,
     }
 
 
@@ -117,6 +118,7 @@ def edit(meeting_id: int) -> Any:
         form.scheme.data = meeting.scheme
         form.entry_policy.data = meeting.entry_policy
         form.walkin_policy.data = meeting.walkin_policy
+        form.registration_approval.data = "1" if meeting.registration_approval else "0"
     elif form.validate_on_submit():
         data = _meeting_data(form)
         if not data["main_venue_id"]:

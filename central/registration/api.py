@@ -12,6 +12,7 @@ from flask import jsonify, request
 from central.api import bp
 from central.api.helpers import context, json_error
 from central.api.spec import Responses, errors, validate, validated_json
+from central.core.states import ApprovalState
 from central.invitations.guesses import MESSAGE, TooManyGuessesError
 from central.registration import delegates
 from central.registration import schemas as r
@@ -28,6 +29,8 @@ def register_delegate(number: str) -> Any:
     applies ``check_registrations``): open for registration
     (409 once the meeting is cancelled, over or past its deadline), no second delegate with the same e-mail
     (409), within the invitation's limit (409); 429 once this address used up its guesses at the number.
+    When the meeting asks the office to approve registrations, the delegate is stored with ``approval``
+    ``pending``: no code and no e-mail until a clerk or leader approves it.
     """
     ctx = context()
     try:
@@ -36,10 +39,9 @@ def register_delegate(number: str) -> Any:
         response, status = json_error(429, "too_many_requests", exc.reason, MESSAGE)
         response.headers["Retry-After"] = str(exc.retry_after_s)
         return response, status
-    deps = registration.Deps(signing_key=ctx.signing_key, mail_sender=ctx.mail_sender,
-                             mail_from=ctx.config.mail_from, entry_opens_before=ctx.entry_opens_before,
-                             grace_after_end=ctx.code_validity.grace_after_end)
+    deps = registration.Deps.of(ctx)
     now = ctx.clock()
     delegate = registration.add_delegate(invitation, validated_json(), now, deps)
-    delegates.send_code_email(delegate, mail_sender=ctx.mail_sender, mail_from=ctx.config.mail_from, now=now)
+    if delegate.approval == ApprovalState.APPROVED:  # a pending one is mailed when the office approves it
+        delegates.send_code_email(delegate, mail_sender=ctx.mail_sender, mail_from=ctx.config.mail_from, now=now)
     return jsonify(delegates.delegate_to_dict(delegate)), 201

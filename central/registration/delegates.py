@@ -19,7 +19,7 @@ from central.core.changes import append_change
 from central.core.db import write_transaction
 from central.core.errors import ConflictError
 from central.core.keys import ActiveKey
-from central.core.states import DelegateMailState, MeetingState
+from central.core.states import ApprovalState, DelegateMailState, MeetingState
 from central.core.validity import DEFAULT_ENTRY_OPENS_BEFORE, DEFAULT_GRACE_AFTER_END, CodeValidity
 from central.invitations.models import Invitation
 from central.meetings.models import Meeting
@@ -71,8 +71,12 @@ def register_delegate(
     entry_opens_before: timedelta = DEFAULT_ENTRY_OPENS_BEFORE,
     grace_after_end: timedelta = DEFAULT_GRACE_AFTER_END,
     send_mail: bool = True,
+    pending: bool = False,
 ) -> Delegate:
     """Register a delegate under ``invitation``, issue their code and e-mail it (unless ``send_mail=False``).
+
+    With ``pending`` the delegate awaits the office's approval: stored without a code, not sent to the gates and
+    not mailed (``central.registration.services.approve_registrations`` issues the code later).
 
     ``signing_key`` is called only for signed meetings. The code is valid from ``entry_opens_before``
     before the meeting starts until ``grace_after_end`` after it ends (:class:`CodeValidity`).
@@ -88,7 +92,7 @@ def register_delegate(
     scheme = Scheme(meeting.scheme)
     valid_from, valid_until = CodeValidity(entry_opens_before, grace_after_end).window(meeting.starts_at,
                                                                                       meeting.ends_at)
-    active_key = signing_key() if scheme is Scheme.SIGNED else None
+    active_key = signing_key() if scheme is Scheme.SIGNED and not pending else None
 
     with write_transaction():
         delegate = Delegate.create(
@@ -104,15 +108,18 @@ def register_delegate(
             valid_until=valid_until,
             mail_status=DelegateMailState.PENDING,
             created_at=now,
+            approval=ApprovalState.PENDING if pending else ApprovalState.APPROVED,
         )
-        delegate = assign_code(delegate, active_key, now)
+        if not pending:
+            delegate = assign_code(delegate, active_key, now)
         audit(registrar_of(invitation), "delegate.register", f"delegate:{delegate.id}",
-              {"invitation": invitation.number, "meeting": meeting.id, "name": delegate.name}, now=now)
+              {"invitation": invitation.number, "meeting": meeting.id, "name": delegate.name,
+               **({"pending": True} if pending else {})}, now=now)
     log.info(
         "delegate registered id=%s meeting=%s scheme=%s email=%s phone=%s",
         delegate.id, meeting.id, scheme.value, mask_email(delegate.email), mask_phone(delegate.phone),
     )
-    if send_mail:
+    if send_mail and not pending:
         send_code_email(delegate, mail_sender=mail_sender, mail_from=mail_from, now=now)
     return delegate
 
@@ -200,4 +207,6 @@ def delegate_to_dict(delegate: Delegate) -> dict[str, Any]:
         "revoked": delegate.revoked_at is not None,
         "mail_status": delegate.mail_status,
         "mail_error": delegate.mail_error,
+        "approval": delegate.approval,
+        "decision_note": delegate.decision_note,
     }

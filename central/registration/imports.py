@@ -344,8 +344,9 @@ def check_delegate_rows(
     *,
     letters: Mapping[str, str] | None = None,
     problems: Sequence[Problem] = (),
-) -> list[dict[str, Any]]:
-    """Apply the registration rules to rows; return their clean fields or raise :class:`RowsRefusedError`."""
+) -> list[services.RowCheck]:
+    """Apply the registration rules to rows; return their accepted verdicts (clean fields, pending the office's
+    approval or not) or raise :class:`RowsRefusedError`."""
     letters = letters or {name: column_letter(i) for i, name in enumerate(DELEGATE_COLUMNS)}
     found = list(problems)
     checks = services.check_registrations(invitation, [row.values for row in rows], now)
@@ -355,26 +356,21 @@ def check_delegate_rows(
     if found:
         found.sort(key=problem_order)
         raise RowsRefusedError(found)
-    return [check.clean for check in checks if check.clean is not None]
+    return [check for check in checks if check.clean is not None]
 
 
 def import_delegates(
     invitation: Invitation, rows: Sequence[Row], now: datetime, deps: services.Deps
 ) -> list[Delegate]:
-    """Register every row as a delegate (codes issued, no e-mail yet: "Gửi Mail" sends them), all or none.
+    """Register every row as a delegate (codes issued, no e-mail yet: "Gửi Mail" sends them; or pending the
+    office's approval when the meeting asks for it), all or none.
 
     The rules are checked again inside the one write transaction, so a list that became invalid since its
     preview (the limit reached, the deadline passed) saves nothing.
     """
     with write_transaction():
-        cleans = check_delegate_rows(invitation, rows, now)
-        saved = [
-            delegate_service.register_delegate(
-                invitation, clean, now, signing_key=deps.signing_key, mail_sender=deps.mail_sender,
-                mail_from=deps.mail_from, entry_opens_before=deps.entry_opens_before, send_mail=False,
-            )
-            for clean in cleans
-        ]
+        checks = check_delegate_rows(invitation, rows, now)
+        saved = [services.register_checked(invitation, check, now, deps) for check in checks]
         audit(delegate_service.registrar_of(invitation), "delegate.import", f"invitation:{invitation.id}",
               {"invitation": invitation.number, "count": len(saved)}, now=now)
     log.info("delegates imported invitation=%s count=%d", invitation.id, len(saved))

@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from central.api.schemas import Phone, RequiredEmail, text
-from central.core.states import DelegateMailState
+from central.core.states import ApprovalState, DelegateMailState
 
 
 class DelegateCreate(BaseModel):
@@ -43,5 +43,7 @@ class Delegate(BaseModel):
     revoked: bool
     mail_status: DelegateMailState
     mail_error: str | None
+    approval: ApprovalState = Field(description="pending: the office has yet to approve it (no code, no e-mail)")
+    decision_note: str = Field("", description="the office's reason when it refused the registration")
 
 

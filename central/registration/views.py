@@ -29,7 +29,7 @@ from werkzeug.exceptions import TooManyRequests
 
 from central.core.context import CentralContext
 from central.core.errors import InvalidInputError, NotFoundError, ServiceError
-from central.core.states import DelegateMailState
+from central.core.states import ApprovalState, DelegateMailState
 from central.invitations import guesses, shortlinks
 from central.invitations.models import Invitation
 from central.meetings import documents
@@ -47,14 +47,7 @@ def _ctx() -> CentralContext:
 
 
 def _deps() -> services.Deps:
-    ctx = _ctx()
-    return services.Deps(
-        signing_key=ctx.signing_key,
-        mail_sender=ctx.mail_sender,
-        mail_from=ctx.config.mail_from,
-        entry_opens_before=ctx.entry_opens_before,
-        grace_after_end=ctx.code_validity.grace_after_end,
-    )
+    return services.Deps.of(_ctx())
 
 
 def _secret() -> str | None:
@@ -98,6 +91,8 @@ def _render(
             meeting=invitation.meeting,
             organisation=invitation.organisation,
             delegates=delegates,
+            refused=services.refused_delegates(invitation),
+            needs_approval=services.needs_approval(invitation),
             limit=services.delegate_limit(invitation),
             deadline=services.deadline_of(invitation.meeting),
             closed=closed,
@@ -107,7 +102,8 @@ def _render(
             mode=mode,
             target=target,
             secret=_secret(),
-            unsent=sum(1 for d in delegates if d.mail_status in DelegateMailState.UNSENT),
+            unsent=sum(1 for d in delegates
+                       if d.mail_status in DelegateMailState.UNSENT and d.approval == ApprovalState.APPROVED),
             progress=services.mail_progress(invitation),
             documents=documents.shared_documents(invitation.meeting_id),
         ),
@@ -158,7 +154,10 @@ def add(number: str) -> Any:
         delegate = services.add_delegate(invitation, _form_data(), _ctx().clock(), _deps())
     except ServiceError as exc:
         return _refused(invitation, exc, "add")
-    flash(f"Đã thêm đại biểu {delegate.name}.", "success")
+    if delegate.approval == ApprovalState.PENDING:
+        flash(f"Đã thêm đại biểu {delegate.name}; mã sẽ được gửi sau khi Văn phòng duyệt.", "success")
+    else:
+        flash(f"Đã thêm đại biểu {delegate.name}.", "success")
     return redirect(_page_url(number))
 
 
@@ -182,7 +181,11 @@ def replace(number: str, delegate_id: int) -> Any:
         delegate = services.replace_delegate(invitation, delegate_id, _form_data(), _ctx().clock(), _deps())
     except ServiceError as exc:
         return _refused(invitation, exc, "replace", _target(invitation, str(delegate_id)))
-    flash(f"Đã thay bằng đại biểu {delegate.name}; mã cũ đã bị huỷ, mã mới đang được gửi.", "success")
+    if delegate.approval == ApprovalState.PENDING:
+        flash(f"Đã thay bằng đại biểu {delegate.name}; mã cũ đã bị huỷ, mã mới sẽ được gửi sau khi Văn phòng duyệt.",
+              "success")
+    else:
+        flash(f"Đã thay bằng đại biểu {delegate.name}; mã cũ đã bị huỷ, mã mới đang được gửi.", "success")
     return redirect(_page_url(number))
 
 
@@ -191,7 +194,7 @@ def remove(number: str, delegate_id: int) -> Any:
     """Remove a delegate (their code is revoked)."""
     invitation = _invitation(number)
     try:
-        delegate = services.remove_delegate(invitation, delegate_id, _ctx().clock())
+        delegate = services.remove_delegate(invitation, delegate_id, _ctx().clock(), _deps())
     except ServiceError as exc:
         return _refused(invitation, exc, "add")
     flash(f"Đã xoá đại biểu {delegate.name}; mã của đại biểu này không còn dùng được.", "success")

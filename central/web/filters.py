@@ -40,8 +40,16 @@ def state_labels(enum: type[State], lang: str | None = None) -> dict[str, str]:
     return {member.value: member.text(lang) if lang else str(member.label) for member in enum}
 
 
+def person(username: str | None) -> str:
+    """A staff member as pages show them: full name and position, never a bare username when a name is known."""
+    from central.auth.users import person_label
+
+    return person_label(username)
+
+
 def register_filters(app: Flask) -> None:
     """Register the filters on ``app``, and the state enums (``MeetingState`` ...) and ``state_labels`` as globals."""
     app.add_template_filter(localtime, "localtime")
     app.add_template_filter(label, "label")
+    app.jinja_env.filters["person"] = person
     app.jinja_env.globals.update({enum.__name__: enum for enum in ALL_STATES}, state_labels=state_labels)

@@ -14,8 +14,11 @@ bp = Blueprint("web", __name__)
 @bp.get("/")
 @login_required
 def home() -> Any:
-    """Organisers and approvers land on meetings, guards on the desk; others on a welcome page."""
+    """Leaders land on the invitations awaiting their approval, organisers on meetings, guards on the desk; others
+    on a welcome page."""
     identity = current_identity()
+    if identity is not None and identity.role == "approver":
+        return redirect(url_for("invitations.inbox"))
     if identity is not None and identity.has_role("organiser", "approver"):
         return redirect(url_for("meetings.index"))
     if identity is not None and identity.has_role("guard"):

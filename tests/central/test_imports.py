@@ -1,9 +1,10 @@
 """Bulk import of delegate lists and organisation lists (XLSX, CSV), and the registration rules on every path.
 
-Each registration rule (delegate limit, deadline, duplicate e-mail, meeting state) is run through each path: the
-registration page, the JSON API and the file import; all refuse and save nothing. Bad files (too big, wrong
-type, Windows-1258, UTF-8 with a byte-order mark, a formula in a cell, one bad row) are refused or read as text,
-with the row and cell named, and nothing is half-saved.
+Each registration rule (delegate limit, deadline, duplicate e-mail, meeting state, the office's approval) is run
+through each path: the registration page, the JSON API and the file import; all refuse and save nothing, or, for
+a meeting whose registrations the office approves, store the delegate pending: no code, no mail, nothing for the
+gates. Bad files (too big, wrong type, Windows-1258, UTF-8 with a byte-order mark, a formula in a cell, one bad
+row) are refused or read as text, with the row and cell named, and nothing is half-saved.
 """
 
 from __future__ import annotations
@@ -47,9 +48,13 @@ def central_config(central_config: dict[str, Any]) -> dict[str, Any]:
     return {**central_config, "VAORA_MAIL_QUEUE": "1", "VAORA_MAIL_WORKER": "0"}
 
 
-def make_invitation(api: Api, *, limit: int | None = None, deadline: Any = None) -> dict[str, Any]:
-    """An approved invitation (with its secret, as received) for a new meeting and organisation."""
-    extra = {"registration_deadline": deadline.isoformat()} if deadline is not None else {}
+def make_invitation(api: Api, *, limit: int | None = None, deadline: Any = None,
+                    approval: bool = False) -> dict[str, Any]:
+    """An approved invitation (with its secret, as received) for a new meeting and organisation; ``approval``: the
+    meeting asks the office to approve each registration."""
+    extra: dict[str, Any] = {"registration_deadline": deadline.isoformat()} if deadline is not None else {}
+    if approval:
+        extra["registration_approval"] = True
     meeting = api.meeting(**extra)
     organisation = api.organisation()
     body: dict[str, Any] = {"meeting_id": meeting["id"], "organisation_id": organisation["id"]}
@@ -179,9 +184,11 @@ def via_import(client: FlaskClient, api: Api, invitation: dict, person: list[str
 PATHS: dict[str, Callable[..., tuple[int, str]]] = {"page": via_page, "api": via_api, "import": via_import}
 
 
+@pytest.mark.parametrize("approval", [False, True], ids=["no-approval", "approval"])
 @pytest.mark.parametrize("path", PATHS)
-def test_the_delegate_limit_holds_on_every_path(client: FlaskClient, api: Api, path: str) -> None:
-    invitation = make_invitation(api, limit=1)
+def test_the_delegate_limit_holds_on_every_path(client: FlaskClient, api: Api, path: str, approval: bool) -> None:
+    """A delegate awaiting the office's approval holds their place as one with a code does."""
+    invitation = make_invitation(api, limit=1, approval=approval)
     csrf = token(client, url(invitation, "/nhap"))
     assert api.register(invitation, name=AN[0], email=AN[2]).status_code == 201
     before = snapshot()
@@ -237,6 +244,25 @@ def test_a_good_delegate_is_registered_on_every_path(client: FlaskClient, api: A
     status, _body = PATHS[path](client, api, invitation, csrf=csrf, person=AN)
     assert status in (201, 302)
     assert names() == [AN[0]]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_the_offices_approval_holds_on_every_path(client: FlaskClient, api: Api, path: str) -> None:
+    """With the office's approval on, each path stores the delegate pending: no code, no code mail queued, no change
+    for the gates; the organisation's page says so and "Gửi Mail" has nothing to send."""
+    invitation = make_invitation(api, limit=2, approval=True)
+    csrf = token(client, url(invitation, "/nhap"))
+    _rows, changes, mails = snapshot()
+    status, _body = PATHS[path](client, api, invitation, csrf=csrf, person=AN)
+    assert status in (201, 302)
+    assert names() == [AN[0]]
+    with database.connection_context():
+        delegate = Delegate.get(Delegate.name == AN[0])
+        assert (delegate.approval, delegate.code, delegate.code_hash) == ("pending", "", None)
+    _after, after_changes, after_mails = snapshot()
+    assert (after_changes, after_mails) == (changes, mails), "nothing for the gates, no mail"
+    page = client.get(url(invitation)).get_data(as_text=True)
+    assert "Chờ văn phòng duyệt" in page and re.search(r'id="send-mail" disabled', page)
 
 
 # --- the delegate import --------------------------------------------------------------------------------------
