@@ -109,7 +109,7 @@ class Delivery(BaseModel):
 
 
 class Invitation(BaseModel):
-    """An invitation; ``number`` (e.g. 125/TM-UBND), ``year`` and ``seq`` once approved."""
+    """An invitation; ``number`` (e.g. 125/GM-UBND), ``year`` and ``seq`` once approved."""
 
     id: int
     number: str | None

@@ -1,4 +1,4 @@
-"""Invitations: the official flow, numbering per year ("Số thư mời", e.g. ``125/TM-UBND``) and the secret.
+"""Invitations: the official flow, numbering per year ("Số thư mời", e.g. ``125/GM-UBND``) and the secret.
 
 An organiser drafts invitations (one per organisation); an approver approves one, which numbers it, gives
 it its registration secret and queues its delivery by e-mail and SMS, or returns it with a comment; the
@@ -272,11 +272,15 @@ class ApprovedInvitation:
 def approve_invitation(
     invitation_id: int, *, actor: str, now: datetime, number_format: str, public_url: str
 ) -> ApprovedInvitation:
-    """Approve a draft: number it, give it a secret and queue its e-mail and SMS deliveries."""
+    """Approve a draft: number it, give it a secret and queue its e-mail and SMS deliveries. The number takes its
+    issuing body's symbols (``12/GM-UBND``); ``number_format`` (``VAORA_INVITATION_FORMAT``) serves an office
+    that configured no issuing body."""
     from central.invitations.deliveries import queue_deliveries
+    from central.invitations.letterhead import number_format_of
 
     invitation = get_invitation(invitation_id)
     _require(invitation, InvitationState.DRAFT)
+    number_format = number_format_of(invitation, number_format)
     if invitation.meeting.status in MeetingState.FINAL:
         raise ConflictError(Reason.MEETING_CANCELLED, "Cuộc họp đã hủy hoặc đã họp")
     secret = secrets.token_urlsafe(24)
