@@ -127,14 +127,15 @@ def _lines(letter: InvitationLetter) -> list[str]:
     return lines
 
 
-def _fonts(font: Path) -> dict[str, Path]:
-    """The letter's font files by style: DejaVu Serif beside ``font`` or in the system's folders, else ``font``."""
+def font_files(font: Path, files: dict[str, str] = SERIF_FILES) -> dict[str, Path]:
+    """Font files by style (``files``: style -> file name, "" the regular) found beside ``font`` or in the system's
+    font folders; a missing style falls back to the regular, a missing regular to ``font`` for every style."""
     for directory in (font.parent, *FONT_DIRS):
-        if (directory / SERIF_FILES[""]).is_file():
-            found = {style: directory / name for style, name in SERIF_FILES.items()}
+        if (directory / files[""]).is_file():
+            found = {style: directory / name for style, name in files.items()}
             regular = found[""]
             return {style: path if path.is_file() else regular for style, path in found.items()}
-    return dict.fromkeys(SERIF_FILES, font)
+    return dict.fromkeys(files, font)
 
 
 def _header(pdf: FPDF, letter: InvitationLetter, left_w: float, right_w: float) -> None:
@@ -199,7 +200,7 @@ def render_pdf(letter: InvitationLetter, font: Path) -> bytes:
     pdf.set_title(f"Giấy mời số {letter.number}")
     pdf.set_author(letter.letterhead.issuer)
     pdf.set_creator("vaora")
-    for style, path in _fonts(font).items():
+    for style, path in font_files(font).items():
         pdf.add_font("serif", style, str(path))
     # Decree 30's margins: top and bottom 20-25 mm, left 30-35 mm, right 15-20 mm.
     pdf.set_margins(30, 20, 15)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from central.core import validation as v
@@ -150,3 +152,21 @@ def unnumbered(number_format: str, year: int) -> str:
         return blank.format(year=year)
     except (KeyError, ValueError, IndexError):
         return blank
+
+
+PREVIEW_LINK = "(đường dẫn đăng ký riêng của đơn vị, gửi kèm khi phát hành)"
+
+
+def preview_pdf(invitation: Invitation, *, fallback_format: str, font: Path, now: datetime) -> bytes:
+    """The giấy mời of ``invitation`` as the leader sees it before approving: its body's letterhead, today's date
+    and the number's symbol with room for the number (a numbered one: its number and approval date). The link
+    carries the invitation's secret, which exists only in the messages sent, so the preview says where it goes."""
+    from central.invitations.deliveries import letter_of
+    from central.invitations.letter import render_pdf
+    from central.invitations.services import REGISTER_TZ
+
+    letter = letter_of(invitation, PREVIEW_LINK, now=now)
+    if not invitation.number:
+        year = now.astimezone(REGISTER_TZ).year
+        letter = replace(letter, number=unnumbered(number_format_of(invitation, fallback_format), year))
+    return render_pdf(letter, font)

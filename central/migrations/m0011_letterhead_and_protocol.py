@@ -18,6 +18,7 @@ from central.migrations import MigrationContext
 
 
 class IssuingBody(peewee.Model):
+    id = peewee.AutoField()
     parent_name = peewee.CharField(max_length=200, default="")
     name = peewee.CharField(max_length=200, unique=True)
     doc_symbol = peewee.CharField(max_length=16, default="GM")
