@@ -66,6 +66,8 @@ class InvitationCreate(BaseModel):
     meeting_id: Id
     organisation_id: Id
     delegate_limit: int | None = DelegateLimit
+    issuing_body_id: Id | None = Field(default=None, description="The issuing body whose letterhead and symbol "
+                                       "the giấy mời carries; none: the default body")
 
 
 class InvitationDrafts(BaseModel):
@@ -74,6 +76,8 @@ class InvitationDrafts(BaseModel):
     meeting_id: Id
     organisation_ids: list[Id] = Field(min_length=1, max_length=1000)
     delegate_limit: int | None = DelegateLimit
+    issuing_body_id: Id | None = Field(default=None, description="The issuing body whose letterhead and symbol "
+                                       "the giấy mời carries; none: the default body")
 
 
 class InvitationReturn(BaseModel):
@@ -124,6 +128,7 @@ class Invitation(BaseModel):
     drafted_by: str
     approved_by: str
     approved_at: str | None = Field(json_schema_extra={"format": "date-time"})
+    issuing_body_id: int | None = None
     deliveries: list[Delivery] | SkipJsonSchema[None] = None
 
 

@@ -12,6 +12,7 @@ from central.auth import current_actor, current_identity, roles_required
 from central.auth.roles import APPROVER, ORGANISER
 from central.core.errors import InvalidInputError, ServiceError
 from central.core.states import InvitationState, MeetingState
+from central.invitations import letterhead
 from central.invitations import services as invitations
 from central.invitations.models import Organisation
 from central.meetings import badges, documents, venues
@@ -152,6 +153,8 @@ def show(meeting_id: int) -> Any:
         (org.id, org.name) for org in Organisation.select().order_by(Organisation.name)
         if org.id not in invited
     ]
+    draft_form.issuing_body_id.choices = [(0, _("Mặc định"))] + [
+        (body.id, " · ".join(p for p in (body.name, body.parent_name) if p)) for body in letterhead.list_bodies()]
     return render_template(
         "meetings/show.html",
         meeting=meeting,
@@ -283,6 +286,7 @@ def draft_invitations(meeting_id: int) -> Any:
             "meeting_id": meeting_id,
             "organisation_ids": list(form.organisation_ids.data or []),
             "delegate_limit": int_or_raw(form.delegate_limit.data),
+            "issuing_body_id": form.issuing_body_id.data or None,
         }
         try:
             drafted = invitations.draft_invitations(data, actor=current_actor(), now=clock_now())

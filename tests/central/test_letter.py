@@ -145,3 +145,36 @@ def test_the_date_line_pads_days_below_10_and_the_months_january_and_february() 
     assert date_line("Hà Nội", datetime(2026, 12, 7, 9, 0, tzinfo=HANOI)) == "Hà Nội, ngày 07 tháng 12 năm 2026"
     assert date_line("Huế", datetime(2026, 3, 15, 9, 0, tzinfo=HANOI)) == "Huế, ngày 15 tháng 3 năm 2026"
     assert recipients_of(FALLBACK) == ["- Như trên;", "- Lưu: VT."]
+
+
+def test_an_invitation_drafted_for_another_issuing_body_carries_its_letterhead_and_symbol(
+    app: Flask, client: FlaskClient, world: dict[str, Any], mail: MailCatcher, tmp_path: Path
+) -> None:
+    from .conftest import AUTH
+
+    assert _add_body(client).status_code == 302
+    assert _add_body(client, parent_name="", name="Ủy ban nhân dân tỉnh Quảng Ngãi", doc_symbol="GM",
+                     body_symbol="UBND-VX", signing_authority="TM. Ủy ban nhân dân", signer_position="Chủ tịch",
+                     signer_name="Đặng Văn Minh", recipients="", is_default="").status_code == 302
+    login(client, "chuyenvien")
+    url = f"/meetings/{world['meeting']}"
+    page = client.get(url).text
+    assert "Cơ quan ban hành giấy mời" in page
+    body_id = int(re.search(r'<option value="(\d+)">Ủy ban nhân dân tỉnh Quảng Ngãi</option>', page).group(1))
+    post_form(client, url, f"{url}/invitations", {"organisation_ids": [str(world["orgs"][1])],
+                                                  "issuing_body_id": str(body_id)})
+    invitation_id = int(re.findall(r'href="/invitations/(\d+)"', client.get(url).text)[0])
+    refused = client.post("/api/v1/invitations", headers=AUTH, json={
+        "meeting_id": world["meeting"], "organisation_id": world["orgs"][0], "issuing_body_id": 999999})
+    assert refused.status_code == 400 and "Không tìm thấy cơ quan ban hành" in refused.text
+
+    mail.clear()
+    login(client, "lanhdao")
+    post_form(client, f"/invitations/{invitation_id}", f"/invitations/{invitation_id}/approve", {})
+    (message,) = mail.wait_for(1)
+    (pdf,) = [p for p in message.iter_attachments() if p.get_content_type() == "application/pdf"]
+    text = _pdf_text(pdf.get_content(), tmp_path)
+    _in_order(text, ["ỦY BAN NHÂN DÂN TỈNH", "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM", "QUẢNG NGÃI", "Số: 1/GM-UBND-VX",
+                     "GIẤY MỜI", "Kính gửi: Sở Xây dựng", "Ủy ban nhân dân tỉnh Quảng Ngãi trân trọng kính mời",
+                     "Nơi nhận:", "- Như trên;", "- Lưu: VT.", "TM. ỦY BAN NHÂN DÂN", "CHỦ TỊCH", "Đặng Văn Minh"])
+    assert "VĂN PHÒNG" not in text
