@@ -211,7 +211,8 @@ def _store_drafts(meeting: Meeting, orgs: list[Organisation], limit: int | None,
 
 def draft_invitations(data: Mapping[str, Any], *, actor: str, now: datetime) -> list[Invitation]:
     """Draft one invitation per organisation: ``meeting_id``, ``organisation_ids`` (a list), optional
-    ``delegate_limit`` and ``issuing_body_id`` (the giấy mời's letterhead; none: the default body). An organisation that already has an invitation to the meeting is refused."""
+    ``delegate_limit`` and ``issuing_body_id`` (the giấy mời's letterhead; none: the default body). An
+    organisation that already has an invitation to the meeting is refused."""
     fields = v.FieldCollector(data)
     meeting_id = fields.take("meeting_id", v.positive_int)
     org_ids = fields.take("organisation_ids", _organisation_ids)
