@@ -90,7 +90,7 @@ def closed_reason(invitation: Invitation, now: datetime) -> str | None:
     """Return why the registration is read-only now (Vietnamese), or None while it is open."""
     meeting: Meeting = invitation.meeting
     if meeting.status == MeetingState.CANCELLED:
-        return "Cuộc họp đã bị huỷ."
+        return "Cuộc họp đã bị hủy."
     if meeting.ends_at <= now:
         return "Cuộc họp đã kết thúc."
     deadline = deadline_of(meeting)
