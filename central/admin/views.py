@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 
-from central.admin import signing_keys
+from central.admin import audit_text, signing_keys
 from central.admin.forms import IssuingBodyForm, OrganisationForm, UserForm, VenueForm
 from central.auth import admin_required, current_actor, sessions, users
 from central.auth.models import User
@@ -248,10 +248,12 @@ def audit_log() -> Any:
         except ValueError:
             error = _("Ngày không hợp lệ, dùng dạng YYYY-MM-DD")
     entries = [] if error else audit.search(actor=actor, action=action, day=day)
-    actors = sorted({row.actor for row in AuditEntry.select(AuditEntry.actor).distinct()})
+    usernames = sorted({row.actor for row in AuditEntry.select(AuditEntry.actor).distinct()})
+    names = audit_text.actor_names(usernames)
     return render_template(
-        "admin/audit.html", entries=entries, actor=actor, action=action, day=raw_day, error=error,
-        actions=audit.known_actions(), actors=actors,
+        "admin/audit.html", lines=audit_text.audit_lines(entries), actor=actor, action=action, day=raw_day,
+        error=error, names=names, actors=[(name, names[name]) for name in usernames],
+        actions=[(code, audit_text.action_label(code)) for code in audit.known_actions()],
     ), 400 if error else 200
 
 

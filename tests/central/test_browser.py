@@ -165,7 +165,7 @@ def test_invitation_workflow_in_the_browser(
     page.get_by_label("Người thực hiện").select_option("lanhdao")
     page.get_by_role("button", name="Lọc").click()
     log_text = page.inner_text("#audit")
-    assert "invitation.approve" in log_text and "invitation.return" in log_text
+    assert "Lanhdao duyệt thư mời 1/GM-UBND" in log_text and "Lanhdao trả lại" in log_text
     assert "chuyenvien" not in log_text
     page.goto(f"{url}/admin/audit")
     _shot(page, "audit")
