@@ -19,6 +19,7 @@ from flask_babel import lazy_gettext as _l
 
 from central.auth.models import User
 from central.core.models import AuditEntry
+from central.gates.models import Gate
 from central.invitations.models import Invitation, IssuingBody, Organisation
 from central.meetings.models import Meeting, Venue
 from central.registration.models import Delegate
@@ -101,6 +102,9 @@ def _ids(entries: Iterable[AuditEntry]) -> dict[str, set[int]]:
 def _target_names(entries: list[AuditEntry]) -> dict[str, str]:
     """``"meeting:12"`` → "cuộc họp “Họp giao ban”", for every target of ``entries`` that still exists."""
     names: dict[str, str] = {}
+    gate_ids = {e.target.partition(":")[2] for e in entries if e.target.startswith("gate:")}
+    for gate in Gate.select().where(Gate.gate_id.in_(sorted(gate_ids))) if gate_ids else []:
+        names[f"gate:{gate.gate_id}"] = _("cổng %(name)s", name=gate.name or gate.gate_id)
     for kind, ids in _ids(entries).items():
         if not ids:
             continue
