@@ -73,6 +73,8 @@ class InvitationLetter:
     letterhead: Letterhead = OFFICE
     issued_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     """The date of the date line: the approval's (a draft's preview: now)."""
+    draft: bool = False
+    """A preview before approval: marked "DỰ THẢO" above the letterhead."""
 
 
 def date_line(place: str, moment: datetime) -> str:
@@ -209,6 +211,13 @@ def render_pdf(letter: InvitationLetter, font: Path) -> bytes:
     pdf.add_page()
     width = pdf.w - pdf.l_margin - pdf.r_margin
     left_w, right_w = width * 0.4, width * 0.6
+    if letter.draft:
+        pdf.set_xy(pdf.l_margin, 8)
+        pdf.set_font("serif", "B", 11)
+        pdf.set_text_color(180, 0, 0)
+        pdf.cell(width, 6, "DỰ THẢO", align="R")
+        pdf.set_text_color(0, 0, 0)
+        pdf.set_xy(pdf.l_margin, pdf.t_margin)
     _header(pdf, letter, left_w, right_w)
     pdf.set_font("serif", "B", 14)
     pdf.cell(width, 8, TITLE, align="C", new_x="LMARGIN", new_y="NEXT")

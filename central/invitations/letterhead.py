@@ -168,5 +168,5 @@ def preview_pdf(invitation: Invitation, *, fallback_format: str, font: Path, now
     letter = letter_of(invitation, PREVIEW_LINK, now=now)
     if not invitation.number:
         year = now.astimezone(REGISTER_TZ).year
-        letter = replace(letter, number=unnumbered(number_format_of(invitation, fallback_format), year))
+        letter = replace(letter, number=unnumbered(number_format_of(invitation, fallback_format), year), draft=True)
     return render_pdf(letter, font)

@@ -88,7 +88,7 @@ def test_the_leader_previews_the_giay_moi_and_the_organisation_receives_it_in_th
             f"năm {today.year}"
     text = _pdf_text(preview.data, tmp_path)
     assert re.search(r"Số: \s*/GM-UBND", text), "a draft has no number yet, only the symbol"
-    assert dated in text and "đường dẫn đăng ký riêng" in text
+    assert dated in text and "đường dẫn đăng ký riêng" in text and text.startswith("DỰ THẢO")
 
     post_form(client, f"/invitations/{invitation_id}", f"/invitations/{invitation_id}/approve", {})
     (message,) = mail.wait_for(1)
@@ -101,6 +101,7 @@ def test_the_leader_previews_the_giay_moi_and_the_organisation_receives_it_in_th
                      "Chủ trì: Chủ tịch UBND tỉnh", "https://vaora.example.vn/registration/1/GM-UBND?secret=",
                      "Trân trọng kính mời./.", "Nơi nhận:", "- Như trên;", "- Chủ tịch, các PCT UBND tỉnh (b/c);",
                      "- Lưu: VT, TH.", "KT. CHÁNH VĂN PHÒNG", "PHÓ CHÁNH VĂN PHÒNG", "Nguyễn Thị Hồng Hạnh"])
+    assert "DỰ THẢO" not in text
     assert "Thư mời số 1/GM-UBND" in client.get(f"/invitations/{invitation_id}").text
     numbered = _pdf_text(client.get(f"/invitations/{invitation_id}/giay-moi.pdf").data, tmp_path)
     assert "Số: 1/GM-UBND" in numbered and dated in numbered
