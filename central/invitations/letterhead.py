@@ -20,16 +20,15 @@ from central.core import validation as v
 from central.core.audit import audit
 from central.core.db import write_transaction
 from central.core.errors import DuplicateError, NotFoundError
-from central.invitations.letter import Letterhead
+from central.invitations.letter import OFFICE, Letterhead
 from central.invitations.models import Invitation, IssuingBody
 from protocols.reasons import Reason
 
 SYMBOL = re.compile(r"^[0-9A-ZĐ&.]+(?:-[0-9A-ZĐ&.]+)*$")
 """A document's or a body's symbol: capitals (Đ too), digits, ``&`` and ``.``, parts joined by ``-``."""
 
-FALLBACK = Letterhead(parent_name="", name="Ủy ban nhân dân", place="", signing_authority="",
-                      signer_position="", signer_name="", recipients=())
-"""The letterhead of an office that has configured no issuing body yet."""
+FALLBACK = OFFICE
+"""The letterhead of an office that has configured no issuing body yet: "UBND" / "VĂN PHÒNG"."""
 
 TEXT_FIELDS = {  # field -> (required, max length)
     "parent_name": (False, 200), "name": (True, 200), "place": (False, 100), "signing_authority": (False, 120),
