@@ -36,7 +36,7 @@ DEFAULTS: dict[str, str] = {
     "VAORA_API_TOKEN_FILE": "",
     "VAORA_SIGNING_KEY_FILE": "var/signing-key.pem",
     "VAORA_PUBLIC_URL": "http://127.0.0.1:5000",
-    "VAORA_INVITATION_FORMAT": "{seq}/TM-UBND",
+    "VAORA_INVITATION_FORMAT": "{seq}/GM-UBND",
     "VAORA_ENTRY_OPENS_BEFORE_MIN": "120",
     "VAORA_GRACE_AFTER_END_MIN": "30",
     "VAORA_SECRET_KEY_FILE": "",

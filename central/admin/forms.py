@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField, TelField
+from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField, TelField, TextAreaField
 
 from central.web.inputs import bounded_int
 
@@ -41,3 +41,18 @@ class VenueForm(FlaskForm):
                        validate_choice=False)
     site_id = StringField(_l("Mã khu vực cổng (site)"))
     address = StringField(_l("Địa chỉ"))
+
+
+class IssuingBodyForm(FlaskForm):
+    """Create or edit a body that issues giấy mời (its letterhead after Decree 30/2020)."""
+
+    parent_name = StringField(_l("Cơ quan chủ quản (ví dụ: UBND tỉnh Quảng Ngãi)"))
+    name = StringField(_l("Cơ quan ban hành (ví dụ: Văn phòng)"))
+    doc_symbol = StringField(_l("Ký hiệu loại văn bản"), default="GM")
+    body_symbol = StringField(_l("Ký hiệu cơ quan ban hành"), default="UBND")
+    place = StringField(_l("Địa danh ghi ở dòng ngày tháng"))
+    signing_authority = StringField(_l("Thẩm quyền ký (ví dụ: KT. CHÁNH VĂN PHÒNG)"))
+    signer_position = StringField(_l("Chức vụ người ký"))
+    signer_name = StringField(_l("Họ tên người ký"))
+    recipients = TextAreaField(_l("Nơi nhận khác (mỗi dòng một nơi; “Như trên” và “Lưu: VT” tự thêm)"))
+    is_default = BooleanField(_l("Dùng mặc định cho thư mời"))

@@ -10,8 +10,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 
-from central.admin import signing_keys
-from central.admin.forms import OrganisationForm, UserForm, VenueForm
+from central.admin import audit_text, signing_keys
+from central.admin.forms import IssuingBodyForm, OrganisationForm, UserForm, VenueForm
 from central.auth import admin_required, current_actor, sessions, users
 from central.auth.models import User
 from central.auth.roles import ROLE_LABELS_VI, ROLES
@@ -19,7 +19,7 @@ from central.core import audit, keys
 from central.core.errors import InvalidInputError, ServiceError
 from central.core.keys import KeyState
 from central.core.models import AuditEntry
-from central.invitations import organisations
+from central.invitations import letterhead, organisations, protocol
 from central.meetings import venues
 from central.web import apply_field_errors, clock_now, ctx, service_error_message
 
@@ -166,6 +166,74 @@ def venue_edit(venue_id: int) -> Any:
     return _render_form(form, _("Sửa địa điểm"), url_for("admin.venues"), 400 if request.method == "POST" else 200)
 
 
+BODY_FIELDS = ("parent_name", "name", "doc_symbol", "body_symbol", "place", "signing_authority", "signer_position",
+               "signer_name", "recipients", "is_default")
+
+
+@bp.route("/giay-moi", methods=["GET", "POST"], endpoint="issuing_bodies")
+@admin_required
+def issuing_bodies_page() -> Any:
+    """The bodies that issue giấy mời (letterhead, symbols, place, signer, Nơi nhận); add one."""
+    form = IssuingBodyForm()
+    if form.validate_on_submit():
+        try:
+            letterhead.create_body({name: form[name].data for name in BODY_FIELDS}, actor=current_actor(),
+                                   now=clock_now())
+        except InvalidInputError as exc:
+            apply_field_errors(form, exc)
+        else:
+            flash(_("Đã thêm cơ quan ban hành."), "success")
+            return redirect(url_for("admin.issuing_bodies"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("admin/issuing_bodies.html", form=form, bodies=letterhead.list_bodies(),
+                           fallback=ctx().config.invitation_format), status
+
+
+@bp.route("/giay-moi/<int:body_id>", methods=["GET", "POST"])
+@admin_required
+def issuing_body_edit(body_id: int) -> Any:
+    """Edit an issuing body; numbers already given keep their symbols."""
+    body = letterhead.get_body(body_id)
+    form = IssuingBodyForm(obj=body) if request.method == "GET" else IssuingBodyForm()
+    if form.validate_on_submit():
+        try:
+            letterhead.update_body(body_id, {name: form[name].data for name in BODY_FIELDS}, actor=current_actor(),
+                                   now=clock_now())
+        except InvalidInputError as exc:
+            apply_field_errors(form, exc)
+        else:
+            flash(_("Đã lưu cơ quan ban hành."), "success")
+            return redirect(url_for("admin.issuing_bodies"))
+    return _render_form(form, _("Sửa cơ quan ban hành"), url_for("admin.issuing_bodies"),
+                        400 if request.method == "POST" else 200)
+
+
+@bp.route("/thu-tu-le-tan", methods=["GET", "POST"], endpoint="protocol_order")
+@admin_required
+def protocol_order_page() -> Any:
+    """Protocol order: the order of positions and each organisation's rank (badges and name cards follow it)."""
+    form = FlaskForm()
+    orgs = organisations.list_organisations()
+    errors: dict[str, str] = {}
+    positions = "\n".join(protocol.position_order())
+    if request.method == "POST":
+        positions = request.form.get("position_order", "")
+        ranks = {org.id: request.form.get(f"rank-{org.id}", "") for org in orgs}
+        if not form.validate_on_submit():
+            errors["form"] = _("Phiên làm việc đã hết hạn, vui lòng thử lại.")
+        else:
+            try:
+                protocol.save_protocol(positions, ranks, actor=current_actor(), now=clock_now())
+            except InvalidInputError as exc:
+                errors = dict(exc.fields)
+            else:
+                flash(_("Đã lưu thứ tự lễ tân."), "success")
+                return redirect(url_for("admin.protocol_order"))
+    return render_template("admin/protocol_order.html", form=form, organisations=orgs, positions=positions,
+                           errors=errors, posted=request.form if request.method == "POST" else None), \
+        400 if errors else 200
+
+
 @bp.get("/audit", endpoint="audit_log")
 @admin_required
 def audit_log() -> Any:
@@ -181,10 +249,12 @@ def audit_log() -> Any:
         except ValueError:
             error = _("Ngày không hợp lệ, dùng dạng YYYY-MM-DD")
     entries = [] if error else audit.search(actor=actor, action=action, day=day)
-    actors = sorted({row.actor for row in AuditEntry.select(AuditEntry.actor).distinct()})
+    usernames = sorted({row.actor for row in AuditEntry.select(AuditEntry.actor).distinct()})
+    names = audit_text.actor_names(usernames)
     return render_template(
-        "admin/audit.html", entries=entries, actor=actor, action=action, day=raw_day, error=error,
-        actions=audit.known_actions(), actors=actors,
+        "admin/audit.html", lines=audit_text.audit_lines(entries), actor=actor, action=action, day=raw_day,
+        error=error, names=names, actors=[(name, names[name]) for name in usernames],
+        actions=[(code, audit_text.action_label(code)) for code in audit.known_actions()],
     ), 400 if error else 200
 
 

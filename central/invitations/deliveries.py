@@ -18,7 +18,7 @@ came of it.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from central.core.audit import audit
@@ -100,8 +100,10 @@ def queue_deliveries(
     return created
 
 
-def letter_of(invitation: Invitation, link: str) -> InvitationLetter:
-    """Return the letter for an invitation (plain data for the PDF and the e-mail)."""
+def letter_of(invitation: Invitation, link: str, *, now: datetime | None = None) -> InvitationLetter:
+    """Return the letter for an invitation (plain data for the PDF and the e-mail), dated on its approval (a
+    draft: ``now``), with its issuing body's letterhead."""
+    from central.invitations.letterhead import body_of, letterhead_of
     from central.meetings.services import remote_venues
 
     meeting = invitation.meeting
@@ -118,6 +120,8 @@ def letter_of(invitation: Invitation, link: str) -> InvitationLetter:
         registration_deadline=meeting.registration_deadline,
         delegate_limit=invitation.delegate_limit,
         link=link,
+        letterhead=letterhead_of(body_of(invitation)),
+        issued_at=invitation.approved_at or now or datetime.now(UTC),
     )
 
 

@@ -1,4 +1,5 @@
-"""The tables of invitations: invited organisations, numbered invitations and their SMS/e-mail deliveries.
+"""The tables of invitations: invited organisations, the bodies that issue giấy mời, numbered invitations and
+their SMS/e-mail deliveries, and the office's protocol order of positions.
 """
 
 from __future__ import annotations
@@ -25,6 +26,26 @@ class Organisation(BaseModel):
     leader_phone = peewee.CharField(max_length=20, null=True)
     office_email = peewee.CharField(max_length=254, null=True)
     office_phone = peewee.CharField(max_length=20, null=True)
+    # Protocol order ("thứ tự lễ tân"): a lower rank is seated and listed first; none comes after every rank.
+    protocol_rank = peewee.IntegerField(null=True)
+
+
+class IssuingBody(BaseModel):
+    """A body that issues giấy mời (Decree 30/2020's letterhead): its name under its parent body's, the symbols
+    of its numbers (``12/GM-UBND``), the place of the date line, the signer and the extra "Nơi nhận" lines."""
+
+    parent_name = peewee.CharField(max_length=200, default="")  # "UBND TỈNH QUẢNG NGÃI"
+    name = peewee.CharField(max_length=200, unique=True)  # "VĂN PHÒNG"
+    doc_symbol = peewee.CharField(max_length=16, default="GM")  # the kind of document: GM = giấy mời
+    body_symbol = peewee.CharField(max_length=32, default="UBND")  # the issuing body's abbreviation
+    place = peewee.CharField(max_length=100, default="")  # "Quảng Ngãi" in "Quảng Ngãi, ngày 07 tháng 12 ..."
+    signing_authority = peewee.CharField(max_length=120, default="")  # "TL. CHỦ TỊCH", "KT. CHÁNH VĂN PHÒNG"
+    signer_position = peewee.CharField(max_length=120, default="")  # "CHÁNH VĂN PHÒNG"
+    signer_name = peewee.CharField(max_length=120, default="")
+    invitations: peewee.ModelSelect[Any]  # backref
+    recipients = peewee.TextField(default="")  # extra "Nơi nhận" lines, one per line
+    is_default = peewee.BooleanField(default=False)
+    created_at = UTCDateTimeField()
 
 
 class Invitation(BaseModel):
@@ -53,6 +74,9 @@ class Invitation(BaseModel):
     approved_at = UTCDateTimeField(null=True)
     returned_by = peewee.CharField(max_length=64, default="")  # the leader who last returned it (with ``comment``)
     returned_at = UTCDateTimeField(null=True)
+    # Which issuing body's letterhead and symbol the giấy mời carries; none means the default body.
+    issuing_body = peewee.ForeignKeyField(IssuingBody, null=True, backref="invitations", on_delete="SET NULL")
+    issuing_body_id: peewee.IntegerField[int | None]  # the key column peewee adds
 
     class Meta:
         # The register restarts every year, so "1/TM-UBND" recurs: a number is unique within its year.
@@ -79,3 +103,10 @@ class Delivery(BaseModel):
 
     class Meta:
         indexes = ((("invitation", "channel", "recipient"), True),)
+
+
+class ProtocolSetting(BaseModel):
+    """The office's protocol order of positions ("Chủ tịch" before "Phó Chủ tịch" ...), one per line; one row."""
+
+    position_order = peewee.TextField(default="")
+    updated_at = UTCDateTimeField()

@@ -64,6 +64,8 @@ class InvitationCreate(BaseModel):
     meeting_id: Id
     organisation_id: Id
     delegate_limit: int | None = DelegateLimit
+    issuing_body_id: Id | None = Field(default=None, description="The issuing body whose letterhead and symbol "
+                                       "the giấy mời carries; none: the default body")
 
 
 class InvitationDrafts(BaseModel):
@@ -72,6 +74,8 @@ class InvitationDrafts(BaseModel):
     meeting_id: Id
     organisation_ids: list[Id] = Field(min_length=1, max_length=1000)
     delegate_limit: int | None = DelegateLimit
+    issuing_body_id: Id | None = Field(default=None, description="The issuing body whose letterhead and symbol "
+                                       "the giấy mời carries; none: the default body")
 
 
 class InvitationReturn(BaseModel):
@@ -108,7 +112,7 @@ class Delivery(BaseModel):
 
 
 class Invitation(BaseModel):
-    """An invitation; ``number`` (e.g. 125/TM-UBND), ``year`` and ``seq`` once approved."""
+    """An invitation; ``number`` (e.g. 125/GM-UBND), ``year`` and ``seq`` once approved."""
 
     id: int
     number: str | None
@@ -125,6 +129,7 @@ class Invitation(BaseModel):
     approved_at: str | None = Field(json_schema_extra={"format": "date-time"})
     returned_by: str = ""
     returned_at: str | None = Field(None, json_schema_extra={"format": "date-time"})
+    issuing_body_id: int | None = None
     deliveries: list[Delivery] | SkipJsonSchema[None] = None
 
 

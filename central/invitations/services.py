@@ -1,4 +1,4 @@
-"""Invitations: the official flow, numbering per year ("Số thư mời", e.g. ``125/TM-UBND``) and the secret.
+"""Invitations: the official flow, numbering per year ("Số thư mời", e.g. ``125/GM-UBND``) and the secret.
 
 An organiser drafts invitations (one per organisation); an approver approves one, which numbers it, gives
 it its registration secret and queues its delivery by e-mail and SMS, or returns it with a comment; the
@@ -130,6 +130,7 @@ def invitation_to_dict(invitation: Invitation, *, with_deliveries: bool = False)
         "approved_at": invitation.approved_at.isoformat() if invitation.approved_at else None,
         "returned_by": invitation.returned_by,
         "returned_at": invitation.returned_at.isoformat() if invitation.returned_at else None,
+        "issuing_body_id": invitation.issuing_body_id,
     }
     if with_deliveries:
         from central.invitations.deliveries import delivery_to_dict
@@ -181,8 +182,20 @@ def _check_not_invited(fields: v.FieldCollector, field: str, meeting: Meeting | 
         raise DuplicateError({field: "Đã có thư mời cho: " + ", ".join(sorted(set(taken)))})
 
 
+def _issuing_body(fields: v.FieldCollector) -> int | None:
+    """The optional ``issuing_body_id`` of a draft, which must exist (none: the default body)."""
+    from central.invitations.models import IssuingBody
+
+    if fields.data.get("issuing_body_id") in (None, "", 0):
+        return None
+    body_id = fields.take("issuing_body_id", v.positive_int)
+    if body_id is not None and not IssuingBody.select().where(IssuingBody.id == body_id).exists():
+        fields.add("issuing_body_id", "Không tìm thấy cơ quan ban hành")
+    return body_id
+
+
 def _store_drafts(meeting: Meeting, orgs: list[Organisation], limit: int | None, *, actor: str,
-                  now: datetime) -> list[Invitation]:
+                  now: datetime, body_id: int | None = None) -> list[Invitation]:
     if meeting.status in MeetingState.FINAL:
         raise ConflictError(Reason.MEETING_CANCELLED, "Cuộc họp đã hủy hoặc đã họp")
     created = []
@@ -190,21 +203,24 @@ def _store_drafts(meeting: Meeting, orgs: list[Organisation], limit: int | None,
         for org in sorted(orgs, key=lambda o: o.name):
             invitation = Invitation.create(
                 meeting=meeting, organisation=org, status=InvitationState.DRAFT, delegate_limit=limit,
-                drafted_by=actor, created_at=now,
+                drafted_by=actor, created_at=now, issuing_body=body_id,
             )
             audit(actor, "invitation.draft", f"invitation:{invitation.id}",
-                  {"meeting": meeting.id, "organisation": org.id, "delegate_limit": limit}, now=now)
+                  {"meeting": meeting.id, "organisation": org.id, "delegate_limit": limit,
+                   **({"issuing_body": body_id} if body_id else {})}, now=now)
             created.append(invitation)
     return created
 
 
 def draft_invitations(data: Mapping[str, Any], *, actor: str, now: datetime) -> list[Invitation]:
     """Draft one invitation per organisation: ``meeting_id``, ``organisation_ids`` (a list), optional
-    ``delegate_limit``. An organisation that already has an invitation to the meeting is refused."""
+    ``delegate_limit`` and ``issuing_body_id`` (the giấy mời's letterhead; none: the default body). An
+    organisation that already has an invitation to the meeting is refused."""
     fields = v.FieldCollector(data)
     meeting_id = fields.take("meeting_id", v.positive_int)
     org_ids = fields.take("organisation_ids", _organisation_ids)
     limit = fields.take("delegate_limit", _delegate_limit)
+    body_id = _issuing_body(fields)
     meeting = _meeting_of(fields, meeting_id)
     orgs: list[Organisation] = []
     if org_ids:
@@ -215,7 +231,7 @@ def draft_invitations(data: Mapping[str, Any], *, actor: str, now: datetime) -> 
             _check_not_invited(fields, "organisation_ids", meeting, org_ids)
     fields.raise_if_any()
     assert meeting is not None  # raise_if_any() refused a missing or unknown one
-    return _store_drafts(meeting, orgs, limit, actor=actor, now=now)
+    return _store_drafts(meeting, orgs, limit, actor=actor, now=now, body_id=body_id)
 
 
 def draft_invitation(data: Mapping[str, Any], *, actor: str, now: datetime) -> Invitation:
@@ -225,6 +241,7 @@ def draft_invitation(data: Mapping[str, Any], *, actor: str, now: datetime) -> I
     meeting_id = fields.take("meeting_id", v.positive_int)
     organisation_id = fields.take("organisation_id", v.positive_int)
     limit = fields.take("delegate_limit", _delegate_limit)
+    body_id = _issuing_body(fields)
     meeting = _meeting_of(fields, meeting_id)
     organisation = None
     if organisation_id is not None:
@@ -235,7 +252,7 @@ def draft_invitation(data: Mapping[str, Any], *, actor: str, now: datetime) -> I
             _check_not_invited(fields, "organisation_id", meeting, [organisation_id])
     fields.raise_if_any()
     assert meeting is not None and organisation is not None  # raise_if_any() refused a missing or unknown one
-    (invitation,) = _store_drafts(meeting, [organisation], limit, actor=actor, now=now)
+    (invitation,) = _store_drafts(meeting, [organisation], limit, actor=actor, now=now, body_id=body_id)
     return invitation
 
 
@@ -275,11 +292,15 @@ class ApprovedInvitation:
 def approve_invitation(
     invitation_id: int, *, actor: str, now: datetime, number_format: str, public_url: str
 ) -> ApprovedInvitation:
-    """Approve a draft: number it, give it a secret and queue its e-mail and SMS deliveries."""
+    """Approve a draft: number it, give it a secret and queue its e-mail and SMS deliveries. The number takes its
+    issuing body's symbols (``12/GM-UBND``); ``number_format`` (``VAORA_INVITATION_FORMAT``) serves an office
+    that configured no issuing body."""
     from central.invitations.deliveries import queue_deliveries
+    from central.invitations.letterhead import number_format_of
 
     invitation = get_invitation(invitation_id)
     _require(invitation, InvitationState.DRAFT)
+    number_format = number_format_of(invitation, number_format)
     if invitation.meeting.status in MeetingState.FINAL:
         raise ConflictError(Reason.MEETING_CANCELLED, "Cuộc họp đã hủy hoặc đã họp")
     secret = secrets.token_urlsafe(24)

@@ -17,7 +17,7 @@ from central.auth import current_actor, current_identity, roles_required
 from central.auth.roles import APPROVER, ORGANISER
 from central.core.errors import NotFoundError, ServiceError
 from central.core.states import InvitationState
-from central.invitations import deliveries, organisations
+from central.invitations import deliveries, letterhead, organisations
 from central.invitations import services as invitations
 from central.invitations.models import Delivery
 from central.registration import imports
@@ -108,6 +108,20 @@ def show(invitation_id: int, return_form: ReturnForm | None = None) -> Any:
         resubmit_form=form,
         masked=deliveries.delivery_to_dict,
     ), 200 if return_form is None else 400
+
+
+@bp.get("/<int:invitation_id>/giay-moi.pdf")
+@roles_required(*STAFF)
+def letter_pdf(invitation_id: int) -> Any:
+    """The giấy mời as a PDF: a draft's preview before approval (its number left blank), or the numbered letter."""
+    invitation = invitations.get_invitation(invitation_id)
+    config = ctx().config
+    body = letterhead.preview_pdf(invitation, fallback_format=config.invitation_format, font=config.pdf_font,
+                                  now=clock_now())
+    response = current_app.response_class(body, mimetype="application/pdf")
+    name = "".join(ch if ch.isalnum() else "-" for ch in invitation.number or f"du-thao-{invitation.id}")
+    response.headers["Content-Disposition"] = f"inline; filename=giay-moi-{name}.pdf"
+    return response
 
 
 @bp.post("/<int:invitation_id>/approve")

@@ -56,6 +56,8 @@ class DraftInvitationsForm(FlaskForm):
 
     organisation_ids = SelectMultipleField(_l("Đơn vị được mời"), coerce=bounded_int, validate_choice=False)
     delegate_limit = StringField(_l("Số đại biểu tối đa mỗi đơn vị"), render_kw={"inputmode": "numeric"})
+    issuing_body_id = SelectField(_l("Cơ quan ban hành giấy mời"), coerce=bounded_int, validate_choice=False,
+                                  default=0)
 
 
 class DeleteForm(FlaskForm):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
@@ -11,9 +12,10 @@ from central.auth import current_actor, current_identity, roles_required
 from central.auth.roles import APPROVER, ORGANISER
 from central.core.errors import InvalidInputError, ServiceError
 from central.core.states import InvitationState, MeetingState
+from central.invitations import letterhead
 from central.invitations import services as invitations
 from central.invitations.models import Organisation
-from central.meetings import documents, venues
+from central.meetings import badges, documents, venues
 from central.meetings import services as meetings
 from central.meetings.documents import DocumentTooLargeError
 from central.meetings.forms import DeleteForm, DocumentForm, DraftInvitationsForm, MeetingForm, StatusForm
@@ -153,6 +155,8 @@ def show(meeting_id: int) -> Any:
         (org.id, org.name) for org in Organisation.select().order_by(Organisation.name)
         if org.id not in invited
     ]
+    draft_form.issuing_body_id.choices = [(0, _("Mặc định"))] + [
+        (body.id, " · ".join(p for p in (body.name, body.parent_name) if p)) for body in letterhead.list_bodies()]
     return render_template(
         "meetings/show.html",
         meeting=meeting,
@@ -167,6 +171,22 @@ def show(meeting_id: int) -> Any:
         delegates=len(meetings.delegates_of(meeting)),
         max_upload_mb=ctx().config.max_upload_mb,
     )
+
+
+@bp.get("/<int:meeting_id>/the-dai-bieu.pdf")
+@roles_required(*STAFF)
+def badges_pdf(meeting_id: int) -> Any:
+    """Badges (``?loai=the-deo``) or name cards (``?loai=bien-ten``) of the delegates, A6 or A7 (``?kho=``), in
+    protocol order."""
+    meeting = meetings.get_meeting(meeting_id)
+    kind, size = request.args.get("loai", "the-deo"), request.args.get("kho", "A6")
+    if kind not in badges.KINDS or size not in badges.SIZES:
+        abort(400, _("Loại thẻ hoặc khổ giấy không hợp lệ."))
+    body = badges.render_badges(meeting.title, badges.badge_people(meeting), kind=kind, size=size,
+                                font=ctx().config.pdf_font)
+    response = send_file(io.BytesIO(body), mimetype="application/pdf", download_name=f"{kind}-{size}-{meeting.id}.pdf")
+    response.headers["Content-Disposition"] = f"inline; filename={kind}-{size}-{meeting.id}.pdf"
+    return response
 
 
 @bp.post("/<int:meeting_id>/status")
@@ -286,6 +306,7 @@ def draft_invitations(meeting_id: int) -> Any:
             "meeting_id": meeting_id,
             "organisation_ids": list(form.organisation_ids.data or []),
             "delegate_limit": int_or_raw(form.delegate_limit.data),
+            "issuing_body_id": form.issuing_body_id.data or None,
         }
         try:
             drafted = invitations.draft_invitations(data, actor=current_actor(), now=clock_now())

@@ -183,7 +183,7 @@ def compose_invitation_sms(
 ) -> str:
     """Return the invitation SMS, plain ASCII, at most ``limit`` characters.
 
-    Shape: ``UBND moi du hop: <title>, 08:00 27/11/2026 tai <venue>. So 125/TM-UBND. Dang ky: <link>``.
+    Shape: ``UBND moi du hop: <title>, 08:00 27/11/2026 tai <venue>. So 125/GM-UBND. Dang ky: <link>``.
     ``starts_at`` is shown in Vietnam time (a naive datetime is taken as Vietnam time already). A title that
     does not fit is shortened with "..." after its last whole word that fits; if not even its first word
     fits, the venue is shortened the same way (a long venue is first cut to half the room title and venue share,

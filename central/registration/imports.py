@@ -143,7 +143,7 @@ def decode_text(data: bytes) -> str:
         try:
             text = data.decode("utf-16")
         except UnicodeDecodeError as exc:
-            raise FileRefusedError("Không đọc được tệp: mã hoá UTF-16 không hợp lệ") from exc
+            raise FileRefusedError("Không đọc được tệp: mã hóa UTF-16 không hợp lệ") from exc
     elif data.startswith(b"\xef\xbb\xbf"):
         try:
             text = data[3:].decode("utf-8")
@@ -156,7 +156,7 @@ def decode_text(data: bytes) -> str:
             try:
                 text = data.decode("cp1258")
             except UnicodeDecodeError as exc:
-                raise FileRefusedError("Không đọc được tệp: mã hoá không phải UTF-8 hay Windows-1258") from exc
+                raise FileRefusedError("Không đọc được tệp: mã hóa không phải UTF-8 hay Windows-1258") from exc
     return unicodedata.normalize("NFC", text)
 
 

@@ -105,7 +105,7 @@ def closed_reason(invitation: Invitation, now: datetime) -> str | None:
     """Return why the registration is read-only now (Vietnamese), or None while it is open."""
     meeting: Meeting = invitation.meeting
     if meeting.status == MeetingState.CANCELLED:
-        return "Cuộc họp đã bị huỷ."
+        return "Cuộc họp đã bị hủy."
     if meeting.ends_at <= now:
         return "Cuộc họp đã kết thúc."
     deadline = deadline_of(meeting)
@@ -429,7 +429,7 @@ def _pending_of(delegate_id: int) -> Delegate:
                             f"Đăng ký của {delegate.name} không còn chờ duyệt ({ApprovalState(delegate.approval).vi})")
     meeting: Meeting = delegate.meeting
     if meeting.status == MeetingState.CANCELLED:
-        raise ConflictError(Reason.MEETING_CANCELLED, "Cuộc họp đã bị huỷ.")
+        raise ConflictError(Reason.MEETING_CANCELLED, "Cuộc họp đã bị hủy.")
     if delegate.revoked_at is not None:  # the organisation removed it meanwhile
         raise NotFoundError(Reason.UNKNOWN_CODE, "Không tìm thấy đăng ký")
     return delegate

@@ -182,10 +182,10 @@ def replace(number: str, delegate_id: int) -> Any:
     except ServiceError as exc:
         return _refused(invitation, exc, "replace", _target(invitation, str(delegate_id)))
     if delegate.approval == ApprovalState.PENDING:
-        flash(f"Đã thay bằng đại biểu {delegate.name}; mã cũ đã bị huỷ, mã mới sẽ được gửi sau khi Văn phòng duyệt.",
+        flash(f"Đã thay bằng đại biểu {delegate.name}; mã cũ đã bị hủy, mã mới sẽ được gửi sau khi Văn phòng duyệt.",
               "success")
     else:
-        flash(f"Đã thay bằng đại biểu {delegate.name}; mã cũ đã bị huỷ, mã mới đang được gửi.", "success")
+        flash(f"Đã thay bằng đại biểu {delegate.name}; mã cũ đã bị hủy, mã mới đang được gửi.", "success")
     return redirect(_page_url(number))
 
 
@@ -197,7 +197,7 @@ def remove(number: str, delegate_id: int) -> Any:
         delegate = services.remove_delegate(invitation, delegate_id, _ctx().clock(), _deps())
     except ServiceError as exc:
         return _refused(invitation, exc, "add")
-    flash(f"Đã xoá đại biểu {delegate.name}; mã của đại biểu này không còn dùng được.", "success")
+    flash(f"Đã xóa đại biểu {delegate.name}; mã của đại biểu này không còn dùng được.", "success")
     return redirect(_page_url(number))
 
 

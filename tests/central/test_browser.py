@@ -118,8 +118,8 @@ def test_invitation_workflow_in_the_browser(
     page.goto(f"{url}/invitations/?status=draft")
     page.get_by_role("link", name="Sở Tài chính").click()
     page.get_by_role("button", name="Duyệt và gửi").click()
-    assert "Đã duyệt thư mời số 1/TM-UBND." in page.inner_text("main")
-    assert page.get_by_role("heading", level=1).inner_text() == "Thư mời số 1/TM-UBND"
+    assert "Đã duyệt thư mời số 1/GM-UBND." in page.inner_text("main")
+    assert page.get_by_role("heading", level=1).inner_text() == "Thư mời số 1/GM-UBND"
     statuses = page.locator("#deliveries tbody tr")
     assert statuses.count() == 2
     rows = [statuses.nth(i).inner_text() for i in range(2)]
@@ -135,7 +135,7 @@ def test_invitation_workflow_in_the_browser(
     assert page.inner_text("#invitation-comment") == "Đề nghị ghi rõ thành phần tham dự"
     page.goto(meeting_url)
     invitations = page.locator("section[aria-labelledby=inv-h] tbody").inner_text()
-    assert "1/TM-UBND" in invitations and "Bị trả lại" in invitations
+    assert "1/GM-UBND" in invitations and "Bị trả lại" in invitations
 
     # What the organisation received.
     (message,) = mail.wait_for(1)
@@ -147,7 +147,7 @@ def test_invitation_workflow_in_the_browser(
                           check=True).stdout
     assert TITLE in " ".join(text.split())
     ((phone, body),) = sms.sent
-    assert phone == "+84912345670" and body.isascii() and len(body) <= 160 and "So 1/TM-UBND" in body
+    assert phone == "+84912345670" and body.isascii() and len(body) <= 160 and "So 1/GM-UBND" in body
     _logout(page)
 
     # The administrator reads the audit log.
@@ -156,7 +156,7 @@ def test_invitation_workflow_in_the_browser(
     page.get_by_label("Người thực hiện").select_option("lanhdao")
     page.get_by_role("button", name="Lọc").click()
     log_text = page.inner_text("#audit")
-    assert "invitation.approve" in log_text and "invitation.return" in log_text
+    assert "Lanhdao duyệt thư mời 1/GM-UBND" in log_text and "Lanhdao trả lại" in log_text
     assert "chuyenvien" not in log_text
     page.goto(f"{url}/admin/audit")
     _shot(page, "audit")

@@ -15,7 +15,7 @@ from protocols.codes import public_key_to_text
 def test_defaults() -> None:
     config = CentralConfig.from_env({})
     assert config.database_url == "sqlite:///var/central.db"
-    assert config.invitation_format == "{seq}/TM-UBND"
+    assert config.invitation_format == "{seq}/GM-UBND"
     assert config.entry_opens_before_min == 120
     assert config.signing_key_file == Path("var/signing-key.pem")
     assert config.api_token is None

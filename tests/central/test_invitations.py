@@ -59,29 +59,29 @@ def test_only_the_leaders_approval_numbers_and_sends_and_the_secret_reaches_only
     approved = api.approve(draft["id"])
     assert approved.status_code == 200
     body = approved.get_json()
-    assert (body["number"], body["approved_by"], body["status"]) == ("1/TM-UBND", "lanhdao-duyet", "sent")
+    assert (body["number"], body["approved_by"], body["status"]) == ("1/GM-UBND", "lanhdao-duyet", "sent")
     assert "secret" not in str(body), "the approval's answer never carries the secret"
     ((phone, sms),) = api.client.application.extensions["vaora"].sms_sender.sent
-    assert phone == "+84912345678" and "So 1/TM-UBND" in sms
-    link = api.received_link("1/TM-UBND")
+    assert phone == "+84912345678" and "So 1/GM-UBND" in sms
+    link = api.received_link("1/GM-UBND")
     assert link.link == f"https://vaora.example.vn/dk/{link.secret}" and len(link.secret) == 8  # the SMS's short link
-    assert api.get(f"/api/v1/invitations/{draft['id']}").get_json()["number"] == "1/TM-UBND"
+    assert api.get(f"/api/v1/invitations/{draft['id']}").get_json()["number"] == "1/GM-UBND"
     assert link.secret not in api.get(f"/api/v1/invitations/{draft['id']}").get_data(as_text=True)
-    assert api.register({"number": "1/TM-UBND", "secret": link.secret}).status_code == 201
+    assert api.register({"number": "1/GM-UBND", "secret": link.secret}).status_code == 201
 
 
 def test_numbers_follow_the_years_register(api: Api, clock: Clock) -> None:
     meeting = api.meeting()["id"]
     first = api.invitation(meeting, api.organisation("Sở Tài chính")["id"])
     second = api.invitation(meeting, api.organisation("Sở Xây dựng")["id"])
-    assert (first["number"], second["number"]) == ("1/TM-UBND", "2/TM-UBND")
+    assert (first["number"], second["number"]) == ("1/GM-UBND", "2/GM-UBND")
     assert first["registration_url"].startswith("https://vaora.example.vn/dk/")
     assert first["secret"] != second["secret"]
 
     # 31 Dec 17:00 UTC is already 1 Jan in Hà Nội: a new register starts at 1.
     clock.now = datetime(2025, 12, 31, 17, 0, tzinfo=UTC)
     next_year = api.invitation(meeting, api.organisation("Sở Y tế")["id"])
-    assert (next_year["number"], next_year["year"], next_year["seq"]) == ("1/TM-UBND", 2026, 1)
+    assert (next_year["number"], next_year["year"], next_year["seq"]) == ("1/GM-UBND", 2026, 1)
 
 
 def test_secret_is_stored_hashed(api: Api, db: None) -> None:
@@ -128,7 +128,7 @@ def test_concurrent_approvals_get_distinct_numbers(api: Api, clock: Clock) -> No
             with database.connection_context():
                 barrier.wait()
                 for draft in mine:
-                    approved = approve_invitation(draft, actor="lanhdao", now=clock(), number_format="{seq}/TM-UBND",
+                    approved = approve_invitation(draft, actor="lanhdao", now=clock(), number_format="{seq}/GM-UBND",
                                                   public_url="https://vaora.example.vn")
                     with lock:
                         numbers.append(approved.invitation.number)
@@ -142,7 +142,7 @@ def test_concurrent_approvals_get_distinct_numbers(api: Api, clock: Clock) -> No
         thread.join(timeout=60)
     assert errors == []
     total = workers * per_worker
-    expected = [f"{i}/TM-UBND" for i in range(1, total + 1)]
+    expected = [f"{i}/GM-UBND" for i in range(1, total + 1)]
     assert sorted(numbers, key=lambda n: int(n.split("/")[0])) == expected
 
 

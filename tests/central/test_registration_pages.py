@@ -243,7 +243,7 @@ def test_after_the_deadline_the_page_is_read_only(
         ).execute()
     html = text_of(registrar.open())
     assert "Đã hết hạn đăng ký" in html and "Nguyễn Văn An" in html
-    assert "Thêm đại biểu</button>" not in html and "Gửi Mail" not in html and ">Xoá<" not in html
+    assert "Thêm đại biểu</button>" not in html and "Gửi Mail" not in html and ">Xóa<" not in html
     before = state()
     for suffix, data in [
         ("/dai-bieu", {"name": "Lê Văn C", "email": "c@example.vn"}),

@@ -69,7 +69,7 @@ def test_the_invitation_mail_links_the_shared_document_and_the_link_downloads_it
     links = re.findall(r'<ul id="shared-documents"><li><a href="([^"]+)">Chương trình hội nghị.pdf</a>', html)
     assert len(links) == 1
     link = links[0].replace("&amp;", "&")
-    assert link.startswith(f"https://vaora.example.vn/dang-ky/1/TM-UBND/tai-lieu/{world['agenda']}?s=")
+    assert link.startswith(f"https://vaora.example.vn/dang-ky/1/GM-UBND/tai-lieu/{world['agenda']}?s=")
     assert link in text
     assert message.get_content_type() == "multipart/mixed" and len(list(message.iter_attachments())) == 1
 
@@ -80,7 +80,7 @@ def test_the_invitation_mail_links_the_shared_document_and_the_link_downloads_it
     assert download.headers["Content-Disposition"].startswith("attachment")
     with database.connection_context():
         entry = AuditEntry.select().where(AuditEntry.action == "document.download").get()
-        assert entry.actor == "invitation:1/TM-UBND" and entry.target == f"meeting:{world['meeting']}"
+        assert entry.actor == "invitation:1/GM-UBND" and entry.target == f"meeting:{world['meeting']}"
         assert "Chương trình hội nghị.pdf" in entry.details
         shares = [e.action for e in AuditEntry.select().where(AuditEntry.action.startswith("document.")
                                                               ).order_by(AuditEntry.id)]
@@ -89,14 +89,14 @@ def test_the_invitation_mail_links_the_shared_document_and_the_link_downloads_it
 
     # Without the secret, with a wrong one, or for the unshared document: the same 404.
     secret = parts.query.removeprefix("s=")
-    base = f"/dang-ky/1/TM-UBND/tai-lieu/{world['agenda']}"
+    base = f"/dang-ky/1/GM-UBND/tai-lieu/{world['agenda']}"
     assert anonymous.get(base).status_code == 404
     assert anonymous.get(f"{base}?s=sai-ma-bi-mat").status_code == 404
-    assert anonymous.get(f"/dang-ky/1/TM-UBND/tai-lieu/{world['internal']}?s={secret}").status_code == 404
+    assert anonymous.get(f"/dang-ky/1/GM-UBND/tai-lieu/{world['internal']}?s={secret}").status_code == 404
     old_route = f"/meetings/documents/{world['internal']}"
-    assert anonymous.get(old_route, query_string={"number": "1/TM-UBND", "secret": secret}).status_code == 404
+    assert anonymous.get(old_route, query_string={"number": "1/GM-UBND", "secret": secret}).status_code == 404
     agenda_old_route = anonymous.get(f"/meetings/documents/{world['agenda']}",
-                                     query_string={"number": "1/TM-UBND", "secret": secret})
+                                     query_string={"number": "1/GM-UBND", "secret": secret})
     assert agenda_old_route.status_code == 200 and agenda_old_route.data == AGENDA
 
 
@@ -104,8 +104,8 @@ def test_the_registration_page_lists_only_the_shared_documents(
     app: Flask, world: dict[str, Any], mail: MailCatcher
 ) -> None:
     (message,) = mail.wait_for(1)
-    secret = re.search(r"/registration/1/TM-UBND\?secret=([^\s\"<&]+)", mail_text(message)).group(1)
-    page = app.test_client().get(f"/dang-ky/1/TM-UBND?s={secret}").text
+    secret = re.search(r"/registration/1/GM-UBND\?secret=([^\s\"<&]+)", mail_text(message)).group(1)
+    page = app.test_client().get(f"/dang-ky/1/GM-UBND?s={secret}").text
     listed = re.search(r'<ul id="shared-documents"[^>]*>(.*?)</ul>', page, re.S).group(1)
     assert "Chương trình hội nghị.pdf" in listed and "Dự thảo báo cáo" not in page
     href = re.search(r'href="([^"]+)"', listed).group(1).replace("&amp;", "&")

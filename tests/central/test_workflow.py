@@ -90,25 +90,25 @@ def test_organiser_drafts_approver_approves_and_returns(
     response = post_form(client, f"/invitations/{first}", f"/invitations/{first}/approve", {})
     assert response.status_code == 302
     page = client.get(f"/invitations/{first}").text
-    assert "Thư mời số 1/TM-UBND" in page
+    assert "Thư mời số 1/GM-UBND" in page
     rows = re.findall(r'<tr data-channel="(\w+)">(.*?)</tr>', page, re.S)
     assert {channel for channel, _ in rows} == {"email", "sms"}
     assert all("Đã gửi" in row for _, row in rows)
 
     (message,) = mail.wait_for(1)
     assert message["To"] == "vanphong0@example.vn"
-    assert message["Subject"] == f"Thư mời số 1/TM-UBND: {TITLE}"
+    assert message["Subject"] == f"Thư mời số 1/GM-UBND: {TITLE}"
     html = message.get_body(("html",)).get_content()
-    assert "https://vaora.example.vn/registration/1/TM-UBND?secret=" in html
+    assert "https://vaora.example.vn/registration/1/GM-UBND?secret=" in html
     text = " ".join(_pdf_text(message, tmp_path).split())
-    assert "THƯ MỜI" in text and "Số: 1/TM-UBND" in text
+    assert "GIẤY MỜI" in text and "Số: 1/GM-UBND" in text
     assert "Hội nghị tổng kết công tác năm 2025" in text and "Ủy ban nhân dân tỉnh" in text
     assert "Điểm cầu huyện Sơn Tịnh" in text
 
     ((phone, sms),) = _sms(app).sent
     assert phone == "+84912345678"
     assert sms.isascii() and len(sms) <= 160
-    assert "So 1/TM-UBND" in sms and re.search(r"https://vaora\.example\.vn/dk/[A-Za-z0-9]{8}$", sms)
+    assert "So 1/GM-UBND" in sms and re.search(r"https://vaora\.example\.vn/dk/[A-Za-z0-9]{8}$", sms)
 
     # Returning needs a comment, in Vietnamese; nothing changes without one.
     empty = post_form(client, f"/invitations/{second}", f"/invitations/{second}/return", {"comment": "  "})
@@ -168,7 +168,7 @@ def test_failed_delivery_is_retried_with_backoff_then_resent(
         delivery_id = row.id
         post_form(client, f"/invitations/{first}", f"/invitations/{first}/deliveries/{delivery_id}/resend", {})
         (message,) = again.wait_for(1)
-        assert "1/TM-UBND" in message["Subject"]
+        assert "1/GM-UBND" in message["Subject"]
     page = client.get(f"/invitations/{first}").text
     assert "Gửi lại" not in page
     with database.connection_context():
@@ -270,7 +270,7 @@ def test_api_covers_the_flow_with_token_and_session(
     approved = client.post(f"/api/v1/invitations/{ids[0]}/approve", headers=token)
     assert approved.status_code == 200, approved.get_json()
     body = approved.get_json()
-    assert body["number"] == "1/TM-UBND" and body["status"] == "sent"
+    assert body["number"] == "1/GM-UBND" and body["status"] == "sent"
     assert {d["channel"]: d["status"] for d in body["deliveries"]} == {"email": "sent", "sms": "sent"}
     assert "secret" not in str(body) and body["deliveries"][0]["recipient"] != "vanphong0@example.vn"
     twice = client.post(f"/api/v1/invitations/{ids[0]}/approve", headers=token)

@@ -228,7 +228,7 @@ def setup_meeting(central: Central, mail: MailCatcher, scheme: str, email: str) 
     """Office creates a meeting and invitation; the organisation registers a delegate; the mail arrives."""
     invitation = invite(central, f"Họp giao ban ({scheme})", f"Sở Tư pháp {scheme}", scheme)
     number, secret = invitation["number"], invitation["secret"]
-    assert number.endswith("/TM-UBND")
+    assert number.endswith("/GM-UBND")
     already = len(mail.messages)
     delegate = central.api(
         "POST",
