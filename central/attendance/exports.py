@@ -5,6 +5,9 @@ in alphabetical order, times in Vietnam time (UTC+7), and Vietnamese text in an 
 A meeting spanning several meeting days (:mod:`protocols.meeting_days`: 04:00 to 04:00 local, an overnight
 meeting is one day) gets one column per day ("Ngày 1 (08/06)", ...) with that day's first arrival time, and
 the count of those present each day in the heading.
+The last column, "Xung đột", says why central flagged a person's entries (:mod:`central.gates.conflicts`): a
+replaced delegate whose old code was still admitted is listed too, with the conflict, and "present" counts their
+seat once (:func:`central.attendance.services.seats`).
 Text that a spreadsheet would run as a formula (a name typed as ``=HYPERLINK(...)``) stays text: CSV cells
 get a leading apostrophe, XLSX cells are stored as strings. :func:`export` is the one entry for the pages
 and the command line.
@@ -21,12 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from central.attendance.services import meeting_attendance
+from central.core.states import ConflictReason
 from central.meetings.models import Meeting
 from protocols.meeting_days import MEETING_TZ, day_dates
 
 VIETNAM = MEETING_TZ
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 HEADERS = ("STT", "Họ và tên", "Chức vụ", "Đơn vị", "Giờ đến", "Cổng", "Ghi chú")
+CONFLICT_HEADER = "Xung đột"
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 """What makes a spreadsheet read a cell as a formula (OWASP, "CSV injection")."""
 
@@ -56,6 +61,12 @@ class AttendanceRow:
     late: bool
     day_entries: tuple[datetime | None, ...] = ()
     """Per meeting day, the first arrival that day (None when absent that day)."""
+    seat: int = 0
+    """The seat the delegate fills (:func:`central.attendance.services.seats`): present counts each seat once."""
+    revoked: bool = False
+    """Their code was revoked (replaced): listed only because they entered, and not expected."""
+    conflict: str = ""
+    """Why central flagged their entries, in Vietnamese ("" when it did not)."""
 
     @property
     def arrival_text(self) -> str:
@@ -95,16 +106,16 @@ class AttendanceList:
     @property
     def headers(self) -> list[str]:
         """The columns of the CSV and XLSX lists."""
-        return [*HEADERS[:-1], *self.day_headers, HEADERS[-1]]
+        return [*HEADERS[:-1], *self.day_headers, HEADERS[-1], CONFLICT_HEADER]
 
     def present_on(self, day: int) -> int:
         """How many listed delegates arrived on meeting day ``day`` (1-based)."""
-        return sum(1 for row in self.rows if len(row.day_entries) >= day and row.day_entries[day - 1] is not None)
+        return len({row.seat for row in self.rows if len(row.day_entries) >= day and row.day_entries[day - 1] is not None})
 
     @property
     def present_text(self) -> str:
         """"Có mặt: 12/20", with each day's count for a multi-day meeting."""
-        text = f"Có mặt: {self.present}/{len(self.rows)}"
+        text = f"Có mặt: {self.present}/{self.expected}"
         if self.multi_day:
             text += " (" + ", ".join(f"ngày {n}: {self.present_on(n)}" for n in range(1, len(self.days) + 1)) + ")"
         return text
@@ -116,17 +127,24 @@ class AttendanceList:
 
     @property
     def present(self) -> int:
-        """How many delegates arrived."""
-        return sum(1 for row in self.rows if row.arrived_at is not None)
+        """How many seats were filled: a delegate once, a replaced delegate and their replacement once."""
+        return len({row.seat for row in self.rows if row.arrived_at is not None})
+
+    @property
+    def expected(self) -> int:
+        """How many delegates were expected (codes not revoked)."""
+        return sum(1 for row in self.rows if not row.revoked)
 
 
 def build_attendance_list(meeting: Meeting) -> AttendanceList:
-    """Collect the list from central's database (revoked codes are left out: those people were replaced)."""
+    """Collect the list from central's database. A delegate whose code was revoked (replaced) is left out unless
+    they entered anyway: then they are listed with the conflict that says why."""
     data = meeting_attendance(meeting)
+    replaced_by = {c["delegate_id"]: c["replaced_by"] for c in data["conflicts"] if c["replaced_by"]}
     groups: dict[str, list[AttendanceRow]] = {}
     number = 0
     for person in data["attendees"]:
-        if person["revoked"]:
+        if person["revoked"] and not person["present"]:
             continue
         number += 1
         arrived = datetime.fromisoformat(person["first_entry_at"]) if person["first_entry_at"] else None
@@ -140,6 +158,9 @@ def build_attendance_list(meeting: Meeting) -> AttendanceList:
                 gate_id=person["gate_id"],
                 late=arrived is not None and arrived > meeting.starts_at,
                 day_entries=tuple(datetime.fromisoformat(at) if at else None for at in person["day_entries"]),
+                seat=person["seat"],
+                revoked=person["revoked"],
+                conflict=conflict_text(person["conflicts"], replaced_by.get(person["delegate_id"])),
             )
         )
     return AttendanceList(
@@ -150,6 +171,18 @@ def build_attendance_list(meeting: Meeting) -> AttendanceList:
         groups=list(groups.items()),
         days=tuple(day_dates(meeting.starts_at, meeting.ends_at)),
     )
+
+
+def conflict_text(reasons: list[str], replaced_by: str | None = None) -> str:
+    """The "Xung đột" cell: each reason's Vietnamese label, the replacement's name after a replaced code."""
+    texts = []
+    for reason in reasons:
+        member = ConflictReason(reason)
+        text = member.vi
+        if member is ConflictReason.REPLACED_CODE and replaced_by:
+            text += f" (thay bằng {replaced_by})"
+        texts.append(text)
+    return "; ".join(texts)
 
 
 def _day_times(attendance: AttendanceList, row: AttendanceRow) -> list[datetime | None]:
@@ -168,7 +201,7 @@ def to_csv(attendance: AttendanceList) -> bytes:
         days = [f"{at:%H:%M}" if at else "" for at in _day_times(attendance, row)]
         writer.writerow([csv_cell(value) for value in (
             row.number, row.name, row.position, row.organisation, row.arrival_text, row.gate_id or "", *days,
-            row.note
+            row.note, row.conflict
         )])
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
@@ -203,13 +236,13 @@ def to_xlsx(attendance: AttendanceList) -> bytes:
             sheet.append(
                 [row.number, row.name, row.position, row.organisation,
                  row.arrived_at.astimezone(VIETNAM).replace(tzinfo=None) if row.arrived_at else None,
-                 row.gate_id or "", *_day_times(attendance, row), row.note]
+                 row.gate_id or "", *_day_times(attendance, row), row.note, row.conflict]
             )
             _as_text(sheet[sheet.max_row])
             sheet.cell(row=sheet.max_row, column=5).number_format = "hh:mm dd/mm/yyyy"
             for offset in range(len(attendance.day_headers)):
                 sheet.cell(row=sheet.max_row, column=7 + offset).number_format = "hh:mm"
-    widths = (6, 28, 24, 30, 18, 14, *(10 for _ in attendance.day_headers), 12)
+    widths = (6, 28, 24, 30, 18, 14, *(10 for _ in attendance.day_headers), 12, 30)
     for index, width in enumerate(widths, start=1):
         sheet.column_dimensions[get_column_letter(index)].width = width
     for line in sheet.iter_rows(min_row=7):
@@ -259,7 +292,9 @@ def to_pdf(attendance: AttendanceList) -> bytes:
             heading = table.row()
             heading.cell(organisation, colspan=5)
             for row in rows:
-                table.row((str(row.number), row.name, row.position, row.arrival_text or row.note, ""))
+                arrival = row.arrival_text or row.note
+                table.row((str(row.number), row.name, row.position,
+                           f"{arrival}\n{CONFLICT_HEADER}: {row.conflict}" if row.conflict else arrival, ""))
     return bytes(pdf.output())
 
 
