@@ -146,6 +146,8 @@ class LiveHub:
             if self.last_checkin_id is None:  # idle hub: what is stored from now on is news
                 self.last_checkin_id = attendance.last_checkin_id()
             if ALARMS in kinds and not last_event_id:  # where alarms stand now: none raised since the page is lost
+                if self._alarms is None:
+                    self._alarms = alarms.active_signature()
                 backlog.append(LiveEvent(0, ALARMS, alarms.active_alarms(), None))
             for event in backlog[: self.queue_size - 1]:
                 sub.queue.put_nowait(event)
