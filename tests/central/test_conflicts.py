@@ -18,6 +18,7 @@ from flask.testing import FlaskClient
 
 from central.attendance.exports import build_attendance_list, to_csv
 from central.attendance.stats import meeting_statistics
+from central.cli import main
 from central.core.db import database
 from central.core.states import ConflictReason
 from central.gates import conflicts
@@ -174,8 +175,9 @@ def test_a_redelivered_checkin_gives_one_conflict_and_a_rescan_adds_none(world: 
     assert flagged(world) == [(ConflictReason.SECOND_ENTRY.value, AN, "g1")]
 
 
-def test_a_failure_to_record_conflicts_never_loses_the_checkin(
-        world: dict[str, Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_failure_to_record_conflicts_never_loses_the_checkin_and_the_cli_rescan_repairs_it(
+        world: dict[str, Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, database_url: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
     def broken(*_args: Any, **_kwargs: Any) -> int:
         raise RuntimeError("conflicts table unavailable")
 
@@ -187,8 +189,14 @@ def test_a_failure_to_record_conflicts_never_loses_the_checkin(
         assert CheckInConflict.select().count() == 0
     assert "conflicts and alarms not recorded" in caplog.text
     monkeypatch.undo()
-    with database.connection_context():  # the repair: a rescan records what was missed
-        assert conflicts.scan_meeting(Meeting.get_by_id(world["meeting"]), START) == 1
+    monkeypatch.setenv("VAORA_DATABASE_URL", database_url)
+    assert main(["conflicts", "--meeting", str(world["meeting"])]) == 0
+    assert "0 conflicts" in capsys.readouterr().err
+    assert main(["conflicts", "--meeting", str(world["meeting"]), "--rescan"]) == 0  # the repair
+    out, err = capsys.readouterr()
+    assert "1 new conflicts" in err and f"second_entry\tg1\t{AN}\tSở Tài chính" in out
+    assert main(["conflicts", "--meeting", "999999"]) == 2
+    assert flagged(world) == [(ConflictReason.SECOND_ENTRY.value, AN, "g1")]
 
 
 def test_a_credential_with_two_allowed_entries_counts_once(client: FlaskClient, world: dict[str, Any]) -> None:
