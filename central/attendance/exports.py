@@ -109,8 +109,9 @@ class AttendanceList:
         return [*HEADERS[:-1], *self.day_headers, HEADERS[-1], CONFLICT_HEADER]
 
     def present_on(self, day: int) -> int:
-        """How many listed delegates arrived on meeting day ``day`` (1-based)."""
-        return len({row.seat for row in self.rows if len(row.day_entries) >= day and row.day_entries[day - 1] is not None})
+        """How many seats were filled on meeting day ``day`` (1-based)."""
+        return len({row.seat for row in self.rows
+                    if len(row.day_entries) >= day and row.day_entries[day - 1] is not None})
 
     @property
     def present_text(self) -> str:

@@ -4,9 +4,9 @@ The ingest worker writes check-ins and gate state from another process, so the w
 by reading the database. :class:`LiveHub` runs ONE poller thread that every ``interval`` seconds (0.1 s)
 reads check-ins stored since the last one it saw, the active gate alarms (a forced door, an emergency: pushed
 within a second of the gate reporting them) and conflicts flagged since the last poll, and every ``slow_interval``
-(1 s) the gates and the walk-ins awaiting approval; what changed becomes :class:`LiveEvent` s, put on every subscriber's bounded
-queue. A subscriber whose queue is full (a slow or stalled client) is dropped, never the server: its stream
-ends and the browser's EventSource reconnects with ``Last-Event-ID``; the hub replays what it still holds
+(1 s) the gates and the walk-ins awaiting approval; what changed becomes :class:`LiveEvent` s, put on every
+subscriber's bounded queue. A subscriber whose queue is full (a slow or stalled client) is dropped, never the
+server: its stream ends and the browser's EventSource reconnects with ``Last-Event-ID``; the hub replays what it still holds
 (a ring of recent events) or tells the client to reload its state (``reset``).
 
 Event ids are ``<epoch>-<n>`` (epoch: this hub's start) so an id from before a restart is recognised.

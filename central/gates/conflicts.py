@@ -110,8 +110,9 @@ def _detect(entries: list[CheckIn], now: datetime) -> list[dict[str, Any]]:
                      "other_delegate": other.get("other_delegate"), "detected_at": now})
 
     for entry in entries:
-        meeting = meetings.get(entry.meeting_id)
-        delegate = delegates.get(entry.delegate_id)  # type: ignore[arg-type]
+        if entry.meeting_id is None or entry.delegate_id is None:
+            continue
+        meeting, delegate = meetings.get(entry.meeting_id), delegates.get(entry.delegate_id)
         if meeting is None or delegate is None:
             continue
         if delegate.revoked_at is not None and delegate.revoked_at <= entry.scanned_at:
@@ -159,12 +160,10 @@ def meeting_conflicts(meeting: Meeting | int) -> list[dict[str, Any]]:
     """Every conflict of ``meeting``, newest entry first: who (name, organisation), which gate, when, why (the
     reason's code and its Vietnamese and English labels), the entry it repeats (gate and time) or who replaced the
     delegate."""
-    Other = CheckIn.alias()
-    OtherGate = Gate.alias()
-    Replacement = Delegate.alias()
+    other, other_gate, replacement = CheckIn.alias(), Gate.alias(), Delegate.alias()
     query = (
-        CheckInConflict.select(CheckInConflict, CheckIn, Gate, Delegate, Invitation, Organisation, Other, OtherGate,
-                               Replacement)
+        CheckInConflict.select(CheckInConflict, CheckIn, Gate, Delegate, Invitation, Organisation, other, other_gate,
+                               replacement)
         .join(CheckIn, on=(CheckInConflict.checkin == CheckIn.id))
         .join(Gate, peewee.JOIN.LEFT_OUTER, on=(CheckIn.gate == Gate.id))
         .switch(CheckInConflict)
@@ -172,10 +171,10 @@ def meeting_conflicts(meeting: Meeting | int) -> list[dict[str, Any]]:
         .join(Invitation, peewee.JOIN.LEFT_OUTER)
         .join(Organisation, peewee.JOIN.LEFT_OUTER)
         .switch(CheckInConflict)
-        .join(Other, peewee.JOIN.LEFT_OUTER, on=(CheckInConflict.other_checkin == Other.id))
-        .join(OtherGate, peewee.JOIN.LEFT_OUTER, on=(Other.gate == OtherGate.id))
+        .join(other, peewee.JOIN.LEFT_OUTER, on=(CheckInConflict.other_checkin == other.id))
+        .join(other_gate, peewee.JOIN.LEFT_OUTER, on=(other.gate == other_gate.id))
         .switch(CheckInConflict)
-        .join(Replacement, peewee.JOIN.LEFT_OUTER, on=(CheckInConflict.other_delegate == Replacement.id))
+        .join(replacement, peewee.JOIN.LEFT_OUTER, on=(CheckInConflict.other_delegate == replacement.id))
         .where(CheckInConflict.meeting == meeting)
         .order_by(CheckIn.scanned_at.desc(), CheckInConflict.id.desc())
     )
@@ -199,14 +198,19 @@ def conflict_to_dict(row: CheckInConflict) -> dict[str, Any]:
         "name": delegate.name if delegate else "",
         "organisation": delegate.invitation.organisation.name if delegate else "",
         "checkin_id": checkin.id,
-        "gate_id": checkin.gate.gate_id if checkin.gate_id is not None else None,
+        "gate_id": _gate_id(checkin),
         "manual": bool(checkin.manual),
         "at": checkin.scanned_at.isoformat(),
-        "other_gate_id": other.gate.gate_id if other is not None and other.gate_id is not None else None,
+        "other_gate_id": _gate_id(other) if other is not None else None,
         "other_at": other.scanned_at.isoformat() if other is not None else None,
         "replaced_by": replacement.name if replacement is not None else None,
         "detected_at": row.detected_at.isoformat(),
     }
+
+
+def _gate_id(checkin: CheckIn) -> str | None:
+    gate = checkin.gate if checkin.gate_id is not None else None
+    return gate.gate_id if gate is not None else None
 
 
 def conflicts_by_delegate(meeting: Meeting | int) -> dict[int, list[str]]:

@@ -55,6 +55,6 @@ def up(ctx: MigrationContext) -> None:
             table_name = "gate_alarm"
             legacy_table_names = False
 
-    models = [checkins, meetings, delegates, gates, _CheckInConflict, _GateAlarm]
+    models: list[type[peewee.Model]] = [checkins, meetings, delegates, gates, _CheckInConflict, _GateAlarm]
     with ctx.db.bind_ctx(models):
         ctx.db.create_tables([_CheckInConflict, _GateAlarm])

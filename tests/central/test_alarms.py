@@ -23,7 +23,7 @@ from protocols import payloads
 from protocols.reasons import Reason
 
 from .conftest import START, Clock
-from .staff import csrf, login
+from .staff import csrf
 from .test_dashboard import as_user, dashboard_url
 from .test_dashboard import world as world  # meeting at hq with a remote point at st; gates g1 (hq), r1 (st)
 
