@@ -6,8 +6,8 @@ reads check-ins stored since the last one it saw, the active gate alarms (a forc
 within a second of the gate reporting them) and conflicts flagged since the last poll, and every ``slow_interval``
 (1 s) the gates and the walk-ins awaiting approval; what changed becomes :class:`LiveEvent` s, put on every
 subscriber's bounded queue. A subscriber whose queue is full (a slow or stalled client) is dropped, never the
-server: its stream ends and the browser's EventSource reconnects with ``Last-Event-ID``; the hub replays what it still holds
-(a ring of recent events) or tells the client to reload its state (``reset``).
+server: its stream ends and the browser's EventSource reconnects with ``Last-Event-ID``; the hub replays what it
+still holds (a ring of recent events) or tells the client to reload its state (``reset``).
 
 Event ids are ``<epoch>-<n>`` (epoch: this hub's start) so an id from before a restart is recognised.
 New check-ins are found by row id; with one ingest writer ids commit in order. On PostgreSQL, two writers
