@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import csv
 import io
+import subprocess
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
+from openpyxl import load_workbook
 from flask.testing import FlaskClient
 
-from central.attendance.exports import build_attendance_list, to_csv
+from central.attendance.exports import build_attendance_list, to_csv, to_pdf, to_xlsx
 from central.attendance.stats import meeting_statistics
 from central.cli import main
 from central.core.db import database
@@ -101,6 +103,9 @@ def test_an_old_code_admitted_offline_after_its_replacement_is_flagged_and_the_s
     with app.app_context(), database.connection_context():
         attendance = build_attendance_list(Meeting.get_by_id(world["meeting"]))
         rows = list(csv.reader(io.StringIO(to_csv(attendance).decode("utf-8-sig"))))
+        workbook = load_workbook(io.BytesIO(to_xlsx(attendance)))
+        pdf = subprocess.run(["pdftotext", "-layout", "-", "-"], input=to_pdf(attendance), capture_output=True,
+                             check=True).stdout.decode("utf-8")
         statistics = meeting_statistics(Meeting.get_by_id(world["meeting"]))
     assert attendance.present == 1 and attendance.present_text == "Có mặt: 1/3"
     assert rows[0][-1] == "Xung đột"
@@ -108,6 +113,9 @@ def test_an_old_code_admitted_offline_after_its_replacement_is_flagged_and_the_s
     assert BINH in listed and "Phạm Quốc Dũng" in listed, "the replaced delegate who entered is listed too"
     assert listed[BINH][-1] == "Vào bằng mã của người đã được thay (thay bằng Phạm Quốc Dũng)"
     assert listed["Phạm Quốc Dũng"][-1] == ""
+    sheet = [[cell for cell in row] for row in workbook.active.iter_rows(values_only=True)]
+    assert sheet[5][-1] == "Xung đột" and any(row[-1] == listed[BINH][-1] for row in sheet[6:])
+    assert "Có mặt: 1/3" in pdf and "Xung đột:" in pdf, pdf
     assert (statistics.expected, statistics.present) == (3, 1)
 
 
