@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from openpyxl import load_workbook
 from flask.testing import FlaskClient
+from openpyxl import load_workbook
 
 from central.attendance.exports import build_attendance_list, to_csv, to_pdf, to_xlsx
 from central.attendance.stats import meeting_statistics
