@@ -170,3 +170,19 @@ def test_the_live_hub_pushes_raised_and_acknowledged_alarms_and_flagged_conflict
         hub.poll_once()
         event = sub.queue.get_nowait()
         assert (event.kind, event.data) == (CONFLICTS, {"meeting_id": world["meeting"], "new": 1})
+
+
+def test_without_javascript_the_acknowledge_form_redirects_back_with_a_message(
+        app: Flask, world: dict[str, Any], clock: Clock) -> None:
+    clock.now = START
+    store(forced("g1", START))
+    with database.connection_context():
+        (alarm,) = alarms.active_alarms()
+    guard = as_user(app.test_client(), "baove")
+    page = guard.get("/cong/canh-bao").text
+    assert f'action="/cong/canh-bao/{alarm["id"]}/xac-nhan"' in page  # a plain form: works without JavaScript
+    answer = guard.post(f"/cong/canh-bao/{alarm['id']}/xac-nhan", data={"csrf_token": csrf(page), "note": "ok"},
+                        headers={"Referer": "http://localhost/cong/canh-bao"})
+    assert answer.status_code == 303 and answer.headers["Location"].endswith("/cong/canh-bao")
+    assert "Đã xác nhận cảnh báo." in guard.get("/cong/canh-bao").text
+    assert active() == []
