@@ -87,6 +87,10 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--meeting", type=int, required=True, help="the meeting's number (its id in the URL)")
     export.add_argument("--format", choices=("xlsx", "csv", "pdf"), default="xlsx")
     export.add_argument("-o", "--output", type=Path, required=True, help="file to write ('-' for standard output)")
+    conflicts = sub.add_parser("conflicts", help="list a meeting's conflicts (entries central flagged, and why)")
+    conflicts.add_argument("--meeting", type=int, required=True, help="the meeting's number (its id in the URL)")
+    conflicts.add_argument("--rescan", action="store_true",
+                           help="first check every entry of the meeting again and record what was missed")
     clients = sub.add_parser("api-client", help="API clients: one token each, with scopes (create, list, revoke)")
     client_sub = clients.add_subparsers(dest="client_command", required=True)
     client_create = client_sub.add_parser("create", help="create a client and print its token (shown once)")
@@ -161,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _deliver(config, once=args.once, interval=args.interval)
     if args.command == "export":
         return _export(args.meeting, args.format, args.output)
+    if args.command == "conflicts":
+        return _conflicts(args.meeting, args.rescan)
     if args.command == "api-client":
         return _api_client(args)
     if args.command in {"purge", "subject-export", "erase-person"}:
@@ -193,6 +199,29 @@ def _backup(config: CentralConfig, args: argparse.Namespace) -> int:
     except BackupError as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _conflicts(meeting_id: int, rescan: bool) -> int:
+    from central.core.context import utc_now
+    from central.gates import conflicts
+    from central.meetings.services import get_meeting
+
+    try:
+        with database.connection_context():
+            meeting = get_meeting(meeting_id)
+            if rescan:
+                with database.atomic():
+                    added = conflicts.scan_meeting(meeting, utc_now())
+                print(f"rescanned meeting {meeting_id}: {added} new conflicts", file=sys.stderr)
+            rows = conflicts.meeting_conflicts(meeting)
+    except ServiceError as exc:
+        print(f"refused: {exc} ({meeting_id})", file=sys.stderr)
+        return 2
+    for row in reversed(rows):
+        where = "manual" if row["manual"] else row["gate_id"]
+        print(f"{row['at']}\t{row['reason']}\t{where}\t{row['name']}\t{row['organisation']}")
+    print(f"{len(rows)} conflicts", file=sys.stderr)
     return 0
 
 

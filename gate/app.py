@@ -266,7 +266,16 @@ class Gate:
         self.delivery.handle_ack(ack)
 
     def _on_emergency(self, active: bool) -> None:
+        """The emergency input changed: tell systemd, and central at once (the retained status carries it), so the
+        dashboard and the fleet page raise or clear the alarm within a second instead of at the next heartbeat."""
         sd.notify(f"STATUS={self.status_line()}")
+        transport = self.transport
+        if transport is None:
+            return
+        try:
+            transport.publish_status()
+        except Exception:
+            log.exception("status not republished after the emergency input changed")
 
     def status_line(self) -> str:
         """A one-line summary for systemd's STATUS= (no personal data)."""

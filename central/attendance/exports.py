@@ -5,6 +5,9 @@ in alphabetical order, times in Vietnam time (UTC+7), and Vietnamese text in an 
 A meeting spanning several meeting days (:mod:`protocols.meeting_days`: 04:00 to 04:00 local, an overnight
 meeting is one day) gets one column per day ("Ngày 1 (08/06)", ...) with that day's first arrival time, and
 the count of those present each day in the heading.
+The last column, "Xung đột", says why central flagged a person's entries (:mod:`central.gates.conflicts`): a
+replaced delegate whose old code was still admitted is listed too, with the conflict, and "present" counts their
+seat once (:func:`central.attendance.services.seats`).
 Text that a spreadsheet would run as a formula (a name typed as ``=HYPERLINK(...)``) stays text: CSV cells
 get a leading apostrophe, XLSX cells are stored as strings. :func:`export` is the one entry for the pages
 and the command line.
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from central.attendance.services import meeting_attendance
+from central.core.states import ConflictReason
 from central.meetings.models import Meeting
 from protocols.meeting_days import MEETING_TZ, day_dates
 
@@ -31,6 +35,7 @@ SOURCE_REGISTRATION = "Đơn vị đăng ký"
 SOURCE_DESK = "Bàn tiếp đón"
 WALKIN_GROUP = "Khách đăng ký tại bàn tiếp đón (không thuộc danh sách đơn vị cử)"
 """The heading of the walk-ins' group: listed apart, after every organisation, with the desk as their source."""
+CONFLICT_HEADER = "Xung đột"
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 """What makes a spreadsheet read a cell as a formula (OWASP, "CSV injection")."""
 
@@ -62,6 +67,12 @@ class AttendanceRow:
     """Per meeting day, the first arrival that day (None when absent that day)."""
     source: str = SOURCE_REGISTRATION
     """Who put the person on the list: the organisation (registration) or the guard desk (a walk-in)."""
+    seat: int = 0
+    """The seat the delegate fills (:func:`central.attendance.services.seats`): present counts each seat once."""
+    revoked: bool = False
+    """Their code was revoked (replaced): listed only because they entered, and not expected."""
+    conflict: str = ""
+    """Why central flagged their entries, in Vietnamese ("" when it did not)."""
 
     @property
     def arrival_text(self) -> str:
@@ -101,16 +112,17 @@ class AttendanceList:
     @property
     def headers(self) -> list[str]:
         """The columns of the CSV and XLSX lists."""
-        return [*HEADERS[:-2], *self.day_headers, *HEADERS[-2:]]
+        return [*HEADERS[:-2], *self.day_headers, *HEADERS[-2:], CONFLICT_HEADER]
 
     def present_on(self, day: int) -> int:
-        """How many listed delegates arrived on meeting day ``day`` (1-based)."""
-        return sum(1 for row in self.rows if len(row.day_entries) >= day and row.day_entries[day - 1] is not None)
+        """How many seats were filled on meeting day ``day`` (1-based)."""
+        return len({row.seat for row in self.rows
+                    if len(row.day_entries) >= day and row.day_entries[day - 1] is not None})
 
     @property
     def present_text(self) -> str:
         """"Có mặt: 12/20", with each day's count for a multi-day meeting."""
-        text = f"Có mặt: {self.present}/{len(self.rows)}"
+        text = f"Có mặt: {self.present}/{self.expected}"
         if self.multi_day:
             text += " (" + ", ".join(f"ngày {n}: {self.present_on(n)}" for n in range(1, len(self.days) + 1)) + ")"
         return text
@@ -122,18 +134,25 @@ class AttendanceList:
 
     @property
     def present(self) -> int:
-        """How many delegates arrived."""
-        return sum(1 for row in self.rows if row.arrived_at is not None)
+        """How many seats were filled: a delegate once, a replaced delegate and their replacement once."""
+        return len({row.seat for row in self.rows if row.arrived_at is not None})
+
+    @property
+    def expected(self) -> int:
+        """How many delegates were expected (codes not revoked)."""
+        return sum(1 for row in self.rows if not row.revoked)
 
 
 def build_attendance_list(meeting: Meeting) -> AttendanceList:
-    """Collect the list from central's database (revoked codes are left out: those people were replaced).
+    """Collect the list from central's database. A delegate whose code was revoked (replaced) is left out unless
+    they entered anyway: then they are listed with the conflict that says why.
 
     The organisations' delegates come grouped by organisation; walk-ins registered at the guard desk follow, apart,
     in their own group with the desk as their source (they are not delegates of the organisation they came with).
     """
     data = meeting_attendance(meeting)
-    people = [p for p in data["attendees"] if not p["revoked"]]
+    replaced_by = {c["delegate_id"]: c["replaced_by"] for c in data["conflicts"] if c["replaced_by"]}
+    people = [p for p in data["attendees"] if p["present"] or not p["revoked"]]
     people.sort(key=lambda p: bool(p.get("walkin")))  # stable: organisations first, then the desk's walk-ins
     groups: dict[str, list[AttendanceRow]] = {}
     for number, person in enumerate(people, start=1):
@@ -150,6 +169,9 @@ def build_attendance_list(meeting: Meeting) -> AttendanceList:
                 late=arrived is not None and arrived > meeting.starts_at,
                 day_entries=tuple(datetime.fromisoformat(at) if at else None for at in person["day_entries"]),
                 source=SOURCE_DESK if walkin else SOURCE_REGISTRATION,
+                seat=person["seat"],
+                revoked=person["revoked"],
+                conflict=conflict_text(person["conflicts"], replaced_by.get(person["delegate_id"])),
             )
         )
     return AttendanceList(
@@ -160,6 +182,18 @@ def build_attendance_list(meeting: Meeting) -> AttendanceList:
         groups=list(groups.items()),
         days=tuple(day_dates(meeting.starts_at, meeting.ends_at)),
     )
+
+
+def conflict_text(reasons: list[str], replaced_by: str | None = None) -> str:
+    """The "Xung đột" cell: each reason's Vietnamese label, the replacement's name after a replaced code."""
+    texts = []
+    for reason in reasons:
+        member = ConflictReason(reason)
+        text = member.vi
+        if member is ConflictReason.REPLACED_CODE and replaced_by:
+            text += f" (thay bằng {replaced_by})"
+        texts.append(text)
+    return "; ".join(texts)
 
 
 def _day_times(attendance: AttendanceList, row: AttendanceRow) -> list[datetime | None]:
@@ -178,7 +212,7 @@ def to_csv(attendance: AttendanceList) -> bytes:
         days = [f"{at:%H:%M}" if at else "" for at in _day_times(attendance, row)]
         writer.writerow([csv_cell(value) for value in (
             row.number, row.name, row.position, row.organisation, row.arrival_text, row.gate_id or "", *days,
-            row.note, row.source
+            row.note, row.source, row.conflict
         )])
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
@@ -213,13 +247,13 @@ def to_xlsx(attendance: AttendanceList) -> bytes:
             sheet.append(
                 [row.number, row.name, row.position, row.organisation,
                  row.arrived_at.astimezone(VIETNAM).replace(tzinfo=None) if row.arrived_at else None,
-                 row.gate_id or "", *_day_times(attendance, row), row.note, row.source]
+                 row.gate_id or "", *_day_times(attendance, row), row.note, row.source, row.conflict]
             )
             _as_text(sheet[sheet.max_row])
             sheet.cell(row=sheet.max_row, column=5).number_format = "hh:mm dd/mm/yyyy"
             for offset in range(len(attendance.day_headers)):
                 sheet.cell(row=sheet.max_row, column=7 + offset).number_format = "hh:mm"
-    widths = (6, 28, 24, 30, 18, 14, *(10 for _ in attendance.day_headers), 12, 16)
+    widths = (6, 28, 24, 30, 18, 14, *(10 for _ in attendance.day_headers), 12, 16, 30)
     for index, width in enumerate(widths, start=1):
         sheet.column_dimensions[get_column_letter(index)].width = width
     for line in sheet.iter_rows(min_row=7):
@@ -270,7 +304,9 @@ def to_pdf(attendance: AttendanceList) -> bytes:
             heading.cell(organisation, colspan=5)
             for row in rows:
                 position = row.position if row.source == SOURCE_REGISTRATION else f"{row.organisation} ({SOURCE_DESK})"
-                table.row((str(row.number), row.name, position, row.arrival_text or row.note, ""))
+                arrival = row.arrival_text or row.note
+                table.row((str(row.number), row.name, position,
+                           f"{arrival}\n{CONFLICT_HEADER}: {row.conflict}" if row.conflict else arrival, ""))
     return bytes(pdf.output())
 
 

@@ -2,11 +2,12 @@
 
 The ingest worker writes check-ins and gate state from another process, so the web process learns of them
 by reading the database. :class:`LiveHub` runs ONE poller thread that every ``interval`` seconds (0.1 s)
-reads check-ins stored since the last one it saw, and every ``slow_interval`` (1 s) the gates and the
-walk-ins awaiting approval; what changed becomes :class:`LiveEvent` s, put on every subscriber's bounded
-queue. A subscriber whose queue is full (a slow or stalled client) is dropped, never the server: its stream
-ends and the browser's EventSource reconnects with ``Last-Event-ID``; the hub replays what it still holds
-(a ring of recent events) or tells the client to reload its state (``reset``).
+reads check-ins stored since the last one it saw, the active gate alarms (a forced door, an emergency: pushed
+within a second of the gate reporting them) and conflicts flagged since the last poll, and every ``slow_interval``
+(1 s) the gates and the walk-ins awaiting approval; what changed becomes :class:`LiveEvent` s, put on every
+subscriber's bounded queue. A subscriber whose queue is full (a slow or stalled client) is dropped, never the
+server: its stream ends and the browser's EventSource reconnects with ``Last-Event-ID``; the hub replays what it
+still holds (a ring of recent events) or tells the client to reload its state (``reset``).
 
 Event ids are ``<epoch>-<n>`` (epoch: this hub's start) so an id from before a restart is recognised.
 New check-ins are found by row id; with one ingest writer ids commit in order. On PostgreSQL, two writers
@@ -41,6 +42,7 @@ from central.core.context import utc_now
 from central.core.db import database, tuples
 from central.core.states import WalkinState
 from central.desk.models import Walkin
+from central.gates import alarms, conflicts
 from central.gates.models import Gate
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,8 @@ log = logging.getLogger(__name__)
 CHECKINS = "checkins"
 GATE = "gate"
 WALKINS = "walkins"
+ALARMS = "alarms"
+CONFLICTS = "conflicts"
 RESET = "reset"
 HELLO = "hello"
 
@@ -105,6 +109,8 @@ class LiveHub:
         self.last_checkin_id: int | None = None
         self._gates: dict[str, dict[str, Any]] = {}
         self._walkins: dict[int, tuple[tuple[int, str], ...]] = {}
+        self._alarms: tuple[tuple[int, bool], ...] | None = None
+        self.last_conflict_id: int | None = None
         self._next_slow = 0.0
         self.dropped_total = 0
 
@@ -139,6 +145,10 @@ class LiveHub:
                     backlog.extend(self._checkins_between(after_checkin, self.last_checkin_id, meeting_id))
             if self.last_checkin_id is None:  # idle hub: what is stored from now on is news
                 self.last_checkin_id = attendance.last_checkin_id()
+            if ALARMS in kinds and not last_event_id:  # where alarms stand now: none raised since the page is lost
+                if self._alarms is None:
+                    self._alarms = alarms.active_signature()
+                backlog.append(LiveEvent(0, ALARMS, alarms.active_alarms(), None))
             for event in backlog[: self.queue_size - 1]:
                 sub.queue.put_nowait(event)
             if len(backlog) >= self.queue_size:
@@ -258,11 +268,15 @@ class LiveHub:
                 self.last_checkin_id = None
                 self._gates.clear()
                 self._walkins.clear()
+                self._alarms = None
+                self.last_conflict_id = None
                 self._next_slow = 0.0
                 return
             if self.last_checkin_id is None:
                 self.last_checkin_id = attendance.last_checkin_id()
         self._poll_checkins()
+        self._poll_alarms()
+        self._poll_conflicts()
         now = time.monotonic()
         if now >= self._next_slow:
             self._next_slow = now + self.slow_interval
@@ -288,6 +302,26 @@ class LiveHub:
                     self._publish_locked(CHECKINS, items, meeting_id)
             if len(rows) < 1000:
                 return
+
+    def _poll_alarms(self) -> None:
+        """Publish the active alarms (every page's whole list) when they changed: raised, cleared or acknowledged."""
+        signature = alarms.active_signature()
+        if signature == self._alarms:
+            return
+        self._alarms = signature
+        self.publish(ALARMS, alarms.active_alarms())
+
+    def _poll_conflicts(self) -> None:
+        """Publish, per meeting, that conflicts were flagged (the dashboard then reloads its state)."""
+        if self.last_conflict_id is None:
+            self.last_conflict_id = conflicts.last_conflict_id()
+            return
+        latest = conflicts.last_conflict_id()
+        if latest <= self.last_conflict_id:
+            return
+        for meeting_id, count in conflicts.meetings_with_conflicts_after(self.last_conflict_id).items():
+            self.publish(CONFLICTS, {"meeting_id": meeting_id, "new": count}, meeting_id)
+        self.last_conflict_id = latest
 
     def _poll_gates(self) -> None:
         now = self.clock()

@@ -18,6 +18,31 @@ class Attendee(BaseModel):
     gate_id: str | None
     manual: bool
     day_entries: list[str | None] = Field(description="Per meeting day (day 1 first), the first entry that day or null")
+    seat: int = Field(description="The delegate whose seat this one fills: the last of its chain of replacements "
+                                  "(a replaced delegate and their replacement count once in present)")
+    conflicts: list[str] = Field(description="The reasons central flagged on this delegate's entries "
+                                             "(revoked_code, replaced_code, second_entry, wrong_site)")
+
+
+class Conflict(BaseModel):
+    """An entry central stored but flagged, with why."""
+
+    id: int
+    reason: str = Field(description="revoked_code, replaced_code, second_entry or wrong_site")
+    reason_vi: str
+    reason_en: str
+    meeting_id: int | None
+    delegate_id: int | None
+    name: str
+    organisation: str
+    checkin_id: int
+    gate_id: str | None
+    manual: bool
+    at: str = Field(json_schema_extra={"format": "date-time"})
+    other_gate_id: str | None = Field(description="second_entry: the gate of the day's first entry")
+    other_at: str | None = Field(description="second_entry: the time of the day's first entry")
+    replaced_by: str | None = Field(description="replaced_code: who replaced the delegate")
+    detected_at: str = Field(json_schema_extra={"format": "date-time"})
 
 
 class AttendanceDay(BaseModel):
@@ -33,6 +58,8 @@ class Attendance(BaseModel):
 
     meeting_id: int
     expected: int = Field(description="Delegates not revoked")
-    present: int = Field(description="Distinct delegates who entered")
+    present: int = Field(description="Distinct seats whose delegates entered: a delegate once, a replaced delegate "
+                                     "and their replacement once")
     days: list[AttendanceDay] = Field(description="The meeting days, with who entered on each")
+    conflicts: list[Conflict] = Field(description="Entries central flagged, newest first")
     attendees: list[Attendee]

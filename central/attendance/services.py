@@ -7,6 +7,11 @@ the arrivals chart's data and the gates), describes new check-ins for the live s
 
 A manual mark is a :class:`central.CheckIn` without a gate (``gate`` null, ``manual`` true, the
 organiser's reason in ``note``), so exports and statistics count it like any entry.
+
+"Present" counts seats, not rows or people twice: a delegate's entries count once whatever their number (two gates
+that both admitted one code), and a replaced delegate shares the seat of the one who replaced them
+(:func:`seats`), so an old code admitted by an offline gate and the new delegate's entry count one present. Both
+people appear, each with the conflicts central flagged on their entries (:mod:`central.gates.conflicts`).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from central.core.db import tuples, write_transaction
 from central.core.errors import ConflictError, NotFoundError
 from central.core.models import AuditEntry, Change
 from central.core.states import ApprovalState, GateLinkState, GateMode
+from central.gates import conflicts
 from central.gates.clock import is_skewed
 from central.gates.models import CheckIn, Gate
 from central.invitations.models import Invitation, Organisation
@@ -84,14 +90,15 @@ def _day_entries(meeting: Meeting) -> dict[int, dict[int, datetime]]:
 
 
 def _days_summary(meeting: Meeting, by_day: Mapping[int, Mapping[int, datetime]],
-                  counted: Iterable[int] | None = None) -> list[dict[str, Any]]:
+                  counted: Iterable[int] | None = None, seat_of: Mapping[int, int] | None = None
+                  ) -> list[dict[str, Any]]:
     """One entry per meeting day: ``day`` (1-based), ``date`` (local ISO date it begins) and ``present`` (distinct
-    delegates who entered that day; among ``counted`` delegate ids when given)."""
+    seats (:func:`seats`) whose delegates entered that day; among ``counted`` delegate ids when given)."""
     wanted = set(counted) if counted is not None else None
     summary = []
     for index, day_date in enumerate(day_dates(meeting.starts_at, meeting.ends_at), start=1):
-        present = sum(1 for delegate_id, days in by_day.items()
-                      if index in days and (wanted is None or delegate_id in wanted))
+        present = count_present((delegate_id for delegate_id, days in by_day.items()
+                                 if index in days and (wanted is None or delegate_id in wanted)), seat_of or {})
         summary.append({"day": index, "date": day_date.isoformat(), "present": present})
     return summary
 
@@ -113,12 +120,16 @@ def meeting_attendance(meeting: Meeting) -> dict[str, Any]:
     Expected: delegates not revoked. Present: distinct delegates with an allowed check-in whose outcome is
     ``entered`` in direction ``in`` (a manual mark counts). Each attendee carries name, organisation,
     position, ``present``, ``first_entry_at``, the ``gate_id`` of that first entry (None when marked by hand),
-    ``manual`` and ``day_entries`` (per meeting day, the first entry's time that day or None). ``days`` lists the
-    meeting days (:func:`protocols.meeting_days.meeting_day`) with how many delegates entered on each.
+    ``manual`` and ``day_entries`` (per meeting day, the first entry's time that day or None), its ``seat``
+    (:func:`seats`) and ``conflicts`` (the reason codes central flagged on their entries). ``days`` lists the
+    meeting days (:func:`protocols.meeting_days.meeting_day`) with how many delegates entered on each. Present
+    counts seats (:func:`count_present`).
     """
     delegates = _delegates(meeting)
     first_entry = _first_entries(meeting)
     by_day = _day_entries(meeting)
+    seat_of = seats(delegates)
+    flagged = conflicts.conflicts_by_delegate(meeting)
     day_numbers = range(1, len(day_dates(meeting.starts_at, meeting.ends_at)) + 1)
     attendees = []
     for delegate in delegates:
@@ -137,15 +148,49 @@ def meeting_attendance(meeting: Meeting) -> dict[str, Any]:
                 "gate_id": entry[1] if entry else None,
                 "manual": entry[3] if entry else False,
                 "day_entries": [days[day].isoformat() if day in days else None for day in day_numbers],
+                "seat": seat_of.get(delegate.id, delegate.id),
+                "conflicts": flagged.get(delegate.id, []),
             }
         )
     return {
         "meeting_id": meeting.id,
         "expected": sum(1 for d in delegates if d.revoked_at is None),
-        "present": len(first_entry),
-        "days": _days_summary(meeting, by_day),
+        "present": count_present(first_entry, seat_of),
+        "days": _days_summary(meeting, by_day, seat_of=seat_of),
+        "conflicts": conflicts.meeting_conflicts(meeting),
         "attendees": attendees,
     }
+
+
+def seats(delegates: Iterable[Delegate]) -> dict[int, int]:
+    """Map each delegate id to the seat it fills: the id of the last delegate of its chain of replacements (a
+    delegate nobody replaced is its own seat). An old code and its replacement's are one seat in "present"."""
+    ids = [d.id for d in delegates]
+    replaced_by = replacements(ids)
+    found: dict[int, int] = {}
+    for delegate_id in ids:
+        seat, hops = delegate_id, 0
+        while seat in replaced_by and hops < len(ids):  # hops: a corrupt cycle cannot loop forever
+            seat, hops = replaced_by[seat], hops + 1
+        found[delegate_id] = seat
+    return found
+
+
+def _seat_arrivals(first: Mapping[int, tuple[datetime, Any, Any, Any]], seat_of: Mapping[int, int]
+                   ) -> dict[int, datetime]:
+    """Map seat -> its first arrival (the earliest first entry of its delegates)."""
+    arrivals: dict[int, datetime] = {}
+    for delegate_id, entry in first.items():
+        seat = seat_of.get(delegate_id, delegate_id)
+        if seat not in arrivals or entry[0] < arrivals[seat]:
+            arrivals[seat] = entry[0]
+    return arrivals
+
+
+def count_present(entered: Iterable[int], seat_of: Mapping[int, int]) -> int:
+    """How many seats the delegates ``entered`` (ids) fill: each delegate once, a replaced one with their
+    replacement (:func:`seats`)."""
+    return len({seat_of.get(delegate_id, delegate_id) for delegate_id in entered})
 
 
 # --- venues ------------------------------------------------------------------------------------------------
@@ -292,29 +337,31 @@ def last_checkin_id() -> int:
 # --- substitutes -------------------------------------------------------------------------------------------
 
 
-def substitutes(meeting: Meeting, delegates: list[Delegate] | None = None) -> dict[int, str]:
-    """Map the id of each delegate who replaced another to the replaced person's name.
+def replacements(delegate_ids: Iterable[int]) -> dict[int, int]:
+    """Map each of ``delegate_ids`` that was replaced to the id of the delegate who replaced them.
 
     Registration records a replacement as the audit entry ``delegate.replace`` on the old delegate with
     ``replaced_by`` (the new delegate's id) in its details; the old code is revoked.
     """
-    delegates = delegates if delegates is not None else _delegates(meeting)
-    by_target = {f"delegate:{d.id}": d for d in delegates}
-    if not by_target:
-        return {}
-    found: dict[int, str] = {}
-    targets = list(by_target)
+    targets = [f"delegate:{delegate_id}" for delegate_id in delegate_ids]
+    found: dict[int, int] = {}
     for start in range(0, len(targets), 400):
-        entries = AuditEntry.select().where(
+        entries = tuples(AuditEntry.select(AuditEntry.target, AuditEntry.details).where(
             (AuditEntry.action == "delegate.replace") & AuditEntry.target.in_(targets[start:start + 400])
-        )
-        for entry in entries:
+        ))
+        for target, details in entries:
             try:
-                new_id = int(json.loads(entry.details or "{}").get("replaced_by"))
-            except (TypeError, ValueError):
+                found[int(target.split(":", 1)[1])] = int(json.loads(details or "{}").get("replaced_by"))
+            except (TypeError, ValueError, AttributeError):
                 continue
-            found[new_id] = by_target[entry.target].name
     return found
+
+
+def substitutes(meeting: Meeting, delegates: list[Delegate] | None = None) -> dict[int, str]:
+    """Map the id of each delegate who replaced another to the replaced person's name (:func:`replacements`)."""
+    delegates = delegates if delegates is not None else _delegates(meeting)
+    names = {d.id: d.name for d in delegates}
+    return {new_id: names[old_id] for old_id, new_id in replacements(names).items()}
 
 
 # --- the dashboard -----------------------------------------------------------------------------------------
@@ -328,6 +375,9 @@ def dashboard_state(meeting: Meeting, now: datetime) -> dict[str, Any]:
     day_numbers = range(1, len(day_dates(meeting.starts_at, meeting.ends_at)) + 1)
     today = meeting_day(meeting.starts_at, meeting.ends_at, now)
     replaced = substitutes(meeting, delegates)
+    seat_of = seats(delegates)
+    flagged = conflicts.conflicts_by_delegate(meeting)
+    counted_seats: set[int] = set()
     site_venue = venue_of_site(meeting)
     manual_venue = main_venue_name(meeting)
     venues = [venue.name for venue in meeting_venues(meeting)] or [meeting.venue]
@@ -341,7 +391,9 @@ def dashboard_state(meeting: Meeting, now: datetime) -> dict[str, Any]:
         entry = first.get(delegate.id)
         counts = by_org.setdefault(org, {"expected": 0, "present": 0})
         counts["expected"] += active
-        if entry is not None:
+        seat = seat_of.get(delegate.id, delegate.id)
+        if entry is not None and seat not in counted_seats:  # a seat counts once (see the module docstring)
+            counted_seats.add(seat)
             counts["present"] += 1
             venue = manual_venue if entry[3] else site_venue.get(entry[2] or "", OTHER_VENUE)
             by_venue[venue] = by_venue.get(venue, 0) + 1
@@ -359,6 +411,9 @@ def dashboard_state(meeting: Meeting, now: datetime) -> dict[str, Any]:
                 "substitute_for": replaced.get(delegate.id),
                 "days_present": [day in by_day.get(delegate.id, {}) for day in day_numbers],
                 "present_today": today in by_day.get(delegate.id, {}),  # who may still be marked by hand today
+                "seat": seat,
+                "shares_seat": seat != delegate.id or delegate.id in replaced,
+                "conflicts": flagged.get(delegate.id, []),
             }
         )
     arrivals = describe_checkins(
@@ -382,8 +437,8 @@ def dashboard_state(meeting: Meeting, now: datetime) -> dict[str, Any]:
         },
         "now": now.isoformat(),
         "expected": sum(1 for d in delegates if d.revoked_at is None),
-        "present": len(first),
-        "days": _days_summary(meeting, by_day),
+        "present": count_present(first, seat_of),
+        "days": _days_summary(meeting, by_day, seat_of=seat_of),
         "today": today,
         "by_organisation": [{"organisation": org, **counts} for org, counts in sorted(by_org.items())],
         "by_venue": [{"venue": name, "present": count} for name, count in by_venue.items()],
@@ -391,8 +446,9 @@ def dashboard_state(meeting: Meeting, now: datetime) -> dict[str, Any]:
         "manual_venue": manual_venue,
         "people": people,
         "arrivals": arrivals,
-        "arrival_times": sorted(entry[0].isoformat() for entry in first.values()),
+        "arrival_times": sorted(at.isoformat() for at in _seat_arrivals(first, seat_of).values()),
         "gates": gate_states(now, meeting_sites(meeting)),
+        "conflicts": conflicts.meeting_conflicts(meeting),
     }
 
 

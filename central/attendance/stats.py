@@ -59,11 +59,14 @@ def statistics(meetings: list[Meeting]) -> Statistics:
     """Aggregate the attendance of ``meetings``."""
     per_org: dict[str, OrganisationStats] = {}
     for meeting in meetings:
+        counted: set[int] = set()  # seats: a replaced delegate who entered anyway and their replacement count once
         for row in build_attendance_list(meeting).rows:
             entry = per_org.setdefault(row.organisation, OrganisationStats(row.organisation))
-            entry.expected += 1
-            entry.present += row.arrived_at is not None
-            entry.late += row.late
+            entry.expected += not row.revoked
+            if row.arrived_at is not None and row.seat not in counted:
+                counted.add(row.seat)
+                entry.present += 1
+                entry.late += row.late
     manual = (
         CheckIn.select()
         .where(CheckIn.meeting.in_([m.id for m in meetings]) & (CheckIn.manual == True))  # noqa: E712

@@ -12,10 +12,11 @@ from flask_babel import gettext as _
 from central.attendance import services as attendance
 from central.attendance import stats
 from central.attendance.exports import FORMATS, VIETNAM, export
-from central.attendance.live import CHECKINS, GATE, WALKINS, get_hub, sse_stream
+from central.attendance.live import ALARMS, CHECKINS, CONFLICTS, GATE, WALKINS, get_hub, sse_stream
 from central.auth import current_actor, roles_required
-from central.auth.roles import APPROVER, ORGANISER
+from central.auth.roles import APPROVER, GUARD, ORGANISER
 from central.core.errors import InvalidInputError, ServiceError
+from central.gates import alarms
 from central.meetings import services as meetings
 from central.meetings.models import Meeting
 from central.web import clock_now, service_error_message
@@ -48,6 +49,7 @@ def _state(meeting: Meeting) -> dict[str, Any]:
     state = attendance.dashboard_state(meeting, clock_now())
     state["walkins"] = _pending_walkins(meeting)
     state["sites"] = attendance.meeting_sites(meeting)
+    state["alarms"] = alarms.active_alarms(state["sites"])
     # The stream resumes after this check-in, so nothing stored between this state and the stream is missed.
     state["cursor"] = attendance.last_checkin_id()
     state["epoch"] = hub.epoch
@@ -62,7 +64,7 @@ def show(meeting_id: int) -> Any:
     state = _state(meeting)
     wall = request.args.get(WALL_FLAG) == "1"
     return render_template("dashboard/wall.html" if wall else "dashboard/show.html", meeting=meeting, state=state,
-                           wall=wall)
+                           wall=wall, alarm_roles=(ORGANISER, GUARD))
 
 
 @bp.get("/<int:meeting_id>/truc-tiep/trang-thai.json")
@@ -82,7 +84,9 @@ def walkins_json(meeting_id: int) -> Any:
 @bp.get("/<int:meeting_id>/truc-tiep/su-kien")
 @roles_required(*STAFF)
 def events(meeting_id: int) -> Any:
-    """Server-sent events for the dashboard: ``checkins``, ``gate``, ``walkins``, ``reset``.
+    """Server-sent events for the dashboard: ``checkins``, ``gate``, ``walkins``, ``alarms`` (every gate's active
+    alarms; the page shows those of its meeting's sites), ``conflicts`` (flagged: the page reloads its state),
+    ``reset``.
 
     ``Last-Event-ID`` (sent by the browser on reconnect) resumes the stream; ``?after=<cursor>`` (from the
     page's state) backfills check-ins stored since the page was built.
@@ -95,7 +99,7 @@ def events(meeting_id: int) -> Any:
     after = request.args.get("after", "")
     sub = hub.subscribe(
         meeting_id,
-        frozenset({CHECKINS, GATE, WALKINS}),
+        frozenset({CHECKINS, GATE, WALKINS, ALARMS, CONFLICTS}),
         last_event_id=request.headers.get("Last-Event-ID") or None,
         after_checkin=int(after) if after.isdigit() and len(after) < 19 else None,
     )

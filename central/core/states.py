@@ -158,6 +158,24 @@ class CommandState(State):
     """No answer yet (a late answer after a timeout still counts)."""
 
 
+class ConflictReason(State):
+    """Why central flags a stored entry (``central.gates.conflicts``): a code revoked or replaced before the scan,
+    a second entry in one meeting day under the ``single`` policy, or an entry at a gate of none of the meeting's
+    venues' sites."""
+
+    REVOKED_CODE = "revoked_code"
+    REPLACED_CODE = "replaced_code"
+    SECOND_ENTRY = "second_entry"
+    WRONG_SITE = "wrong_site"
+
+
+class AlarmKind(State):
+    """A gate alarm shown until a guard or organiser acknowledges it: a door forced, or the emergency input."""
+
+    DOOR_FORCED = "door_forced"
+    EMERGENCY = "emergency"
+
+
 MeetingState.FINAL = frozenset({MeetingState.HELD, MeetingState.CANCELLED})
 MeetingState.TAKES_WALKINS = frozenset({MeetingState.OPEN, MeetingState.CLOSED})
 InvitationState.REGISTERABLE = frozenset({InvitationState.APPROVED, InvitationState.SENT})
@@ -207,11 +225,17 @@ LABELS: dict[tuple[str, str], LazyString] = {
     ("CommandState", "ok"): _l("Cổng đã thực hiện"),
     ("CommandState", "failed"): _l("Cổng từ chối"),
     ("CommandState", "timeout"): _l("Cổng không trả lời"),
+    ("ConflictReason", "revoked_code"): _l("Vào bằng mã đã bị thu hồi"),
+    ("ConflictReason", "replaced_code"): _l("Vào bằng mã của người đã được thay"),
+    ("ConflictReason", "second_entry"): _l("Vào lần thứ hai trong cùng ngày họp"),
+    ("ConflictReason", "wrong_site"): _l("Vào ở cổng không thuộc địa điểm của cuộc họp"),
+    ("AlarmKind", "door_forced"): _l("Cổng bị vượt trái phép"),
+    ("AlarmKind", "emergency"): _l("Mở khẩn cấp"),
 }
 """(enum name, value) -> lazy label. Keyed by the enum too: "sent" is a state of several enums."""
 
 ALL_STATES: tuple[type[State], ...] = (
     MeetingState, InvitationState, DelegateMailState, ApprovalState, DeliveryState, JobState, WalkinState,
-    GateLinkState, GateMode, CommandState,
+    GateLinkState, GateMode, CommandState, ConflictReason, AlarmKind,
 )
 """Every state enum, for tests and templates."""

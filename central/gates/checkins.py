@@ -8,6 +8,10 @@ A check-in central cannot store (a poison message) never holds up the others of 
 cannot hold is refused before the transaction (:func:`unstorable`), and when the database refuses the batch's
 write anyway the check-ins are stored one by one, each in its own savepoint, so that only the one it refuses is
 answered ``rejected`` (see :func:`store_checkins`).
+
+Once a batch is committed, its stored check-ins are flagged (:func:`flag_stored`): conflicts
+(:mod:`central.gates.conflicts`) and forced-door alarms (:mod:`central.gates.alarms`), in their own transaction, so
+a failure there is logged and never loses a check-in. Heartbeats and statuses raise and clear emergency alarms.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import peewee
 from central.core.db import database, tuples
 from central.core.models import BaseModel
 from central.core.states import GateLinkState
+from central.gates import alarms, conflicts
 from central.gates.clock import arrival, heartbeat_clock, storable
 from central.gates.models import CheckIn, Gate
 from central.meetings.models import Meeting
@@ -90,7 +95,31 @@ def store_checkins(
             log.warning("checkin batch of %d refused by the database (%s); storing them one by one",
                         len(candidates), _describe(error))
             _store_one_by_one(candidates, acks, now)
+        stored = [payload for index, payload in candidates if (ack := acks[index]) is not None and ack.status ==
+                  "stored"]
+        flag_stored(stored, now)
     return [ack for ack in acks if ack is not None]
+
+
+def flag_stored(stored: Sequence[payloads.CheckIn], now: datetime) -> None:
+    """Record the conflicts and forced-door alarms of check-ins just committed, in a transaction of their own.
+
+    After the commit, not inside it: two workers storing the two entries of one pair at once would each miss the
+    other's uncommitted row; after both commits, the later one sees both. A failure is logged, never raised: the
+    check-ins are stored and will be acknowledged (``vaora-central conflicts --rescan`` records what was missed).
+    """
+    entries = [p.id for p in stored if p.allowed and p.meeting_id is not None and p.delegate_id is not None]
+    forced = [p.id for p in stored if p.reason is Reason.DOOR_FORCED]
+    if not entries and not forced:
+        return
+    try:
+        with database.atomic():
+            if entries:
+                conflicts.record_conflicts(entries, now)
+            if forced:
+                alarms.record_forced_doors(forced, now)
+    except Exception:  # flagging is secondary: the check-ins are stored whatever happens here
+        log.exception("conflicts and alarms not recorded for %d check-ins", len(stored))
 
 
 def unstorable(payload: payloads.CheckIn) -> str | None:
@@ -241,11 +270,23 @@ def _reported_modes(payload: payloads.Heartbeat | payloads.GateStatus) -> dict[s
     return {name: str(value) for name, value in reported.items() if value is not None}
 
 
+def _note_emergency(gate_id: str, active: bool, now: datetime) -> None:
+    """Raise or clear the gate's emergency alarm (:func:`central.gates.alarms.record_emergency`); a failure is
+    logged and never stops the heartbeat or status from being recorded."""
+    try:
+        with database.atomic():
+            alarms.record_emergency(gate_id, active, now)
+    except Exception:
+        log.exception("emergency alarm not recorded gate=%s active=%s", gate_id, active)
+
+
 def record_heartbeat(payload: payloads.Heartbeat, topic_gate_id: str | None, now: datetime) -> Reason:
     """Update the gate's liveness, cache sequence, version and clock offset from a heartbeat; returns OK or why
-    not. A clock years off is stored flagged (``clock_suspect``) and not used to correct check-ins."""
+    not. A clock years off is stored flagged (``clock_suspect``) and not used to correct check-ins. The emergency
+    input's state raises or clears the gate's emergency alarm."""
     if topic_gate_id != payload.gate_id:
         return Reason.MALFORMED
+    _note_emergency(payload.gate_id, payload.emergency, now)
     clock = heartbeat_clock(payload.sent_at, now)
     if clock.suspect:
         log.warning("gate clock suspect gate=%s gate_time=%s offset_s=%.0f", payload.gate_id,
@@ -271,7 +312,8 @@ def record_heartbeat(payload: payloads.Heartbeat, topic_gate_id: str | None, now
 
 
 def record_status(payload: payloads.GateStatus, topic_gate_id: str | None, now: datetime) -> Reason:
-    """Update the gate's online/offline state from its (retained) status message."""
+    """Update the gate's online/offline state from its (retained) status message; an online status raises or
+    clears the gate's emergency alarm (an offline one, the last will, cannot know the input)."""
     if topic_gate_id != payload.gate_id:
         return Reason.MALFORMED
     # The offline status (the last will, set when the gate connected) cannot know the gate's current mode.
@@ -282,5 +324,6 @@ def record_status(payload: payloads.GateStatus, topic_gate_id: str | None, now: 
         values["software_version"] = payload.software_version
     if state == GateLinkState.ONLINE:
         values["last_seen_at"] = now
+        _note_emergency(payload.gate_id, payload.emergency, now)
     updated = Gate.update(**values).where(Gate.gate_id == payload.gate_id).execute()
     return Reason.OK if updated else Reason.UNKNOWN_CODE

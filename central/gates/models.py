@@ -1,4 +1,5 @@
-"""The tables of gates: registered gates, their check-ins and the commands sent to them.
+"""The tables of gates: registered gates, their check-ins, the conflicts central flags on them, the gates' alarms
+and the commands sent to them.
 """
 
 from __future__ import annotations
@@ -69,6 +70,47 @@ class CheckIn(BaseModel):
     note = peewee.TextField(null=True)  # the reason an organiser gave when marking someone present by hand
     operator = peewee.CharField(max_length=200, null=True)  # who opened the gate remotely (a manual check-in)
     command_id = peewee.UUIDField(null=True, index=True)  # the gate command that caused this check-in
+
+
+class CheckInConflict(BaseModel):
+    """An entry central flags (``central.gates.conflicts``), once per (check-in, reason).
+
+    ``reason`` is a :class:`central.core.states.ConflictReason`. ``other_checkin``: the day's first entry that a
+    second entry repeats; ``other_delegate``: the delegate who replaced the one whose code was used.
+    """
+
+    checkin = peewee.ForeignKeyField(CheckIn, backref="conflicts", on_delete="CASCADE")
+    checkin_id: peewee.IntegerField[int]  # the key column peewee adds
+    reason = peewee.CharField(max_length=32)
+    meeting = peewee.ForeignKeyField(Meeting, backref="conflicts", null=True, on_delete="CASCADE")
+    meeting_id: peewee.IntegerField[int | None]  # the key column peewee adds
+    delegate = peewee.ForeignKeyField(Delegate, backref="conflicts", null=True, on_delete="SET NULL")
+    delegate_id: peewee.IntegerField[int | None]  # the key column peewee adds
+    other_checkin = peewee.ForeignKeyField(CheckIn, backref="named_in_conflicts", null=True, on_delete="SET NULL")
+    other_checkin_id: peewee.IntegerField[int | None]  # the key column peewee adds
+    other_delegate = peewee.ForeignKeyField(Delegate, backref="replacing_in_conflicts", null=True,
+                                            on_delete="SET NULL")
+    other_delegate_id: peewee.IntegerField[int | None]  # the key column peewee adds
+    detected_at = UTCDateTimeField(index=True)
+
+    class Meta:
+        indexes = ((("checkin", "reason"), True),)
+
+
+class GateAlarm(BaseModel):
+    """An alarm a gate raised (``central.gates.alarms``): a forced door (one per check-in) or the emergency input
+    (one per activation, ``cleared_at`` once released). Active until acknowledged; kept afterwards as history."""
+
+    gate = peewee.ForeignKeyField(Gate, backref="alarms", on_delete="CASCADE")
+    gate_id: peewee.IntegerField[int]  # the key column peewee adds
+    kind = peewee.CharField(max_length=16)
+    checkin = peewee.ForeignKeyField(CheckIn, backref="alarms", null=True, unique=True, on_delete="SET NULL")
+    checkin_id: peewee.IntegerField[int | None]  # the key column peewee adds
+    raised_at = UTCDateTimeField(index=True)
+    cleared_at = UTCDateTimeField(null=True)
+    acknowledged_at = UTCDateTimeField(null=True, index=True)
+    acknowledged_by = peewee.CharField(max_length=64, null=True)
+    note = peewee.CharField(max_length=200, default="")
 
 
 class GateCommand(BaseModel):

@@ -189,7 +189,7 @@ def test_a_three_day_meeting_lists_each_day_in_csv_and_xlsx(meeting):
 
     rows = list(csv.reader(io.StringIO(to_csv(attendance).decode("utf-8-sig"))))
     assert rows[0] == ["STT", "Họ và tên", "Chức vụ", "Đơn vị", "Giờ đến", "Cổng",
-                       "Ngày 1 (27/11)", "Ngày 2 (28/11)", "Ngày 3 (29/11)", "Ghi chú", "Nguồn"]
+                       "Ngày 1 (27/11)", "Ngày 2 (28/11)", "Ngày 3 (29/11)", "Ghi chú", "Nguồn", "Xung đột"]
     by_name = {row[1]: row for row in rows[1:]}
     assert by_name["Đỗ Văn An"][6:9] == ["07:55", "07:40", "08:00"]
     assert by_name["Hồ Thị Bảo"][6:9] == ["08:03", "", "09:00"]
@@ -219,7 +219,8 @@ def test_a_one_day_and_an_overnight_meeting_keep_one_arrival_column(meeting):
         for listed in (build_attendance_list(meeting), build_attendance_list(overnight)):
             assert len(listed.days) == 1 and listed.day_headers == []
             header = next(csv.reader(io.StringIO(to_csv(listed).decode("utf-8-sig"))))
-            assert header == ["STT", "Họ và tên", "Chức vụ", "Đơn vị", "Giờ đến", "Cổng", "Ghi chú", "Nguồn"]
+            assert header == ["STT", "Họ và tên", "Chức vụ", "Đơn vị", "Giờ đến", "Cổng", "Ghi chú", "Nguồn",
+                              "Xung đột"]
         from central.attendance.services import meeting_attendance
         summary = meeting_attendance(overnight)
     assert summary["days"] == [{"day": 1, "date": "2026-11-27", "present": 2}]

@@ -26,7 +26,7 @@ from .staff import login, make_users, page_token, setup_meeting
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 HUGE = (2**63, 2**64, 10**30)
 SKIPPED_METHODS = {"HEAD", "OPTIONS"}
-STREAMS = {"dashboard.events", "fleet.events"}
+STREAMS = {"dashboard.events", "fleet.events", "fleet.alarm_events"}
 """Server-sent event streams: only their headers are read, then they are closed."""
 
 
@@ -169,7 +169,7 @@ def test_every_route_anonymous_and_logged_in_carries_the_security_headers(
 def test_pages_have_no_inline_script_or_style(app: Flask, client: FlaskClient, world: dict[str, Any]) -> None:
     login(client, "admin")
     for url in ("/meetings/", f"/meetings/{world['meeting_id']}", f"/meetings/{world['meeting_id']}/truc-tiep",
-                "/cong/", "/admin/users", f"/invitations/{world['invitation_id']}", "/ban-tiep-don/"):
+                "/cong/", "/cong/canh-bao", "/admin/users", f"/invitations/{world['invitation_id']}", "/ban-tiep-don/"):
         html = client.get(url).text
         assert 'style="' not in html and " onclick=" not in html, url
         for tag in html.split("<script")[1:]:

@@ -26,11 +26,26 @@
     seen = new Set(state.arrivals.map((a) => a.checkin_id));
     people = new Map(state.people.map((p) => [p.delegate_id, p]));
     renderAll();
+    if (window.vaoraAlarms && state.alarms) window.vaoraAlarms.update(state.alarms);
   }
 
   function renderAll() {
     renderTotals(); renderDays(); renderOrgs(); renderVenues(); renderArrivals(); renderLate(); renderSubs(); renderChart();
-    renderGates(); renderWalkins(); renderMarkOptions();
+    renderGates(); renderWalkins(); renderMarkOptions(); renderConflicts();
+  }
+
+  // Conflicts: entries central stored but flagged (who, which gate, when, why); the server owns the rules.
+  function renderConflicts() {
+    const count = byId("dash-conflict-count");
+    if (!count) return;
+    count.textContent = state.conflicts.length;
+    count.className = state.conflicts.length ? "badge badge-queued" : "badge";
+    byId("dash-conflicts").innerHTML = state.conflicts.map((c) =>
+      `<tr data-conflict="${c.id}"><td><time datetime="${esc(c.at)}">${clock(c.at)}</time></td>` +
+      `<td><strong>${esc(c.name)}</strong> · ${esc(c.organisation)}</td>` +
+      `<td>${c.manual ? T("Thủ công", "Manual") : esc(c.gate_id)}</td><td>${esc(en ? c.reason_en : c.reason_vi)}` +
+      (c.other_at ? ` — ${T("lần đầu", "first")}: ${esc(c.other_gate_id || T("Thủ công", "Manual"))} ${clock(c.other_at)}` : "") +
+      (c.replaced_by ? ` — ${T("đã thay bằng", "replaced by")} ${esc(c.replaced_by)}` : "") + "</td></tr>").join("");
   }
 
   function renderTotals() {
@@ -196,7 +211,7 @@
       seen.add(a.checkin_id);
       state.arrivals.unshift(a);
       const person = people.get(a.delegate_id);
-      if (!person) { unknown = true; continue; }
+      if (!person || person.shares_seat || !person.active) { unknown = true; continue; }  // the server counts seats
       if (state.days.length > 1) perDay = true;  // its meeting day is the server's rule: reload the state
       if (person.present) continue;
       person.present = true;
@@ -259,6 +274,11 @@
     source.addEventListener("checkins", (e) => onCheckins(JSON.parse(e.data)));
     source.addEventListener("gate", (e) => onGate(JSON.parse(e.data)));
     source.addEventListener("walkins", () => refreshWalkins());
+    source.addEventListener("alarms", (e) => {
+      state.alarms = JSON.parse(e.data);
+      if (window.vaoraAlarms) window.vaoraAlarms.update(state.alarms);
+    });
+    source.addEventListener("conflicts", () => refresh());
     source.addEventListener("reset", () => refresh());
     window.vaoraDashboard = { source, state: () => state };
   }

@@ -121,5 +121,7 @@
 
   const source = new EventSource(root.dataset.events);
   source.addEventListener("gate", (e) => renderGate(JSON.parse(e.data)));
+  source.addEventListener("alarms", (e) => { if (window.vaoraAlarms) window.vaoraAlarms.update(JSON.parse(e.data)); });
+  window.vaoraFleet = { source };
   source.addEventListener("reset", () => refresh());
 })();
