@@ -14,21 +14,18 @@ ratio of the medians (two workers / one).
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.ingest_rate import drop_database, fresh_database, publisher
-from central.core.db import database, open_database
-from central.gates.models import CheckIn, Gate
-from central.migrations import migrate
+from benchmarks.ingest_rate import drop_database, fresh_database, prepare_database, start_publishers, wait_stored
+from central.core.db import database
+from central.gates.models import CheckIn
 from protocols import topics
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,12 +40,7 @@ def run(kind: str, workers: int, total: int, gates: int) -> dict[str, float | in
         url = fresh_database(kind, directory)
         processes: list[subprocess.Popen[bytes]] = []
         try:
-            open_database(url)
-            migrate()
-            gate_ids = [f"bench-{i}" for i in range(gates)]
-            with database.connection_context():
-                for gate_id in gate_ids:
-                    Gate.create(gate_id=gate_id, name=gate_id, site_id="hq", direction="in", token_hash="x")
+            gate_ids = prepare_database(url, gates)
             broker = shipped_broker(directory / "broker", "max_inflight_messages 1000", max_queued_messages=total * 2)
             since = broker.log_position()
             env = {key: value for key, value in os.environ.items() if not key.startswith("VAORA_")}
@@ -66,24 +58,9 @@ def run(kind: str, workers: int, total: int, gates: int) -> dict[str, float | in
                                        topics.shared("vaora-ingest", topics.ALL_GATE_CHECKINS), since=since,
                                        timeout=120)
             per_gate = total // gates
-            ctx = multiprocessing.get_context("spawn")
-            ready, done, go = ctx.Semaphore(0), ctx.Semaphore(0), ctx.Event()
-            procs = [ctx.Process(target=publisher, args=(broker.port, g, per_gate, ready, go, done)) for g in gate_ids]
-            for proc in procs:
-                proc.start()
-            for _ in procs:
-                ready.acquire()
-            started = time.perf_counter()
-            go.set()
+            procs, _, started = start_publishers(broker.port, gate_ids, per_gate)
             expected = per_gate * gates
-            stored = 0
-            with database.connection_context():
-                while time.perf_counter() - started < 600:
-                    stored = CheckIn.select().count()
-                    if stored >= expected:
-                        break
-                    time.sleep(0.05)
-            elapsed = time.perf_counter() - started
+            stored, elapsed = wait_stored(expected, started)
             for proc in procs:
                 proc.join(60)
             with database.connection_context():
