@@ -69,6 +69,45 @@ def publisher(port: int, gate_id: str, count: int, ready, go, done) -> None:
     client.disconnect()
 
 
+def prepare_database(url: str, gates: int) -> list[str]:
+    """Open ``url``, build central's schema and register ``gates`` gates; return their ids."""
+    open_database(url)
+    migrate()
+    gate_ids = [f"bench-{i}" for i in range(gates)]
+    with database.connection_context():
+        for gate_id in gate_ids:
+            Gate.create(gate_id=gate_id, name=gate_id, site_id="hq", direction="in", token_hash="x")
+    return gate_ids
+
+
+def start_publishers(port: int, gate_ids: list[str], per_gate: int) -> tuple[list, object, float]:
+    """Start one :func:`publisher` process per gate, wait until all are connected, then let them go together.
+    Returns the processes, the semaphore each releases when done, and the ``perf_counter`` of the start."""
+    ctx = multiprocessing.get_context("spawn")
+    ready, done, go = ctx.Semaphore(0), ctx.Semaphore(0), ctx.Event()
+    procs = [ctx.Process(target=publisher, args=(port, g, per_gate, ready, go, done)) for g in gate_ids]
+    for proc in procs:
+        proc.start()
+    for _ in procs:
+        ready.acquire()
+    started = time.perf_counter()
+    go.set()
+    return procs, done, started
+
+
+def wait_stored(expected: int, started: float, limit_s: float = 600) -> tuple[int, float]:
+    """Wait until ``expected`` check-ins are stored (at most ``limit_s``); return how many and the seconds since
+    ``started``."""
+    stored = 0
+    with database.connection_context():
+        while time.perf_counter() - started < limit_s:
+            stored = CheckIn.select().count()
+            if stored >= expected:
+                break
+            time.sleep(0.05)
+    return stored, time.perf_counter() - started
+
+
 def fresh_database(kind: str, directory: Path) -> str:
     """Create an empty database and return its URL."""
     if kind == "sqlite":
@@ -99,12 +138,7 @@ def run(kind: str, total: int, gates: int, mode: str = "live") -> dict:
         directory = Path(tmp)
         url = fresh_database(kind, directory)
         try:
-            open_database(url)
-            migrate()
-            gate_ids = [f"bench-{i}" for i in range(gates)]
-            with database.connection_context():
-                for gate_id in gate_ids:
-                    Gate.create(gate_id=gate_id, name=gate_id, site_id="hq", direction="in", token_hash="x")
+            gate_ids = prepare_database(url, gates)
             broker: LocalBroker = shipped_broker(directory / "broker", "max_inflight_messages 1000",
                                                  max_queued_messages=total * 2)
             acks = 0
@@ -128,15 +162,7 @@ def run(kind: str, total: int, gates: int, mode: str = "live") -> dict:
                 time.sleep(0.5)  # the subscriptions are in the persistent session
                 worker.stop()
             per_gate = total // gates
-            ctx = multiprocessing.get_context("spawn")
-            ready, done, go = ctx.Semaphore(0), ctx.Semaphore(0), ctx.Event()
-            procs = [ctx.Process(target=publisher, args=(broker.port, g, per_gate, ready, go, done)) for g in gate_ids]
-            for proc in procs:
-                proc.start()
-            for _ in procs:
-                ready.acquire()
-            started = time.perf_counter()
-            go.set()
+            procs, done, started = start_publishers(broker.port, gate_ids, per_gate)
             if mode == "drain":
                 for _ in procs:
                     done.acquire()
@@ -145,14 +171,7 @@ def run(kind: str, total: int, gates: int, mode: str = "live") -> dict:
                 started = time.perf_counter()
                 worker.start()
             expected = per_gate * gates
-            stored = 0
-            with database.connection_context():
-                while time.perf_counter() - started < 600:
-                    stored = CheckIn.select().count()
-                    if stored >= expected:
-                        break
-                    time.sleep(0.05)
-            elapsed = time.perf_counter() - started
+            stored, elapsed = wait_stored(expected, started)
             deadline = time.monotonic() + 30
             while acks < expected and time.monotonic() < deadline:
                 time.sleep(0.05)

@@ -367,11 +367,16 @@ def _ingest(config: CentralConfig) -> int:
     from central.core.context import utc_now
     from central.messaging.changefeed import ChangeFeed
     from central.messaging.ingest import IngestWorker
+    from protocols.mqtt import process_client_id
 
+    client_id = config.ingest_client_id()
     worker = IngestWorker(config.mqtt_host, config.mqtt_port, username=config.mqtt_username,
-                          password=config.mqtt_password, tls=config.mqtt_tls, client_id=config.mqtt_client_id)
+                          password=config.mqtt_password, tls=config.mqtt_tls, client_id=client_id,
+                          share_group=config.mqtt_share_group or None)
+    # Unique per process too: a second ingest process must not make the broker drop this one's feed client.
     feed = ChangeFeed(config.mqtt_host, config.mqtt_port, username=config.mqtt_username,
-                      password=config.mqtt_password, tls=config.mqtt_tls)
+                      password=config.mqtt_password, tls=config.mqtt_tls,
+                      client_id=process_client_id("central-changefeed"))
     stop = _stop_on_signals()
     interval = min(sd.watchdog_interval() or BEAT_INTERVAL_S, BEAT_INTERVAL_S)
     feed.start()
@@ -384,7 +389,7 @@ def _ingest(config: CentralConfig) -> int:
                 continue
             sd.notify("WATCHDOG=1")
             if worker.connected.is_set():
-                try_beat(INGEST, utc_now(), f"client={config.mqtt_client_id}")
+                try_beat(INGEST, utc_now(), f"client={client_id}")
     finally:
         sd.notify("STOPPING=1")
         worker.stop()

@@ -31,7 +31,9 @@ DEFAULTS: dict[str, str] = {
     "VAORA_MQTT_CA_FILE": "",
     "VAORA_MQTT_CERT_FILE": "",
     "VAORA_MQTT_KEY_FILE": "",
-    "VAORA_MQTT_CLIENT_ID": "vaora-central-ingest",
+    "VAORA_MQTT_CLIENT_ID": "",
+    "VAORA_MQTT_SHARE_GROUP": "vaora-ingest",
+    "VAORA_REDIS_URL": "",
     "VAORA_API_TOKEN": "",
     "VAORA_API_TOKEN_FILE": "",
     "VAORA_SIGNING_KEY_FILE": "var/signing-key.pem",
@@ -110,7 +112,17 @@ class CentralConfig:
     mqtt_ca_file: Path | None = None
     mqtt_cert_file: Path | None = None
     mqtt_key_file: Path | None = None
-    mqtt_client_id: str = "vaora-central-ingest"
+    mqtt_client_id: str = ""
+    """``VAORA_MQTT_CLIENT_ID``: the ingest worker's MQTT client id; empty (the default) means one unique to the
+    process (:meth:`ingest_client_id`). Two processes must never share one: the broker drops the older."""
+    mqtt_share_group: str = "vaora-ingest"
+    """``VAORA_MQTT_SHARE_GROUP``: the ingest workers subscribe through ``$share/<group>/...`` with clean sessions,
+    so every worker of the group takes a share of the gates' messages and any one of them can die (the gates
+    re-publish what it had not acknowledged). Empty: one worker, plain subscriptions and a persistent session
+    under a stable client id (the broker queues the gates' messages while it is away)."""
+    redis_url: str = ""
+    """``VAORA_REDIS_URL``: the Redis shared by central's processes; when set (and ``VAORA_RATELIMIT_STORAGE`` is
+    not), the rate-limit counts live there instead of in each process's memory."""
     mqtt_url_tls: bool = False
     """True when ``VAORA_MQTT_URL`` is an ``mqtts://`` URL: TLS even without ``VAORA_MQTT_CA_FILE`` (the system's
     trust store then checks the broker)."""
@@ -151,6 +163,16 @@ class CentralConfig:
     retention_outbound_days: int = 30
     """``VAORA_RETENTION_OUTBOUND_DAYS``: days until a finished e-mail or SMS job (addresses, codes, links with
     secrets) is deleted from the outbound queue."""
+
+    def ingest_client_id(self) -> str:
+        """The ingest worker's client id: ``VAORA_MQTT_CLIENT_ID`` when set; else, in a share group, one unique to
+        this process (``vaora-central-ingest-<host>-<pid>``), or, without a group, the stable
+        ``vaora-central-ingest`` whose persistent session the broker keeps."""
+        if self.mqtt_client_id:
+            return self.mqtt_client_id
+        from protocols.mqtt import process_client_id
+
+        return process_client_id("central-ingest") if self.mqtt_share_group else "vaora-central-ingest"
 
     @property
     def mqtt_tls(self) -> TlsFiles | None:
@@ -291,9 +313,18 @@ class CentralConfig:
             for field, problem in check_tls_files(TlsFiles(mqtt_ca_file, mqtt_cert_file, mqtt_key_file)):
                 errors.setdefault(tls_names[field], problem)
         mqtt_client_id = values["VAORA_MQTT_CLIENT_ID"].strip()
-        if not mqtt_client_id or len(mqtt_client_id) > 64 or any(c.isspace() or c in "+#/" for c in mqtt_client_id):
+        if len(mqtt_client_id) > 64 or any(c.isspace() or c in "+#/" for c in mqtt_client_id):
             errors["VAORA_MQTT_CLIENT_ID"] = (
-                f"must be 1..64 characters without spaces, '+', '#' or '/', got {mqtt_client_id!r}")
+                f"must be empty (unique per process) or 1..64 characters without spaces, '+', '#' or '/', "
+                f"got {mqtt_client_id!r}")
+        mqtt_share_group = values["VAORA_MQTT_SHARE_GROUP"].strip()
+        if len(mqtt_share_group) > 64 or any(c.isspace() or c in "+#/$" for c in mqtt_share_group):
+            errors["VAORA_MQTT_SHARE_GROUP"] = (
+                f"must be empty (one ingest worker) or 1..64 characters without spaces, '+', '#', '/' or '$', "
+                f"got {mqtt_share_group!r}")
+        redis_url = values["VAORA_REDIS_URL"].strip()
+        if redis_url and urlparse(redis_url).scheme not in {"redis", "rediss", "redis+sentinel"}:
+            errors["VAORA_REDIS_URL"] = f"must be a redis://, rediss:// or redis+sentinel:// URL, got {redis_url!r}"
         if secret_key is not None and len(secret_key) < MIN_API_TOKEN_LENGTH:
             errors["VAORA_SECRET_KEY_FILE"] = f"the secret key must be at least {MIN_API_TOKEN_LENGTH} characters"
 
@@ -303,7 +334,10 @@ class CentralConfig:
         if web_streams >= web_threads:
             errors["VAORA_WEB_STREAMS"] = (
                 f"must be below VAORA_WEB_THREADS ({web_threads}), so other requests keep threads; got {web_streams}")
-        ratelimit_storage = values["VAORA_RATELIMIT_STORAGE"].strip()
+        # An explicit VAORA_RATELIMIT_STORAGE wins; else the shared Redis, when there is one; else memory.
+        explicit_storage = str(mapping.get("VAORA_RATELIMIT_STORAGE") or "").strip()
+        shared_redis = "" if "VAORA_REDIS_URL" in errors else redis_url
+        ratelimit_storage = explicit_storage or shared_redis or values["VAORA_RATELIMIT_STORAGE"].strip()
         if urlparse(ratelimit_storage).scheme not in {"memory", "redis", "rediss", "redis+sentinel"}:
             errors["VAORA_RATELIMIT_STORAGE"] = f"must be memory:// or a redis:// URL, got {ratelimit_storage!r}"
 
@@ -334,7 +368,9 @@ class CentralConfig:
             mqtt_ca_file=mqtt_ca_file,
             mqtt_cert_file=mqtt_cert_file,
             mqtt_key_file=mqtt_key_file,
-            mqtt_client_id=mqtt_client_id or "vaora-central-ingest",
+            mqtt_client_id=mqtt_client_id,
+            mqtt_share_group=mqtt_share_group,
+            redis_url=redis_url,
             mqtt_url_tls=mqtt_url_tls,
             web_host=values["VAORA_WEB_HOST"].strip() or "127.0.0.1",
             web_port=port("VAORA_WEB_PORT"),

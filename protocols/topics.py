@@ -56,6 +56,14 @@ def site_checkins(site_id: str) -> str:
     return f"{ROOT}/sites/{_checked(site_id)}/checkins"
 
 
+def shared(group: str, topic_filter: str) -> str:
+    """``topic_filter`` as a shared subscription of ``group`` (``$share/<group>/<filter>``): the broker deals each
+    message to one member of the group instead of to every subscriber."""
+    if not group or any(ch in group for ch in "/+#$") or any(ch.isspace() for ch in group):
+        raise ValueError(f"invalid share group: {group!r}")
+    return f"$share/{group}/{topic_filter}"
+
+
 CHANGES = f"{ROOT}/central/changes"
 ALL_GATE_CHECKINS = f"{ROOT}/gates/+/checkins"
 ALL_GATE_STATUS = f"{ROOT}/gates/+/status"

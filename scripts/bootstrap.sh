@@ -14,8 +14,8 @@ STAMP="$VENV/.vaora-installed-pyproject.sha256"
 # stress-ng: the CPU burner of `make test-load` (scripts/test_under_load.sh). gcc, python3-dev and
 # linux-libc-dev (the kernel's input headers): pip builds evdev, the HID scanner's library, from its source
 # package, as it does on a Raspberry Pi gate.
-SYSTEM_PACKAGES=(make python3 python3-venv python3-dev gcc linux-libc-dev openssl curl mosquitto mosquitto-clients libzbar0
-    chromium fonts-dejavu-core fonts-dejavu-extra poppler-utils stress-ng)
+SYSTEM_PACKAGES=(make python3 python3-venv python3-dev gcc linux-libc-dev openssl curl mosquitto mosquitto-clients redis-server
+    libzbar0 chromium fonts-dejavu-core fonts-dejavu-extra poppler-utils stress-ng)
 
 say() { printf 'bootstrap: %s\n' "$*"; }
 

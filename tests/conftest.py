@@ -28,6 +28,7 @@ import pytest
 
 from devtools.broker import LocalBroker
 from devtools.mailcatcher import MailCatcher
+from devtools.redis_server import LocalRedis, find_redis_server
 from devtools.timeouts import scaled
 
 pytest_plugins = ["pytester"]
@@ -121,6 +122,19 @@ def broker_factory(tmp_path: Path) -> Iterator[Callable[..., LocalBroker]]:
 def broker(broker_factory: Callable[..., LocalBroker]) -> LocalBroker:
     """A started private Mosquitto on 127.0.0.1 and a free port, anonymous access allowed."""
     return broker_factory()
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """The URL of a private ``redis-server`` started for this test (free port, no persistence); skipped when
+    Debian's redis-server is not installed."""
+    if find_redis_server() is None:
+        pytest.skip("redis-server is not installed (scripts/bootstrap.sh installs it)")
+    server = LocalRedis(tmp_path / "redis").start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 @pytest.fixture

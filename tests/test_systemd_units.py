@@ -25,14 +25,14 @@ SCORE = re.compile(r"Overall exposure level for (\S+): (\d+(?:\.\d+)?)")
 # The subcommand each unit's ExecStart runs.
 EXEC_START = {
     "vaora-central.service": ("vaora-central", ["serve"]),
-    "vaora-central-ingest.service": ("vaora-central", ["ingest"]),
+    "vaora-central-ingest@.service": ("vaora-central", ["ingest"]),
     "vaora-central-deliver@.service": ("vaora-central", ["deliver"]),
     "vaora-gate.service": ("vaora-gate", ["--config", "/etc/vaora/gate.toml"]),
     "vaora-central-purge.service": ("vaora-central", ["purge"]),
 }
 TIMERS = {"vaora-central-purge.timer": "vaora-central-purge.service"}
 """Each timer and the one-shot service it starts (that service has no [Install]: the timer is what is enabled)."""
-WORKERS = {"vaora-central-ingest.service": 30, "vaora-central-deliver@.service": 60}
+WORKERS = {"vaora-central-ingest@.service": 30, "vaora-central-deliver@.service": 60}
 
 Directives = dict[str, dict[str, list[str]]]
 

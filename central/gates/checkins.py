@@ -23,7 +23,7 @@ from typing import Any
 
 import peewee
 
-from central.core.db import database, tuples
+from central.core.db import database, tuples, write_transaction
 from central.core.models import BaseModel
 from central.core.states import GateLinkState
 from central.gates import alarms, conflicts
@@ -89,7 +89,9 @@ def store_checkins(
             candidates.append((index, payload))
     if candidates:
         try:
-            with database.atomic():
+            # BEGIN IMMEDIATE on SQLite: with several ingest processes, a deferred transaction that read and then
+            # writes fails at once (SQLITE_BUSY) when another wrote in between; this one waits its turn instead.
+            with write_transaction():
                 _store_candidates(candidates, acks, now)
         except POISON_ERRORS as error:
             log.warning("checkin batch of %d refused by the database (%s); storing them one by one",
@@ -139,7 +141,7 @@ def _store_one_by_one(
     candidates: list[tuple[int, payloads.CheckIn]], acks: list[payloads.Ack | None], now: datetime
 ) -> None:
     """The fallback of a batch the database refused: each check-in in its own savepoint of one transaction."""
-    with database.atomic():
+    with write_transaction():
         for index, payload in candidates:
             try:
                 with database.atomic():  # a savepoint: a refused row leaves the others of the batch intact

@@ -13,6 +13,16 @@ dead-lettered alone: logged with its topic and reason (``ingest dead letter topi
 check-in, answered with a ``rejected`` Ack carrying the reason, on which the gate stops re-sending it. The rest of
 its batch is stored and acknowledged at once (:func:`central.gates.checkins.store_checkins`). Only a database
 that cannot be written at all (connection lost, lock held) makes the worker retry the whole batch with back-off.
+
+Active/active: with a ``share_group``, the worker subscribes through ``$share/<group>/<filter>`` and the broker
+deals each message to one connected member of the group, so N workers split the load. Such a worker uses a
+*clean* session under a client id unique to its process: Mosquitto 2.0 keeps dealing a share to a member whose
+persistent session is offline (those messages would wait for a process that may never return), while a clean
+session leaves the group the moment its connection drops and the others take every new message. What a killed
+worker had received but not acknowledged is not redelivered by the broker; the gates re-publish it (their outbox
+keeps each check-in until its Ack) and the unique index on the check-in id stores it once, whichever worker gets
+it. Acks go to the gate's own topic, so any worker can answer any gate. Without a group: plain subscriptions and
+a persistent session under a stable id (one worker; the broker queues messages while it is away).
 """
 
 from __future__ import annotations
@@ -54,6 +64,13 @@ SUBSCRIPTIONS = [(topics.ALL_GATE_CHECKINS, 1), (topics.ALL_GATE_HEARTBEATS, 1),
                  (topics.ALL_GATE_COMMAND_RESULTS, 1)]
 
 
+def subscriptions(share_group: str | None) -> list[tuple[str, int]]:
+    """The ingest's topic filters and QoS: :data:`SUBSCRIPTIONS`, each behind ``$share/<group>/`` in a group."""
+    if not share_group:
+        return list(SUBSCRIPTIONS)
+    return [(topics.shared(share_group, topic_filter), qos) for topic_filter, qos in SUBSCRIPTIONS]
+
+
 def _dead_letter(topic: str, reason: str, detail: str) -> None:
     """Log a message that could not be stored (a dead letter), with its topic and reason code."""
     log.error("ingest dead letter topic=%s reason=%s detail=%s", topic, reason, detail[:300])
@@ -81,7 +98,8 @@ class IngestWorker:
     The database proxy must be initialised (:func:`central.core.db.open_database`) first; the network thread
     opens its own connection. ``batch_size``: most messages stored in one transaction; ``linger_s``: how long
     the writer waits for more messages to join a batch (fewer, larger transactions under load; at most this
-    much more ack latency).
+    much more ack latency). ``share_group``: consume through ``$share/<group>/...`` with a clean session (see
+    the module docstring); None: plain subscriptions and a persistent session under ``client_id``.
     """
 
     def __init__(
@@ -97,6 +115,7 @@ class IngestWorker:
         keepalive: int = 30,
         batch_size: int = 500,
         linger_s: float = 0.01,
+        share_group: str | None = None,
     ) -> None:
         self.batch_size = batch_size
         self.linger_s = linger_s
@@ -108,9 +127,12 @@ class IngestWorker:
         self.clock = clock
         self.connected = threading.Event()
         """Set once connected *and* subscribed (the broker's SUBACK came back): from then on nothing is missed."""
-        # A persistent session under a stable id: the broker queues gate messages while the worker is away.
+        self.client_id = client_id
+        self.subscriptions = subscriptions(share_group)
+        # Alone: a persistent session under a stable id (the broker queues gate messages while the worker is away).
+        # In a share group: a clean session, so a dead worker's share goes to the living at once.
         self.client = make_client(ClientSettings(client_id=client_id, username=username, password=password,
-                                                 persistent=True, tls=tls))
+                                                 persistent=not share_group, tls=tls))
         self.client.max_inflight_messages_set(1000)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -156,8 +178,8 @@ class IngestWorker:
         if getattr(reason_code, "is_failure", False):
             log.warning("ingest connect refused reason=%s", reason_code)
             return
-        client.subscribe(SUBSCRIPTIONS)
-        log.info("ingest connected host=%s port=%s", self.host, self.port)
+        client.subscribe(self.subscriptions)
+        log.info("ingest connected host=%s port=%s client=%s", self.host, self.port, self.client_id)
 
     def _on_subscribe(self, _client: mqtt.Client, _userdata: object, _mid: int, reason_codes: list[Any],
                       _properties: object = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -73,3 +74,33 @@ def test_signing_key_created_once_with_mode_0600(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     again = load_or_create_signing_key(path)
     assert public_key_to_text(again.public_key()) == public_key_to_text(key.public_key())
+
+
+def test_ingest_workers_share_a_group_under_ids_unique_per_process() -> None:
+    """By default every ingest process has its own client id and joins the share group ``vaora-ingest``; without
+    a group, one worker keeps the stable id of its persistent session."""
+    config = CentralConfig.from_mapping({})
+    assert config.mqtt_share_group == "vaora-ingest"
+    assert config.ingest_client_id().startswith("vaora-central-ingest-")
+    assert config.ingest_client_id().endswith(f"-{os.getpid()}")
+    alone = CentralConfig.from_mapping({"VAORA_MQTT_SHARE_GROUP": ""})
+    assert alone.ingest_client_id() == "vaora-central-ingest"
+    named = CentralConfig.from_mapping({"VAORA_MQTT_CLIENT_ID": "ingest-core-a-2", "VAORA_MQTT_SHARE_GROUP": "hq"})
+    assert (named.ingest_client_id(), named.mqtt_share_group) == ("ingest-core-a-2", "hq")
+    for bad in ("a/b", "$share", "two words", "x" * 65, "+"):
+        with pytest.raises(ConfigError) as caught:
+            CentralConfig.from_mapping({"VAORA_MQTT_SHARE_GROUP": bad})
+        assert set(caught.value.errors) == {"VAORA_MQTT_SHARE_GROUP"}
+
+
+def test_the_rate_limit_counts_go_to_the_shared_redis_unless_told_otherwise() -> None:
+    assert CentralConfig.from_mapping({}).ratelimit_storage == "memory://"
+    shared = CentralConfig.from_mapping({"VAORA_REDIS_URL": "redis://10.0.0.5:6379/1"})
+    assert (shared.redis_url, shared.ratelimit_storage) == ("redis://10.0.0.5:6379/1", "redis://10.0.0.5:6379/1")
+    explicit = CentralConfig.from_mapping({"VAORA_REDIS_URL": "redis://10.0.0.5:6379/1",
+                                           "VAORA_RATELIMIT_STORAGE": "memory://"})
+    assert explicit.ratelimit_storage == "memory://"
+    for bad in ("http://10.0.0.5", "10.0.0.5:6379", "memory://"):
+        with pytest.raises(ConfigError) as caught:
+            CentralConfig.from_mapping({"VAORA_REDIS_URL": bad})
+        assert set(caught.value.errors) == {"VAORA_REDIS_URL"}

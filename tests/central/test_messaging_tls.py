@@ -54,14 +54,14 @@ def test_key_without_certificate_is_a_config_error(site: Path) -> None:
 
 def test_tls_files_and_client_id_come_from_the_environment(site: Path) -> None:
     assert CentralConfig.from_mapping({}).mqtt_tls is None
-    assert CentralConfig.from_mapping({}).mqtt_client_id == "vaora-central-ingest"
+    assert CentralConfig.from_mapping({}).ingest_client_id().startswith("vaora-central-ingest-")
     ca, cert, key = site / "ca.crt", site / "certs" / "vaora-central.crt", site / "certs" / "vaora-central.key"
     config = CentralConfig.from_mapping({
         "VAORA_MQTT_CA_FILE": str(ca), "VAORA_MQTT_CERT_FILE": str(cert),
         "VAORA_MQTT_KEY_FILE": str(key), "VAORA_MQTT_CLIENT_ID": "ingest-hq-1",
     })
     assert config.mqtt_tls == TlsFiles(ca, cert, key)
-    assert config.mqtt_client_id == "ingest-hq-1"
+    assert config.mqtt_client_id == config.ingest_client_id() == "ingest-hq-1"
     with pytest.raises(ConfigError) as caught:
         CentralConfig.from_mapping({"VAORA_MQTT_CLIENT_ID": "a/b"})
     assert set(caught.value.errors) == {"VAORA_MQTT_CLIENT_ID"}

@@ -48,8 +48,11 @@ API_TOKEN = "e2e-organiser-token"
 STARTUP_TIMEOUT_S = 60.0
 """Ceiling (unscaled) for a central process to answer after it was spawned; a loaded machine needs many
 seconds to import Flask and the app, a quiet one about one."""
-INGEST_CLIENT_ID = "vaora-central-ingest"
-"""The MQTT client id of ``vaora-central ingest`` (its persistent session at the broker)."""
+INGEST_CLIENT_ID = "vaora-central-ingest-e2e"
+"""The MQTT client id the fixture gives ``vaora-central ingest`` (``VAORA_MQTT_CLIENT_ID``; unset, it is unique per
+process), so tests can wait on its subscription in the broker's log."""
+INGEST_SHARE_GROUP = "vaora-ingest"
+"""The default ``VAORA_MQTT_SHARE_GROUP``: the ingest subscribes through ``$share/vaora-ingest/...``."""
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -111,6 +114,7 @@ def central(tmp_path: Path, broker: LocalBroker, mail: MailCatcher) -> Iterator[
         "VAORA_API_TOKEN": API_TOKEN,
         "VAORA_SIGNING_KEY_FILE": str(tmp_path / "signing-key.pem"),
         "VAORA_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "VAORA_MQTT_CLIENT_ID": INGEST_CLIENT_ID,
     }
     log = tmp_path / "central.log"
     subscriptions_from = broker.log_position()
@@ -127,7 +131,8 @@ def central(tmp_path: Path, broker: LocalBroker, mail: MailCatcher) -> Iterator[
                    message=lambda: f"central did not answer at {ready}:\n{log_tail(log)}")
         # Ready means the ingest worker listens too: a check-in published before its SUBSCRIBE would be lost.
         try:
-            broker.wait_subscribed(INGEST_CLIENT_ID, topics.ALL_GATE_CHECKINS, since=subscriptions_from,
+            broker.wait_subscribed(INGEST_CLIENT_ID, topics.shared(INGEST_SHARE_GROUP, topics.ALL_GATE_CHECKINS),
+                                   since=subscriptions_from,
                                    timeout=STARTUP_TIMEOUT_S)
         except TimeoutError as error:
             pytest.fail(f"{error}\ningest (rc={ingest.poll()}):\n{log_tail(ingest_log)}")

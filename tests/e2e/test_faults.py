@@ -27,7 +27,7 @@ from gpiozero.pins.mock import MockFactory
 from central.core.db import database, open_database
 from central.gates.models import CheckIn
 from central.gates.models import Gate as GateRow
-from central.messaging.ingest import IngestWorker
+from central.messaging.ingest import DEFAULT_CLIENT_ID, IngestWorker
 from central.migrations import migrate
 from devtools.broker import LocalBroker
 from gate.app import Gate
@@ -42,8 +42,6 @@ from protocols.payloads import Direction
 from protocols.reasons import Reason
 from tests.conftest import scaled, wait_until
 from tests.gate.gate_helpers import build_world
-
-from .conftest import INGEST_CLIENT_ID
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(scaled(900))]
 
@@ -70,7 +68,7 @@ def central_db(tmp_path: Path) -> Iterator[None]:
     database.close()
 
 
-def make_gates(count: int, broker: LocalBroker, tmp_path: Path) -> list[Gate]:
+def make_gates(count: int, broker: LocalBroker, tmp_path: Path, resend_seconds: float = 1) -> list[Gate]:
     gates = []
     with database.connection_context():
         for index in range(count):
@@ -80,7 +78,7 @@ def make_gates(count: int, broker: LocalBroker, tmp_path: Path) -> list[Gate]:
                 {
                     "gate": {"id": gate_id, "site": "hq", "fail_mode": "secure", "data_dir": str(tmp_path / gate_id)},
                     "central": {"url": "http://127.0.0.1:9", "token": "unused", "timeout": 1},
-                    "mqtt": {"host": broker.host, "port": broker.port, "resend_seconds": 1},
+                    "mqtt": {"host": broker.host, "port": broker.port, "resend_seconds": resend_seconds},
                     "scanner": {"type": "stdin"},
                     "pins": {"relay": 17, "green_led": 27, "red_led": 22},
                     "turnstile": {"unlock_seconds": 0.2},
@@ -209,7 +207,7 @@ def test_ingest_stopped_while_more_pile_up_than_the_broker_queue_holds(tmp_path,
     first.start()
     assert first.connected.wait(scaled(10))
     # The persistent session and its subscriptions exist at the broker (not just sent by the client).
-    broker.wait_subscribed(INGEST_CLIENT_ID, topics.ALL_GATE_COMMAND_RESULTS, since=subscriptions_from)
+    broker.wait_subscribed(DEFAULT_CLIENT_ID, topics.ALL_GATE_COMMAND_RESULTS, since=subscriptions_from)
     first.stop()  # central's ingest is down; its session stays and queues (up to the limit)
     gates = make_gates(gate_count, broker, tmp_path)
     worker: IngestWorker | None = None

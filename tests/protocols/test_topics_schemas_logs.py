@@ -137,3 +137,10 @@ def test_structured_formatter_quotes_and_adds_extras():
     assert 'msg="scan refused"' in line
     assert "reason=unknown_code" in line and 'gate="g 1"' in line
     assert "service=gate" in line and "\n" not in line
+
+
+def test_a_shared_subscription_names_its_group_and_refuses_a_bad_one() -> None:
+    assert topics.shared("vaora-ingest", topics.ALL_GATE_CHECKINS) == "$share/vaora-ingest/vaora/v1/gates/+/checkins"
+    for bad in ("", "a/b", "+", "#", "$x", "a b"):
+        with pytest.raises(ValueError, match="share group"):
+            topics.shared(bad, topics.ALL_GATE_CHECKINS)
