@@ -5,6 +5,11 @@ once, and again only after it has been out of sight for ``dedup_window_s`` secon
 through at once. A camera that disappears (``read`` returns None or raises, ``open`` fails) is reported
 through ``state`` ("lost" with the time since when, and a log line) and re-opened with exponential backoff;
 the thread never dies of it, nor of a failing decoder or scan handler.
+
+A bad frame (the wrong type or size, garbage from the camera, a decoder that raises) is dropped and counted
+(``frames_dropped``); so is a frame whose size differs from the first one since the camera opened. Drops are
+logged at most once a minute (:data:`DROP_LOG_INTERVAL_S`, on the injected clock) with
+the number dropped since the last line.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from .sources import Frame, FrameSource
 
 log = logging.getLogger(__name__)
 
+DROP_LOG_INTERVAL_S = 60.0
 CameraStatus = Literal["starting", "ok", "lost", "ended", "closed"]
 
 
@@ -115,6 +121,12 @@ class CameraScanner(Scanner):
         self.frames_with_codes = 0
         self.events = 0
         self.opens = 0
+        self.frames_dropped = 0
+        self.last_decode_at: float | None = None
+        """Clock time of the last frame in which a code was read (None before the first)."""
+        self._frame_shape: tuple[int, ...] | None = None  # the size of the camera's first frame since it opened
+        self._drop_logged_at: float | None = None
+        self._drops_unlogged = 0
 
     @property
     def state(self) -> CameraState:
@@ -194,6 +206,7 @@ class CameraScanner(Scanner):
                         continue
                     opened = True
                     self.opens += 1
+                    self._frame_shape = None
                 try:
                     frame = self.source.read()
                 except Exception as exc:
@@ -219,17 +232,38 @@ class CameraScanner(Scanner):
             self._close_source()
             self.finished.set()
 
+    def _drop(self, why: str) -> None:
+        """Count a dropped frame; log it unless a drop was logged less than a minute ago."""
+        self.frames_dropped += 1
+        self._drops_unlogged += 1
+        now = self._clock()
+        if self._drop_logged_at is not None and now - self._drop_logged_at < DROP_LOG_INTERVAL_S:
+            return
+        log.warning(
+            "camera source=%s decoder=%s dropped %d frame(s) (%d in all); last: %s",
+            self.source_name, self.decoder.name, self._drops_unlogged, self.frames_dropped, why,
+        )
+        self._drop_logged_at, self._drops_unlogged = now, 0
+
     def _handle_frame(self, frame: Frame, on_scan: ScanCallback) -> None:
+        shape = getattr(frame, "shape", None)
+        if isinstance(shape, tuple):
+            if self._frame_shape is None:
+                self._frame_shape = shape
+            elif shape != self._frame_shape:
+                self._drop(f"frame of shape {shape}, the camera gave {self._frame_shape}")
+                self.frames += 1
+                return
         try:
             texts = self.decoder.decode(frame)
-        except Exception:
-            log.exception(
-                "camera source=%s decoder=%s failed on a frame", self.source_name, self.decoder.name
-            )
-            texts = []
+        except Exception as exc:
+            self._drop(f"{type(exc).__name__}: {exc}")
+            self.frames += 1
+            return
         if texts:
             self.frames_with_codes += 1
             now = self._clock()
+            self.last_decode_at = now
             for text in self.dedup.filter(texts, now):
                 event = validate_text(text, self.source_name, now, self.max_length)
                 self.events += 1
