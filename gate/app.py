@@ -128,6 +128,7 @@ class Gate:
         self.retention: OutboxRetention | None = None
         self.status_server: StatusServer | None = None
         self._scanner_watch = ScannerWatch(clock)
+        self.scanner_watch = self._scanner_watch
         self._started = False
         self._stopped = threading.Event()
 

@@ -7,9 +7,9 @@ through ``state`` ("lost" with the time since when, and a log line) and re-opene
 the thread never dies of it, nor of a failing decoder or scan handler.
 
 A bad frame (the wrong type or size, garbage from the camera, a decoder that raises) is dropped and counted
-(``frames_dropped``); so is a frame whose size differs from the first one since the camera opened. Drops are
-logged at most once a minute (:data:`DROP_LOG_INTERVAL_S`, on the injected clock) with
-the number dropped since the last line.
+(``frames_dropped``); so is a frame whose height and width differ from the first one's since the camera
+opened. Drops are logged at most once a minute (:data:`DROP_LOG_INTERVAL_S`, on the injected clock) with the
+number dropped since the last line.
 """
 
 from __future__ import annotations
@@ -126,7 +126,14 @@ class CameraScanner(Scanner):
         """Clock time of the last frame in which a code was read (None before the first)."""
         self._frame_shape: tuple[int, ...] | None = None  # the size of the camera's first frame since it opened
         self._drop_logged_at: float | None = None
+        self._rate_mark: tuple[float, int] | None = None  # (clock, frames) at the start of the rate window
+        self._rate = 0.0
         self._drops_unlogged = 0
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The monotonic clock the scanner's times (``state.since``, ``last_decode_at``) are on."""
+        return self._clock
 
     @property
     def state(self) -> CameraState:
@@ -232,6 +239,22 @@ class CameraScanner(Scanner):
             self._close_source()
             self.finished.set()
 
+    RATE_WINDOW_S = 2.0
+
+    def frame_rate(self) -> float:
+        """Frames per second over the last completed window of about two seconds (0.0 before the first)."""
+        return self._rate
+
+    def _count_frame(self) -> None:
+        """Count a frame read (decoded or dropped) and roll the frame-rate window."""
+        self.frames += 1
+        now = self._clock()
+        if self._rate_mark is None:
+            self._rate_mark = (now, self.frames)
+        elif now - self._rate_mark[0] >= self.RATE_WINDOW_S:
+            self._rate = (self.frames - self._rate_mark[1]) / (now - self._rate_mark[0])
+            self._rate_mark = (now, self.frames)
+
     def _drop(self, why: str) -> None:
         """Count a dropped frame; log it unless a drop was logged less than a minute ago."""
         self.frames_dropped += 1
@@ -248,17 +271,18 @@ class CameraScanner(Scanner):
     def _handle_frame(self, frame: Frame, on_scan: ScanCallback) -> None:
         shape = getattr(frame, "shape", None)
         if isinstance(shape, tuple):
+            shape = shape[:2]  # (height, width): a source may mix grayscale and colour frames
             if self._frame_shape is None:
                 self._frame_shape = shape
             elif shape != self._frame_shape:
                 self._drop(f"frame of shape {shape}, the camera gave {self._frame_shape}")
-                self.frames += 1
+                self._count_frame()
                 return
         try:
             texts = self.decoder.decode(frame)
         except Exception as exc:
             self._drop(f"{type(exc).__name__}: {exc}")
-            self.frames += 1
+            self._count_frame()
             return
         if texts:
             self.frames_with_codes += 1
@@ -271,4 +295,4 @@ class CameraScanner(Scanner):
                     on_scan(event)
                 except Exception:
                     log.exception("scan handler failed; camera scanner keeps reading")
-        self.frames += 1  # last: a reader of `frames` knows this frame's events were delivered
+        self._count_frame()  # last: a reader of `frames` knows this frame's events were delivered

@@ -108,7 +108,7 @@ def test_duplicate_passes_in_config_name_the_key(tmp_path: Path) -> None:
     path = tmp_path / "gate.toml"
     example = (ROOT / "firmware_config" / "camera.toml").read_text()
     path.write_text(example.replace('passes = ["raw", "denoise"]', 'passes = ["raw", "raw"]'))
-    with pytest.raises(Exception, match="scanner.passes"):
+    with pytest.raises(Exception, match=r"scanner\.passes"):
         load_config(path)
 
 
