@@ -356,7 +356,7 @@ def test_every_gate_requirement_has_an_aarch64_wheel(python_version: str, tmp_pa
 # the index and would build from source on the board (README "Installing a gate": not supported). cryptography
 # has armv7 wheels, but its cffi has none.
 ARMV7_PLATFORMS = ["linux_armv7l", "manylinux2014_armv7l", *(f"manylinux_2_{minor}_armv7l" for minor in range(17, 37))]
-ARMV7_WITHOUT_WHEELS = {"cffi", "numpy", "zxing-cpp", "opencv-python-headless"}
+ARMV7_WITHOUT_WHEELS = {"cffi", "coincurve", "numpy", "zxing-cpp", "opencv-python-headless"}
 ARMV7_NEEDS_THEM = {"cryptography"}
 
 
