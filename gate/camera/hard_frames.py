@@ -53,6 +53,8 @@ class HardFrame:
     expected: str | None
     condition: str
     scheme: str
+    span: float = 0.0
+    """How many pixels the code's symbol (quiet zone excluded) spans when seen square on; 0 without a code."""
 
 
 def _phone(
@@ -214,6 +216,11 @@ def _photograph(
 
 def render_hard_frame(text: str, condition: Condition, seed: int) -> np.ndarray:
     """Return a 640x480 grayscale frame showing ``text`` under ``condition`` (see :data:`CONDITIONS`)."""
+    return render_hard_frame_span(text, condition, seed)[0]
+
+
+def render_hard_frame_span(text: str, condition: Condition, seed: int) -> tuple[np.ndarray, float]:
+    """:func:`render_hard_frame` and the span of the code's symbol in pixels (seen square on)."""
     rng = np.random.default_rng(seed)
     background = _scene(rng)
     if condition == "code128_far":
@@ -221,7 +228,7 @@ def render_hard_frame(text: str, condition: Condition, seed: int) -> np.ndarray:
         canvas, corners = _ticket(rng, bars)
         width = bars.size * rng.uniform(1.4, 2.2)
         dst = project(rng, (width, width * 110 / (bars.size * 4)), roll_deg=12, tilt_deg=(0, 25))
-        return _photograph(rng, _composite(background, canvas, corners, dst), condition, dst)
+        return _photograph(rng, _composite(background, canvas, corners, dst), condition, dst), float(width)
     modules = qr_matrix(text)
     canvas, corners = _phone(rng, modules, dark_mode=condition == "dark_mode", pixel_grid=condition == "moire")
     span = {"small": (60, 120), "tilt": (130, 200), "moire": (140, 220)}.get(condition, (120, 200))
@@ -229,7 +236,7 @@ def render_hard_frame(text: str, condition: Condition, seed: int) -> np.ndarray:
     side = rng.uniform(*span)
     dst = project(rng, (side, side), roll_deg=30, tilt_deg=tilt)
     scene = _composite(background, canvas, corners, dst, area=condition != "moire")
-    return _photograph(rng, scene, condition, dst)
+    return _photograph(rng, scene, condition, dst), float(side)
 
 
 def _keyboard(rng: np.random.Generator) -> np.ndarray:
@@ -297,11 +304,13 @@ def render_empty_frame(kind: EmptyKind, seed: int) -> np.ndarray:
 def make_hard_frames(
     per_condition: int, compact_codes: list[str], signed_codes: list[str], seed: int = 0,
     empty: int | None = None, conditions: tuple[Condition, ...] = CONDITIONS,
+    short_codes: list[str] | None = None,
 ) -> list[HardFrame]:
     """Return the benchmark's frames: ``per_condition`` frames per condition and scheme, then empties.
 
-    QR conditions get ``per_condition`` frames with compact codes and as many with signed codes (the codes are
-    used in turn); ``code128_far`` gets compact codes only. ``empty`` (default ``2 * per_condition``) frames
+    QR conditions get ``per_condition`` frames with compact codes and as many with signed codes, and with
+    ``short_codes`` (version 2 signed codes, scheme "signed-v2") as many again (the codes are used in turn);
+    ``code128_far`` gets compact codes only. ``empty`` (default ``2 * per_condition``) frames
     without a code follow, spread over :data:`EMPTY_KINDS`.
     """
     frames: list[HardFrame] = []
@@ -310,12 +319,14 @@ def make_hard_frames(
         schemes = [("compact", compact_codes)]
         if condition != "code128_far":
             schemes.append(("signed", signed_codes))
+            if short_codes:
+                schemes.append(("signed-v2", short_codes))
         for scheme, codes in schemes:
             for i in range(per_condition):
                 n += 1
                 text = codes[i % len(codes)]
-                frame = render_hard_frame(text, condition, seed * 1_000_003 + n)
-                frames.append(HardFrame(frame, text, condition, scheme))
+                frame, span = render_hard_frame_span(text, condition, seed * 1_000_003 + n)
+                frames.append(HardFrame(frame, text, condition, scheme, span))
     for i in range(2 * per_condition if empty is None else empty):
         kind = EMPTY_KINDS[i % len(EMPTY_KINDS)]
         frames.append(HardFrame(render_empty_frame(kind, seed * 1_000_003 + 500_000 + i), None, kind, "-"))

@@ -43,8 +43,11 @@ def sample_compact_codes(count: int, seed: int = 0) -> list[str]:
     return codes[:count]
 
 
-def sample_signed_code(seed: int = 0, attendee_id: int = 4242) -> str:
-    """Return a genuine signed code (136 characters, "VR1:...") made with a key derived from ``seed``."""
+def sample_signed_code(seed: int = 0, attendee_id: int = 4242, version: int = 1) -> str:
+    """Return a genuine signed code made with a key derived from ``seed``.
+
+    Version 1: 136 characters, "VR1:..."; version 2: 149 digits (see ``protocols.codes.signed_short``).
+    """
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     key = Ed25519PrivateKey.from_private_bytes(np.random.default_rng(seed).bytes(32))
@@ -56,7 +59,7 @@ def sample_signed_code(seed: int = 0, attendee_id: int = 4242) -> str:
         valid_from=start,
         valid_until=start + timedelta(hours=10),
     )
-    return encode_signed(claims, key)
+    return encode_signed(claims, key, version=version)
 
 
 def qr_matrix(text: str) -> np.ndarray:
