@@ -29,7 +29,7 @@ from typing import Literal
 
 import numpy as np
 
-from .synthetic import HEIGHT, WIDTH, _scene, _text_lines, code128_row, qr_matrix
+from .synthetic import HEIGHT, WIDTH, _scene, _text_lines, code128_row, empty_scene, qr_matrix
 
 Condition = Literal[
     "baseline", "small", "motion_blur", "low_light", "glare", "moire", "tilt", "dark_mode", "code128_far"
@@ -266,20 +266,8 @@ def _keyboard(rng: np.random.Generator) -> np.ndarray:
 def render_empty_frame(kind: EmptyKind, seed: int) -> np.ndarray:
     """Return a 640x480 grayscale frame with no code but textures a decoder might mistake for one."""
     rng = np.random.default_rng(seed)
-    if kind == "room":
-        img = _scene(rng)
-    elif kind == "text":
-        img = np.full((HEIGHT, WIDTH), rng.uniform(190, 240), np.float32)
-        _text_lines(img, rng, (20, 10, WIDTH - 20, HEIGHT - 10), rng.uniform(10, 60))
-    elif kind == "stripes":
-        img = _scene(rng)
-        x = int(rng.integers(20, 100))
-        y0, y1 = int(rng.integers(40, 200)), int(rng.integers(260, 440))
-        while x < WIDTH - 20:
-            w = int(rng.integers(1, 9))
-            if rng.random() < 0.5:
-                img[y0:y1, x : x + w] = rng.uniform(10, 40)
-            x += w
+    if kind in ("room", "text", "stripes"):
+        img = empty_scene(rng, "gradient" if kind == "room" else kind)
     elif kind == "keyboard":
         img = _keyboard(rng)
     elif kind == "fabric":
