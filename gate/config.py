@@ -342,11 +342,16 @@ class TurnstileSection(_Section):
 
 
 class StatusSection(_Section):
-    """``[status]``: the guard's status page (HTTP). ``listen = "0.0.0.0"`` to serve the LAN."""
+    """``[status]``: the guard's status page (HTTP). ``listen = "0.0.0.0"`` to serve the LAN.
+
+    ``camera_snapshot``: a camera gate's page may show the camera's last frame on demand (a small grayscale
+    picture, at most one every 2 s; it shows people, so it is off unless set).
+    """
 
     enabled: bool = True
     listen: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    camera_snapshot: bool = False
 
 
 class CommandsSection(_Section):

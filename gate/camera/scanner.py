@@ -21,11 +21,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 from gate.scanners.base import ScanCallback, ScanEvent, Scanner
 from protocols.codes import MAX_SCAN_LENGTH
 from protocols.reasons import Reason
 
-from .decoders import BarcodeDecoder, ZxingDecoder
+from .decoders import BarcodeDecoder, ZxingDecoder, to_gray
 from .sources import Frame, FrameSource
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,24 @@ class Deduplicator:
     def reset(self) -> None:
         """Forget every code (a different camera, a restart)."""
         self._last_seen.clear()
+
+
+def encode_jpeg(gray: np.ndarray, quality: int = 60) -> bytes | None:
+    """``gray`` (2-D uint8) as JPEG bytes with OpenCV, else Pillow; None when neither is installed."""
+    try:
+        import cv2
+    except ImportError:
+        try:
+            import io
+
+            from PIL import Image
+        except ImportError:
+            return None
+        out = io.BytesIO()
+        Image.fromarray(gray).save(out, format="JPEG", quality=quality)
+        return out.getvalue()
+    ok, data = cv2.imencode(".jpg", gray, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return bytes(data.tobytes()) if ok else None
 
 
 def validate_text(text: str, source: str, now: float, max_length: int = MAX_SCAN_LENGTH) -> ScanEvent:
@@ -126,6 +146,7 @@ class CameraScanner(Scanner):
         """Clock time of the last frame in which a code was read (None before the first)."""
         self._frame_shape: tuple[int, ...] | None = None  # the size of the camera's first frame since it opened
         self._drop_logged_at: float | None = None
+        self._last_frame: Frame | None = None
         self._rate_mark: tuple[float, int] | None = None  # (clock, frames) at the start of the rate window
         self._rate = 0.0
         self._drops_unlogged = 0
@@ -268,7 +289,20 @@ class CameraScanner(Scanner):
         )
         self._drop_logged_at, self._drops_unlogged = now, 0
 
+    def snapshot_jpeg(self, quality: int = 60) -> bytes | None:
+        """The last frame read, grayscale at half size, as a small JPEG; None before the first frame, for a
+        frame that cannot be shown, or without a JPEG encoder (OpenCV, else Pillow)."""
+        frame = self._last_frame
+        if frame is None:
+            return None
+        try:
+            small = to_gray(frame)[::2, ::2].copy()
+        except ValueError:
+            return None
+        return encode_jpeg(small, quality)
+
     def _handle_frame(self, frame: Frame, on_scan: ScanCallback) -> None:
+        self._last_frame = frame
         shape = getattr(frame, "shape", None)
         if isinstance(shape, tuple):
             shape = shape[:2]  # (height, width): a source may mix grayscale and colour frames

@@ -54,6 +54,8 @@ class CameraView:
     last_decode: datetime | None
     refused_reason: Reason | None = None
     refused_at: datetime | None = None
+    snapshot: bool = False
+    """The page may fetch ``/camera.jpg`` (``[status] camera_snapshot``)."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ def camera_to_json(camera: CameraView | None, now: datetime | None) -> dict[str,
         "refused_reason_vi": None if reason is None else describe(reason),
         "refused_reason_en": None if reason is None else describe(reason, "en"),
         "refused_at_local": local_time(camera.refused_at, now),
+        "snapshot": bool(camera.snapshot),
     }
 
 

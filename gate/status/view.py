@@ -88,6 +88,7 @@ def camera_view(gate: Gate) -> CameraView | None:
         dropped=int(getattr(scanner, "frames_dropped", 0)), last_decode=last_decode,
         refused_reason=refused.reason if refused is not None else None,
         refused_at=refused.at if refused is not None else None,
+        snapshot=bool(gate.config.status.camera_snapshot),
     )
 
 

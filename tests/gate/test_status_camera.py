@@ -8,6 +8,7 @@ The page is read over HTTP and in Chromium.
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -90,3 +91,42 @@ def test_a_gate_without_camera_has_no_camera_card(
         expect(page.locator("#card-camera")).to_be_hidden()
     finally:
         gate.stop()
+
+
+def test_camera_picture_on_demand_only_when_allowed_and_at_a_low_rate(
+    world: World, make_config: Callable[..., GateConfig], page: Any  # noqa: F811
+) -> None:
+    """``[status] camera_snapshot = true``: a button shows the last frame as a JPEG; off, ``/camera.jpg`` is 404."""
+    config = make_config(status={"enabled": True, "listen": "127.0.0.1", "port": 0, "camera_snapshot": True})
+    frame = render_hard_frame(world.codes[1], "baseline", 5)
+    scanner = CameraScanner(MemorySource([frame], loop=True, interval_s=0.05), ZxingDecoder())
+    gate = Gate(config, pin_factory=MockFactory(), scanner=scanner, transport=FakeTransport(),
+                clock=lambda: NOW, delivery_poll_s=0.05, flush_timeout=0.1)
+    gate.start()
+    try:
+        server = gate.status_server
+        assert isinstance(server, StatusServer)
+        wait_until(lambda: scanner.frames >= 2)
+        with urllib.request.urlopen(server.url + "camera.jpg", timeout=3) as response:
+            assert response.headers["Content-Type"] == "image/jpeg"
+            first = response.read()
+        assert first[:2] == b"\xff\xd8" and 1000 < len(first) < 60_000
+        with urllib.request.urlopen(server.url + "camera.jpg", timeout=3) as response:
+            assert response.read() == first, "a second request within 2 s gets the same picture"
+        assert _api(server)["gate"]["camera"]["snapshot"] is True
+        page.goto(server.url)
+        page.locator("#camera-snapshot-button").click()
+        expect(page.locator("#camera-snapshot")).to_be_visible()
+        page.wait_for_function("() => document.getElementById('camera-snapshot').naturalWidth === 320")
+    finally:
+        gate.stop()
+
+
+def test_without_the_setting_there_is_no_camera_picture(camera_gate: tuple[Gate, CameraScanner]) -> None:
+    gate, _ = camera_gate
+    server = gate.status_server
+    assert isinstance(server, StatusServer)
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(server.url + "camera.jpg", timeout=3)
+    assert missing.value.code == 404
+    assert _api(server)["gate"]["camera"]["snapshot"] is False
