@@ -48,8 +48,8 @@ CENTRAL_MODULES = ("central", "flask", "peewee", "werkzeug", "jinja2", "babel", 
                    "gunicorn", "PIL", "segno", "numpy", "cv2", "zxingcpp", "pyzbar", "devtools")
 # Modules that come from Raspberry Pi OS's apt packages, never from pip (README "Installing a gate").
 APT_ONLY = {"picamera2": "python3-picamera2", "libcamera": "python3-libcamera"}
-# gate/camera/synthetic.py draws codes for tests and benchmarks; a running gate never imports it.
-TEST_TOOLING = {"gate/camera/synthetic.py"}
+# gate/camera/synthetic.py and hard_frames.py draw codes for tests and benchmarks; a running gate never imports them.
+TEST_TOOLING = {"gate/camera/synthetic.py", "gate/camera/hard_frames.py"}
 # Requirements with no aarch64 wheel on the index that build from source on a Pi (README "Installing a gate":
 # gcc, python3-dev and linux-libc-dev from apt).
 SOURCE_BUILDS = {"evdev"}

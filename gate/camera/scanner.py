@@ -76,19 +76,12 @@ class Deduplicator:
 
 
 def encode_jpeg(gray: np.ndarray, quality: int = 60) -> bytes | None:
-    """``gray`` (2-D uint8) as JPEG bytes with OpenCV, else Pillow; None when neither is installed."""
+    """``gray`` (2-D uint8) as JPEG bytes with OpenCV; None where OpenCV is not installed (a Pi camera gate
+    with the ``camera`` extra alone)."""
     try:
         import cv2
     except ImportError:
-        try:
-            import io
-
-            from PIL import Image
-        except ImportError:
-            return None
-        out = io.BytesIO()
-        Image.fromarray(gray).save(out, format="JPEG", quality=quality)
-        return out.getvalue()
+        return None
     ok, data = cv2.imencode(".jpg", gray, [cv2.IMWRITE_JPEG_QUALITY, quality])
     return bytes(data.tobytes()) if ok else None
 
@@ -291,7 +284,7 @@ class CameraScanner(Scanner):
 
     def snapshot_jpeg(self, quality: int = 60) -> bytes | None:
         """The last frame read, grayscale at half size, as a small JPEG; None before the first frame, for a
-        frame that cannot be shown, or without a JPEG encoder (OpenCV, else Pillow)."""
+        frame that cannot be shown, or without OpenCV to encode it (``webcam`` extra)."""
         frame = self._last_frame
         if frame is None:
             return None
