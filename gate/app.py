@@ -128,6 +128,7 @@ class Gate:
         self.retention: OutboxRetention | None = None
         self.status_server: StatusServer | None = None
         self._scanner_watch = ScannerWatch(clock)
+        self.scanner_watch = self._scanner_watch
         self._started = False
         self._stopped = threading.Event()
 
@@ -168,7 +169,9 @@ class Gate:
         self.cycle.start()
         self.commands.start()  # restores a persisted lockdown/release before the first scan
         if self.config.status.enabled:
-            self.status_server = start_status_server(self, self.config.status.listen, self.config.status.port)
+            snapshot = self.camera_snapshot if self.config.status.camera_snapshot else None
+            self.status_server = start_status_server(self, self.config.status.listen, self.config.status.port,
+                                                     snapshot)
         if self.scanner is None:
             self.scanner = build_scanner(self.config.scanner)
         self.scanner.start(self.on_scan)
@@ -284,6 +287,11 @@ class Gate:
     def status_view(self) -> GateView:
         """A snapshot of the gate for the guard's status page."""
         return gate_view(self)
+
+    def camera_snapshot(self) -> bytes | None:
+        """The camera's last frame as a small JPEG for the guard's page; None without a camera or a frame."""
+        take = getattr(self.scanner, "snapshot_jpeg", None)
+        return take() if take is not None else None
 
     def scanner_state(self) -> ScannerState:
         """The code reader's state for the status page: (status, since, detail); see :class:`ScannerWatch`."""

@@ -223,7 +223,8 @@ SCANNER_KEYS: dict[str, set[str]] = {
     "stdin": _COMMON_SCANNER_KEYS | {"prefix", "suffix"},
     "hid": _COMMON_SCANNER_KEYS | {"device", "vendor", "product", "keymap", "grab", "tab_terminates",
                                    "stuck_key_ms", "prefix", "suffix"},
-    "camera": _COMMON_SCANNER_KEYS | {"camera", "device", "decoder", "dedup_ms", "width", "height"},
+    "camera": _COMMON_SCANNER_KEYS | {"camera", "device", "decoder", "dedup_ms", "width", "height", "symbologies",
+                                      "passes", "alternate_passes"},
 }
 DEFAULT_SERIAL_DEVICE = "/dev/ttyACM0"
 
@@ -259,6 +260,10 @@ class ScannerSection(_Section):
     dedup_ms: Annotated[int, Field(ge=0, le=600_000)] = 2000
     width: Annotated[int, Field(ge=16, le=4096)] = 640
     height: Annotated[int, Field(ge=16, le=4096)] = 480
+    symbologies: Annotated[list[Literal["qr", "code128"]], Field(min_length=1)] = ["qr", "code128"]
+    passes: Annotated[list[Literal["raw", "denoise", "global", "upscale"]], Field(min_length=1)] = [
+        "raw", "denoise"]
+    alternate_passes: bool = False
 
     @model_validator(mode="after")
     def _keys_fit_type(self) -> ScannerSection:
@@ -274,6 +279,8 @@ class ScannerSection(_Section):
                 problems.append(("device", "give device or vendor + product, not both"))
         if self.type == "camera" and self.camera in ("images", "video") and not self.device:
             problems.append(("device", f"required for camera {self.camera!r} (a path)"))
+        if len(set(self.passes)) != len(self.passes):
+            problems.append(("passes", "a pass may be named once"))
         if self.type == "camera" and self.camera == "picamera2" and self.device and not self.device.isdigit():
             problems.append(("device", 'a picamera2 camera is given by its number, e.g. "0"'))
         if problems:
@@ -335,11 +342,16 @@ class TurnstileSection(_Section):
 
 
 class StatusSection(_Section):
-    """``[status]``: the guard's status page (HTTP). ``listen = "0.0.0.0"`` to serve the LAN."""
+    """``[status]``: the guard's status page (HTTP). ``listen = "0.0.0.0"`` to serve the LAN.
+
+    ``camera_snapshot``: a camera gate's page may show the camera's last frame on demand (a small grayscale
+    picture, at most one every 2 s; it shows people, so it is off unless set).
+    """
 
     enabled: bool = True
     listen: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    camera_snapshot: bool = False
 
 
 class CommandsSection(_Section):

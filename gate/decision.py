@@ -113,7 +113,7 @@ def _decide(scan: str, cache: CacheView, now: datetime, site_id: str, direction:
         meeting_id, delegate_id = delegate.meeting_id, delegate.id
         meeting = cache.meeting(meeting_id)
     else:
-        result = verify_signed(scan.strip(), cache.public_keys(), now)
+        result = verify_signed(scan.strip(), cache.public_keys(), now, cache.short_public_keys())
         claims = result.claims
         if result.reason is not Reason.OK or claims is None:
             if result.reason in (Reason.NOT_YET_VALID, Reason.EXPIRED) and claims is not None:

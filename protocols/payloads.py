@@ -201,11 +201,16 @@ class DelegateEntry(_Payload):
 
 
 class KeyEntry(_Payload):
-    """A public signing key that gates trust for signed codes."""
+    """A public signing key that gates trust for signed codes.
+
+    ``public_key``: Ed25519 (version 1 codes); ``short_key``: secp256k1 (version 2 codes), None for a key
+    central has not derived one for (it then issues version 1 codes only).
+    """
 
     key_id: int = Field(ge=0, le=0xFFFF)
     public_key: Annotated[str, Field(max_length=64)]
     revoked: bool = False
+    short_key: Annotated[str, Field(max_length=64)] | None = None
 
 
 class Snapshot(_Payload):

@@ -48,8 +48,8 @@ CENTRAL_MODULES = ("central", "flask", "peewee", "werkzeug", "jinja2", "babel", 
                    "gunicorn", "PIL", "segno", "numpy", "cv2", "zxingcpp", "pyzbar", "devtools")
 # Modules that come from Raspberry Pi OS's apt packages, never from pip (README "Installing a gate").
 APT_ONLY = {"picamera2": "python3-picamera2", "libcamera": "python3-libcamera"}
-# gate/camera/synthetic.py draws codes for tests and benchmarks; a running gate never imports it.
-TEST_TOOLING = {"gate/camera/synthetic.py"}
+# gate/camera/synthetic.py and hard_frames.py draw codes for tests and benchmarks; a running gate never imports them.
+TEST_TOOLING = {"gate/camera/synthetic.py", "gate/camera/hard_frames.py"}
 # Requirements with no aarch64 wheel on the index that build from source on a Pi (README "Installing a gate":
 # gcc, python3-dev and linux-libc-dev from apt).
 SOURCE_BUILDS = {"evdev"}
@@ -356,7 +356,7 @@ def test_every_gate_requirement_has_an_aarch64_wheel(python_version: str, tmp_pa
 # the index and would build from source on the board (README "Installing a gate": not supported). cryptography
 # has armv7 wheels, but its cffi has none.
 ARMV7_PLATFORMS = ["linux_armv7l", "manylinux2014_armv7l", *(f"manylinux_2_{minor}_armv7l" for minor in range(17, 37))]
-ARMV7_WITHOUT_WHEELS = {"cffi", "numpy", "zxing-cpp", "opencv-python-headless"}
+ARMV7_WITHOUT_WHEELS = {"cffi", "coincurve", "numpy", "zxing-cpp", "opencv-python-headless"}
 ARMV7_NEEDS_THEM = {"cryptography"}
 
 

@@ -27,7 +27,7 @@ from central.core.errors import ConflictError, NotFoundError
 from central.core.models import SigningKey
 from central.core.signing import create_rotated_key, find_private_key, load_or_create_signing_key
 from protocols import payloads
-from protocols.codes import public_key_to_text
+from protocols.codes import public_key_to_text, short_private_key, short_public_key_to_text
 from protocols.reasons import Reason
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,22 @@ def state_of(row: SigningKey) -> KeyState:
     return KeyState.ACTIVE if row.active else KeyState.RETIRED
 
 
+def short_key_text(private_key: Ed25519PrivateKey) -> str:
+    """The short (secp256k1) public key of version 2 codes for ``private_key``, as gates receive it."""
+    return short_public_key_to_text(short_private_key(private_key).public_key)
+
+
+def _fill_short_key(row: SigningKey, private_key: Ed25519PrivateKey, now: datetime) -> None:
+    """Record the short public key of a key registered before it existed, and tell gates (``key_add``)."""
+    if row.short_public_key is not None:
+        return
+    with write_transaction():
+        row.short_public_key = short_key_text(private_key)
+        row.save()
+        append_change(payloads.KeyAdd(key=key_entry(row)), now)
+    log.info("signing key short public key recorded key_id=%s", row.key_id)
+
+
 def _next_key_id() -> int:
     last = SigningKey.select(peewee.fn.MAX(SigningKey.key_id)).scalar() or 0
     if last >= MAX_KEY_ID:
@@ -76,7 +92,8 @@ def register_signing_key(private_key: Ed25519PrivateKey, now: datetime) -> Activ
     with write_transaction():
         row = SigningKey.get_or_none(SigningKey.public_key == public_text)
         if row is None:
-            row = SigningKey.create(key_id=_next_key_id(), public_key=public_text, active=True, created_at=now)
+            row = SigningKey.create(key_id=_next_key_id(), public_key=public_text, active=True, created_at=now,
+                                    short_public_key=short_key_text(private_key))
             append_change(payloads.KeyAdd(key=key_entry(row)), now)
             log.info("signing key registered key_id=%s", row.key_id)
         if row.revoked_at is not None:
@@ -85,6 +102,7 @@ def register_signing_key(private_key: Ed25519PrivateKey, now: datetime) -> Activ
         if not row.active:
             row.active = True
             row.save()
+    _fill_short_key(row, private_key, now)
     return ActiveKey(key_id=row.key_id, private_key=private_key)
 
 
@@ -106,6 +124,7 @@ def active_key(key_file: Path, now: datetime, cache: dict[int, Ed25519PrivateKey
             raise RuntimeError(f"the private half of signing key {row.key_id} is missing beside {key_file}")
         if cache is not None:
             cache[row.key_id] = private
+    _fill_short_key(row, private, now)
     return ActiveKey(key_id=row.key_id, private_key=private)
 
 
@@ -127,7 +146,7 @@ def rotate(key_file: Path, actor: str, now: datetime) -> ActiveKey:
         with write_transaction():
             previous = SigningKey.get_or_none(SigningKey.active & SigningKey.revoked_at.is_null())
             row = SigningKey.create(key_id=_next_key_id(), public_key=public_key_to_text(private.public_key()),
-                                    active=True, created_at=now)
+                                    active=True, created_at=now, short_public_key=short_key_text(private))
             SigningKey.update(active=False).where(SigningKey.id != row.id).execute()
             append_change(payloads.KeyAdd(key=key_entry(row)), now)
             audit(actor, "signing_key.rotate", f"signing_key:{row.key_id}",
@@ -166,7 +185,8 @@ def revoke(key_file: Path, key_id: int, actor: str, now: datetime) -> SigningKey
 
 def key_entry(row: SigningKey) -> payloads.KeyEntry:
     """Return what a gate knows of a signing key."""
-    return payloads.KeyEntry(key_id=row.key_id, public_key=row.public_key, revoked=row.revoked_at is not None)
+    return payloads.KeyEntry(key_id=row.key_id, public_key=row.public_key, revoked=row.revoked_at is not None,
+                             short_key=row.short_public_key)
 
 
 def trusted_keys() -> list[payloads.KeyEntry]:

@@ -48,10 +48,15 @@ class BaseModel(peewee.Model):
 
 
 class SigningKey(BaseModel):
-    """An Ed25519 public key central signs codes with; only one is active (signing) at a time."""
+    """An Ed25519 public key central signs codes with; only one is active (signing) at a time.
+
+    ``short_public_key``: the secp256k1 public key derived from the same private key, for version 2 (short)
+    signed codes; null until central has loaded the private key (migration m0009).
+    """
 
     key_id = peewee.IntegerField(unique=True)
     public_key = peewee.CharField(max_length=64, unique=True)
+    short_public_key = peewee.CharField(max_length=64, null=True)
     active = peewee.BooleanField(default=True)
     revoked_at = UTCDateTimeField(null=True)
     created_at = UTCDateTimeField()

@@ -133,7 +133,7 @@ def assign_code(delegate: Delegate, active_key: ActiveKey | None, now: datetime)
     if active_key is not None:
         claims = SignedClaims(key_id=active_key.key_id, meeting_id=delegate.meeting_id, attendee_id=delegate.id,
                               valid_from=delegate.valid_from, valid_until=delegate.valid_until)
-        code = encode_signed(claims, active_key.private_key)
+        code = encode_signed(claims, active_key.private_key, version=2)  # version 1 when the claims do not fit
         delegate.code_hash = None
     else:
         code = generate_compact()

@@ -7,6 +7,9 @@
     camera = "picamera2"      # or "opencv" (USB webcam, V4L2), "images" (a folder), "video" (a file)
     device = "/dev/video0"    # opencv: index or device path; images/video: path; picamera2: camera number
     decoder = "zxing"         # or "pyzbar"
+    symbologies = ["qr", "code128"]   # e.g. ["qr"] for a QR-only site
+    passes = ["raw", "denoise"]       # zxing: passes in order until one reads a code (+ "global", "upscale")
+    alternate_passes = false  # zxing: passes after the second run one per frame in turn
     dedup_ms = 2000           # a code in view is emitted once; again after this long out of view
     width = 640
     height = 480
@@ -19,11 +22,22 @@ alone (the ``camera`` extra; ``webcam`` adds OpenCV, ``zbar`` adds pyzbar).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from protocols.codes import MAX_SCAN_LENGTH
 
-from .decoders import BarcodeDecoder, PyzbarDecoder, ZxingDecoder, build_decoder, to_gray
+from .decoders import (
+    DEFAULT_PASSES,
+    DEFAULT_SYMBOLOGIES,
+    BarcodeDecoder,
+    PassName,
+    PyzbarDecoder,
+    Symbology,
+    ZxingDecoder,
+    build_decoder,
+    to_gray,
+)
 from .scanner import CameraScanner, CameraState, Deduplicator, validate_text
 from .sources import (
     FrameSource,
@@ -85,6 +99,9 @@ def build_camera_scanner(
     width: int = 640,
     height: int = 480,
     max_length: int = MAX_SCAN_LENGTH,
+    symbologies: Sequence[Symbology] = DEFAULT_SYMBOLOGIES,
+    passes: Sequence[PassName] = DEFAULT_PASSES,
+    alternate_passes: bool = False,
 ) -> CameraScanner:
     """Build a camera scanner from the ``[scanner]`` keys above; ``ValueError`` for a bad value."""
     if not 0 <= dedup_ms <= 600_000:
@@ -93,5 +110,7 @@ def build_camera_scanner(
         raise ValueError("width and height must be between 16 and 4096")
     source = build_source(camera, device, width, height)
     return CameraScanner(
-        source, build_decoder(decoder), dedup_window_s=dedup_ms / 1000, max_length=max_length
+        source,
+        build_decoder(decoder, symbologies, passes, alternate_passes),
+        dedup_window_s=dedup_ms / 1000, max_length=max_length
     )

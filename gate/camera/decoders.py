@@ -1,9 +1,16 @@
-"""Barcode decoders for camera frames: zxing-cpp (the default) and pyzbar, behind one small interface.
+"""Barcode decoders for camera frames: zxing-cpp in passes (the default) and pyzbar, behind one small interface.
 
 ``BarcodeDecoder.decode(frame) -> list[str]`` returns the text of every QR code and Code128 barcode in a
 frame, in the order found, without duplicates. Only text is returned: a symbol whose bytes are not valid
 UTF-8 is skipped (and logged at debug level). A frame that is not a ``uint8`` grayscale/BGR/BGRA array
 raises ``ValueError``.
+
+:class:`ZxingDecoder` reads a frame in passes, each only when the earlier ones found nothing (:data:`PASSES`):
+``raw`` (the frame as it is: small and distant codes keep their 1-2 px modules), ``denoise`` (a 3x3 Gaussian
+first: what rescues low light and sensor noise), ``global`` (zxing-cpp's GlobalHistogram binariser, another
+threshold) and ``upscale`` (the frame enlarged twice with a sharp cubic kernel: small codes). The default is
+``raw`` then ``denoise``; with ``alternate`` the passes after the second run one per frame in turn, since a
+code held up stays in view for many frames. Measured in ``benchmarks/camera_decode.py``.
 """
 
 from __future__ import annotations
@@ -20,6 +27,9 @@ log = logging.getLogger(__name__)
 Symbology = Literal["qr", "code128"]
 DEFAULT_SYMBOLOGIES: tuple[Symbology, ...] = ("qr", "code128")
 DECODER_NAMES = ("zxing", "pyzbar")
+PassName = Literal["raw", "denoise", "global", "upscale"]
+PASSES: tuple[PassName, ...] = ("raw", "denoise", "global", "upscale")
+DEFAULT_PASSES: tuple[PassName, ...] = ("raw", "denoise")
 
 
 def to_gray(frame: Any) -> np.ndarray:
@@ -62,6 +72,19 @@ def denoise_frame(gray: np.ndarray) -> np.ndarray:
     return smoothed
 
 
+def upscale_frame(gray: np.ndarray) -> np.ndarray:
+    """Return ``gray`` enlarged twice in each direction with a sharp cubic kernel (OpenCV when present).
+
+    Without OpenCV (a Pi camera gate) the pixels are repeated, which still gives zxing-cpp's detector twice
+    the samples per module.
+    """
+    try:
+        import cv2
+    except ImportError:
+        return np.ascontiguousarray(np.repeat(np.repeat(gray, 2, axis=0), 2, axis=1))
+    return np.asarray(cv2.resize(gray, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC), dtype=np.uint8)
+
+
 def _texts(payloads: Iterable[bytes], decoder: str) -> list[str]:
     """Decode symbol payloads as UTF-8, dropping undecodable and repeated ones, keeping order."""
     texts: list[str] = []
@@ -87,10 +110,14 @@ class BarcodeDecoder(ABC):
 
 
 class ZxingDecoder(BarcodeDecoder):
-    """zxing-cpp (``zxingcpp.read_barcodes``): robust to blur, tilt and low contrast, and fast.
+    """zxing-cpp (``zxingcpp.read_barcodes``) in passes: robust to blur, tilt and low contrast, and fast.
 
-    ``try_invert`` also finds light-on-dark codes (phones in dark mode) at some cost in speed;
-    ``try_rotate``/``try_downscale`` are zxing-cpp's own options.
+    ``passes`` (see :data:`PASSES`) run in order until one finds a code; ``alternate`` runs the passes after
+    the second one per frame in turn. ``try_invert`` also finds light-on-dark codes (phones in dark mode);
+    ``try_rotate``/``try_downscale`` are zxing-cpp's own options, used by the first pass (later passes look
+    for QR codes again, which need no rotation, and Code 128 is read upright or sideways by the first).
+    ``denoise=False`` is the old single pass without the 3x3 Gaussian, ``denoise=True`` with it (both kept
+    for the benchmark's comparison with the single-pass decoder of before); ``passes`` overrides them.
     """
 
     name = "zxing"
@@ -101,7 +128,9 @@ class ZxingDecoder(BarcodeDecoder):
         try_rotate: bool = True,
         try_downscale: bool = True,
         try_invert: bool = True,
-        denoise: bool = True,
+        denoise: bool | None = None,
+        passes: Sequence[PassName] | None = None,
+        alternate: bool = False,
     ) -> None:
         import zxingcpp
 
@@ -109,19 +138,59 @@ class ZxingDecoder(BarcodeDecoder):
         unknown = [s for s in symbologies if s not in mapping]
         if unknown or not symbologies:
             raise ValueError(f"unsupported symbologies {unknown or symbologies}; use {sorted(mapping)}")
+        if passes is None:
+            passes = DEFAULT_PASSES if denoise is None else ("denoise",) if denoise else ("raw",)
+        bad = [p for p in passes if p not in PASSES]
+        if bad or not passes or len(set(passes)) != len(passes):
+            raise ValueError(f"bad passes {list(passes)}; use distinct names among {', '.join(PASSES)}")
         self._zxing = zxingcpp
+        self.symbologies = tuple(symbologies)
         self._formats = zxingcpp.BarcodeFormats([mapping[s] for s in symbologies])
         self._try_rotate, self._try_downscale, self._try_invert = try_rotate, try_downscale, try_invert
-        self.denoise = denoise
+        self.passes: tuple[PassName, ...] = tuple(passes)
+        self.alternate = alternate
+        self._turn = 0
+        self.pass_hits: dict[str, int] = dict.fromkeys(self.passes, 0)
+        """How many frames each pass decoded (for the benchmark and the guard's page)."""
+
+    def _read(self, gray: np.ndarray, first: bool, binarizer: Any = None) -> list[str]:
+        options: dict[str, Any] = {"formats": self._formats, "try_invert": self._try_invert}
+        if first:
+            options.update(try_rotate=self._try_rotate, try_downscale=self._try_downscale)
+        else:
+            options.update(try_rotate=False, try_downscale=self._try_downscale)
+        if binarizer is not None:
+            options["binarizer"] = binarizer
+        results = self._zxing.read_barcodes(gray, **options)
+        return _texts((r.bytes for r in results if r.valid), self.name)
+
+    def _run_pass(self, name: PassName, gray: np.ndarray, first: bool) -> list[str]:
+        if name == "raw":
+            return self._read(gray, first)
+        if name == "denoise":
+            return self._read(denoise_frame(gray), first)
+        if name == "global":
+            return self._read(gray, first, self._zxing.Binarizer.GlobalHistogram)
+        return self._read(upscale_frame(gray), first)
+
+    def schedule(self) -> tuple[PassName, ...]:
+        """The passes the next frame gets: all of them, or with ``alternate`` the first two and one more."""
+        if not self.alternate or len(self.passes) <= 2:
+            return self.passes
+        extra = self.passes[2:]
+        chosen = extra[self._turn % len(extra)]
+        self._turn += 1
+        return (*self.passes[:2], chosen)
 
     def decode(self, frame: np.ndarray) -> list[str]:
-        """Return the texts of the QR codes and Code128 barcodes in ``frame``."""
+        """Return the texts of the codes in ``frame``, from the first pass that finds any."""
         gray = to_gray(frame)
-        if self.denoise:
-            gray = denoise_frame(gray)
-        results = self._zxing.read_barcodes(gray, formats=self._formats, try_rotate=self._try_rotate,
-                                            try_downscale=self._try_downscale, try_invert=self._try_invert)
-        return _texts((r.bytes for r in results if r.valid), self.name)
+        for index, name in enumerate(self.schedule()):
+            texts = self._run_pass(name, gray, first=index == 0)
+            if texts:
+                self.pass_hits[name] += 1
+                return texts
+        return []
 
 
 class PyzbarDecoder(BarcodeDecoder):
@@ -192,11 +261,17 @@ class PyzbarDecoder(BarcodeDecoder):
 
 
 def build_decoder(
-    name: str = "zxing", symbologies: Sequence[Symbology] = DEFAULT_SYMBOLOGIES
+    name: str = "zxing",
+    symbologies: Sequence[Symbology] = DEFAULT_SYMBOLOGIES,
+    passes: Sequence[PassName] = DEFAULT_PASSES,
+    alternate: bool = False,
 ) -> BarcodeDecoder:
-    """Return the decoder called ``name`` ("zxing" or "pyzbar"); ``ValueError`` for another name."""
+    """Return the decoder called ``name`` ("zxing" or "pyzbar"); ``ValueError`` for another name.
+
+    ``passes`` and ``alternate`` are zxing-cpp's (see :class:`ZxingDecoder`); pyzbar reads in one pass.
+    """
     if name == "zxing":
-        return ZxingDecoder(symbologies)
+        return ZxingDecoder(symbologies, passes=passes, alternate=alternate)
     if name == "pyzbar":
         return PyzbarDecoder(symbologies)
     raise ValueError(f"unknown decoder {name!r}; use one of {', '.join(DECODER_NAMES)}")

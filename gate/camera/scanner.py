@@ -5,6 +5,11 @@ once, and again only after it has been out of sight for ``dedup_window_s`` secon
 through at once. A camera that disappears (``read`` returns None or raises, ``open`` fails) is reported
 through ``state`` ("lost" with the time since when, and a log line) and re-opened with exponential backoff;
 the thread never dies of it, nor of a failing decoder or scan handler.
+
+A bad frame (the wrong type or size, garbage from the camera, a decoder that raises) is dropped and counted
+(``frames_dropped``); so is a frame whose height and width differ from the first one's since the camera
+opened. Drops are logged at most once a minute (:data:`DROP_LOG_INTERVAL_S`, on the injected clock) with the
+number dropped since the last line.
 """
 
 from __future__ import annotations
@@ -16,15 +21,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 from gate.scanners.base import ScanCallback, ScanEvent, Scanner
 from protocols.codes import MAX_SCAN_LENGTH
 from protocols.reasons import Reason
 
-from .decoders import BarcodeDecoder, ZxingDecoder
+from .decoders import BarcodeDecoder, ZxingDecoder, to_gray
 from .sources import Frame, FrameSource
 
 log = logging.getLogger(__name__)
 
+DROP_LOG_INTERVAL_S = 60.0
 CameraStatus = Literal["starting", "ok", "lost", "ended", "closed"]
 
 
@@ -65,6 +73,17 @@ class Deduplicator:
     def reset(self) -> None:
         """Forget every code (a different camera, a restart)."""
         self._last_seen.clear()
+
+
+def encode_jpeg(gray: np.ndarray, quality: int = 60) -> bytes | None:
+    """``gray`` (2-D uint8) as JPEG bytes with OpenCV; None where OpenCV is not installed (a Pi camera gate
+    with the ``camera`` extra alone)."""
+    try:
+        import cv2
+    except ImportError:
+        return None
+    ok, data = cv2.imencode(".jpg", gray, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return bytes(data.tobytes()) if ok else None
 
 
 def validate_text(text: str, source: str, now: float, max_length: int = MAX_SCAN_LENGTH) -> ScanEvent:
@@ -115,6 +134,20 @@ class CameraScanner(Scanner):
         self.frames_with_codes = 0
         self.events = 0
         self.opens = 0
+        self.frames_dropped = 0
+        self.last_decode_at: float | None = None
+        """Clock time of the last frame in which a code was read (None before the first)."""
+        self._frame_shape: tuple[int, ...] | None = None  # the size of the camera's first frame since it opened
+        self._drop_logged_at: float | None = None
+        self._last_frame: Frame | None = None
+        self._rate_mark: tuple[float, int] | None = None  # (clock, frames) at the start of the rate window
+        self._rate = 0.0
+        self._drops_unlogged = 0
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The monotonic clock the scanner's times (``state.since``, ``last_decode_at``) are on."""
+        return self._clock
 
     @property
     def state(self) -> CameraState:
@@ -194,6 +227,7 @@ class CameraScanner(Scanner):
                         continue
                     opened = True
                     self.opens += 1
+                    self._frame_shape = None
                 try:
                     frame = self.source.read()
                 except Exception as exc:
@@ -219,17 +253,68 @@ class CameraScanner(Scanner):
             self._close_source()
             self.finished.set()
 
+    RATE_WINDOW_S = 2.0
+
+    def frame_rate(self) -> float:
+        """Frames per second over the last completed window of about two seconds (0.0 before the first)."""
+        return self._rate
+
+    def _count_frame(self) -> None:
+        """Count a frame read (decoded or dropped) and roll the frame-rate window."""
+        self.frames += 1
+        now = self._clock()
+        if self._rate_mark is None:
+            self._rate_mark = (now, self.frames)
+        elif now - self._rate_mark[0] >= self.RATE_WINDOW_S:
+            self._rate = (self.frames - self._rate_mark[1]) / (now - self._rate_mark[0])
+            self._rate_mark = (now, self.frames)
+
+    def _drop(self, why: str) -> None:
+        """Count a dropped frame; log it unless a drop was logged less than a minute ago."""
+        self.frames_dropped += 1
+        self._drops_unlogged += 1
+        now = self._clock()
+        if self._drop_logged_at is not None and now - self._drop_logged_at < DROP_LOG_INTERVAL_S:
+            return
+        log.warning(
+            "camera source=%s decoder=%s dropped %d frame(s) (%d in all); last: %s",
+            self.source_name, self.decoder.name, self._drops_unlogged, self.frames_dropped, why,
+        )
+        self._drop_logged_at, self._drops_unlogged = now, 0
+
+    def snapshot_jpeg(self, quality: int = 60) -> bytes | None:
+        """The last frame read, grayscale at half size, as a small JPEG; None before the first frame, for a
+        frame that cannot be shown, or without OpenCV to encode it (``webcam`` extra)."""
+        frame = self._last_frame
+        if frame is None:
+            return None
+        try:
+            small = to_gray(frame)[::2, ::2].copy()
+        except ValueError:
+            return None
+        return encode_jpeg(small, quality)
+
     def _handle_frame(self, frame: Frame, on_scan: ScanCallback) -> None:
+        self._last_frame = frame
+        shape = getattr(frame, "shape", None)
+        if isinstance(shape, tuple):
+            shape = shape[:2]  # (height, width): a source may mix grayscale and colour frames
+            if self._frame_shape is None:
+                self._frame_shape = shape
+            elif shape != self._frame_shape:
+                self._drop(f"frame of shape {shape}, the camera gave {self._frame_shape}")
+                self._count_frame()
+                return
         try:
             texts = self.decoder.decode(frame)
-        except Exception:
-            log.exception(
-                "camera source=%s decoder=%s failed on a frame", self.source_name, self.decoder.name
-            )
-            texts = []
+        except Exception as exc:
+            self._drop(f"{type(exc).__name__}: {exc}")
+            self._count_frame()
+            return
         if texts:
             self.frames_with_codes += 1
             now = self._clock()
+            self.last_decode_at = now
             for text in self.dedup.filter(texts, now):
                 event = validate_text(text, self.source_name, now, self.max_length)
                 self.events += 1
@@ -237,4 +322,4 @@ class CameraScanner(Scanner):
                     on_scan(event)
                 except Exception:
                     log.exception("scan handler failed; camera scanner keeps reading")
-        self.frames += 1  # last: a reader of `frames` knows this frame's events were delivered
+        self._count_frame()  # last: a reader of `frames` knows this frame's events were delivered

@@ -43,8 +43,11 @@ def sample_compact_codes(count: int, seed: int = 0) -> list[str]:
     return codes[:count]
 
 
-def sample_signed_code(seed: int = 0, attendee_id: int = 4242) -> str:
-    """Return a genuine signed code (136 characters, "VR1:...") made with a key derived from ``seed``."""
+def sample_signed_code(seed: int = 0, attendee_id: int = 4242, version: int = 1) -> str:
+    """Return a genuine signed code made with a key derived from ``seed``.
+
+    Version 1: 136 characters, "VR1:..."; version 2: 149 digits (see ``protocols.codes.signed_short``).
+    """
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     key = Ed25519PrivateKey.from_private_bytes(np.random.default_rng(seed).bytes(32))
@@ -56,7 +59,7 @@ def sample_signed_code(seed: int = 0, attendee_id: int = 4242) -> str:
         valid_from=start,
         valid_until=start + timedelta(hours=10),
     )
-    return encode_signed(claims, key)
+    return encode_signed(claims, key, version=version)
 
 
 def qr_matrix(text: str) -> np.ndarray:
@@ -243,19 +246,18 @@ def render_code_frame(
     return _camera(rng, _composite(background, canvas, corners, dst), color, blur)
 
 
-def render_empty_frame(seed: int, kind: EmptyKind = "noise", color: bool = False) -> np.ndarray:
-    """Return a 640x480 frame with no code: noise, a gradient, print, stripes or a phone without a code."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
+def empty_scene(rng: np.random.Generator, kind: str) -> np.ndarray:
+    """A scene without a code (float, 640x480) for ``kind``: noise, gradient, text, stripes, or any other kind:
+    a phone showing no code."""
     if kind == "noise":
-        img = rng.normal(128, rng.uniform(20, 60), (HEIGHT, WIDTH)).astype(np.float32)
-    elif kind == "gradient":
-        img = _scene(rng)
-    elif kind == "text":
+        return rng.normal(128, rng.uniform(20, 60), (HEIGHT, WIDTH)).astype(np.float32)
+    if kind == "gradient":
+        return _scene(rng)
+    if kind == "text":
         img = np.full((HEIGHT, WIDTH), rng.uniform(190, 240), np.float32)
         _text_lines(img, rng, (20, 10, WIDTH - 20, HEIGHT - 10), rng.uniform(10, 60))
-    elif kind == "stripes":
+        return img
+    if kind == "stripes":
         img = _scene(rng)
         x = int(rng.integers(20, 100))
         y0, y1 = int(rng.integers(40, 200)), int(rng.integers(260, 440))
@@ -264,11 +266,19 @@ def render_empty_frame(seed: int, kind: EmptyKind = "noise", color: bool = False
             if rng.random() < 0.5:
                 img[y0:y1, x : x + w] = rng.uniform(10, 40)
             x += w
-    else:
-        background = _scene(rng)
-        canvas, corners = _phone(rng, None)
-        side = rng.uniform(150, 240)
-        img = _composite(background, canvas, corners, _place(rng, corners, (side, side), 0.08, 25))
+        return img
+    background = _scene(rng)
+    canvas, corners = _phone(rng, None)
+    side = rng.uniform(150, 240)
+    return _composite(background, canvas, corners, _place(rng, corners, (side, side), 0.08, 25))
+
+
+def render_empty_frame(seed: int, kind: EmptyKind = "noise", color: bool = False) -> np.ndarray:
+    """Return a 640x480 frame with no code: noise, a gradient, print, stripes or a phone without a code."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    img = empty_scene(rng, kind)
     return _camera(rng, cv2.GaussianBlur(img, (0, 0), 0.8), color)
 
 

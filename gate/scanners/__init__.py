@@ -51,6 +51,9 @@ def build_scanner(config: ScannerSection) -> Scanner:
             width=config.width,
             height=config.height,
             max_length=config.max_length,
+            symbologies=config.symbologies,
+            passes=config.passes,
+            alternate_passes=config.alternate_passes,
         )
     from .serial import SerialScanner
 

@@ -41,6 +41,24 @@ class ScanView:
 
 
 @dataclass(frozen=True)
+class CameraView:
+    """A camera gate's reader: frames/s, frames read and dropped, the last decode and the last refusal.
+
+    ``last_decode``: when a code was last read in a frame. ``refused_reason`` / ``refused_at``: the last code
+    seen but refused (a reason code such as "expired"), None when the last scan was let through.
+    """
+
+    frames_per_s: float
+    frames: int
+    dropped: int
+    last_decode: datetime | None
+    refused_reason: Reason | None = None
+    refused_at: datetime | None = None
+    snapshot: bool = False
+    """The page may fetch ``/camera.jpg`` (``[status] camera_snapshot``)."""
+
+
+@dataclass(frozen=True)
 class GateView:
     """The gate's state at one moment.
 
@@ -53,6 +71,7 @@ class GateView:
     is behind central (a gap in the change stream, or central unreachable at start-up) and is fetching a
     snapshot; the page then says "not synced since ``synced_at``" even while the broker is connected.
     ``mode``: set by central's commands: "normal", "lockdown" (every scan refused) or "release" (held open).
+    ``camera``: set on a camera gate (:class:`CameraView`).
     """
 
     gate_id: str
@@ -73,6 +92,26 @@ class GateView:
     scanner_since: datetime | None = None
     sync_pending: bool = False
     mode: str = GateMode.NORMAL
+    camera: CameraView | None = None
+
+
+def camera_to_json(camera: CameraView | None, now: datetime | None) -> dict[str, Any] | None:
+    """The camera's part of the page's JSON, None on a gate without a camera."""
+    if camera is None:
+        return None
+    reason = camera.refused_reason
+    return {
+        "frames_per_s": round(camera.frames_per_s, 1),
+        "frames": int(camera.frames),
+        "dropped": int(camera.dropped),
+        "last_decode": iso_utc(camera.last_decode),
+        "last_decode_local": local_time(camera.last_decode, now),
+        "refused_reason": None if reason is None else str(reason),
+        "refused_reason_vi": None if reason is None else describe(reason),
+        "refused_reason_en": None if reason is None else describe(reason, "en"),
+        "refused_at_local": local_time(camera.refused_at, now),
+        "snapshot": bool(camera.snapshot),
+    }
 
 
 @runtime_checkable
@@ -165,6 +204,7 @@ def to_json(view: GateView, now: datetime | None = None) -> dict[str, Any]:
             "scanner_since_local": local_time(view.scanner_since, now),
             "outbox_pending": int(view.outbox_pending),
             "mode": view.mode,
+            "camera": camera_to_json(view.camera, now),
         },
         "last": scans[0] if scans else None,
         "recent": scans,

@@ -43,6 +43,7 @@ main{max-width:960px;margin:0 auto;padding:.6rem}
 #error{background:#ffe08a;color:#3d2e00}
 @keyframes pulse{from{opacity:1}to{opacity:.75}}
 [hidden]{display:none!important}
+#camera-snapshot{display:block;max-width:100%;margin-top:.5em}
 header{display:flex;flex-wrap:wrap;align-items:baseline;justify-content:space-between;gap:.3rem .8rem;
 margin-bottom:.6rem}
 header h1{margin:0;font-size:1.35rem}
@@ -109,6 +110,10 @@ border-left:.4rem solid #6b7280;display:grid;grid-template-columns:auto 1fr;gap:
 <div class="detail" id="sync"></div></div>
 <div class="card" id="card-scanner"><div class="label">Đầu đọc</div><div class="value" id="scanner"></div>
 <div class="detail" id="scanner-detail"></div></div>
+<div class="card" id="card-camera" hidden><div class="label">Camera</div><div class="value" id="camera"></div>
+<div class="detail" id="camera-decode"></div><div class="detail" id="camera-refused"></div>
+<button type="button" id="camera-snapshot-button" hidden>Xem ảnh camera<span class="en"> Camera picture</span></button>
+</div>
 <div class="card" id="card-turnstile"><div class="label">Cửa xoay</div><div class="value" id="turnstile"></div>
 </div>
 <div class="card" id="card-outbox"><div class="label">Chờ gửi về trung tâm</div><div class="value" id="outbox">
@@ -203,6 +208,33 @@ border-left:.4rem solid #6b7280;display:grid;grid-template-columns:auto 1fr;gap:
       list.appendChild(item);
     });
   }
+  function renderCamera(c) {
+    $("card-camera").hidden = !c;
+    if (!c) { return; }
+    bilingual($("camera"), c.frames_per_s + " hình/giây", c.frames_per_s + " frames/s"
+      + (c.dropped ? " · " + c.dropped + " dropped" : ""));
+    var seen = c.last_decode_local ? hm(c.last_decode_local) : "";
+    bilingual($("camera-decode"), seen ? "Đọc được mã lúc " + seen : "Chưa đọc được mã nào",
+      seen ? "Last code read at " + seen : "No code read yet");
+    var refused = $("camera-refused");
+    refused.textContent = "";
+    if (c.refused_reason) {
+      bilingual(refused, "Thấy mã nhưng từ chối: " + c.refused_reason_vi + " (" + hm(c.refused_at_local) + ")",
+        "Code seen but refused: " + c.refused_reason_en);
+    }
+    $("camera-snapshot-button").hidden = !c.snapshot;
+    setCard("card-camera", c.frames_per_s < 5 || c.dropped > c.frames / 2 ? "warn" : "");
+  }
+  $("camera-snapshot-button").addEventListener("click", function () {
+    var img = $("camera-snapshot");  // made on the first click: no picture is fetched unless asked for
+    if (!img) {
+      img = el("img");
+      img.id = "camera-snapshot";
+      img.alt = "Ảnh camera / Camera picture";
+      $("card-camera").appendChild(img);
+    }
+    img.src = "/camera.jpg?t=" + Date.now();
+  });
   function renderGate(g) {
     var dir = DIRECTION[g.direction] || [g.direction, ""];
     $("gate-name").textContent = (g.name || g.id) + " · " + dir[0];
@@ -230,6 +262,7 @@ border-left:.4rem solid #6b7280;display:grid;grid-template-columns:auto 1fr;gap:
     bilingual($("scanner"), sc[0] + (scSince ? " từ " + scSince : ""), sc[1] + (scSince ? " since " + scSince : ""));
     $("scanner-detail").textContent = g.scanner_detail || "";
     setCard("card-scanner", sc[2]);
+    renderCamera(g.camera);
     var ts = TURNSTILE[g.turnstile_state] || [g.turnstile_state, "", ""];
     bilingual($("turnstile"), ts[0], ts[1]);
     setCard("card-turnstile", g.emergency ? "bad" : ts[2]);

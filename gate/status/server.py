@@ -8,6 +8,10 @@ Routes:
 - ``GET /events`` Server-Sent Events: the JSON at connect and again whenever it changes (the source is polled
   every ``poll_interval`` seconds while a client is connected), a ``: keep-alive`` comment every
   ``keepalive`` seconds. At most ``max_clients`` streams at once; more get 503.
+- ``GET /camera.jpg`` the camera's last frame as a small grayscale JPEG, only when the gate was given a
+  ``snapshot`` provider (``[status] camera_snapshot = true``), else 404; a new picture at most every
+  ``SNAPSHOT_MIN_INTERVAL_S`` seconds (a request sooner gets the same one), 503 when there is no frame yet.
+  Never a stream: the guard asks for one picture to tell a dirty lens from an absent camera.
 
 Binds to loopback by default; pass ``host="0.0.0.0"`` to serve the LAN. Exceptions from the source are logged
 (once per failure spell) and shown on the page as an error state; nothing here raises into the gate except
@@ -20,6 +24,7 @@ import json
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -32,6 +37,7 @@ from .model import StatusSource, error_json, to_json
 from .page import render_page
 
 log = logging.getLogger(__name__)
+SNAPSHOT_MIN_INTERVAL_S = 2.0
 
 DISCONNECTS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
 
@@ -123,6 +129,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(code, "application/json; charset=utf-8", text.encode("utf-8"))
         elif path == "/events":
             self._events()
+        elif path == "/camera.jpg" and status.snapshot is not None:
+            picture = status.camera_picture()
+            if picture is None:
+                self._send(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain; charset=utf-8",
+                           "Chưa có hình / No frame yet\n".encode())
+            else:
+                self._send(HTTPStatus.OK, "image/jpeg", picture)
         else:
             self._send(HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8", "Không tìm thấy / Not found\n".encode())
 
@@ -135,7 +148,8 @@ class _Handler(BaseHTTPRequestHandler):
         if content_type.startswith("text/html"):
             self.send_header(
                 "Content-Security-Policy",
-                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "
+                "img-src 'self'",
             )
         self.end_headers()
         self.wfile.write(body)
@@ -211,6 +225,8 @@ class StatusServer:
         max_clients: int = 16,
         retry_ms: int = 2000,
         clock: Callable[[], datetime] = _utcnow,
+        snapshot: Callable[[], bytes | None] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.host = host
         self.port = port
@@ -224,6 +240,27 @@ class StatusServer:
         self._clients_lock = threading.Lock()
         self._httpd: _HTTPServer | None = None
         self._threads: list[threading.Thread] = []
+        self.snapshot = snapshot
+        self._monotonic = monotonic
+        self._picture: tuple[float, bytes] | None = None
+        self._picture_lock = threading.Lock()
+
+    def camera_picture(self) -> bytes | None:
+        """The camera's snapshot, taken anew at most every ``SNAPSHOT_MIN_INTERVAL_S`` seconds; None if none."""
+        if self.snapshot is None:
+            return None
+        with self._picture_lock:
+            now = self._monotonic()
+            if self._picture is not None and now - self._picture[0] < SNAPSHOT_MIN_INTERVAL_S:
+                return self._picture[1]
+            try:
+                picture = self.snapshot()
+            except Exception:
+                log.exception("camera snapshot failed")
+                picture = None
+            if picture is not None:
+                self._picture = (now, picture)
+            return picture
 
     @property
     def url(self) -> str:
@@ -299,11 +336,12 @@ class StatusServer:
         self.stop()
 
 
-def start_status_server(source: StatusSource, listen: str, port: int) -> StatusServer | None:
+def start_status_server(source: StatusSource, listen: str, port: int,
+                        snapshot: Callable[[], bytes | None] | None = None) -> StatusServer | None:
     """Start the guard's page for ``source``, or log why it cannot listen and return None: a status page that
-    cannot listen must not keep the turnstile down."""
+    cannot listen must not keep the turnstile down. ``snapshot``: the camera's picture on demand, if allowed."""
     try:
-        return StatusServer(source, listen, port).start()
+        return StatusServer(source, listen, port, snapshot=snapshot).start()
     except Exception as exc:
         log.error("status page not started listen=%s port=%d: %s", listen, port, exc)
         return None

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from protocols.payloads import GateMode
 
 from ..scanners import Scanner
-from .model import GateView, ScanView
+from .model import CameraView, GateView, ScanView
 
 if TYPE_CHECKING:
     from ..app import Gate
@@ -32,6 +32,10 @@ class ScannerWatch:
     def __init__(self, clock: Callable[[], datetime]) -> None:
         self._clock = clock
         self._status: tuple[str, float] | None = None
+
+    def wall_time(self, seconds_ago: float) -> datetime:
+        """The wall-clock time ``seconds_ago`` seconds before now (on the clock the page shows)."""
+        return self._clock() - timedelta(seconds=max(seconds_ago, 0.0))
 
     def state(self, scanner: Scanner | None) -> ScannerState:
         """The state of ``scanner`` now."""
@@ -62,6 +66,32 @@ def turnstile_label(gate: Gate) -> str:
     return state
 
 
+def camera_view(gate: Gate) -> CameraView | None:
+    """The camera's frames/s, drops, last decode and last refusal; None when the gate reads no camera.
+
+    The last refusal is the newest scan (not a manual open) if it was refused: a code seen but refused.
+    """
+    scanner = gate.scanner
+    frame_rate = getattr(scanner, "frame_rate", None)
+    if scanner is None or frame_rate is None:
+        return None
+    last_decode = None
+    decoded_at = getattr(scanner, "last_decode_at", None)
+    if decoded_at is not None:
+        monotonic = getattr(scanner, "clock", time.monotonic)
+        last_decode = gate.scanner_watch.wall_time(monotonic() - decoded_at)
+    scans = [r for r in gate.recent.snapshot() if not r.manual]
+    newest = max(scans, key=lambda r: r.at, default=None)
+    refused = newest if newest is not None and not newest.allowed else None
+    return CameraView(
+        frames_per_s=float(frame_rate()), frames=int(getattr(scanner, "frames", 0)),
+        dropped=int(getattr(scanner, "frames_dropped", 0)), last_decode=last_decode,
+        refused_reason=refused.reason if refused is not None else None,
+        refused_at=refused.at if refused is not None else None,
+        snapshot=bool(gate.config.status.camera_snapshot),
+    )
+
+
 def gate_view(gate: Gate) -> GateView:
     """A snapshot of ``gate`` for the guard's status page."""
     transport = gate.transport
@@ -82,6 +112,7 @@ def gate_view(gate: Gate) -> GateView:
         recent=[ScanView(at=r.at, allowed=r.allowed, reason=r.reason, name=r.name,
                          organisation=r.organisation, position=r.position, manual=r.manual,
                          outcome=r.outcome) for r in gate.recent],
+        camera=camera_view(gate),
     )
 
 

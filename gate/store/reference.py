@@ -13,9 +13,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+from coincurve import PublicKey as ShortPublicKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from protocols.codes import public_key_from_text
+from protocols.codes import public_key_from_text, short_public_key_from_text
 from protocols.payloads import (
     Change,
     DelegateEntry,
@@ -66,6 +67,9 @@ class CacheView(Protocol):
     def public_keys(self) -> dict[int, Ed25519PublicKey]:
         """The trusted (not revoked) signing keys by key id."""
 
+    def short_public_keys(self) -> dict[int, ShortPublicKey]:
+        """The trusted (not revoked) short keys (version 2 signed codes) by key id."""
+
     def has_entered(self, credential: str) -> bool:
         """True when a passage in with this credential was recorded (here or at another gate of the site)."""
 
@@ -95,6 +99,7 @@ class ReferenceData:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._keys: dict[int, Ed25519PublicKey] = {}
+        self._short_keys: dict[int, ShortPublicKey] = {}
         self._meetings: dict[int, MeetingEntry] | None = None
         self.reload()
 
@@ -186,10 +191,14 @@ class ReferenceData:
         """The trusted (not revoked) signing keys by key id, held in memory."""
         return self._keys
 
+    def short_public_keys(self) -> dict[int, ShortPublicKey]:
+        """The trusted (not revoked) short keys of version 2 signed codes by key id, held in memory."""
+        return self._short_keys
+
     def keys(self) -> list[KeyEntry]:
         """All cached key entries, revoked ones included."""
-        rows = self._db.fetch_all("SELECT key_id, public_key, revoked FROM signing_keys")
-        return [KeyEntry(key_id=k, public_key=p, revoked=bool(r)) for k, p, r in rows]
+        rows = self._db.fetch_all("SELECT key_id, public_key, revoked, short_key FROM signing_keys")
+        return [KeyEntry(key_id=k, public_key=p, revoked=bool(r), short_key=sk) for k, p, r, sk in rows]
 
     def delegate_count(self) -> int:
         """How many delegates are cached."""
@@ -197,14 +206,20 @@ class ReferenceData:
         return int(row[0]) if row is not None else 0
 
     def _load_keys(self) -> None:
-        rows = self._db.fetch_all("SELECT key_id, public_key FROM signing_keys WHERE revoked = 0")
+        rows = self._db.fetch_all("SELECT key_id, public_key, short_key FROM signing_keys WHERE revoked = 0")
         keys: dict[int, Ed25519PublicKey] = {}
-        for key_id, text in rows:
+        short_keys: dict[int, ShortPublicKey] = {}
+        for key_id, text, short_text in rows:
             try:
                 keys[key_id] = public_key_from_text(text)
             except Exception:
                 log.warning("signing key key_id=%d is not a valid Ed25519 public key; ignored", key_id)
-        self._keys = keys
+            if short_text:
+                try:
+                    short_keys[key_id] = short_public_key_from_text(short_text)
+                except ValueError:
+                    log.warning("signing key key_id=%d has an invalid short public key; ignored", key_id)
+        self._keys, self._short_keys = keys, short_keys
 
 
 def _apply_body(conn: sqlite3.Connection, body: object) -> None:
@@ -221,10 +236,10 @@ def _apply_body(conn: sqlite3.Connection, body: object) -> None:
     elif isinstance(body, MeetingUpsert):
         conn.execute(SQL_UPSERT_MEETING, meeting_row(body.meeting))
     elif isinstance(body, KeyAdd):
-        conn.execute(SQL_UPSERT_KEY, (body.key.key_id, body.key.public_key, int(body.key.revoked)))
+        conn.execute(SQL_UPSERT_KEY, (body.key.key_id, body.key.public_key, int(body.key.revoked), body.key.short_key))
     elif isinstance(body, KeyRevoke):
         updated = conn.execute("UPDATE signing_keys SET revoked = 1 WHERE key_id = ?", (body.key_id,)).rowcount
         if not updated:
-            conn.execute(SQL_UPSERT_KEY, (body.key_id, "", 1))
+            conn.execute(SQL_UPSERT_KEY, (body.key_id, "", 1, None))
     else:  # pragma: no cover - the payload model admits only the kinds above
         raise TypeError(f"unknown change body {type(body).__name__}")

@@ -15,7 +15,7 @@ from protocols.payloads import DelegateEntry, MeetingEntry
 MEETING_COLUMNS = ("id", "title", "scheme", "starts_at", "ends_at", "site_id", "venue", "status", "entry_policy")
 DELEGATE_COLUMNS = ("meeting_id", "delegate_id", "name", "organisation", "position", "code_hash", "valid_from",
                     "valid_until", "revoked")
-KEY_COLUMNS = ("key_id", "public_key", "revoked")
+KEY_COLUMNS = ("key_id", "public_key", "revoked", "short_key")
 
 
 def upsert_sql(table: str, columns: tuple[str, ...]) -> str:

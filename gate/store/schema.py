@@ -90,10 +90,16 @@ def _entry_times(conn: sqlite3.Connection) -> None:
     conn.execute('UPDATE "consumed" SET "entered_at" = "at" WHERE "entered" = 1 AND "entered_at" IS NULL')
 
 
+def _short_keys(conn: sqlite3.Connection) -> None:
+    """Each signing key's short (secp256k1) public key, for version 2 signed codes (null: none yet)."""
+    _add_missing_columns(conn, "signing_keys", {"short_key": "TEXT"})
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "reference data, outbox and passages", _reference_outbox_passages),
     Migration(2, "command log and gate mode", _command_log),
     Migration(3, "time of each credential's latest entry", _entry_times),
+    Migration(4, "short public keys of signing keys", _short_keys),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -138,8 +138,9 @@ class SnapshotStaging(ReferenceData):
                         # their index instead of splitting pages all over it (a shorter swap).
                         conn.execute(f"INSERT OR REPLACE INTO main.delegates ({delegate_columns}) "
                                      f"SELECT {delegate_columns} FROM staging.delegates ORDER BY code_hash")
-                        conn.execute("INSERT OR REPLACE INTO main.signing_keys (key_id, public_key, revoked) "
-                                     "SELECT key_id, public_key, revoked FROM staging.signing_keys ORDER BY rowid")
+                        conn.execute("INSERT OR REPLACE INTO main.signing_keys (key_id, public_key, revoked, "
+                                     "short_key) SELECT key_id, public_key, revoked, short_key "
+                                     "FROM staging.signing_keys ORDER BY rowid")
                         set_meta(conn, "seq", str(staged.seq))
                         set_meta(conn, "synced_at", now.isoformat())
                         set_meta(conn, "generated_at", staged.generated_at.isoformat())
@@ -187,7 +188,7 @@ def _write_staging(staging: sqlite3.Connection, staged: StagedSnapshot, entries:
         elif isinstance(entry, MeetingEntry):
             meetings.append(meeting_row(entry))
         elif isinstance(entry, KeyEntry):
-            keys.append((entry.key_id, entry.public_key, int(entry.revoked)))
+            keys.append((entry.key_id, entry.public_key, int(entry.revoked), entry.short_key))
         else:
             raise TypeError(f"not a snapshot entry: {type(entry).__name__}")
     staging.executemany(insert_delegates, delegates)

@@ -14,6 +14,8 @@ from protocols.codes.compact import (
     normalise_compact,
 )
 from protocols.codes.signed import (
+    SHORT_LENGTH,
+    SHORT_PREFIX,
     SIGNED_LENGTH,
     SIGNED_PREFIX,
     SignedClaims,
@@ -25,7 +27,14 @@ from protocols.codes.signed import (
     public_key_from_text,
     public_key_to_text,
     read_signed_claims,
+    signed_version,
     verify_signed,
+)
+from protocols.codes.signed_short import (
+    short_keys_from_text,
+    short_private_key,
+    short_public_key_from_text,
+    short_public_key_to_text,
 )
 from protocols.reasons import Reason
 
@@ -41,7 +50,7 @@ class Scheme(StrEnum):
 
 def scheme_of(text: str) -> Scheme | None:
     """Return which scheme a scanned text is shaped like, or None when it is neither."""
-    if text.strip()[: len(SIGNED_PREFIX)].upper() == SIGNED_PREFIX:
+    if signed_version(text) is not None:
         return Scheme.SIGNED
     if normalise_compact(text) is not None:
         return Scheme.COMPACT
@@ -69,6 +78,8 @@ __all__ = [
     "ALPHABET",
     "COMPACT_LENGTH",
     "MAX_SCAN_LENGTH",
+    "SHORT_LENGTH",
+    "SHORT_PREFIX",
     "SIGNED_LENGTH",
     "SIGNED_PREFIX",
     "Scheme",
@@ -88,5 +99,10 @@ __all__ = [
     "public_key_to_text",
     "read_signed_claims",
     "scheme_of",
+    "short_keys_from_text",
+    "short_private_key",
+    "short_public_key_from_text",
+    "short_public_key_to_text",
+    "signed_version",
     "verify_signed",
 ]

@@ -1,6 +1,12 @@
-"""The signed code: meeting, attendee and validity window signed by central with Ed25519.
+"""The signed code: meeting, attendee and validity window signed by central, verified offline by gates.
 
-Text form: ``VR1:`` followed by unpadded RFC 4648 base32 of an 18-byte body and a 64-byte signature.
+Two formats, told apart by their prefix; gates accept both, central issues version 2 whenever the claims fit
+it (:func:`encode_signed`), so version 1 codes already in the field keep working until they expire.
+
+Version 2 (``92`` and 147 digits, a version 4 QR at level M, read by a camera at 75-110 px): see
+:mod:`protocols.codes.signed_short` (Schnorr over secp256k1 with a 128-bit challenge, 48 bytes).
+
+Version 1 text form: ``VR1:`` followed by unpadded RFC 4648 base32 of an 18-byte body and a 64-byte signature.
 The body is big-endian ``key_id u16, meeting_id u32, attendee_id u32, valid_from u32, valid_until u32``
 (Unix seconds, UTC). The signature covers the prefix and the body. Every character is in the QR alphanumeric
 set, so the 136-character code fits a version 6 QR symbol at error correction level M.
@@ -17,12 +23,29 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from protocols.reasons import Reason
+
+from .signed_short import (
+    SHORT_LENGTH,
+    SHORT_PREFIX,
+    ShortClaimsDoNotFitError,
+    encode_short,
+    is_short,
+    pack_body,
+    short_private_key,
+    split_short,
+    unpack_body,
+    verify_short,
+)
+
+if TYPE_CHECKING:
+    from coincurve import PublicKey as ShortPublicKey
 
 SIGNED_PREFIX = "VR1:"
 _BODY = struct.Struct(">HIIII")
@@ -75,8 +98,22 @@ def _claims_body(claims: SignedClaims) -> bytes:
     )
 
 
-def encode_signed(claims: SignedClaims, private_key: Ed25519PrivateKey) -> str:
-    """Return the text of a signed code for ``claims``, signed with ``private_key``."""
+def encode_signed(claims: SignedClaims, private_key: Ed25519PrivateKey, version: int = 1) -> str:
+    """Return the text of a signed code for ``claims``, signed with ``private_key`` (the key id's key).
+
+    ``version=2`` makes the short code (its window rounded inwards to whole minutes) and falls back to
+    version 1 when the claims do not fit it; gates verify version 2 with the key's short public key.
+    """
+    if version == 2:
+        try:
+            body2 = pack_body(claims.key_id, claims.meeting_id, claims.attendee_id, claims.valid_from,
+                              claims.valid_until)
+        except ShortClaimsDoNotFitError:
+            pass
+        else:
+            return encode_short(body2, short_private_key(private_key))
+    elif version != 1:
+        raise ValueError(f"unknown signed code version {version}")
     body = _claims_body(claims)
     signature = private_key.sign(SIGNED_PREFIX.encode("ascii") + body)
     return SIGNED_PREFIX + base64.b32encode(body + signature).decode("ascii").rstrip("=")
@@ -107,20 +144,65 @@ def _parse_claims(body: bytes) -> SignedClaims:
     )
 
 
+def _short_claims(body: bytes) -> SignedClaims:
+    key_id, meeting_id, attendee_id, valid_from, valid_until = unpack_body(body)
+    return SignedClaims(key_id, meeting_id, attendee_id, valid_from, valid_until)
+
+
+def signed_version(text: str) -> int | None:
+    """1 or 2 for a text shaped like that version of the signed code, else None."""
+    if is_short(text):
+        return 2
+    return 1 if text.strip()[: len(SIGNED_PREFIX)].upper() == SIGNED_PREFIX else None
+
+
 def read_signed_claims(text: str) -> SignedClaims | None:
-    """Return the claims of a signed-code text WITHOUT checking the signature, or None if malformed."""
+    """Return the claims of a signed-code text (either version) WITHOUT checking the signature, or None."""
+    short = split_short(text)
+    if short is not None:
+        return _short_claims(short[0])
     parts = _split(text)
     return None if parts is None else _parse_claims(parts[0])
 
 
-def verify_signed(text: str, keys: Mapping[int, Ed25519PublicKey], now: datetime) -> SignedResult:
-    """Verify a signed code against trusted public keys at time ``now``. Never raises.
+def _check_window(claims: SignedClaims, now: datetime) -> SignedResult:
+    if now < claims.valid_from:
+        return SignedResult(Reason.NOT_YET_VALID, claims)
+    if now > claims.valid_until:
+        return SignedResult(Reason.EXPIRED, claims)
+    return SignedResult(Reason.OK, claims)
 
-    Reasons: ``MALFORMED`` (wrong prefix, length or base32: a truncated code lands here), ``UNKNOWN_KEY``
+
+def _verify_short(text: str, short_keys: Mapping[int, ShortPublicKey], now: datetime) -> SignedResult:
+    parts = split_short(text)
+    if parts is None:
+        return SignedResult(Reason.MALFORMED)
+    body, signature = parts
+    claims = _short_claims(body)
+    key = short_keys.get(claims.key_id)
+    if key is None:
+        return SignedResult(Reason.UNKNOWN_KEY, claims)
+    if not verify_short(SHORT_PREFIX.encode("ascii") + body, signature, key):
+        return SignedResult(Reason.BAD_SIGNATURE, claims)
+    return _check_window(claims, now)
+
+
+def verify_signed(
+    text: str,
+    keys: Mapping[int, Ed25519PublicKey],
+    now: datetime,
+    short_keys: Mapping[int, ShortPublicKey] | None = None,
+) -> SignedResult:
+    """Verify a signed code (either version) against trusted public keys at time ``now``. Never raises.
+
+    ``keys`` are the Ed25519 keys (version 1), ``short_keys`` the secp256k1 ones (version 2) by key id.
+    Reasons: ``MALFORMED`` (wrong prefix, length or encoding: a truncated code lands here), ``UNKNOWN_KEY``
     (the key id is not trusted), ``BAD_SIGNATURE`` (tampered or forged), ``NOT_YET_VALID``, ``EXPIRED``,
     ``OK``.
     """
     try:
+        if is_short(text):
+            return _verify_short(text, short_keys or {}, now)
         parts = _split(text)
         if parts is None:
             return SignedResult(Reason.MALFORMED)
@@ -133,11 +215,7 @@ def verify_signed(text: str, keys: Mapping[int, Ed25519PublicKey], now: datetime
             key.verify(signature, SIGNED_PREFIX.encode("ascii") + body)
         except InvalidSignature:
             return SignedResult(Reason.BAD_SIGNATURE, claims)
-        if now < claims.valid_from:
-            return SignedResult(Reason.NOT_YET_VALID, claims)
-        if now > claims.valid_until:
-            return SignedResult(Reason.EXPIRED, claims)
-        return SignedResult(Reason.OK, claims)
+        return _check_window(claims, now)
     except Exception:
         return SignedResult(Reason.MALFORMED)
 
@@ -177,3 +255,22 @@ def private_key_from_pem(data: bytes) -> Ed25519PrivateKey:
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError("not an Ed25519 private key")
     return key
+
+
+__all__ = [
+    "SHORT_LENGTH",
+    "SHORT_PREFIX",
+    "SIGNED_LENGTH",
+    "SIGNED_PREFIX",
+    "SignedClaims",
+    "SignedResult",
+    "encode_signed",
+    "generate_signing_key",
+    "private_key_from_pem",
+    "private_key_to_pem",
+    "public_key_from_text",
+    "public_key_to_text",
+    "read_signed_claims",
+    "signed_version",
+    "verify_signed",
+]

@@ -47,7 +47,7 @@ from central.gates.models import CheckIn as CheckInRow
 from central.meetings.documents import add_document
 from central.meetings.models import Meeting
 from central.registration.models import Delegate
-from protocols.codes import public_key_from_text, verify_signed
+from protocols.codes import public_key_from_text, short_public_key_from_text, verify_signed
 from protocols.payloads import CheckIn, Direction, Outcome
 from protocols.reasons import Reason
 from tests.conftest import _admin_connection, _drop_database
@@ -249,7 +249,8 @@ def test_backup_restored_into_a_fresh_folder_brings_everything_back(
     assert after == before
     assert after["titles"] == ["Họp Ban chỉ đạo chuyển đổi số", "Họp giao ban tháng 3"]
     keys = {entry.key_id: public_key_from_text(entry.public_key) for entry in after["keys"]}
-    assert verify_signed(world.signed_code, keys, START).reason is Reason.OK
+    short = {entry.key_id: short_public_key_from_text(entry.short_key) for entry in after["keys"] if entry.short_key}
+    assert verify_signed(world.signed_code, keys, START, short).reason is Reason.OK
     with database.connection_context():  # the restored private key is still the active one: no new key id
         active = register_signing_key(load_or_create_signing_key(fresh.signing_key_file), START)
         assert [entry.key_id for entry in trusted_keys()] == [active.key_id]
@@ -289,7 +290,9 @@ def test_backup_carries_every_rotated_signing_key_and_the_active_one_signs_after
         states = {row.key_id: keys.state_of(row) for row in keys.all_keys()}
     assert states == {1: "retired", revoked.key_id: "revoked", active.key_id: "active"}
     trusted = {entry.key_id: public_key_from_text(entry.public_key) for entry in after["keys"] if not entry.revoked}
-    assert verify_signed(world.signed_code, trusted, START).reason is Reason.OK, "the retired key still verifies"
+    short = {entry.key_id: short_public_key_from_text(entry.short_key) for entry in after["keys"]
+             if entry.short_key and not entry.revoked}
+    assert verify_signed(world.signed_code, trusted, START, short).reason is Reason.OK, "the retired key still verifies"
 
 
 @sqlite_only

@@ -11,7 +11,7 @@ from central.core.changes import changes_since
 from central.core.validity import DEFAULT_GRACE_AFTER_END
 from central.meetings.services import update_meeting
 from central.registration.models import Delegate
-from protocols.codes import compact_hash, verify_signed
+from protocols.codes import compact_hash, short_private_key, verify_signed
 from protocols.reasons import Reason
 
 from .conftest import START, Api
@@ -41,8 +41,9 @@ def test_moving_a_meeting_reissues_codes_for_the_new_window(app: Any, api: Api, 
         assert after.credential != before.credential  # a new random code
     else:
         key = app.extensions["vaora"].signing_key()
-        result = verify_signed(after.code, {key.key_id: key.private_key.public_key()}, new_start)
+        short = {key.key_id: short_private_key(key.private_key).public_key}
+        result = verify_signed(after.code, {key.key_id: key.private_key.public_key()}, new_start, short)
         assert result.reason is Reason.OK and result.claims.valid_until == new_end + DEFAULT_GRACE_AFTER_END
         assert after.credential == before.credential  # the same key, meeting and attendee: passback still holds
         assert verify_signed(before.code, {key.key_id: key.private_key.public_key()}, new_end - timedelta(
-            minutes=1)).reason is not Reason.OK  # the old code's window has ended by then
+            minutes=1), short).reason is not Reason.OK  # the old code's window has ended by then

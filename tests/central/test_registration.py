@@ -8,6 +8,7 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
+import segno
 import zxingcpp
 from PIL import Image
 
@@ -21,6 +22,8 @@ from protocols.codes import (
     compact_hash,
     format_compact,
     public_key_from_text,
+    short_public_key_from_text,
+    signed_version,
     verify_signed,
 )
 from protocols.reasons import Reason
@@ -83,13 +86,17 @@ def test_signed_code_verifies_against_the_snapshot_key(api: Api, mail: MailCatch
     headers = {"Authorization": f"Bearer {token}"}
     snapshot = client.get("/api/v1/gates/g1/snapshot", headers=headers).get_json()
     keys = {entry["key_id"]: public_key_from_text(entry["public_key"]) for entry in snapshot["keys"]}
-    result = verify_signed(row.code, keys, now=START)
+    short = {entry["key_id"]: short_public_key_from_text(entry["short_key"]) for entry in snapshot["keys"]}
+    assert signed_version(row.code) == 2, "central issues the short code (a version 4 QR)"
+    assert segno.make_qr(row.code, error="m", boost_error=False).version <= 4
+    assert verify_signed(row.code, keys, now=START).reason is Reason.UNKNOWN_KEY, "needs the short key"
+    result = verify_signed(row.code, keys, now=START, short_keys=short)
     assert result.reason is Reason.OK
     assert result.claims.meeting_id == meeting["id"]
     assert result.claims.attendee_id == delegate_id
     assert result.claims.valid_from == START - timedelta(minutes=120)
     assert result.claims.valid_until == START + timedelta(hours=3, minutes=30), "the meeting's end plus the grace"
-    assert verify_signed(row.code, keys, now=START + timedelta(hours=4)).reason is Reason.EXPIRED
+    assert verify_signed(row.code, keys, now=START + timedelta(hours=4), short_keys=short).reason is Reason.EXPIRED
 
     [message] = mail.wait_for(1)
     text, _, _ = _parts(message)

@@ -200,3 +200,31 @@ def test_a_revoked_keys_codes_are_refused_by_an_online_gate_within_a_second(
         assert decide(code, reopened, START + timedelta(minutes=1), "hq").reason is Reason.UNKNOWN_KEY
     finally:
         reopened.close()
+
+
+def test_a_key_registered_before_short_keys_gets_one_when_next_loaded_and_gates_learn_it(
+        app: Flask, client: FlaskClient, api: Api, clock: Clock, tmp_path: Path) -> None:
+    """A key row from before migration m0009 (no short key): the next signing load derives it, sends a
+    ``key_add``, and the short code issued then verifies at a gate loaded from the snapshot."""
+    from central.core.models import SigningKey
+    from protocols.codes import signed_version
+
+    context: CentralContext = app.extensions["vaora"]
+    meeting_id = api.meeting(scheme="signed")["id"]
+    signed_code(api, meeting_id, "first@example.vn")
+    with database.connection_context():
+        SigningKey.update(short_public_key=None).execute()
+        before = [c.body.kind for c in changes_since(0)].count("key_add")
+        fresh_worker = CentralContext(config=context.config, mail_sender=context.mail_sender, clock=clock)
+        assert fresh_worker.signing_key().key_id == 1
+        assert SigningKey.get(SigningKey.key_id == 1).short_public_key is not None
+        assert [c.body.kind for c in changes_since(0)].count("key_add") == before + 1
+    delegate_id, code = signed_code(api, meeting_id, "second@example.vn")
+    assert signed_version(code) == 2
+    store = gate_store(client, api.gate("g1"), tmp_path / "gate")
+    try:
+        assert set(store.short_public_keys()) == {1}
+        decision = decide(code, store, START, "hq")
+        assert (decision.allowed, decision.delegate_id) == (True, delegate_id)
+    finally:
+        store.close()

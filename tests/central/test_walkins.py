@@ -22,7 +22,7 @@ from central.desk.walkins import WalkinRefusedError
 from central.invitations.models import Invitation
 from central.meetings.models import Meeting
 from central.registration.models import Delegate
-from protocols.codes import Scheme, compact_hash, verify_signed
+from protocols.codes import Scheme, compact_hash, short_private_key, verify_signed
 from protocols.reasons import Reason
 
 from .conftest import START, Api
@@ -128,7 +128,8 @@ def test_signed_meeting_issues_a_signed_code_valid_for_the_day(app: Any, api: Ap
     delegate = walkins.admit(walkin, GUARD, now=NOW, signing_key=context.signing_key).delegate
     assert Scheme.SIGNED.value == meeting.scheme and delegate.code_hash is None
     key = context.signing_key()
-    result = verify_signed(delegate.code, {key.key_id: key.private_key.public_key()}, NOW)
+    result = verify_signed(delegate.code, {key.key_id: key.private_key.public_key()}, NOW,
+                           {key.key_id: short_private_key(key.private_key).public_key})
     assert result.reason is Reason.OK
     assert (result.claims.meeting_id, result.claims.attendee_id) == (meeting.id, delegate.id)
     assert result.claims.valid_until == meeting.ends_at + DEFAULT_GRACE_AFTER_END

@@ -77,7 +77,7 @@ def test_demo_admits_its_codes_and_stops_cleanly_on_ctrl_c(tmp_path):
         served_by = requests.get(f"{central}/healthz", timeout=scaled(10)).headers.get("Server", "")
         assert "gunicorn" in served_by, f"the demo's central must be the production server, not {served_by!r}"
         compact = terminal.wait_for(r"^\s+([2-9A-Z]{14})\s+\(printed").group(1)
-        signed = terminal.wait_for(r"^\s+(VR1:[A-Z2-7]+)$").group(1)
+        signed = terminal.wait_for(r"^\s+(92\d{147}|VR1:[A-Z2-7]+)$").group(1)
         unknown = terminal.wait_for(r"\(refused\):\s+([2-9A-Z]{14})").group(1)
 
         guard_page = terminal.wait_for(r"guard page\)\s+(http://127\.0\.0\.1:\d+/)").group(1)

@@ -17,6 +17,8 @@ from protocols.codes import (
     generate_compact,
     generate_signing_key,
     public_key_to_text,
+    short_private_key,
+    short_public_key_to_text,
 )
 from protocols.payloads import DelegateEntry, KeyEntry, MeetingEntry, Snapshot
 
@@ -73,7 +75,8 @@ def build_world(n_delegates: int = 3, *, now: datetime = NOW, site: str = SITE) 
     add(7001, 2, with_code=False)
     add(7002, 2, with_code=False, revoked=True)
     snapshot = Snapshot(seq=42, generated_at=now, meetings=meetings, delegates=delegates,
-                        keys=[KeyEntry(key_id=7, public_key=public_key_to_text(key.public_key()))])
+                        keys=[KeyEntry(key_id=7, public_key=public_key_to_text(key.public_key()),
+                                      short_key=short_public_key_to_text(short_private_key(key).public_key))])
     return World(snapshot, codes, key)
 
 

@@ -38,11 +38,11 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GateStore
 
 
 def signed(world: World, meeting_id: int = 2, attendee_id: int = 7001, key_id: int = 7,
-           valid_from_h: float = -1, valid_until_h: float = 3, key: object = None) -> str:
+           valid_from_h: float = -1, valid_until_h: float = 3, key: object = None, version: int = 1) -> str:
     claims = SignedClaims(key_id=key_id, meeting_id=meeting_id, attendee_id=attendee_id,
                           valid_from=NOW + timedelta(hours=valid_from_h),
                           valid_until=NOW + timedelta(hours=valid_until_h))
-    return encode_signed(claims, key or world.signing_key)  # type: ignore[arg-type]
+    return encode_signed(claims, key or world.signing_key, version=version)  # type: ignore[arg-type]
 
 
 def mistype(code: str) -> str:
@@ -103,6 +103,40 @@ def test_every_reason(loaded: tuple[GateStore, World], label: str, make_scan: Ca
     assert decision.allowed is (expected is Reason.OK)
 
 
+V2_CASES: list[tuple[str, dict[str, object], Reason]] = [
+    ("ok", {}, Reason.OK),
+    ("delegate not synced yet", {"attendee_id": 7999}, Reason.OK),
+    ("unknown key", {"key_id": 8}, Reason.UNKNOWN_KEY),
+    ("forged with another key", {"key": "other"}, Reason.BAD_SIGNATURE),
+    ("not yet valid", {"valid_from_h": 1}, Reason.NOT_YET_VALID),
+    ("expired", {"valid_from_h": -5, "valid_until_h": -1}, Reason.EXPIRED),
+    ("revoked delegate", {"attendee_id": 7002}, Reason.REVOKED),
+    ("cancelled meeting", {"meeting_id": 3, "attendee_id": 1}, Reason.MEETING_CANCELLED),
+]
+
+
+@pytest.mark.parametrize(("label", "changes", "expected"), V2_CASES, ids=[c[0] for c in V2_CASES])
+def test_the_short_signed_code_has_the_same_reasons(loaded: tuple[GateStore, World], label: str,
+                                                    changes: dict, expected: Reason) -> None:
+    """Version 2 (149 digits) is decided like version 1, with the short key from the snapshot."""
+    cache, world = loaded
+    if changes.get("key") == "other":
+        changes = {**changes, "key": generate_signing_key()}
+    text = signed(world, version=2, **changes)
+    assert len(text) == 149 and text.isdigit()
+    assert decide(text, cache, NOW, SITE).reason is expected
+
+
+def test_a_short_code_changed_anywhere_or_cut_is_refused(loaded: tuple[GateStore, World]) -> None:
+    cache, world = loaded
+    text = signed(world, version=2)
+    assert decide(text, cache, NOW, SITE).reason is Reason.OK
+    for index in range(2, len(text), 7):
+        changed = text[:index] + str((int(text[index]) + 3) % 10) + text[index + 1:]
+        assert decide(changed, cache, NOW, SITE).allowed is False, index
+    assert decide(text[:-1], cache, NOW, SITE).reason is Reason.MALFORMED
+
+
 def test_allowed_compact_decision_carries_delegate_and_hash(loaded: tuple[GateStore, World]) -> None:
     cache, world = loaded
     decision = decide(world.codes[1], cache, NOW, SITE)
@@ -142,6 +176,9 @@ def test_a_failing_cache_is_an_internal_error_not_a_crash(loaded: tuple[GateStor
 
         def meeting(self, meeting_id: int) -> None:
             raise OSError("disk gone")
+
+        def short_public_keys(self) -> dict:
+            return {}
 
         def public_keys(self) -> dict:
             return {}
