@@ -347,19 +347,27 @@ def _publish_with_poison(client: mqtt.Client, acks: queue.Queue[Ack], worker: _B
     return valid, received, elapsed
 
 
+def _acked_at_once(caplog: pytest.LogCaptureFixture) -> bool:
+    """True when the batch was answered on its first pass: the worker never retried it with back-off (0.5 s, then
+    doubling: the 29 s the issue saw), and the raw client here never re-sends, so every ack came from the first
+    delivery. The milliseconds are printed (BENCHMARKS.md's figures come from a quiet machine); a wall-clock
+    ceiling here would fail on a loaded one."""
+    return not [record for record in caplog.records if "retrying" in record.getMessage()]
+
+
 def test_a_poison_checkin_is_dead_lettered_alone_and_the_rest_of_its_batch_acked_at_once(
     lingering_worker: _BatchRecorder, gate_client: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Issue 14 point 7: a meeting id no database column holds (2^63) is refused alone (``rejected``,
-    ``malformed``, logged with its topic) and the 5 valid check-ins of its batch are stored and acknowledged in
-    under 1 s (asserted as the scaled ceiling; it used to be the gate's 30 s re-send, or never on PostgreSQL)."""
+    ``malformed``, logged with its topic) and the 5 valid check-ins of its batch are stored and acknowledged on the
+    batch's first pass, with no back-off retry (it used to be the gate's 30 s re-send, or never on PostgreSQL)."""
     client, acks = gate_client
     caplog.set_level(logging.WARNING, logger="central")
     poison = _checkin(meeting_id=POISON_MEETING_ID)
     valid, received, elapsed = _publish_with_poison(client, acks, lingering_worker, poison)
     assert [received[payload.id].status for payload in valid] == ["stored"] * 5
     assert (received[poison.id].status, received[poison.id].reason) == ("rejected", Reason.MALFORMED.value)
-    assert elapsed < scaled(1.0)
+    assert _acked_at_once(caplog), f"the batch was retried with back-off ({elapsed:.2f} s)"
     assert [_count(payload.id) for payload in valid] == [1] * 5
     assert _count(poison.id) == 0
     assert "ingest dead letter topic=vaora/v1/gates/g1/checkins reason=malformed" in caplog.text
@@ -396,7 +404,7 @@ def test_a_checkin_the_database_refuses_is_rejected_alone_after_storing_one_by_o
     valid, received, elapsed = _publish_with_poison(client, acks, lingering_worker, poison)
     assert [received[payload.id].status for payload in valid] == ["stored"] * 5
     assert (received[poison.id].status, received[poison.id].reason) == ("rejected", Reason.INTERNAL_ERROR.value)
-    assert elapsed < scaled(1.0)
+    assert _acked_at_once(caplog), f"the batch was retried with back-off ({elapsed:.2f} s)"
     assert [_count(payload.id) for payload in valid] == [1] * 5
     assert _count(poison.id) == 0
     assert "storing them one by one" in caplog.text
