@@ -83,6 +83,29 @@ def _root_logging_restored() -> Iterator[None]:
     root.setLevel(level)
 
 
+@pytest.fixture(autouse=True)
+def _gates_stopped(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every gate a test starts is stopped when the test ends (``Gate.stop`` is idempotent, so a test's own
+    teardown may stop it first). A forgotten gate's threads outlive its store ("heartbeat failed ... closed
+    database" every interval) and log tracebacks from their thread; on CPython 3.11 formatting a traceback calls
+    ``ast.parse``, whose constructor state is shared by all threads, and a concurrent ``ast.parse`` in the test's
+    thread (pytest rewriting a module imported mid-run, a layout test) then fails with "AST constructor
+    recursion depth mismatch"."""
+    from gate.app import Gate
+
+    started: list[Gate] = []
+    start = Gate.start
+
+    def tracked_start(self: Gate, *args: Any, **kwargs: Any) -> Any:
+        started.append(self)
+        return start(self, *args, **kwargs)
+
+    monkeypatch.setattr(Gate, "start", tracked_start)
+    yield
+    for gate in started:
+        gate.stop()
+
+
 POSTGRES_HOST = os.environ.get("VAORA_PG_HOST", "127.0.0.1")
 POSTGRES_USER = "postgres"
 POSTGRES_ADMIN_DB = "postgres"

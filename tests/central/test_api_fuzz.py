@@ -16,6 +16,10 @@ from typing import Any
 import pytest
 import requests
 import schemathesis
+
+# pytest assertion-rewrites schemathesis (an installed pytest plugin) at first import: done here, at collection,
+# not mid-run where CPython 3.11's shared AST state can race a thread formatting a traceback.
+import schemathesis.specs.openapi.schemas
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
