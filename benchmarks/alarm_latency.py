@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,9 +29,8 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.dashboard_latency import CSRF, PASSWORD, gate_client, login, seed, spawn  # noqa: E402
+from benchmarks.dashboard_latency import CSRF, central_processes, gate_client, login, seed  # noqa: E402
 from devtools.broker import LocalBroker  # noqa: E402
-from devtools.ports import free_port, wait_for_http  # noqa: E402
 from protocols import payloads, topics  # noqa: E402
 
 TARGET_MS = 1000.0
@@ -71,80 +68,61 @@ def run(args: argparse.Namespace) -> dict:
 
     work = Path(tempfile.mkdtemp(prefix="vaora-alarm-bench-"))
     broker = LocalBroker(work / "mosquitto").start()
-    processes: list[subprocess.Popen] = []
     try:
         database_path = work / "central.db"
         seed(database_path, 1, 1)
-        port = free_port()
-        env = {**os.environ, "PYTHONPATH": str(REPO), "VAORA_DATABASE_URL": f"sqlite:///{database_path}",
-               "VAORA_MQTT_HOST": broker.host, "VAORA_MQTT_PORT": str(broker.port),
-               "VAORA_SIGNING_KEY_FILE": str(work / "signing-key.pem"), "VAORA_PUBLIC_URL": f"http://127.0.0.1:{port}",
-               "VAORA_LOG_LEVEL": "WARNING"}
-        secret = work / "password"
-        secret.write_text(PASSWORD)
-        subprocess.run([sys.executable, "-m", "central.cli", "create-admin", "bench", "--password-file", str(secret)],
-                       env=env, cwd=REPO, check=True, capture_output=True)
-        processes.append(spawn(["serve", "--host", "127.0.0.1", "--port", str(port)], env, work / "serve.log"))
-        processes.append(spawn(["ingest"], env, work / "ingest.log"))
-        url = f"http://127.0.0.1:{port}"
-        wait_for_http(f"{url}/login", timeout=30, process=processes[0])
-        clients = [FleetClient(f"{url}/cong/su-kien", login(url)) for _ in range(args.clients)]
-        for client in clients:
-            client.start()
-        for client in clients:
-            assert client.connected.wait(20), "a fleet client could not connect"
-        acker = login(url)
-        token = CSRF.search(acker.get(f"{url}/cong/canh-bao", timeout=10).text).group(1)
-        gate = gate_client(broker.port, "bench-g00")
-        time.sleep(1.0)  # ingest subscribed, the gate connected
-        latencies: dict[str, list[float]] = {"door_forced": [], "emergency": []}
-        missing = 0
-        for n in range(args.alarms):
-            kind = "door_forced" if n % 2 == 0 else "emergency"
-            known = {alarm_id for client in clients for alarm_id in client.ids}
-            if kind == "door_forced":
-                body = payloads.encode(payloads.CheckIn(
-                    id=uuid.uuid4(), gate_id="bench-g00", site_id="hq", direction="in", scanned_at=datetime.now(UTC),
-                    allowed=False, reason="door_forced", outcome="entered", meeting_id=None, delegate_id=None))
-                topic, retain = topics.gate_checkins("bench-g00"), False
-            else:
-                body = payloads.encode(payloads.GateStatus(gate_id="bench-g00", state="online", emergency=True))
-                topic, retain = topics.gate_status("bench-g00"), True
-            started = time.perf_counter()
-            gate.publish(topic, body, qos=1, retain=retain)
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and any(not (set(c.ids) - known) for c in clients):
-                time.sleep(0.005)
-            new_ids = set().union(*(set(c.ids) - known for c in clients))
+        with central_processes(work, database_path, broker) as url:
+            clients = [FleetClient(f"{url}/cong/su-kien", login(url)) for _ in range(args.clients)]
             for client in clients:
-                arrived = [client.ids[i] for i in new_ids if i in client.ids]
-                if arrived:
-                    latencies[kind].append((min(arrived) - started) * 1000)
+                client.start()
+            for client in clients:
+                assert client.connected.wait(20), "a fleet client could not connect"
+            acker = login(url)
+            token = CSRF.search(acker.get(f"{url}/cong/canh-bao", timeout=10).text).group(1)
+            gate = gate_client(broker.port, "bench-g00")
+            time.sleep(1.0)  # ingest subscribed, the gate connected
+            latencies: dict[str, list[float]] = {"door_forced": [], "emergency": []}
+            missing = 0
+            for n in range(args.alarms):
+                kind = "door_forced" if n % 2 == 0 else "emergency"
+                known = {alarm_id for client in clients for alarm_id in client.ids}
+                if kind == "door_forced":
+                    body = payloads.encode(payloads.CheckIn(
+                        id=uuid.uuid4(), gate_id="bench-g00", site_id="hq", direction="in",
+                        scanned_at=datetime.now(UTC), allowed=False, reason="door_forced", outcome="entered",
+                        meeting_id=None, delegate_id=None))
+                    topic, retain = topics.gate_checkins("bench-g00"), False
                 else:
-                    missing += 1
-            if kind == "emergency":  # released, so the next emergency opens a new alarm
-                gate.publish(topics.gate_status("bench-g00"), payloads.encode(payloads.GateStatus(
-                    gate_id="bench-g00", state="online", emergency=False)), qos=1, retain=True)
-            for alarm_id in new_ids:
-                acker.post(f"{url}/cong/canh-bao/{alarm_id}/xac-nhan", data={"csrf_token": token},
-                           headers={"Accept": "application/json"}, timeout=10)
-            time.sleep(0.2)
-        gate.loop_stop()
-        gate.disconnect()
-        result: dict = {"alarms": args.alarms, "clients": args.clients, "missing_pairs": missing}
-        for kind, values in latencies.items():
-            result[kind] = {"n": len(values), "p50_ms": round(percentile(values, 50), 1),
-                            "p99_ms": round(percentile(values, 99), 1), "max_ms": round(max(values), 1),
-                            "within_1s": sum(1 for v in values if v <= TARGET_MS)} if values else None
-        return result
+                    body = payloads.encode(payloads.GateStatus(gate_id="bench-g00", state="online", emergency=True))
+                    topic, retain = topics.gate_status("bench-g00"), True
+                started = time.perf_counter()
+                gate.publish(topic, body, qos=1, retain=retain)
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline and any(not (set(c.ids) - known) for c in clients):
+                    time.sleep(0.005)
+                new_ids = set().union(*(set(c.ids) - known for c in clients))
+                for client in clients:
+                    arrived = [client.ids[i] for i in new_ids if i in client.ids]
+                    if arrived:
+                        latencies[kind].append((min(arrived) - started) * 1000)
+                    else:
+                        missing += 1
+                if kind == "emergency":  # released, so the next emergency opens a new alarm
+                    gate.publish(topics.gate_status("bench-g00"), payloads.encode(payloads.GateStatus(
+                        gate_id="bench-g00", state="online", emergency=False)), qos=1, retain=True)
+                for alarm_id in new_ids:
+                    acker.post(f"{url}/cong/canh-bao/{alarm_id}/xac-nhan", data={"csrf_token": token},
+                               headers={"Accept": "application/json"}, timeout=10)
+                time.sleep(0.2)
+            gate.loop_stop()
+            gate.disconnect()
+            result: dict = {"alarms": args.alarms, "clients": args.clients, "missing_pairs": missing}
+            for kind, values in latencies.items():
+                result[kind] = {"n": len(values), "p50_ms": round(percentile(values, 50), 1),
+                                "p99_ms": round(percentile(values, 99), 1), "max_ms": round(max(values), 1),
+                                "within_1s": sum(1 for v in values if v <= TARGET_MS)} if values else None
+            return result
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
         broker.stop()
 
 

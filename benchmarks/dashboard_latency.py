@@ -25,6 +25,8 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -123,102 +125,28 @@ def gate_client(port: int, gate_id: str) -> mqtt.Client:
     return client
 
 
-def run(args: argparse.Namespace) -> dict:
-    """One measured run: central's processes on a seeded SQLite, gates publishing, dashboards listening."""
-    from benchmarks._gate_fixture import percentile  # (kept off the import block central's renames touch)
-
-    work = Path(tempfile.mkdtemp(prefix="vaora-dash-bench-"))
-    broker = LocalBroker(work / "mosquitto").start()
-    processes: list[subprocess.Popen] = []
+@contextmanager
+def central_processes(work: Path, database_path: Path, broker: LocalBroker) -> Iterator[str]:
+    """``vaora-central serve`` and ``ingest`` on ``database_path`` (already seeded) and ``broker``, with an
+    administrator ``bench`` (password :data:`PASSWORD`); yields the web address and stops both on exit."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "VAORA_DATABASE_URL": f"sqlite:///{database_path}",
+           "VAORA_MQTT_HOST": broker.host, "VAORA_MQTT_PORT": str(broker.port),
+           "VAORA_SIGNING_KEY_FILE": str(work / "signing-key.pem"), "VAORA_PUBLIC_URL": f"http://127.0.0.1:{port}",
+           "VAORA_LOG_LEVEL": "WARNING"}
+    secret = work / "password"
+    secret.write_text(PASSWORD)
+    subprocess.run([sys.executable, "-m", "central.cli", "create-admin", "bench", "--password-file", str(secret)],
+                   env=env, cwd=REPO, check=True, capture_output=True)
+    processes = [spawn(["serve", "--host", "127.0.0.1", "--port", str(port)], env, work / "serve.log"),
+                 spawn(["ingest"], env, work / "ingest.log")]
     try:
-        database_path = work / "central.db"
-        meeting_id, people = seed(database_path, args.gates, args.delegates)
-        port = free_port()
-        env = {**os.environ, "PYTHONPATH": str(REPO), "VAORA_DATABASE_URL": f"sqlite:///{database_path}",
-               "VAORA_MQTT_HOST": broker.host, "VAORA_MQTT_PORT": str(broker.port),
-               "VAORA_SIGNING_KEY_FILE": str(work / "signing-key.pem"), "VAORA_PUBLIC_URL": f"http://127.0.0.1:{port}",
-               "VAORA_LOG_LEVEL": "WARNING"}
-        secret = work / "password"
-        secret.write_text(PASSWORD)
-        subprocess.run([sys.executable, "-m", "central.cli", "create-admin", "bench", "--password-file", str(secret)],
-                       env=env, cwd=REPO, check=True, capture_output=True)
-        processes.append(spawn(["serve", "--host", "127.0.0.1", "--port", str(port)], env, work / "serve.log"))
-        processes.append(spawn(["ingest"], env, work / "ingest.log"))
         url = f"http://127.0.0.1:{port}"
         try:
             wait_for_http(f"{url}/login", timeout=30, process=processes[0])
         except RuntimeError:
             raise RuntimeError((work / "serve.log").read_text()[-2000:]) from None
-
-        session = login(url)
-        state_url = f"{url}/meetings/{meeting_id}/truc-tiep/trang-thai.json"
-        cursor = session.get(state_url, timeout=10).json()["cursor"]
-        clients = [Client(f"{url}/meetings/{meeting_id}/truc-tiep/su-kien?after={cursor}", login(url))
-                   for _ in range(args.clients)]
-        for client in clients:
-            client.start()
-        for client in clients:
-            assert client.connected.wait(20), "a dashboard client could not connect"
-
-        gates = [gate_client(broker.port, f"bench-g{n:02d}") for n in range(args.gates)]
-        time.sleep(1.0)  # ingest subscribed, gates connected
-        total = int(args.rate * args.seconds)
-        published: dict[str, float] = {}
-        state_times: list[float] = []
-        stop_probe = threading.Event()
-
-        def probe() -> None:  # an organiser (re)loading the dashboard state while the load runs
-            while not stop_probe.is_set():
-                started = time.perf_counter()
-                session.get(state_url, timeout=30).raise_for_status()
-                state_times.append(time.perf_counter() - started)
-                stop_probe.wait(1.0)
-
-        prober = threading.Thread(target=probe, daemon=True)
-        prober.start()
-        interval = 1.0 / args.rate
-        start = time.perf_counter()
-        for n in range(total):
-            target = start + n * interval
-            delay = target - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            gate_id = f"bench-g{n % args.gates:02d}"
-            checkin_id = uuid.uuid4()
-            body = payloads.encode(payloads.CheckIn(
-                id=checkin_id, gate_id=gate_id, site_id="hq", direction="in", scanned_at=datetime.now(UTC),
-                allowed=True, reason="ok", outcome="entered", meeting_id=meeting_id,
-                delegate_id=people[n % len(people)], scheme="compact", credential=uuid.uuid4().hex))
-            published[str(checkin_id)] = time.perf_counter()
-            gates[n % args.gates].publish(topics.gate_checkins(gate_id), body, qos=1)
-        elapsed = time.perf_counter() - start
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and any(len(c.received) < total for c in clients):
-            time.sleep(0.2)
-        stop_probe.set()
-        prober.join(35)
-
-        latencies = [(c.received[k] - t) * 1000 for c in clients for k, t in published.items() if k in c.received]
-        complete = sum(1 for c in clients if all(k in c.received for k in published))
-        missing = sum(1 for c in clients for k in published if k not in c.received)
-        open_database(f"sqlite:///{database_path}")
-        with database.connection_context():
-            stored = CheckIn.select().count()
-        for gate in gates:
-            gate.loop_stop()
-            gate.disconnect()
-        # The streams end when the server stops (closing them from here would wait for the next keepalive).
-        return {
-            "checkins": total, "gates": args.gates, "clients": args.clients, "rate_target": args.rate,
-            "rate_achieved": round(total / elapsed, 1), "stored": stored,
-            "clients_with_every_event": complete, "missing_pairs": missing,
-            "p50_ms": round(percentile(latencies, 50), 1), "p90_ms": round(percentile(latencies, 90), 1),
-            "p99_ms": round(percentile(latencies, 99), 1), "max_ms": round(max(latencies), 1),
-            "mean_ms": round(statistics.fmean(latencies), 1),
-            "state_request_p50_ms": round(percentile(state_times, 50) * 1000, 1) if state_times else None,
-            "state_request_max_ms": round(max(state_times) * 1000, 1) if state_times else None,
-            "target_p99_met": percentile(latencies, 99) <= TARGET_P99_MS,
-        }
+        yield url
     finally:
         for process in processes:
             process.terminate()
@@ -227,6 +155,88 @@ def run(args: argparse.Namespace) -> dict:
                 process.wait(10)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def run(args: argparse.Namespace) -> dict:
+    """One measured run: central's processes on a seeded SQLite, gates publishing, dashboards listening."""
+    from benchmarks._gate_fixture import percentile  # (kept off the import block central's renames touch)
+
+    work = Path(tempfile.mkdtemp(prefix="vaora-dash-bench-"))
+    broker = LocalBroker(work / "mosquitto").start()
+    try:
+        database_path = work / "central.db"
+        meeting_id, people = seed(database_path, args.gates, args.delegates)
+        with central_processes(work, database_path, broker) as url:
+            session = login(url)
+            state_url = f"{url}/meetings/{meeting_id}/truc-tiep/trang-thai.json"
+            cursor = session.get(state_url, timeout=10).json()["cursor"]
+            clients = [Client(f"{url}/meetings/{meeting_id}/truc-tiep/su-kien?after={cursor}", login(url))
+                       for _ in range(args.clients)]
+            for client in clients:
+                client.start()
+            for client in clients:
+                assert client.connected.wait(20), "a dashboard client could not connect"
+
+            gates = [gate_client(broker.port, f"bench-g{n:02d}") for n in range(args.gates)]
+            time.sleep(1.0)  # ingest subscribed, gates connected
+            total = int(args.rate * args.seconds)
+            published: dict[str, float] = {}
+            state_times: list[float] = []
+            stop_probe = threading.Event()
+
+            def probe() -> None:  # an organiser (re)loading the dashboard state while the load runs
+                while not stop_probe.is_set():
+                    started = time.perf_counter()
+                    session.get(state_url, timeout=30).raise_for_status()
+                    state_times.append(time.perf_counter() - started)
+                    stop_probe.wait(1.0)
+
+            prober = threading.Thread(target=probe, daemon=True)
+            prober.start()
+            interval = 1.0 / args.rate
+            start = time.perf_counter()
+            for n in range(total):
+                target = start + n * interval
+                delay = target - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                gate_id = f"bench-g{n % args.gates:02d}"
+                checkin_id = uuid.uuid4()
+                body = payloads.encode(payloads.CheckIn(
+                    id=checkin_id, gate_id=gate_id, site_id="hq", direction="in", scanned_at=datetime.now(UTC),
+                    allowed=True, reason="ok", outcome="entered", meeting_id=meeting_id,
+                    delegate_id=people[n % len(people)], scheme="compact", credential=uuid.uuid4().hex))
+                published[str(checkin_id)] = time.perf_counter()
+                gates[n % args.gates].publish(topics.gate_checkins(gate_id), body, qos=1)
+            elapsed = time.perf_counter() - start
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and any(len(c.received) < total for c in clients):
+                time.sleep(0.2)
+            stop_probe.set()
+            prober.join(35)
+
+            latencies = [(c.received[k] - t) * 1000 for c in clients for k, t in published.items() if k in c.received]
+            complete = sum(1 for c in clients if all(k in c.received for k in published))
+            missing = sum(1 for c in clients for k in published if k not in c.received)
+            open_database(f"sqlite:///{database_path}")
+            with database.connection_context():
+                stored = CheckIn.select().count()
+            for gate in gates:
+                gate.loop_stop()
+                gate.disconnect()
+            # The streams end when the server stops (closing them from here would wait for the next keepalive).
+            return {
+                "checkins": total, "gates": args.gates, "clients": args.clients, "rate_target": args.rate,
+                "rate_achieved": round(total / elapsed, 1), "stored": stored,
+                "clients_with_every_event": complete, "missing_pairs": missing,
+                "p50_ms": round(percentile(latencies, 50), 1), "p90_ms": round(percentile(latencies, 90), 1),
+                "p99_ms": round(percentile(latencies, 99), 1), "max_ms": round(max(latencies), 1),
+                "mean_ms": round(statistics.fmean(latencies), 1),
+                "state_request_p50_ms": round(percentile(state_times, 50) * 1000, 1) if state_times else None,
+                "state_request_max_ms": round(max(state_times) * 1000, 1) if state_times else None,
+                "target_p99_met": percentile(latencies, 99) <= TARGET_P99_MS,
+            }
+    finally:
         broker.stop()
 
 
