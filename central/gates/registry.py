@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,10 +12,8 @@ from central.core import validation as v
 from central.core.audit import audit
 from central.core.db import database
 from central.core.errors import DuplicateError
-from central.core.tokens import digest
+from central.core.tokens import digest, matches
 from central.gates.models import Gate
-
-_DUMMY_HASH = hashlib.sha256(b"vaora-no-such-gate").hexdigest()
 
 
 @dataclass(frozen=True)
@@ -58,9 +54,8 @@ def register_gate(
 def authenticate_gate(gate_id: str, token: str | None) -> Gate | None:
     """Return the gate when ``token`` is its token (constant-time compare), else None."""
     gate = Gate.get_or_none(Gate.gate_id == gate_id) if isinstance(gate_id, str) else None
-    stored = gate.token_hash if gate is not None else _DUMMY_HASH
     given = digest(token) if isinstance(token, str) else ""
-    if not hmac.compare_digest(stored, given) or gate is None:
+    if not matches(gate.token_hash if gate is not None else None, given) or gate is None:
         return None
     return gate
 

@@ -14,12 +14,10 @@ address about 10^4 years.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 
 from central.core.errors import NotFoundError
-from central.core.tokens import digest
+from central.core.tokens import digest, matches
 from central.invitations.guesses import GuessGuard, request_guard
 from central.invitations.models import Invitation
 from protocols.reasons import Reason
@@ -29,7 +27,6 @@ TOKEN_LENGTH = 8
 PATH = "/dk/"
 GUESS_KEY = "short-link"
 """The one guess-counter key of every ``/dk/`` miss (per client address)."""
-_DUMMY_HASH = hashlib.sha256(b"vaora-no-such-short-link").hexdigest()
 
 
 def new_token() -> str:
@@ -59,8 +56,7 @@ def find_by_token(token: object, *, guard: GuessGuard | None = None) -> Invitati
         assert isinstance(token, str)
         given = digest(token)
         row = Invitation.get_or_none(Invitation.short_hash == given)
-        stored = row.short_hash if row is not None and row.short_hash else _DUMMY_HASH
-        if hmac.compare_digest(stored, given) and row is not None and row.number:
+        if matches(row.short_hash if row is not None else None, given) and row is not None and row.number:
             found = row
     if found is None:
         if guard is not None:
