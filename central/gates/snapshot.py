@@ -1,4 +1,5 @@
-"""The snapshot a gate loads over HTTP: its site's current meetings, their delegates and the trusted keys.
+"""The snapshot a gate loads over HTTP: the current meetings with a venue at its site, their delegates and the
+trusted keys.
 
 Served as one JSON document (:class:`protocols.payloads.Snapshot`), or, when the gate asks for
 ``application/x-ndjson``, as a line stream (:func:`protocols.payloads.encode_snapshot_stream`) that the gate
@@ -18,6 +19,7 @@ from central.gates.models import Gate
 from central.invitations.models import Invitation, Organisation
 from central.meetings.models import Meeting
 from central.meetings.services import meeting_entry
+from central.meetings.venues import meetings_at_site, sites_of_meetings
 from central.registration.delegates import delegate_entry
 from central.registration.models import Delegate
 from protocols import payloads
@@ -27,16 +29,16 @@ def build_snapshot(gate: Gate, now: datetime, grace_after_end: timedelta = DEFAU
                    ) -> payloads.Snapshot:
     """Return the snapshot for ``gate`` as of the latest change.
 
-    Meetings of the gate's site whose codes still count (``ends_at`` plus ``grace_after_end``, the grace of
-    every code's window, after ``now``), their delegates (compact
-    codes only as hashes, revoked ones flagged) and every signing key. Built in one transaction so
-    ``seq`` matches the content.
+    Meetings with a venue at the gate's site (their main hall or one of their remote points) whose codes still
+    count (``ends_at`` plus ``grace_after_end``, the grace of every code's window, after ``now``), each with all of
+    its gate sites, their delegates (compact codes only as hashes, revoked ones flagged) and every signing key.
+    Built in one transaction so ``seq`` matches the content.
     """
     with database.atomic():
         seq = last_seq()
         meetings = list(
             Meeting.select()
-            .where((Meeting.site_id == gate.site_id) & (Meeting.ends_at > now - grace_after_end))
+            .where(meetings_at_site(gate.site_id) & (Meeting.ends_at > now - grace_after_end))
             .order_by(Meeting.starts_at, Meeting.id)
         )
         meeting_ids = [m.id for m in meetings]
@@ -50,10 +52,11 @@ def build_snapshot(gate: Gate, now: datetime, grace_after_end: timedelta = DEFAU
                 .order_by(Delegate.id)
             )
         keys = trusted_keys()
+        sites = sites_of_meetings(meetings)
     return payloads.Snapshot(
         seq=seq,
         generated_at=now,
-        meetings=[meeting_entry(m) for m in meetings],
+        meetings=[meeting_entry(m, sites[m.id]) for m in meetings],
         delegates=[delegate_entry(d) for d in delegates],
         keys=keys,
     )

@@ -29,6 +29,7 @@ class MeetingForm(FlaskForm):
                                                          ("reentry", _l("Ra vào lại được")),
                                                          ("unlimited", _l("Không giới hạn"))],
                                validate_choice=False)
+    booking_override_reason = StringField(_l("Lãnh đạo cho phép đăng ký muộn (lý do)"))
     walkin_policy = SelectField(_l("Khách đăng ký tại bàn tiếp đón"),
                                 choices=[("approval", _l("Chờ chuyên viên duyệt")),
                                          ("direct", _l("Cho vào trực tiếp"))],

@@ -29,7 +29,7 @@ from protocols import payloads
 from protocols.reasons import Reason
 
 from ..conftest import CHROMIUM, ThreadedServer
-from .conftest import START, Api, Clock
+from .conftest import START, Api, Clock, booked_ahead
 from .staff import PASSWORD, csrf, login, make_users
 
 MAIN = "Hội trường tầng 2"
@@ -44,7 +44,8 @@ def world(app: Flask, api: Api, clock: Clock) -> dict[str, Any]:
     with database.connection_context():
         main = venues.create_venue({"name": MAIN, "kind": "main", "site_id": "hq"}, actor="t", now=clock.now)
         remote = venues.create_venue({"name": REMOTE, "kind": "remote", "site_id": "st"}, actor="t", now=clock.now)
-    meeting = api.meeting(main_venue_id=main.id, remote_venue_ids=[remote.id])
+    with booked_ahead(clock):  # a meeting with a remote point is booked 3 working days ahead
+        meeting = api.meeting(main_venue_id=main.id, remote_venue_ids=[remote.id])
     finance = api.organisation("Sở Tài chính")
     health = api.organisation("Sở Y tế")
     inv_finance = api.invitation(meeting["id"], finance["id"])
