@@ -154,9 +154,9 @@ def check_double_booking(
         return
     # A venue is booked by a meeting as its main hall or as one of its remote points, whichever it is now.
     as_main = Meeting.select(Meeting, Meeting.main_venue.alias("booked_venue")).where(
-        overlapping & Meeting.main_venue.in_(list(wanted)))
+        overlapping & Meeting.main_venue.in_(list(wanted))).objects()
     as_remote = (Meeting.select(Meeting, MeetingVenue.venue.alias("booked_venue")).join(MeetingVenue)
-                 .where(overlapping & MeetingVenue.venue.in_(list(wanted))))
+                 .where(overlapping & MeetingVenue.venue.in_(list(wanted))).objects())
     clashes = sorted([*as_main, *as_remote], key=lambda m: (m.starts_at, m.id))
     if not clashes:
         return
