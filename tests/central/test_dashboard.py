@@ -21,7 +21,8 @@ from central.attendance.live import CHECKINS, LiveHub
 from central.core.db import database
 from central.core.models import AuditEntry, Change
 from central.gates.checkins import store_checkin
-from central.gates.models import CheckIn
+from central.gates.models import CheckIn, Gate
+from central.gates.snapshot import build_snapshot
 from central.invitations.models import Invitation
 from central.meetings import venues
 from central.meetings.models import Meeting
@@ -98,6 +99,13 @@ def test_roles(app: Flask, client: FlaskClient, world: dict[str, Any]) -> None:
 
 
 def test_counts_per_organisation_and_venue_and_late(client: FlaskClient, world: dict[str, Any]) -> None:
+    # The remote point's gate r1 (site st) gets the meeting and its delegates in its snapshot and admits them, so a
+    # check-in from r1 is one a real gate produces (tests/e2e/test_remote_points.py scans one there); it counts at
+    # the remote point.
+    with database.connection_context():
+        remote_gate = build_snapshot(Gate.get(Gate.gate_id == "r1"), START)
+    assert [(m.id, m.gate_sites) for m in remote_gate.meetings] == [(world["meeting"], ("hq", "st"))]
+    assert {d.name for d in remote_gate.delegates} == set(world["people"])
     checkin(world, "Nguyễn Văn An", "g1", START - timedelta(minutes=10))
     checkin(world, "Nguyễn Văn An", "g1", START + timedelta(minutes=30))  # re-entry: counted once
     checkin(world, "Lê Minh Chi", "r1", START + timedelta(minutes=7))  # late, at the remote point
