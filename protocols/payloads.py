@@ -242,6 +242,11 @@ class Snapshot(_Payload):
 
 
 SNAPSHOT_STREAM_MEDIA_TYPE = "application/x-ndjson"
+SNAPSHOT_FEATURES_HEADER = "X-Vaora-Snapshot-Features"
+"""The request header in which a gate lists, comma-separated, the snapshot fields added after version 1 it reads."""
+FEATURE_MEETING_SITES = "meeting-sites"
+"""A gate that reads :attr:`MeetingEntry.sites`; central sends ``sites`` in a snapshot only to such a gate, so an older
+gate keeps loading its snapshot (it then admits a meeting at its main hall's site only, as before)."""
 MAX_SNAPSHOT_LINE_BYTES = 16 * 1024
 
 

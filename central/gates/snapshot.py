@@ -25,14 +25,16 @@ from central.registration.models import Delegate
 from protocols import payloads
 
 
-def build_snapshot(gate: Gate, now: datetime, grace_after_end: timedelta = DEFAULT_GRACE_AFTER_END
-                   ) -> payloads.Snapshot:
+def build_snapshot(gate: Gate, now: datetime, grace_after_end: timedelta = DEFAULT_GRACE_AFTER_END,
+                   *, with_sites: bool = True) -> payloads.Snapshot:
     """Return the snapshot for ``gate`` as of the latest change.
 
     Meetings with a venue at the gate's site (their main hall or one of their remote points) whose codes still
     count (``ends_at`` plus ``grace_after_end``, the grace of every code's window, after ``now``), each with all of
     its gate sites, their delegates (compact codes only as hashes, revoked ones flagged) and every signing key.
-    Built in one transaction so ``seq`` matches the content.
+    Built in one transaction so ``seq`` matches the content. ``with_sites=False`` (for a gate that did not say it
+    reads them, :data:`protocols.payloads.FEATURE_MEETING_SITES`) leaves every meeting's ``sites`` out, so a gate
+    older than the field still loads its snapshot.
     """
     with database.atomic():
         seq = last_seq()
@@ -56,13 +58,19 @@ def build_snapshot(gate: Gate, now: datetime, grace_after_end: timedelta = DEFAU
     return payloads.Snapshot(
         seq=seq,
         generated_at=now,
-        meetings=[meeting_entry(m, sites[m.id]) for m in meetings],
+        meetings=[meeting_entry(m, sites[m.id] if with_sites else [m.site_id]) for m in meetings],
         delegates=[delegate_entry(d) for d in delegates],
         keys=keys,
     )
 
 
-def stream_snapshot(gate: Gate, now: datetime, grace_after_end: timedelta = DEFAULT_GRACE_AFTER_END
-                    ) -> Iterator[bytes]:
+def stream_snapshot(gate: Gate, now: datetime, grace_after_end: timedelta = DEFAULT_GRACE_AFTER_END,
+                    *, with_sites: bool = True) -> Iterator[bytes]:
     """The snapshot of ``gate`` as NDJSON lines; built (and its seq fixed) before the first line is yielded."""
-    return payloads.encode_snapshot_stream(build_snapshot(gate, now, grace_after_end))
+    return payloads.encode_snapshot_stream(build_snapshot(gate, now, grace_after_end, with_sites=with_sites))
+
+
+def reads_meeting_sites(features_header: str | None) -> bool:
+    """True when a gate's :data:`protocols.payloads.SNAPSHOT_FEATURES_HEADER` lists the meetings' ``sites``."""
+    features = {part.strip().lower() for part in (features_header or "").split(",")}
+    return payloads.FEATURE_MEETING_SITES in features

@@ -70,9 +70,12 @@ def meeting_body(halls: dict[str, int], start: datetime = START, hours: float = 
             "remote_venue_ids": [halls[name] for name in remote], **extra}
 
 
-def snapshot_of(client: FlaskClient, gate_id: str, token: str) -> dict[str, Any]:
-    """The snapshot a gate fetches, as raw JSON (what an older gate would parse too)."""
-    response = client.get(f"/api/v1/gates/{gate_id}/snapshot", headers={"Authorization": f"Bearer {token}"})
+def snapshot_of(client: FlaskClient, gate_id: str, token: str, *, reads_sites: bool = True) -> dict[str, Any]:
+    """The snapshot a gate fetches, as raw JSON; a gate of this release says it reads the meetings' sites."""
+    headers = {"Authorization": f"Bearer {token}"}
+    if reads_sites:
+        headers[payloads.SNAPSHOT_FEATURES_HEADER] = payloads.FEATURE_MEETING_SITES
+    response = client.get(f"/api/v1/gates/{gate_id}/snapshot", headers=headers)
     assert response.status_code == 200, response.text
     return json.loads(response.data)
 
@@ -102,6 +105,11 @@ def test_each_gate_gets_the_meetings_with_a_venue_at_its_site(client: FlaskClien
     assert at_bt["meetings"] == [] and at_bt["delegates"] == []
     decoded = payloads.decode(payloads.Snapshot, json.dumps(at_st))
     assert decoded.meetings[0].gate_sites == ("hq", "st")
+
+    older_gate = snapshot_of(client, "g1", tokens["g1"], reads_sites=False)
+    assert all("sites" not in meeting for meeting in older_gate["meetings"]), \
+        "a gate that does not say it reads sites gets what its models accept (it admits at the main hall only)"
+    assert len(older_gate["meetings"]) == 2
 
 
 def test_a_remote_point_added_or_removed_reaches_that_sites_gates_by_the_change_stream(
