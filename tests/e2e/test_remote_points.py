@@ -9,10 +9,8 @@ scanned at a different site's gate, and the dashboard counts one at the main hal
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +24,16 @@ from devtools.broker import LocalBroker
 from devtools.mailcatcher import MailCatcher
 from tests.conftest import scaled, wait_until
 
-from .conftest import REPO, Central, approve, leader_session, log_tail, qr_text_of
+from .conftest import (
+    Central,
+    approve,
+    gate_config_toml,
+    leader_session,
+    log_tail,
+    qr_text_of,
+    spawn_gate,
+    wait_for_line,
+)
 
 MAIN = "Hội trường tầng 2"
 REMOTE = "Điểm cầu huyện Sơn Tịnh"
@@ -58,50 +65,13 @@ def admin_session(central: Central) -> requests.Session:
     return approval.log_in(central.url, ADMIN, ADMIN_PASSWORD, timeout=scaled(30))
 
 
-def gate_config(path: Path, gate_id: str, site: str, token: str, central: Central, broker: LocalBroker) -> Path:
-    path.write_text(f"""
-[gate]
-id = "{gate_id}"
-site = "{site}"
-simulate = true
-data_dir = "{path.parent / gate_id}"
-[central]
-url = "{central.url}"
-token = "{token}"
-timeout = 5.0
-[mqtt]
-host = "{broker.host}"
-port = {broker.port}
-resend_seconds = 1
-[scanner]
-type = "stdin"
-debounce_ms = 0
-[pins]
-relay = 17
-green_led = 27
-red_led = 22
-[turnstile]
-unlock_seconds = 0.2
-[status]
-enabled = false
-""", encoding="utf-8")
-    return path
-
-
-def spawn_gate(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as handle:
-        return subprocess.Popen([sys.executable, "-m", "gate.cli", "--config", str(config)], cwd=REPO,
-                                env={**os.environ, "PYTHONPATH": str(REPO)}, stdin=subprocess.PIPE,
-                                stdout=handle, stderr=subprocess.STDOUT)
-
-
-def wait_for_log(log: Path, pattern: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> re.Match[str]:
-    """Wait until the gate process logged a line matching ``pattern``; fail at once if it exited."""
+def wait_for_log(log: Path, pattern: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """Wait until the gate process logged a line matching the regular expression ``pattern`` (``wait_for_line``
+    for a fixed text); fail at once if it exited."""
     deadline = time.monotonic() + scaled(timeout)
     while time.monotonic() < deadline:
-        match = re.search(pattern, log.read_text(errors="replace"))
-        if match:
-            return match
+        if re.search(pattern, log.read_text(errors="replace")):
+            return
         if process.poll() is not None:
             raise AssertionError(f"gate exited rc={process.returncode}:\n{log_tail(log)}")
         time.sleep(0.02)
@@ -164,13 +134,15 @@ def test_two_gates_at_two_sites_admit_one_meeting_and_the_dashboard_counts_per_v
         for gate_id, site in (("hoitruong-1", "hq"), ("diemcau-1", "st")):
             registered = central.api("POST", "/api/v1/gates", json={"gate_id": gate_id, "site_id": site})
             assert registered.status_code == 201, registered.text
-            config = gate_config(tmp_path / f"{gate_id}.toml", gate_id, site, registered.json()["token"], central,
-                                 broker)
+            config = tmp_path / f"{gate_id}.toml"
+            config.write_text(gate_config_toml(tmp_path / gate_id, broker, gate_id=gate_id, site=site,
+                                               central_url=central.url, token=registered.json()["token"],
+                                               timeout=5.0), encoding="utf-8")
             log = tmp_path / f"{gate_id}.log"
             gates[gate_id] = (spawn_gate(config, log), log)
         for process, log in gates.values():
             wait_for_log(log, r"snapshot loaded seq=\d+ meetings=1 delegates=1", process)
-            wait_for_log(log, r"gate started", process)
+            wait_for_line(log, "gate started", process)
 
         # Registered after the gates loaded their snapshots: the remote gate learns them from the change stream.
         remote_process, remote_log = gates["diemcau-1"]
