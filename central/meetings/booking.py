@@ -20,7 +20,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import peewee
+
 from central.auth.roles import ADMINISTRATOR, APPROVER
+from central.core.db import database
 from central.core.errors import ConflictError
 from central.core.states import MeetingState
 from central.meetings.models import Meeting, MeetingVenue, Venue
@@ -32,6 +35,7 @@ LEADER_ROLES = (APPROVER, ADMINISTRATOR)
 """Who may override the booking rule: a leader ("lãnh đạo", the role that approves invitations) or an
 administrator."""
 MAX_OVERRIDE_REASON = 300
+BOOKING_LOCK = 0x7661_6F72_6131  # "vaora1": PostgreSQL's advisory lock that serialises the double-booking check
 
 
 @dataclass(frozen=True)
@@ -142,7 +146,13 @@ def check_double_booking(
 ) -> None:
     """Refuse (:class:`DoubleBookingError`) when the main hall or a remote point is booked by another meeting,
     not cancelled, whose ``[starts_at, ends_at)`` overlaps this one's. Halls typed as free text (no venue of the
-    list) are not compared."""
+    list) are not compared.
+
+    Call it inside the transaction that writes the meeting: on SQLite that transaction holds the write lock; on
+    PostgreSQL this takes a transaction-scoped advisory lock, so two concurrent bookings of one hall cannot both
+    pass."""
+    if isinstance(database.obj, peewee.PostgresqlDatabase):
+        database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (BOOKING_LOCK,))
     overlapping = ((Meeting.starts_at < ends_at) & (Meeting.ends_at > starts_at)
                    & (Meeting.status != MeetingState.CANCELLED))
     if exclude_meeting_id is not None:

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,11 +27,13 @@ from central.config import CentralConfig, ConfigError
 from central.core.changes import changes_since, last_seq
 from central.core.db import database
 from central.core.models import AuditEntry
+from central.meetings import services as meetings
 from central.meetings import venues
-from central.meetings.booking import BookingRules
+from central.meetings.booking import BookingRules, DoubleBookingError
 from protocols import payloads
 from protocols.meeting_days import MEETING_TZ
 
+from ..conftest import scaled, wait_until
 from .conftest import APPROVER, AUTH, START, Api, Clock, booked_ahead
 from .staff import csrf, login, make_users, page_token
 
@@ -281,3 +284,46 @@ def test_a_remote_point_is_not_booked_twice_on_the_api_or_the_page(app: Flask, a
         "entry_policy": "single", "walkin_policy": "approval", "csrf_token": csrf(page.text)})
     assert refused.status_code == 400
     assert f"{REMOTE} đã được đặt cho cuộc họp số {first['id']} “Hội nghị A”" in refused.text
+
+
+def test_two_concurrent_bookings_of_one_hall_cannot_both_pass(app: Flask, clock: Clock, halls: dict[str, int],
+                                                              database_url: str, db: None,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first create has checked the hall and not committed yet when the second one checks: the second waits
+    for it (PostgreSQL's advisory lock; SQLite's write lock does the same) and is then refused, naming it."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite's write transaction (BEGIN IMMEDIATE) serialises the two creates before any check")
+    checked, go = threading.Event(), threading.Event()
+    real = meetings.check_double_booking
+
+    def check_then_wait(*args: Any, **kwargs: Any) -> None:
+        real(*args, **kwargs)
+        if threading.current_thread().name == "first":
+            checked.set()
+            assert go.wait(scaled(30))
+
+    monkeypatch.setattr(meetings, "check_double_booking", check_then_wait)
+    outcome: dict[str, Any] = {}
+
+    def book(name: str) -> None:
+        with database.connection_context():
+            try:
+                outcome[name] = meetings.create_meeting(meeting_body(halls, title=name), clock(), actor="t").id
+            except DoubleBookingError as exc:
+                outcome[name] = exc
+
+    first = threading.Thread(target=book, args=("first",), name="first")
+    second = threading.Thread(target=book, args=("second",), name="second")
+    first.start()
+    assert checked.wait(scaled(30))
+    second.start()
+    # The second create waits on the lock the first holds until it commits.
+    wait_until(lambda: database.execute_sql(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()[0] == 1,
+        message="the second booking waits for the first")
+    go.set()
+    first.join(scaled(30))
+    second.join(scaled(30))
+    assert isinstance(outcome["first"], int)
+    refused = outcome["second"]
+    assert isinstance(refused, DoubleBookingError) and refused.other_meeting_id == outcome["first"]
