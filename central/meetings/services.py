@@ -61,6 +61,9 @@ TRANSITIONS: dict[MeetingState, tuple[MeetingState, ...]] = {
     MeetingState.CANCELLED: (),
 }
 """Which state a meeting may move to from each state."""
+MAX_MEETING_LENGTH = timedelta(days=31)
+"""The longest a meeting may run: longer is a typing error (a wrong year), and every per-day count, export column
+and gate rule iterates its days."""
 
 
 def _optional_datetime(value: Any) -> datetime | None:
@@ -127,6 +130,8 @@ def _clean(data: Mapping[str, Any], *, partial: bool, current: Meeting | None = 
     ends = clean.get("ends_at", current.ends_at if current else None)
     if starts and ends and ends <= starts:
         fields.add("ends_at", "Giờ kết thúc phải sau giờ bắt đầu")
+    elif starts and ends and ends - starts > MAX_MEETING_LENGTH:
+        fields.add("ends_at", f"Một cuộc họp kéo dài tối đa {MAX_MEETING_LENGTH.days} ngày")
     deadline = clean.get("registration_deadline", current.registration_deadline if current else None)
     if deadline and starts and deadline > starts:
         fields.add("registration_deadline", "Hạn đăng ký phải trước giờ bắt đầu")

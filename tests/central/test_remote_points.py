@@ -327,3 +327,11 @@ def test_two_concurrent_bookings_of_one_hall_cannot_both_pass(app: Flask, clock:
     assert isinstance(outcome["first"], int)
     refused = outcome["second"]
     assert isinstance(refused, DoubleBookingError) and refused.other_meeting_id == outcome["first"]
+
+
+def test_a_meeting_longer_than_31_days_is_refused(api: Api, halls: dict[str, int]) -> None:
+    """A wrong year makes a meeting of centuries, whose per-day attendance would take minutes to count."""
+    answer = api.post("/api/v1/meetings", meeting_body(halls, hours=24 * 31 + 1))
+    assert answer.status_code == 400
+    assert answer.get_json()["fields"] == {"ends_at": "Một cuộc họp kéo dài tối đa 31 ngày"}
+    assert api.post("/api/v1/meetings", meeting_body(halls, hours=24 * 31)).status_code == 201
