@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -67,6 +68,8 @@ DEFAULTS: dict[str, str] = {
     "VAORA_RETENTION_CHECKIN_DAYS": "730",
     "VAORA_RETENTION_AUDIT_DAYS": "730",
     "VAORA_RETENTION_OUTBOUND_DAYS": "30",
+    "VAORA_REMOTE_BOOKING_WORKING_DAYS": "3",
+    "VAORA_HOLIDAYS": "",
 }
 """Every variable central reads, with its default."""
 
@@ -163,6 +166,12 @@ class CentralConfig:
     retention_outbound_days: int = 30
     """``VAORA_RETENTION_OUTBOUND_DAYS``: days until a finished e-mail or SMS job (addresses, codes, links with
     secrets) is deleted from the outbound queue."""
+    remote_booking_working_days: int = 3
+    """``VAORA_REMOTE_BOOKING_WORKING_DAYS``: a meeting with remote points ("điểm cầu") is booked at least this many
+    working days before its day, or with a leader's override (``central.meetings.booking``)."""
+    holidays: frozenset[date] = field(default_factory=frozenset)
+    """``VAORA_HOLIDAYS``: a file of public holidays, one ISO date (``2026-09-02``) a line, ``#`` starts a comment;
+    they are not working days for the booking rule (weekends never are)."""
 
     def ingest_client_id(self) -> str:
         """The ingest worker's client id: ``VAORA_MQTT_CLIENT_ID`` when set; else, in a share group, one unique to
@@ -341,6 +350,13 @@ class CentralConfig:
         if urlparse(ratelimit_storage).scheme not in {"memory", "redis", "rediss", "redis+sentinel"}:
             errors["VAORA_RATELIMIT_STORAGE"] = f"must be memory:// or a redis:// URL, got {ratelimit_storage!r}"
 
+        holidays: frozenset[date] = frozenset()
+        if holidays_file := values["VAORA_HOLIDAYS"].strip():
+            try:
+                holidays = read_holidays(Path(holidays_file))
+            except (OSError, ValueError) as exc:
+                errors["VAORA_HOLIDAYS"] = f"cannot read {holidays_file!r}: {getattr(exc, 'strerror', None) or exc}"
+
         config = cls(
             database_url=database_url,
             smtp_host=smtp_host,
@@ -390,10 +406,27 @@ class CentralConfig:
             retention_checkin_days=bounded_int("VAORA_RETENTION_CHECKIN_DAYS", 1, 3650),
             retention_audit_days=bounded_int("VAORA_RETENTION_AUDIT_DAYS", 1, 3650),
             retention_outbound_days=bounded_int("VAORA_RETENTION_OUTBOUND_DAYS", 1, 3650),
+            remote_booking_working_days=bounded_int("VAORA_REMOTE_BOOKING_WORKING_DAYS", 0, 60),
+            holidays=holidays,
         )
         if errors:
             raise ConfigError(errors)
         return config
+
+
+def read_holidays(path: Path) -> frozenset[date]:
+    """The dates of a holidays file: one ISO date a line; blank lines and ``#`` comments are skipped. Raises
+    ValueError naming the first bad line."""
+    found: set[date] = set()
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            found.add(date.fromisoformat(text))
+        except ValueError:
+            raise ValueError(f"line {number}: {text[:40]!r} is not a date YYYY-MM-DD") from None
+    return frozenset(found)
 
 
 def _check_invitation_format(text: str) -> str | None:

@@ -70,8 +70,9 @@ def decide(scan: str, cache: CacheView, now: datetime, site_id: str,
     Order: LOCKED_DOWN (mode ``lockdown``: nothing else is looked at); ID_CARD (the QR of a citizen ID card:
     the person is sent to the desk); TOO_LONG; MALFORMED (neither scheme);
     compact: MALFORMED/BAD_CHECKSUM, UNKNOWN_CODE; signed: MALFORMED/UNKNOWN_KEY/BAD_SIGNATURE/NOT_YET_VALID/
-    EXPIRED, UNKNOWN_CODE (meeting not cached, or a meeting of another site: the same answer whether the snapshot
-    or the change stream brought it); then MEETING_CANCELLED, REVOKED, and the delegate's validity window for
+    EXPIRED, UNKNOWN_CODE (meeting not cached, or a meeting with no venue at this site, ``site_id`` not among its
+    :attr:`~protocols.payloads.MeetingEntry.gate_sites`: the same answer whether the snapshot or the change stream
+    brought it); then MEETING_CANCELLED, REVOKED, and the delegate's validity window for
     compact codes; then, at an
     ``in`` gate, anti-passback by the meeting's ``entry_policy``: ``single`` refuses ALREADY_INSIDE once the
     credential has entered on the same meeting day (:func:`protocols.meeting_days.meeting_day`: 04:00 to 04:00
@@ -131,9 +132,10 @@ def _decide(scan: str, cache: CacheView, now: datetime, site_id: str, direction:
     known = Known(scheme=scheme, meeting_id=meeting_id, delegate_id=delegate_id, credential=credential)
     if delegate is not None:
         known.update(Known(name=delegate.name, organisation=delegate.organisation, position=delegate.position))
-    if meeting is None or meeting.site_id != site_id:
-        # A gate's snapshot holds only its own site's meetings; a meeting of another site that the change
-        # stream brought is answered the same way, so the reason never depends on how the cache was filled.
+    if meeting is None or site_id not in meeting.gate_sites:
+        # A gate's snapshot holds only the meetings with a venue at its site (main hall or remote point); a
+        # meeting the change stream brought with no venue here is answered the same way, so the reason never
+        # depends on how the cache was filled.
         return _refuse(Reason.UNKNOWN_CODE, scheme=scheme, credential=credential)
     if meeting.status == "cancelled":
         # Before REVOKED: cancelling a meeting also revokes every code of it, and the person should hear why.

@@ -29,8 +29,10 @@ import requests
 from pydantic import BaseModel
 
 from protocols.payloads import (
+    FEATURE_MEETING_SITES,
     MAX_SNAPSHOT_BYTES,
     MAX_SNAPSHOT_LINE_BYTES,
+    SNAPSHOT_FEATURES_HEADER,
     SNAPSHOT_STREAM_MEDIA_TYPE,
     DelegateEntry,
     KeyEntry,
@@ -173,7 +175,8 @@ class SnapshotStream:
 
 def fetch_snapshot(base_url: str, gate_id: str, token: str | None, timeout: float,
                    session: requests.Session | None = None) -> SnapshotStream | Snapshot:
-    """GET the gate's snapshot with ``Authorization: Bearer <token>``; raise SyncError on any failure.
+    """GET the gate's snapshot with ``Authorization: Bearer <token>``; raise SyncError on any failure. The gate
+    says it reads the meetings' ``sites`` (:data:`protocols.payloads.FEATURE_MEETING_SITES`).
 
     Returns a :class:`SnapshotStream` (header checked, entries still to read) when central streams it, or a
     decoded :class:`Snapshot` when central sends one JSON document.
@@ -186,7 +189,8 @@ def fetch_snapshot(base_url: str, gate_id: str, token: str | None, timeout: floa
     http = session or requests
     accept = f"{SNAPSHOT_STREAM_MEDIA_TYPE}, application/json;q=0.5"
     try:
-        response = http.get(url, headers={"Authorization": f"Bearer {token}", "Accept": accept},
+        response = http.get(url, headers={"Authorization": f"Bearer {token}", "Accept": accept,
+                                          SNAPSHOT_FEATURES_HEADER: FEATURE_MEETING_SITES},
                             timeout=timeout, stream=True)
     except requests.RequestException as exc:
         raise SyncError(SyncFailure.UNREACHABLE, f"{url}: {type(exc).__name__}") from None

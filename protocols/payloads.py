@@ -12,7 +12,13 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
 
 from protocols.codes import Scheme
 from protocols.reasons import Reason
@@ -172,8 +178,18 @@ class Heartbeat(_Payload):
     clock_offset_s: ClockOffset | None = None
 
 
+MAX_MEETING_SITES = 64
+
+
 class MeetingEntry(_Payload):
-    """What a gate knows of a meeting."""
+    """What a gate knows of a meeting.
+
+    ``site_id`` is the site of its main hall; ``sites`` every gate site of its venues (the main hall's first, then
+    those of its remote points, "điểm cầu"). ``sites`` was added after version 1 shipped: it is left out of the
+    JSON when the meeting is at its main hall's site alone (so gates older than the field read such a meeting as
+    before), and an entry without it (from an older central or an older gate database) means ``[site_id]``.
+    Read :attr:`gate_sites`, never one of the two fields alone.
+    """
 
     id: int
     title: Annotated[str, Field(max_length=500)]
@@ -184,6 +200,12 @@ class MeetingEntry(_Payload):
     venue: ShortText
     status: Literal["draft", "open", "closed", "held", "cancelled"]
     entry_policy: Literal["single", "reentry", "unlimited"] = "single"
+    sites: Annotated[list[GateId], Field(min_length=1, max_length=MAX_MEETING_SITES)] | None = None
+
+    @property
+    def gate_sites(self) -> tuple[str, ...]:
+        """The gate sites whose gates admit this meeting's delegates (``sites``, or ``site_id`` alone)."""
+        return tuple(self.sites) if self.sites else (self.site_id,)
 
 
 class DelegateEntry(_Payload):
@@ -225,6 +247,11 @@ class Snapshot(_Payload):
 
 
 SNAPSHOT_STREAM_MEDIA_TYPE = "application/x-ndjson"
+SNAPSHOT_FEATURES_HEADER = "X-Vaora-Snapshot-Features"
+"""The request header in which a gate lists, comma-separated, the snapshot fields added after version 1 it reads."""
+FEATURE_MEETING_SITES = "meeting-sites"
+"""A gate that reads :attr:`MeetingEntry.sites`; central sends ``sites`` in a snapshot only to such a gate, so an older
+gate keeps loading its snapshot (it then admits a meeting at its main hall's site only, as before)."""
 MAX_SNAPSHOT_LINE_BYTES = 16 * 1024
 
 
@@ -413,18 +440,27 @@ _OMITTED_WHEN_NONE: dict[type[BaseModel], frozenset[str]] = {
     Ack: frozenset({"sent_at", "gate_time"}),
     AckBatch: frozenset({"sent_at"}),
     Command: frozenset({"gate_clock_offset_s"}),
+    MeetingEntry: frozenset({"sites"}),
 }
-"""Clock fields added after version 1 shipped, left out when empty so that older gates, whose models forbid
-unknown fields, still read these payloads. ``CheckIn.clock_offset_s`` and ``Heartbeat.clock_offset_s`` are always
-sent by gates that measure their clock (null without an estimate): central answers with clock fields only then."""
+"""Fields added after version 1 shipped, left out when empty so that older gates, whose models forbid unknown
+fields, still read these payloads (also inside a change, a snapshot or a batch). ``CheckIn.clock_offset_s`` and
+``Heartbeat.clock_offset_s`` are always sent by gates that measure their clock (null without an estimate): central
+answers with clock fields only then. ``MeetingEntry.sites`` is sent only for a meeting at more than one site."""
 
 
 def _empty_clock_fields(payload: BaseModel) -> dict[str, Any]:
+    """The ``exclude`` argument that leaves out :data:`_OMITTED_WHEN_NONE` fields, in nested payloads too."""
     exclude: dict[str, Any] = {name: True for name in _OMITTED_WHEN_NONE.get(type(payload), ())
                                if getattr(payload, name) is None}
-    if isinstance(payload, AckBatch):
-        per_ack = {index: _empty_clock_fields(ack) for index, ack in enumerate(payload.acks)}
-        exclude["acks"] = {index: fields for index, fields in per_ack.items() if fields}
+    for name in type(payload).model_fields:
+        value = getattr(payload, name)
+        if isinstance(value, BaseModel):
+            if nested := _empty_clock_fields(value):
+                exclude[name] = nested
+        elif isinstance(value, list) and value and type(value[0]) in _OMITTED_WHEN_NONE:  # acks, meetings
+            per_item = {index: _empty_clock_fields(item) for index, item in enumerate(value)}
+            if items := {index: fields for index, fields in per_item.items() if fields}:
+                exclude[name] = items
     return exclude
 
 

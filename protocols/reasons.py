@@ -39,6 +39,8 @@ class Reason(StrEnum):
     NOT_CONNECTED = "not_connected"
     DUPLICATE = "duplicate"
     ID_CARD = "id_card"
+    BOOKING_TOO_LATE = "booking_too_late"
+    VENUE_DOUBLE_BOOKED = "venue_double_booked"
 
 
 # (Vietnamese, English): what the guard's display and the dashboard say.
@@ -75,6 +77,10 @@ REASON_TEXT: dict[Reason, tuple[str, str]] = {
     Reason.DUPLICATE: ("Đã tồn tại", "Already exists"),
     Reason.ID_CARD: ("Đây là thẻ CCCD. Vui lòng đến bàn tiếp đón.",
                      "This is a citizen ID card. Please go to the reception desk."),
+    Reason.BOOKING_TOO_LATE: ("Cuộc họp có điểm cầu đăng ký quá muộn, cần lãnh đạo cho phép",
+                              "A meeting with remote points booked too late needs a leader's override"),
+    Reason.VENUE_DOUBLE_BOOKED: ("Địa điểm đã được đặt cho cuộc họp khác trùng giờ",
+                                 "The venue is booked by another meeting at that time"),
 }
 
 

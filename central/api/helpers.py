@@ -90,5 +90,6 @@ def service_error_response(exc: ServiceError) -> tuple[Response, int]:
     if isinstance(exc, NotFoundError):
         return json_error(404, "not_found", exc.reason, exc.message)
     if isinstance(exc, ConflictError):
-        return json_error(409, "conflict", exc.reason, exc.message)
+        # Some conflicts say more (e.g. a double-booked hall names the other meeting's id).
+        return json_error(409, "conflict", exc.reason, exc.message, **getattr(exc, "details", {}))
     return json_error(400, "refused", exc.reason, exc.message)

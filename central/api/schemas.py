@@ -103,3 +103,11 @@ class ErrorBody(BaseModel):
     meeting_id: int | None = Field(default=None, description="The meeting a duplicate external_id or a reused "
                                                               "Idempotency-Key already has (409, 422)")
     scopes: list[str] | None = Field(default=None, description="The scopes of the client's token (403)")
+    earliest_day: str | None = Field(default=None, json_schema_extra={"format": "date"},
+                                     description="booking_too_late (409): the first day a meeting with remote "
+                                                 "points booked now may be held")
+    min_working_days: int | None = Field(default=None, description="booking_too_late (409): the working days "
+                                                                   "ahead the rule asks")
+    other_meeting_id: int | None = Field(default=None, description="venue_double_booked (409): the overlapping "
+                                                                   "meeting that has the hall")
+    venue: str | None = Field(default=None, description="venue_double_booked (409): the hall booked twice")

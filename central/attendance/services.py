@@ -35,7 +35,11 @@ from central.gates import conflicts
 from central.gates.clock import is_skewed
 from central.gates.models import CheckIn, Gate
 from central.invitations.models import Invitation, Organisation
-from central.meetings.models import Meeting, MeetingVenue, Venue
+from central.meetings.models import Meeting
+from central.meetings.venues import main_venue_name as main_venue_name
+from central.meetings.venues import meeting_sites as meeting_sites
+from central.meetings.venues import meeting_venues as meeting_venues
+from central.meetings.venues import venue_of_site as venue_of_site
 from central.registration.models import Delegate
 from protocols.meeting_days import day_dates, meeting_day
 from protocols.reasons import Reason
@@ -196,40 +200,9 @@ def count_present(entered: Iterable[int], seat_of: Mapping[int, int]) -> int:
 # --- venues ------------------------------------------------------------------------------------------------
 
 
-def meeting_venues(meeting: Meeting) -> list[Venue]:
-    """The meeting's main hall (first, when set) and its remote points."""
-    found: list[Venue] = []
-    if meeting.main_venue:
-        main = Venue.get_or_none(Venue.id == meeting.main_venue)
-        if main is not None:
-            found.append(main)
-    found.extend(
-        Venue.select().join(MeetingVenue).where(MeetingVenue.meeting == meeting)
-        .order_by(Venue.name)
-    )
-    return found
-
-
-def venue_of_site(meeting: Meeting) -> dict[str, str]:
-    """Map a gate site id to the name of the meeting's venue there (the meeting's own site is the main hall)."""
-    venues = meeting_venues(meeting)
-    mapping = {venue.site_id: venue.name for venue in venues if venue.site_id}
-    main_name = venues[0].name if venues and venues[0].kind == "main" else meeting.venue
-    mapping.setdefault(meeting.site_id, main_name)
-    return mapping
-
-
-def main_venue_name(meeting: Meeting) -> str:
-    """Where a manual mark is counted: the main hall (or the meeting's venue text)."""
-    venues = meeting_venues(meeting)
-    return venues[0].name if venues and venues[0].kind == "main" else meeting.venue
-
-
-def meeting_sites(meeting: Meeting) -> list[str]:
-    """Gate sites that serve the meeting: its own site and those of its venues."""
-    sites = [meeting.site_id]
-    sites.extend(venue.site_id for venue in meeting_venues(meeting) if venue.site_id and venue.site_id not in sites)
-    return sites
+# The meeting's venues and gate sites (meeting_venues, venue_of_site, main_venue_name, meeting_sites) live in
+# central.meetings.venues, which the snapshot asks too; they are re-exported above, where the dashboard and its
+# helpers have always imported them.
 
 
 # --- gates -------------------------------------------------------------------------------------------------

@@ -139,6 +139,12 @@ def current_actor() -> str:
     return identity.actor if identity is not None else "anonymous"
 
 
+def current_role() -> str | None:
+    """Return the role of who is making the request (None when nobody is logged in)."""
+    identity = current_identity()
+    return identity.role if identity is not None else None
+
+
 def _unauthenticated() -> Any:
     if _is_api():
         from central.api.helpers import unauthorized

@@ -30,6 +30,7 @@ from central.desk.models import Walkin
 from central.gates.models import Gate
 from central.invitations.models import Invitation
 from central.meetings.models import Meeting
+from central.meetings.venues import meeting_sites
 from central.registration.models import Delegate
 from central.web import clock_now, ctx, select_locale, service_error_message
 from central.web.inputs import bounded_int
@@ -107,7 +108,7 @@ def _resolve_invitation(text: str, meeting_id: int) -> Invitation | None:
 
 
 def _gates_for(meetings: list[Meeting]) -> list[Gate]:
-    sites = {m.site_id for m in meetings}
+    sites = {site for meeting in meetings for site in meeting_sites(meeting)}
     if not sites:
         return []
     return list(Gate.select().where(Gate.site_id.in_(list(sites))).order_by(Gate.gate_id))

@@ -12,7 +12,7 @@ from flask import jsonify, request
 from central.api import bp
 from central.api.helpers import ApiError, context
 from central.api.spec import Responses, amend, errors, validate, validated_json, validated_query
-from central.auth import current_actor, roles_required
+from central.auth import current_actor, current_role, roles_required
 from central.auth.roles import ADMINISTRATOR, APPROVER, ORGANISER, STAFF_ROLES
 from central.clients.services import current_client_id
 from central.core.errors import NotFoundError
@@ -26,17 +26,22 @@ from protocols.reasons import Reason
 
 
 @bp.post("/meetings")
-@roles_required(ORGANISER)
+@roles_required(ORGANISER, APPROVER)
 @validate(json=m.MeetingCreate, headers=m.IdempotencyKey,
           resp=Responses(HTTP_201=m.Meeting, **errors(400, 401, 403, 409, 422)))
 def create_meeting() -> Any:
     """Create a meeting. With an ``Idempotency-Key`` header a retry returns the same meeting (header
     ``Idempotent-Replayed: true``), and the key with another body answers 422; an API client's ``external_id``
-    already used answers 409 with the ``meeting_id`` it has."""
+    already used answers 409 with the ``meeting_id`` it has.
+
+    A meeting with remote points booked later than ``VAORA_REMOTE_BOOKING_WORKING_DAYS`` working days ahead answers
+    409 ``booking_too_late`` (with ``earliest_day``) unless a leader (approver) sends ``booking_override_reason``;
+    a hall booked by an overlapping meeting answers 409 ``venue_double_booked`` with ``other_meeting_id``."""
     try:
         created = meetings.create_meeting_idempotent(
             validated_json(), context().clock(), actor=current_actor(),
             idempotency_key=request.headers.get("Idempotency-Key"), api_client_id=current_client_id(),
+            role=current_role(), booking=context().booking_rules,
         )
     except meetings.DuplicateExternalIdError as exc:
         raise ApiError(409, "conflict", "duplicate_external_id", exc.message, meeting_id=exc.meeting_id) from None
@@ -66,15 +71,16 @@ def list_meetings() -> Any:
 
 
 @bp.patch("/meetings/<int:meeting_id>")
-@roles_required(ORGANISER)
+@roles_required(ORGANISER, APPROVER)
 @validate(json=m.MeetingUpdate, resp=Responses(HTTP_200=m.Meeting, **errors(400, 401, 403, 404, 409)))
 def update_meeting(meeting_id: int) -> Any:
-    """Edit a meeting; moving its time re-issues and e-mails the delegates' codes."""
+    """Edit a meeting; moving its time re-issues and e-mails the delegates' codes. The booking rules of the
+    create apply to what changes (a remote point added, a new time or hall)."""
     ctx = context()
     meeting = meetings.update_meeting(
         meeting_id, validated_json(), context().clock(), actor=current_actor(), reissue=mail_reissued_code,
         signing_key=ctx.signing_key, entry_opens_before=ctx.entry_opens_before,
-        grace_after_end=ctx.code_validity.grace_after_end,
+        grace_after_end=ctx.code_validity.grace_after_end, role=current_role(), booking=ctx.booking_rules,
     )
     return jsonify(meetings.meeting_to_dict(meeting))
 

@@ -33,6 +33,7 @@ class MeetingForm(FlaskForm):
                                         choices=[("0", _l("Đơn vị đăng ký là có mã ngay")),
                                                  ("1", _l("Văn phòng duyệt từng đại biểu trước khi gửi mã"))],
                                         validate_choice=False)
+    booking_override_reason = StringField(_l("Lãnh đạo cho phép đăng ký muộn (lý do)"))
     walkin_policy = SelectField(_l("Khách đăng ký tại bàn tiếp đón"),
                                 choices=[("approval", _l("Chờ chuyên viên duyệt")),
                                          ("direct", _l("Cho vào trực tiếp"))],

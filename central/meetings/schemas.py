@@ -18,6 +18,10 @@ Agenda: Any = text(5000, required=False, multiline=True)
 Chair: Any = text(200, required=False)
 VenueName: Any = text(200, required=True)
 Address: Any = text(300, required=False)
+OverrideReason: Any = text(300, required=False)
+OVERRIDE_DESCRIPTION = ("A leader's reason for booking a meeting with remote points later than the configured "
+                        "working days ahead; honoured only from a leader's (approver's) or administrator's session, "
+                        "and audited")
 
 
 class MeetingCreate(BaseModel):
@@ -45,6 +49,7 @@ class MeetingCreate(BaseModel):
     scheme: Scheme | None = None
     entry_policy: EntryPolicy | None = None
     status: MeetingState | None = None
+    booking_override_reason: OverrideReason | None = Field(default=None, description=OVERRIDE_DESCRIPTION)
     external_id: text(100, required=False) | None = Field(  # type: ignore[valid-type]
         default=None, description="The API client's own id of the meeting (its document system's); one meeting "
                                   "per id and client (a second answers 409 with the meeting_id); only with a "
@@ -76,6 +81,7 @@ class MeetingUpdate(BaseModel):
     remote_venue_ids: list[Id] | None = Field(default=None, max_length=1000)
     scheme: Scheme | SkipJsonSchema[None] = None
     entry_policy: EntryPolicy | SkipJsonSchema[None] = None
+    booking_override_reason: OverrideReason | None = Field(default=None, description=OVERRIDE_DESCRIPTION)
 
 
 class MeetingStatusChange(BaseModel):
@@ -110,6 +116,8 @@ class Meeting(BaseModel):
     registration_approval: bool = False
     main_venue_id: int | None
     remote_venue_ids: list[int]
+    sites: list[str] = Field(description="The gate sites whose gates admit its delegates: the main hall's, then "
+                                         "its remote points'")
 
 
 class MeetingList(RootModel[list[Meeting]]):

@@ -3,6 +3,12 @@
 Cancelling a meeting revokes every delegate's code and tells them; moving its time re-issues every code
 with the new validity and e-mails it. Both append the changes gates follow and are audited.
 
+A meeting is held at its main hall and at its remote points ("điểm cầu"); the gates of every one of their sites
+admit its delegates (:func:`meeting_entry` carries the sites). A remote point added at a new site sends that site's
+gates the meeting's delegates through the change stream. Creating and editing apply the booking rules of
+:mod:`central.meetings.booking` (remote points booked N working days ahead or with a leader's override; no hall
+booked twice at once).
+
 A meeting created through the API may carry its document system's id (``external_id``, unique per API client),
 and a create sent with an ``Idempotency-Key`` makes one meeting however often it is retried
 (:func:`create_meeting_idempotent`).
@@ -28,7 +34,15 @@ from central.core.errors import ConflictError, InvalidInputError, NotFoundError
 from central.core.keys import ActiveKey
 from central.core.states import ApprovalState, DelegateMailState, MeetingState
 from central.core.validity import DEFAULT_ENTRY_OPENS_BEFORE, DEFAULT_GRACE_AFTER_END, CodeValidity
+from central.meetings.booking import (
+    MAX_OVERRIDE_REASON,
+    BookingOverride,
+    BookingRules,
+    check_double_booking,
+    check_remote_booking,
+)
 from central.meetings.models import IdempotencyRecord, Meeting, MeetingVenue, Venue
+from central.meetings.venues import meeting_sites
 from central.registration.models import Delegate
 from protocols import payloads
 from protocols.codes import Scheme
@@ -47,6 +61,9 @@ TRANSITIONS: dict[MeetingState, tuple[MeetingState, ...]] = {
     MeetingState.CANCELLED: (),
 }
 """Which state a meeting may move to from each state."""
+MAX_MEETING_LENGTH = timedelta(days=31)
+"""The longest a meeting may run: longer is a typing error (a wrong year), and every per-day count, export column
+and gate rule iterates its days."""
 
 
 def _optional_datetime(value: Any) -> datetime | None:
@@ -121,6 +138,8 @@ def _clean(data: Mapping[str, Any], *, partial: bool, current: Meeting | None = 
     ends = clean.get("ends_at", current.ends_at if current else None)
     if starts and ends and ends <= starts:
         fields.add("ends_at", "Giờ kết thúc phải sau giờ bắt đầu")
+    elif starts and ends and ends - starts > MAX_MEETING_LENGTH:
+        fields.add("ends_at", f"Một cuộc họp kéo dài tối đa {MAX_MEETING_LENGTH.days} ngày")
     deadline = clean.get("registration_deadline", current.registration_deadline if current else None)
     if deadline and starts and deadline > starts:
         fields.add("registration_deadline", "Hạn đăng ký phải trước giờ bắt đầu")
@@ -165,8 +184,30 @@ def _by_external_id(api_client_id: int, external_id: str) -> Meeting | None:
     return Meeting.get_or_none((Meeting.api_client == api_client_id) & (Meeting.external_id == external_id))
 
 
+def _override(data: Mapping[str, Any], actor: str, role: str | None) -> BookingOverride | None:
+    """The booking override asked in ``booking_override_reason`` (None when not asked)."""
+    fields = v.FieldCollector(data)
+    reason = fields.take("booking_override_reason", v.text, required=False, max_length=MAX_OVERRIDE_REASON)
+    fields.raise_if_any()
+    return BookingOverride(actor=actor, role=role, reason=reason) if reason else None
+
+
+def _audit_override(used: BookingOverride | None, meeting: Meeting, rules: BookingRules, now: datetime) -> None:
+    if used is not None:
+        audit(used.actor, "meeting.booking_override", f"meeting:{meeting.id}",
+              {"reason": used.reason, "starts_at": meeting.starts_at.isoformat(),
+               "earliest_day": rules.earliest_meeting_day(now).isoformat(),
+               "min_working_days": rules.min_working_days}, now=now)
+
+
 def create_meeting(
-    data: Mapping[str, Any], now: datetime, *, actor: str = "system", api_client_id: int | None = None
+    data: Mapping[str, Any],
+    now: datetime,
+    *,
+    actor: str = "system",
+    api_client_id: int | None = None,
+    role: str | None = None,
+    booking: BookingRules | None = None,
 ) -> Meeting:
     """Validate and store a meeting; appends a ``meeting_upsert`` change and an audit entry.
 
@@ -175,16 +216,25 @@ def create_meeting(
     ``remote_venue_ids``, ``scheme`` (compact), ``entry_policy`` (single), ``status`` (open), and, for an API
     client (``api_client_id``), ``external_id``: its document's id, of which it may have one meeting
     (:class:`DuplicateExternalIdError` names the meeting it has).
+
+    Booking rules (``booking``, the configured :class:`BookingRules`): with remote points, booked at least its
+    working days ahead, or with ``booking_override_reason`` from a leader (``role``; audited as
+    ``meeting.booking_override``); its halls not booked by an overlapping meeting
+    (:mod:`central.meetings.booking` raises what is wrong).
     """
+    rules = booking or BookingRules()
     clean = _clean(data, partial=False)
     external_id = _external_id(data, api_client_id)
+    override = _override(data, actor, role)
     remote = clean.pop("remote_venue_ids", [])
+    used = check_remote_booking(clean["starts_at"], bool(remote), now, rules, override)
     if external_id is not None and api_client_id is not None:
         existing = _by_external_id(api_client_id, external_id)
         if existing is not None:
             raise DuplicateExternalIdError(existing.id)
     try:
         with write_transaction():
+            check_double_booking(clean["starts_at"], clean["ends_at"], clean.get("main_venue"), remote)
             meeting = Meeting.create(**clean, created_at=now, updated_at=now, api_client=api_client_id,
                                      external_id=external_id)
             for venue_id in remote:
@@ -195,6 +245,7 @@ def create_meeting(
             if external_id is not None:
                 details["external_id"] = external_id
             audit(actor, "meeting.create", f"meeting:{meeting.id}", details, now=now)
+            _audit_override(used, meeting, rules, now)
     except peewee.IntegrityError:  # the same external id created by a concurrent request
         existing = _by_external_id(api_client_id, external_id) if api_client_id and external_id else None
         if existing is None:
@@ -231,6 +282,8 @@ def create_meeting_idempotent(
     actor: str,
     idempotency_key: str | None,
     api_client_id: int | None = None,
+    role: str | None = None,
+    booking: BookingRules | None = None,
 ) -> CreatedMeeting:
     """Create a meeting (:func:`create_meeting`) at most once per ``actor`` and ``idempotency_key``.
 
@@ -240,7 +293,8 @@ def create_meeting_idempotent(
     Without a key this is :func:`create_meeting`.
     """
     if idempotency_key is None:
-        return CreatedMeeting(create_meeting(data, now, actor=actor, api_client_id=api_client_id))
+        return CreatedMeeting(create_meeting(data, now, actor=actor, api_client_id=api_client_id, role=role,
+                                             booking=booking))
     key = _idempotency_key(idempotency_key)
     caller = actor[:64]  # as the column holds it
     fingerprint = request_fingerprint(data)
@@ -249,7 +303,8 @@ def create_meeting_idempotent(
             earlier = _replay(caller, key, fingerprint)
             if earlier is not None:
                 return CreatedMeeting(earlier, replayed=True)
-            meeting = create_meeting(data, now, actor=actor, api_client_id=api_client_id)
+            meeting = create_meeting(data, now, actor=actor, api_client_id=api_client_id, role=role,
+                                     booking=booking)
             IdempotencyRecord.create(actor=caller, key=key, fingerprint=fingerprint, meeting=meeting, created_at=now)
     except (peewee.IntegrityError, DuplicateExternalIdError):
         # A concurrent request with this key committed first (its meeting, and so its external id, won).
@@ -270,22 +325,41 @@ def update_meeting(
     signing_key: Callable[[], ActiveKey] | None = None,
     entry_opens_before: timedelta = DEFAULT_ENTRY_OPENS_BEFORE,
     grace_after_end: timedelta = DEFAULT_GRACE_AFTER_END,
+    role: str | None = None,
+    booking: BookingRules | None = None,
 ) -> Meeting:
     """Edit the given fields of a meeting. Moving its start or end re-issues every active delegate's code,
     valid from ``entry_opens_before`` the start to ``grace_after_end`` after the end (:class:`CodeValidity`;
     signed with ``signing_key()`` for signed meetings);
-    ``reissue`` is called for each re-issued delegate after the commit, to e-mail the new code."""
+    ``reissue`` is called for each re-issued delegate after the commit, to e-mail the new code.
+
+    The booking rules of :func:`create_meeting` apply to what the edit changes: adding a remote point or moving a
+    meeting that has some is booking it now; a new time or hall must not clash with another meeting. A remote
+    point at a site that had none of the meeting's venues sends the meeting's delegates to that site's gates."""
+    rules = booking or BookingRules()
     meeting = get_meeting(meeting_id)
     if meeting.status in MeetingState.FINAL:
         raise ConflictError(Reason.MEETING_CANCELLED, "Cuộc họp đã hủy hoặc đã họp, không sửa được")
     clean = _clean(data, partial=True, current=meeting)
+    override = _override(data, actor, role)
     remote = clean.pop("remote_venue_ids", None)
     moved = any(
         key in clean and clean[key] != getattr(meeting, key) for key in ("starts_at", "ends_at")
     )
+    current_remote = [venue.id for venue in remote_venues(meeting)]
+    final_remote = remote if remote is not None else current_remote
+    starts_at = clean.get("starts_at", meeting.starts_at)
+    used = None
+    if set(final_remote) - set(current_remote) or (final_remote and starts_at != meeting.starts_at):
+        used = check_remote_booking(starts_at, bool(final_remote), now, rules, override)
+    sites_before = set(meeting_sites(meeting))
     changed = {k: str(val) for k, val in clean.items() if getattr(meeting, k) != val}
     reissued: list[Delegate] = []
     with write_transaction():
+        if moved or "main_venue" in clean or remote is not None:
+            check_double_booking(starts_at, clean.get("ends_at", meeting.ends_at),
+                                 clean.get("main_venue", meeting.main_venue), final_remote,
+                                 exclude_meeting_id=meeting.id)
         for key, value in clean.items():
             setattr(meeting, key, value)
         meeting.updated_at = now
@@ -297,6 +371,9 @@ def update_meeting(
             changed["remote_venue_ids"] = str(remote)
         meeting = Meeting.get_by_id(meeting.id)
         append_change(payloads.MeetingUpsert(meeting=meeting_entry(meeting)), now)
+        if set(meeting_sites(meeting)) - sites_before:
+            _send_delegates_to_gates(meeting, now)
+        _audit_override(used, meeting, rules, now)
         if moved:
             reissued = _reissue_codes(meeting, now, signing_key,
                                       CodeValidity(entry_opens_before, grace_after_end))
@@ -306,6 +383,22 @@ def update_meeting(
         for delegate in reissued:
             reissue(delegate)
     return meeting
+
+
+def _send_delegates_to_gates(meeting: Meeting, now: datetime) -> int:
+    """Append a ``delegate_upsert`` for every delegate of ``meeting`` (revoked ones flagged), after its
+    ``meeting_upsert`` named a new site: that site's gates, whose snapshots held no delegate of it, learn them
+    from the change stream. Returns how many were sent."""
+    from central.invitations.models import Invitation, Organisation
+    from central.registration.delegates import delegate_entry
+
+    delegates = (Delegate.select(Delegate, Invitation, Organisation).join(Invitation).join(Organisation)
+                 .where(Delegate.meeting == meeting).order_by(Delegate.id))
+    sent = 0
+    for delegate in delegates:
+        append_change(payloads.DelegateUpsert(delegate=delegate_entry(delegate)), now)
+        sent += 1
+    return sent
 
 
 def _reissue_codes(
@@ -411,8 +504,11 @@ def remote_venues(meeting: Meeting) -> list[Venue]:
     )
 
 
-def meeting_entry(meeting: Meeting) -> payloads.MeetingEntry:
-    """Return what a gate knows of a meeting."""
+def meeting_entry(meeting: Meeting, sites: list[str] | None = None) -> payloads.MeetingEntry:
+    """Return what a gate knows of a meeting; ``sites`` (:func:`central.meetings.venues.meeting_sites`) is looked
+    up unless given. ``sites`` is sent only for a meeting at more than its main hall's site, so a gate older than
+    the field reads every other meeting as before."""
+    sites = sites if sites is not None else meeting_sites(meeting)
     return payloads.MeetingEntry(
         id=meeting.id,
         title=meeting.title,
@@ -423,6 +519,7 @@ def meeting_entry(meeting: Meeting) -> payloads.MeetingEntry:
         venue=meeting.venue,
         status=meeting.status,
         entry_policy=meeting.entry_policy,
+        sites=sites if len(sites) > 1 else None,
     )
 
 
@@ -446,6 +543,7 @@ def meeting_to_dict(meeting: Meeting) -> dict[str, Any]:
         "registration_approval": meeting.registration_approval,
         "main_venue_id": meeting.main_venue,
         "remote_venue_ids": [venue.id for venue in remote_venues(meeting)],
+        "sites": meeting_sites(meeting),
         "external_id": meeting.external_id,
     }
 

@@ -1,16 +1,23 @@
-"""Venues: main halls (with the gate site that guards them) and remote points ("điểm cầu")."""
+"""Venues: main halls (with the gate site that guards them) and remote points ("điểm cầu"), and where a meeting is.
+
+A meeting is held at its main hall (``Meeting.site_id``, the hall's gate site) and at each of its remote points
+(:class:`MeetingVenue`); a remote point with a ``site_id`` has gates of its own. :func:`meeting_sites` is the one
+answer to "which gates admit this meeting's delegates": the snapshot, the change stream and the dashboard ask it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+import peewee
+
 from central.core import validation as v
 from central.core.audit import audit
-from central.core.db import database
+from central.core.db import database, tuples
 from central.core.errors import DuplicateError, InvalidInputError, NotFoundError
-from central.meetings.models import Venue
+from central.meetings.models import Meeting, MeetingVenue, Venue
 from protocols.reasons import Reason
 
 KINDS = ("main", "remote")
@@ -86,3 +93,68 @@ def venue_to_dict(venue: Venue) -> dict[str, Any]:
     """Return the JSON form of a venue."""
     return {"id": venue.id, "name": venue.name, "kind": venue.kind, "site_id": venue.site_id,
             "address": venue.address}
+
+
+# --- where a meeting is held ---------------------------------------------------------------------------------
+
+
+def meeting_venues(meeting: Meeting) -> list[Venue]:
+    """The meeting's main hall (first, when set) and its remote points (by name)."""
+    found: list[Venue] = []
+    if meeting.main_venue:
+        main = Venue.get_or_none(Venue.id == meeting.main_venue)
+        if main is not None:
+            found.append(main)
+    found.extend(
+        Venue.select().join(MeetingVenue).where(MeetingVenue.meeting == meeting)
+        .order_by(Venue.name)
+    )
+    return found
+
+
+def main_venue_name(meeting: Meeting) -> str:
+    """The meeting's main hall (or its venue text when it has none): where a manual mark is counted."""
+    venues = meeting_venues(meeting)
+    return venues[0].name if venues and venues[0].kind == "main" else meeting.venue
+
+
+def venue_of_site(meeting: Meeting) -> dict[str, str]:
+    """Map each gate site of the meeting to the name of its venue there (the meeting's own site is the main hall).
+
+    A check-in from a gate at site S counts at the meeting's venue at S. Two remote points at one site count at
+    the first by name.
+    """
+    venues = meeting_venues(meeting)
+    main_name = venues[0].name if venues and venues[0].kind == "main" else meeting.venue
+    mapping = {meeting.site_id: main_name}
+    for venue in venues:
+        if venue.site_id:
+            mapping.setdefault(venue.site_id, venue.name)
+    return mapping
+
+
+def meeting_sites(meeting: Meeting) -> list[str]:
+    """The gate sites that admit the meeting's delegates: its main hall's site first, then its remote points'."""
+    return sites_of_meetings([meeting]).get(meeting.id, [meeting.site_id])
+
+
+def sites_of_meetings(meetings: Iterable[Meeting]) -> dict[int, list[str]]:
+    """:func:`meeting_sites` of several meetings in one query (for the snapshot), by meeting id."""
+    found = {meeting.id: [meeting.site_id] for meeting in meetings}
+    if not found:
+        return found
+    ids = list(found)
+    for start in range(0, len(ids), 400):
+        rows = tuples(MeetingVenue.select(MeetingVenue.meeting, Venue.site_id).join(Venue)
+                      .where(MeetingVenue.meeting.in_(ids[start:start + 400]) & (Venue.site_id != ""))
+                      .order_by(MeetingVenue.meeting, Venue.name))
+        for meeting_id, site_id in rows:
+            if site_id not in found[meeting_id]:
+                found[meeting_id].append(site_id)
+    return found
+
+
+def meetings_at_site(site_id: str) -> peewee.ColumnBase:
+    """A condition on :class:`Meeting`: the meeting has a venue at gate site ``site_id`` (main hall or remote)."""
+    remote = (MeetingVenue.select(MeetingVenue.meeting).join(Venue).where(Venue.site_id == site_id))
+    return (Meeting.site_id == site_id) | Meeting.id.in_(remote)

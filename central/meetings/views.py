@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 
-from central.auth import current_actor, current_identity, roles_required
+from central.auth import current_actor, current_identity, current_role, roles_required
 from central.auth.roles import APPROVER, ORGANISER
 from central.core.errors import InvalidInputError, ServiceError
 from central.core.states import InvitationState, MeetingState
@@ -17,6 +17,7 @@ from central.invitations import services as invitations
 from central.invitations.models import Organisation
 from central.meetings import badges, documents, venues
 from central.meetings import services as meetings
+from central.meetings.booking import BookingTooLateError, DoubleBookingError, OverrideNotAllowedError
 from central.meetings.documents import DocumentTooLargeError
 from central.meetings.forms import DeleteForm, DocumentForm, DraftInvitationsForm, MeetingForm, StatusForm
 from central.meetings.models import MeetingDocument
@@ -57,7 +58,26 @@ def _meeting_data(form: MeetingForm) -> dict[str, Any]:
         "scheme": form.scheme.data,
         "entry_policy": form.entry_policy.data,
         "registration_approval": form.registration_approval.data == "1" if form.registration_approval.data else None,
+        "booking_override_reason": form.booking_override_reason.data or None,
     }
+
+
+BookingError = BookingTooLateError | OverrideNotAllowedError | DoubleBookingError
+
+
+def _booking_error(form: MeetingForm, exc: BookingError) -> None:
+    """Show a booking rule's refusal on the field it concerns (the time, the override, the hall)."""
+    field = getattr(form, exc.field, None)
+    if field is not None:
+        field.errors = [*list(field.errors or []), exc.message]
+    else:
+        form.form_errors.append(exc.message)
+
+
+def _render_form(form: MeetingForm, meeting: Any) -> Any:
+    status = 400 if request.method == "POST" else 200
+    return render_template("meetings/form.html", form=form, meeting=meeting,
+                           booking_days=ctx().booking_rules.min_working_days), status
 
 
 def _save_walkin_policy(meeting_id: int, form: MeetingForm) -> None:
@@ -82,27 +102,29 @@ def index() -> Any:
 
 
 @bp.route("/new", methods=["GET", "POST"])
-@roles_required(ORGANISER)
+@roles_required(ORGANISER, APPROVER)
 def new() -> Any:
-    """Create a meeting (as a draft)."""
+    """Create a meeting (as a draft); a leader (approver) may also book a meeting with remote points late."""
     form = MeetingForm()
     _venue_choices(form)
     if form.validate_on_submit():
         data = {**_meeting_data(form), "status": MeetingState.DRAFT}
         try:
-            meeting = meetings.create_meeting(data, clock_now(), actor=current_actor())
+            meeting = meetings.create_meeting(data, clock_now(), actor=current_actor(), role=current_role(),
+                                              booking=ctx().booking_rules)
         except InvalidInputError as exc:
             apply_field_errors(form, exc)
+        except (BookingTooLateError, OverrideNotAllowedError, DoubleBookingError) as exc:
+            _booking_error(form, exc)
         else:
             _save_walkin_policy(meeting.id, form)
             flash(_("Đã tạo cuộc họp."), "success")
             return redirect(url_for("meetings.show", meeting_id=meeting.id))
-    status = 400 if request.method == "POST" else 200
-    return render_template("meetings/form.html", form=form, meeting=None), status
+    return _render_form(form, None)
 
 
 @bp.route("/<int:meeting_id>/edit", methods=["GET", "POST"])
-@roles_required(ORGANISER)
+@roles_required(ORGANISER, APPROVER)
 def edit(meeting_id: int) -> Any:
     """Edit a meeting; moving its time re-issues the delegates' codes."""
     meeting = meetings.get_meeting(meeting_id)
@@ -130,18 +152,20 @@ def edit(meeting_id: int) -> Any:
             meetings.update_meeting(
                 meeting_id, data, clock_now(), actor=current_actor(), reissue=mail_reissued_code,
                 signing_key=context.signing_key, entry_opens_before=context.entry_opens_before,
-                grace_after_end=context.code_validity.grace_after_end,
+                grace_after_end=context.code_validity.grace_after_end, role=current_role(),
+                booking=context.booking_rules,
             )
         except InvalidInputError as exc:
             apply_field_errors(form, exc)
+        except (BookingTooLateError, OverrideNotAllowedError, DoubleBookingError) as exc:
+            _booking_error(form, exc)
         except ServiceError as exc:
             flash(service_error_message(exc), "error")
         else:
             _save_walkin_policy(meeting_id, form)
             flash(_("Đã lưu cuộc họp."), "success")
             return redirect(url_for("meetings.show", meeting_id=meeting_id))
-    status = 400 if request.method == "POST" else 200
-    return render_template("meetings/form.html", form=form, meeting=meeting), status
+    return _render_form(form, meeting)
 
 
 @bp.get("/<int:meeting_id>")

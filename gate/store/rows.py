@@ -12,7 +12,9 @@ from typing import Any
 from protocols.codes import Scheme
 from protocols.payloads import DelegateEntry, MeetingEntry
 
-MEETING_COLUMNS = ("id", "title", "scheme", "starts_at", "ends_at", "site_id", "venue", "status", "entry_policy")
+MEETING_COLUMNS = ("id", "title", "scheme", "starts_at", "ends_at", "site_id", "venue", "status", "entry_policy",
+                   "sites")
+"""``sites``: the meeting's gate sites separated by spaces (site ids have none), NULL for its main site alone."""
 DELEGATE_COLUMNS = ("meeting_id", "delegate_id", "name", "organisation", "position", "code_hash", "valid_from",
                     "valid_until", "revoked")
 KEY_COLUMNS = ("key_id", "public_key", "revoked", "short_key")
@@ -54,7 +56,7 @@ def delegate_row(d: DelegateEntry) -> tuple[Any, ...]:
 def meeting_row(m: MeetingEntry) -> tuple[Any, ...]:
     """The ``meetings`` row of an entry."""
     return (m.id, m.title, m.scheme.value, timestamp(m.starts_at), timestamp(m.ends_at), m.site_id, m.venue,
-            m.status, m.entry_policy)
+            m.status, m.entry_policy, " ".join(m.sites) if m.sites else None)
 
 
 def delegate_entry(row: tuple[Any, ...]) -> DelegateEntry:
@@ -70,4 +72,5 @@ def meeting_entry(row: tuple[Any, ...]) -> MeetingEntry:
     return MeetingEntry.model_construct(
         id=row[0], title=row[1], scheme=Scheme(row[2]), starts_at=moment(row[3]), ends_at=moment(row[4]),
         site_id=row[5], venue=row[6], status=row[7], entry_policy=row[8],
+        sites=row[9].split() if row[9] else None,
     )

@@ -95,11 +95,19 @@ def _short_keys(conn: sqlite3.Connection) -> None:
     _add_missing_columns(conn, "signing_keys", {"short_key": "TEXT"})
 
 
+def _meeting_sites(conn: sqlite3.Connection) -> None:
+    """Every gate site of a meeting (``meetings.sites``: its main hall's and its remote points', space-separated),
+    so a gate at a remote point ("điểm cầu") admits the meeting's delegates. A meeting cached before this step
+    keeps NULL, read as its ``site_id`` alone, as the gate decided before; the next snapshot or change fills it."""
+    _add_missing_columns(conn, "meetings", {"sites": "TEXT"})
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "reference data, outbox and passages", _reference_outbox_passages),
     Migration(2, "command log and gate mode", _command_log),
     Migration(3, "time of each credential's latest entry", _entry_times),
     Migration(4, "short public keys of signing keys", _short_keys),
+    Migration(5, "every gate site of a meeting", _meeting_sites),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

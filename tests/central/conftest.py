@@ -6,6 +6,7 @@ Fixtures build small to large: organisation and meeting, then invitation, then d
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,19 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+@contextmanager
+def booked_ahead(clock: Clock, days: int = 7) -> Iterator[None]:
+    """Run the block at ``days`` before the clock's time, then put it back: a meeting with remote points is
+    booked at least 3 working days before its day (``central.meetings.booking``), and the fixtures' meetings start
+    two days (a weekend) after the frozen now, so a fixture books such a meeting a week ahead."""
+    now = clock.now
+    clock.now = now - timedelta(days=days)
+    try:
+        yield
+    finally:
+        clock.now = now
 
 
 @pytest.fixture

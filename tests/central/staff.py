@@ -66,7 +66,7 @@ def setup_meeting(app: Flask, client: FlaskClient, *, title: str = "Hội nghị
                   orgs: int = 2) -> dict[str, Any]:
     """As the admin (through the pages), add a main hall, a remote point and ``orgs`` organisations; as the
     organiser create a meeting through the API with the token. Returns ids."""
-    from .conftest import AUTH
+    from .conftest import AUTH, booked_ahead
 
     login(client, "admin")
     post_form(client, "/admin/venues", "/admin/venues", {"name": "Hội trường tầng 2", "kind": "main",
@@ -87,6 +87,7 @@ def setup_meeting(app: Flask, client: FlaskClient, *, title: str = "Hội nghị
     body = {"title": title, "starts_at": START.isoformat(), "ends_at": (START + timedelta(hours=3)).isoformat(),
             "main_venue_id": main, "remote_venue_ids": [remote], "chair": "Chủ tịch UBND tỉnh",
             "agenda": "1. Báo cáo tổng kết\n2. Thảo luận"}
-    response = client.post("/api/v1/meetings", json=body, headers=AUTH)
+    with booked_ahead(app.extensions["vaora"].clock):  # with a remote point: booked 3 working days ahead
+        response = client.post("/api/v1/meetings", json=body, headers=AUTH)
     assert response.status_code == 201, response.get_json()
     return {"meeting": response.get_json()["id"], "orgs": org_ids, "main": main, "remote": remote}

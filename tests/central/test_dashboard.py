@@ -21,7 +21,8 @@ from central.attendance.live import CHECKINS, LiveHub
 from central.core.db import database
 from central.core.models import AuditEntry, Change
 from central.gates.checkins import store_checkin
-from central.gates.models import CheckIn
+from central.gates.models import CheckIn, Gate
+from central.gates.snapshot import build_snapshot
 from central.invitations.models import Invitation
 from central.meetings import venues
 from central.meetings.models import Meeting
@@ -29,7 +30,7 @@ from protocols import payloads
 from protocols.reasons import Reason
 
 from ..conftest import CHROMIUM, ThreadedServer
-from .conftest import START, Api, Clock
+from .conftest import START, Api, Clock, booked_ahead
 from .staff import PASSWORD, csrf, login, make_users
 
 MAIN = "Hội trường tầng 2"
@@ -44,7 +45,8 @@ def world(app: Flask, api: Api, clock: Clock) -> dict[str, Any]:
     with database.connection_context():
         main = venues.create_venue({"name": MAIN, "kind": "main", "site_id": "hq"}, actor="t", now=clock.now)
         remote = venues.create_venue({"name": REMOTE, "kind": "remote", "site_id": "st"}, actor="t", now=clock.now)
-    meeting = api.meeting(main_venue_id=main.id, remote_venue_ids=[remote.id])
+    with booked_ahead(clock):  # a meeting with a remote point is booked 3 working days ahead
+        meeting = api.meeting(main_venue_id=main.id, remote_venue_ids=[remote.id])
     finance = api.organisation("Sở Tài chính")
     health = api.organisation("Sở Y tế")
     inv_finance = api.invitation(meeting["id"], finance["id"])
@@ -97,6 +99,13 @@ def test_roles(app: Flask, client: FlaskClient, world: dict[str, Any]) -> None:
 
 
 def test_counts_per_organisation_and_venue_and_late(client: FlaskClient, world: dict[str, Any]) -> None:
+    # The remote point's gate r1 (site st) gets the meeting and its delegates in its snapshot and admits them, so a
+    # check-in from r1 is one a real gate produces (tests/e2e/test_remote_points.py scans one there); it counts at
+    # the remote point.
+    with database.connection_context():
+        remote_gate = build_snapshot(Gate.get(Gate.gate_id == "r1"), START)
+    assert [(m.id, m.gate_sites) for m in remote_gate.meetings] == [(world["meeting"], ("hq", "st"))]
+    assert {d.name for d in remote_gate.delegates} == set(world["people"])
     checkin(world, "Nguyễn Văn An", "g1", START - timedelta(minutes=10))
     checkin(world, "Nguyễn Văn An", "g1", START + timedelta(minutes=30))  # re-entry: counted once
     checkin(world, "Lê Minh Chi", "r1", START + timedelta(minutes=7))  # late, at the remote point

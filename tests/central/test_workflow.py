@@ -297,16 +297,20 @@ def test_meeting_states_cancel_and_reschedule(
     with database.connection_context():
         old_code = Delegate.get().code
 
+    # The meeting has a remote point: moved on Saturday to Tuesday is under 3 working days ahead; Wednesday is not.
+    too_soon = client.patch(f"/api/v1/meetings/{meeting}", headers=AUTH,
+                            json={"starts_at": "2025-03-11T08:00:00+07:00", "ends_at": "2025-03-11T11:00:00+07:00"})
+    assert too_soon.status_code == 409 and too_soon.get_json()["reason"] == "booking_too_late"
     moved = client.patch(f"/api/v1/meetings/{meeting}", headers=AUTH,
-                         json={"starts_at": "2025-03-11T08:00:00+07:00", "ends_at": "2025-03-11T11:00:00+07:00"})
+                         json={"starts_at": "2025-03-12T08:00:00+07:00", "ends_at": "2025-03-12T11:00:00+07:00"})
     assert moved.status_code == 200, moved.get_json()
     (notice,) = mail.wait_for(1)
     with database.connection_context():
         delegate = Delegate.get()
         assert delegate.code != old_code
-        assert delegate.valid_until.isoformat() == "2025-03-11T04:30:00+00:00"  # the new end plus the grace
+        assert delegate.valid_until.isoformat() == "2025-03-12T04:30:00+00:00"  # the new end plus the grace
         assert Change.select().order_by(Change.seq.desc()).get().kind == "delegate_upsert"
-    assert "11/03/2025" in notice.get_body(("plain",)).get_content()
+    assert "12/03/2025" in notice.get_body(("plain",)).get_content()
     mail.clear()
 
     bad = client.post(f"/api/v1/meetings/{meeting}/status", headers=AUTH, json={"status": "held"})

@@ -297,6 +297,62 @@ def lobby_gate(central: Central, broker: LocalBroker, tmp_path: Path,
         gate.stop()
 
 
+# ----- gates as real processes (``python -m gate.cli``) -----------------------------------------------------------
+
+
+def gate_config_toml(data_dir: Path, broker: LocalBroker, *, gate_id: str = "g1", site: str = "hq",
+                     central_url: str = "http://127.0.0.1:9", token: str = "unused", timeout: float = 1.0) -> str:
+    """A simulated gate (MockFactory pins, stdin scanner) on ``broker``; by default its central is unreachable
+    (fast refusal), or give the ``central_url`` and the gate's ``token``."""
+    return f"""
+[gate]
+id = "{gate_id}"
+site = "{site}"
+simulate = true
+data_dir = "{data_dir}"
+[central]
+url = "{central_url}"
+token = "{token}"
+timeout = {timeout}
+[mqtt]
+host = "{broker.host}"
+port = {broker.port}
+resend_seconds = 1
+[scanner]
+type = "stdin"
+debounce_ms = 0
+[pins]
+relay = 17
+green_led = 27
+red_led = 22
+[turnstile]
+unlock_seconds = 0.2
+[status]
+enabled = false
+"""
+
+
+def spawn_gate(config: Path, log: Path) -> subprocess.Popen:
+    """Start ``python -m gate.cli --config <config>`` with its output in ``log`` and its stdin a pipe (the scanner)."""
+    with log.open("ab") as handle:
+        return subprocess.Popen([sys.executable, "-m", "gate.cli", "--config", str(config)], cwd=REPO,
+                                env={**os.environ, "PYTHONPATH": str(REPO)}, stdin=subprocess.PIPE,
+                                stdout=handle, stderr=subprocess.STDOUT)
+
+
+def wait_for_line(log: Path, text: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Wait until the gate process logged ``text``; fail at once if it exited (unlike ``wait_until``, which
+    would only notice at the timeout), with the log's tail. ``timeout`` is scaled."""
+    deadline = time.monotonic() + scaled(timeout)
+    while time.monotonic() < deadline:
+        if text in log.read_text(errors="replace"):
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"gate exited rc={process.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.01)
+    raise AssertionError(f"{text!r} not logged:\n{log.read_text(errors='replace')[-3000:]}")
+
+
 # ----- pages in Chromium ---------------------------------------------------------------------------------------
 
 PAGE_TIMEOUT_S = 15.0

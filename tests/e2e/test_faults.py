@@ -8,12 +8,9 @@ process (``python -m gate.cli``) is SIGKILLed 100 times inside its check-in cycl
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -42,6 +39,8 @@ from protocols.payloads import Direction
 from protocols.reasons import Reason
 from tests.conftest import scaled, wait_until
 from tests.gate.gate_helpers import build_world
+
+from .conftest import gate_config_toml, spawn_gate, wait_for_line
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(scaled(900))]
 
@@ -241,59 +240,8 @@ def test_ingest_stopped_while_more_pile_up_than_the_broker_queue_holds(tmp_path,
         broker.stop()
 
 
-REPO = Path(__file__).resolve().parents[2]
 MAX_KILL_RUNS = 400
 RELAY_LINE = re.compile(r"relay opening checkin_id=([0-9a-f-]{36})")
-
-
-def gate_config_toml(data_dir: Path, broker: LocalBroker) -> str:
-    """A simulated gate (MockFactory pins, stdin scanner) whose central is unreachable (fast refusal)."""
-    return f"""
-[gate]
-id = "g1"
-site = "hq"
-simulate = true
-data_dir = "{data_dir}"
-[central]
-url = "http://127.0.0.1:9"
-token = "unused"
-timeout = 1.0
-[mqtt]
-host = "{broker.host}"
-port = {broker.port}
-resend_seconds = 1
-[scanner]
-type = "stdin"
-debounce_ms = 0
-[pins]
-relay = 17
-green_led = 27
-red_led = 22
-[turnstile]
-unlock_seconds = 0.2
-[status]
-enabled = false
-"""
-
-
-def spawn_gate(config: Path, log: Path) -> subprocess.Popen:
-    with log.open("ab") as handle:
-        return subprocess.Popen([sys.executable, "-m", "gate.cli", "--config", str(config)], cwd=REPO,
-                                env={**os.environ, "PYTHONPATH": str(REPO)}, stdin=subprocess.PIPE,
-                                stdout=handle, stderr=subprocess.STDOUT)
-
-
-def wait_for_line(log: Path, text: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
-    """Wait until the gate process logged ``text``; fail at once if it exited (unlike ``wait_until``, which
-    would only notice at the timeout), with the log's tail. ``timeout`` is scaled."""
-    deadline = time.monotonic() + scaled(timeout)
-    while time.monotonic() < deadline:
-        if text in log.read_text(errors="replace"):
-            return
-        if process.poll() is not None:
-            raise AssertionError(f"gate exited rc={process.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
-        time.sleep(0.01)
-    raise AssertionError(f"{text!r} not logged:\n{log.read_text(errors='replace')[-3000:]}")
 
 
 def integrity(db: Path) -> str:

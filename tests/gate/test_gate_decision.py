@@ -288,3 +288,33 @@ def test_another_sites_code_has_one_reason_by_snapshot_or_by_change(tmp_path: Pa
     finally:
         by_snapshot.close()
         by_change.close()
+
+
+def test_a_remote_points_gate_admits_the_meeting_by_snapshot_or_by_change(tmp_path: Path) -> None:
+    """Meeting 4 is held at its main hall's site and at a remote point ("điểm cầu") at site ``st``. A gate at ``st``
+    admits its delegates whether its snapshot or the change stream brought the meeting; a gate at a third site
+    refuses them as a code of another site; taking the remote point away refuses them at ``st`` again."""
+    world = build_world()
+    other = next(m for m in world.snapshot.meetings if m.site_id != SITE)
+    remote = other.model_copy(update={"sites": [other.site_id, "st"]})
+    delegate = next(d for d in world.snapshot.delegates if d.meeting_id == other.id)
+    with_remote = world.snapshot.model_copy(update={
+        "meetings": [remote if m.id == other.id else m for m in world.snapshot.meetings]})
+    by_snapshot = GateStore(tmp_path / "snapshot")
+    by_change = GateStore(tmp_path / "change")
+    try:
+        by_snapshot.load_snapshot(with_remote, NOW)
+        by_change.load_snapshot(world.snapshot, NOW)  # the meeting without its remote point yet
+        assert decide(world.codes[delegate.id], by_change, NOW, "st").reason is Reason.UNKNOWN_CODE
+        by_change.apply_change(Change(seq=world.snapshot.seq + 1, at=NOW, body=MeetingUpsert(meeting=remote)), NOW)
+        for cache in (by_snapshot, by_change):
+            for scan in (world.codes[delegate.id], signed(world, meeting_id=other.id, attendee_id=1)):
+                assert decide(scan, cache, NOW, "st").allowed
+                assert decide(scan, cache, NOW, other.site_id).allowed, "the main hall's gates still admit"
+                assert decide(scan, cache, NOW, "third").reason is Reason.UNKNOWN_CODE
+        removed = remote.model_copy(update={"sites": None})
+        by_change.apply_change(Change(seq=world.snapshot.seq + 2, at=NOW, body=MeetingUpsert(meeting=removed)), NOW)
+        assert decide(world.codes[delegate.id], by_change, NOW, "st").reason is Reason.UNKNOWN_CODE
+    finally:
+        by_snapshot.close()
+        by_change.close()

@@ -95,3 +95,31 @@ def test_a_failing_step_leaves_the_version_of_the_last_good_step(tmp_path: Path)
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert tables == {"kept"}
     conn.close()
+
+
+def test_a_version_3_database_gets_the_meeting_sites_column_and_decides_as_before(tmp_path: Path) -> None:
+    """A gate database of schema 3 (before ``meetings.sites``) upgrades to the latest: its cached meetings read as
+    held at their ``site_id`` alone, and a change naming a remote point's site is stored and read back."""
+    from gate.decision import decide
+    from gate.store.schema import MIGRATIONS
+    from protocols.payloads import Change, MeetingUpsert
+
+    path = unversioned_database(tmp_path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn, MIGRATIONS[:3]) == 3
+    assert "sites" not in {row[1] for row in conn.execute('PRAGMA table_info("meetings")')}
+    conn.close()
+    store = GateStore(tmp_path)
+    try:
+        assert store.pragma("user_version") == LATEST_VERSION
+        meeting = store.meeting(1)
+        assert meeting is not None and meeting.sites is None and meeting.gate_sites == ("hq",)
+        assert decide(CODE, store, NOW, "hq").allowed
+        assert decide(CODE, store, NOW, "st").reason.value == "unknown_code"
+        remote = meeting.model_copy(update={"sites": ["hq", "st"], "status": "open"})
+        store.apply_change(Change(seq=43, at=NOW, body=MeetingUpsert(meeting=remote)), NOW)
+        reread = store.meeting(1)
+        assert reread is not None and reread.gate_sites == ("hq", "st")
+        assert decide(CODE, store, NOW, "st").allowed
+    finally:
+        store.close()

@@ -46,9 +46,11 @@ class Central(BaseHTTPRequestHandler):
     token: ClassVar[str] = "s3cret"
     seen_auth: ClassVar[list[str | None]] = []
     seen_accept: ClassVar[list[str | None]] = []
+    seen_features: ClassVar[list[str | None]] = []
 
     def do_GET(self) -> None:
         self.seen_auth.append(self.headers.get("Authorization"))
+        self.seen_features.append(self.headers.get("X-Vaora-Snapshot-Features"))
         self.seen_accept.append(self.headers.get("Accept"))
         content_type = self.content_type
         if self.headers.get("Authorization") != f"Bearer {self.token}":
@@ -70,6 +72,7 @@ def central() -> Iterator[str]:
     Central.routes = {}
     Central.seen_auth = []
     Central.seen_accept = []
+    Central.seen_features = []
     Central.content_type = "application/json"
     server = ThreadingHTTPServer(("127.0.0.1", 0), Central)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -84,6 +87,7 @@ def test_fetches_and_validates_the_snapshot(central: str, world: World) -> None:
     snapshot = fetch_snapshot(central, "g1", "s3cret", timeout=5)
     assert snapshot == world.snapshot
     assert Central.seen_auth == ["Bearer s3cret"]
+    assert Central.seen_features == ["meeting-sites"], "the gate says it reads meetings' sites (remote points)"
 
 
 def test_wrong_token_is_unauthorised(central: str) -> None:
