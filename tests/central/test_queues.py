@@ -217,10 +217,10 @@ def test_a_walkin_uses_no_quota_is_not_on_the_organisations_page_and_is_listed_a
     listing = leader.get(f"/meetings/{invitation['meeting_id']}/danh-sach-tham-du.csv")
     assert listing.status_code == 200
     lines = listing.data.decode("utf-8-sig").splitlines()
-    assert lines[0].endswith("Ghi chú,Nguồn")
+    assert lines[0].endswith("Ghi chú,Nguồn,Xung đột")
     an_line = next(line for line in lines if AN["name"] in line)
     walkin_line = next(line for line in lines if walkin_name in line)
-    assert an_line.endswith(",Đơn vị đăng ký") and walkin_line.endswith(",Bàn tiếp đón")
+    assert an_line.endswith(",Đơn vị đăng ký,") and walkin_line.endswith(",Bàn tiếp đón,"), "source, no conflict"
     assert lines.index(walkin_line) > lines.index(an_line), "walk-ins come after the organisations' delegates"
 
 
