@@ -1,17 +1,19 @@
-"""A site broker bridged to a core broker with the files ``broker-config --site`` generates, on real Mosquitto
-processes: a gate's check-in at the site reaches central at the core, central's ack reaches the gate at the
-site, and another site's acks never cross the bridge."""
+"""A site broker bridged to a core broker with the files ``broker-config --site`` generates, over a password or a
+TLS (client certificate) bridge, on real Mosquitto processes: a gate's check-in at the site reaches central at
+the core, central's ack reaches the gate at the site, and another site's acks never cross the bridge."""
 
 from __future__ import annotations
 
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
 
+from central.messaging import certs
 from central.messaging.broker_auth import CENTRAL_USERNAME, GateAccount, provision, render_acl
 from central.messaging.site_broker import BRIDGE_FILE, parse_core_addresses, provision_site, render_bridge
 from devtools.broker import LocalBroker
@@ -103,14 +105,32 @@ def test_the_core_acl_gives_each_bridge_only_its_own_gates():
     assert "user site-" not in render_acl(GATES, bridges=False)
 
 
+def _core_tls_listener(core_files: Path, port: int) -> str:
+    """A TLS listener as in systemd/mosquitto/vaora-tls.conf (certificate common name = user name), with the site
+    CA and broker certificate made by the project's own commands (``site-ca``, ``broker-cert``)."""
+    now = datetime.now(UTC)
+    certs.create_site_ca(core_files, now=now)
+    certs.issue_broker(core_files, ["127.0.0.1"], now=now)
+    return (f"listener {port} 127.0.0.1\ncafile {core_files / 'ca.crt'}\ncertfile {core_files / 'server.crt'}\n"
+            f"keyfile {core_files / 'server.key'}\nrequire_certificate true\nuse_identity_as_username true\n"
+            "tls_version tlsv1.2\n")
+
+
 @pytest.mark.slow
-def test_a_checkin_crosses_the_bridge_up_and_its_ack_comes_down(tmp_path: Path, broker_factory, clients):
+@pytest.mark.parametrize("tls", [False, True], ids=["password", "tls"])
+def test_a_checkin_crosses_the_bridge_up_and_its_ack_comes_down(tmp_path: Path, broker_factory, clients, tls: bool):
     core_files = tmp_path / "vaora"
     credentials = provision(core_files, GATES)
-    core: LocalBroker = broker_factory(allow_anonymous=False, extra_config=_secured(core_files))
+    tls_port = free_port()
+    core: LocalBroker = broker_factory(allow_anonymous=False, extra_config=_secured(core_files) + (
+        _core_tls_listener(core_files, tls_port) if tls else ""))
     # The pair's second member is down: the bridge uses the first and would fail over to the second.
-    site_files = provision_site(core_files, "hq", GATES, [f"127.0.0.1:{core.port}", f"127.0.0.1:{free_port()}"])
-    assert sorted(p.name for p in site_files.directory.iterdir()) == ["acl", "passwd", "secrets", BRIDGE_FILE]
+    pair = [f"127.0.0.1:{tls_port if tls else core.port}", f"127.0.0.1:{free_port()}"]
+    output = tmp_path / "site-hq"
+    site_files = provision_site(core_files, "hq", GATES, pair, output=output, install_dir=output, tls=tls,
+                                now=datetime.now(UTC))
+    expected = ["acl", "passwd", "secrets", BRIDGE_FILE] + (["ca.crt", "certs"] if tls else [])
+    assert sorted(p.name for p in site_files.directory.iterdir()) == sorted(expected)
     assert site_files.bridge_file.stat().st_mode & 0o077 == 0
     assert "annex-1" not in (site_files.directory / "acl").read_text()
     # A witness account at the site that may read every gate's acks, to show which ones crossed the bridge.
