@@ -184,3 +184,30 @@ def test_the_cli_writes_a_site_brokers_files(tmp_path: Path, database_url: str, 
     # The bridge authenticates at the core with the password the core was given.
     password = (directory / "secrets" / "site-hq.password").read_text().strip()
     assert f"remote_password {password}" in bridge and "site-hq:" in (directory / "passwd").read_text()
+
+
+@pytest.mark.slow
+def test_the_bridge_fails_over_to_the_second_core_and_a_wrong_password_is_logged(tmp_path: Path, broker_factory,
+                                                                                 clients):
+    core_files = tmp_path / "vaora"
+    credentials = provision(core_files, GATES)
+    core_a: LocalBroker = broker_factory(allow_anonymous=False, extra_config=_secured(core_files))
+    core_b: LocalBroker = broker_factory(allow_anonymous=False, extra_config=_secured(core_files))
+    site_files = provision_site(core_files, "hq", GATES, [f"127.0.0.1:{core_a.port}", f"127.0.0.1:{core_b.port}"])
+    site: LocalBroker = broker_factory(allow_anonymous=False,
+                                       extra_config=_secured(site_files.directory, site_files.bridge_file.read_text()))
+    central_b = clients(core_b.port, CENTRAL_USERNAME, credentials[CENTRAL_USERNAME], "central-b")
+    central_b.subscribe(topics.ALL_GATE_CHECKINS)
+    core_a.wait_for_log("as site-hq", timeout=30)  # the first address is preferred
+    core_a.stop()  # core-a goes away: the bridge moves to core-b
+    gate = clients(site.port, "gate-lobby-1", credentials["gate-lobby-1"], "gate-lobby-1")
+    gate.publish(topics.gate_checkins("lobby-1"), b'{"id": "c-2"}')
+    wait_until(lambda: central_b.got(topics.gate_checkins("lobby-1"), b'{"id": "c-2"}'), timeout=60,
+               message=lambda: site.log_tail())
+
+    # A bridge with a wrong password is refused by the core, and the site broker's log says so.
+    wrong = site_files.bridge_file.read_text().replace("remote_password ", "remote_password wrong-")
+    other: LocalBroker = broker_factory(allow_anonymous=False, extra_config=_secured(site_files.directory, wrong))
+    other.wait_for_log("Connection Refused: not authorised\n", timeout=30)
+    other.wait_for_log("Client vaora-bridge-hq closed its connection", timeout=30)  # the bridge, by its local id
+    assert "Connecting bridge (step 2) vaora-site-hq" in other.log_since(0)
