@@ -184,6 +184,15 @@ def test_the_cli_writes_a_site_brokers_files(tmp_path: Path, database_url: str, 
     # The bridge authenticates at the core with the password the core was given.
     password = (directory / "secrets" / "site-hq.password").read_text().strip()
     assert f"remote_password {password}" in bridge and "site-hq:" in (directory / "passwd").read_text()
+    # --tls: refused without the CA, then a certificate for the bridge instead of a password.
+    assert main(["broker-config", str(tmp_path / "no-ca"), "--site", "hq", "--core", "core-a:8883", "--tls"]) == 2
+    assert main(["site-ca", str(directory)]) == 0
+    assert main(["broker-config", str(directory), "--site", "hq", "--core", "core-a:8883", "--tls",
+                 "--output", str(tmp_path / "hq-tls")]) == 0
+    tls_bridge = (tmp_path / "hq-tls" / BRIDGE_FILE).read_text()
+    assert "bridge_certfile /etc/mosquitto/vaora/certs/site-hq.crt" in tls_bridge
+    assert "remote_password" not in tls_bridge
+    assert (tmp_path / "hq-tls" / "certs" / "site-hq.key").stat().st_mode & 0o077 == 0
 
 
 @pytest.mark.slow
