@@ -40,8 +40,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default: VAORA_WEB_HOST)")
     serve.add_argument("--port", type=int, help="port (default: VAORA_WEB_PORT)")
     sub.add_parser("ingest", help="run the MQTT ingest worker and the change feed to the gates")
-    broker = sub.add_parser("broker-config", help="write Mosquitto's password and ACL files for every gate")
+    broker = sub.add_parser("broker-config", help="write Mosquitto's password and ACL files for every gate (the "
+                                                  "core broker), or with --site a site broker's files and bridge")
     broker.add_argument("directory", type=Path, help="e.g. /etc/mosquitto/vaora (see systemd/mosquitto/)")
+    broker.add_argument("--site", help="write this site's broker files: passwd, acl, vaora-bridge.conf")
+    broker.add_argument("--core", help="with --site: the core broker pair, host:port,host:port")
+    broker.add_argument("--output", type=Path, help="with --site: where to write (default DIRECTORY/sites/<site>)")
+    broker.add_argument("--install-dir", type=Path, default=Path("/etc/mosquitto/vaora"),
+                        help="with --site --tls: where the site's files will be on the site machine")
+    broker.add_argument("--tls", action="store_true",
+                        help="with --site: the bridge uses a certificate from the CA in DIRECTORY (core port 8883)")
     site_ca = sub.add_parser("site-ca", help="create the site CA for the broker's TLS listener (once; kept after)")
     site_ca.add_argument("directory", type=Path, help="e.g. /etc/mosquitto/vaora (ca.crt, ca.key mode 0600)")
     site_ca.add_argument("--days", type=int, default=certs.CA_DAYS, help=f"validity (default {certs.CA_DAYS})")
@@ -156,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "ingest":
         return _ingest(config)
     if args.command == "broker-config":
+        if args.site is not None:
+            return _site_broker_config(args)
         return _broker_config(args.directory)
     if args.command == "gate-cert":
         return _gate_certificate(args)
@@ -468,6 +478,31 @@ def _broker_config(directory: Path) -> int:
     print(f"wrote {directory / 'passwd'} and {directory / 'acl'} for {len(gates)} gate(s) and central")
     print(f"passwords (give each gate its own, as mqtt.password_file): {directory / 'secrets'}/<user>.password")
     log.info("broker config written users=%d", len(credentials))
+    return 0
+
+
+def _site_broker_config(args: argparse.Namespace) -> int:
+    """broker-config --site: one site broker's passwd, acl and bridge file (see central.messaging.site_broker)."""
+    from central.core.context import utc_now
+    from central.gates.models import Gate
+    from central.messaging.broker_auth import GateAccount
+    from central.messaging.site_broker import parse_core_addresses, provision_site
+
+    if args.core is None:
+        print("refused: --site needs --core host:port,host:port (the core broker pair)", file=sys.stderr)
+        return 2
+    with database.connection_context():
+        gates = [GateAccount(gate.gate_id, gate.site_id) for gate in Gate.select().order_by(Gate.gate_id)]
+    try:
+        core = parse_core_addresses(args.core)
+        written = provision_site(args.directory, args.site, gates, core, output=args.output,
+                                 install_dir=args.install_dir, tls=args.tls, now=utc_now())
+    except (ValueError, ServiceError) as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {written.directory}/passwd, acl and {written.bridge_file.name} (mode 0600) for site {args.site}: "
+          f"{len(written.gates)} gate(s), bridged to {', '.join(core)}")
+    print(f"re-run `vaora-central broker-config {args.directory}` so the core knows the bridge's account")
     return 0
 
 

@@ -56,6 +56,12 @@ def site_checkins(site_id: str) -> str:
     return f"{ROOT}/sites/{_checked(site_id)}/checkins"
 
 
+def site_bridge_state(site_id: str) -> str:
+    """A site broker's bridge to the core: "1" connected, "0" gone (retained; the bridge's notification and
+    last will, published by Mosquitto itself)."""
+    return f"{ROOT}/sites/{_checked(site_id)}/bridge"
+
+
 def shared(group: str, topic_filter: str) -> str:
     """``topic_filter`` as a shared subscription of ``group`` (``$share/<group>/<filter>``): the broker deals each
     message to one member of the group instead of to every subscriber."""
@@ -69,6 +75,8 @@ ALL_GATE_CHECKINS = f"{ROOT}/gates/+/checkins"
 ALL_GATE_STATUS = f"{ROOT}/gates/+/status"
 ALL_GATE_HEARTBEATS = f"{ROOT}/gates/+/heartbeat"
 ALL_GATE_COMMAND_RESULTS = f"{ROOT}/gates/+/command-results"
+ALL_GATE_ACKS = f"{ROOT}/gates/+/acks"
+ALL_GATE_COMMANDS = f"{ROOT}/gates/+/commands"
 
 _GATE_TOPIC = re.compile(rf"^{re.escape(ROOT)}/gates/([^/]+)/([^/]+)$")
 

@@ -1,7 +1,15 @@
 """Live updates for the staff pages: one poller thread per web process, fanned out to server-sent events.
 
-The ingest worker writes check-ins and gate state from another process, so the web process learns of them
-by reading the database. :class:`LiveHub` runs ONE poller thread that every ``interval`` seconds (0.1 s)
+The database is the shared source of the events: the ingest worker (or another web process, or a CLI command)
+writes check-ins and gate state from another process, and every web process learns of them by reading the
+database, so a check-in appears on dashboards connected to any process (``tests/central/test_live_two_processes.py``
+runs two servers on one database). On PostgreSQL the poller is woken by ``NOTIFY vaora_live`` (triggers of
+migration m0014, :mod:`central.attendance.live_notify`) and otherwise polls every ``slow_interval``; on SQLite,
+or while the notification connection is down, it polls every ``interval``. What a process keeps in memory (its
+subscribers, a ring of recent events, its cursors) is rebuilt from the database: a browser that reconnects to
+another process gets ``reset`` (the epoch differs) and reloads its state.
+
+:class:`LiveHub` runs ONE poller thread that every ``interval`` seconds (0.1 s)
 reads check-ins stored since the last one it saw, the active gate alarms (a forced door, an emergency: pushed
 within a second of the gate reporting them) and conflicts flagged since the last poll, and every ``slow_interval``
 (1 s) the gates and the walk-ins awaiting approval; what changed becomes :class:`LiveEvent` s, put on every
@@ -38,6 +46,7 @@ import peewee
 from flask import Flask, current_app
 
 from central.attendance import services as attendance
+from central.attendance.live_notify import Listener, connect_kwargs
 from central.core.context import utc_now
 from central.core.db import database, tuples
 from central.core.states import WalkinState
@@ -94,8 +103,10 @@ class LiveHub:
         queue_size: int = 500,
         replay_size: int = 5000,
         clock: Callable[[], datetime] = utc_now,
+        listen: bool = True,
     ) -> None:
         self.interval = interval
+        self.listen = listen
         self.slow_interval = slow_interval
         self.queue_size = queue_size
         self.clock = clock
@@ -106,6 +117,8 @@ class LiveHub:
         self._seq = 0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._listener: Listener | None = None
         self.last_checkin_id: int | None = None
         self._gates: dict[str, dict[str, Any]] = {}
         self._walkins: dict[int, tuple[tuple[int, str], ...]] = {}
@@ -218,14 +231,20 @@ class LiveHub:
             if self._thread is not None and self._thread.is_alive():
                 return
             self._stop.clear()
+            kwargs = connect_kwargs(database.obj) if self.listen else None
+            if kwargs is not None and (self._listener is None or not self._listener.thread.is_alive()):
+                self._listener = Listener(kwargs, self._wake, self._stop).start()
             self._thread = threading.Thread(target=self._run, name="live-poller", daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
         """Stop the poller thread and end every stream."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(5)
+        if self._listener is not None:
+            self._listener.join(5)
         with self._lock:
             for sub in self._subscribers:
                 sub.dropped = True
@@ -233,10 +252,16 @@ class LiveHub:
                     sub.queue.put_nowait(None)
             self._subscribers.clear()
 
+    @property
+    def notified(self) -> bool:
+        """True while PostgreSQL notifications wake the poller (it then polls only every ``slow_interval``)."""
+        return self._listener is not None and self._listener.listening
+
     def _run(self) -> None:
         backoff = self.interval
         while not self._stop.is_set():
             started = time.monotonic()
+            self._wake.clear()  # a notification from now on calls for another poll
             try:
                 database.connect(reuse_if_open=True)
                 self.poll_once()
@@ -250,7 +275,10 @@ class LiveHub:
                 continue
             except Exception:  # never let the poller die: the dashboards would silently freeze
                 log.exception("live poller failed; continuing")
+            # At least ``interval`` between polls (a burst of notifications makes one poll per interval) ...
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+            if self.notified:  # ... and, while notified, none until a notification or the slow round is due
+                self._wake.wait(max(0.0, self.slow_interval - (time.monotonic() - started)))
         if not database.is_closed():
             database.close()
 

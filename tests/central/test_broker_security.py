@@ -199,7 +199,7 @@ def test_provision_keeps_existing_passwords(tmp_path: Path):
     second = provision(tmp_path, GATES)
     assert second[CENTRAL_USERNAME] == first[CENTRAL_USERNAME]
     assert second["gate-lobby-1"] == first["gate-lobby-1"]
-    assert set(second) == {CENTRAL_USERNAME, "gate-lobby-1", "gate-lobby-2", "gate-annex-1"}
+    assert set(second) == {CENTRAL_USERNAME, "gate-lobby-1", "gate-lobby-2", "gate-annex-1", "site-hq", "site-annex"}
     assert (tmp_path / "secrets" / "gate-lobby-2.password").stat().st_mode & 0o077 == 0
     assert "lobby-2" not in (tmp_path / "passwd").read_text().replace("gate-lobby-2:", "")
 
@@ -222,7 +222,7 @@ def test_cli_writes_the_broker_files_for_registered_gates(tmp_path: Path, databa
     acl = (tmp_path / "vaora" / "acl").read_text()
     assert "user gate-lobby-1" in acl and f"topic readwrite {topics.site_checkins('annex')}" in acl
     users = {line.split(":", 1)[0] for line in (tmp_path / "vaora" / "passwd").read_text().splitlines()}
-    assert users == {CENTRAL_USERNAME, "gate-lobby-1", "gate-annex-1"}
+    assert users == {CENTRAL_USERNAME, "gate-lobby-1", "gate-annex-1", "site-hq", "site-annex"}
 
 
 def test_only_central_commands_a_gate_and_a_gate_answers_only_for_itself(sessions):

@@ -43,8 +43,10 @@ AFTER_KILL = 5
 STORED = re.compile(r"checkin ([0-9a-f-]{36}) gate=\S+ stored")
 
 
-def spawn_ingest(name: str, tmp_path: Path, broker: LocalBroker) -> tuple[subprocess.Popen[bytes], Path]:
-    """``vaora-central ingest`` with the default share group and its own client id; logs each stored check-in."""
+def spawn_ingest(name: str, tmp_path: Path, broker: LocalBroker,
+                 extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], Path]:
+    """``vaora-central ingest`` with the default share group and its own client id; logs each stored check-in.
+    ``extra_env`` adds settings (e.g. the broker user name and password file)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("VAORA_")}
     env.update({
         "PYTHONPATH": str(REPO),
@@ -52,6 +54,7 @@ def spawn_ingest(name: str, tmp_path: Path, broker: LocalBroker) -> tuple[subpro
         "VAORA_MQTT_HOST": broker.host, "VAORA_MQTT_PORT": str(broker.port),
         "VAORA_SIGNING_KEY_FILE": str(tmp_path / "signing-key.pem"), "VAORA_DATA_DIR": str(tmp_path / "data"),
         "VAORA_MQTT_CLIENT_ID": name,
+        **(extra_env or {}),
     })
     log = tmp_path / f"{name}.log"
     process = subprocess.Popen([sys.executable, "-m", "central.cli", "--log-level", "DEBUG", "ingest"], env=env,
