@@ -176,6 +176,8 @@ def test_open_gate_reports_a_timeout_when_the_gate_does_not_answer(
         publisher.stop()
     body = response.get_json()
     assert body["result"] == "timeout" and "không trả lời" in body["message"]
+    assert body["message"].startswith("Cổng chính không trả lời"), "the gate by its name, not its id"
+    assert "lobby-1" not in body["message"]
     wrong = client.post(f"{DESK}khach/{walkin.id}/mo-cong", data={"gate_id": "other", "csrf_token": csrf(page)},
                         headers={"Accept": "application/json"})
     assert wrong.status_code == 400 and wrong.get_json()["result"] == "failed"
