@@ -32,6 +32,7 @@ from protocols.reasons import Reason
 from ..conftest import CHROMIUM, ThreadedServer
 from .conftest import START, Api, Clock
 from .staff import PASSWORD, csrf, login, make_users
+from .test_browser import _login
 
 MAIN = "Hội trường tầng 2"
 REMOTE = "Điểm cầu huyện Sơn Tịnh"
@@ -501,10 +502,7 @@ def test_the_wall_display_fits_1920x1080_and_names_gates(
     clock.now = START + timedelta(minutes=5)
     context = browser.new_context(locale="vi-VN", viewport={"width": 1920, "height": 1080})
     page = context.new_page()
-    page.goto(f"{served}/login")
-    page.get_by_label("Tên đăng nhập").fill("chuyenvien")
-    page.get_by_label("Mật khẩu").fill(PASSWORD)
-    page.get_by_role("button", name="Đăng nhập").click()
+    _login(page, served, "chuyenvien")
     page.wait_for_url(lambda u: not u.endswith("/login"))
     page.goto(f"{served}{dashboard_url(world)}?man-hinh-lon=1")
     page.wait_for_selector("#dash-live[data-state='live']")
