@@ -145,10 +145,12 @@ def banner(last: dict[str, Any] | None, turnstile_state: str) -> str:
     if not last["allowed"]:
         return "refused"
     outcome = last.get("outcome")
-    if outcome in ("entered", "not_passed", "unknown"):
+    if outcome in ("not_passed", "unknown"):
         return str(outcome)
     if turnstile_state in ("unlocked", "emergency", "released"):
-        return "enter"
+        return "enter"  # open for this person (a gate without a sensor records "entered" as it opens)
+    if outcome == "entered":
+        return "entered"
     return "relocked"
 
 
