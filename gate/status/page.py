@@ -156,7 +156,8 @@ border-left:.4rem solid #6b7280;display:grid;grid-template-columns:auto 1fr;gap:
   var BANNER = {
     refused: ["refused", "TỪ CHỐI", "Refused", null],
     enter: ["allowed", "MỜI VÀO", "Please enter", null],
-    entered: ["done", "ĐÃ VÀO", "Entered", ["Cửa xoay đã khóa lại sau lượt vào", "The turnstile locked again after the entry"]],
+    entered: ["done", "ĐÃ VÀO", "Entered",
+              ["Cửa xoay đã khóa lại sau lượt vào", "The turnstile locked again after the entry"]],
     not_passed: ["missed", "KHÔNG QUA CỔNG", "Did not pass",
                  ["Hết thời gian mở, cửa xoay đã khóa lại", "Unlock time over; the turnstile locked again"]],
     unknown: ["missed", "CHƯA RÕ ĐÃ QUA", "Passage unknown",
