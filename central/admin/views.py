@@ -19,6 +19,7 @@ from central.core import audit, keys
 from central.core.errors import InvalidInputError, ServiceError
 from central.core.keys import KeyState
 from central.core.models import AuditEntry
+from central.core.validation import national_phone
 from central.invitations import letterhead, organisations, protocol
 from central.meetings import venues
 from central.web import apply_field_errors, clock_now, ctx, service_error_message
@@ -26,8 +27,13 @@ from central.web import apply_field_errors, clock_now, ctx, service_error_messag
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
 
 
-def _render_form(form: FlaskForm, title: str, back: str, status: int) -> Any:
-    return render_template("admin/form.html", form=form, title=title, back=back), status
+def _render_form(form: FlaskForm, title: str, back: str, status: int, **extra: Any) -> Any:
+    return render_template("admin/form.html", form=form, title=title, back=back, **extra), status
+
+
+def _recipients(org: Any) -> dict[str, Any]:
+    """Where this organisation's invitations go, by the one rule the sender uses."""
+    return {"email": organisations.invitation_email(org), "phones": organisations.invitation_phones(org)}
 
 
 def _user_choices(form: UserForm) -> None:
@@ -107,7 +113,7 @@ def organisations_page() -> Any:
             flash(_("Đã thêm đơn vị."), "success")
             return redirect(url_for("admin.organisations"))
     status = 400 if request.method == "POST" else 200
-    return render_template("admin/organisations.html", form=form,
+    return render_template("admin/organisations.html", form=form, recipients=_recipients,
                            organisations=organisations.list_organisations()), status
 
 
@@ -117,6 +123,9 @@ def organisation_edit(org_id: int) -> Any:
     """Edit an organisation."""
     org = organisations.get_organisation(org_id)
     form = OrganisationForm(obj=org) if request.method == "GET" else OrganisationForm()
+    if request.method == "GET":  # phones shown as people write them; stored international
+        form.leader_phone.data = national_phone(org.leader_phone)
+        form.office_phone.data = national_phone(org.office_phone)
     if form.validate_on_submit():
         try:
             organisations.update_organisation(org_id, _org_data(form), actor=current_actor(), now=clock_now())
@@ -126,7 +135,7 @@ def organisation_edit(org_id: int) -> Any:
             flash(_("Đã lưu đơn vị."), "success")
             return redirect(url_for("admin.organisations"))
     return _render_form(form, _("Sửa đơn vị"), url_for("admin.organisations"),
-                        400 if request.method == "POST" else 200)
+                        400 if request.method == "POST" else 200, recipients=_recipients(org))
 
 
 @bp.route("/venues", methods=["GET", "POST"], endpoint="venues")

@@ -34,6 +34,7 @@ from central.core.states import ApprovalState, GateLinkState, GateMode
 from central.gates import conflicts
 from central.gates.clock import is_skewed
 from central.gates.models import CheckIn, Gate
+from central.gates.names import gate_label
 from central.invitations.models import Invitation, Organisation
 from central.meetings.models import Meeting
 from central.meetings.venues import main_venue_name as main_venue_name
@@ -274,6 +275,7 @@ def describe_checkins(rows: Iterable[CheckIn]) -> list[dict[str, Any]]:
                 "name": delegate.name if delegate else "",
                 "organisation": delegate.invitation.organisation.name if delegate else "",
                 "gate_id": gate.gate_id if gate else None,
+                "gate_name": gate_label(gate),
                 "site_id": gate.site_id if gate else None,
                 "at": row.scanned_at.isoformat(),
                 "manual": bool(row.manual),

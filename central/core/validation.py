@@ -100,6 +100,24 @@ def phone(value: Any) -> str | None:
     return "+84" + national
 
 
+def national_phone(value: str | None) -> str:
+    """A stored phone (``+84987654321``) as people read it: ``0987 654 321``; landlines ``024 3825 1234``.
+
+    The one display rule for phones (the Jinja filter ``phone`` calls it); storage stays international.
+    Anything not a Vietnamese number is returned unchanged ("" for None).
+    """
+    if not value:
+        return ""
+    try:
+        stored = phone(value)
+    except FieldError:
+        return value
+    national = "0" + (stored or "")[3:]
+    if len(national) == 10:  # mobile: 0987 654 321
+        return f"{national[:4]} {national[4:7]} {national[7:]}"
+    return f"{national[:3]} {national[3:7]} {national[7:]}"  # landline: 024 3825 1234
+
+
 def site_id(value: Any) -> str:
     """Return a valid gate or site id (lower-case letters, digits, ``-``, ``_``; at most 32)."""
     if not isinstance(value, str) or not is_valid_id(value):

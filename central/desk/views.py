@@ -28,6 +28,7 @@ from central.desk import walkins
 from central.desk.cccd import CccdError, CccdRecord, parse_cccd
 from central.desk.models import Walkin
 from central.gates.models import Gate
+from central.gates.names import gate_title_of
 from central.invitations.models import Invitation
 from central.meetings.models import Meeting
 from central.meetings.venues import meeting_sites
@@ -322,9 +323,9 @@ def _gate_outcome(result: Any) -> str:
 
 
 GATE_MESSAGES = {
-    CommandState.OK: "Cổng %(gate)s đã mở cho %(name)s.",
-    CommandState.FAILED: "Cổng %(gate)s không mở được: %(detail)s",
-    CommandState.TIMEOUT: "Cổng %(gate)s không trả lời trong %(seconds)d giây; kiểm tra cổng và thử lại.",
+    CommandState.OK: "%(gate)s đã mở cho %(name)s.",
+    CommandState.FAILED: "%(gate)s không mở được: %(detail)s",
+    CommandState.TIMEOUT: "%(gate)s không trả lời trong %(seconds)d giây; kiểm tra cổng và thử lại.",
     "unavailable": "Chức năng mở cổng từ xa chưa sẵn sàng.",
 }
 
@@ -392,7 +393,8 @@ def open_gate(walkin_id: int) -> Any:
 def _gate_reply(walkin: Walkin, outcome: str, gate_id: str, detail: str, wants_json: bool,
                 status: int, **refusal: str) -> Any:
     timeout = float(current_app.config.get("DESK_GATE_TIMEOUT", GATE_TIMEOUT_S))
-    message = _(GATE_MESSAGES.get(outcome, GATE_MESSAGES[CommandState.FAILED]), gate=gate_id, name=walkin.full_name,
+    message = _(GATE_MESSAGES.get(outcome, GATE_MESSAGES[CommandState.FAILED]), gate=gate_title_of(gate_id),
+                name=walkin.full_name,
                 detail=detail or _("không rõ lý do"), seconds=int(timeout))
     if outcome == CommandState.FAILED and not gate_id:
         message = detail

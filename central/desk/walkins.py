@@ -22,7 +22,7 @@ import hmac
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,13 +32,14 @@ from central.core.db import write_transaction
 from central.core.errors import ConflictError, InvalidInputError, NotFoundError
 from central.core.keys import ActiveKey
 from central.core.states import CommandState, DelegateMailState, InvitationState, MeetingState, WalkinState
-from central.core.validity import DEFAULT_GRACE_AFTER_END, CodeValidity
+from central.core.validity import DEFAULT_ENTRY_OPENS_BEFORE, DEFAULT_GRACE_AFTER_END, CodeValidity
 from central.desk.cccd import CccdRecord
 from central.desk.models import Walkin
 from central.invitations.models import Invitation, Organisation
 from central.meetings.models import Meeting
 from central.registration.models import Delegate
 from protocols.codes import Scheme
+from protocols.meeting_days import DAY_STARTS_AT, MEETING_TZ, meeting_date
 from protocols.reasons import Reason
 
 log = logging.getLogger(__name__)
@@ -69,9 +70,9 @@ def hash_id_number(id_number: str, secret: str | bytes) -> str:
 
 
 def local_day_bounds(now: datetime) -> tuple[datetime, datetime]:
-    """Return the start and end (exclusive) of ``now``'s calendar day in Hà Nội, as aware datetimes."""
-    day = now.astimezone(LOCAL_TZ).date()
-    start = datetime.combine(day, time(0), tzinfo=LOCAL_TZ)
+    """Return the start and end (exclusive) of ``now``'s meeting day (04:00 to 04:00 Hà Nội time, the rule of
+    :mod:`protocols.meeting_days`), as aware datetimes: at 23:40 and at 01:00 the desk is on the same day."""
+    start = datetime.combine(meeting_date(now), DAY_STARTS_AT, tzinfo=MEETING_TZ)
     return start, start + timedelta(days=1)
 
 
@@ -341,8 +342,11 @@ def today(now: datetime, meeting_ids: list[int] | None = None) -> list[Walkin]:
 
 
 def meetings_today(now: datetime) -> list[Meeting]:
-    """Return the meetings that take walk-ins on ``now``'s local day (open or closed, not over), by start."""
-    _, end = local_day_bounds(now)
+    """Return the meetings the desk offers at ``now`` (open or closed, not over), by start: those running now
+    and those starting later in ``now``'s meeting day or within the entry window (codes open before the start,
+    :data:`central.core.validity.DEFAULT_ENTRY_OPENS_BEFORE`), across midnight."""
+    _, day_end = local_day_bounds(now)
+    end = max(day_end, now + DEFAULT_ENTRY_OPENS_BEFORE)
     return list(
         Meeting.select()
         .where(

@@ -27,6 +27,7 @@ from central.core.db import tuples, write_transaction
 from central.core.errors import ConflictError, NotFoundError
 from central.core.states import AlarmKind
 from central.gates.models import CheckIn, Gate, GateAlarm
+from central.gates.names import gate_label
 from protocols.reasons import Reason
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ def alarm_to_dict(alarm: GateAlarm) -> dict[str, Any]:
         "kind_vi": kind.vi,
         "kind_en": kind.text("en") if has_app_context() else kind.vi,
         "gate_id": alarm.gate.gate_id,
-        "gate_name": alarm.gate.name,
+        "gate_name": gate_label(alarm.gate),
         "site_id": alarm.gate.site_id,
         "raised_at": alarm.raised_at.isoformat(),
         "cleared_at": alarm.cleared_at.isoformat() if alarm.cleared_at else None,

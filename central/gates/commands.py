@@ -29,6 +29,7 @@ from central.core.errors import InvalidInputError, NotFoundError, ServiceError
 from central.core.states import CommandState
 from central.desk import walkins
 from central.gates.models import Gate, GateCommand
+from central.gates.names import gate_label
 from central.meetings.models import Meeting
 from central.messaging.publish import CommandPublisher, PublishError, get_publisher
 from central.registration.models import Delegate
@@ -233,6 +234,7 @@ def command_to_dict(row: GateCommand) -> dict[str, Any]:
     return {
         "command_id": str(row.command_id),
         "gate_id": row.gate.gate_id,
+        "gate_name": gate_label(row.gate),
         "action": row.action,
         "action_vi": ACTION_TEXT.get(row.action, (row.action, row.action))[0],
         "action_en": ACTION_TEXT.get(row.action, (row.action, row.action))[1],

@@ -34,6 +34,7 @@ from central.attendance import services as attendance
 from central.core.db import tuples
 from central.core.states import ConflictReason
 from central.gates.models import CheckIn, CheckInConflict, Gate
+from central.gates.names import gate_label
 from central.invitations.models import Invitation, Organisation
 from central.meetings.models import Meeting
 from central.registration.models import Delegate
@@ -199,9 +200,11 @@ def conflict_to_dict(row: CheckInConflict) -> dict[str, Any]:
         "organisation": delegate.invitation.organisation.name if delegate else "",
         "checkin_id": checkin.id,
         "gate_id": _gate_id(checkin),
+        "gate_name": gate_label(checkin.gate if checkin.gate_id is not None else None),
         "manual": bool(checkin.manual),
         "at": checkin.scanned_at.isoformat(),
         "other_gate_id": _gate_id(other) if other is not None else None,
+        "other_gate_name": gate_label(other.gate if other is not None and other.gate_id is not None else None),
         "other_at": other.scanned_at.isoformat() if other is not None else None,
         "replaced_by": replacement.name if replacement is not None else None,
         "detected_at": row.detected_at.isoformat(),

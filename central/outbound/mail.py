@@ -11,9 +11,9 @@ import io
 import logging
 import smtplib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import format_datetime, make_msgid
 from typing import Protocol, cast
 from zoneinfo import ZoneInfo
 
@@ -28,6 +28,14 @@ LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 QR_SCALE = 8
 """Pixels per module: large enough that phone screens, printers and zxing-cpp read it reliably."""
 MAX_SIGNED_QR_VERSION = 6
+
+
+def dated(message: EmailMessage, now: datetime | None = None) -> EmailMessage:
+    """Give ``message`` its ``Date:`` header (RFC 5322 requires one) unless it has one: ``now``, else the time
+    of sending. Every SMTP sender calls it, so all outgoing mail carries a date."""
+    if message["Date"] is None:
+        message["Date"] = format_datetime(now or datetime.now(UTC))
+    return message
 
 
 class MailSender(Protocol):
@@ -55,7 +63,7 @@ class SmtpMailSender:
                 smtp.starttls()
             if self.username:
                 smtp.login(self.username, self.password or "")
-            smtp.send_message(message)
+            smtp.send_message(dated(message))
         log.info("mail sent to=%s", mask_email(str(message["To"])))
 
 

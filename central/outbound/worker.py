@@ -35,7 +35,7 @@ from central.outbound.engine import (
     register,
     smtp_failure,
 )
-from central.outbound.mail import MailSender
+from central.outbound.mail import MailSender, dated
 from central.outbound.models import MailJob
 from central.registration.models import Delegate
 from protocols.logs import mask_email
@@ -80,7 +80,7 @@ class PooledSmtpSender:
             if self._smtp is None:
                 self._smtp = self._connect()
             try:
-                self._smtp.send_message(message)
+                self._smtp.send_message(dated(message))
                 return
             except smtplib.SMTPServerDisconnected:
                 self._smtp = None

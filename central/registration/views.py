@@ -25,11 +25,13 @@ from flask import (
     send_file,
     url_for,
 )
+from flask_babel import gettext
 from werkzeug.exceptions import TooManyRequests
 
 from central.core.context import CentralContext
 from central.core.errors import InvalidInputError, NotFoundError, ServiceError
 from central.core.states import ApprovalState, DelegateMailState
+from central.core.validation import national_phone
 from central.invitations import guesses, shortlinks
 from central.invitations.models import Invitation
 from central.meetings import documents
@@ -105,6 +107,8 @@ def _render(
             unsent=sum(1 for d in delegates
                        if d.mail_status in DelegateMailState.UNSENT and d.approval == ApprovalState.APPROVED),
             progress=services.mail_progress(invitation),
+            # the page's script fills these in as the e-mails leave (translated, not yet formatted)
+            progress_texts={"sent": gettext("Đã gửi %(sent)d/%(total)d"), "failed": gettext("lỗi %(failed)d")},
             documents=documents.shared_documents(invitation.meeting_id),
         ),
         status,
@@ -130,7 +134,7 @@ def page(number: str) -> Any:
             "name": target.name,
             "position": target.position or "",
             "email": target.email,
-            "phone": target.phone or "",
+            "phone": national_phone(target.phone),
         }
     elif target is not None:
         mode = "replace"
@@ -155,10 +159,11 @@ def add(number: str) -> Any:
     except ServiceError as exc:
         return _refused(invitation, exc, "add")
     if delegate.approval == ApprovalState.PENDING:
-        flash(f"Đã thêm đại biểu {delegate.name}; mã sẽ được gửi sau khi Văn phòng duyệt.", "success")
+        flash(gettext("Đã thêm đại biểu %(name)s; mã sẽ được gửi sau khi Văn phòng duyệt.",
+                      name=delegate.name), "success")
     else:
-        flash(f"Đã thêm đại biểu {delegate.name}.", "success")
-    return redirect(_page_url(number))
+        flash(gettext("Đã thêm đại biểu %(name)s.", name=delegate.name), "success")
+    return redirect(_page_url(number) + f"#delegate-{delegate.id}")  # no jump to the top: back to the card
 
 
 @bp.post("/<path:number>/dai-bieu/<int:delegate_id>/sua")
@@ -169,8 +174,8 @@ def edit(number: str, delegate_id: int) -> Any:
         delegate = services.edit_delegate(invitation, delegate_id, _form_data(), _ctx().clock())
     except ServiceError as exc:
         return _refused(invitation, exc, "edit", _target(invitation, str(delegate_id)))
-    flash(f"Đã cập nhật đại biểu {delegate.name}.", "success")
-    return redirect(_page_url(number))
+    flash(gettext("Đã cập nhật đại biểu %(name)s.", name=delegate.name), "success")
+    return redirect(_page_url(number) + f"#delegate-{delegate.id}")  # no jump to the top: back to the card
 
 
 @bp.post("/<path:number>/dai-bieu/<int:delegate_id>/thay")
@@ -182,11 +187,13 @@ def replace(number: str, delegate_id: int) -> Any:
     except ServiceError as exc:
         return _refused(invitation, exc, "replace", _target(invitation, str(delegate_id)))
     if delegate.approval == ApprovalState.PENDING:
-        flash(f"Đã thay bằng đại biểu {delegate.name}; mã cũ đã bị hủy, mã mới sẽ được gửi sau khi Văn phòng duyệt.",
+        flash(gettext("Đã thay bằng đại biểu %(name)s; mã cũ đã bị hủy, mã mới sẽ được gửi sau khi Văn phòng duyệt.",
+                      name=delegate.name),
               "success")
     else:
-        flash(f"Đã thay bằng đại biểu {delegate.name}; mã cũ đã bị hủy, mã mới đang được gửi.", "success")
-    return redirect(_page_url(number))
+        flash(gettext("Đã thay bằng đại biểu %(name)s; mã cũ đã bị hủy, mã mới đang được gửi.",
+                      name=delegate.name), "success")
+    return redirect(_page_url(number) + f"#delegate-{delegate.id}")  # no jump to the top: back to the card
 
 
 @bp.post("/<path:number>/dai-bieu/<int:delegate_id>/xoa")
@@ -197,8 +204,8 @@ def remove(number: str, delegate_id: int) -> Any:
         delegate = services.remove_delegate(invitation, delegate_id, _ctx().clock(), _deps())
     except ServiceError as exc:
         return _refused(invitation, exc, "add")
-    flash(f"Đã xóa đại biểu {delegate.name}; mã của đại biểu này không còn dùng được.", "success")
-    return redirect(_page_url(number))
+    flash(gettext("Đã xóa đại biểu %(name)s; mã của đại biểu này không còn dùng được.", name=delegate.name), "success")
+    return redirect(_page_url(number) + "#danh-sach")
 
 
 @bp.post("/<path:number>/gui-mail")
@@ -210,9 +217,9 @@ def send(number: str) -> Any:
     except ServiceError as exc:
         return _refused(invitation, exc, "add")
     if count:
-        flash(f"Đang gửi mail cho {count} đại biểu.", "success")
+        flash(gettext("Đang gửi mail cho %(count)d đại biểu.", count=count), "success")
     else:
-        flash("Không có đại biểu nào cần gửi mail.", "warning")
+        flash(gettext("Không có đại biểu nào cần gửi mail."), "warning")
     return redirect(_page_url(number))
 
 
@@ -307,7 +314,8 @@ def import_save(number: str) -> Any:
         saved = imports.import_delegates(invitation, rows, _ctx().clock(), _deps())
     except ServiceError as exc:
         return _import_refused(invitation, exc)
-    flash(f"Đã thêm {len(saved)} đại biểu từ tệp. Bấm “Gửi Mail” để gửi mã cho tất cả.", "success")
+    flash(gettext("Đã thêm %(count)d đại biểu từ tệp. Bấm “Gửi Mail” để gửi mã cho tất cả.",
+                  count=len(saved)), "success")
     return redirect(_page_url(number) + "#send-title")
 
 

@@ -7,6 +7,7 @@
   if (!root) return;
   const en = root.dataset.lang === "en";
   const T = (vi, english) => (en ? english : vi);
+  const gateName = (name, id) => name || `${T("Cổng", "Gate")} ${id}`;  // central.gates.names
   const TZ = "Asia/Ho_Chi_Minh";
   const sites = root.dataset.sites ? JSON.parse(root.dataset.sites) : null;
   const canAck = root.dataset.canAck === "1";
@@ -24,7 +25,7 @@
         `<button type="submit">${T("Xác nhận", "Acknowledge")}</button></form>`;
     }
     return `<li data-alarm="${a.id}" class="alarm alarm-${esc(a.kind)}"><strong>${esc(en ? a.kind_en : a.kind_vi)}</strong>` +
-      ` · ${T("Cổng", "Gate")} ${esc(a.gate_name || a.gate_id)} (${esc(a.gate_id)}) · ` +
+      ` · <span class="gate">${esc(gateName(a.gate_name, a.gate_id))}</span> · ` +
       `<time datetime="${esc(a.raised_at)}">${clock(a.raised_at)}</time>` +
       (a.cleared_at ? ` · ${T("đã kết thúc lúc", "ended at")} ${clock(a.cleared_at)}` : "") + ` ${form}</li>`;
   }
@@ -54,7 +55,7 @@
       if (!response.ok) return;
       const state = await response.json();
       byId("alarm-history").innerHTML = state.history.map((a) =>
-        `<tr data-alarm="${a.id}"><td>${clock(a.raised_at)}</td><td>${esc(a.gate_id)}</td>` +
+        `<tr data-alarm="${a.id}"><td>${clock(a.raised_at)}</td><td>${esc(gateName(a.gate_name, a.gate_id))}</td>` +
         `<td>${esc(en ? a.kind_en : a.kind_vi)}</td><td>${a.acknowledged_at ? `${clock(a.acknowledged_at)} · ` +
         `${esc(a.acknowledged_by)}` : `<span class="badge badge-failed">${T("Chưa xác nhận", "Not acknowledged")}</span>`}` +
         `</td><td>${esc(a.note)}</td></tr>`).join("");

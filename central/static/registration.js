@@ -11,7 +11,10 @@
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (p) {
         if (!p) return;
-        if (p.total) box.textContent = "Đã gửi " + p.sent + "/" + p.total + (p.failed ? " · lỗi " + p.failed : "");
+        if (p.total) {  // the page's own language: the templates come translated in #mail-status-labels
+          box.textContent = states.sent.replace("%(sent)d", p.sent).replace("%(total)d", p.total) +
+            (p.failed ? " · " + states.failed.replace("%(failed)d", p.failed) : "");
+        }
         var bar = document.getElementById("mail-progress-bar");
         if (bar && p.total) {
           bar.max = p.total;

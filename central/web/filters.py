@@ -1,4 +1,5 @@
-"""Jinja filters: local (Vietnam) time, and labels of channels and venue kinds; the state enums as globals."""
+"""Jinja filters: local (Vietnam) time, phones in national format, labels of channels and venue kinds; the state
+enums as globals."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from flask import Flask
 from flask_babel import gettext as _
 
 from central.core.states import ALL_STATES, State
+from central.core.validation import national_phone
 
 LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -52,4 +54,5 @@ def register_filters(app: Flask) -> None:
     app.add_template_filter(localtime, "localtime")
     app.add_template_filter(label, "label")
     app.jinja_env.filters["person"] = person
+    app.add_template_filter(national_phone, "phone")
     app.jinja_env.globals.update({enum.__name__: enum for enum in ALL_STATES}, state_labels=state_labels)

@@ -171,10 +171,33 @@ def scan_to_json(scan: ScanView, now: datetime | None = None) -> dict[str, Any]:
     }
 
 
+def banner(last: dict[str, Any] | None, turnstile_state: str) -> str:
+    """What the big result banner says, so it never contradicts the turnstile panel.
+
+    "none" (no scan yet), "refused" (TỪ CHỐI), "enter" (MỜI VÀO: allowed and the turnstile is open for it),
+    "entered" (ĐÃ VÀO: the sensor saw the passage), "not_passed" (the unlock time ran out), "unknown" (the
+    gate restarted before the outcome was known) or "relocked" (allowed, but the turnstile is locked again
+    and no outcome came, e.g. central locked the gate).
+    """
+    if last is None:
+        return "none"
+    if not last["allowed"]:
+        return "refused"
+    outcome = last.get("outcome")
+    if outcome in ("not_passed", "unknown"):
+        return str(outcome)
+    if turnstile_state in ("unlocked", "emergency", "released"):
+        return "enter"  # open for this person (a gate without a sensor records "entered" as it opens)
+    if outcome == "entered":
+        return "entered"
+    return "relocked"
+
+
 def to_json(view: GateView, now: datetime | None = None) -> dict[str, Any]:
     """JSON-ready dict of a gate view for the page: ``{"ok": true, "gate": {...}, "last": ..., "recent": [...]}``.
 
-    ``recent`` is sorted newest first and ``last`` is its first element (or None). ``now`` only decides
+    ``recent`` is sorted newest first and ``last`` is its first element (or None); ``banner`` is
+    :func:`banner` of it. ``now`` only decides
     whether local times carry their date. The result holds no "generated at" stamp, so two equal views give
     equal JSON (the server sends updates only on change).
     """
@@ -207,6 +230,7 @@ def to_json(view: GateView, now: datetime | None = None) -> dict[str, Any]:
             "camera": camera_to_json(view.camera, now),
         },
         "last": scans[0] if scans else None,
+        "banner": banner(scans[0] if scans else None, view.turnstile_state),
         "recent": scans,
     }
 

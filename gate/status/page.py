@@ -50,6 +50,8 @@ header h1{margin:0;font-size:1.35rem}
 #result{border-radius:.8rem;padding:1rem;margin-bottom:.8rem;color:#fff;background:#6b7280}
 #result.allowed{background:#0a7d32}
 #result.refused{background:#c62828}
+#result.done{background:#1f5135}
+#result.missed{background:#8a5a00}
 #result .verdict{font-size:3rem;font-weight:800;line-height:1.05;margin:0}
 #result .verdict .en{color:#fff;opacity:.85;font-size:1rem;font-weight:600}
 #result .reason{font-size:1.35rem;font-weight:600;margin:.5rem 0 .2rem}
@@ -114,7 +116,7 @@ border-left:.4rem solid #6b7280;display:grid;grid-template-columns:auto 1fr;gap:
 <div class="detail" id="camera-decode"></div><div class="detail" id="camera-refused"></div>
 <button type="button" id="camera-snapshot-button" hidden>Xem ảnh camera<span class="en"> Camera picture</span></button>
 </div>
-<div class="card" id="card-turnstile"><div class="label">Cửa xoay</div><div class="value" id="turnstile"></div>
+<div class="card" id="card-turnstile"><div class="label">Cửa xoay lúc này</div><div class="value" id="turnstile"></div>
 </div>
 <div class="card" id="card-outbox"><div class="label">Chờ gửi về trung tâm</div><div class="value" id="outbox">
 </div></div>
@@ -155,10 +157,24 @@ border-left:.4rem solid #6b7280;display:grid;grid-template-columns:auto 1fr;gap:
     emergency: ["Mở tự do (khẩn cấp)", "Released (emergency)", "bad"], stopped: ["Đã dừng", "Stopped", "warn"],
     released: ["Mở tự do", "Released", "warn"], lockdown: ["Phong tỏa", "Lockdown", "bad"]
   };
-  function renderResult(last) {
+  // The banner follows the turnstile (gate.status.model.banner): class, verdict, English, state line.
+  var BANNER = {
+    refused: ["refused", "TỪ CHỐI", "Refused", null],
+    enter: ["allowed", "MỜI VÀO", "Please enter", null],
+    entered: ["done", "ĐÃ VÀO", "Entered",
+              ["Cửa xoay đã khóa lại sau lượt vào", "The turnstile locked again after the entry"]],
+    not_passed: ["missed", "KHÔNG QUA CỔNG", "Did not pass",
+                 ["Hết thời gian mở, cửa xoay đã khóa lại", "Unlock time over; the turnstile locked again"]],
+    unknown: ["missed", "CHƯA RÕ ĐÃ QUA", "Passage unknown",
+              ["Cổng khởi động lại trước khi biết kết quả", "The gate restarted before the outcome was known"]],
+    relocked: ["missed", "ĐÃ KHÓA LẠI", "Locked again", ["Cửa xoay đã khóa lại", "The turnstile locked again"]]
+  };
+  function renderResult(last, banner) {
     var box = $("result");
     box.textContent = "";
-    box.className = last ? (last.allowed ? "allowed" : "refused") : "";
+    var look = last ? (BANNER[banner] || BANNER[last.allowed ? "enter" : "refused"]) : null;
+    box.className = look ? look[0] : "";
+    box.dataset.banner = banner || "none";
     var verdict = el("p", "verdict");
     verdict.id = "verdict";
     if (!last) {
@@ -166,17 +182,18 @@ border-left:.4rem solid #6b7280;display:grid;grid-template-columns:auto 1fr;gap:
       box.appendChild(verdict);
       return;
     }
-    bilingual(verdict, last.allowed ? "MỜI VÀO" : "TỪ CHỐI", last.allowed ? "Please enter" : "Refused");
+    bilingual(verdict, look[1], look[2]);
     if (last.manual) { verdict.insertBefore(el("span", "tag", "thủ công"), verdict.childNodes[1] || null); }
     box.appendChild(verdict);
     var reason = el("div", "reason");
     reason.id = "result-reason";
     bilingual(reason, last.reason_vi, last.reason_en);
     box.appendChild(reason);
-    if (last.outcome === "not_passed") {
-      var np = el("div", "reason");
-      bilingual(np, "Không qua cổng", "Did not pass");
-      box.appendChild(np);
+    if (look[3]) {
+      var after = el("div", "reason");
+      after.id = "result-after";
+      bilingual(after, look[3][0], look[3][1]);
+      box.appendChild(after);
     }
     if (last.name) { var who = el("div", "who", last.name); who.id = "result-name"; box.appendChild(who); }
     if (last.position) { var pos = el("div", "pos", last.position); pos.id = "result-position"; box.appendChild(pos); }
@@ -283,7 +300,7 @@ border-left:.4rem solid #6b7280;display:grid;grid-template-columns:auto 1fr;gap:
     }
     $("error").hidden = true;
     renderGate(state.gate);
-    renderResult(state.last);
+    renderResult(state.last, state.banner);
     renderRecent(state.recent);
   }
   function streamUp() { S.streamUp = true; $("stream-lost").hidden = true; }

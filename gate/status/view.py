@@ -56,8 +56,12 @@ class ScannerWatch:
 
 
 def turnstile_label(gate: Gate) -> str:
-    """The cycle's state, with "released" / "lockdown" when central's command (not the input) rules it."""
+    """The cycle's state, with "released" / "lockdown" when central's command (not the input) rules it, and
+    "unlocked" while the relay is open for a passage the cycle does not follow (a gate without a passage
+    sensor pulses the relay directly): the panel never says "locked" while the turnstile turns."""
     state = gate.cycle.state
+    if state == "locked" and gate.turnstile.is_unlocked:
+        state = "unlocked"
     mode = gate.mode
     if mode == GateMode.RELEASE and state == "emergency" and not gate.status_fields()["emergency"]:
         return "released"

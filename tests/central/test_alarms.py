@@ -100,6 +100,8 @@ def test_roles_csrf_audit_and_history_of_acknowledging(app: Flask, client: Flask
     assert approver.get("/cong/canh-bao").status_code == 403
     dashboard = approver.get(dashboard_url(world)).text
     assert "Cổng bị vượt trái phép" in dashboard and "alarm-ack" not in dashboard  # sees it, no button
+    alarm_list = dashboard.split('id="alarm-list"', 1)[1].split("</ul>", 1)[0]
+    assert '<span class="gate">Cổng chính</span>' in alarm_list and "(g1)" not in alarm_list, "named, not by id"
     refused = approver.post(f"/cong/canh-bao/{ids[0]}/xac-nhan", headers=JSON,
                             data={"csrf_token": csrf(dashboard)})
     assert refused.status_code == 403

@@ -217,7 +217,9 @@ def test_a_credential_with_two_allowed_entries_counts_once(client: FlaskClient, 
     assert [c["reason"] for c in state["conflicts"]] == ["second_entry"]
     page = client.get(dashboard_url(world)).text
     panel = page.split('id="dash-conflicts"', 1)[1].split("</section>", 1)[0]
-    assert AN in panel and "Vào lần thứ hai trong cùng ngày họp" in panel and "r1" in panel
+    assert AN in panel and "Vào lần thứ hai trong cùng ngày họp" in panel
+    assert "<td>Cổng chính</td>" in panel and "r1" not in panel, "the gates by name, not by id"
+    assert [c["gate_name"] for c in state["conflicts"]] == ["Cổng chính"]
     assert 'id="dash-conflict-count">1<' in page
 
 

@@ -5,6 +5,7 @@ another database connection reaches a connected client; Last-Event-ID resumes; a
 from __future__ import annotations
 
 import json
+import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ from protocols.reasons import Reason
 from ..conftest import CHROMIUM, ThreadedServer
 from .conftest import START, Api, Clock, booked_ahead
 from .staff import PASSWORD, csrf, login, make_users
+from .test_browser import _login
 
 MAIN = "Hội trường tầng 2"
 REMOTE = "Điểm cầu huyện Sơn Tịnh"
@@ -495,3 +497,37 @@ def test_the_days_panel_follows_a_day_2_arrival_live_in_the_browser(
     expect(rows.nth(1).locator("td").nth(1)).to_have_text("1")
     expect(page.locator("#mark-delegate")).not_to_contain_text("Nguyễn Văn An")
     expect(page.locator("#dash-present")).to_have_text("1")
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+def test_the_wall_display_fits_1920x1080_and_names_gates(
+        served: str, world: dict[str, Any], clock: Clock, browser: Any) -> None:
+    """Totals, chart, arrivals and gates are all on a 1920x1080 screen without scrolling; arrivals and the gates
+    panel name the gate ("Cổng chính"), not its id."""
+    from playwright.sync_api import expect
+
+    for minutes, name in ((-12, "Nguyễn Văn An"), (-8, "Trần Thị Bình"), (-3, "Lê Minh Chi")):
+        checkin(world, name, "g1" if minutes < -5 else "r1", START + timedelta(minutes=minutes))
+    clock.now = START + timedelta(minutes=5)
+    context = browser.new_context(locale="vi-VN", viewport={"width": 1920, "height": 1080})
+    page = context.new_page()
+    _login(page, served, "chuyenvien")
+    page.wait_for_url(lambda u: not u.endswith("/login"))
+    page.goto(f"{served}{dashboard_url(world)}?man-hinh-lon=1")
+    page.wait_for_selector("#dash-live[data-state='live']")
+    expect(page.locator("#dash-arrivals li")).to_have_count(3)
+    expect(page.locator("#dash-arrivals li").first).to_contain_text("Cổng chính")
+    assert "g1" not in page.inner_text("#dash-arrivals") and "r1" not in page.inner_text("#dash-arrivals")
+    assert page.evaluate("window.scrollY") == 0
+    for selector in ("#dash-present", "#dash-expected", "#dash-chart svg", "#arrivals-h", "#dash-arrivals li",
+                     "#gates-h", "#dash-gates tr[data-gate='g1']", "#dash-gates tr[data-gate='r1']"):
+        box = page.locator(selector).first.bounding_box()
+        assert box is not None, selector
+        assert box["y"] >= 0 and box["y"] + box["height"] <= 1080, f"{selector} is below the fold: {box}"
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 1920, f"{selector} is off to the side: {box}"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1920
+    chart = page.locator("#dash-chart svg").bounding_box()
+    assert chart is not None and chart["height"] >= 200, "the chart stays readable from the back of the hall"
+    if os.environ.get("VAORA_SCREENSHOTS") == "1":
+        page.screenshot(path=str(Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "central-wall.png"))
+    context.close()

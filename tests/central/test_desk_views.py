@@ -176,6 +176,8 @@ def test_open_gate_reports_a_timeout_when_the_gate_does_not_answer(
         publisher.stop()
     body = response.get_json()
     assert body["result"] == "timeout" and "không trả lời" in body["message"]
+    assert body["message"].startswith("Cổng chính không trả lời"), "the gate by its name, not its id"
+    assert "lobby-1" not in body["message"]
     wrong = client.post(f"{DESK}khach/{walkin.id}/mo-cong", data={"gate_id": "other", "csrf_token": csrf(page)},
                         headers={"Accept": "application/json"})
     assert wrong.status_code == 400 and wrong.get_json()["result"] == "failed"
@@ -259,3 +261,29 @@ def test_a_guard_lands_on_the_desk_and_finds_it_in_the_menu(client: FlaskClient,
     login(client, "chuyenvien")
     assert client.get("/").location == "/meetings/"
     assert f'href="{DESK}"' not in client.get("/", follow_redirects=True).text
+
+
+def test_the_desk_offers_meetings_running_now_across_midnight(client: FlaskClient, app: Flask, api: Api,
+                                                              clock: Clock) -> None:
+    """At 23:40 a meeting at 00:09 is offered; at 01:00 a meeting from 22:00 to 02:00 still is."""
+    evening = START + timedelta(hours=15, minutes=40)  # 23:40 in Hà Nội
+    clock.now = START - timedelta(days=3)
+    make_users(clock())
+    night = api.meeting(title="Họp trực ban đêm", starts_at=(evening + timedelta(minutes=29)).isoformat(),
+                        ends_at=(evening + timedelta(hours=2)).isoformat())
+    late = api.meeting(title="Họp xử lý sự cố", starts_at=(evening - timedelta(hours=1, minutes=40)).isoformat(),
+                       ends_at=(evening + timedelta(hours=2, minutes=20)).isoformat())
+    tomorrow = api.meeting(title="Họp giao ban sáng mai", starts_at=(evening + timedelta(hours=9)).isoformat(),
+                           ends_at=(evening + timedelta(hours=11)).isoformat())
+    clock.now = evening
+    login(client, "baove")
+    page = client.get(DESK).text
+    assert f'value="{night["id"]}"' in page and "Họp trực ban đêm" in page
+    assert f'value="{late["id"]}"' in page
+    assert f'value="{tomorrow["id"]}"' not in page, "not a meeting of this night"
+
+    clock.now = evening + timedelta(hours=1, minutes=20)  # 01:00 in Hà Nội
+    login(client, "baove")  # a new shift
+    page = client.get(DESK).text
+    assert f'value="{late["id"]}"' in page and "Họp xử lý sự cố" in page
+    assert f'value="{night["id"]}"' in page

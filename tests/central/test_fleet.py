@@ -146,6 +146,8 @@ def test_lockdown_needs_confirmation_then_reaches_the_gate(app: Flask, fleet: An
     assert "Khóa cổng" in page.split('data-gate="g1"', 1)[1].split("</tr>", 1)[0]  # the mode the gate reported
     log = page.split('id="fleet-log"', 1)[1]
     assert "chuyenvien" in log and "Cổng đã thực hiện" in log
+    assert "<td>Cổng chính</td>" in log and "<td>g1</td>" not in log, "the log names the gate, not its id"
+    assert command["gate_name"] == "Cổng chính"
 
 
 def test_unanswered_command_times_out(app: Flask, fleet: AnsweringGate, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -23,15 +23,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from central.invitations.organisations import ORGANISATION_COLUMNS
+from central.registration.imports import DELEGATE_COLUMNS
 
 from .conftest import Api, Clock
 from .staff import login, make_users
 from .test_translations import CATALOGUE
 
-KNOWN_MIXED: dict[str, str] = {
-    "/dang-ky/<path:number>": "the organisations' registration page hard-codes Vietnamese (issue 17, point 7)",
-    "/dang-ky/<path:number>/nhap": "the organisations' import page hard-codes Vietnamese (issue 17, point 7)",
-}
+KNOWN_MIXED: dict[str, str] = {}
 """Route rule -> why its English page still carries Vietnamese."""
 
 SKIP_RULES = ("/static", "/api/", "/healthz", "/metrics", "/logout", "/su-kien",
@@ -98,7 +96,7 @@ def pages(app: Flask, client: FlaskClient, api: Api, clock: Clock) -> dict[str, 
         urls[rule.rule] = url
     data = {"Họp giao ban tháng 3", "Trần Văn Bình", "Chuyên viên", "Sở Tài chính", "Phòng họp số 1", "Cổng chính",
             "Tiếng Việt", "Phó Giám đốc", "Nguyễn Văn An", "Lãnh đạo duyệt", "api-token",
-            *ORGANISATION_COLUMNS.values()}  # the import file's headers are Vietnamese by design
+            *ORGANISATION_COLUMNS.values(), *DELEGATE_COLUMNS.values()}  # import files' headers are Vietnamese
     return {"urls": urls, "data": data}
 
 

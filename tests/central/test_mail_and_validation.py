@@ -101,3 +101,43 @@ def test_unexpected_error_is_json_500(central_config: dict, clock: Any) -> None:
     response = app.test_client().get("/api/v1/boom")
     assert response.status_code == 500
     assert response.get_json()["error"] == "internal_error"
+
+
+def test_every_outgoing_mail_carries_a_date_header() -> None:
+    """Through a real SMTP server: the direct sender and the worker's pooled sender both add ``Date:``; a
+    message that has one keeps it."""
+    from email.utils import format_datetime, parsedate_to_datetime
+
+    from central.outbound.mail import SmtpMailSender
+    from central.outbound.worker import PooledSmtpSender
+    from devtools.mailcatcher import MailCatcher
+
+    def code_mail() -> Any:
+        return build_code_email(
+            sender="vanphong@ubnd.example.vn", to="an@example.vn", delegate_name="An", organisation="Sở Tài chính",
+            meeting_title="Họp", starts_at=NOW, venue="Phòng 1", invitation_number="5/GM-UBND",
+            code=generate_compact(), scheme="compact",
+        )
+
+    with MailCatcher() as catcher:
+        SmtpMailSender(catcher.host, catcher.port).send(code_mail())
+        pooled = PooledSmtpSender(catcher.host, catcher.port)
+        pooled.send(code_mail())
+        dated_already = code_mail()
+        dated_already["Date"] = format_datetime(NOW)
+        pooled.send(dated_already)
+        pooled.close()
+        caught = catcher.wait_for(3)
+    for message in caught:
+        assert message["Date"] is not None
+        assert parsedate_to_datetime(str(message["Date"])).tzinfo is not None
+    assert parsedate_to_datetime(str(caught[2]["Date"])) == NOW
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [("+84987654321", "0987 654 321"), ("+842438251234", "024 3825 1234"), ("0912345678", "0912 345 678"),
+     (None, ""), ("", ""), ("not a phone", "not a phone")],
+)
+def test_phones_are_shown_in_national_format(stored: str | None, shown: str) -> None:
+    assert v.national_phone(stored) == shown

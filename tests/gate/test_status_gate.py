@@ -80,6 +80,14 @@ def test_page_follows_the_real_gate(gate_with_page: tuple[Gate, FakeTransport], 
         assert event["last"]["reason"] == "ok"
         assert event["last"]["organisation"] == "Sở Tư pháp"
         assert event["last"]["time_local"].startswith("15:00:00")  # NOW is 08:00 UTC (the date follows if not today)
+        # No passage sensor here: the relay opens for 0.3 s. The panel says so, the banner invites in, and once
+        # the relay closes both say the turnstile is locked again.
+        seen = [event]
+        while seen[-1]["gate"]["turnstile_state"] != "locked":
+            seen.append(client.next_event(within=scaled(5.0))[1])
+        assert all(e["banner"] == "enter" for e in seen if e["gate"]["turnstile_state"] == "unlocked")
+        event = seen[-1]
+        assert event["banner"] == "entered" and event["last"]["name"] == "Nguyễn Văn 1"
 
         gate.handle_scan(scan(world.codes[9001]))  # revoked delegate
         while event["last"]["reason"] != "revoked":

@@ -43,9 +43,9 @@ def scan(
     organisation: str | None = "Sở Tư pháp",
     position: str | None = "Phó Giám đốc",
     manual: bool = False,
-    outcome: str | None = None,
+    outcome: str | None = "auto",
 ) -> ScanView:
-    """A scan ``minutes`` after NOW."""
+    """A scan ``minutes`` after NOW; ``outcome=None`` is a passage still pending at the turnstile."""
     return ScanView(
         NOW + timedelta(minutes=minutes),
         allowed,
@@ -54,7 +54,7 @@ def scan(
         organisation,
         position,
         manual,
-        outcome or ("entered" if allowed else "refused"),
+        ("entered" if allowed else "refused") if outcome == "auto" else outcome,
     )
 
 
@@ -457,7 +457,9 @@ def test_page_updates_live_without_reload(server: StatusServer, source: FakeSour
     page.wait_for_function("() => window.vaoraStatus.streamUp === true", timeout=2000)
     page.evaluate("window.__noReloadMarker = 'still here'")
 
-    source.add_scan(scan(3, name="Nguyễn Thị Hoà", organisation="UBND huyện Cần Giờ", position="Chủ tịch"))
+    source.set(turnstile_state="unlocked")
+    source.add_scan(scan(3, name="Nguyễn Thị Hoà", organisation="UBND huyện Cần Giờ", position="Chủ tịch",
+                         outcome=None))
     result = page.locator("#result")
     expect(page.locator("#verdict")).to_contain_text("MỜI VÀO", timeout=scaled(5000))
     expect(result).to_have_class("allowed")
@@ -467,6 +469,7 @@ def test_page_updates_live_without_reload(server: StatusServer, source: FakeSour
     expect(page.locator("#result-reason")).to_contain_text("Hợp lệ, mời vào")
     assert result.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(10, 125, 50)"
 
+    source.set(turnstile_state="locked")
     source.add_scan(scan(4, allowed=False, reason=Reason.REVOKED, name="Phạm Văn Cường"))
     expect(page.locator("#verdict")).to_contain_text("TỪ CHỐI", timeout=scaled(5000))
     expect(result).to_have_class("refused")
@@ -532,6 +535,53 @@ def test_page_shows_offline_state_scanner_loss_and_emergency(
     expect(page.locator("#sync")).to_contain_text("đồng bộ lúc 08:00:00")
 
 
+def test_banner_follows_the_turnstile_after_the_decision(
+    server: StatusServer, source: FakeSource, page: Any
+) -> None:
+    """The big banner never says "MỜI VÀO" while the turnstile panel says "Đang khóa"."""
+    page.goto(server.url)
+    page.wait_for_function("() => window.vaoraStatus.streamUp === true", timeout=2000)
+    verdict, panel, after = page.locator("#verdict"), page.locator("#turnstile"), page.locator("#result-after")
+    expect(page.locator("#card-turnstile .label")).to_have_text("Cửa xoay lúc này")
+
+    source.set(turnstile_state="unlocked")
+    source.add_scan(scan(1, name="Trần Văn An", outcome=None))
+    expect(verdict).to_contain_text("MỜI VÀO", timeout=scaled(5000))
+    expect(panel).to_contain_text("Đang mở một lượt")
+    expect(after).to_have_count(0)
+
+    # the sensor saw the passage: the cycle reports "entered" and locks again
+    source.set(turnstile_state="locked", recent=[scan(1, name="Trần Văn An", outcome="entered")])
+    expect(verdict).to_contain_text("ĐÃ VÀO", timeout=scaled(5000))
+    expect(verdict).not_to_contain_text("MỜI VÀO")
+    expect(after).to_contain_text("Cửa xoay đã khóa lại")
+    expect(panel).to_contain_text("Đang khóa")
+
+    # the unlock time ran out
+    source.set(turnstile_state="unlocked", recent=[scan(2, name="Lê Thị Bình", outcome=None)])
+    expect(verdict).to_contain_text("MỜI VÀO", timeout=scaled(5000))
+    source.set(turnstile_state="locked", recent=[scan(2, name="Lê Thị Bình", outcome="not_passed")])
+    expect(verdict).to_contain_text("KHÔNG QUA CỔNG", timeout=scaled(5000))
+    expect(page.locator("#result")).to_have_class("missed")
+
+    # locked again with no outcome (central's lockdown): the banner says so instead of inviting in
+    source.set(turnstile_state="lockdown", recent=[scan(3, name="Phạm Văn Cường", outcome=None)])
+    expect(verdict).to_contain_text("ĐÃ KHÓA LẠI", timeout=scaled(5000))
+    expect(panel).to_contain_text("Phong tỏa")
+
+
+def test_banner_rule_in_the_json() -> None:
+    pending = scan(1, outcome=None)
+    assert to_json(base_view(turnstile_state="unlocked", recent=[pending]), NOW)["banner"] == "enter"
+    assert to_json(base_view(turnstile_state="locked", recent=[pending]), NOW)["banner"] == "relocked"
+    assert to_json(base_view(recent=[scan(1)]), NOW)["banner"] == "entered"
+    # a gate without a passage sensor records "entered" as it opens: still "MỜI VÀO" while it is open
+    assert to_json(base_view(turnstile_state="unlocked", recent=[scan(1)]), NOW)["banner"] == "enter"
+    assert to_json(base_view(recent=[scan(1, allowed=False, reason=Reason.REVOKED)]), NOW)["banner"] == "refused"
+    assert to_json(base_view(recent=[scan(1, outcome="unknown")]), NOW)["banner"] == "unknown"
+    assert to_json(base_view(), NOW)["banner"] == "none"
+
+
 def test_names_from_outside_are_shown_as_text(source: FakeSource, server: StatusServer, page: Any) -> None:
     source.add_scan(scan(1, name=INJECTION, organisation=IMG_INJECTION, position="<b>Trưởng phòng</b>"))
     page.goto(server.url)  # first render from the embedded state
@@ -586,8 +636,10 @@ def test_small_screen_screenshot(source: FakeSource, browser: Any) -> None:
                 position="Chuyên viên",
             ),
             scan(3, reason=Reason.MANUAL_OPEN, name=None, organisation=None, position=None, manual=True),
-            scan(4, name="Nguyễn Thị Hoà", organisation="Ủy ban nhân dân huyện Cần Giờ", position="Chủ tịch"),
+            scan(4, name="Nguyễn Thị Hoà", organisation="Ủy ban nhân dân huyện Cần Giờ", position="Chủ tịch",
+                 outcome=None),
         ],
+        turnstile_state="unlocked",
         outbox_pending=2,
     )
     srv = StatusServer(source, port=0, clock=lambda: NOW).start()

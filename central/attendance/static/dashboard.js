@@ -20,6 +20,8 @@
     '"': "&quot;", "'": "&#39;" })[c]);
   const clock = (iso) => (iso ? new Date(iso).toLocaleTimeString("vi-VN", { timeZone: TZ, hour12: false }) : "");
   const byId = (id) => document.getElementById(id);
+  // A gate by its name, "Cổng <id>" when it has none (central.gates.names).
+  const gateName = (name, id) => name || `${T("Cổng", "Gate")} ${id}`;
 
   function load(next) {
     state = next;
@@ -43,8 +45,8 @@
     byId("dash-conflicts").innerHTML = state.conflicts.map((c) =>
       `<tr data-conflict="${c.id}"><td><time datetime="${esc(c.at)}">${clock(c.at)}</time></td>` +
       `<td><strong>${esc(c.name)}</strong> · ${esc(c.organisation)}</td>` +
-      `<td>${c.manual ? T("Thủ công", "Manual") : esc(c.gate_id)}</td><td>${esc(en ? c.reason_en : c.reason_vi)}` +
-      (c.other_at ? ` — ${T("lần đầu", "first")}: ${esc(c.other_gate_id || T("Thủ công", "Manual"))} ${clock(c.other_at)}` : "") +
+      `<td>${c.manual ? T("Thủ công", "Manual") : esc(gateName(c.gate_name, c.gate_id))}</td><td>${esc(en ? c.reason_en : c.reason_vi)}` +
+      (c.other_at ? ` — ${T("lần đầu", "first")}: ${esc(c.other_gate_id ? gateName(c.other_gate_name, c.other_gate_id) : T("Thủ công", "Manual"))} ${clock(c.other_at)}` : "") +
       (c.replaced_by ? ` — ${T("đã thay bằng", "replaced by")} ${esc(c.replaced_by)}` : "") + "</td></tr>").join("");
   }
 
@@ -76,7 +78,7 @@
 
   function arrivalItem(a) {
     const where = a.manual ? `<span class="badge badge-manual" title="${esc(a.note)}">${T("Thủ công", "Manual")}</span>`
-      : `${T("Cổng", "Gate")} ${esc(a.gate_id)}`;
+      : `<span class="gate">${esc(gateName(a.gate_name, a.gate_id))}</span>`;
     return `<li data-checkin="${a.checkin_id}"><time datetime="${esc(a.at)}">${clock(a.at)}</time> ` +
       `<strong>${esc(a.name)}</strong> · ${esc(a.organisation)} · ${where}` +
       (a.clock_suspect ? ` <span class="badge badge-queued clock-flag">${T("Giờ đã hiệu chỉnh", "Time corrected")}</span>` : "") +

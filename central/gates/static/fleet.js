@@ -6,6 +6,7 @@
   if (!root) return;
   const en = root.dataset.lang === "en";
   const T = (vi, english) => (en ? english : vi);
+  const gateName = (name, id) => name || `${T("Cổng", "Gate")} ${id}`;  // central.gates.names
   const TZ = "Asia/Ho_Chi_Minh";
   const CONFIRM = { lockdown: T("Khóa cổng: mọi lượt quét sẽ bị từ chối. Tiếp tục?", "Lock down: every scan is refused. Continue?"),
                     release: T("Mở thoát hiểm: cổng mở tự do cho mọi người. Tiếp tục?", "Release: the turnstile opens for everyone. Continue?") };
@@ -24,7 +25,7 @@
 
   function renderLog(commands) {
     document.getElementById("fleet-log").innerHTML = commands.map((c) =>
-      `<tr><td>${clock(c.issued_at)}</td><td>${esc(c.gate_id)}</td><td>${esc(en ? c.action_en : c.action_vi)}</td>` +
+      `<tr><td>${clock(c.issued_at)}</td><td>${esc(gateName(c.gate_name, c.gate_id))}</td><td>${esc(en ? c.action_en : c.action_vi)}</td>` +
       `<td>${esc(c.issued_by)}</td><td><span class="fleet-${c.waiting ? "pending" : c.status}">` +
       `${esc(statusText(c))}</span></td><td>${esc(c.note || "")}</td></tr>`).join("");
   }
