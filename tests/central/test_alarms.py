@@ -124,7 +124,8 @@ def test_roles_csrf_audit_and_history_of_acknowledging(app: Flask, client: Flask
     page = guard.get("/cong/canh-bao").text
     assert "Không có cảnh báo." in page
     history = page.split('id="alarm-history"', 1)[1].split("</tbody>", 1)[0]
-    assert history.count("<tr") == 3 and "baove" in history and "nhân viên vệ sinh" in history
+    assert history.count("<tr") == 3 and "nhân viên vệ sinh" in history
+    assert "Baove" in history and "baove" not in history, "named by full name, not by username"
     with database.connection_context():
         entries = list(AuditEntry.select().where(AuditEntry.action == "gate.alarm_acknowledge")
                        .order_by(AuditEntry.id))

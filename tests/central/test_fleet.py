@@ -145,7 +145,7 @@ def test_lockdown_needs_confirmation_then_reaches_the_gate(app: Flask, fleet: An
     page = client.get("/cong/").text
     assert "Khóa cổng" in page.split('data-gate="g1"', 1)[1].split("</tr>", 1)[0]  # the mode the gate reported
     log = page.split('id="fleet-log"', 1)[1]
-    assert "chuyenvien" in log and "Cổng đã thực hiện" in log
+    assert "Chuyenvien" in log and "Cổng đã thực hiện" in log  # who issued it, by full name
     assert "<td>Cổng chính</td>" in log and "<td>g1</td>" not in log, "the log names the gate, not its id"
     assert command["gate_name"] == "Cổng chính"
 
