@@ -16,10 +16,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from central.core.db import database
+from central.core.tokens import digest
 from central.invitations.letter import date_line, recipients_of
 from central.invitations.letterhead import FALLBACK
 from central.invitations.models import Invitation
-from central.invitations.services import find_invitation, hash_secret
+from central.invitations.services import find_invitation
 from devtools.mailcatcher import MailCatcher
 
 from .conftest import Clock
@@ -112,7 +113,7 @@ def test_an_office_without_an_issuing_body_numbers_gm_and_earlier_tm_numbers_sta
 ) -> None:
     with database.connection_context():  # approved before the symbol became GM
         Invitation.create(meeting=world["meeting"], organisation=world["orgs"][1], number="3/TM-UBND",
-                          year=clock().astimezone(HANOI).year, seq=3, secret_hash=hash_secret("s3"), status="sent",
+                          year=clock().astimezone(HANOI).year, seq=3, secret_hash=digest("s3"), status="sent",
                           created_at=clock())
     invitation_id = _draft(client, world)
     login(client, "lanhdao")
