@@ -125,12 +125,16 @@ def test_documents_checked_by_content_and_downloadable(client: FlaskClient, worl
     assert download.status_code == 200 and download.data == PDF
     assert download.mimetype == "application/pdf"
 
-    # An organisation downloads through its invitation link; a wrong secret gets nothing.
+    # An organisation downloads a document the office shared through its invitation link; a wrong secret, or a
+    # document not shared, gets nothing.
     invitation = Api(client).invitation(world["meeting"], world["orgs"][0])
-    client.post("/logout", data={"csrf_token": csrf(client.get("/meetings/").text)})
     public = f"/meetings/documents/{pdf_doc.id}?number={invitation['number']}&secret="
-    assert client.get(public + invitation["secret"]).data == PDF
-    assert client.get(public + "sai").status_code == 404
+    anonymous = client.application.test_client()
+    assert anonymous.get(public + invitation["secret"]).status_code == 404, "not shared yet"
+    shared = Api(client).post(f"/api/v1/meetings/{world['meeting']}/documents/{pdf_doc.id}/share", {"shared": True})
+    assert shared.status_code == 200, shared.get_json()
+    assert anonymous.get(public + invitation["secret"]).data == PDF
+    assert anonymous.get(public + "sai").status_code == 404
 
 
 def test_oversized_upload_is_413(client: FlaskClient, world: dict[str, Any]) -> None:
