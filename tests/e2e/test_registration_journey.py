@@ -104,8 +104,10 @@ def test_registrar_registers_sends_and_replaces_on_a_phone(
     expect(page.locator("article.delegate", has_text="Trần Văn Bình")).to_have_count(0)
     expect(page.locator("article.delegate", has_text="Phạm Quốc Dũng")).to_have_count(1)
 
-    new_message = mail.wait_for(4, timeout=30)[-1]
-    assert new_message["To"] == "dung.pham@skhdt.example.vn"
+    after_replacing = mail.wait_for(5, timeout=30)[3:]  # the new delegate's code, the old one's notice: any order
+    new_message = next(m for m in after_replacing if m["To"] == "dung.pham@skhdt.example.vn")
+    notice = next(m for m in after_replacing if m["To"] == "binh.tran@skhdt.example.vn")
+    assert str(notice["Subject"]).startswith("Mã vào cổng không còn hiệu lực"), "the replaced delegate is told"
     new_code = qr_text_of(new_message)
     assert new_code != old_code
 
