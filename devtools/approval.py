@@ -93,11 +93,16 @@ def log_in(base_url: str, username: str, password: str, *, timeout: float = 30.0
     return session
 
 
+def post_as(session: requests.Session, base_url: str, path: str, body: dict[str, Any] | None = None, *,
+            timeout: float = 30.0) -> requests.Response:
+    """POST to central's JSON API as the logged-in user of ``session`` (with the page's CSRF token)."""
+    token = _csrf(session.get(f"{base_url}/invitations/", timeout=timeout).text)
+    return session.post(f"{base_url}{path}", json=body, headers={"X-CSRFToken": token}, timeout=timeout)
+
+
 def approve(session: requests.Session, base_url: str, invitation_id: int, *, timeout: float = 30.0) -> dict[str, Any]:
     """Approve a draft as the logged-in approver through the JSON API; return the approved invitation."""
-    token = _csrf(session.get(f"{base_url}/invitations/", timeout=timeout).text)
-    answer = session.post(f"{base_url}/api/v1/invitations/{invitation_id}/approve", headers={"X-CSRFToken": token},
-                          timeout=timeout)
+    answer = post_as(session, base_url, f"/api/v1/invitations/{invitation_id}/approve", timeout=timeout)
     if answer.status_code != 200:
         raise RuntimeError(f"approving invitation {invitation_id}: {answer.status_code} {answer.text}")
     body: dict[str, Any] = answer.json()

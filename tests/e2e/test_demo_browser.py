@@ -57,7 +57,7 @@ def test_a_newcomer_follows_the_printed_steps_from_login_to_a_check_in_on_the_da
         # The caught mail: the list, the invitation, the delegate's code e-mail with its QR shown.
         page.goto(mailbox_url)
         expect(page.locator("h1")).to_have_text("Hộp thư demo")
-        page.get_by_role("link", name="Thư mời số 1/TM-UBND: Họp giao ban UBND thành phố (mã ngắn)").click()
+        page.get_by_role("link", name="Thư mời số 1/GM-UBND: Họp giao ban UBND thành phố (mã ngắn)").click()
         expect(page.locator("#text-body")).to_contain_text("Quý đơn vị vui lòng đăng ký danh sách đại biểu")
         expect(page.locator("#parts")).to_contain_text("application/pdf")
         expect(page.locator("#text-body")).to_contain_text("Chương trình họp.pdf")  # the shared agenda's link
