@@ -6,7 +6,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -15,9 +14,6 @@ from central.core.keys import ActiveKey, active_key
 from central.core.validity import CodeValidity
 from central.outbound.mail import MailSender
 from central.outbound.sms import GsmModemSender, HttpGatewaySender, LogSender, SmsSender
-
-if TYPE_CHECKING:
-    from central.meetings.booking import BookingRules
 
 
 def utc_now() -> datetime:
@@ -46,13 +42,6 @@ class CentralContext:
         """The configured margins of every code's validity window around its meeting."""
         return CodeValidity(entry_opens_before=self.entry_opens_before,
                             grace_after_end=timedelta(minutes=self.config.grace_after_end_min))
-
-    @property
-    def booking_rules(self) -> BookingRules:
-        """The configured booking rule for meetings with remote points (working days ahead, holidays)."""
-        from central.meetings.booking import BookingRules
-
-        return BookingRules(min_working_days=self.config.remote_booking_working_days, holidays=self.config.holidays)
 
     def signing_key(self) -> ActiveKey:
         """Return the key to sign with now (the database says which, so a rotation anywhere applies at once);

@@ -19,6 +19,7 @@ from central.core.errors import NotFoundError
 from central.meetings import documents, venues
 from central.meetings import schemas as m
 from central.meetings import services as meetings
+from central.meetings.booking import BookingRules
 from central.meetings.documents import DocumentTooLargeError
 from central.meetings.notices import mail_reissued_code, notify_cancelled
 from central.web import upload_limit
@@ -41,7 +42,7 @@ def create_meeting() -> Any:
         created = meetings.create_meeting_idempotent(
             validated_json(), context().clock(), actor=current_actor(),
             idempotency_key=request.headers.get("Idempotency-Key"), api_client_id=current_client_id(),
-            role=current_role(), booking=context().booking_rules,
+            role=current_role(), booking=BookingRules.configured(context().config),
         )
     except meetings.DuplicateExternalIdError as exc:
         raise ApiError(409, "conflict", "duplicate_external_id", exc.message, meeting_id=exc.meeting_id) from None
@@ -80,7 +81,8 @@ def update_meeting(meeting_id: int) -> Any:
     meeting = meetings.update_meeting(
         meeting_id, validated_json(), context().clock(), actor=current_actor(), reissue=mail_reissued_code,
         signing_key=ctx.signing_key, entry_opens_before=ctx.entry_opens_before,
-        grace_after_end=ctx.code_validity.grace_after_end, role=current_role(), booking=ctx.booking_rules,
+        grace_after_end=ctx.code_validity.grace_after_end, role=current_role(),
+        booking=BookingRules.configured(ctx.config),
     )
     return jsonify(meetings.meeting_to_dict(meeting))
 

@@ -23,6 +23,7 @@ from typing import Any
 import peewee
 
 from central.auth.roles import ADMINISTRATOR, APPROVER
+from central.config import CentralConfig
 from central.core.db import database
 from central.core.errors import ConflictError
 from central.core.states import MeetingState
@@ -44,6 +45,11 @@ class BookingRules:
 
     min_working_days: int = DEFAULT_REMOTE_BOOKING_WORKING_DAYS
     holidays: frozenset[date] = field(default_factory=frozenset)
+
+    @classmethod
+    def configured(cls, config: CentralConfig) -> BookingRules:
+        """The rule as central is configured (``VAORA_REMOTE_BOOKING_WORKING_DAYS``, ``VAORA_HOLIDAYS``)."""
+        return cls(min_working_days=config.remote_booking_working_days, holidays=config.holidays)
 
     def is_working_day(self, day: date) -> bool:
         """Monday to Friday, not a holiday."""

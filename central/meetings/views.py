@@ -17,7 +17,7 @@ from central.invitations import services as invitations
 from central.invitations.models import Organisation
 from central.meetings import badges, documents, venues
 from central.meetings import services as meetings
-from central.meetings.booking import BookingTooLateError, DoubleBookingError, OverrideNotAllowedError
+from central.meetings.booking import BookingRules, BookingTooLateError, DoubleBookingError, OverrideNotAllowedError
 from central.meetings.documents import DocumentTooLargeError
 from central.meetings.forms import DeleteForm, DocumentForm, DraftInvitationsForm, MeetingForm, StatusForm
 from central.meetings.models import MeetingDocument
@@ -77,7 +77,7 @@ def _booking_error(form: MeetingForm, exc: BookingError) -> None:
 def _render_form(form: MeetingForm, meeting: Any) -> Any:
     status = 400 if request.method == "POST" else 200
     return render_template("meetings/form.html", form=form, meeting=meeting,
-                           booking_days=ctx().booking_rules.min_working_days), status
+                           booking_days=BookingRules.configured(ctx().config).min_working_days), status
 
 
 def _save_walkin_policy(meeting_id: int, form: MeetingForm) -> None:
@@ -111,7 +111,7 @@ def new() -> Any:
         data = {**_meeting_data(form), "status": MeetingState.DRAFT}
         try:
             meeting = meetings.create_meeting(data, clock_now(), actor=current_actor(), role=current_role(),
-                                              booking=ctx().booking_rules)
+                                              booking=BookingRules.configured(ctx().config))
         except InvalidInputError as exc:
             apply_field_errors(form, exc)
         except (BookingTooLateError, OverrideNotAllowedError, DoubleBookingError) as exc:
@@ -153,7 +153,7 @@ def edit(meeting_id: int) -> Any:
                 meeting_id, data, clock_now(), actor=current_actor(), reissue=mail_reissued_code,
                 signing_key=context.signing_key, entry_opens_before=context.entry_opens_before,
                 grace_after_end=context.code_validity.grace_after_end, role=current_role(),
-                booking=context.booking_rules,
+                booking=BookingRules.configured(context.config),
             )
         except InvalidInputError as exc:
             apply_field_errors(form, exc)
