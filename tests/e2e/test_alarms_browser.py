@@ -86,7 +86,7 @@ def test_a_forced_door_and_an_emergency_reach_the_pages_live_and_a_guard_acknowl
     sensor.drive_high()
     for page in (dashboard, fleet, guard):
         alarm_item(page, "Cổng bị vượt trái phép").wait_for()
-        assert "lobby-1" in alarm_item(page, "Cổng bị vượt trái phép").text_content()
+        assert "Cổng chính 1" in alarm_item(page, "Cổng bị vượt trái phép").text_content()  # by name
         assert page.text_content("#alarm-count") == "1"
     assert updated_live(dashboard), "the alarm came over the dashboard's open event stream, in the same document"
 

@@ -81,7 +81,7 @@ def test_dashboard_shows_an_arrival_pushed_over_its_live_stream(
     assert refetched == [], "the arrival was pushed, not fetched with the page's state"
     assert page.text_content("#dash-present") == "1"
     row = page.text_content("#dash-arrivals li")
-    assert "Sở Tư pháp compact" in row and "lobby-1" in row
+    assert "Sở Tư pháp compact" in row and "Cổng chính 1" in row, "the arrival names its gate, not its id"
     assert page.text_content("#dash-orgs").count("1") >= 2  # present 1 of expected 1
     assert navigations == [], f"the page navigated: {navigations}"
 
