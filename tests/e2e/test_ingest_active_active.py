@@ -94,8 +94,14 @@ def test_two_ingests_split_the_load_and_the_survivor_of_a_sigkill_takes_over(tmp
         # The victim hangs first (SIGSTOP) while the broker keeps dealing it its share, so it dies holding check-ins
         # it received and never acknowledged: they come back only through the gates' re-publishing.
         victim.send_signal(signal.SIGSTOP)
-        wait_until(lambda: sum(gate.cache.outbox_pending() for gate in gates) >= HELD, timeout=60, interval=0.05)
-        before_kill = {row.checkin_id: row.delivered_at for gate in gates for row in gate.cache.outbox_rows()}
+
+        def held() -> dict[str, object] | None:
+            """The gates' outboxes when at least HELD check-ins wait for an ack (read once: the survivor keeps
+            acknowledging its share meanwhile, so a count and a later read can disagree)."""
+            rows = {row.checkin_id: row.delivered_at for gate in gates for row in gate.cache.outbox_rows()}
+            return rows if sum(1 for delivered in rows.values() if delivered is None) >= HELD else None
+
+        before_kill = wait_until(held, timeout=60, interval=0.05)
         victim.send_signal(signal.SIGKILL)
         killed_at = time.monotonic()
         victim.wait(timeout=scaled(10))
