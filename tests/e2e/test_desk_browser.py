@@ -176,7 +176,8 @@ def test_guard_scans_a_cccd_registers_and_opens_the_gate(
         waiting.get_by_role("button", name="Duyệt").click()
         dashboard.locator(f"#dash-walkins li:has-text('{NAME}')").wait_for(state="detached")
         row.get_by_role("button", name="Mở cổng").wait_for()
-        assert f"{ORGANISER}: Đồng ý cho vào" in row.inner_text()
+        assert "Lê Thu Hà: Đồng ý cho vào" in row.inner_text(), "the organiser who decided, by full name"
+        assert "(online)" not in row.inner_text(), "the gate's link state in Vietnamese"
         assert page.evaluate("window.__noReload") is True, "updated in place"
 
         # Open the lobby gate remotely for the walk-in.
