@@ -22,7 +22,7 @@ from central.core.models import AuditEntry
 from central.core.validation import national_phone
 from central.invitations import letterhead, organisations, protocol
 from central.meetings import venues
-from central.web import apply_field_errors, clock_now, ctx, service_error_message
+from central.web import clock_now, ctx, save_form, service_error_message
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
 
@@ -49,14 +49,11 @@ def users_page() -> Any:
     _user_choices(form)
     status = 200
     if form.validate_on_submit():
-        try:
-            users.create_user({**form.data, "organisation_id": form.organisation_id.data or None},
-                              actor=current_actor(), now=clock_now())
-        except InvalidInputError as exc:
-            apply_field_errors(form, exc)
-        else:
-            flash(_("Đã tạo người dùng."), "success")
-            return redirect(url_for("admin.users"))
+        saved = save_form(form, lambda: users.create_user({**form.data, "organisation_id": form.organisation_id.data
+                                                            or None}, actor=current_actor(), now=clock_now()),
+                          _("Đã tạo người dùng."), "admin.users")
+        if saved is not None:
+            return saved
     if request.method == "POST":
         status = 400
     rows = User.select().order_by(User.username)
@@ -81,14 +78,11 @@ def user_edit(user_id: int) -> Any:
             "organisation_id": form.organisation_id.data or None, "active": bool(form.active.data),
             "password": form.password.data,
         }
-        try:
-            users.update_user(user_id, data, actor=current_actor(), now=clock_now(),
-                              keep_session=sessions.current_token())
-        except InvalidInputError as exc:
-            apply_field_errors(form, exc)
-        else:
-            flash(_("Đã lưu người dùng."), "success")
-            return redirect(url_for("admin.users"))
+        saved = save_form(form, lambda: users.update_user(user_id, data, actor=current_actor(), now=clock_now(),
+                                                          keep_session=sessions.current_token()),
+                          _("Đã lưu người dùng."), "admin.users")
+        if saved is not None:
+            return saved
     del form.username
     return _render_form(form, _("Sửa người dùng") + f": {user.username}", url_for("admin.users"),
                         400 if request.method == "POST" else 200)
@@ -105,13 +99,11 @@ def organisations_page() -> Any:
     """List organisations and create one."""
     form = OrganisationForm()
     if form.validate_on_submit():
-        try:
-            organisations.create_organisation(_org_data(form), actor=current_actor(), now=clock_now())
-        except InvalidInputError as exc:
-            apply_field_errors(form, exc)
-        else:
-            flash(_("Đã thêm đơn vị."), "success")
-            return redirect(url_for("admin.organisations"))
+        saved = save_form(form, lambda: organisations.create_organisation(_org_data(form), actor=current_actor(),
+                                                                          now=clock_now()),
+                          _("Đã thêm đơn vị."), "admin.organisations")
+        if saved is not None:
+            return saved
     status = 400 if request.method == "POST" else 200
     return render_template("admin/organisations.html", form=form, recipients=_recipients,
                            organisations=organisations.list_organisations()), status
@@ -127,13 +119,11 @@ def organisation_edit(org_id: int) -> Any:
         form.leader_phone.data = national_phone(org.leader_phone)
         form.office_phone.data = national_phone(org.office_phone)
     if form.validate_on_submit():
-        try:
-            organisations.update_organisation(org_id, _org_data(form), actor=current_actor(), now=clock_now())
-        except InvalidInputError as exc:
-            apply_field_errors(form, exc)
-        else:
-            flash(_("Đã lưu đơn vị."), "success")
-            return redirect(url_for("admin.organisations"))
+        saved = save_form(form, lambda: organisations.update_organisation(org_id, _org_data(form),
+                                                                          actor=current_actor(), now=clock_now()),
+                          _("Đã lưu đơn vị."), "admin.organisations")
+        if saved is not None:
+            return saved
     return _render_form(form, _("Sửa đơn vị"), url_for("admin.organisations"),
                         400 if request.method == "POST" else 200, recipients=_recipients(org))
 
@@ -144,13 +134,10 @@ def venues_page() -> Any:
     """List venues and create one."""
     form = VenueForm()
     if form.validate_on_submit():
-        try:
-            venues.create_venue(form.data, actor=current_actor(), now=clock_now())
-        except InvalidInputError as exc:
-            apply_field_errors(form, exc)
-        else:
-            flash(_("Đã thêm địa điểm."), "success")
-            return redirect(url_for("admin.venues"))
+        saved = save_form(form, lambda: venues.create_venue(form.data, actor=current_actor(), now=clock_now()),
+                          _("Đã thêm địa điểm."), "admin.venues")
+        if saved is not None:
+            return saved
     status = 400 if request.method == "POST" else 200
     return render_template("admin/venues.html", form=form, venues=venues.list_venues()), status
 
@@ -162,21 +149,20 @@ def venue_edit(venue_id: int) -> Any:
     venue = venues.get_venue(venue_id)
     form = VenueForm(obj=venue) if request.method == "GET" else VenueForm()
     if form.validate_on_submit():
-        try:
-            venues.update_venue(venue_id, form.data, actor=current_actor(), now=clock_now())
-        except ServiceError as exc:
-            if isinstance(exc, InvalidInputError):
-                apply_field_errors(form, exc)
-            else:
-                flash(service_error_message(exc), "error")
-        else:
-            flash(_("Đã lưu địa điểm."), "success")
-            return redirect(url_for("admin.venues"))
+        saved = save_form(form, lambda: venues.update_venue(venue_id, form.data, actor=current_actor(),
+                                                            now=clock_now()),
+                          _("Đã lưu địa điểm."), "admin.venues", flash_service_errors=True)
+        if saved is not None:
+            return saved
     return _render_form(form, _("Sửa địa điểm"), url_for("admin.venues"), 400 if request.method == "POST" else 200)
 
 
 BODY_FIELDS = ("parent_name", "name", "doc_symbol", "body_symbol", "place", "signing_authority", "signer_position",
                "signer_name", "recipients", "is_default")
+
+
+def _body_data(form: IssuingBodyForm) -> dict[str, Any]:
+    return {name: form[name].data for name in BODY_FIELDS}
 
 
 @bp.route("/giay-moi", methods=["GET", "POST"], endpoint="issuing_bodies")
@@ -185,14 +171,11 @@ def issuing_bodies_page() -> Any:
     """The bodies that issue giấy mời (letterhead, symbols, place, signer, Nơi nhận); add one."""
     form = IssuingBodyForm()
     if form.validate_on_submit():
-        try:
-            letterhead.create_body({name: form[name].data for name in BODY_FIELDS}, actor=current_actor(),
-                                   now=clock_now())
-        except InvalidInputError as exc:
-            apply_field_errors(form, exc)
-        else:
-            flash(_("Đã thêm cơ quan ban hành."), "success")
-            return redirect(url_for("admin.issuing_bodies"))
+        saved = save_form(form, lambda: letterhead.create_body(_body_data(form), actor=current_actor(),
+                                                               now=clock_now()),
+                          _("Đã thêm cơ quan ban hành."), "admin.issuing_bodies")
+        if saved is not None:
+            return saved
     status = 400 if request.method == "POST" else 200
     return render_template("admin/issuing_bodies.html", form=form, bodies=letterhead.list_bodies(),
                            fallback=ctx().config.invitation_format), status
@@ -205,14 +188,11 @@ def issuing_body_edit(body_id: int) -> Any:
     body = letterhead.get_body(body_id)
     form = IssuingBodyForm(obj=body) if request.method == "GET" else IssuingBodyForm()
     if form.validate_on_submit():
-        try:
-            letterhead.update_body(body_id, {name: form[name].data for name in BODY_FIELDS}, actor=current_actor(),
-                                   now=clock_now())
-        except InvalidInputError as exc:
-            apply_field_errors(form, exc)
-        else:
-            flash(_("Đã lưu cơ quan ban hành."), "success")
-            return redirect(url_for("admin.issuing_bodies"))
+        saved = save_form(form, lambda: letterhead.update_body(body_id, _body_data(form), actor=current_actor(),
+                                                               now=clock_now()),
+                          _("Đã lưu cơ quan ban hành."), "admin.issuing_bodies")
+        if saved is not None:
+            return saved
     return _render_form(form, _("Sửa cơ quan ban hành"), url_for("admin.issuing_bodies"),
                         400 if request.method == "POST" else 200)
 

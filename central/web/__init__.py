@@ -2,17 +2,19 @@
 (Vietnamese first, English), error pages and view helpers.
 
 Pages of every blueprint extend ``templates/base.html`` (blocks ``title`` and ``content``) and use these
-helpers: :func:`clock_now`, :func:`ctx`, :func:`apply_field_errors`, :func:`service_error_message`.
+helpers: :func:`clock_now`, :func:`ctx`, :func:`apply_field_errors`, :func:`save_form`,
+:func:`service_error_message`.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from flask import Flask, current_app, render_template, request, session
+from flask import Flask, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import Babel
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
@@ -78,6 +80,26 @@ def apply_field_errors(form: FlaskForm, exc: InvalidInputError, mapping: dict[st
             leftovers.append(f"{name}: {_(message)}")
     if leftovers:
         form.form_errors.extend(leftovers)
+
+
+def save_form(form: FlaskForm, save: Callable[[], object], done: str, endpoint: str, *,
+              flash_service_errors: bool = False) -> Any | None:
+    """Run ``save`` (a service call) for a submitted form: on success flash ``done`` and return the redirect to
+    ``endpoint``; on invalid input put the service's messages on the form's fields and return None (the caller
+    shows the form again, status 400). With ``flash_service_errors`` any other service failure is flashed
+    instead of raised."""
+    try:
+        save()
+    except InvalidInputError as exc:
+        apply_field_errors(form, exc)
+        return None
+    except ServiceError as exc:
+        if not flash_service_errors:
+            raise
+        flash(service_error_message(exc), "error")
+        return None
+    flash(done, "success")
+    return redirect(url_for(endpoint))
 
 
 def service_error_message(exc: ServiceError) -> str:
