@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -138,14 +138,7 @@ def central(tmp_path: Path, broker: LocalBroker, mail: MailCatcher) -> Iterator[
             pytest.fail(f"{error}\ningest (rc={ingest.poll()}):\n{log_tail(ingest_log)}")
         yield running
     finally:
-        for process in running.processes:
-            process.terminate()
-        for process in running.processes:
-            try:
-                process.wait(timeout=scaled(10))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(running.processes)
 
 
 # ----- one delegate's way: the office's API, the code e-mail, a gate on a serial pty ---------------------------
@@ -442,3 +435,18 @@ def feed(broker: LocalBroker, change_log: Callable[[ChangeBody], Change]) -> Ite
     changefeed.start()
     yield changefeed
     changefeed.stop()
+
+
+def stop_processes(processes: Iterable[subprocess.Popen], timeout: float = 10) -> None:
+    """Stop the processes a test started: SIGTERM to every one still running, then wait for each up to ``timeout``
+    seconds (scaled for a loaded machine) and SIGKILL the ones that did not end."""
+    processes = list(processes)
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=scaled(timeout))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

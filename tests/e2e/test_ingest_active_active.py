@@ -27,7 +27,7 @@ from devtools.broker import LocalBroker
 from protocols import topics
 from tests.conftest import scaled, wait_until
 
-from .conftest import INGEST_SHARE_GROUP, REPO, log_tail
+from .conftest import INGEST_SHARE_GROUP, REPO, log_tail, stop_processes
 from .test_faults import central_counts, central_db, drive, make_gates, wait_delivered  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(scaled(600))]
@@ -141,11 +141,5 @@ def test_two_ingests_split_the_load_and_the_survivor_of_a_sigkill_takes_over(tmp
         stop.set()
         for gate in gates:
             gate.stop()
-        for process, _ in ingests.values():
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=scaled(20))
-                except subprocess.TimeoutExpired:
-                    process.kill()
+        stop_processes((process for process, _ in ingests.values()), timeout=20)
         broker.stop()

@@ -32,6 +32,7 @@ from .conftest import (
     log_tail,
     qr_text_of,
     spawn_gate,
+    stop_processes,
     wait_for_line,
 )
 
@@ -170,11 +171,4 @@ def test_two_gates_at_two_sites_admit_one_meeting_and_the_dashboard_counts_per_v
             ("Nguyễn Văn An", "hq"), ("Trần Thị Bình", "st")}
         assert {g["gate_id"] for g in state["gates"]} == {"hoitruong-1", "diemcau-1"}
     finally:
-        for process, _ in gates.values():
-            process.terminate()
-        for process, _ in gates.values():
-            try:
-                process.wait(timeout=scaled(15))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes((process for process, _ in gates.values()), timeout=15)

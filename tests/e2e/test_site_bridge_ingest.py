@@ -5,7 +5,6 @@ empties, so each Ack found its way back across the bridge to the gate that sent 
 
 from __future__ import annotations
 
-import subprocess
 import threading
 
 import pytest
@@ -16,7 +15,7 @@ from devtools.broker import LocalBroker
 from protocols import topics
 from tests.conftest import scaled, wait_until
 
-from .conftest import INGEST_SHARE_GROUP, log_tail
+from .conftest import INGEST_SHARE_GROUP, log_tail, stop_processes
 from .test_faults import central_counts, central_db, drive, make_gates, wait_delivered  # noqa: F401 (fixture)
 from .test_ingest_active_active import spawn_ingest, stored_ids
 
@@ -70,13 +69,6 @@ def test_checkins_from_a_bridged_site_are_stored_once_and_acknowledged(tmp_path,
         stop.set()
         for gate in gates:
             gate.stop()
-        for process, _ in ingests.values():
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=scaled(20))
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+        stop_processes((process for process, _ in ingests.values()), timeout=20)
         site.stop()
         core.stop()

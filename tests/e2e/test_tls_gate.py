@@ -32,7 +32,7 @@ from central.messaging.publish import MqttPublisher
 from devtools.ports import free_port
 from tests.conftest import scaled, wait_until
 
-from .conftest import API_TOKEN, REPO, STARTUP_TIMEOUT_S, _answers, _spawn, log_tail
+from .conftest import API_TOKEN, REPO, STARTUP_TIMEOUT_S, _answers, _spawn, log_tail, stop_processes
 
 SHIPPED = REPO / "systemd" / "mosquitto" / "vaora-tls.conf"
 TIMEOUT_S = 30.0
@@ -54,18 +54,6 @@ class Site:
         """Run ``vaora-central ARGS`` as the operator would."""
         return subprocess.run([sys.executable, "-m", "central.cli", *args], env=self.env, cwd=REPO,
                               capture_output=True, text=True, timeout=scaled(STARTUP_TIMEOUT_S))
-
-
-def _terminate(processes: list[subprocess.Popen]) -> None:
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=scaled(10))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _listening(port: int) -> bool:
@@ -140,7 +128,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         assert ingest.poll() is None, log_tail(ingest_log)
         yield running
     finally:
-        _terminate(processes)
+        stop_processes(processes)
 
 
 @dataclass
@@ -223,7 +211,7 @@ def start_gate(site: Site, tmp_path: Path) -> Iterator:
         return gate
 
     yield start
-    _terminate([gate.process for gate in started])
+    stop_processes([gate.process for gate in started])
 
 
 def stored_checkins(site: Site) -> dict[str, str]:
