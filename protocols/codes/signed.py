@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from protocols.reasons import Reason
 
+from .keytext import key_bytes_from_text, key_to_text
 from .signed_short import (
     SHORT_LENGTH,
     SHORT_PREFIX,
@@ -173,18 +174,31 @@ def _check_window(claims: SignedClaims, now: datetime) -> SignedResult:
     return SignedResult(Reason.OK, claims)
 
 
-def _verify_short(text: str, short_keys: Mapping[int, ShortPublicKey], now: datetime) -> SignedResult:
-    parts = split_short(text)
-    if parts is None:
-        return SignedResult(Reason.MALFORMED)
-    body, signature = parts
-    claims = _short_claims(body)
-    key = short_keys.get(claims.key_id)
-    if key is None:
+def _verdict(claims: SignedClaims, signature_ok: bool | None, now: datetime) -> SignedResult:
+    """The verdict on a code's parsed claims: ``signature_ok`` None when no trusted key has the code's key id."""
+    if signature_ok is None:
         return SignedResult(Reason.UNKNOWN_KEY, claims)
-    if not verify_short(SHORT_PREFIX.encode("ascii") + body, signature, key):
+    if not signature_ok:
         return SignedResult(Reason.BAD_SIGNATURE, claims)
     return _check_window(claims, now)
+
+
+def _short_signature_ok(claims: SignedClaims, body: bytes, signature: bytes,
+                        keys: Mapping[int, ShortPublicKey]) -> bool | None:
+    key = keys.get(claims.key_id)
+    return None if key is None else verify_short(SHORT_PREFIX.encode("ascii") + body, signature, key)
+
+
+def _ed25519_signature_ok(claims: SignedClaims, body: bytes, signature: bytes,
+                          keys: Mapping[int, Ed25519PublicKey]) -> bool | None:
+    key = keys.get(claims.key_id)
+    if key is None:
+        return None
+    try:
+        key.verify(signature, SIGNED_PREFIX.encode("ascii") + body)
+    except InvalidSignature:
+        return False
+    return True
 
 
 def verify_signed(
@@ -202,20 +216,16 @@ def verify_signed(
     """
     try:
         if is_short(text):
-            return _verify_short(text, short_keys or {}, now)
+            short = split_short(text)
+            if short is None:
+                return SignedResult(Reason.MALFORMED)
+            claims = _short_claims(short[0])
+            return _verdict(claims, _short_signature_ok(claims, *short, short_keys or {}), now)
         parts = _split(text)
         if parts is None:
             return SignedResult(Reason.MALFORMED)
-        body, signature = parts
-        claims = _parse_claims(body)
-        key = keys.get(claims.key_id)
-        if key is None:
-            return SignedResult(Reason.UNKNOWN_KEY, claims)
-        try:
-            key.verify(signature, SIGNED_PREFIX.encode("ascii") + body)
-        except InvalidSignature:
-            return SignedResult(Reason.BAD_SIGNATURE, claims)
-        return _check_window(claims, now)
+        claims = _parse_claims(parts[0])
+        return _verdict(claims, _ed25519_signature_ok(claims, *parts, keys), now)
     except Exception:
         return SignedResult(Reason.MALFORMED)
 
@@ -227,19 +237,12 @@ def generate_signing_key() -> Ed25519PrivateKey:
 
 def public_key_to_text(key: Ed25519PublicKey) -> str:
     """Return the URL-safe base64 of a public key's raw 32 bytes (as sent to gates)."""
-    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return base64.urlsafe_b64encode(raw).decode("ascii")
+    return key_to_text(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
 
 
 def public_key_from_text(text: str) -> Ed25519PublicKey:
     """Parse a public key written by :func:`public_key_to_text`; raises ValueError when invalid."""
-    try:
-        raw = base64.urlsafe_b64decode(text.encode("ascii"))
-    except (binascii.Error, UnicodeEncodeError) as exc:
-        raise ValueError("public key is not base64") from exc
-    if len(raw) != 32:
-        raise ValueError("public key must be 32 bytes")
-    return Ed25519PublicKey.from_public_bytes(raw)
+    return Ed25519PublicKey.from_public_bytes(key_bytes_from_text(text, 32, "public key"))
 
 
 def private_key_to_pem(key: Ed25519PrivateKey) -> bytes:

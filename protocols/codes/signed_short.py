@@ -24,8 +24,6 @@ version 2 uses a shorter signature that is still verified offline with a public 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import os
@@ -36,6 +34,8 @@ from coincurve import PrivateKey, PublicKey
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from .keytext import key_bytes_from_text, key_to_text
 
 SHORT_PREFIX = "92"
 _DIGITS = 147
@@ -68,17 +68,12 @@ def short_private_key(ed25519_key: Ed25519PrivateKey) -> PrivateKey:
 
 def short_public_key_to_text(key: PublicKey) -> str:
     """URL-safe base64 of the compressed 33-byte public key (44 characters), as gates receive it."""
-    return base64.urlsafe_b64encode(key.format(compressed=True)).decode("ascii")
+    return key_to_text(key.format(compressed=True))
 
 
 def short_public_key_from_text(text: str) -> PublicKey:
     """Parse :func:`short_public_key_to_text`'s text; ``ValueError`` when it is not a secp256k1 point."""
-    try:
-        raw = base64.urlsafe_b64decode(text.encode("ascii"))
-    except (binascii.Error, UnicodeEncodeError) as exc:
-        raise ValueError("short public key is not base64") from exc
-    if len(raw) != 33:
-        raise ValueError("short public key must be 33 bytes")
+    raw = key_bytes_from_text(text, 33, "short public key")
     try:
         return PublicKey(raw)
     except Exception as exc:
