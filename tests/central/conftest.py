@@ -12,13 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from flask import Flask
 from flask.testing import FlaskClient
 
 from central.app import create_app
 from central.core.db import database
+from central.outbound.mail import SmtpMailSender
 from devtools.approval import RegistrationLink, mail_text, registration_link
 from devtools.mailcatcher import MailCatcher
+from devtools.ports import free_port
 
 from ..conftest import wait_until
 
@@ -47,6 +50,27 @@ def booked_ahead(clock: Clock, days: int = 7) -> Iterator[None]:
         yield
     finally:
         clock.now = now
+
+
+class _RefusingHandler:
+    """An SMTP server that refuses every recipient for good (550)."""
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,  # noqa: N802
+                          rcpt_options: list[str]) -> str:
+        return "550 5.1.1 mailbox unavailable"
+
+
+@contextmanager
+def refusing_mail_server(app: Flask) -> Iterator[None]:
+    """Within the block, the app sends mail to a real SMTP server (aiosmtpd) that refuses every recipient (550)."""
+    port = free_port()
+    refusing = Controller(_RefusingHandler(), hostname="127.0.0.1", port=port)
+    refusing.start()
+    try:
+        app.extensions["vaora"].mail_sender = SmtpMailSender("127.0.0.1", port)
+        yield
+    finally:
+        refusing.stop()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import re
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -20,11 +19,9 @@ from central.outbound.mail import SmtpMailSender
 from central.outbound.models import MailJob
 from central.outbound.sms import SmsError, SmsResult
 from devtools.mailcatcher import MailCatcher
-from devtools.ports import free_port
 
-from .conftest import Clock
+from .conftest import Clock, refusing_mail_server
 from .staff import login, make_users, page_token, post_form, setup_meeting
-from .test_workflow import _RefusingHandler
 
 
 @pytest.fixture
@@ -111,11 +108,7 @@ def test_a_refused_address_says_what_to_fix_and_a_failed_resend_says_it_failed(
     app: Flask, client: FlaskClient, world: dict[str, Any]
 ) -> None:
     invitation_id = _draft(client, world)
-    port = free_port()
-    refusing = Controller(_RefusingHandler(), hostname="127.0.0.1", port=port)
-    refusing.start()
-    try:
-        app.extensions["vaora"].mail_sender = SmtpMailSender("127.0.0.1", port)
+    with refusing_mail_server(app):
         login(client, "lanhdao")
         post_form(client, f"/invitations/{invitation_id}", f"/invitations/{invitation_id}/approve", {})
         page = client.get(f"/invitations/{invitation_id}").text
@@ -130,8 +123,6 @@ def test_a_refused_address_says_what_to_fix_and_a_failed_resend_says_it_failed(
         assert category == "error"
         assert message.startswith("Gửi lại qua e-mail tới v***@example.vn không thành công: Máy chủ thư từ chối")
         assert "Đã gửi lại." not in page
-    finally:
-        refusing.stop()
 
     # With the mail server accepting again, "Gửi lại" reports the success.
     with MailCatcher() as good:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -27,9 +26,8 @@ from central.outbound.sms import LogSender
 from central.outbound.worker import enqueue_message
 from central.registration.models import Delegate
 from devtools.mailcatcher import MailCatcher
-from devtools.ports import free_port
 
-from .conftest import AUTH, Api, Clock
+from .conftest import AUTH, Api, Clock, refusing_mail_server
 from .staff import login, make_users, page_token, post_form, setup_meeting
 
 TITLE = "Hội nghị tổng kết công tác năm 2025 và triển khai nhiệm vụ năm 2026 của Ủy ban nhân dân tỉnh"
@@ -214,27 +212,13 @@ def test_invitations_and_other_mail_go_through_one_outbound_queue(
         assert worker.run_once() == 0, "nothing is sent twice"
 
 
-class _RefusingHandler:
-    """An SMTP server that refuses every recipient for good (550)."""
-
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,  # noqa: N802
-                          rcpt_options: list[str]) -> str:
-        return "550 5.1.1 mailbox unavailable"
-
-
 def test_a_refused_invitation_mail_is_not_retried(
     app: Flask, client: FlaskClient, world: dict[str, Any], clock: Clock
 ) -> None:
     first, _ = _draft_two(client, world)
-    port = free_port()
-    refusing = Controller(_RefusingHandler(), hostname="127.0.0.1", port=port)
-    refusing.start()
-    try:
-        app.extensions["vaora"].mail_sender = SmtpMailSender("127.0.0.1", port)
+    with refusing_mail_server(app):
         login(client, "lanhdao")
         post_form(client, f"/invitations/{first}", f"/invitations/{first}/approve", {})
-    finally:
-        refusing.stop()
     page = client.get(f"/invitations/{first}").text
     email_row = re.search(r'<tr data-channel="email">(.*?)</tr>', page, re.S).group(1)
     assert "Máy chủ thư từ chối địa chỉ v***@example.vn (550 5.1.1 mailbox unavailable)" in email_row
