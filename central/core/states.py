@@ -11,6 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import ClassVar
 
+from flask import has_app_context
 from flask_babel import force_locale, gettext
 from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
@@ -35,6 +36,12 @@ class State(StrEnum):
             return self.vi
         with force_locale(lang):
             return str(gettext(self.vi))
+
+    def labelled(self, key: str) -> dict[str, str]:
+        """``{key: value, key_vi: Vietnamese, key_en: English}`` for a JSON document or a live event (English falls
+        back to Vietnamese outside an app, where no translations are loaded)."""
+        english = self.text("en") if has_app_context() else self.vi
+        return {key: self.value, f"{key}_vi": self.vi, f"{key}_en": english}
 
     @classmethod
     def label_of(cls, value: object) -> object:

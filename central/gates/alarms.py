@@ -19,7 +19,6 @@ from typing import Any
 from uuid import UUID
 
 import peewee
-from flask import has_app_context
 
 from central.core import validation as v
 from central.core.audit import audit
@@ -127,9 +126,7 @@ def alarm_to_dict(alarm: GateAlarm) -> dict[str, Any]:
     kind = AlarmKind(alarm.kind)
     return {
         "id": alarm.id,
-        "kind": kind.value,
-        "kind_vi": kind.vi,
-        "kind_en": kind.text("en") if has_app_context() else kind.vi,
+        **kind.labelled("kind"),
         "gate_id": alarm.gate.gate_id,
         "gate_name": gate_label(alarm.gate),
         "site_id": alarm.gate.site_id,

@@ -28,7 +28,6 @@ from typing import Any
 from uuid import UUID
 
 import peewee
-from flask import has_app_context
 
 from central.attendance import services as attendance
 from central.core.db import tuples
@@ -191,9 +190,7 @@ def conflict_to_dict(row: CheckInConflict) -> dict[str, Any]:
     reason = ConflictReason(row.reason)
     return {
         "id": row.id,
-        "reason": reason.value,
-        "reason_vi": reason.vi,
-        "reason_en": reason.text("en") if has_app_context() else reason.vi,
+        **reason.labelled("reason"),
         "meeting_id": row.meeting_id,
         "delegate_id": row.delegate_id,
         "name": delegate.name if delegate else "",
