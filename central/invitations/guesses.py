@@ -18,12 +18,19 @@ import hashlib
 import math
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from flask import Flask, current_app, has_request_context, request
 from limits import parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from werkzeug.exceptions import TooManyRequests
+
+from central.core.errors import NotFoundError
+from protocols.reasons import Reason
+
+if TYPE_CHECKING:
+    from central.invitations.models import Invitation
 
 DEFAULT_LIMIT = "10 per minute"
 """Misses allowed per (invitation number, client address) and window; ``REGISTRATION_GUESS_LIMIT`` overrides."""
@@ -109,3 +116,13 @@ def request_guard() -> GuessGuard | None:
     if counter is None:
         return None
     return GuessGuard(counter, request.remote_addr or "")
+
+
+def found_or_miss(found: Invitation | None, guard: GuessGuard | None, number: object) -> Invitation:
+    """Return the invitation a secret opened; when none did, count a miss of ``number`` on ``guard`` and raise the
+    one error for an unknown number and a wrong secret alike (the caller cannot tell which)."""
+    if found is None:
+        if guard is not None:
+            guard.miss(number)
+        raise NotFoundError(Reason.UNKNOWN_CODE, "Không tìm thấy thư mời hoặc mã bí mật không đúng")
+    return found

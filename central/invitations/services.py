@@ -29,7 +29,7 @@ from central.core.errors import ConflictError, DuplicateError, NotFoundError
 from central.core.states import InvitationState, MeetingState
 from central.core.tokens import digest, matches
 from central.invitations import shortlinks
-from central.invitations.guesses import GuessGuard, request_guard
+from central.invitations.guesses import GuessGuard, found_or_miss, request_guard
 from central.invitations.models import Delivery, Invitation, Organisation
 from central.meetings.models import Meeting
 from protocols.reasons import Reason
@@ -95,11 +95,7 @@ def find_invitation(number: str, secret: str | None, *, guard: GuessGuard | None
         short_ok = matches(invitation.short_hash if invitation is not None else None, given)
         if (long_ok or short_ok) and invitation is not None:
             found = invitation
-    if found is None:
-        if guard is not None:
-            guard.miss(number)
-        raise NotFoundError(Reason.UNKNOWN_CODE, "Không tìm thấy thư mời hoặc mã bí mật không đúng")
-    return found
+    return found_or_miss(found, guard, number)
 
 
 def registration_url(public_url: str, number: str, secret: str) -> str:

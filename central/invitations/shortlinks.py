@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import secrets
 
-from central.core.errors import NotFoundError
 from central.core.tokens import digest, matches
-from central.invitations.guesses import GuessGuard, request_guard
+from central.invitations.guesses import GuessGuard, found_or_miss, request_guard
 from central.invitations.models import Invitation
-from protocols.reasons import Reason
 
 ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 TOKEN_LENGTH = 8
@@ -58,8 +56,4 @@ def find_by_token(token: object, *, guard: GuessGuard | None = None) -> Invitati
         row = Invitation.get_or_none(Invitation.short_hash == given)
         if matches(row.short_hash if row is not None else None, given) and row is not None and row.number:
             found = row
-    if found is None:
-        if guard is not None:
-            guard.miss(GUESS_KEY)
-        raise NotFoundError(Reason.UNKNOWN_CODE, "Không tìm thấy thư mời hoặc mã bí mật không đúng")
-    return found
+    return found_or_miss(found, guard, GUESS_KEY)
