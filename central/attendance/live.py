@@ -74,6 +74,20 @@ class LiveEvent:
     kind: str
     data: Any
     meeting_id: int | None = None
+    _wire: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def id_under(self, epoch: str) -> str:
+        """The SSE ``id:`` of this event under the hub's ``epoch``."""
+        return f"{epoch}-{self.seq}"
+
+    def wire(self, epoch: str) -> str:
+        """The event in SSE wire format, its id under the hub's ``epoch``: encoded once, then the same text goes to
+        every subscriber (a dashboard event reaches hundreds of streams)."""
+        text = self._wire.get(epoch)
+        if text is None:
+            text = format_event(self.kind, self.data, self.id_under(epoch) if self.seq else None)
+            self._wire[epoch] = text
+        return text
 
 
 @dataclass
@@ -134,7 +148,7 @@ class LiveHub:
 
     def event_id(self, event: LiveEvent) -> str:
         """The SSE ``id:`` of an event."""
-        return f"{self.epoch}-{event.seq}"
+        return event.id_under(self.epoch)
 
     def subscribe(self, meeting_id: int | None, kinds: frozenset[str], *, last_event_id: str | None = None,
                   after_checkin: int | None = None) -> Subscription:
@@ -420,6 +434,6 @@ def sse_stream(hub: LiveHub, sub: Subscription, *, keepalive: float = 15.0, retr
                 continue
             if event is None:
                 break
-            yield format_event(event.kind, event.data, hub.event_id(event) if event.seq else None)
+            yield event.wire(hub.epoch)
     finally:
         hub.unsubscribe(sub)
