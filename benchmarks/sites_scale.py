@@ -192,9 +192,10 @@ class Viewer(threading.Thread):
     def _read(self, response: requests.Response) -> str | None:
         """Read the stream until it ends or the run stops; returns the last event id seen."""
         kind = last_id = None
-        for line in response.iter_lines(decode_unicode=True):
+        for raw in response.iter_lines():
             if self.stop.is_set():
                 break
+            line = raw.decode("utf-8")
             if line.startswith("id: "):
                 last_id = line[4:]
             elif line.startswith("event: "):
