@@ -18,7 +18,8 @@ Everything runs in one invocation on the same machine state, from the existing b
   port, one ingest, PostgreSQL so the web processes are woken by LISTEN/NOTIFY), ``--viewers`` staff viewers holding
   the meeting's event stream from ``--viewer-processes`` client processes, check-ins published at ``--rate`` per
   second for ``--seconds``. Each viewer records the epoch its web process announced in ``hello`` (one per
-  process) and the server side counts the established connections held by each gunicorn worker (``/proc``).
+  process) and the server side counts the established connections held by each gunicorn worker (``/proc``; the
+  benchmark's own logged-in session may hold one more while its keep-alive lasts).
 
 CPU seconds (``/proc/<pid>/stat``) of the ingest processes, the Mosquitto processes, the PostgreSQL backends of the
 run's database and the web processes are read before and after each measured window, so a per-message cost holds
