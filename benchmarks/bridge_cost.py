@@ -22,8 +22,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
 
@@ -34,6 +37,10 @@ from central.messaging.broker_auth import GateAccount, provision, site_username
 from central.messaging.site_broker import render_bridge
 from protocols import topics
 
+if TYPE_CHECKING:
+    from devtools.broker import LocalBroker
+
+PROBE = b"probe"
 ANONYMOUS_RULES = ("# benchmark only: the simulated gates and the counter connect without a password\n"
                    f"topic readwrite {topics.ROOT}/#\n")
 
@@ -58,7 +65,7 @@ class Counter:
             raise RuntimeError("the counter could not subscribe at the core")
 
     def _on_message(self, _client, _userdata, message) -> None:
-        if message.payload == b"probe":
+        if message.payload == PROBE:
             self.probes += 1
             return
         self.count += 1
@@ -71,56 +78,92 @@ class Counter:
         self.client.disconnect()
 
 
-def run(bridged: bool, total: int, gates: int) -> dict[str, float | int | str]:
-    """One measured run, direct or through a bridge; returns the figures."""
+@contextmanager
+def mqtt_path(directory: Path, bridged: bool, gate_ids: list[str], total: int,
+              ) -> Iterator[tuple[LocalBroker, LocalBroker]]:
+    """The brokers of one run: ``(core, the broker the gates publish to)``, the same one when not ``bridged``.
+
+    The core has the generated password file and ACL (plus anonymous read/write for the benchmark's own clients);
+    bridged, a site broker carries the bridge ``broker-config --site`` renders, and a probe published at the site
+    has reached a subscriber at the core before this yields (the probe subscriber is gone by then, and every
+    probe sent before the one that arrived has arrived too: one connection, in order). Both stop on exit.
+    """
     from benchmarks._gate_fixture import shipped_broker
 
-    gate_ids = [f"bench-{i}" for i in range(gates)]
     accounts = [GateAccount(gate_id, "hq") for gate_id in gate_ids]
-    with tempfile.TemporaryDirectory() as tmp:
-        directory = Path(tmp)
-        credentials = provision(directory / "vaora", accounts)
-        acl = directory / "vaora" / "acl"
-        acl.write_text(ANONYMOUS_RULES + acl.read_text(encoding="utf-8"), encoding="utf-8")
-        secured = f"password_file {directory / 'vaora' / 'passwd'}\nacl_file {acl}\n"
-        core = shipped_broker(directory / "core", "max_inflight_messages 1000\n" + secured,
-                              max_queued_messages=total * 2)
-        publish_to = core
-        site = None
+    credentials = provision(directory / "vaora", accounts)
+    acl = directory / "vaora" / "acl"
+    acl.write_text(ANONYMOUS_RULES + acl.read_text(encoding="utf-8"), encoding="utf-8")
+    secured = f"password_file {directory / 'vaora' / 'passwd'}\nacl_file {acl}\n"
+    core = shipped_broker(directory / "core", "max_inflight_messages 1000\n" + secured,
+                          max_queued_messages=total * 2)
+    site = None
+    try:
+        if bridged:
+            bridge = render_bridge("hq", [f"127.0.0.1:{core.port}"], password=credentials[site_username("hq")])
+            site = shipped_broker(directory / "site", "max_inflight_messages 1000\n" + bridge,
+                                  max_queued_messages=total * 2)
+            _probe_bridge(core, site, gate_ids[0])
+        yield core, site or core
+    finally:
+        if site is not None:
+            site.stop()
+        core.stop()
+
+
+def _probe_bridge(core: LocalBroker, site: LocalBroker, gate_id: str) -> None:
+    """Publish probes at the site until one reaches a subscriber at the core (the bridge is up and subscribed)."""
+    arrived = threading.Event()
+    subscribed = threading.Event()
+    listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-probe-listener")
+    listener.on_message = lambda *_: arrived.set()
+    listener.on_subscribe = lambda *_: subscribed.set()
+    listener.connect("127.0.0.1", core.port)
+    listener.loop_start()
+    listener.subscribe(topics.gate_checkins(gate_id), qos=1)
+    probe = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-probe")
+    probe.connect("127.0.0.1", site.port)
+    probe.loop_start()
+    try:
+        if not subscribed.wait(30):
+            raise RuntimeError("the probe listener could not subscribe at the core")
+        deadline = time.monotonic() + 60
+        while not arrived.is_set() and time.monotonic() < deadline:
+            probe.publish(topics.gate_checkins(gate_id), PROBE, qos=1).wait_for_publish(10)
+            arrived.wait(0.2)
+        if not arrived.is_set():
+            raise RuntimeError("no probe crossed the bridge in 60 s")
+    finally:
+        for client in (probe, listener):
+            client.loop_stop()
+            client.disconnect()
+
+
+def run(bridged: bool, total: int, gates: int) -> dict[str, float | int | str]:
+    """One measured run, direct or through a bridge; returns the figures (``broker_cpu_s``: CPU seconds of the
+    Mosquitto processes, core and site, from the first publish to the last arrival)."""
+    from benchmarks._cputime import cpu_seconds
+
+    gate_ids = [f"bench-{i}" for i in range(gates)]
+    with tempfile.TemporaryDirectory() as tmp, mqtt_path(Path(tmp), bridged, gate_ids, total) as (core, publish_to):
+        brokers = [pid for pid in {core.pid, publish_to.pid} if pid is not None]
+        counter = Counter(core.port, total)
         try:
-            if bridged:
-                bridge = render_bridge("hq", [f"127.0.0.1:{core.port}"], password=credentials[site_username("hq")])
-                site = shipped_broker(directory / "site", "max_inflight_messages 1000\n" + bridge,
-                                      max_queued_messages=total * 2)
-                publish_to = site
-            counter = Counter(core.port, total)
-            try:
-                if bridged:  # the bridge's subscriptions are in place: a probe from the site arrives
-                    probe = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-probe")
-                    probe.connect("127.0.0.1", publish_to.port)
-                    probe.loop_start()
-                    deadline = time.monotonic() + 60
-                    while counter.probes == 0 and time.monotonic() < deadline:
-                        probe.publish(topics.gate_checkins(gate_ids[0]), b"probe", qos=1).wait_for_publish(10)
-                        time.sleep(0.2)
-                    probe.loop_stop()
-                    probe.disconnect()
-                procs, done, started = start_publishers(publish_to.port, gate_ids, total // gates)
-                if not counter.done.wait(600):
-                    raise RuntimeError(f"only {counter.count} of {total} check-ins reached the core")
-                for _ in procs:
-                    done.acquire()
-                for proc in procs:
-                    proc.join()
-                seconds = counter.finished_at - started
-            finally:
-                counter.close()
+            before = cpu_seconds(brokers)
+            procs, done, started = start_publishers(publish_to.port, gate_ids, total // gates)
+            if not counter.done.wait(600):
+                raise RuntimeError(f"only {counter.count} of {total} check-ins reached the core")
+            broker_cpu = cpu_seconds(brokers) - before
+            for _ in procs:
+                done.acquire()
+            for proc in procs:
+                proc.join()
+            seconds = counter.finished_at - started
         finally:
-            if site is not None:
-                site.stop()
-            core.stop()
+            counter.close()
     return {"path": "site → bridge → core" if bridged else "gates → core", "checkins": total,
-            "received": counter.count, "seconds": round(seconds, 2), "rate": round(total / seconds)}
+            "received": counter.count, "seconds": round(seconds, 2), "rate": round(total / seconds),
+            "broker_cpu_s": round(broker_cpu, 3)}
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -51,9 +52,15 @@ CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 TARGET_P99_MS = 300.0
 
 
-def seed(database_path: Path, gates: int, delegates: int) -> tuple[int, list[int]]:
-    """Meeting, organisation, invitation, delegates and gates, written straight to central's database."""
-    open_database(f"sqlite:///{database_path}")
+def database_url(database: Path | str) -> str:
+    """The URL of ``database``: a SQLite file's path, or already a URL (PostgreSQL)."""
+    return database if isinstance(database, str) else f"sqlite:///{database}"
+
+
+def seed(target: Path | str, gates: int, delegates: int) -> tuple[int, list[int]]:
+    """Meeting, organisation, invitation, delegates and gates, written straight to central's database (a SQLite
+    file's path or a database URL)."""
+    open_database(database_url(target))
     migrate()
     now = datetime.now(UTC)
     with database.connection_context():
@@ -125,15 +132,27 @@ def gate_client(port: int, gate_id: str) -> mqtt.Client:
     return client
 
 
+@dataclass
+class Central:
+    """Central's running processes: the web address, ``vaora-central serve`` (the gunicorn arbiter) and ingest."""
+
+    url: str
+    port: int
+    serve: subprocess.Popen
+    ingest: subprocess.Popen
+
+
 @contextmanager
-def central_processes(work: Path, database_path: Path, broker: LocalBroker) -> Iterator[str]:
-    """``vaora-central serve`` and ``ingest`` on ``database_path`` (already seeded) and ``broker``, with an
-    administrator ``bench`` (password :data:`PASSWORD`); yields the web address and stops both on exit."""
+def central_stack(work: Path, target: Path | str, broker: LocalBroker,
+                  env_extra: dict[str, str] | None = None) -> Iterator[Central]:
+    """``vaora-central serve`` and ``ingest`` on ``target`` (already seeded: a SQLite path or a URL) and
+    ``broker``, with an administrator ``bench`` (password :data:`PASSWORD`), ``env_extra`` added to their
+    environment (e.g. ``VAORA_WEB_WORKERS``); stops both on exit."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO), "VAORA_DATABASE_URL": f"sqlite:///{database_path}",
+    env = {**os.environ, "PYTHONPATH": str(REPO), "VAORA_DATABASE_URL": database_url(target),
            "VAORA_MQTT_HOST": broker.host, "VAORA_MQTT_PORT": str(broker.port),
            "VAORA_SIGNING_KEY_FILE": str(work / "signing-key.pem"), "VAORA_PUBLIC_URL": f"http://127.0.0.1:{port}",
-           "VAORA_LOG_LEVEL": "WARNING"}
+           "VAORA_LOG_LEVEL": "WARNING", **(env_extra or {})}
     secret = work / "password"
     secret.write_text(PASSWORD)
     subprocess.run([sys.executable, "-m", "central.cli", "create-admin", "bench", "--password-file", str(secret)],
@@ -146,7 +165,7 @@ def central_processes(work: Path, database_path: Path, broker: LocalBroker) -> I
             wait_for_http(f"{url}/login", timeout=30, process=processes[0])
         except RuntimeError:
             raise RuntimeError((work / "serve.log").read_text()[-2000:]) from None
-        yield url
+        yield Central(url, port, processes[0], processes[1])
     finally:
         for process in processes:
             process.terminate()
@@ -155,6 +174,37 @@ def central_processes(work: Path, database_path: Path, broker: LocalBroker) -> I
                 process.wait(10)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+@contextmanager
+def central_processes(work: Path, database_path: Path | str, broker: LocalBroker) -> Iterator[str]:
+    """:func:`central_stack` yielding only the web address."""
+    with central_stack(work, database_path, broker) as central:
+        yield central.url
+
+
+def publish_paced(gates: list[mqtt.Client], gate_ids: list[str], meeting_id: int, people: list[int], rate: float,
+                  total: int) -> tuple[dict[str, float], float]:
+    """Publish ``total`` check-ins of ``meeting_id`` at ``rate`` per second in all, round robin over the gates'
+    clients, at QoS 1 as gates do; returns each check-in's UUID with the ``perf_counter`` just before its publish,
+    and the seconds the publishing took."""
+    published: dict[str, float] = {}
+    interval = 1.0 / rate
+    start = time.perf_counter()
+    for n in range(total):
+        target = start + n * interval
+        delay = target - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        gate_id = gate_ids[n % len(gates)]
+        checkin_id = uuid.uuid4()
+        body = payloads.encode(payloads.CheckIn(
+            id=checkin_id, gate_id=gate_id, site_id="hq", direction="in", scanned_at=datetime.now(UTC),
+            allowed=True, reason="ok", outcome="entered", meeting_id=meeting_id,
+            delegate_id=people[n % len(people)], scheme="compact", credential=uuid.uuid4().hex))
+        published[str(checkin_id)] = time.perf_counter()
+        gates[n % len(gates)].publish(topics.gate_checkins(gate_id), body, qos=1)
+    return published, time.perf_counter() - start
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -180,7 +230,6 @@ def run(args: argparse.Namespace) -> dict:
             gates = [gate_client(broker.port, f"bench-g{n:02d}") for n in range(args.gates)]
             time.sleep(1.0)  # ingest subscribed, gates connected
             total = int(args.rate * args.seconds)
-            published: dict[str, float] = {}
             state_times: list[float] = []
             stop_probe = threading.Event()
 
@@ -193,22 +242,8 @@ def run(args: argparse.Namespace) -> dict:
 
             prober = threading.Thread(target=probe, daemon=True)
             prober.start()
-            interval = 1.0 / args.rate
-            start = time.perf_counter()
-            for n in range(total):
-                target = start + n * interval
-                delay = target - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                gate_id = f"bench-g{n % args.gates:02d}"
-                checkin_id = uuid.uuid4()
-                body = payloads.encode(payloads.CheckIn(
-                    id=checkin_id, gate_id=gate_id, site_id="hq", direction="in", scanned_at=datetime.now(UTC),
-                    allowed=True, reason="ok", outcome="entered", meeting_id=meeting_id,
-                    delegate_id=people[n % len(people)], scheme="compact", credential=uuid.uuid4().hex))
-                published[str(checkin_id)] = time.perf_counter()
-                gates[n % args.gates].publish(topics.gate_checkins(gate_id), body, qos=1)
-            elapsed = time.perf_counter() - start
+            gate_ids = [f"bench-g{n:02d}" for n in range(args.gates)]
+            published, elapsed = publish_paced(gates, gate_ids, meeting_id, people, args.rate, total)
             deadline = time.monotonic() + 15
             while time.monotonic() < deadline and any(len(c.received) < total for c in clients):
                 time.sleep(0.2)
