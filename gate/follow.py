@@ -1,15 +1,21 @@
 """Following central after the snapshot: the change stream, gap detection and background snapshot refetch.
 
-Central publishes every stored change on ``vaora/v1/central/changes`` (QoS 1) in sequence order. The gate
+Central publishes the changes of the gate's site on ``vaora/v1/sites/<site>/changes`` (QoS 1) in sequence order,
+each with ``prev``, the ``seq`` of the site's previous change; an older central publishes every change on
+``vaora/v1/central/changes`` without ``prev`` (a gate subscribes to both, so it works with either). The gate
 applies each change exactly once (:meth:`gate.store.GateStore.apply_change`):
 
-- ``seq == cache.seq + 1``: applied, the cache advances (and any buffered successors are applied after it);
-- ``seq <= cache.seq``: a repeat (QoS 1 redelivery, or already covered by a snapshot): ignored;
-- ``seq > cache.seq + 1``: a gap. The change is kept in a small buffer (the missing one may still arrive out
-  of order) and a fresh snapshot is requested from :class:`SnapshotRefresher`, which fetches it in its own
-  thread, retrying with backoff while central is unreachable. Scans keep being decided from the old cache.
+- ``seq <= cache.seq``: a repeat (QoS 1 redelivery, the same change on both streams, or already covered by a
+  snapshot): ignored;
+- ``prev <= cache.seq`` (without ``prev``: ``seq == cache.seq + 1``): applied, the cache advances to ``seq`` (and
+  any buffered successors are applied after it);
+- ``prev > cache.seq`` (without ``prev``: ``seq > cache.seq + 1``): a gap. The change is kept in a small buffer
+  (the missing one may still arrive out of order) and a fresh snapshot is requested from
+  :class:`SnapshotRefresher`, which fetches it in its own thread, retrying with backoff while central is
+  unreachable. Scans keep being decided from the old cache.
 
-A payload that is not a valid :class:`~protocols.payloads.Change` is logged and dropped.
+A payload that is not a valid :class:`~protocols.payloads.Change` (a ``prev`` or ``seq`` that is not a number,
+negative, or a ``prev`` not below ``seq``) is logged, counted in :attr:`ChangeFollower.dropped` and dropped.
 """
 
 from __future__ import annotations
@@ -86,8 +92,8 @@ class ChangeFollower:
                 self.gaps += 1
                 if len(self._buffer) < self.max_buffered:
                     self._buffer[change.seq] = change
-                log.warning("change stream gap seq=%d cache_seq=%d; requesting a snapshot", change.seq,
-                            self.cache.seq)
+                log.warning("change stream gap seq=%d prev=%s cache_seq=%d; requesting a snapshot", change.seq,
+                            change.prev, self.cache.seq)
         if result is ChangeResult.GAP:
             self.request_snapshot()
         return result
@@ -125,16 +131,16 @@ class ChangeFollower:
         return loaded
 
     def _drain(self) -> None:
-        """Drop buffered changes the cache already has; apply those that now follow on."""
-        seq = self.cache.seq
-        for stale in [s for s in self._buffer if s <= seq]:
+        """Drop buffered changes the cache already has; apply those that now follow on, oldest first."""
+        for stale in [s for s in self._buffer if s <= self.cache.seq]:
             del self._buffer[stale]
-        while (change := self._buffer.pop(seq + 1, None)) is not None:
+        while self._buffer:
+            change = self._buffer[min(self._buffer)]
             if self.cache.apply_change(change, self._clock()) is not ChangeResult.APPLIED:
                 break
+            del self._buffer[change.seq]
             self.applied += 1
             log.info("buffered change applied seq=%d kind=%s", change.seq, change.body.kind)
-            seq = change.seq
 
     @property
     def buffered(self) -> int:
