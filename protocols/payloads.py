@@ -349,7 +349,7 @@ class Change(_Payload):
     seq: int = Field(ge=1, le=MAX_SEQ)
     at: AwareDatetime
     body: ChangeBody
-    prev: int | None = Field(default=None, ge=0, le=MAX_SEQ)
+    prev: int | None = Field(default=None, ge=0, le=MAX_SEQ, strict=True)
 
     @model_validator(mode="after")
     def _prev_before_seq(self) -> Change:
