@@ -40,7 +40,8 @@ MAX_BUFFERED = 1000
 class ChangeFollower:
     """Applies central's change stream to the cache in order; asks for a snapshot when changes are missing.
 
-    ``request_snapshot``: called (from the caller's thread; it must not block) when a gap is seen.
+    ``request_snapshot``: called (from the caller's thread; it must not block) when a gap is seen. ``site_id``: the
+    gate's site; a meeting that no longer has a venue there is dropped from the cache with its delegates.
     Thread-safe: changes come from paho's network thread, snapshots from the refresher's.
     """
 
@@ -50,8 +51,10 @@ class ChangeFollower:
         request_snapshot: Callable[[], None],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_buffered: int = MAX_BUFFERED,
+        site_id: str | None = None,
     ) -> None:
         self.cache = cache
+        self.site_id = site_id
         self.request_snapshot = request_snapshot
         self._clock = clock
         self.max_buffered = max_buffered
@@ -79,7 +82,7 @@ class ChangeFollower:
     def handle(self, change: Change) -> ChangeResult:
         """Apply ``change`` if it is the next one; buffer it and request a snapshot after a gap."""
         with self._lock:
-            result = self.cache.apply_change(change, self._clock())
+            result = self.cache.apply_change(change, self._clock(), self.site_id)
             if result is ChangeResult.APPLIED:
                 self.applied += 1
                 log.info("change applied seq=%d kind=%s", change.seq, change.body.kind)
@@ -136,7 +139,7 @@ class ChangeFollower:
             del self._buffer[stale]
         while self._buffer:
             change = self._buffer[min(self._buffer)]
-            if self.cache.apply_change(change, self._clock()) is not ChangeResult.APPLIED:
+            if self.cache.apply_change(change, self._clock(), self.site_id) is not ChangeResult.APPLIED:
                 break
             del self._buffer[change.seq]
             self.applied += 1

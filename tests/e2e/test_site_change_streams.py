@@ -8,7 +8,8 @@ A meeting is held only in hq's main hall; a delegate registered after both gates
 at hq's gate from hq's stream, and hq's gate admits the code. st's gate never receives it: its cache lacks the
 delegate and refuses the code, and a client logged in with st's gate account, subscribed to ``#``, to hq's stream
 and to the legacy global stream, receives nothing of it (the ACL lets it read st's stream only). Then st becomes a
-remote point of the meeting, and st's gate learns the meeting and the delegate from its own stream and admits them.
+remote point of the meeting, and st's gate learns the meeting and the delegate from its own stream and admits them;
+removed again, st's gate forgets them.
 """
 
 from __future__ import annotations
@@ -188,6 +189,15 @@ def test_a_change_for_one_site_is_applied_at_its_gate_and_never_seen_at_another(
         wait_for_log(remote_log, r"scan decided .* allowed=True reason=ok", remote)
         assert topics.site_changes("st") in spy.topics_seen(), "st's own stream reaches st's account"
         assert topics.site_changes("hq") not in spy.topics_seen()
+
+        # The remote point removed again: st's gate forgets the meeting's delegate at once; hq's keeps it.
+        removed = leader.patch(f"{central.url}/api/v1/meetings/{meeting['id']}", timeout=scaled(30),
+                               headers={"X-CSRFToken": csrf_of(leader, f"{central.url}/meetings/")},
+                               json={"remote_venue_ids": []})
+        assert removed.status_code == 200, removed.text
+        wait_until(lambda: cached_delegates(remote_dir) == [], timeout=30,
+                   message=lambda: remote_log.read_text(errors="replace")[-3000:])
+        assert cached_delegates(main_dir) == ["Nguyễn Văn An"]
     finally:
         spy.close()
         for process, _, _ in gates.values():

@@ -279,6 +279,25 @@ def test_a_sites_change_with_a_bad_prev_or_seq_is_dropped_and_counted(
     assert follower.handle_payload(good) is ChangeResult.APPLIED and cache.seq == SEQ + 4
 
 
+def test_a_meeting_that_left_the_gates_site_is_dropped_with_its_delegates(cache: GateStore, world: World) -> None:
+    """A remote point removed: its site's gates get the meeting without their site, and forget its delegates' names
+    and code hashes at once, as their next snapshot would; added back, the meeting and its delegates return."""
+    follower = ChangeFollower(cache, Requests(), clock=lambda: LATER, site_id=SITE)
+    meeting = next(m for m in world.snapshot.meetings if m.id == 1)
+    delegate = next(d for d in world.snapshot.delegates if d.meeting_id == 1)
+    code = world.codes[delegate.id]
+    elsewhere = meeting.model_copy(update={"site_id": "other", "sites": None})
+    assert follower.handle(change(SEQ + 3, MeetingUpsert(meeting=elsewhere), prev=SEQ)) is ChangeResult.APPLIED
+    assert cache.meeting(1) is None and cache.delegate(1, delegate.id) is None
+    assert decide(code, cache, NOW, SITE).reason is Reason.UNKNOWN_CODE
+    assert cache.meeting(2) is not None, "the other meetings stay"
+
+    back = meeting.model_copy(update={"site_id": "other", "sites": ["other", SITE]})
+    assert follower.handle(change(SEQ + 5, MeetingUpsert(meeting=back), prev=SEQ + 3)) is ChangeResult.APPLIED
+    assert follower.handle(change(SEQ + 6, DelegateUpsert(delegate=delegate), prev=SEQ + 5)) is ChangeResult.APPLIED
+    assert decide(code, cache, NOW, SITE).allowed
+
+
 def test_a_sites_change_on_the_wire_carries_prev_and_the_legacy_one_does_not() -> None:
     revoke = DelegateRevoke(meeting_id=1, delegate_id=1)
     assert b'"prev":41' in encode(change(SEQ, revoke, prev=41))
