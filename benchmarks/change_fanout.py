@@ -1,8 +1,9 @@
 """One change at central to 20 subscribed gates: latency from the commit at central to applied in each cache.
 
 Central: a SQLite database and the real :class:`central.messaging.changefeed.ChangeFeed` (default poll) publishing
-the change log on a private Mosquitto. Each change replaces a delegate's code (a ``DelegateUpsert``), stored the
-way central's services store one: ``append_change`` inside the write transaction.
+the change log on a private Mosquitto, on the stream of the gates' site (``vaora/v1/sites/<site>/changes``; the
+meetings are stored at central at that site). Each change replaces a delegate's code (a ``DelegateUpsert``), stored
+the way central's services store one: ``append_change`` inside the write transaction.
 
 Gates: 20 of them, each with its own paho client (the real :class:`gate.transport.MqttTransport`, persistent
 session), its own SQLite cache (:class:`gate.store.GateStore`, seeded with the snapshot of seq 0) and its own
@@ -65,7 +66,7 @@ def follow(index: int, gate_dir: Path, broker: LocalBroker, snapshot, arrivals: 
     cache = GateStore(gate_dir)
     cache.load_snapshot(snapshot, datetime.now(UTC))
     follower = ChangeFollower(cache, lambda: None)
-    transport = MqttTransport(f"fan-{index}", broker.host, broker.port, site_id="hq")
+    transport = MqttTransport(f"fan-{index}", broker.host, broker.port, site_id=snapshot.meetings[0].site_id)
 
     def on_change(raw: bytes) -> None:
         follower.handle_payload(raw)
@@ -77,6 +78,17 @@ def follow(index: int, gate_dir: Path, broker: LocalBroker, snapshot, arrivals: 
     transport.on_change = on_change
     transport.start()
     return transport
+
+
+def store_meetings(snapshot) -> None:
+    """Store the snapshot's meetings at central, so their delegates' changes go to their site's stream."""
+    from central.meetings.models import Meeting
+
+    with database.connection_context():
+        for entry in snapshot.meetings:
+            Meeting.create(id=entry.id, title=entry.title, starts_at=entry.starts_at, ends_at=entry.ends_at,
+                           venue=entry.venue, site_id=entry.site_id, scheme=entry.scheme.value, status=entry.status,
+                           entry_policy=entry.entry_policy, created_at=datetime.now(UTC))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -96,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         directory = Path(tmp)
         open_database(f"sqlite:///{directory / 'central.db'}")
         migrate()
+        store_meetings(snapshot)
         broker = shipped_broker(directory / "broker")
         arrivals = Arrivals(args.gates)
         listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fanout-listener")
@@ -106,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         listener.on_message = on_published
         listener.connect(broker.host, broker.port)
-        listener.subscribe(topics.CHANGES, qos=1)
+        listener.subscribe(topics.site_changes(snapshot.meetings[0].site_id), qos=1)
         listener.loop_start()
         transports = [follow(i, directory / f"gate-{i}", broker, snapshot, arrivals) for i in range(args.gates)]
         feed = ChangeFeed(broker.host, broker.port)

@@ -165,8 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _ingest(config)
     if args.command == "broker-config":
         if args.site is not None:
-            return _site_broker_config(args)
-        return _broker_config(args.directory)
+            return _site_broker_config(args, legacy_changes=config.legacy_change_stream)
+        return _broker_config(args.directory, legacy_changes=config.legacy_change_stream)
     if args.command == "gate-cert":
         return _gate_certificate(args)
     if args.command == "create-admin":
@@ -386,7 +386,7 @@ def _ingest(config: CentralConfig) -> int:
     # Unique per process too: a second ingest process must not make the broker drop this one's feed client.
     feed = ChangeFeed(config.mqtt_host, config.mqtt_port, username=config.mqtt_username,
                       password=config.mqtt_password, tls=config.mqtt_tls,
-                      client_id=process_client_id("central-changefeed"))
+                      client_id=process_client_id("central-changefeed"), legacy=config.legacy_change_stream)
     stop = _stop_on_signals()
     interval = min(sd.watchdog_interval() or BEAT_INTERVAL_S, BEAT_INTERVAL_S)
     feed.start()
@@ -468,20 +468,20 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
-def _broker_config(directory: Path) -> int:
+def _broker_config(directory: Path, *, legacy_changes: bool) -> int:
     from central.gates.models import Gate
     from central.messaging.broker_auth import GateAccount, provision
 
     with database.connection_context():
         gates = [GateAccount(gate.gate_id, gate.site_id) for gate in Gate.select().order_by(Gate.gate_id)]
-    credentials = provision(directory, gates)
+    credentials = provision(directory, gates, legacy_changes=legacy_changes)
     print(f"wrote {directory / 'passwd'} and {directory / 'acl'} for {len(gates)} gate(s) and central")
     print(f"passwords (give each gate its own, as mqtt.password_file): {directory / 'secrets'}/<user>.password")
     log.info("broker config written users=%d", len(credentials))
     return 0
 
 
-def _site_broker_config(args: argparse.Namespace) -> int:
+def _site_broker_config(args: argparse.Namespace, *, legacy_changes: bool) -> int:
     """broker-config --site: one site broker's passwd, acl and bridge file (see central.messaging.site_broker)."""
     from central.core.context import utc_now
     from central.gates.models import Gate
@@ -496,7 +496,8 @@ def _site_broker_config(args: argparse.Namespace) -> int:
     try:
         core = parse_core_addresses(args.core)
         written = provision_site(args.directory, args.site, gates, core, output=args.output,
-                                 install_dir=args.install_dir, tls=args.tls, now=utc_now())
+                                 install_dir=args.install_dir, tls=args.tls, now=utc_now(),
+                                 legacy_changes=legacy_changes)
     except (ValueError, ServiceError) as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 2

@@ -70,6 +70,7 @@ DEFAULTS: dict[str, str] = {
     "VAORA_RETENTION_OUTBOUND_DAYS": "30",
     "VAORA_REMOTE_BOOKING_WORKING_DAYS": "3",
     "VAORA_HOLIDAYS": "",
+    "VAORA_LEGACY_CHANGE_STREAM": "0",
 }
 """Every variable central reads, with its default."""
 
@@ -172,6 +173,11 @@ class CentralConfig:
     holidays: frozenset[date] = field(default_factory=frozenset)
     """``VAORA_HOLIDAYS``: a file of public holidays, one ISO date (``2026-09-02``) a line, ``#`` starts a comment;
     they are not working days for the booking rule (weekends never are)."""
+    legacy_change_stream: bool = False
+    """``VAORA_LEGACY_CHANGE_STREAM``: ``1`` also publishes every change on the old global stream
+    ``vaora/v1/central/changes`` (every site's changes, no ``prev``), and lets gates and site bridges read it
+    (``broker-config``): on while gates older than the per-site change streams remain, ``0`` (the default) once
+    every gate is upgraded, so no gate receives another site's delegates."""
 
     def ingest_client_id(self) -> str:
         """The ingest worker's client id: ``VAORA_MQTT_CLIENT_ID`` when set; else, in a share group, one unique to
@@ -357,6 +363,10 @@ class CentralConfig:
             except (OSError, ValueError) as exc:
                 errors["VAORA_HOLIDAYS"] = f"cannot read {holidays_file!r}: {getattr(exc, 'strerror', None) or exc}"
 
+        raw_legacy = values["VAORA_LEGACY_CHANGE_STREAM"].strip().lower()
+        if raw_legacy not in {"", "0", "1", "false", "true", "no", "yes", "off", "on"}:
+            errors["VAORA_LEGACY_CHANGE_STREAM"] = f"must be 0 or 1, got {raw_legacy!r}"
+
         config = cls(
             database_url=database_url,
             smtp_host=smtp_host,
@@ -408,6 +418,7 @@ class CentralConfig:
             retention_outbound_days=bounded_int("VAORA_RETENTION_OUTBOUND_DAYS", 1, 3650),
             remote_booking_working_days=bounded_int("VAORA_REMOTE_BOOKING_WORKING_DAYS", 0, 60),
             holidays=holidays,
+            legacy_change_stream=raw_legacy in {"1", "true", "yes", "on"},
         )
         if errors:
             raise ConfigError(errors)

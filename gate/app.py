@@ -141,7 +141,7 @@ class Gate:
             raise RuntimeError("gate already started")
         self._started = True
         self.cache = store = GateStore(self.config.gate.data_dir)
-        self.follower = ChangeFollower(store, self.refresher.request, clock=self._clock)
+        self.follower = ChangeFollower(store, self.refresher.request, clock=self._clock, site_id=self.site_id)
         self.admission.attach(store, self._transport(), None)  # delivery starts after the snapshot
         self.admission.finalise_interrupted()
         if not self.refresh_snapshot():

@@ -1,15 +1,21 @@
 """Following central after the snapshot: the change stream, gap detection and background snapshot refetch.
 
-Central publishes every stored change on ``vaora/v1/central/changes`` (QoS 1) in sequence order. The gate
+Central publishes the changes of the gate's site on ``vaora/v1/sites/<site>/changes`` (QoS 1) in sequence order,
+each with ``prev``, the ``seq`` of the site's previous change; an older central publishes every change on
+``vaora/v1/central/changes`` without ``prev`` (a gate subscribes to both, so it works with either). The gate
 applies each change exactly once (:meth:`gate.store.GateStore.apply_change`):
 
-- ``seq == cache.seq + 1``: applied, the cache advances (and any buffered successors are applied after it);
-- ``seq <= cache.seq``: a repeat (QoS 1 redelivery, or already covered by a snapshot): ignored;
-- ``seq > cache.seq + 1``: a gap. The change is kept in a small buffer (the missing one may still arrive out
-  of order) and a fresh snapshot is requested from :class:`SnapshotRefresher`, which fetches it in its own
-  thread, retrying with backoff while central is unreachable. Scans keep being decided from the old cache.
+- ``seq <= cache.seq``: a repeat (QoS 1 redelivery, the same change on both streams, or already covered by a
+  snapshot): ignored;
+- ``prev <= cache.seq`` (without ``prev``: ``seq == cache.seq + 1``): applied, the cache advances to ``seq`` (and
+  any buffered successors are applied after it);
+- ``prev > cache.seq`` (without ``prev``: ``seq > cache.seq + 1``): a gap. The change is kept in a small buffer
+  (the missing one may still arrive out of order) and a fresh snapshot is requested from
+  :class:`SnapshotRefresher`, which fetches it in its own thread, retrying with backoff while central is
+  unreachable. Scans keep being decided from the old cache.
 
-A payload that is not a valid :class:`~protocols.payloads.Change` is logged and dropped.
+A payload that is not a valid :class:`~protocols.payloads.Change` (a ``prev`` or ``seq`` that is not a number,
+negative, or a ``prev`` not below ``seq``) is logged, counted in :attr:`ChangeFollower.dropped` and dropped.
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ MAX_BUFFERED = 1000
 class ChangeFollower:
     """Applies central's change stream to the cache in order; asks for a snapshot when changes are missing.
 
-    ``request_snapshot``: called (from the caller's thread; it must not block) when a gap is seen.
+    ``request_snapshot``: called (from the caller's thread; it must not block) when a gap is seen. ``site_id``: the
+    gate's site; a meeting that no longer has a venue there is dropped from the cache with its delegates.
     Thread-safe: changes come from paho's network thread, snapshots from the refresher's.
     """
 
@@ -44,8 +51,10 @@ class ChangeFollower:
         request_snapshot: Callable[[], None],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_buffered: int = MAX_BUFFERED,
+        site_id: str | None = None,
     ) -> None:
         self.cache = cache
+        self.site_id = site_id
         self.request_snapshot = request_snapshot
         self._clock = clock
         self.max_buffered = max_buffered
@@ -73,7 +82,7 @@ class ChangeFollower:
     def handle(self, change: Change) -> ChangeResult:
         """Apply ``change`` if it is the next one; buffer it and request a snapshot after a gap."""
         with self._lock:
-            result = self.cache.apply_change(change, self._clock())
+            result = self.cache.apply_change(change, self._clock(), self.site_id)
             if result is ChangeResult.APPLIED:
                 self.applied += 1
                 log.info("change applied seq=%d kind=%s", change.seq, change.body.kind)
@@ -86,8 +95,8 @@ class ChangeFollower:
                 self.gaps += 1
                 if len(self._buffer) < self.max_buffered:
                     self._buffer[change.seq] = change
-                log.warning("change stream gap seq=%d cache_seq=%d; requesting a snapshot", change.seq,
-                            self.cache.seq)
+                log.warning("change stream gap seq=%d prev=%s cache_seq=%d; requesting a snapshot", change.seq,
+                            change.prev, self.cache.seq)
         if result is ChangeResult.GAP:
             self.request_snapshot()
         return result
@@ -125,16 +134,16 @@ class ChangeFollower:
         return loaded
 
     def _drain(self) -> None:
-        """Drop buffered changes the cache already has; apply those that now follow on."""
-        seq = self.cache.seq
-        for stale in [s for s in self._buffer if s <= seq]:
+        """Drop buffered changes the cache already has; apply those that now follow on, oldest first."""
+        for stale in [s for s in self._buffer if s <= self.cache.seq]:
             del self._buffer[stale]
-        while (change := self._buffer.pop(seq + 1, None)) is not None:
-            if self.cache.apply_change(change, self._clock()) is not ChangeResult.APPLIED:
+        while self._buffer:
+            change = self._buffer[min(self._buffer)]
+            if self.cache.apply_change(change, self._clock(), self.site_id) is not ChangeResult.APPLIED:
                 break
+            del self._buffer[change.seq]
             self.applied += 1
             log.info("buffered change applied seq=%d kind=%s", change.seq, change.body.kind)
-            seq = change.seq
 
     @property
     def buffered(self) -> int:

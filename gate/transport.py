@@ -1,5 +1,6 @@
 """MQTT transport of a gate (paho-mqtt 2.x): status with last will, check-ins out, acknowledgements in,
-central's change stream in, the site's check-in fan-out both ways, heartbeats out, central's commands in
+central's change streams in (its site's own, and the legacy global one an older central publishes), the site's
+check-in fan-out both ways, heartbeats out, central's commands in
 (handed raw to ``on_command``) and their results out.
 
 The client (:func:`protocols.mqtt.make_client`) uses a stable id and a persistent session so QoS 1 messages survive
@@ -148,6 +149,9 @@ class MqttTransport:
         self.status_fields: StatusFields | None = None
         self._subscribed = threading.Event()
         self._subscribe_mid: int | None = None
+        self._legacy_mid: int | None = None
+        self._legacy_answered = False
+        self._main_subscribed = False
         self.host = host
         self.port = port
         self.keepalive = keepalive
@@ -292,12 +296,17 @@ class MqttTransport:
         self._reconnect_delays(RECONNECT_FAST_S)
         self._online_since = self._clock()
         client.publish(topics.gate_status(self.gate_id), encode(self._online_status()), qos=1, retain=True)
-        subscriptions = [(topics.gate_acks(self.gate_id), 1), (topics.CHANGES, 1),
-                         (topics.gate_commands(self.gate_id), 1)]
+        subscriptions = [(topics.gate_acks(self.gate_id), 1), (topics.gate_commands(self.gate_id), 1)]
         if self.site_id is not None:
-            subscriptions.append((topics.site_checkins(self.site_id), 1))
+            subscriptions += [(topics.site_changes(self.site_id), 1), (topics.site_checkins(self.site_id), 1)]
         self._subscribed.clear()
+        self._main_subscribed = False
         _, self._subscribe_mid = client.subscribe(subscriptions)
+        # The legacy global stream, in a SUBSCRIBE of its own: a central older than the per-site streams publishes
+        # only there. A broker whose ACL no longer lets gates read it (VAORA_LEGACY_CHANGE_STREAM=0) may refuse it;
+        # that refusal must not count as the subscriptions above failing.
+        self._legacy_answered = False
+        _, self._legacy_mid = client.subscribe(topics.CHANGES, qos=1)
         self._offline_since = None
         self._connected.set()
         log.info("mqtt connected host=%s port=%d session_present=%s", self.host, self.port,
@@ -315,13 +324,20 @@ class MqttTransport:
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: Any,
                       properties: Any) -> None:
-        if mid != self._subscribe_mid:
-            return
         failed = [str(code) for code in reason_codes if getattr(code, "is_failure", False)]
-        if failed:
-            log.error("mqtt subscriptions refused by the broker reasons=%s", ",".join(failed))
+        if mid == self._legacy_mid:
+            self._legacy_answered = True
+            if failed:
+                log.info("legacy change stream %s not granted (central publishes per site only)", topics.CHANGES)
+        elif mid == self._subscribe_mid:
+            if failed:
+                log.error("mqtt subscriptions refused by the broker reasons=%s", ",".join(failed))
+                return
+            self._main_subscribed = True
+        else:
             return
-        self._subscribed.set()
+        if self._main_subscribed and self._legacy_answered:
+            self._subscribed.set()
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         log.warning("mqtt broker unreachable host=%s port=%d; retrying", self.host, self.port)
@@ -341,7 +357,8 @@ class MqttTransport:
         try:
             if message.topic == topics.gate_acks(self.gate_id):
                 self._handle_ack(message)
-            elif message.topic == topics.CHANGES:
+            elif message.topic == topics.CHANGES or (
+                    self.site_id is not None and message.topic == topics.site_changes(self.site_id)):
                 if self.on_change is not None:
                     self.on_change(bytes(message.payload))
             elif self.site_id is not None and message.topic == topics.site_checkins(self.site_id):

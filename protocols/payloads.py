@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    model_validator,
 )
 
 from protocols.codes import Scheme
@@ -330,13 +331,31 @@ ChangeBody = Annotated[
 ]
 
 
+MAX_SEQ = 2**63 - 1
+"""The largest change sequence number (a database bigint)."""
+
+
 class Change(_Payload):
-    """One entry of central's change stream; ``seq`` increases by one per change."""
+    """One entry of central's change stream; ``seq`` is central's global sequence number (one per change).
+
+    On the legacy global stream ``seq`` increases by one per change and ``prev`` is absent. On a site's stream
+    (``vaora/v1/sites/<site>/changes``) the site gets only its own changes, so ``seq`` jumps; ``prev`` is the
+    ``seq`` of the change published to that site before this one (or a larger number that central uses to make
+    every gate of the site resync, after a change it could not publish). A gate whose cache is at ``prev`` or
+    beyond applies the change; one below ``prev`` missed something and loads a snapshot. ``prev`` < ``seq``.
+    """
 
     v: Literal[1] = 1
-    seq: int = Field(ge=1)
+    seq: int = Field(ge=1, le=MAX_SEQ)
     at: AwareDatetime
     body: ChangeBody
+    prev: int | None = Field(default=None, ge=0, le=MAX_SEQ, strict=True)
+
+    @model_validator(mode="after")
+    def _prev_before_seq(self) -> Change:
+        if self.prev is not None and self.prev >= self.seq:
+            raise ValueError(f"prev {self.prev} must be below seq {self.seq}")
+        return self
 
 
 CommandAction = Literal["open", "lockdown", "release", "resume", "resync"]
@@ -441,11 +460,13 @@ _OMITTED_WHEN_NONE: dict[type[BaseModel], frozenset[str]] = {
     AckBatch: frozenset({"sent_at"}),
     Command: frozenset({"gate_clock_offset_s"}),
     MeetingEntry: frozenset({"sites"}),
+    Change: frozenset({"prev"}),
 }
 """Fields added after version 1 shipped, left out when empty so that older gates, whose models forbid unknown
 fields, still read these payloads (also inside a change, a snapshot or a batch). ``CheckIn.clock_offset_s`` and
 ``Heartbeat.clock_offset_s`` are always sent by gates that measure their clock (null without an estimate): central
-answers with clock fields only then. ``MeetingEntry.sites`` is sent only for a meeting at more than one site."""
+answers with clock fields only then. ``MeetingEntry.sites`` is sent only for a meeting at more than one site;
+``Change.prev`` only on a site's change stream (the legacy global stream is read by gates older than it)."""
 
 
 def _empty_clock_fields(payload: BaseModel) -> dict[str, Any]:

@@ -56,6 +56,12 @@ def site_checkins(site_id: str) -> str:
     return f"{ROOT}/sites/{_checked(site_id)}/checkins"
 
 
+def site_changes(site_id: str) -> str:
+    """Central's change stream for one site: the changes of the meetings with a venue at that site, revocations
+    of their delegates and the signing keys (QoS 1). Each message carries ``prev`` (see protocols/README.md)."""
+    return f"{ROOT}/sites/{_checked(site_id)}/changes"
+
+
 def site_bridge_state(site_id: str) -> str:
     """A site broker's bridge to the core: "1" connected, "0" gone (retained; the bridge's notification and
     last will, published by Mosquitto itself)."""
@@ -71,6 +77,9 @@ def shared(group: str, topic_filter: str) -> str:
 
 
 CHANGES = f"{ROOT}/central/changes"
+"""The legacy global change stream (every site's changes, no ``prev``): published only while
+``VAORA_LEGACY_CHANGE_STREAM=1``, for gates older than the per-site streams (:func:`site_changes`)."""
+ALL_SITE_CHANGES = f"{ROOT}/sites/+/changes"
 ALL_GATE_CHECKINS = f"{ROOT}/gates/+/checkins"
 ALL_GATE_STATUS = f"{ROOT}/gates/+/status"
 ALL_GATE_HEARTBEATS = f"{ROOT}/gates/+/heartbeat"

@@ -373,10 +373,11 @@ class LiveHub:
 
     def _poll_gates(self) -> None:
         now = self.clock()
-        current = attendance.current_change_seq()
+        gates = list(Gate.select())
+        current = attendance.current_change_seqs(gate.site_id for gate in gates)
         seen = set()
-        for gate in Gate.select():
-            state = attendance.gate_state(gate, now, current)
+        for gate in gates:
+            state = attendance.gate_state(gate, now, current[gate.site_id])
             seen.add(gate.gate_id)
             if self._gates.get(gate.gate_id) != state:
                 self._gates[gate.gate_id] = state

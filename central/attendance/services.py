@@ -27,6 +27,7 @@ import peewee
 
 from central.core import validation as v
 from central.core.audit import audit
+from central.core.changes import changes_of_site_after, last_seq_of_sites
 from central.core.db import tuples, write_transaction
 from central.core.errors import ConflictError, NotFoundError
 from central.core.models import AuditEntry, Change
@@ -210,21 +211,30 @@ def count_present(entered: Iterable[int], seat_of: Mapping[int, int]) -> int:
 
 
 def current_change_seq() -> int:
-    """The latest sequence of the change stream (a gate whose cache_seq is lower is behind)."""
+    """The latest sequence of the whole change log (every site's changes)."""
     return Change.select(peewee.fn.MAX(Change.seq)).scalar() or 0
 
 
+def current_change_seqs(site_ids: Iterable[str]) -> dict[str, int]:
+    """The latest change of each site's stream: a gate of the site whose cache_seq is lower is behind (its site
+    gets only its own changes, so comparing with :func:`current_change_seq` would call every gate behind)."""
+    return last_seq_of_sites(site_ids)
+
+
 def gate_state(gate: Gate, now: datetime, current_seq: int) -> dict[str, Any]:
-    """Describe a gate for the dashboard and the fleet page: online/offline, cache current/behind, mode, and its
-    clock offset (``clock_skewed`` beyond :data:`central.gates.clock.MAX_SKEW_S`, ``clock_suspect`` when absurd)."""
+    """Describe a gate for the dashboard and the fleet page: online/offline, cache current/behind (against
+    ``current_seq``, the latest change of the gate's site, :func:`current_change_seqs`; ``behind_by`` counts the
+    site's changes it lacks), mode, and its clock offset (``clock_skewed`` beyond
+    :data:`central.gates.clock.MAX_SKEW_S`, ``clock_suspect`` when absurd)."""
     seen = gate.last_seen_at
     online = gate.state == GateLinkState.ONLINE and seen is not None and now - seen <= OFFLINE_AFTER
+    behind_by: int | None = None
     if gate.cache_seq is None:
         cache = "unknown"
     elif gate.cache_seq >= current_seq:
-        cache = "current"
+        cache, behind_by = "current", 0
     else:
-        cache = "behind"
+        cache, behind_by = "behind", changes_of_site_after(gate.site_id, gate.cache_seq)
     return {
         "gate_id": gate.gate_id,
         "name": gate.name,
@@ -236,7 +246,7 @@ def gate_state(gate: Gate, now: datetime, current_seq: int) -> dict[str, Any]:
         "cache_seq": gate.cache_seq,
         "current_seq": current_seq,
         "cache": cache,
-        "behind_by": max(0, current_seq - gate.cache_seq) if gate.cache_seq is not None else None,
+        "behind_by": behind_by,
         "emergency": bool(gate.emergency),
         "mode": gate.mode or GateMode.NORMAL,
         "fail_mode": gate.fail_mode,
@@ -253,8 +263,9 @@ def gate_states(now: datetime, sites: Iterable[str] | None = None) -> list[dict[
     query = Gate.select().order_by(Gate.gate_id)
     if sites is not None:
         query = query.where(Gate.site_id.in_(list(sites)))
-    current = current_change_seq()
-    return [gate_state(gate, now, current) for gate in query]
+    found = list(query)
+    current = current_change_seqs(gate.site_id for gate in found)
+    return [gate_state(gate, now, current[gate.site_id]) for gate in found]
 
 
 # --- check-ins for the live stream -------------------------------------------------------------------------

@@ -71,6 +71,23 @@ class Change(BaseModel):
     body = peewee.TextField()
 
 
+ALL_SITES = "*"
+"""The site of a change for every site (signing keys; changes stored before per-site streams, migration m0012)."""
+
+
+class ChangeSite(BaseModel):
+    """A site whose gates get a change (:func:`central.core.changes.change_sites`): one row per change and site,
+    or one with :data:`ALL_SITES`. A change with no row goes to no site's stream."""
+
+    seq = peewee.IntegerField()
+    site_id = peewee.CharField(max_length=32)
+
+    class Meta:
+        table_name = "change_site"
+        primary_key = peewee.CompositeKey("seq", "site_id")
+        indexes = ((("site_id", "seq"), False),)
+
+
 class AuditEntry(BaseModel):
     """One line of the audit log (nhật ký): who did what to which thing, and when."""
 

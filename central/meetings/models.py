@@ -9,6 +9,7 @@ from typing import Any
 import peewee
 
 from central.clients.models import ApiClient
+from central.core import changes
 from central.core.models import BaseModel, UTCDateTimeField
 from central.core.states import (
     MeetingState,
@@ -102,3 +103,16 @@ class IdempotencyRecord(BaseModel):
 
     class Meta:
         indexes = ((("actor", "key"), True),)
+
+
+def _sites_of_meeting(meeting_id: int) -> list[str] | None:
+    """The meeting's gate sites (:func:`central.meetings.venues.meeting_sites`), None for an unknown meeting."""
+    from central.meetings.venues import meeting_sites  # venues imports this module
+
+    meeting = Meeting.get_or_none(Meeting.id == meeting_id)
+    return None if meeting is None else meeting_sites(meeting)
+
+
+# The change log (central.core) asks where a delegate's change goes; core imports no feature, so it is told here,
+# where every process that stores a meeting or a delegate has loaded it.
+changes.register_meeting_sites(_sites_of_meeting)

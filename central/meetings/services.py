@@ -370,9 +370,7 @@ def update_meeting(
                 MeetingVenue.create(meeting=meeting, venue=venue_id)
             changed["remote_venue_ids"] = str(remote)
         meeting = Meeting.get_by_id(meeting.id)
-        append_change(payloads.MeetingUpsert(meeting=meeting_entry(meeting)), now)
-        if set(meeting_sites(meeting)) - sites_before:
-            _send_delegates_to_gates(meeting, now)
+        publish_meeting(meeting, now, sites_before)
         _audit_override(used, meeting, rules, now)
         if moved:
             reissued = _reissue_codes(meeting, now, signing_key,
@@ -383,6 +381,15 @@ def update_meeting(
         for delegate in reissued:
             reissue(delegate)
     return meeting
+
+
+def publish_meeting(meeting: Meeting, now: datetime, sites_before: set[str]) -> None:
+    """Append the ``meeting_upsert`` of an edited meeting for its sites and ``sites_before`` (those it had before
+    the edit: a site it left learns it is no longer its meeting), and its delegates for each site it gained.
+    Call in the edit's transaction."""
+    append_change(payloads.MeetingUpsert(meeting=meeting_entry(meeting)), now, was_at=sites_before)
+    if set(meeting_sites(meeting)) - sites_before:
+        _send_delegates_to_gates(meeting, now)
 
 
 def _send_delegates_to_gates(meeting: Meeting, now: datetime) -> int:

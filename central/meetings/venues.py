@@ -17,6 +17,7 @@ from central.core import validation as v
 from central.core.audit import audit
 from central.core.db import database, tuples
 from central.core.errors import DuplicateError, InvalidInputError, NotFoundError
+from central.core.states import MeetingState
 from central.meetings.models import Meeting, MeetingVenue, Venue
 from protocols.reasons import Reason
 
@@ -64,13 +65,41 @@ def update_venue(venue_id: int, data: Mapping[str, Any], *, actor: str, now: dat
             Venue.name == clean["name"]
         ).exists():
             raise DuplicateError({"name": "Địa điểm này đã tồn tại"})
+        old_site = venue.site_id
+        affected = _meetings_of_venue(venue, now) if clean.get("site_id", old_site) != old_site else []
+        sites_before = {meeting.id: set(meeting_sites(meeting)) for meeting in affected}
         for key, value in clean.items():
             setattr(venue, key, value)
         if venue.kind == "main" and not venue.site_id:
             raise InvalidInputError({"site_id": "Hội trường chính phải có mã khu vực cổng"})
         venue.save()
+        if affected:
+            _move_meetings(venue, affected, sites_before, now)
         audit(actor, "venue.update", f"venue:{venue.id}", clean, now=now)
     return venue
+
+
+def _meetings_of_venue(venue: Venue, now: datetime) -> list[Meeting]:
+    """The meetings held in ``venue`` (main hall or remote point) that are not over, and not cancelled or held."""
+    remote = MeetingVenue.select(MeetingVenue.meeting).where(MeetingVenue.venue == venue)
+    return list(Meeting.select().where(((Meeting.main_venue == venue.id) | Meeting.id.in_(remote))
+                                       & (Meeting.ends_at > now)
+                                       & Meeting.status.not_in([state.value for state in MeetingState.FINAL]))
+                .order_by(Meeting.id))
+
+
+def _move_meetings(venue: Venue, meetings: list[Meeting], sites_before: dict[int, set[str]], now: datetime) -> None:
+    """A venue's gate site changed: its meetings not yet over are held at the new site. Those in it as their main
+    hall take the hall's new site; each goes to its gates at once (its old sites and its new ones), instead of at
+    its next edit."""
+    from central.meetings.services import publish_meeting  # services imports this module
+
+    for meeting in meetings:
+        if meeting.main_venue == venue.id and venue.kind == "main":
+            meeting.site_id = venue.site_id
+            meeting.updated_at = now
+            meeting.save()
+        publish_meeting(meeting, now, sites_before[meeting.id])
 
 
 def get_venue(venue_id: int) -> Venue:

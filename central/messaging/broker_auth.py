@@ -2,11 +2,12 @@
 
 Each gate connects as ``gate-<gate id>`` and may write only its own topics (check-ins, status, heartbeat,
 command results), read only its own acknowledgements and commands, read and write its site's check-in
-fan-out, and read central's change stream. Central connects as ``vaora-central`` and may read and write
-everything under the versioned root. Each site's broker bridges to the core as ``site-<site id>``: it may write
-what its own gates write and read what they read, so the bridge's one ``+`` line per topic (see
-:mod:`central.messaging.site_broker`) carries only that site's gates. Mosquitto applies the same ACL file to
-password and certificate (``use_identity_as_username``) clients.
+fan-out, and read its site's change stream (``vaora/v1/sites/<site>/changes``; the old global
+``vaora/v1/central/changes`` too only with ``legacy_changes``, ``VAORA_LEGACY_CHANGE_STREAM=1``). Central
+connects as ``vaora-central`` and may read and write everything under the versioned root. Each site's broker
+bridges to the core as ``site-<site id>``: it may write what its own gates write and read what they read, so
+the bridge's one ``+`` line per topic (see :mod:`central.messaging.site_broker`) carries only that site's
+gates. Mosquitto applies the same ACL file to password and certificate (``use_identity_as_username``) clients.
 """
 
 from __future__ import annotations
@@ -62,12 +63,21 @@ def _gate_rules(gate: GateAccount) -> list[str]:
     ]
 
 
-def render_acl(gates: Iterable[GateAccount], *, bridges: bool = True) -> str:
+def _change_rules(site_id: str, legacy_changes: bool) -> list[str]:
+    """Read access to the site's change stream (and to the legacy global one while it is published)."""
+    rules = [f"topic read {topics.site_changes(site_id)}"]
+    if legacy_changes:
+        rules.append(f"topic read {topics.CHANGES}")
+    return rules
+
+
+def render_acl(gates: Iterable[GateAccount], *, bridges: bool = True, legacy_changes: bool = False) -> str:
     """Return the text of a Mosquitto ``acl_file`` for central and the given gates.
 
     With ``bridges`` (the core broker's file) each site gets a ``site-<site id>`` user for its bridge, allowed
     its own gates' topics only; a site broker's file (``bridges=False``) has no bridge user (the local end of a
-    bridge is not subject to the ACL).
+    bridge is not subject to the ACL). Gates and bridges read their own site's change stream; ``legacy_changes``
+    also lets them read the legacy global one (``VAORA_LEGACY_CHANGE_STREAM=1``, for gates older than it).
     """
     gates = sorted(gates, key=lambda g: g.gate_id)
     lines = [
@@ -84,13 +94,13 @@ def render_acl(gates: Iterable[GateAccount], *, bridges: bool = True) -> str:
             f"user {gate.username}",
             *_gate_rules(gate),
             f"topic readwrite {topics.site_checkins(gate.site_id)}",
-            f"topic read {topics.CHANGES}",
+            *_change_rules(gate.site_id, legacy_changes),
             "",
         ]
     if bridges:
         for site_id in sorted({gate.site_id for gate in gates}):
             lines += [f"# the bridge of site {site_id}'s broker", f"user {site_username(site_id)}",
-                      f"topic write {topics.site_bridge_state(site_id)}", f"topic read {topics.CHANGES}"]
+                      f"topic write {topics.site_bridge_state(site_id)}", *_change_rules(site_id, legacy_changes)]
             for gate in gates:
                 if gate.site_id == site_id:
                     lines += _gate_rules(gate)
@@ -126,7 +136,7 @@ def account_passwords(secrets_dir: Path, usernames: Iterable[str]) -> dict[str, 
     return credentials
 
 
-def provision(directory: Path, gates: Iterable[GateAccount]) -> dict[str, str]:
+def provision(directory: Path, gates: Iterable[GateAccount], *, legacy_changes: bool = False) -> dict[str, str]:
     """Write ``passwd``, ``acl`` and one ``secrets/<user>.password`` per account into ``directory`` (the core
     broker's files: central, every gate, and one bridge account per site).
 
@@ -139,6 +149,6 @@ def provision(directory: Path, gates: Iterable[GateAccount]) -> dict[str, str]:
     credentials = account_passwords(directory / "secrets", usernames)
     write_password_file(directory / "passwd", credentials)
     acl = directory / "acl"
-    acl.write_text(render_acl(gates), encoding="utf-8")
+    acl.write_text(render_acl(gates, legacy_changes=legacy_changes), encoding="utf-8")
     acl.chmod(0o640)
     return credentials

@@ -8,10 +8,11 @@ in it) and one bridge line per topic and direction covers the whole site:
 
 - up (``out``): ``gates/+/checkins``, ``status``, ``heartbeat``, ``command-results``. Only this site's gates
   connect to this broker, so ``+`` is exactly them (and the core's ACL refuses anything else from the bridge);
-- down (``in``): ``gates/+/acks``, ``commands`` and the change stream. The bridge subscribes with ``+``, and the
-  core's ACL (:func:`central.messaging.broker_auth.render_acl`) lets ``site-<site id>`` read only its own
-  gates' topics: Mosquitto checks read access for every message it delivers, so another site's acks and
-  commands never cross this bridge.
+- down (``in``): ``gates/+/acks``, ``commands`` and the site's own change stream ``sites/<site>/changes`` (and the
+  legacy global ``central/changes`` while ``VAORA_LEGACY_CHANGE_STREAM=1``). The bridge subscribes with ``+``,
+  and the core's ACL (:func:`central.messaging.broker_auth.render_acl`) lets ``site-<site id>`` read only its own
+  gates' topics and its own site's changes: Mosquitto checks read access for every message it delivers, so
+  another site's acks, commands and changes never cross this bridge.
 
 Mosquitto itself publishes the bridge's state, retained, on ``vaora/v1/sites/<site>/bridge`` ("1" connected,
 "0" its last will at the core).
@@ -40,8 +41,14 @@ DEFAULT_INSTALL_DIR = Path("/etc/mosquitto/vaora")
 
 UP = (topics.ALL_GATE_CHECKINS, topics.ALL_GATE_STATUS, topics.ALL_GATE_COMMAND_RESULTS)
 """Topics the bridge carries from the site to the core at QoS 1 (heartbeats go at QoS 0, see render_bridge)."""
-DOWN = (topics.ALL_GATE_ACKS, topics.ALL_GATE_COMMANDS, topics.CHANGES)
-"""Topics the bridge carries from the core to the site."""
+DOWN = (topics.ALL_GATE_ACKS, topics.ALL_GATE_COMMANDS)
+"""Topics the bridge carries from the core to the site, besides the site's change stream (:func:`down_topics`)."""
+
+
+def down_topics(site_id: str, *, legacy_changes: bool = False) -> tuple[str, ...]:
+    """Every topic the bridge of ``site_id`` carries down: acks, commands and the site's own change stream (and
+    the legacy global one with ``legacy_changes``)."""
+    return (*DOWN, topics.site_changes(site_id), *((topics.CHANGES,) if legacy_changes else ()))
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,7 @@ def parse_core_addresses(text: str) -> list[str]:
 
 
 def render_bridge(site_id: str, core: Sequence[str], *, password: str | None = None,
-                  tls_dir: Path | None = None) -> str:
+                  tls_dir: Path | None = None, legacy_changes: bool = False) -> str:
     """Return the Mosquitto bridge section for ``site_id``'s broker.
 
     ``password`` for a password listener at the core; ``tls_dir`` (where ``ca.crt`` and
@@ -104,13 +111,13 @@ def render_bridge(site_id: str, core: Sequence[str], *, password: str | None = N
         lines += [f"remote_username {username}", f"remote_password {password}"]
     lines += [f"topic {topic} out 1" for topic in UP]
     lines.append(f"topic {topics.ALL_GATE_HEARTBEATS} out 0")
-    lines += [f"topic {topic} in 1" for topic in DOWN]
+    lines += [f"topic {topic} in 1" for topic in down_topics(site_id, legacy_changes=legacy_changes)]
     return "\n".join(lines) + "\n"
 
 
 def provision_site(directory: Path, site_id: str, gates: Iterable[GateAccount], core: Sequence[str], *,
                    output: Path | None = None, install_dir: Path = DEFAULT_INSTALL_DIR, tls: bool = False,
-                   now: datetime | None = None) -> SiteBrokerFiles:
+                   now: datetime | None = None, legacy_changes: bool = False) -> SiteBrokerFiles:
     """Write site ``site_id``'s broker files into ``output`` (default ``directory/sites/<site id>``).
 
     ``directory`` is the core's broker directory (``broker-config DIR``): its ``secrets/`` holds every password,
@@ -137,7 +144,7 @@ def provision_site(directory: Path, site_id: str, gates: Iterable[GateAccount], 
         secret.write_text(gate_password + "\n", encoding="utf-8")
         secret.chmod(0o600)
     acl = target / "acl"
-    acl.write_text(render_acl(mine, bridges=False), encoding="utf-8")
+    acl.write_text(render_acl(mine, bridges=False, legacy_changes=legacy_changes), encoding="utf-8")
     acl.chmod(0o640)
     tls_dir: Path | None = None
     if tls:
@@ -151,6 +158,7 @@ def provision_site(directory: Path, site_id: str, gates: Iterable[GateAccount], 
         shutil.copy2(issued.key_file, target / "certs" / issued.key_file.name)
         tls_dir, password = install_dir, None
     bridge = target / BRIDGE_FILE
-    bridge.write_text(render_bridge(site_id, core, password=password, tls_dir=tls_dir), encoding="utf-8")
+    bridge.write_text(render_bridge(site_id, core, password=password, tls_dir=tls_dir,
+                                    legacy_changes=legacy_changes), encoding="utf-8")
     bridge.chmod(0o600)
     return SiteBrokerFiles(target, bridge, tuple(gate.gate_id for gate in mine))

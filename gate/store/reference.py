@@ -128,11 +128,16 @@ class ReferenceData:
 
     # ----- changes
 
-    def apply_change(self, change: Change, now: datetime) -> ChangeResult:
-        """Apply one change of central's stream if it is the next one (``seq == cache.seq + 1``).
+    def apply_change(self, change: Change, now: datetime, site_id: str | None = None) -> ChangeResult:
+        """Apply one change of central's stream if it is the next one for this gate.
 
-        In one transaction: the change, the new ``seq`` and ``synced_at = now``. A repeated change
-        (``seq <= cache.seq``) and a change after a gap (``seq > cache.seq + 1``) change nothing.
+        On the site's stream (``change.prev`` set) the next one is any change with ``prev <= cache.seq < seq``; on
+        the legacy global stream (no ``prev``) it is ``seq == cache.seq + 1``. In one transaction: the change, the
+        new ``seq`` and ``synced_at = now``. A repeated change (``seq <= cache.seq``) and a change after a gap
+        (``prev > cache.seq``, or ``seq > cache.seq + 1`` without ``prev``) change nothing.
+
+        With ``site_id`` (the gate's site), a meeting upsert that no longer names that site (a remote point removed,
+        a hall moved) deletes the meeting and its delegates, names and code hashes, as a new snapshot would.
         """
         body = change.body
         with self._db.lock:
@@ -141,9 +146,13 @@ class ReferenceData:
                 current = int(row[0]) if row is not None else 0
                 if change.seq <= current:
                     return ChangeResult.REPEATED
-                if change.seq > current + 1:
+                follows = change.prev if change.prev is not None else change.seq - 1  # the change it comes after
+                if follows > current:
                     return ChangeResult.GAP
                 _apply_body(conn, body)
+                if isinstance(body, MeetingUpsert) and site_id is not None and site_id not in body.meeting.gate_sites:
+                    conn.execute("DELETE FROM delegates WHERE meeting_id = ?", (body.meeting.id,))
+                    conn.execute("DELETE FROM meetings WHERE id = ?", (body.meeting.id,))
                 set_meta(conn, "seq", str(change.seq))
                 set_meta(conn, "synced_at", now.isoformat())
             if isinstance(body, MeetingUpsert):

@@ -194,6 +194,23 @@ def test_gate_subscribed_to_everything_reads_only_its_own_topics(sessions):
     assert sorted(payload for _, payload in spy.received) == [b"ack-for-1", b"site-hq"]
 
 
+def test_a_gate_reads_only_its_own_sites_change_stream(sessions):
+    """Issue 16, point 3: another site's changes (its delegates' names and code hashes) never reach a gate, whatever
+    it subscribes to; the legacy global stream neither, while it is off (the default)."""
+    central = sessions(CENTRAL_USERNAME)
+    spy = sessions("gate-annex-1")
+    spy.subscribe("#")
+    spy.subscribe(topics.site_changes("hq"))
+    spy.subscribe(topics.CHANGES)
+    for topic, payload in ((topics.site_changes("hq"), b"hq delegate"), (topics.CHANGES, b"every delegate"),
+                           (topics.site_changes("annex"), b"annex delegate")):
+        assert not central.publish(topic, payload).is_failure
+    assert spy.wait(lambda: len(spy.received) >= 1)
+    time.sleep(0.3)
+    assert spy.received == [(topics.site_changes("annex"), b"annex delegate")]
+    assert spy.publish(topics.site_changes("annex"), b'{"forged": true}').is_failure, "only central writes it"
+
+
 def test_provision_keeps_existing_passwords(tmp_path: Path):
     first = provision(tmp_path, GATES[:1])
     second = provision(tmp_path, GATES)

@@ -22,6 +22,7 @@ def test_defaults() -> None:
     assert config.api_token is None
     assert (config.session_max_hours, config.login_max_failures, config.login_window_min) == (12, 5, 15)
     assert config.password_hash_concurrency == 2
+    assert config.legacy_change_stream is False, "gates get only their site's changes unless asked"
 
 
 def test_a_relative_data_folder_is_resolved_once_against_the_starting_directory(
@@ -47,6 +48,7 @@ def test_a_relative_data_folder_is_resolved_once_against_the_starting_directory(
         ("VAORA_SESSION_MAX_HOURS", "0"),
         ("VAORA_LOGIN_MAX_FAILURES", "many"),
         ("VAORA_PASSWORD_HASH_CONCURRENCY", "0"),
+        ("VAORA_LEGACY_CHANGE_STREAM", "maybe"),
     ],
 )
 def test_bad_value_names_the_variable(name: str, value: str) -> None:
@@ -54,6 +56,11 @@ def test_bad_value_names_the_variable(name: str, value: str) -> None:
         CentralConfig.from_mapping({name: value})
     assert name in str(caught.value)
     assert list(caught.value.errors) == [name]
+
+
+def test_the_legacy_change_stream_is_turned_on_by_one() -> None:
+    assert CentralConfig.from_mapping({"VAORA_LEGACY_CHANGE_STREAM": "1"}).legacy_change_stream is True
+    assert CentralConfig.from_mapping({"VAORA_LEGACY_CHANGE_STREAM": "0"}).legacy_change_stream is False
 
 
 def test_secrets_from_files(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """A site broker bridged to a core broker with the files ``broker-config --site`` generates, over a password or a
 TLS (client certificate) bridge, on real Mosquitto processes: a gate's check-in at the site reaches central at
-the core, central's ack reaches the gate at the site, and another site's acks never cross the bridge."""
+the core, central's ack and the site's changes reach the gate at the site, and another site's acks and changes
+(and the legacy global change stream, off by default) never cross the bridge."""
 
 from __future__ import annotations
 
@@ -79,7 +80,11 @@ def test_the_bridge_file_has_the_core_pair_and_one_line_per_topic_and_direction(
     assert "cleansession false" in text and "round_robin false" in text
     assert "remote_username site-hq" in text and "remote_password pw" in text
     assert f"topic {topics.ALL_GATE_CHECKINS} out 1" in text and f"topic {topics.ALL_GATE_ACKS} in 1" in text
-    assert f"topic {topics.ALL_GATE_COMMANDS} in 1" in text and f"topic {topics.CHANGES} in 1" in text
+    assert f"topic {topics.ALL_GATE_COMMANDS} in 1" in text and f"topic {topics.site_changes('hq')} in 1" in text
+    # The site's own change stream only: another site's delegates never cross; the legacy global stream only while
+    # VAORA_LEGACY_CHANGE_STREAM=1 (old gates at the site read it).
+    assert topics.CHANGES not in text and topics.ALL_SITE_CHANGES not in text
+    assert f"topic {topics.CHANGES} in 1" in render_bridge("hq", ["core-a:1883"], password="pw", legacy_changes=True)
     assert "lobby" not in text  # no line per gate: the core's ACL is what keeps a bridge to its own site
     tls = render_bridge("hq", ["core-a:8883"], tls_dir=Path("/etc/mosquitto/vaora"))
     assert "bridge_certfile /etc/mosquitto/vaora/certs/site-hq.crt" in tls and "remote_password" not in tls
@@ -102,6 +107,13 @@ def test_the_core_acl_gives_each_bridge_only_its_own_gates():
     assert f"topic write {topics.gate_checkins('lobby-2')}" in bridge
     assert f"topic read {topics.gate_acks('lobby-1')}" in bridge
     assert "annex-1" not in bridge
+    assert f"topic read {topics.site_changes('hq')}" in bridge and "annex" not in bridge
+    assert topics.CHANGES not in acl, "nobody but central reads the legacy global stream while it is off"
+    gate = acl.split("user gate-lobby-1\n", 1)[1].split("\n\n", 1)[0]
+    assert f"topic read {topics.site_changes('hq')}" in gate and "changes" not in gate.replace(
+        topics.site_changes("hq"), "")
+    legacy = render_acl(GATES, legacy_changes=True)
+    assert legacy.count(f"topic read {topics.CHANGES}") == len(GATES) + 2  # every gate, and each site's bridge
     assert "user site-" not in render_acl(GATES, bridges=False)
 
 
@@ -136,7 +148,8 @@ def test_a_checkin_crosses_the_bridge_up_and_its_ack_comes_down(tmp_path: Path, 
     # A witness account at the site that may read every gate's acks, to show which ones crossed the bridge.
     subprocess.run(["mosquitto_passwd", "-b", str(site_files.directory / "passwd"), "witness", "w"], check=True)
     with (site_files.directory / "acl").open("a", encoding="utf-8") as acl:
-        acl.write(f"\nuser witness\ntopic read {topics.ALL_GATE_ACKS}\n")
+        acl.write(f"\nuser witness\ntopic read {topics.ALL_GATE_ACKS}\ntopic read {topics.ALL_SITE_CHANGES}\n"
+                  f"topic read {topics.CHANGES}\n")
     site: LocalBroker = broker_factory(allow_anonymous=False,
                                        extra_config=_secured(site_files.directory, site_files.bridge_file.read_text()))
 
@@ -164,6 +177,18 @@ def test_a_checkin_crosses_the_bridge_up_and_its_ack_comes_down(tmp_path: Path, 
     wait_until(lambda: witness.got(topics.gate_acks("lobby-1"), b'{"ack": "c-1"}'))
     assert not witness.got(topics.gate_acks("annex-1"))  # published first, on the same core: never bridged
 
+    # The change streams: only hq's own crosses the bridge (a witness at the site listening to every site's
+    # stream and to the legacy global one sees nothing else).
+    gate.subscribe(topics.site_changes("hq"))
+    witness.subscribe(topics.ALL_SITE_CHANGES)
+    witness.subscribe(topics.CHANGES)
+    central.publish(topics.site_changes("annex"), b"annex delegate")
+    central.publish(topics.CHANGES, b"every site's delegate")
+    central.publish(topics.site_changes("hq"), b"hq delegate")
+    wait_until(lambda: gate.got(topics.site_changes("hq"), b"hq delegate"), timeout=30)
+    wait_until(lambda: witness.got(topics.site_changes("hq"), b"hq delegate"))
+    assert not witness.got(topics.site_changes("annex")) and not witness.got(topics.CHANGES)
+
 
 def test_the_cli_writes_a_site_brokers_files(tmp_path: Path, database_url: str, monkeypatch):
     from central.cli import main
@@ -180,6 +205,13 @@ def test_the_cli_writes_a_site_brokers_files(tmp_path: Path, database_url: str, 
     assert main(["broker-config", str(directory), "--site", "hq", "--core", "core-a:1883,core-b:1883"]) == 0
     bridge = (directory / "sites" / "hq" / BRIDGE_FILE).read_text()
     assert "address core-a:1883 core-b:1883" in bridge
+    assert f"topic {topics.site_changes('hq')} in 1" in bridge and topics.CHANGES not in bridge
+    monkeypatch.setenv("VAORA_LEGACY_CHANGE_STREAM", "1")  # while gates older than the per-site streams remain
+    assert main(["broker-config", str(directory), "--site", "hq", "--core", "core-a:1883,core-b:1883",
+                 "--output", str(tmp_path / "hq-legacy")]) == 0
+    assert f"topic {topics.CHANGES} in 1" in (tmp_path / "hq-legacy" / BRIDGE_FILE).read_text()
+    assert f"topic read {topics.CHANGES}" in (tmp_path / "hq-legacy" / "acl").read_text()
+    monkeypatch.delenv("VAORA_LEGACY_CHANGE_STREAM")
     assert main(["broker-config", str(directory)]) == 0
     # The bridge authenticates at the core with the password the core was given.
     password = (directory / "secrets" / "site-hq.password").read_text().strip()

@@ -39,7 +39,7 @@ from gate.config import parse_config
 from gate.scanners import ScanEvent
 from gate.sync import SyncError, SyncFailure
 from protocols import topics
-from protocols.payloads import Change, ChangeBody, Snapshot
+from protocols.payloads import Change, ChangeBody, MeetingEntry, MeetingUpsert, Snapshot
 from protocols.reasons import Reason
 from tests.conftest import scaled, wait_until
 from tests.gate.gate_helpers import World, build_world
@@ -412,15 +412,35 @@ def world_at_seq0(policy: str = "single") -> World:
     return world
 
 
+def _mirror_meeting(entry: MeetingEntry) -> None:
+    """Store the meeting a change describes as central's own row (its main hall's site, a remote point per other
+    site), so central knows which sites' streams get its delegates' changes, as it does for a meeting it holds."""
+    from central.meetings.models import Meeting, MeetingVenue, Venue
+
+    fields = {"title": entry.title, "starts_at": entry.starts_at, "ends_at": entry.ends_at, "venue": entry.venue,
+              "site_id": entry.site_id, "scheme": entry.scheme.value, "status": entry.status,
+              "entry_policy": entry.entry_policy, "created_at": datetime.now(UTC)}
+    if Meeting.get_or_none(Meeting.id == entry.id) is None:
+        Meeting.create(id=entry.id, **fields)
+    else:
+        Meeting.update(**fields).where(Meeting.id == entry.id).execute()
+    MeetingVenue.delete().where(MeetingVenue.meeting == entry.id).execute()
+    for site in entry.gate_sites[1:]:
+        venue, _ = Venue.get_or_create(name=f"Điểm cầu {site}", defaults={"kind": "remote", "site_id": site})
+        MeetingVenue.create(meeting=entry.id, venue=venue)
+
+
 @pytest.fixture
 def change_log(tmp_path: Path) -> Iterator[Callable[[ChangeBody], Change]]:
     """Central's change log in its own SQLite database; returns ``store(body) -> Change``, the way central stores
-    a change."""
+    a change (a meeting upsert also stores the meeting, so its delegates' changes go to its sites' streams)."""
     open_database(f"sqlite:///{tmp_path / 'central.db'}")
     migrate()
 
     def store(body: ChangeBody) -> Change:
         with database.connection_context(), database.atomic():
+            if isinstance(body, MeetingUpsert):
+                _mirror_meeting(body.meeting)
             return append_change(body, datetime.now(UTC))
 
     yield store

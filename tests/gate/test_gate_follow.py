@@ -1,5 +1,8 @@
 """The change stream applied to a real SQLite cache: in order, repeats, gaps, out of order, bad payloads;
-and the background snapshot refetch with backoff; snapshots streamed in while changes keep being applied."""
+and the background snapshot refetch with backoff; snapshots streamed in while changes keep being applied.
+
+Both forms of the stream: a site's own (each change with ``prev``, the site's previous change: its ``seq`` jumps
+over other sites' changes) and the legacy global one (no ``prev``: ``seq`` by one)."""
 
 from __future__ import annotations
 
@@ -64,8 +67,8 @@ class Requests:
         self.count += 1
 
 
-def change(seq: int, body: object) -> Change:
-    return Change(seq=seq, at=LATER, body=body)  # type: ignore[arg-type]
+def change(seq: int, body: object, prev: int | None = None) -> Change:
+    return Change(seq=seq, at=LATER, body=body, prev=prev)  # type: ignore[arg-type]
 
 
 def replaced(world: World, delegate_id: int = 1) -> tuple[DelegateUpsert, str]:
@@ -188,6 +191,117 @@ def test_bad_payloads_are_dropped_and_the_next_change_still_applies(
     good = encode(change(SEQ + 1, DelegateRevoke(meeting_id=1, delegate_id=1)))
     assert follower.handle_payload(good) is ChangeResult.APPLIED
     assert decide(world.codes[1], cache, NOW, SITE).reason is Reason.REVOKED
+
+
+# --- a site's own stream: changes with prev -------------------------------------------------------------------
+
+
+def test_a_sites_change_applies_after_other_sites_changes_it_never_sees(cache: GateStore, world: World) -> None:
+    """Changes SEQ+1..SEQ+4 were for other sites: this site's next one says so with ``prev``."""
+    upsert, new_code = replaced(world)
+    assert cache.apply_change(change(SEQ + 5, upsert, prev=SEQ - 3), LATER) is ChangeResult.APPLIED
+    assert decide(new_code, cache, NOW, SITE).allowed and cache.seq == SEQ + 5 and cache.synced_at == LATER
+    assert cache.apply_change(change(SEQ + 9, DelegateRevoke(meeting_id=1, delegate_id=1), prev=SEQ + 5),
+                              LATER) is ChangeResult.APPLIED
+    assert decide(new_code, cache, NOW, SITE).reason is Reason.REVOKED and cache.seq == SEQ + 9
+
+
+def test_a_sites_change_repeated_or_covered_by_the_snapshot_is_ignored(cache: GateStore, world: World) -> None:
+    upsert, _ = replaced(world)
+    assert cache.apply_change(change(SEQ, upsert, prev=SEQ - 1), LATER) is ChangeResult.REPEATED
+    revoke = change(SEQ + 2, DelegateRevoke(meeting_id=1, delegate_id=1), prev=SEQ)
+    assert cache.apply_change(revoke, LATER) is ChangeResult.APPLIED
+    assert cache.apply_change(revoke, LATER) is ChangeResult.REPEATED
+    # The same change on the legacy stream (a central publishing both during an upgrade) is a repeat too.
+    assert cache.apply_change(change(SEQ + 2, DelegateUpsert(delegate=upsert.delegate)), LATER) \
+        is ChangeResult.REPEATED
+    assert decide(world.codes[1], cache, NOW, SITE).reason is Reason.REVOKED and cache.seq == SEQ + 2
+
+
+def test_a_missed_sites_change_is_a_gap_and_the_snapshot_closes_it(cache: GateStore, world: World) -> None:
+    requests = Requests()
+    follower = ChangeFollower(cache, requests, clock=lambda: LATER)
+    # The site's change SEQ+3 never arrived (prev says the site had one after the cache's SEQ).
+    later = change(SEQ + 7, DelegateRevoke(meeting_id=1, delegate_id=3), prev=SEQ + 3)
+    assert follower.handle(later) is ChangeResult.GAP
+    assert requests.count == 1 and cache.seq == SEQ
+    assert decide(world.codes[3], cache, NOW, SITE).allowed, "still deciding from the old cache"
+    assert follower.load_snapshot(world.snapshot.model_copy(update={"seq": SEQ + 4}))
+    assert cache.seq == SEQ + 7, "the buffered change follows the snapshot"
+    assert decide(world.codes[3], cache, NOW, SITE).reason is Reason.REVOKED
+    assert requests.count == 1
+
+
+def test_a_sites_changes_out_of_order_are_applied_in_order(cache: GateStore, world: World) -> None:
+    follower = ChangeFollower(cache, Requests(), clock=lambda: LATER)
+    upsert, new_code = replaced(world)
+    assert follower.handle(change(SEQ + 8, DelegateRevoke(meeting_id=1, delegate_id=1), prev=SEQ + 3)) \
+        is ChangeResult.GAP
+    assert follower.handle(change(SEQ + 3, upsert, prev=SEQ - 2)) is ChangeResult.APPLIED
+    assert cache.seq == SEQ + 8 and follower.buffered == 0
+    assert decide(new_code, cache, NOW, SITE).reason is Reason.REVOKED
+
+
+def test_a_resync_prev_from_central_after_a_skipped_change_makes_the_gate_load_a_snapshot(
+        cache: GateStore, world: World) -> None:
+    """Central skipped change SEQ+2 (a hole that never committed in time): every site's next message says "after
+    SEQ+2", so a gate at SEQ+1 cannot know whether it missed something of its own, and loads a snapshot."""
+    requests = Requests()
+    follower = ChangeFollower(cache, requests, clock=lambda: LATER)
+    assert follower.handle(change(SEQ + 1, DelegateRevoke(meeting_id=1, delegate_id=2), prev=SEQ - 1)) \
+        is ChangeResult.APPLIED
+    assert follower.handle(change(SEQ + 3, DelegateRevoke(meeting_id=1, delegate_id=3), prev=SEQ + 2)) \
+        is ChangeResult.GAP
+    assert requests.count == 1 and cache.seq == SEQ + 1
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"v": 1, "seq": 50, "prev": -1, "at": "2025-06-02T08:05:00Z", "body": {"kind": "key_revoke", "key_id": 7}}',
+    b'{"v": 1, "seq": 50, "prev": "43", "at": "2025-06-02T08:05:00Z", "body": {"kind": "key_revoke", "key_id": 7}}',
+    b'{"v": 1, "seq": 50, "prev": 4.5, "at": "2025-06-02T08:05:00Z", "body": {"kind": "key_revoke", "key_id": 7}}',
+    b'{"v": 1, "seq": 50, "prev": 50, "at": "2025-06-02T08:05:00Z", "body": {"kind": "key_revoke", "key_id": 7}}',
+    b'{"v": 1, "seq": 50, "prev": 99, "at": "2025-06-02T08:05:00Z", "body": {"kind": "key_revoke", "key_id": 7}}',
+    b'{"v": 1, "seq": -50, "prev": 0, "at": "2025-06-02T08:05:00Z", "body": {"kind": "key_revoke", "key_id": 7}}',
+    b'{"v": 1, "seq": 99999999999999999999999, "prev": 0, "at": "2025-06-02T08:05:00Z", '
+    b'"body": {"kind": "key_revoke", "key_id": 7}}',
+    b'{"v": 1, "seq": 50, "prev": null, "at": "2025-06-02T08:05:00Z", "body": {"kind": "key_revoke", "key_id": 7},'
+    b' "prev": [1]}',
+], ids=["negative-prev", "text-prev", "fraction-prev", "prev-equals-seq", "prev-after-seq", "negative-seq",
+        "seq-beyond-int64", "list-prev"])
+def test_a_sites_change_with_a_bad_prev_or_seq_is_dropped_and_counted(
+        cache: GateStore, world: World, raw: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    follower = ChangeFollower(cache, Requests(), clock=lambda: LATER)
+    assert follower.handle_payload(raw) is None
+    assert follower.dropped == 1 and cache.seq == SEQ
+    assert "bad change dropped" in caplog.text
+    assert decide(signed(world, 7001), cache, NOW, SITE).allowed, "key 7 still trusted"
+    good = encode(change(SEQ + 4, DelegateRevoke(meeting_id=1, delegate_id=1), prev=SEQ - 1))
+    assert follower.handle_payload(good) is ChangeResult.APPLIED and cache.seq == SEQ + 4
+
+
+def test_a_meeting_that_left_the_gates_site_is_dropped_with_its_delegates(cache: GateStore, world: World) -> None:
+    """A remote point removed: its site's gates get the meeting without their site, and forget its delegates' names
+    and code hashes at once, as their next snapshot would; added back, the meeting and its delegates return."""
+    follower = ChangeFollower(cache, Requests(), clock=lambda: LATER, site_id=SITE)
+    meeting = next(m for m in world.snapshot.meetings if m.id == 1)
+    delegate = next(d for d in world.snapshot.delegates if d.meeting_id == 1)
+    code = world.codes[delegate.id]
+    elsewhere = meeting.model_copy(update={"site_id": "other", "sites": None})
+    assert follower.handle(change(SEQ + 3, MeetingUpsert(meeting=elsewhere), prev=SEQ)) is ChangeResult.APPLIED
+    assert cache.meeting(1) is None and cache.delegate(1, delegate.id) is None
+    assert decide(code, cache, NOW, SITE).reason is Reason.UNKNOWN_CODE
+    assert cache.meeting(2) is not None, "the other meetings stay"
+
+    back = meeting.model_copy(update={"site_id": "other", "sites": ["other", SITE]})
+    assert follower.handle(change(SEQ + 5, MeetingUpsert(meeting=back), prev=SEQ + 3)) is ChangeResult.APPLIED
+    assert follower.handle(change(SEQ + 6, DelegateUpsert(delegate=delegate), prev=SEQ + 5)) is ChangeResult.APPLIED
+    assert decide(code, cache, NOW, SITE).allowed
+
+
+def test_a_sites_change_on_the_wire_carries_prev_and_the_legacy_one_does_not() -> None:
+    revoke = DelegateRevoke(meeting_id=1, delegate_id=1)
+    assert b'"prev":41' in encode(change(SEQ, revoke, prev=41))
+    assert b"prev" not in encode(change(SEQ, revoke)), "gates older than the field refuse unknown fields"
 
 
 def test_changes_survive_a_restart_of_the_cache(tmp_path: Path, world: World) -> None:

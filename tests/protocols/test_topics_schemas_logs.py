@@ -85,6 +85,8 @@ def sample_payloads():
 def test_topics_live_under_the_versioned_root():
     assert topics.gate_checkins("lobby-1") == "vaora/v1/gates/lobby-1/checkins"
     assert topics.site_checkins("hq") == "vaora/v1/sites/hq/checkins"
+    assert topics.site_changes("hq") == "vaora/v1/sites/hq/changes"
+    assert topics.ALL_SITE_CHANGES == "vaora/v1/sites/+/changes"
     assert topics.gate_id_from_topic("vaora/v1/gates/lobby-1/acks") == "lobby-1"
     assert topics.gate_id_from_topic("vaora/v1/gates/Lobby#/acks") is None
     assert topics.gate_id_from_topic("other/v1/gates/g/acks") is None
@@ -95,6 +97,8 @@ def test_invalid_ids_never_make_topics(bad):
     assert not topics.is_valid_id(bad)
     with pytest.raises(ValueError):
         topics.gate_status(bad)
+    with pytest.raises(ValueError):
+        topics.site_changes(bad)
 
 
 def test_schema_files_are_up_to_date():
@@ -108,6 +112,15 @@ def test_samples_validate_against_their_schema():
         schema = json.loads((SCHEMA_DIR / f"{name}.json").read_text(encoding="utf-8"))
         jsonschema.validate(json.loads(encode(payload)), schema)
     assert set(sample_payloads()) == set(MODELS)
+
+
+def test_a_sites_change_validates_against_the_schema_and_a_bad_prev_does_not():
+    schema = json.loads((SCHEMA_DIR / "change.json").read_text(encoding="utf-8"))
+    site_change = sample_payloads()["change"].model_copy(update={"prev": 0})
+    jsonschema.validate(json.loads(encode(site_change)), schema)
+    for bad in (-1, "0", 1.5):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({**json.loads(encode(site_change)), "prev": bad}, schema)
 
 
 def test_every_reason_has_vietnamese_and_english_text():
