@@ -247,6 +247,7 @@ class IngestWorker:
         database failure, after which nothing of the batch was acknowledged."""
         checkins: list[tuple[payloads.CheckIn, str]] = []
         checkin_topics: list[str] = []
+        others: list[tuple[str, str, payloads.Heartbeat | payloads.GateStatus | payloads.CommandResult]] = []
         for topic, raw in messages:
             decoded = self._decode(topic, raw)
             if decoded is None:
@@ -256,12 +257,9 @@ class IngestWorker:
                 checkins.append((payload, gate_id))
                 checkin_topics.append(topic)
             else:
-                database.connect(reuse_if_open=True)
-                try:
-                    with write_transaction():  # alone: a value the database refuses costs this message only
-                        self._record(payload, gate_id)
-                except POISON_ERRORS as error:
-                    _dead_letter(topic, Reason.MALFORMED.value, f"{type(error).__name__}: {error}")
+                others.append((topic, gate_id, payload))
+        if others:
+            self._record_all(others)
         if checkins:
             database.connect(reuse_if_open=True)
             acks = store_checkins(checkins, self.clock())
@@ -273,6 +271,19 @@ class IngestWorker:
             for gate_id, gate_acks in per_gate.items():
                 for message in ack_messages(gate_id, gate_acks):
                     client.publish(topics.gate_acks(gate_id), message, qos=ACK_QOS)
+
+    def _record_all(self, others: list[tuple[str, str, payloads.Heartbeat | payloads.GateStatus
+                                              | payloads.CommandResult]]) -> None:
+        """Store a batch's heartbeats, statuses and command results in one transaction (one commit, not one per
+        message), each in its own savepoint: a value the database refuses costs that message only."""
+        database.connect(reuse_if_open=True)
+        with write_transaction():
+            for topic, gate_id, payload in others:
+                try:
+                    with database.atomic():
+                        self._record(payload, gate_id)
+                except POISON_ERRORS as error:
+                    _dead_letter(topic, Reason.MALFORMED.value, f"{type(error).__name__}: {error}")
 
     def _record(self, payload: payloads.Heartbeat | payloads.GateStatus | payloads.CommandResult,
                 gate_id: str) -> None:

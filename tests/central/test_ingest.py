@@ -436,3 +436,22 @@ def test_a_heartbeat_the_database_refuses_costs_only_itself(
             return Gate.get(Gate.gate_id == "g1").cache_seq
 
     wait_until(lambda: cache_seq() == 7, timeout=TIMEOUT)
+
+
+def test_a_batchs_heartbeats_are_stored_together_and_a_refused_one_costs_only_itself(
+    worker: IngestWorker, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Heartbeats and statuses of one batch share a transaction, each in its own savepoint: the one the database
+    refuses (a cache sequence no column holds) is dead-lettered, the others of the batch are all recorded."""
+    caplog.set_level(logging.WARNING, logger="central")
+    first = Heartbeat(gate_id="g1", sent_at=clock.now, cache_seq=5, outbox_pending=0, software_version="0.1.0")
+    poison = Heartbeat(gate_id="g1", sent_at=clock.now, cache_seq=2**63, outbox_pending=0, software_version="0.1.0")
+    last = Heartbeat(gate_id="g1", sent_at=clock.now, cache_seq=6, outbox_pending=3, software_version="0.2.0")
+    gone = GateStatus(gate_id="g1", state="offline", since=clock.now + timedelta(seconds=1))
+    batch = [(topics.gate_heartbeat("g1"), encode(first)), (topics.gate_heartbeat("g1"), encode(poison)),
+             (topics.gate_heartbeat("g1"), encode(last)), (topics.gate_status("g1"), encode(gone))]
+    worker.handle_batch(worker.client, batch)
+    with database.connection_context():
+        gate = Gate.get(Gate.gate_id == "g1")
+    assert (gate.cache_seq, gate.outbox_pending, gate.software_version, gate.state) == (6, 3, "0.2.0", "offline")
+    assert caplog.text.count("ingest dead letter topic=vaora/v1/gates/g1/heartbeat reason=malformed") == 1
