@@ -53,6 +53,7 @@ from central.core.states import WalkinState
 from central.desk.models import Walkin
 from central.gates import alarms, conflicts
 from central.gates.models import Gate
+from central.gates.site_links import offline_sites
 
 log = logging.getLogger(__name__)
 
@@ -354,9 +355,10 @@ class LiveHub:
     def _poll_gates(self) -> None:
         now = self.clock()
         current = attendance.current_change_seq()
+        offline = offline_sites()
         seen = set()
         for gate in Gate.select():
-            state = attendance.gate_state(gate, now, current)
+            state = attendance.gate_state(gate, now, current, site_offline=gate.site_id in offline)
             seen.add(gate.gate_id)
             if self._gates.get(gate.gate_id) != state:
                 self._gates[gate.gate_id] = state

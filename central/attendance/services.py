@@ -35,6 +35,7 @@ from central.gates import conflicts
 from central.gates.clock import is_skewed
 from central.gates.models import CheckIn, Gate
 from central.gates.names import gate_label
+from central.gates.site_links import offline_sites
 from central.invitations.models import Invitation, Organisation
 from central.meetings.models import Meeting
 from central.meetings.venues import main_venue_name as main_venue_name
@@ -214,11 +215,14 @@ def current_change_seq() -> int:
     return Change.select(peewee.fn.MAX(Change.seq)).scalar() or 0
 
 
-def gate_state(gate: Gate, now: datetime, current_seq: int) -> dict[str, Any]:
+def gate_state(gate: Gate, now: datetime, current_seq: int, *, site_offline: bool = False) -> dict[str, Any]:
     """Describe a gate for the dashboard and the fleet page: online/offline, cache current/behind, mode, and its
-    clock offset (``clock_skewed`` beyond :data:`central.gates.clock.MAX_SKEW_S`, ``clock_suspect`` when absurd)."""
+    clock offset (``clock_skewed`` beyond :data:`central.gates.clock.MAX_SKEW_S`, ``clock_suspect`` when absurd).
+    ``site_offline``: the gate's site broker has lost its bridge to the core (:mod:`central.gates.site_links`), so
+    what central knows of the gate is its last known state and it is never shown online."""
     seen = gate.last_seen_at
-    online = gate.state == GateLinkState.ONLINE and seen is not None and now - seen <= OFFLINE_AFTER
+    online = (gate.state == GateLinkState.ONLINE and seen is not None and now - seen <= OFFLINE_AFTER
+              and not site_offline)
     if gate.cache_seq is None:
         cache = "unknown"
     elif gate.cache_seq >= current_seq:
@@ -245,6 +249,7 @@ def gate_state(gate: Gate, now: datetime, current_seq: int) -> dict[str, Any]:
         "clock_offset_s": round(gate.clock_offset_s, 1) if gate.clock_offset_s is not None else None,
         "clock_skewed": is_skewed(gate.clock_offset_s, gate.clock_reported_offset_s),
         "clock_suspect": bool(gate.clock_suspect),
+        "site_offline": site_offline,
     }
 
 
@@ -254,7 +259,8 @@ def gate_states(now: datetime, sites: Iterable[str] | None = None) -> list[dict[
     if sites is not None:
         query = query.where(Gate.site_id.in_(list(sites)))
     current = current_change_seq()
-    return [gate_state(gate, now, current) for gate in query]
+    offline = offline_sites()
+    return [gate_state(gate, now, current, site_offline=gate.site_id in offline) for gate in query]
 
 
 # --- check-ins for the live stream -------------------------------------------------------------------------
