@@ -17,7 +17,7 @@ def up(ctx: MigrationContext) -> None:
 
     class _SiteLink(peewee.Model):
         site_id = peewee.CharField(max_length=32, unique=True)
-        state = peewee.CharField(max_length=16, default="never")
+        state = peewee.CharField(max_length=16)  # the default (never) is the model's, as peewee keeps it
         changed_at = peewee.DateTimeField()
         connected_at = peewee.DateTimeField(null=True)
 
