@@ -303,7 +303,7 @@ class IngestWorker:
                     self._bad_site_messages.clear()
                 self._bad_site_messages.add(key)
                 reason = "invalid site id" if site_id is None else "payload is not 1 or 0"
-                log.warning("ingest ignored site bridge state topic=%s reason=%s payload=%r", topic[:200], reason,
+                log.warning("ingest ignored site bridge state topic=%r reason=%s payload=%r", topic[:200], reason,
                             bytes(raw[:64]))
             return
         database.connect(reuse_if_open=True)
