@@ -484,7 +484,9 @@ def _broker_config(directory: Path, *, legacy_changes: bool) -> int:
 def _site_broker_config(args: argparse.Namespace, *, legacy_changes: bool) -> int:
     """broker-config --site: one site broker's passwd, acl and bridge file (see central.messaging.site_broker)."""
     from central.core.context import utc_now
+    from central.core.db import write_transaction
     from central.gates.models import Gate
+    from central.gates.site_links import register_site
     from central.messaging.broker_auth import GateAccount
     from central.messaging.site_broker import parse_core_addresses, provision_site
 
@@ -501,6 +503,9 @@ def _site_broker_config(args: argparse.Namespace, *, legacy_changes: bool) -> in
     except (ValueError, ServiceError) as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 2
+    # From now on the fleet page shows the site as offline until its bridge reaches the core.
+    with database.connection_context(), write_transaction():
+        register_site(args.site, utc_now())
     print(f"wrote {written.directory}/passwd, acl and {written.bridge_file.name} (mode 0600) for site {args.site}: "
           f"{len(written.gates)} gate(s), bridged to {', '.join(core)}")
     print(f"re-run `vaora-central broker-config {args.directory}` so the core knows the bridge's account")

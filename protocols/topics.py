@@ -68,6 +68,24 @@ def site_bridge_state(site_id: str) -> str:
     return f"{ROOT}/sites/{_checked(site_id)}/bridge"
 
 
+ALL_SITE_BRIDGE_STATES = f"{ROOT}/sites/+/bridge"
+"""Every site broker's bridge state (central subscribes without a share group: it is retained)."""
+_SITE_BRIDGE_TOPIC = re.compile(rf"^{re.escape(ROOT)}/sites/([^/]+)/bridge$")
+
+
+def is_site_bridge_topic(topic: str) -> bool:
+    """True for ``vaora/v1/sites/<anything without a slash>/bridge`` (whether or not the site id is valid)."""
+    return isinstance(topic, str) and _SITE_BRIDGE_TOPIC.fullmatch(topic) is not None
+
+
+def site_id_from_bridge_topic(topic: str) -> str | None:
+    """The site id in a bridge-state topic, or None when the topic is not one or the id is invalid."""
+    match = _SITE_BRIDGE_TOPIC.fullmatch(topic) if isinstance(topic, str) else None
+    if match is None or not is_valid_id(match.group(1)):
+        return None
+    return match.group(1)
+
+
 def shared(group: str, topic_filter: str) -> str:
     """``topic_filter`` as a shared subscription of ``group`` (``$share/<group>/<filter>``): the broker deals each
     message to one member of the group instead of to every subscriber."""

@@ -54,6 +54,7 @@ from central.core.states import WalkinState
 from central.desk.models import Walkin
 from central.gates import alarms, conflicts
 from central.gates.models import Gate
+from central.gates.site_links import offline_sites
 
 log = logging.getLogger(__name__)
 
@@ -375,9 +376,10 @@ class LiveHub:
         now = self.clock()
         gates = list(Gate.select())
         current = attendance.current_change_seqs(gate.site_id for gate in gates)
+        offline = offline_sites()
         seen = set()
         for gate in gates:
-            state = attendance.gate_state(gate, now, current[gate.site_id])
+            state = attendance.gate_state(gate, now, current[gate.site_id], site_offline=gate.site_id in offline)
             seen.add(gate.gate_id)
             if self._gates.get(gate.gate_id) != state:
                 self._gates[gate.gate_id] = state

@@ -36,6 +36,7 @@ from central.gates import conflicts
 from central.gates.clock import is_skewed
 from central.gates.models import CheckIn, Gate
 from central.gates.names import gate_label
+from central.gates.site_links import offline_sites
 from central.invitations.models import Invitation, Organisation
 from central.meetings.models import Meeting
 from central.meetings.venues import main_venue_name as main_venue_name
@@ -221,13 +222,16 @@ def current_change_seqs(site_ids: Iterable[str]) -> dict[str, int]:
     return last_seq_of_sites(site_ids)
 
 
-def gate_state(gate: Gate, now: datetime, current_seq: int) -> dict[str, Any]:
+def gate_state(gate: Gate, now: datetime, current_seq: int, *, site_offline: bool = False) -> dict[str, Any]:
     """Describe a gate for the dashboard and the fleet page: online/offline, cache current/behind (against
     ``current_seq``, the latest change of the gate's site, :func:`current_change_seqs`; ``behind_by`` counts the
     site's changes it lacks), mode, and its clock offset (``clock_skewed`` beyond
-    :data:`central.gates.clock.MAX_SKEW_S`, ``clock_suspect`` when absurd)."""
+    :data:`central.gates.clock.MAX_SKEW_S`, ``clock_suspect`` when absurd). ``site_offline``: the gate's site
+    broker has lost its bridge to the core (:mod:`central.gates.site_links`), so what central knows of the gate is
+    its last known state and it is never shown online."""
     seen = gate.last_seen_at
-    online = gate.state == GateLinkState.ONLINE and seen is not None and now - seen <= OFFLINE_AFTER
+    online = (gate.state == GateLinkState.ONLINE and seen is not None and now - seen <= OFFLINE_AFTER
+              and not site_offline)
     behind_by: int | None = None
     if gate.cache_seq is None:
         cache = "unknown"
@@ -255,6 +259,7 @@ def gate_state(gate: Gate, now: datetime, current_seq: int) -> dict[str, Any]:
         "clock_offset_s": round(gate.clock_offset_s, 1) if gate.clock_offset_s is not None else None,
         "clock_skewed": is_skewed(gate.clock_offset_s, gate.clock_reported_offset_s),
         "clock_suspect": bool(gate.clock_suspect),
+        "site_offline": site_offline,
     }
 
 
@@ -265,7 +270,8 @@ def gate_states(now: datetime, sites: Iterable[str] | None = None) -> list[dict[
         query = query.where(Gate.site_id.in_(list(sites)))
     found = list(query)
     current = current_change_seqs(gate.site_id for gate in found)
-    return [gate_state(gate, now, current[gate.site_id]) for gate in found]
+    offline = offline_sites()
+    return [gate_state(gate, now, current[gate.site_id], site_offline=gate.site_id in offline) for gate in found]
 
 
 # --- check-ins for the live stream -------------------------------------------------------------------------

@@ -143,6 +143,16 @@ class GateLinkState(State):
     UNKNOWN = "unknown"
 
 
+class SiteLinkState(State):
+    """A site broker's bridge to the core as central last heard it (``vaora/v1/sites/<site>/bridge``): connected
+    ("1"), disconnected ("0", the bridge's last will) or never connected (the site broker was provisioned with
+    ``broker-config --site`` and central has not heard its bridge yet)."""
+
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    NEVER = "never"
+
+
 class GateMode(State):
     """A gate's operating mode as it last reported it (``protocols.payloads.GateMode``)."""
 
@@ -225,6 +235,9 @@ LABELS: dict[tuple[str, str], LazyString] = {
     ("GateLinkState", "online"): _l("Trực tuyến"),
     ("GateLinkState", "offline"): _l("Mất kết nối"),
     ("GateLinkState", "unknown"): _l("Chưa rõ"),
+    ("SiteLinkState", "connected"): _l("Trạm đã kết nối"),
+    ("SiteLinkState", "disconnected"): _l("Mất kết nối trạm (site offline)"),
+    ("SiteLinkState", "never"): _l("Trạm chưa từng kết nối (site offline)"),
     ("GateMode", "normal"): _l("Bình thường"),
     ("GateMode", "lockdown"): _l("Khóa cổng"),
     ("GateMode", "release"): _l("Mở thoát hiểm"),
@@ -243,6 +256,6 @@ LABELS: dict[tuple[str, str], LazyString] = {
 
 ALL_STATES: tuple[type[State], ...] = (
     MeetingState, InvitationState, DelegateMailState, ApprovalState, DeliveryState, JobState, WalkinState,
-    GateLinkState, GateMode, CommandState, ConflictReason, AlarmKind,
+    GateLinkState, SiteLinkState, GateMode, CommandState, ConflictReason, AlarmKind,
 )
 """Every state enum, for tests and templates."""

@@ -12,6 +12,7 @@ from central.core.models import BaseModel, UTCDateTimeField
 from central.core.states import (
     CommandState,
     GateLinkState,
+    SiteLinkState,
 )
 from central.meetings.models import Meeting
 from central.registration.models import Delegate
@@ -41,6 +42,20 @@ class Gate(BaseModel):
     clock_reported_offset_s = peewee.FloatField(null=True)
     clock_suspect = peewee.BooleanField(default=False)
     measures_clock = peewee.BooleanField(default=False)  # its heartbeats carry clock_offset_s: it reads clock fields
+
+
+class SiteLink(BaseModel):
+    """A site broker's bridge to the core, as central last heard it on ``vaora/v1/sites/<site>/bridge``
+    (:mod:`central.gates.site_links`). A row exists for a site whose broker was provisioned (``broker-config
+    --site``, state ``never``) or whose bridge central has heard; a site without one has its gates on the core.
+
+    ``changed_at``: when central learned the current state (the bridge's notification carries no time);
+    ``connected_at``: when central last learned it connected (null: never)."""
+
+    site_id = peewee.CharField(max_length=32, unique=True)
+    state = peewee.CharField(max_length=16, default=SiteLinkState.NEVER)
+    changed_at = UTCDateTimeField()
+    connected_at = UTCDateTimeField(null=True)
 
 
 class CheckIn(BaseModel):

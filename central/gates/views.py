@@ -21,6 +21,7 @@ from central.core.errors import InvalidInputError, NotFoundError, ServiceError
 from central.core.states import CommandState
 from central.gates import alarms as gate_alarms
 from central.gates import commands as gate_commands
+from central.gates import site_links
 from central.meetings.models import Venue
 from central.web import clock_now, service_error_message
 
@@ -51,6 +52,7 @@ def _fleet_state() -> dict[str, Any]:
         gate["venues"] = venues.get(gate["site_id"], [])
     return {
         "gates": gates,
+        "sites": site_links.site_links(),
         "commands": [gate_commands.command_to_dict(c) for c in gate_commands.recent(limit=RECENT)],
         "timeout_s": gate_commands.DEFAULT_TIMEOUT_S,
         "alarms": gate_alarms.active_alarms(),
@@ -68,7 +70,8 @@ def _wants_json() -> bool:
 @bp.get("/")
 @roles_required(ORGANISER)
 def index() -> Any:
-    """Every gate: site, venue, direction, fail mode, version, last heartbeat, online, cache, mode; commands."""
+    """Every gate: site, venue, direction, fail mode, version, last heartbeat, online, cache, mode; commands.
+    Above them, each site's link to central (its site broker's bridge): a site offline is named first."""
     return render_template("fleet/index.html", state=_fleet_state(), actions=gate_commands.ACTIONS,
                            action_text=gate_commands.ACTION_TEXT, confirm_actions=CONFIRM_ACTIONS)
 
@@ -76,7 +79,7 @@ def index() -> Any:
 @bp.get("/trang-thai.json")
 @roles_required(ORGANISER)
 def state_json() -> Any:
-    """The fleet's state and the recent commands."""
+    """The fleet's state (the gates, each site's link: ``sites``) and the recent commands."""
     return jsonify(_fleet_state())
 
 

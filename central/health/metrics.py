@@ -18,8 +18,8 @@ from prometheus_client.registry import Collector
 
 from central.core.beats import DELIVER_PREFIX, INGEST, beat_age
 from central.core.db import database, tuples
-from central.core.states import GateLinkState
-from central.gates.models import CheckIn, Gate
+from central.core.states import GateLinkState, SiteLinkState
+from central.gates.models import CheckIn, Gate, SiteLink
 from central.outbound.models import MailJob
 
 LAG_WINDOW = timedelta(minutes=5)
@@ -76,6 +76,13 @@ class DatabaseCollector(Collector):
             gates.add_metric(["online"], online)
             gates.add_metric(["other"], Gate.select().count() - online)
             yield gates
+
+            links = GaugeMetricFamily("vaora_site_link_up", "1 while a site broker's bridge to the core is "
+                                      "connected, 0 while it is down or has never connected (site offline)",
+                                      labels=["site"])
+            for site_id, state in tuples(SiteLink.select(SiteLink.site_id, SiteLink.state).order_by(SiteLink.site_id)):
+                links.add_metric([str(site_id)], 1.0 if state == SiteLinkState.CONNECTED else 0.0)
+            yield links
 
             offsets = GaugeMetricFamily("vaora_gate_clock_offset_seconds", "Central's clock minus the gate's, "
                                         "measured from the gate's last heartbeat", labels=["gate"])

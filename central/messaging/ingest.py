@@ -14,6 +14,10 @@ check-in, answered with a ``rejected`` Ack carrying the reason, on which the gat
 its batch is stored and acknowledged at once (:func:`central.gates.checkins.store_checkins`). Only a database
 that cannot be written at all (connection lost, lock held) makes the worker retry the whole batch with back-off.
 
+Site links: every worker also subscribes, without a share group, to the retained bridge states of the site
+brokers (``vaora/v1/sites/+/bridge``, "1" or "0") and stores them (:mod:`central.gates.site_links`); any other
+payload, or a topic whose site id is invalid, is logged once and changes nothing.
+
 Active/active: with a ``share_group``, the worker subscribes through ``$share/<group>/<filter>`` and the broker
 deals each message to one connected member of the group, so N workers split the load. Such a worker uses a
 *clean* session under a client id unique to its process: Mosquitto 2.0 keeps dealing a share to a member whose
@@ -40,6 +44,7 @@ import peewee
 
 from central.core.context import utc_now
 from central.core.db import database, write_transaction
+from central.gates import site_links
 from central.gates.checkins import POISON_ERRORS, record_heartbeat, record_status, store_checkins
 from central.gates.commands import record_result
 from protocols import payloads, topics
@@ -64,11 +69,20 @@ SUBSCRIPTIONS = [(topics.ALL_GATE_CHECKINS, 1), (topics.ALL_GATE_HEARTBEATS, 1),
                  (topics.ALL_GATE_COMMAND_RESULTS, 1)]
 
 
+SITE_LINK_SUBSCRIPTION = (topics.ALL_SITE_BRIDGE_STATES, 1)
+"""The site brokers' bridge states, never shared: they are retained (a shared subscription gets no retained
+message) and every ingest process writes them idempotently (:mod:`central.gates.site_links`)."""
+BAD_PAYLOADS_REMEMBERED = 1000
+"""How many distinct bad bridge-state messages a worker remembers having logged (each is logged once)."""
+
+
 def subscriptions(share_group: str | None) -> list[tuple[str, int]]:
-    """The ingest's topic filters and QoS: :data:`SUBSCRIPTIONS`, each behind ``$share/<group>/`` in a group."""
+    """The ingest's topic filters and QoS: :data:`SUBSCRIPTIONS`, each behind ``$share/<group>/`` in a group, and
+    :data:`SITE_LINK_SUBSCRIPTION` as it is."""
     if not share_group:
-        return list(SUBSCRIPTIONS)
-    return [(topics.shared(share_group, topic_filter), qos) for topic_filter, qos in SUBSCRIPTIONS]
+        return [*SUBSCRIPTIONS, SITE_LINK_SUBSCRIPTION]
+    return [*((topics.shared(share_group, topic_filter), qos) for topic_filter, qos in SUBSCRIPTIONS),
+            SITE_LINK_SUBSCRIPTION]
 
 
 def _dead_letter(topic: str, reason: str, detail: str) -> None:
@@ -139,6 +153,7 @@ class IngestWorker:
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
         self._busy_since: float | None = None
+        self._bad_site_messages: set[tuple[str, bytes]] = set()
 
     def start(self) -> None:
         """Start the writer thread, connect in the background and start the network thread (reconnects)."""
@@ -249,6 +264,9 @@ class IngestWorker:
         checkin_topics: list[str] = []
         others: list[tuple[str, str, payloads.Heartbeat | payloads.GateStatus | payloads.CommandResult]] = []
         for topic, raw in messages:
+            if topics.is_site_bridge_topic(topic):
+                self._site_link(topic, raw)
+                continue
             decoded = self._decode(topic, raw)
             if decoded is None:
                 continue
@@ -284,6 +302,26 @@ class IngestWorker:
                         self._record(payload, gate_id)
                 except POISON_ERRORS as error:
                     _dead_letter(topic, Reason.MALFORMED.value, f"{type(error).__name__}: {error}")
+
+    def _site_link(self, topic: str, raw: bytes) -> None:
+        """Store a site's bridge state ("1"/"0"); a bad site id or payload is logged once and changes nothing."""
+        site_id = topics.site_id_from_bridge_topic(topic)
+        state = site_links.parse_bridge_payload(raw)
+        if site_id is None or state is None:
+            key = (topic, bytes(raw[:64]))
+            if key not in self._bad_site_messages:
+                if len(self._bad_site_messages) >= BAD_PAYLOADS_REMEMBERED:
+                    self._bad_site_messages.clear()
+                self._bad_site_messages.add(key)
+                reason = "invalid site id" if site_id is None else "payload is not 1 or 0"
+                log.warning("ingest ignored site bridge state topic=%r reason=%s payload=%r", topic[:200], reason,
+                            bytes(raw[:64]))
+            return
+        database.connect(reuse_if_open=True)
+        with write_transaction():
+            changed = site_links.record_bridge_state(site_id, state, self.clock())
+        if changed:
+            log.info("site link site=%s state=%s", site_id, state.value)
 
     def _record(self, payload: payloads.Heartbeat | payloads.GateStatus | payloads.CommandResult,
                 gate_id: str) -> None:

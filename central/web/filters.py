@@ -30,6 +30,13 @@ def localtime(value: datetime | None, fmt: str = "%H:%M %d/%m/%Y") -> str:
     return value.astimezone(LOCAL_TZ).strftime(fmt)
 
 
+def iso_localtime(value: str | None, fmt: str = "%H:%M:%S %d/%m/%Y") -> str:
+    """Format an ISO 8601 timestamp (as the pages' JSON states carry them) in Vietnam time ("" for None)."""
+    if not value:
+        return ""
+    return datetime.fromisoformat(value).astimezone(LOCAL_TZ).strftime(fmt)
+
+
 def label(value: str | None) -> str:
     """Return the translated label of a delivery channel or venue kind."""
     if value is None:
@@ -52,6 +59,7 @@ def person(username: str | None) -> str:
 def register_filters(app: Flask) -> None:
     """Register the filters on ``app``, and the state enums (``MeetingState`` ...) and ``state_labels`` as globals."""
     app.add_template_filter(localtime, "localtime")
+    app.add_template_filter(iso_localtime, "iso_localtime")
     app.add_template_filter(label, "label")
     app.jinja_env.filters["person"] = person
     app.add_template_filter(national_phone, "phone")

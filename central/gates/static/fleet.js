@@ -16,6 +16,9 @@
     '"': "&quot;", "'": "&#39;" })[c]);
   const clock = (iso) => (iso ? new Date(iso).toLocaleTimeString("vi-VN", { timeZone: TZ, hour12: false }) : "");
   const timeout = Number(root.dataset.timeout) || 10;
+  const stamp = (iso) => (iso ? new Date(iso).toLocaleString("vi-VN", { timeZone: TZ, hour12: false }) : "");
+  const SITE_LABELS = JSON.parse(root.dataset.siteLabels || "{}");  // central.core.states.SiteLinkState
+  const GATE_LABELS = JSON.parse(root.dataset.gateLabels || "{}");
 
   function statusText(c) {
     const label = en ? c.status_en : c.status_vi;
@@ -46,13 +49,45 @@
     set(".fleet-version", esc(g.software_version || "—"));
     set(".fleet-fail", g.fail_mode === "safe" ? T("Mở (an toàn)", "Open (safe)")
       : g.fail_mode === "secure" ? T("Khóa (an ninh)", "Locked (secure)") : "—");
-    set(".fleet-online", g.online ? `<span class="badge badge-open">${T("Trực tuyến", "Online")}</span>`
-      : `<span class="badge badge-failed">${T("Mất kết nối", "Offline")}</span>`);
+    const siteChanged = row.dataset.siteOffline !== String(Boolean(g.site_offline));
+    row.dataset.siteOffline = String(Boolean(g.site_offline));
+    set(".fleet-online", g.site_offline
+      ? `<span class="badge badge-failed">${T("Trạm mất kết nối", "Site offline")}</span><br>` +
+        `<span class="muted">${T("Lần cuối", "Last known")}: ${esc(GATE_LABELS[g.state] || g.state)}</span>`
+      : g.online ? `<span class="badge badge-open">${T("Trực tuyến", "Online")}</span>`
+        : `<span class="badge badge-failed">${T("Mất kết nối", "Offline")}</span>`);
     set(".fleet-cache", g.cache === "current" ? `${T("Mới nhất", "Current")} (${g.cache_seq})`
       : g.cache === "behind" ? `<span class="badge badge-queued">${T("Chậm", "Behind")} ${g.behind_by}</span> ` +
         `(${g.cache_seq}/${g.current_seq})` : "—");
     set(".fleet-mode", esc(MODES[g.mode] || g.mode) +
       (g.emergency ? ` <span class="badge badge-failed">${T("KHẨN CẤP", "EMERGENCY")}</span>` : ""));
+    return siteChanged;
+  }
+
+  // Each site's link to central (its site broker's bridge): the banner names the sites offline, the list all.
+  function renderSites(sites) {
+    const since = (s) => `${T("từ", "since")} ${esc(stamp(s.since))}`;
+    const banner = document.getElementById("fleet-site-offline");
+    if (banner) {
+      banner.innerHTML = sites.filter((s) => s.offline).map((s) =>
+        `<p class="error-box site-offline" role="alert" data-site="${esc(s.site_id)}"><strong>` +
+        `${T("Mất kết nối trạm (site offline)", "Site offline")}: ${esc(s.site_id)}</strong> · ` +
+        (s.state === "never" ? T("chưa từng kết nối tới trung tâm", "never connected to central") : since(s)) +
+        `. ${T("Các cổng của trạm vẫn cho vào và giữ lượt quét đến khi nối lại. Kiểm tra nhật ký (log) của máy chủ " +
+               "MQTT tại trạm: địa chỉ, mật khẩu hoặc chứng chỉ của cầu nối.",
+               "The site's gates still admit people and keep their scans until the link is back. Check the site " +
+               "broker's log: the bridge's address, password or certificate.")}</p>`).join("");
+    }
+    const list = document.getElementById("fleet-sites");
+    if (!list) return;
+    list.innerHTML = sites.map((s) => {
+      let link = T("nối thẳng về trung tâm", "gates connect to central directly");
+      if (s.bridged) {
+        const badge = `<span class="badge ${s.offline ? "badge-failed" : "badge-open"}">${esc(SITE_LABELS[s.state] || s.state)}</span>`;
+        link = s.state === "never" ? badge : `${badge} ${since(s)}`;
+      }
+      return `<li data-site="${esc(s.site_id)}"><strong>${esc(s.site_id)}</strong> (${s.gates} ${T("cổng", "gates")}): ${link}</li>`;
+    }).join("");
   }
 
   async function refresh() {
@@ -61,6 +96,7 @@
       if (!response.ok) return;
       const state = await response.json();
       state.gates.forEach(renderGate);
+      renderSites(state.sites || []);
       renderLog(state.commands);
     } catch (_err) { /* next event retries */ }
   }
@@ -121,7 +157,7 @@
   });
 
   const source = new EventSource(root.dataset.events);
-  source.addEventListener("gate", (e) => renderGate(JSON.parse(e.data)));
+  source.addEventListener("gate", (e) => { if (renderGate(JSON.parse(e.data))) refresh(); });
   source.addEventListener("alarms", (e) => { if (window.vaoraAlarms) window.vaoraAlarms.update(JSON.parse(e.data)); });
   window.vaoraFleet = { source };
   source.addEventListener("reset", () => refresh());
