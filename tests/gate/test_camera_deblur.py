@@ -14,16 +14,21 @@ import numpy as np
 import pytest
 
 from gate.camera import CameraScanner, MemorySource, ZxingDecoder
-from gate.camera.deblur import busiest_window, deblurred_crops, estimate_blur
+from gate.camera.deblur import SMEAR_MIN, busiest_window, deblurred_crops, estimate_blur, smear
 from gate.camera.decoders import flatten_frame
 from gate.camera.hard_frames import EMPTY_KINDS, render_empty_frame, render_hard_frame
-from gate.camera.synthetic import qr_matrix, sample_compact_codes, sample_signed_code
+from gate.camera.synthetic import qr_matrix, sample_compact_codes
 from gate.config import load_config
 from gate.scanners import build_scanner
 from gate.scanners.base import ScanEvent
 
 ROOT = Path(__file__).resolve().parents[2]
-SIGNED_V2 = sample_signed_code(5, attendee_id=91, version=2)
+# a genuine version 2 signed code (sample_signed_code(5, attendee_id=91, version=2) once), kept fixed: its Schnorr
+# signature takes a fresh nonce on every signing, so a code made at import would draw other modules every run
+SIGNED_V2 = (
+    "9200008536040277754739354726187517566383619148753040958343320728815492974500359630355470118970710998501"
+    "0454921607297179987001007620851951659269522101"
+)
 COMPACT = sample_compact_codes(4, seed=5)
 DEBLUR = ("raw", "denoise", "deblur")
 EVERYTHING = ("raw", "denoise", "global", "upscale", "flatten", "deblur")
@@ -42,21 +47,32 @@ def _line_blur(image: np.ndarray, angle_deg: float, length: int) -> np.ndarray:
 
 
 def test_the_blur_is_estimated_from_the_pixels() -> None:
-    """A code smeared 11 px at 30 degrees: the estimate finds the code's window, the angle and the length."""
+    """A code with 5 px modules smeared 11 or 13 px at every 15 degrees: the estimate finds the code's window,
+    the angle and the length, and the restored window reads where the old passes read nothing.
+
+    The angle estimate is pulled a few degrees towards the code's own axes: near 30 and 150 degrees (where
+    this test's rounded line is also a poor line) that is enough to miss, hence the thresholds."""
     modules = qr_matrix(SIGNED_V2)
-    code = np.kron(np.where(modules > 0, 30.0, 230.0), np.ones((5, 5)))  # 5 px modules
+    code = np.kron(np.where(modules > 0, 30.0, 230.0), np.ones((5, 5)))
     frame = np.full((480, 640), 140.0)
     top, left = 120, 300
     frame[top: top + code.shape[0], left: left + code.shape[1]] = code
-    blurred = _line_blur(frame, 30.0, 11)
-    noisy = np.clip(blurred + np.random.default_rng(3).normal(0, 2.0, blurred.shape), 0, 255).astype(np.uint8)
-    (y0, x0, h, w), blur = estimate_blur(noisy)
-    assert y0 <= top + 20 and x0 <= left + 20 and y0 + h >= top + code.shape[0] - 20
-    assert x0 + w >= left + code.shape[1] - 20
-    error = abs((np.degrees(blur.angle) - 30.0 + 90) % 180 - 90)
-    assert error < 8 and 9.0 <= blur.length <= 13.0
-    assert ZxingDecoder().decode(noisy) == []  # the two passes of before do not read it
-    assert ZxingDecoder(passes=DEBLUR).decode(noisy) == [SIGNED_V2]
+    close, missed, rescued = 0, 0, 0
+    for angle_deg in range(0, 180, 15):
+        for length in (11, 13):
+            noise = np.random.default_rng(angle_deg).normal(0, 2.0, frame.shape)
+            blurred = _line_blur(frame, angle_deg, length) + noise
+            noisy = np.clip(blurred, 0, 255).astype(np.uint8)
+            (y0, x0, h, w), blur = estimate_blur(noisy)
+            assert y0 <= top + 20 and x0 <= left + 20 and y0 + h >= top + code.shape[0] - 20
+            assert x0 + w >= left + code.shape[1] - 20
+            error = abs((np.degrees(blur.angle) - angle_deg + 90) % 180 - 90)
+            close += error < 8 and abs(blur.length - length) <= 2
+            if not ZxingDecoder().decode(noisy):
+                missed += 1
+                rescued += ZxingDecoder(passes=DEBLUR).decode(noisy) == [SIGNED_V2]
+    # of 24 frames (measured: 19 estimates close, 22 missed by the old passes, 17 of them read)
+    assert close >= 18 and missed >= 20 and rescued >= 16
 
 
 def test_deblur_reads_motion_blurred_codes_the_old_passes_miss() -> None:
@@ -109,6 +125,20 @@ def test_deblur_copes_with_small_flat_and_odd_frames() -> None:
     assert list(deblurred_crops(np.zeros((20, 20), np.uint8))) == []
 
 
+def test_only_a_smeared_window_is_restored() -> None:
+    """A sharp code, a text page and a dark room cost a gradient sum: no transform, no crop; a blurred code's
+    window is smeared and restored."""
+    sharp = render_hard_frame(SIGNED_V2, "baseline", 4)
+    assert smear(sharp, busiest_window(sharp)) < SMEAR_MIN and list(deblurred_crops(sharp)) == []
+    for kind in ("text", "keyboard", "fabric"):
+        empty = render_empty_frame(kind, 7)
+        assert list(deblurred_crops(empty)) == [], kind
+    blurred = render_hard_frame(SIGNED_V2, "motion_blur", 0)
+    assert smear(blurred, busiest_window(blurred)) > SMEAR_MIN
+    crops = list(deblurred_crops(blurred))
+    assert len(crops) == 1 and crops[0].dtype == np.uint8 and crops[0].shape == (640, 640)
+
+
 def test_extra_passes_run_on_one_frame_in_n() -> None:
     decoder = ZxingDecoder(passes=("raw", "denoise", "flatten", "deblur"), alternate=True, extra_every=3)
     assert [decoder.schedule() for _ in range(7)] == [
@@ -120,15 +150,20 @@ def test_extra_passes_run_on_one_frame_in_n() -> None:
         ZxingDecoder(extra_every=0)
 
 
-def test_extra_passes_every_comes_from_the_gate_config(tmp_path: Path) -> None:
+def test_the_gate_default_and_extra_passes_every_come_from_the_gate_config(tmp_path: Path) -> None:
+    """A gate's default: raw, denoised, then on one frame in three the motion deblur."""
     path = tmp_path / "gate.toml"
     example = (ROOT / "firmware_config" / "camera.toml").read_text()
-    path.write_text(example.replace('passes = ["raw", "denoise"]', 'passes = ["raw", "denoise", "flatten", "deblur"]')
-                    .replace("extra_passes_every = 1", "extra_passes_every = 6"))
+    path.write_text(example)
+    decoder = build_scanner(load_config(path).scanner).decoder
+    assert isinstance(decoder, ZxingDecoder)
+    assert decoder.passes == ("raw", "denoise", "deblur") and not decoder.alternate and decoder.extra_every == 3
+    path.write_text(example.replace('passes = ["raw", "denoise", "deblur"]', 'passes = ["raw", "deblur"]')
+                    .replace("extra_passes_every = 3", "extra_passes_every = 6"))
     scanner = build_scanner(load_config(path).scanner)
     assert isinstance(scanner, CameraScanner) and isinstance(scanner.decoder, ZxingDecoder)
-    assert scanner.decoder.passes == ("raw", "denoise", "flatten", "deblur") and scanner.decoder.extra_every == 6
-    path.write_text(example.replace("extra_passes_every = 1", "extra_passes_every = 0"))
+    assert scanner.decoder.passes == ("raw", "deblur") and scanner.decoder.extra_every == 6
+    path.write_text(example.replace("extra_passes_every = 3", "extra_passes_every = 0"))
     with pytest.raises(Exception, match=r"scanner\.extra_passes_every"):
         load_config(path)
 
