@@ -92,11 +92,13 @@ def options() -> list[tuple[str, Callable[[], BarcodeDecoder]]]:
         ),
         ("raw → denoise → deblur, 1 frame in 2",
          lambda: ZxingDecoder(passes=("raw", "denoise", "deblur"), extra_every=2)),
-        (GATE_DEFAULT, lambda: ZxingDecoder(passes=("raw", "denoise", "deblur"), extra_every=3)),
+        ("raw → denoise → deblur, 1 frame in 3",
+         lambda: ZxingDecoder(passes=("raw", "denoise", "deblur"), extra_every=3)),
+        (GATE_DEFAULT, lambda: ZxingDecoder(passes=("raw", "denoise", "deblur"), extra_every=4)),
     ]
 
 
-GATE_DEFAULT = "raw → denoise → deblur, 1 frame in 3 (gate default)"
+GATE_DEFAULT = "raw → denoise → deblur, 1 frame in 4 (gate default)"
 
 
 def group_of(frame: HardFrame) -> str:
@@ -153,7 +155,7 @@ def pipeline_fps(decoder: BarcodeDecoder, frames: list[HardFrame]) -> tuple[floa
 
 
 HELD_FRAMES = 10
-EMPTY_REPS = 5
+EMPTY_REPS = 9
 
 
 def empty_costs(factories: dict[str, Callable[[], BarcodeDecoder]], empties: list[HardFrame],

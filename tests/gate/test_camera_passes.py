@@ -93,7 +93,7 @@ def test_symbologies_and_passes_come_from_the_gate_config(tmp_path: Path) -> Non
     path.write_text(example.replace('symbologies = ["qr", "code128"]', 'symbologies = ["qr"]')
                     .replace(gate_default, 'passes = ["raw", "denoise", "upscale"]')
                     .replace("alternate_passes = false", "alternate_passes = true")
-                    .replace("extra_passes_every = 3", "extra_passes_every = 1"))
+                    .replace("extra_passes_every = 4", "extra_passes_every = 1"))
     scanner = build_scanner(load_config(path).scanner)
     assert isinstance(scanner, CameraScanner) and isinstance(scanner.decoder, ZxingDecoder)
     decoder = scanner.decoder
@@ -188,4 +188,4 @@ def test_benchmark_quick_run_reports_every_condition_and_option() -> None:
         assert f"| {condition}/compact | 3 |" in report
     assert "| empty |" in report and "| raw zxingcpp.read_barcodes |" in report
     assert "| raw → denoise (default before) |" in report and "Union of raw zxing-cpp and raw pyzbar" in report
-    assert "| raw → denoise → deblur, 1 frame in 3 (gate default) |" in report and "A code held up" in report
+    assert "| raw → denoise → deblur, 1 frame in 4 (gate default) |" in report and "A code held up" in report
