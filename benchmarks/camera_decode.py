@@ -162,13 +162,17 @@ def empty_costs(factories: dict[str, Callable[[], BarcodeDecoder]], empties: lis
                 reps: int = EMPTY_REPS) -> dict[str, float]:
     """Per option, the CPU ms an empty frame costs on average: the median over ``reps`` rounds of the mean over
     the empty frames. The rounds interleave the options (each round runs every option over every frame), so a
-    burst of load on the machine falls on all of them alike; a decoder keeps its turn of passes across rounds."""
+    burst of load on the machine falls on all of them alike; a decoder keeps its turn of passes across rounds.
+    Each round takes the frames in a new random order (the same for every option): the empty kinds come in a
+    fixed rotation of six, and "one frame in 2 or 3" would otherwise always or never land on the same kinds."""
     decoders = {label: factory() for label, factory in factories.items()}
     rounds: dict[str, list[float]] = {label: [] for label in decoders}
+    rng = np.random.default_rng(7)
     for _ in range(reps):
+        order = [empties[i] for i in rng.permutation(len(empties))]
         for label, decoder in decoders.items():
             cpu_started = time.thread_time()
-            for frame in empties:
+            for frame in order:
                 decoder.decode(frame.frame)
             rounds[label].append(1000 * (time.thread_time() - cpu_started) / len(empties))
     return {label: statistics.median(values) for label, values in rounds.items()}
