@@ -32,7 +32,7 @@ import numpy as np
 
 from gate.camera import CameraScanner, MemorySource, PyzbarDecoder, ZxingDecoder
 from gate.camera.decoders import BarcodeDecoder
-from gate.camera.hard_frames import CONDITIONS, HardFrame, make_hard_frames
+from gate.camera.hard_frames import CONDITIONS, HardFrame, make_hard_frames, render_hard_frame
 from gate.camera.synthetic import sample_compact_codes, sample_signed_code
 from gate.scanners.base import ScanEvent
 from protocols.reasons import Reason
@@ -76,14 +76,29 @@ def options() -> list[tuple[str, Callable[[], BarcodeDecoder]]]:
         ("raw zxingcpp.read_barcodes", RawZxing),
         ("raw pyzbar", lambda: PyzbarDecoder(denoise=False)),
         ("before: denoise, one pass", lambda: ZxingDecoder(passes=("denoise",))),
-        ("raw → denoise (default)", lambda: ZxingDecoder(passes=("raw", "denoise"))),
+        ("raw → denoise (default before)", lambda: ZxingDecoder(passes=("raw", "denoise"))),
         ("raw → denoise → global", lambda: ZxingDecoder(passes=("raw", "denoise", "global"))),
         ("raw → denoise → upscale", lambda: ZxingDecoder(passes=("raw", "denoise", "upscale"))),
         (
             "raw → denoise → upscale|global alternating",
             lambda: ZxingDecoder(passes=("raw", "denoise", "upscale", "global"), alternate=True),
         ),
+        ("raw → denoise → flatten", lambda: ZxingDecoder(passes=("raw", "denoise", "flatten"))),
+        ("raw → denoise → deblur", lambda: ZxingDecoder(passes=("raw", "denoise", "deblur"))),
+        ("raw → denoise → flatten → deblur", lambda: ZxingDecoder(passes=("raw", "denoise", "flatten", "deblur"))),
+        (
+            "raw → denoise → flatten|deblur alternating",
+            lambda: ZxingDecoder(passes=("raw", "denoise", "flatten", "deblur"), alternate=True),
+        ),
+        ("raw → denoise → deblur, 1 frame in 2",
+         lambda: ZxingDecoder(passes=("raw", "denoise", "deblur"), extra_every=2)),
+        ("raw → denoise → deblur, 1 frame in 3",
+         lambda: ZxingDecoder(passes=("raw", "denoise", "deblur"), extra_every=3)),
+        (GATE_DEFAULT, lambda: ZxingDecoder(passes=("raw", "denoise", "deblur"), extra_every=4)),
     ]
+
+
+GATE_DEFAULT = "raw → denoise → deblur, 1 frame in 4 (gate default)"
 
 
 def group_of(frame: HardFrame) -> str:
@@ -139,6 +154,76 @@ def pipeline_fps(decoder: BarcodeDecoder, frames: list[HardFrame]) -> tuple[floa
     return len(frames) / seconds, len(frames) / cpu, sum(e.reason is Reason.OK for e in events)
 
 
+HELD_FRAMES = 10
+EMPTY_REPS = 9
+
+
+def empty_costs(factories: dict[str, Callable[[], BarcodeDecoder]], empties: list[HardFrame],
+                reps: int = EMPTY_REPS) -> dict[str, float]:
+    """Per option, the CPU ms an empty frame costs on average: the median over ``reps`` rounds of the mean over
+    the empty frames. The rounds interleave the options (each round runs every option over every frame), so a
+    burst of load on the machine falls on all of them alike; a decoder keeps its turn of passes across rounds.
+    Each round takes the frames in a new random order (the same for every option): the empty kinds come in a
+    fixed rotation of six, and "one frame in 2 or 3" would otherwise always or never land on the same kinds."""
+    decoders = {label: factory() for label, factory in factories.items()}
+    rounds: dict[str, list[float]] = {label: [] for label in decoders}
+    rng = np.random.default_rng(7)
+    for _ in range(reps):
+        order = [empties[i] for i in rng.permutation(len(empties))]
+        for label, decoder in decoders.items():
+            cpu_started = time.thread_time()
+            for frame in order:
+                decoder.decode(frame.frame)
+            rounds[label].append(1000 * (time.thread_time() - cpu_started) / len(empties))
+    return {label: statistics.median(values) for label, values in rounds.items()}
+
+
+def held_sequences(count: int, codes: dict[str, list[str]], seed: int) -> list[tuple[str, str, list[np.ndarray]]]:
+    """``count`` codes per scheme, each held up under motion blur for :data:`HELD_FRAMES` frames.
+
+    Each frame of a sequence is drawn independently from the ``motion_blur`` condition (its own pose, blur
+    length and angle, noise and JPEG quality): a hand that shakes differently from frame to frame.
+    """
+    sequences: list[tuple[str, str, list[np.ndarray]]] = []
+    for scheme, texts in codes.items():
+        for i in range(count):
+            text = texts[i % len(texts)]
+            base = seed * 1_000_003 + 700_000 + 1000 * len(sequences)
+            sequences.append((scheme, text, [render_hard_frame(text, "motion_blur", base + k)
+                                             for k in range(HELD_FRAMES)]))
+    return sequences
+
+
+def score_held(decoder: BarcodeDecoder, sequences: list[tuple[str, str, list[np.ndarray]]]) -> dict[str, list[int]]:
+    """Per scheme, the index of the first frame of each sequence that read its code (HELD_FRAMES if none).
+
+    Every frame is decoded, as a camera would, so a decoder's turn of passes runs on across sequences."""
+    firsts: dict[str, list[int]] = {}
+    for scheme, text, frames in sequences:
+        first = HELD_FRAMES
+        for k, frame in enumerate(frames):
+            if text in decoder.decode(frame) and first == HELD_FRAMES:
+                first = k
+        firsts.setdefault(scheme, []).append(first)
+    return firsts
+
+
+def held_report(held: dict[str, dict[str, list[int]]]) -> list[str]:
+    """The held-up code table: how many sequences were read within 1, 3 and 10 frames."""
+    schemes = list(next(iter(held.values())))
+    lines = ["", f"A code held up under motion blur ({HELD_FRAMES} frames each, blur drawn anew per frame): "
+             "sequences read within the first 1 / 3 / 10 frames:", "",
+             "| option | " + " | ".join(schemes) + " |", "| --- | " + " | ".join("---:" for _ in schemes) + " |"]
+    for label, firsts in held.items():
+        cells = []
+        for scheme in schemes:
+            values = firsts[scheme]
+            cells.append(" / ".join(str(sum(v < n for v in values)) for n in (1, 3, HELD_FRAMES))
+                         + f" of {len(values)}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _ms(values: list[float]) -> str:
     if not values:
         return "-"
@@ -153,7 +238,7 @@ def _version(package: str) -> str:
 
 
 def report(results: dict[str, dict[str, Score]], frames: list[HardFrame], argv: list[str] | None,
-           extra: list[str]) -> list[str]:
+           extra: list[str], empty_cost: dict[str, float]) -> list[str]:
     """The Markdown report: the per-condition table and the summary."""
     labels = list(results)
     raw, pyzbar = results[labels[0]], results[labels[1]]
@@ -174,7 +259,9 @@ def report(results: dict[str, dict[str, Score]], frames: list[HardFrame], argv: 
     union = [a or b for a, b in zip(raw["codes"].hits, pyzbar["codes"].hits, strict=True)]
     lines += ["", "| option | decoded | / raw zxing-cpp | / pyzbar | / union raw zxing-cpp ∪ pyzbar | wrong "
               "| false | conditions below raw zxing-cpp | ms code frames median / p95 | ms empty frames "
-              "median / p95 |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
+              f"median / p95 | ms empty frame, mean (× before; median of {EMPTY_REPS} rounds) |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |"]
+    before = empty_cost[labels[2]]
     for label in labels:
         codes = results[label]["codes"]
         below = [g for g in groups if results[label][g].decoded < raw[g].decoded]
@@ -182,7 +269,8 @@ def report(results: dict[str, dict[str, Score]], frames: list[HardFrame], argv: 
             f"| {label} | {codes.decoded}/{codes.frames} | {codes.decoded / max(raw['codes'].decoded, 1):.3f} "
             f"| {codes.decoded / max(pyzbar['codes'].decoded, 1):.3f} | {codes.decoded / max(sum(union), 1):.3f} "
             f"| {results[label]['all'].wrong} | {results[label]['empties'].false_reads} "
-            f"| {', '.join(below) or 'none'} | {_ms(codes.ms)} | {_ms(results[label]['empties'].ms)} |"
+            f"| {', '.join(below) or 'none'} | {_ms(codes.ms)} | {_ms(results[label]['empties'].ms)} "
+            f"| {empty_cost[label]:.2f} ({empty_cost[label] / before:.2f}×) |"
         )
     lines.append(f"\nUnion of raw zxing-cpp and raw pyzbar: {sum(union)}/{len(union)} code frames.")
     lines += ["", "Signed codes whose symbol spans 75-110 px (small condition) and under motion blur:", "",
@@ -201,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-condition", type=int, default=50, help="frames per condition and scheme")
     parser.add_argument("--seed", type=int, default=1, help="seed of the frame generator (default 1)")
     parser.add_argument("--quick", action="store_true", help="3 frames per condition: a smoke test")
+    parser.add_argument("--held", type=int, default=20,
+                        help="codes per signed scheme held up for 10 motion-blurred frames (default 20)")
     args = parser.parse_args(argv)
     per_condition = 3 if args.quick else args.per_condition
 
@@ -218,7 +308,11 @@ def main(argv: list[str] | None = None) -> int:
     frames = make_hard_frames(per_condition, compact, signed, seed=args.seed, short_codes=short)
     generation_s = time.perf_counter() - started
 
+    held_count = 2 if args.quick else args.held
+    sequences = held_sequences(held_count, {"signed": signed, "signed-v2": short}, args.seed)
+
     results: dict[str, dict[str, Score]] = {}
+    held: dict[str, dict[str, list[int]]] = {}
     decoders: dict[str, BarcodeDecoder] = {}
     for label, factory in options():
         decoder = decoders[label] = factory()
@@ -227,8 +321,12 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(decoder, ZxingDecoder):
             decoder.pass_hits = dict.fromkeys(decoder.passes, 0)
         results[label] = score_all(decoder, frames)
+        held[label] = score_held(factory(), sequences)
+    empty_cost = empty_costs(dict(options()), [f for f in frames if f.expected is None])
     default_label = options()[3][0]
     fps, cpu_fps, events = pipeline_fps(ZxingDecoder(), frames)
+    last_label, last_factory = next((label, f) for label, f in options() if label == GATE_DEFAULT)
+    last_fps, last_cpu_fps, last_events = pipeline_fps(last_factory(), frames)
 
     from _gate_fixture import header
 
@@ -244,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
         f"- whole CameraScanner pipeline ({default_label}) over the same frames: {cpu_fps:.0f} frames per CPU "
         f"second ({fps:.0f} frames/s of wall time on this machine), {events} OK events (decoded "
         f"{results[default_label]['codes'].decoded})",
+        f"- the same with {last_label}: {last_cpu_fps:.0f} frames per CPU second ({last_fps:.0f} frames/s of "
+        f"wall time), {last_events} OK events",
         "- ms/frame below are CPU time of the decoding thread (``time.thread_time``): the machine's load is left "
         "out; wall-time medians of all frames: " + ", ".join(
             f"{label} {statistics.median(r['all'].wall_ms):.1f} ms" for label, r in results.items()),
@@ -252,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(decoder, ZxingDecoder) and len(decoder.passes) > 1:
             hits = ", ".join(f"{name} {n}" for name, n in decoder.pass_hits.items())
             extra.append(f"- frames decoded by each pass of {label}: {hits}")
-    print("\n".join(report(results, frames, argv, extra)))
+    print("\n".join([*report(results, frames, argv, extra, empty_cost), *held_report(held)]))
     return 0
 
 

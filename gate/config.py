@@ -224,7 +224,8 @@ SCANNER_KEYS: dict[str, set[str]] = {
     "hid": _COMMON_SCANNER_KEYS | {"device", "vendor", "product", "keymap", "grab", "tab_terminates",
                                    "stuck_key_ms", "prefix", "suffix"},
     "camera": _COMMON_SCANNER_KEYS | {"camera", "device", "decoder", "dedup_ms", "width", "height", "symbologies",
-                                      "passes", "alternate_passes"},
+                                      "passes", "alternate_passes",
+                                      "extra_passes_every"},
 }
 DEFAULT_SERIAL_DEVICE = "/dev/ttyACM0"
 
@@ -261,9 +262,12 @@ class ScannerSection(_Section):
     width: Annotated[int, Field(ge=16, le=4096)] = 640
     height: Annotated[int, Field(ge=16, le=4096)] = 480
     symbologies: Annotated[list[Literal["qr", "code128"]], Field(min_length=1)] = ["qr", "code128"]
-    passes: Annotated[list[Literal["raw", "denoise", "global", "upscale"]], Field(min_length=1)] = [
-        "raw", "denoise"]
+    # the default: raw, denoised, then on one frame in four a motion deblur (BENCHMARKS.md "Camera decoding,
+    # hard frames": under twice the cost of the old single pass on frames without a code)
+    passes: Annotated[list[Literal["raw", "denoise", "global", "upscale", "flatten", "deblur"]],
+                      Field(min_length=1)] = ["raw", "denoise", "deblur"]
     alternate_passes: bool = False
+    extra_passes_every: Annotated[int, Field(ge=1, le=1000)] = 4
 
     @model_validator(mode="after")
     def _keys_fit_type(self) -> ScannerSection:

@@ -8,8 +8,9 @@
     device = "/dev/video0"    # opencv: index or device path; images/video: path; picamera2: camera number
     decoder = "zxing"         # or "pyzbar"
     symbologies = ["qr", "code128"]   # e.g. ["qr"] for a QR-only site
-    passes = ["raw", "denoise"]       # zxing: passes in order until one reads a code (+ "global", "upscale")
+    passes = ["raw", "denoise", "deblur"]  # zxing: in order until one reads (+ "global", "upscale", "flatten")
     alternate_passes = false  # zxing: passes after the second run one per frame in turn
+    extra_passes_every = 4    # zxing: passes after the second run on one frame in this many
     dedup_ms = 2000           # a code in view is emitted once; again after this long out of view
     width = 640
     height = 480
@@ -102,6 +103,7 @@ def build_camera_scanner(
     symbologies: Sequence[Symbology] = DEFAULT_SYMBOLOGIES,
     passes: Sequence[PassName] = DEFAULT_PASSES,
     alternate_passes: bool = False,
+    extra_passes_every: int = 1,
 ) -> CameraScanner:
     """Build a camera scanner from the ``[scanner]`` keys above; ``ValueError`` for a bad value."""
     if not 0 <= dedup_ms <= 600_000:
@@ -111,6 +113,6 @@ def build_camera_scanner(
     source = build_source(camera, device, width, height)
     return CameraScanner(
         source,
-        build_decoder(decoder, symbologies, passes, alternate_passes),
+        build_decoder(decoder, symbologies, passes, alternate_passes, extra_passes_every),
         dedup_window_s=dedup_ms / 1000, max_length=max_length
     )

@@ -8,9 +8,14 @@ raises ``ValueError``.
 :class:`ZxingDecoder` reads a frame in passes, each only when the earlier ones found nothing (:data:`PASSES`):
 ``raw`` (the frame as it is: small and distant codes keep their 1-2 px modules), ``denoise`` (a 3x3 Gaussian
 first: what rescues low light and sensor noise), ``global`` (zxing-cpp's GlobalHistogram binariser, another
-threshold) and ``upscale`` (the frame enlarged twice with a sharp cubic kernel: small codes). The default is
-``raw`` then ``denoise``; with ``alternate`` the passes after the second run one per frame in turn, since a
-code held up stays in view for many frames. Measured in ``benchmarks/camera_decode.py``.
+threshold), ``upscale`` (the frame enlarged twice with a sharp cubic kernel: small codes), ``flatten`` (the
+frame minus its local mean over a 33 px box, contrast doubled: a glare's bright slope is taken off the code's
+modules) and ``deblur`` (a linear motion blur estimated in the frame's busiest window and undone there,
+:mod:`gate.camera.deblur`: codes waved at the camera). The default here is ``raw`` then ``denoise``; a gate's
+config defaults to ``raw``, ``denoise``, ``deblur`` on one frame in four. With ``alternate`` the passes after the second
+run one per frame in turn, since a code held up stays in view for many frames, and with ``extra_every=N`` they
+run on one frame in N only, which bounds their cost on frames without a code. Measured in
+``benchmarks/camera_decode.py``.
 """
 
 from __future__ import annotations
@@ -27,8 +32,11 @@ log = logging.getLogger(__name__)
 Symbology = Literal["qr", "code128"]
 DEFAULT_SYMBOLOGIES: tuple[Symbology, ...] = ("qr", "code128")
 DECODER_NAMES = ("zxing", "pyzbar")
-PassName = Literal["raw", "denoise", "global", "upscale"]
-PASSES: tuple[PassName, ...] = ("raw", "denoise", "global", "upscale")
+PassName = Literal["raw", "denoise", "global", "upscale", "flatten", "deblur"]
+PASSES: tuple[PassName, ...] = ("raw", "denoise", "global", "upscale", "flatten", "deblur")
+FLATTEN_RADIUS = 16
+"""Half the side (px) of the box whose mean is the background the ``flatten`` pass subtracts."""
+FLATTEN_GAIN = 2
 DEFAULT_PASSES: tuple[PassName, ...] = ("raw", "denoise")
 
 
@@ -85,6 +93,42 @@ def upscale_frame(gray: np.ndarray) -> np.ndarray:
     return np.asarray(cv2.resize(gray, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC), dtype=np.uint8)
 
 
+def _box_mean(image: np.ndarray, radius: int) -> np.ndarray:
+    """The mean of ``image`` (2-D ``int32``) over a ``2 * radius + 1`` px box around each pixel, edges repeated."""
+    side = 2 * radius + 1
+    height, width = image.shape
+    padded = np.pad(image, radius, mode="edge")
+    # the column sums over the box: one running sum down the rows (numpy's cumsum along axis 0 is far slower)
+    columns = np.empty((height, padded.shape[1]), np.int32)
+    running = padded[:side].sum(axis=0, dtype=np.int32)
+    columns[0] = running
+    for row in range(1, height):
+        running += padded[row + side - 1] - padded[row - 1]
+        columns[row] = running
+    sums = np.zeros((height, padded.shape[1] + 1), np.int32)
+    np.cumsum(columns, axis=1, dtype=np.int32, out=sums[:, 1:])
+    mean: np.ndarray = (sums[:, side:] - sums[:, :width]) // (side * side)
+    return mean
+
+
+def flatten_frame(gray: np.ndarray, radius: int = FLATTEN_RADIUS, gain: int = FLATTEN_GAIN) -> np.ndarray:
+    """``gray`` minus its local mean (a box about ``2 * radius + 1`` px wide), times ``gain``, around 128.
+
+    A reflection on a phone screen raises the light level smoothly over a part of the code and squeezes the
+    modules' contrast there; taking the local background off leaves the modules' edges alone. Pixels the
+    reflection saturated stay lost. The background is computed at half size (numpy only).
+    """
+    height, width = gray.shape
+    even = gray[: height // 2 * 2, : width // 2 * 2].astype(np.int32)
+    half = (even[0::2, 0::2] + even[1::2, 0::2] + even[0::2, 1::2] + even[1::2, 1::2]) // 4
+    background = np.repeat(np.repeat(_box_mean(half, max(radius // 2, 1)), 2, axis=0), 2, axis=1)
+    if background.shape != gray.shape:
+        background = np.pad(background, ((0, height - background.shape[0]), (0, width - background.shape[1])),
+                            mode="edge")
+    flattened: np.ndarray = np.clip(128 + gain * (gray.astype(np.int32) - background), 0, 255).astype(np.uint8)
+    return flattened
+
+
 def _texts(payloads: Iterable[bytes], decoder: str) -> list[str]:
     """Decode symbol payloads as UTF-8, dropping undecodable and repeated ones, keeping order."""
     texts: list[str] = []
@@ -118,6 +162,8 @@ class ZxingDecoder(BarcodeDecoder):
     for QR codes again, which need no rotation, and Code 128 is read upright or sideways by the first).
     ``denoise=False`` is the old single pass without the 3x3 Gaussian, ``denoise=True`` with it (both kept
     for the benchmark's comparison with the single-pass decoder of before); ``passes`` overrides them.
+    ``extra_every`` (>= 1): the passes after the second run on one frame in that many (the others stop after
+    two passes), which bounds their cost on frames without a code.
     """
 
     name = "zxing"
@@ -131,6 +177,7 @@ class ZxingDecoder(BarcodeDecoder):
         denoise: bool | None = None,
         passes: Sequence[PassName] | None = None,
         alternate: bool = False,
+        extra_every: int = 1,
     ) -> None:
         import zxingcpp
 
@@ -143,7 +190,11 @@ class ZxingDecoder(BarcodeDecoder):
         bad = [p for p in passes if p not in PASSES]
         if bad or not passes or len(set(passes)) != len(passes):
             raise ValueError(f"bad passes {list(passes)}; use distinct names among {', '.join(PASSES)}")
+        if extra_every < 1:
+            raise ValueError(f"extra_every must be >= 1, not {extra_every}")
         self._zxing = zxingcpp
+        self.extra_every = extra_every
+        self._frame_turn = 0
         self.symbologies = tuple(symbologies)
         self._formats = zxingcpp.BarcodeFormats([mapping[s] for s in symbologies])
         self._try_rotate, self._try_downscale, self._try_invert = try_rotate, try_downscale, try_invert
@@ -171,11 +222,31 @@ class ZxingDecoder(BarcodeDecoder):
             return self._read(denoise_frame(gray), first)
         if name == "global":
             return self._read(gray, first, self._zxing.Binarizer.GlobalHistogram)
+        if name == "flatten":
+            return self._read(flatten_frame(gray), first)
+        if name == "deblur":
+            return self._deblur(gray)
         return self._read(upscale_frame(gray), first)
 
+    def _deblur(self, gray: np.ndarray) -> list[str]:
+        """Read the busiest window restored from motion blur (tries a few estimates, stops at a read)."""
+        from .deblur import deblurred_crops
+
+        for restored in deblurred_crops(gray):
+            texts = self._read(restored, first=False)
+            if texts:
+                return texts
+        return []
+
     def schedule(self) -> tuple[PassName, ...]:
-        """The passes the next frame gets: all of them, or with ``alternate`` the first two and one more."""
-        if not self.alternate or len(self.passes) <= 2:
+        """The passes the next frame gets: all of them, or with ``alternate`` the first two and one more; with
+        ``extra_every=N`` the first two only, except on one frame in N."""
+        if len(self.passes) <= 2:
+            return self.passes
+        turn, self._frame_turn = self._frame_turn, self._frame_turn + 1
+        if turn % self.extra_every:
+            return self.passes[:2]
+        if not self.alternate:
             return self.passes
         extra = self.passes[2:]
         chosen = extra[self._turn % len(extra)]
@@ -265,13 +336,15 @@ def build_decoder(
     symbologies: Sequence[Symbology] = DEFAULT_SYMBOLOGIES,
     passes: Sequence[PassName] = DEFAULT_PASSES,
     alternate: bool = False,
+    extra_every: int = 1,
 ) -> BarcodeDecoder:
     """Return the decoder called ``name`` ("zxing" or "pyzbar"); ``ValueError`` for another name.
 
-    ``passes`` and ``alternate`` are zxing-cpp's (see :class:`ZxingDecoder`); pyzbar reads in one pass.
+    ``passes``, ``alternate`` and ``extra_every`` are zxing-cpp's (see :class:`ZxingDecoder`); pyzbar reads
+    in one pass.
     """
     if name == "zxing":
-        return ZxingDecoder(symbologies, passes=passes, alternate=alternate)
+        return ZxingDecoder(symbologies, passes=passes, alternate=alternate, extra_every=extra_every)
     if name == "pyzbar":
         return PyzbarDecoder(symbologies)
     raise ValueError(f"unknown decoder {name!r}; use one of {', '.join(DECODER_NAMES)}")

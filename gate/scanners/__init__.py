@@ -54,6 +54,7 @@ def build_scanner(config: ScannerSection) -> Scanner:
             symbologies=config.symbologies,
             passes=config.passes,
             alternate_passes=config.alternate_passes,
+            extra_passes_every=config.extra_passes_every,
         )
     from .serial import SerialScanner
 

@@ -89,9 +89,11 @@ def test_symbologies_and_passes_come_from_the_gate_config(tmp_path: Path) -> Non
     """A QR-only site: the Code 128 ticket is not read, the QR is; the passes are the configured ones."""
     path = tmp_path / "gate.toml"
     example = (ROOT / "firmware_config" / "camera.toml").read_text()
+    gate_default = 'passes = ["raw", "denoise", "deblur"]'
     path.write_text(example.replace('symbologies = ["qr", "code128"]', 'symbologies = ["qr"]')
-                    .replace('passes = ["raw", "denoise"]', 'passes = ["raw", "denoise", "upscale"]')
-                    .replace("alternate_passes = false", "alternate_passes = true"))
+                    .replace(gate_default, 'passes = ["raw", "denoise", "upscale"]')
+                    .replace("alternate_passes = false", "alternate_passes = true")
+                    .replace("extra_passes_every = 4", "extra_passes_every = 1"))
     scanner = build_scanner(load_config(path).scanner)
     assert isinstance(scanner, CameraScanner) and isinstance(scanner.decoder, ZxingDecoder)
     decoder = scanner.decoder
@@ -107,7 +109,7 @@ def test_symbologies_and_passes_come_from_the_gate_config(tmp_path: Path) -> Non
 def test_duplicate_passes_in_config_name_the_key(tmp_path: Path) -> None:
     path = tmp_path / "gate.toml"
     example = (ROOT / "firmware_config" / "camera.toml").read_text()
-    path.write_text(example.replace('passes = ["raw", "denoise"]', 'passes = ["raw", "raw"]'))
+    path.write_text(example.replace('passes = ["raw", "denoise", "deblur"]', 'passes = ["raw", "raw"]'))
     with pytest.raises(Exception, match=r"scanner\.passes"):
         load_config(path)
 
@@ -185,4 +187,5 @@ def test_benchmark_quick_run_reports_every_condition_and_option() -> None:
     for condition in CONDITIONS:
         assert f"| {condition}/compact | 3 |" in report
     assert "| empty |" in report and "| raw zxingcpp.read_barcodes |" in report
-    assert "| raw → denoise (default) |" in report and "Union of raw zxing-cpp and raw pyzbar" in report
+    assert "| raw → denoise (default before) |" in report and "Union of raw zxing-cpp and raw pyzbar" in report
+    assert "| raw → denoise → deblur, 1 frame in 4 (gate default) |" in report and "A code held up" in report

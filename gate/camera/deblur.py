@@ -1,0 +1,248 @@
+"""Undo a linear motion blur in the busiest part of a frame: the camera's last-chance pass, numpy only.
+
+A code waved in front of the camera is smeared along the motion: each point becomes a short line (a box blur
+5-15 px long at some angle). Once the line is two or three modules long no binariser separates the modules
+again, but the blur is known up to two numbers, its direction and length, and both can be read off the frame:
+
+- **where**: the square window (:data:`CROP` px) with the most gradient energy, found on a quarter-size copy;
+- **whether**: only a window whose gradients mostly run one way (:data:`SMEAR_MIN`) is restored;
+- **direction**: a box blur along an angle removes the crop's mid frequencies along that angle, so the angle
+  is the axis of least spectral magnitude in a band of frequencies (:data:`BAND`; the magnitude, not the power,
+  so that a code's own strong grid frequencies do not decide it);
+- **length**: the derivative along the blur of a box-blurred picture is the difference of two copies of the
+  sharp picture ``length`` apart, so its autocorrelation along the blur dips most at that lag.
+
+The crop is then deconvolved with a Wiener filter (:data:`WIENER_K`) and enlarged twice by linear
+interpolation: zxing-cpp reads the restored modules more often when each spans more pixels (linear read as
+many as OpenCV's cubic or a zero-padded spectrum, and costs least). Since the direction is the estimate's
+weakest part, the crop is restored at the estimated angle and at a few around it (:data:`ANGLE_OFFSETS_DEG`),
+and the most two-toned restoration (least kurtosis) is the one handed to the decoder.
+Nothing here knows how the frame was blurred; everything is estimated from the pixels. Measured in
+``benchmarks/camera_decode.py`` (BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+CROP = 320
+"""Side of the square crop that is restored (px): a code of up to ~200 px plus the blur and some margin."""
+BAND = (0.04, 0.25)
+"""Frequencies (cycles/px) whose magnitudes give the blur's direction."""
+WIENER_K = 0.01
+"""Noise-to-signal ratio of the Wiener filter: smaller restores more and amplifies more noise."""
+ANGLE_OFFSETS_DEG = (0.0, -4.0, 4.0, -8.0, 8.0)
+"""Angles around the estimated direction at which the window is restored; the restoration with the least
+kurtosis (the most two-toned: a code's modules are dark or light) is the one read. Choosing this way read a
+quarter more blurred signed codes on development frames than the estimate alone; reading each of three angles
+with zxing-cpp read about as many at 2.5 times the cost (BENCHMARKS.md)."""
+MIN_LENGTH, MAX_LENGTH = 3.0, 20.0
+"""Blur lengths (px) considered."""
+SMEAR_MIN = 0.25
+"""Least anisotropy of the busiest window's gradients for a frame to be restored at all (0 = the same in every
+direction, 1 = all along one). Measured on the benchmark's frames: 94 % of the motion-blurred frames that the
+other passes miss are above it, sharp codes are below it, and of the frames without a code only stripes
+(always), and a fifth of rooms and phone text screens pass."""
+_WINDOW = 36  # the busiest window's side on the quarter-size copy (144 px)
+_TAPER = 24  # px of the crop's border faded to its mean before a transform (no wrap-around edges)
+
+
+@dataclass(frozen=True)
+class MotionBlur:
+    """A linear motion blur: ``angle`` in radians (0 = along x, [0, pi)) and ``length`` in pixels."""
+
+    angle: float
+    length: float
+
+
+def busiest_window(gray: np.ndarray, size: int = CROP) -> tuple[int, int, int, int]:
+    """``(top, left, height, width)`` of the ``size`` px square around the region with most gradient energy.
+
+    Found on a quarter-size copy (every fourth pixel) with a box sum over :data:`_WINDOW` of its pixels; the
+    window is clamped inside the frame (and to the frame's size for a smaller frame).
+    """
+    height, width = gray.shape
+    crop_h, crop_w = min(size, height), min(size, width)
+    small = gray[::4, ::4].astype(np.float32)
+    energy = np.abs(np.diff(small, axis=0))[:, :-1] + np.abs(np.diff(small, axis=1))[:-1, :]
+    win = min(_WINDOW, *energy.shape)
+    if win < 1:
+        return 0, 0, crop_h, crop_w
+    sums = np.pad(energy, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    boxes = sums[win:, win:] - sums[:-win, win:] - sums[win:, :-win] + sums[:-win, :-win]
+    y, x = np.unravel_index(int(np.argmax(boxes)), boxes.shape)
+    cy, cx = (y + win / 2) * 4, (x + win / 2) * 4
+    top = int(min(max(cy - crop_h / 2, 0), height - crop_h))
+    left = int(min(max(cx - crop_w / 2, 0), width - crop_w))
+    return top, left, crop_h, crop_w
+
+
+@lru_cache(maxsize=8)
+def _taper(height: int, width: int, border: int = _TAPER) -> np.ndarray:
+    """A window that is 1 inside and falls to 0 over ``border`` px at each edge (raised cosine)."""
+    def ramp(n: int) -> np.ndarray:
+        weights = np.ones(n, np.float32)
+        edge = min(border, n // 2)
+        if edge > 0:
+            rise = (0.5 - 0.5 * np.cos(np.linspace(0, np.pi, edge))).astype(np.float32)
+            weights[:edge], weights[n - edge:] = rise, rise[::-1]
+        return weights
+
+    window: np.ndarray = ramp(height)[:, None] * ramp(width)[None, :]
+    return window
+
+
+@lru_cache(maxsize=8)
+def _frequencies(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (rows, columns) frequency grids of an ``rfft2`` of a ``height`` x ``width`` array, cycles/px."""
+    fy = np.fft.fftfreq(height).astype(np.float32)[:, None]
+    fx = np.fft.rfftfreq(width).astype(np.float32)[None, :]
+    return fy, fx
+
+
+def smear(gray: np.ndarray, window: tuple[int, int, int, int]) -> float:
+    """How much the gradients in ``window`` of ``gray`` run one way: 0 (every way alike) to 1 (all one way).
+
+    A motion blur flattens the gradients along the motion, so a blurred code's window is anisotropic where a
+    sharp code's is not (its modules have edges both ways). Computed on every other pixel (cheap).
+    """
+    top, left, height, width = window
+    crop = gray[top:top + height:2, left:left + width:2].astype(np.float32)
+    if crop.shape[0] < 3 or crop.shape[1] < 3:
+        return 0.0
+    gx = crop[1:-1, 2:] - crop[1:-1, :-2]
+    gy = crop[2:, 1:-1] - crop[:-2, 1:-1]
+    jxx, jyy, jxy = float((gx * gx).sum()), float((gy * gy).sum()), float((gx * gy).sum())
+    spread = float(np.hypot(jxx - jyy, 2 * jxy))  # the difference of the structure tensor's eigenvalues
+    return spread / (jxx + jyy) if jxx + jyy > 0 else 0.0
+
+
+def blur_direction(spectrum: np.ndarray, shape: tuple[int, int]) -> float:
+    """The angle (radians, [0, pi)) along which ``spectrum`` (an ``rfft2``) is weakest in :data:`BAND`."""
+    fy, fx = _frequencies(*shape)
+    r2 = fx * fx + fy * fy
+    lo, hi = BAND
+    weight = np.where((r2 >= lo * lo) & (r2 <= hi * hi), np.abs(spectrum) / np.maximum(r2, 1e-9), 0.0)
+    jxx = float((weight * fx * fx).sum())
+    jyy = float((weight * fy * fy).sum())
+    jxy = float((weight * fx * fy).sum())
+    # the spectrum's strongest axis is across the blur; the blur runs along the weakest one
+    return float((0.5 * np.arctan2(2 * jxy, jxx - jyy) + np.pi / 2) % np.pi)
+
+
+def _sample(values: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Bilinear samples of the periodic array ``values`` at (``xs``, ``ys``)."""
+    height, width = values.shape
+    x0, y0 = np.floor(xs).astype(int), np.floor(ys).astype(int)
+    fx, fy = xs - x0, ys - y0
+    x1, y1 = (x0 + 1) % width, (y0 + 1) % height
+    x0, y0 = x0 % width, y0 % height
+    sampled: np.ndarray = (
+        (1 - fx) * (1 - fy) * values[y0, x0] + fx * (1 - fy) * values[y0, x1]
+        + (1 - fx) * fy * values[y1, x0] + fx * fy * values[y1, x1]
+    )
+    return sampled
+
+
+class _Autocorrelation:
+    """The crop's autocorrelation (from its spectrum), read along any angle to find the blur's length."""
+
+    def __init__(self, spectrum: np.ndarray, shape: tuple[int, int]) -> None:
+        self.values = np.fft.irfft2((spectrum * np.conj(spectrum)).real, s=shape)
+
+    def length_along(self, angle: float) -> float:
+        """The lag (px) where the autocorrelation of the derivative along ``angle`` dips most.
+
+        That autocorrelation is minus the second derivative along ``angle`` of the picture's own, taken here
+        as a difference over 1 px on either side of each lag.
+        """
+        lags = np.arange(MIN_LENGTH - 1, MAX_LENGTH + 1.01, 0.5)
+        profile = _sample(self.values, lags * np.cos(angle), lags * np.sin(angle))
+        curvature = profile[:-4] - 2 * profile[2:-2] + profile[4:]  # lags MIN_LENGTH..MAX_LENGTH
+        return float(lags[2 + int(np.argmax(curvature))])
+
+
+def _line_otf(shape: tuple[int, int], blur: MotionBlur) -> np.ndarray:
+    """The ``rfft2``-shaped transfer function of a centred line ``blur.length`` px long at ``blur.angle``.
+
+    A uniform line's spectrum is a sinc across it: ``sinc(length * (fx cos a + fy sin a))``, real because the
+    line is centred on the origin.
+    """
+    fy, fx = _frequencies(*shape)
+    along = fx * np.float32(np.cos(blur.angle)) + fy * np.float32(np.sin(blur.angle))
+    otf: np.ndarray = np.sinc(np.float32(blur.length) * along).astype(np.float32)
+    return otf
+
+
+def _stretch(picture: np.ndarray) -> np.ndarray:
+    """``picture`` stretched to 0-255 between robust lows and highs (mean -/+ 2.5 standard deviations)."""
+    sample = picture[::4, ::4]
+    mean, spread = float(sample.mean()), float(sample.std()) * 2.5
+    lo, hi = mean - spread, mean + spread
+    stretched: np.ndarray = np.clip((picture - lo) * np.float32(255.0 / max(hi - lo, 1e-3)), 0, 255)
+    return stretched
+
+
+def estimate_blur(gray: np.ndarray) -> tuple[tuple[int, int, int, int], MotionBlur]:
+    """The busiest window of ``gray`` and the motion blur estimated in it (see the module's docstring)."""
+    top, left, height, width = window = busiest_window(gray)
+    crop = gray[top:top + height, left:left + width].astype(np.float32)
+    taper = _taper(height, width)
+    spectrum = np.fft.rfft2((crop - crop.mean()) * taper)
+    angle = blur_direction(spectrum, (height, width))
+    return window, MotionBlur(angle, _Autocorrelation(spectrum, (height, width)).length_along(angle))
+
+
+def _kurtosis(picture: np.ndarray) -> float:
+    """The kurtosis of ``picture``'s values inside a 32 px border: low for a two-toned picture."""
+    inner = picture[32:-32, 32:-32] if min(picture.shape) > 96 else picture
+    spread = float(inner.std())
+    if spread == 0:
+        return float("inf")
+    z = (inner - float(inner.mean())) / spread
+    return float((z * z * z * z).mean())
+
+
+def deblurred_crops(gray: np.ndarray, smear_min: float = SMEAR_MIN) -> Iterator[np.ndarray]:
+    """The restoration of ``gray``'s busiest window as ``uint8``, twice enlarged: of those at the angles of
+    :data:`ANGLE_OFFSETS_DEG` around the estimate (each with its own length), the least kurtotic one.
+
+    None when the window does not look smeared (:func:`smear` below ``smear_min``): a sharp frame, or most
+    frames without a code, cost a gradient sum and no transform."""
+    window = top, left, height, width = busiest_window(gray, CROP)
+    if height < 32 or width < 32 or smear(gray, window) < smear_min:
+        return
+    crop = gray[top:top + height, left:left + width].astype(np.float32)
+    shape = (height, width)
+    taper = _taper(height, width)
+    spectrum = np.fft.rfft2((crop - crop.mean()) * taper)
+    angle = blur_direction(spectrum, shape)
+    correlations = _Autocorrelation(spectrum, shape)
+    best: tuple[float, np.ndarray] | None = None
+    for offset in ANGLE_OFFSETS_DEG:
+        theta = (angle + np.radians(offset)) % np.pi
+        blur = MotionBlur(float(theta), correlations.length_along(theta))
+        otf = _line_otf(shape, blur)
+        restored = spectrum * (otf / (otf * otf + np.float32(WIENER_K)))  # Wiener, for a real transfer function
+        picture = np.fft.irfft2(restored, s=shape)
+        score = _kurtosis(picture)
+        if best is None or score < best[0]:
+            best = (score, picture)
+    if best is not None:
+        yield _linear2x(_stretch(best[1])).astype(np.uint8)
+
+
+def _linear2x(picture: np.ndarray) -> np.ndarray:
+    """``picture`` enlarged twice in each direction by linear interpolation (numpy only)."""
+    height, width = picture.shape
+    big = np.empty((2 * height, 2 * width), np.float32)
+    big[0::2, 0::2] = picture
+    big[0::2, 1:-1:2] = (picture[:, :-1] + picture[:, 1:]) * 0.5
+    big[0::2, -1] = picture[:, -1]
+    big[1:-1:2] = (big[0:-2:2] + big[2::2]) * 0.5
+    big[-1] = big[-2]
+    return big
