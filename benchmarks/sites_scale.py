@@ -370,8 +370,9 @@ def wire_sizes() -> dict[str, dict[str, int]]:
 
 
 def share(cpu_s: float, seconds: float) -> str:
-    """CPU seconds used over the core-seconds two cores offered in ``seconds``, as a percentage."""
-    return f"{cpu_s / (2 * seconds):.0%}"
+    """CPU seconds used over the core-seconds two cores offered in ``seconds``, as a percentage ("-" for a window
+    too short to time: a tiny run's raw pass-through can round to 0.0 s)."""
+    return f"{cpu_s / (2 * seconds):.0%}" if seconds > 0 else "-"
 
 
 def report(args: argparse.Namespace, paths: list[dict[str, Any]], heartbeats: list[dict[str, Any]],
