@@ -37,9 +37,9 @@ WIENER_K = 0.01
 """Noise-to-signal ratio of the Wiener filter: smaller restores more and amplifies more noise."""
 ANGLE_OFFSETS_DEG = (0.0, -4.0, 4.0, -8.0, 8.0)
 """Angles around the estimated direction at which the window is restored; the restoration with the least
-kurtosis (the most two-toned: a code's modules are dark or light) is the one read. Choosing this way read a
-quarter more blurred signed codes on development frames than the estimate alone; reading each of three angles
-with zxing-cpp read about as many at 2.5 times the cost (BENCHMARKS.md)."""
+kurtosis (the most two-toned: a code's modules are dark or light) is read first (see :data:`READS`).
+Choosing this way read a quarter more blurred signed codes on development frames than the estimate alone;
+reading each of three angles with zxing-cpp read about as many at 2.5 times the cost (BENCHMARKS.md)."""
 READS = 2
 """How many of those restorations are handed to the decoder, least kurtotic first, until one reads: the second
 costs one more read of the crop (no transform) and read a fifth of the signed codes the first missed on
