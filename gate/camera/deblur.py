@@ -16,7 +16,7 @@ The crop is then deconvolved with a Wiener filter (:data:`WIENER_K`) and enlarge
 interpolation: zxing-cpp reads the restored modules more often when each spans more pixels (linear read as
 many as OpenCV's cubic or a zero-padded spectrum, and costs least). Since the direction is the estimate's
 weakest part, the crop is restored at the estimated angle and at a few around it (:data:`ANGLE_OFFSETS_DEG`),
-and the most two-toned restoration (least kurtosis) is the one handed to the decoder.
+and the most two-toned restorations (least kurtosis) are handed to the decoder, the most two-toned first.
 Nothing here knows how the frame was blurred; everything is estimated from the pixels. Measured in
 ``benchmarks/camera_decode.py`` (BENCHMARKS.md).
 """
@@ -37,9 +37,13 @@ WIENER_K = 0.01
 """Noise-to-signal ratio of the Wiener filter: smaller restores more and amplifies more noise."""
 ANGLE_OFFSETS_DEG = (0.0, -4.0, 4.0, -8.0, 8.0)
 """Angles around the estimated direction at which the window is restored; the restoration with the least
-kurtosis (the most two-toned: a code's modules are dark or light) is the one read. Choosing this way read a
-quarter more blurred signed codes on development frames than the estimate alone; reading each of three angles
-with zxing-cpp read about as many at 2.5 times the cost (BENCHMARKS.md)."""
+kurtosis (the most two-toned: a code's modules are dark or light) is read first (see :data:`READS`).
+Choosing this way read a quarter more blurred signed codes on development frames than the estimate alone;
+reading each of three angles with zxing-cpp read about as many at 2.5 times the cost (BENCHMARKS.md)."""
+READS = 2
+"""How many of those restorations are handed to the decoder, least kurtotic first, until one reads: the second
+costs one more read of the crop (no transform) and read a fifth of the signed codes the first missed on
+development frames (BENCHMARKS.md)."""
 MIN_LENGTH, MAX_LENGTH = 3.0, 20.0
 """Blur lengths (px) considered."""
 SMEAR_MIN = 0.25
@@ -208,8 +212,9 @@ def _kurtosis(picture: np.ndarray) -> float:
 
 
 def deblurred_crops(gray: np.ndarray, smear_min: float = SMEAR_MIN) -> Iterator[np.ndarray]:
-    """The restoration of ``gray``'s busiest window as ``uint8``, twice enlarged: of those at the angles of
-    :data:`ANGLE_OFFSETS_DEG` around the estimate (each with its own length), the least kurtotic one.
+    """Restorations of ``gray``'s busiest window as ``uint8``, twice enlarged: of those at the angles of
+    :data:`ANGLE_OFFSETS_DEG` around the estimate (each with its own length), the :data:`READS` least kurtotic,
+    least kurtotic first (the caller stops at a read).
 
     None when the window does not look smeared (:func:`smear` below ``smear_min``): a sharp frame, or most
     frames without a code, cost a gradient sum and no transform."""
@@ -222,18 +227,17 @@ def deblurred_crops(gray: np.ndarray, smear_min: float = SMEAR_MIN) -> Iterator[
     spectrum = np.fft.rfft2((crop - crop.mean()) * taper)
     angle = blur_direction(spectrum, shape)
     correlations = _Autocorrelation(spectrum, shape)
-    best: tuple[float, np.ndarray] | None = None
-    for offset in ANGLE_OFFSETS_DEG:
+    restorations: list[tuple[float, int, np.ndarray]] = []
+    for index, offset in enumerate(ANGLE_OFFSETS_DEG):
         theta = (angle + np.radians(offset)) % np.pi
         blur = MotionBlur(float(theta), correlations.length_along(theta))
         otf = _line_otf(shape, blur)
         restored = spectrum * (otf / (otf * otf + np.float32(WIENER_K)))  # Wiener, for a real transfer function
         picture = np.fft.irfft2(restored, s=shape)
-        score = _kurtosis(picture)
-        if best is None or score < best[0]:
-            best = (score, picture)
-    if best is not None:
-        yield _linear2x(_stretch(best[1])).astype(np.uint8)
+        restorations.append((_kurtosis(picture), index, picture))
+    restorations.sort(key=lambda restoration: restoration[:2])
+    for _, _, picture in restorations[:READS]:
+        yield _linear2x(_stretch(picture)).astype(np.uint8)
 
 
 def _linear2x(picture: np.ndarray) -> np.ndarray:

@@ -189,3 +189,16 @@ def test_benchmark_quick_run_reports_every_condition_and_option() -> None:
     assert "| empty |" in report and "| raw zxingcpp.read_barcodes |" in report
     assert "| raw → denoise (default before) |" in report and "Union of raw zxing-cpp and raw pyzbar" in report
     assert "| raw → denoise → deblur, 1 frame in 4 (gate default) |" in report and "A code held up" in report
+
+
+def test_benchmark_held_only_reports_reads_within_1_3_5_and_10_frames() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "camera_decode.py", "--held-only", "--held", "1"], cwd=ROOT / "benchmarks", env=env,
+        capture_output=True, text=True, timeout=600, check=True,
+    )
+    report = result.stdout
+    assert "2 sequences of 10 frames" in report and "within the first 1 / 3 / 5 / 10 frames" in report
+    rows = [line for line in report.splitlines() if line.startswith("| raw → denoise → deblur, 1 frame in 4")]
+    assert len(rows) == 1 and rows[0].count(" of 1 |") == 2  # one sequence per signed scheme
+    assert "| raw pyzbar |" not in report  # only the references and the deblur schedules
