@@ -4,9 +4,8 @@ The database is the shared source of the events: the ingest worker (or another w
 writes check-ins and gate state from another process, and every web process learns of them by reading the
 database, so a check-in appears on dashboards connected to any process (``tests/central/test_live_two_processes.py``
 runs two servers on one database). On PostgreSQL the poller is woken by ``NOTIFY vaora_live`` (triggers of
-migration m0014, :mod:`central.attendance.live_notify`) at most every ``notified_interval`` (20 ms: a burst of
-notifications makes one poll) and otherwise polls every ``slow_interval``; on SQLite, or while the notification
-connection is down, it polls every ``interval``. What a process keeps in memory (its
+migration m0014, :mod:`central.attendance.live_notify`) and otherwise polls every ``slow_interval``; on SQLite,
+or while the notification connection is down, it polls every ``interval``. What a process keeps in memory (its
 subscribers, a ring of recent events, its cursors) is rebuilt from the database: a browser that reconnects to
 another process gets ``reset`` (the epoch differs) and reloads its state.
 
@@ -116,7 +115,6 @@ class LiveHub:
         *,
         interval: float = 0.1,
         slow_interval: float = 1.0,
-        notified_interval: float = 0.02,
         queue_size: int = 500,
         replay_size: int = 5000,
         clock: Callable[[], datetime] = utc_now,
@@ -125,7 +123,6 @@ class LiveHub:
         self.interval = interval
         self.listen = listen
         self.slow_interval = slow_interval
-        self.notified_interval = notified_interval
         self.queue_size = queue_size
         self.clock = clock
         self.epoch = secrets.token_hex(4)
@@ -293,12 +290,9 @@ class LiveHub:
                 continue
             except Exception:  # never let the poller die: the dashboards would silently freeze
                 log.exception("live poller failed; continuing")
-            # While notified: at least ``notified_interval`` between polls (a burst of notifications makes one poll),
-            # then none until a notification or the slow round is due; otherwise a poll every ``interval``.
-            notified = self.notified
-            gap = self.notified_interval if notified else self.interval
-            self._stop.wait(max(0.0, gap - (time.monotonic() - started)))
-            if notified:
+            # At least ``interval`` between polls (a burst of notifications makes one poll per interval) ...
+            self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+            if self.notified:  # ... and, while notified, none until a notification or the slow round is due
                 self._wake.wait(max(0.0, self.slow_interval - (time.monotonic() - started)))
         if not database.is_closed():
             database.close()
