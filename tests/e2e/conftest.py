@@ -39,6 +39,7 @@ from gate.config import parse_config
 from gate.scanners import ScanEvent
 from gate.sync import SyncError, SyncFailure
 from protocols import topics
+from protocols.meeting_days import DAY_STARTS_AT, MEETING_TZ, meeting_date
 from protocols.payloads import Change, ChangeBody, MeetingEntry, MeetingUpsert, Snapshot
 from protocols.reasons import Reason
 from tests.conftest import scaled, wait_until
@@ -197,14 +198,31 @@ def approve(central: Central, invitation_id: int) -> dict[str, Any]:
     return approval.approve(leader_session(central), central.url, invitation_id, timeout=scaled(30))
 
 
+def one_meeting_day(now: datetime) -> tuple[datetime, datetime]:
+    """A meeting starting in 30 minutes for 2.5 hours, kept within one meeting day (04:00 to 04:00 Vietnam time,
+    :mod:`protocols.meeting_days`): a meeting across 04:00 has two days, and the dashboard reloads its state on each
+    arrival of such a meeting (which day counts is the server's rule), which a test run between 00:30 and 04:00
+    Vietnam time would otherwise meet. Shortened to end before the next day, or moved to start just after it
+    (still within the two hours before the start in which codes open)."""
+    start, end = now + timedelta(minutes=30), now + timedelta(hours=3)
+    if meeting_date(start) == meeting_date(end):
+        return start, end
+    next_day = datetime.combine(meeting_date(start) + timedelta(days=1), DAY_STARTS_AT, MEETING_TZ)
+    if next_day - start >= timedelta(minutes=45):
+        return start, next_day - timedelta(minutes=5)
+    start = next_day + timedelta(minutes=5)
+    return start, start + timedelta(hours=2, minutes=30)
+
+
 def invite(central: Central, title: str, organisation: str, scheme: str = "compact") -> dict[str, Any]:
-    """The office creates a meeting at site hq (starting in 30 minutes, for 2.5 hours) and drafts the invitation
-    of ``organisation``, the leader approves it, and the organisation's office receives it by e-mail; returns the
-    approved invitation plus ``meeting_id`` and, from that e-mail, ``secret`` and ``registration_url``."""
-    now = datetime.now(UTC)
+    """The office creates a meeting at site hq (:func:`one_meeting_day`: starting in 30 minutes, for 2.5 hours) and
+    drafts the invitation of ``organisation``, the leader approves it, and the organisation's office receives it by
+    e-mail; returns the approved invitation plus ``meeting_id`` and, from that e-mail, ``secret`` and
+    ``registration_url``."""
+    starts_at, ends_at = one_meeting_day(datetime.now(UTC))
     meeting = central.api("POST", "/api/v1/meetings", json={
-        "title": title, "starts_at": (now + timedelta(minutes=30)).isoformat(),
-        "ends_at": (now + timedelta(hours=3)).isoformat(), "venue": "Hội trường A", "site_id": "hq",
+        "title": title, "starts_at": starts_at.isoformat(),
+        "ends_at": ends_at.isoformat(), "venue": "Hội trường A", "site_id": "hq",
         "scheme": scheme})
     assert meeting.status_code == 201, meeting.text
     office = "vanthu@donvi.example.vn"
