@@ -240,6 +240,22 @@ def invite(central: Central, title: str, organisation: str, scheme: str = "compa
     return {**approved, "meeting_id": meeting.json()["id"], "secret": link.secret, "registration_url": link.link}
 
 
+def invite_to(central: Central, mail: MailCatcher, meeting_id: int, organisation: str, office: str) -> dict[str, Any]:
+    """The office drafts the invitation of ``organisation`` (its office e-mail ``office``) to meeting ``meeting_id``,
+    the leader approves it, and the organisation's office receives it by e-mail; returns the invitation's
+    ``number`` and, from that e-mail, its ``secret`` (what a delegate's registration needs)."""
+    created = central.api("POST", "/api/v1/organisations", json={"name": organisation, "office_email": office})
+    assert created.status_code == 201, created.text
+    draft = central.api("POST", "/api/v1/invitations",
+                        json={"meeting_id": meeting_id, "organisation_id": created.json()["id"]})
+    assert draft.status_code == 201, draft.text
+    approved = approve(central, draft.json()["id"])
+    wait_until(lambda: any(office in str(m.get("X-RcptTo", "")) for m in mail.messages), timeout=30)
+    letters = [approval.mail_text(m) for m in mail.messages if office in str(m.get("X-RcptTo", ""))]
+    link = approval.registration_link(letters, approved["number"])
+    return {"number": approved["number"], "secret": link.secret}
+
+
 def setup_meeting(central: Central, mail: MailCatcher, scheme: str, email: str) -> dict:
     """Office creates a meeting and invitation; the organisation registers a delegate; the mail arrives."""
     invitation = invite(central, f"Họp giao ban ({scheme})", f"Sở Tư pháp {scheme}", scheme)

@@ -26,8 +26,8 @@ from tests.conftest import scaled, wait_until
 
 from .conftest import (
     Central,
-    approve,
     gate_config_toml,
+    invite_to,
     leader_session,
     log_tail,
     qr_text_of,
@@ -118,17 +118,7 @@ def test_two_gates_at_two_sites_admit_one_meeting_and_the_dashboard_counts_per_v
     meeting = created.json()
     assert meeting["sites"] == ["hq", "st"]
 
-    office = "vanthu@syt.example.vn"
-    organisation = central.api("POST", "/api/v1/organisations", json={"name": "Sở Y tế", "office_email": office})
-    assert organisation.status_code == 201, organisation.text
-    draft = central.api("POST", "/api/v1/invitations",
-                        json={"meeting_id": meeting["id"], "organisation_id": organisation.json()["id"]})
-    assert draft.status_code == 201, draft.text
-    approved = approve(central, draft.json()["id"])
-    wait_until(lambda: any(office in str(m.get("X-RcptTo", "")) for m in mail.messages), timeout=30)
-    letters = [approval.mail_text(m) for m in mail.messages if office in str(m.get("X-RcptTo", ""))]
-    link = approval.registration_link(letters, approved["number"])
-    invitation = {"number": approved["number"], "secret": link.secret}
+    invitation = invite_to(central, mail, meeting["id"], "Sở Y tế", "vanthu@syt.example.vn")
     first_code = register(central, mail, invitation, "Nguyễn Văn An", "an@syt.example.vn")
 
     gates: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}

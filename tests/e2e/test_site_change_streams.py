@@ -25,13 +25,12 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from central.messaging.broker_auth import CENTRAL_USERNAME, GateAccount, provision
-from devtools import approval
 from devtools.broker import LocalBroker
 from devtools.mailcatcher import MailCatcher
 from protocols import topics
 from tests.conftest import scaled, wait_until
 
-from .conftest import Central, approve, gate_config_toml, leader_session, spawn_gate, wait_for_line
+from .conftest import Central, gate_config_toml, invite_to, leader_session, spawn_gate, wait_for_line
 from .test_remote_points import admin_session, csrf_of, register, wait_for_log
 
 MAIN = "Hội trường tầng 2"
@@ -118,17 +117,7 @@ def test_a_change_for_one_site_is_applied_at_its_gate_and_never_seen_at_another(
     assert created.status_code == 201, created.text
     meeting = created.json()
     assert meeting["sites"] == ["hq"]
-    office = "vanthu@syt.example.vn"
-    organisation = central.api("POST", "/api/v1/organisations", json={"name": "Sở Y tế", "office_email": office})
-    assert organisation.status_code == 201, organisation.text
-    draft = central.api("POST", "/api/v1/invitations",
-                        json={"meeting_id": meeting["id"], "organisation_id": organisation.json()["id"]})
-    assert draft.status_code == 201, draft.text
-    approved = approve(central, draft.json()["id"])
-    wait_until(lambda: any(office in str(m.get("X-RcptTo", "")) for m in mail.messages), timeout=30)
-    letters = [approval.mail_text(m) for m in mail.messages if office in str(m.get("X-RcptTo", ""))]
-    link = approval.registration_link(letters, approved["number"])
-    invitation = {"number": approved["number"], "secret": link.secret}
+    invitation = invite_to(central, mail, meeting["id"], "Sở Y tế", "vanthu@syt.example.vn")
 
     secrets = broker_files / "secrets"
     spy = Spy(broker, "gate-diemcau-1", (secrets / "gate-diemcau-1.password").read_text().strip())
