@@ -18,10 +18,13 @@ from flask.testing import FlaskClient
 
 from central.app import create_app
 from central.core.db import database
+from central.gates.checkins import record_heartbeat
 from central.outbound.mail import SmtpMailSender
 from devtools.approval import RegistrationLink, mail_text, registration_link
 from devtools.mailcatcher import MailCatcher
 from devtools.ports import free_port
+from protocols import payloads
+from protocols.reasons import Reason
 
 from ..conftest import wait_until
 
@@ -267,3 +270,19 @@ class Api:
 def api(client: FlaskClient, mail: MailCatcher) -> Api:
     """API helper over the test client."""
     return Api(client, mail)
+
+
+def heard_from(gate_id: str, now: datetime, **fields: Any) -> None:
+    """Central records a heartbeat gate ``gate_id`` sent at ``now`` (cache and outbox empty, ``vaora-gate 1.4.2``;
+    ``fields`` add to it, e.g. ``fail_mode``): the gate is online."""
+    with database.connection_context():
+        beat = payloads.Heartbeat(gate_id=gate_id, sent_at=now, cache_seq=0, outbox_pending=0,
+                                  software_version="vaora-gate 1.4.2", **fields)
+        assert record_heartbeat(beat, gate_id, now) == Reason.OK
+
+
+def gates_at_two_sites(api: Api, now: datetime) -> None:
+    """Gate g1 at site hq, heard at ``now`` (online, fail mode secure), and gate r1 at site st, registered only."""
+    api.gate("g1", "hq")
+    api.gate("r1", "st")
+    heard_from("g1", now, fail_mode="secure")

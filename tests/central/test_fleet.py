@@ -16,15 +16,13 @@ from flask.testing import FlaskClient
 
 from central.core.db import database
 from central.gates import commands as gate_commands
-from central.gates.checkins import record_heartbeat
 from central.meetings import venues
 from central.messaging.ingest import IngestWorker
 from central.messaging.publish import close_publishers
 from devtools.broker import LocalBroker
 from protocols import payloads, topics
-from protocols.reasons import Reason
 
-from .conftest import Api, Clock
+from .conftest import Api, Clock, gates_at_two_sites
 from .staff import csrf, login, make_users
 
 
@@ -75,12 +73,7 @@ def fleet(app: Flask, api: Api, clock: Clock, broker: LocalBroker, ingest: Inges
     make_users(clock.now)
     with database.connection_context():
         venues.create_venue({"name": "Hội trường tầng 2", "kind": "main", "site_id": "hq"}, actor="t", now=clock.now)
-    api.gate("g1", "hq")
-    api.gate("r1", "st")
-    with database.connection_context():
-        beat = payloads.Heartbeat(gate_id="g1", sent_at=clock.now, cache_seq=0, outbox_pending=0,
-                                  software_version="vaora-gate 1.4.2", fail_mode="secure")
-        assert record_heartbeat(beat, "g1", clock.now) == Reason.OK
+    gates_at_two_sites(api, clock.now)
     gate = AnsweringGate(broker, "g1")
     yield gate
     gate.stop()

@@ -22,16 +22,14 @@ from flask.testing import FlaskClient
 from central.core.db import database, write_transaction
 from central.core.states import SiteLinkState
 from central.gates import site_links
-from central.gates.checkins import record_heartbeat
 from central.gates.models import SiteLink
 from central.messaging.ingest import IngestWorker
 from central.web.filters import iso_localtime
 from devtools.broker import LocalBroker
-from protocols import payloads, topics
-from protocols.reasons import Reason
+from protocols import topics
 from tests.conftest import scaled, wait_until
 
-from .conftest import Api, Clock
+from .conftest import Api, Clock, gates_at_two_sites, heard_from
 from .staff import login, make_users
 
 SHARE_GROUP = "vaora-ingest"
@@ -120,15 +118,8 @@ def site_link_metric(client: FlaskClient, site_id: str) -> float | None:
 def fleet(app: Flask, api: Api, clock: Clock) -> None:
     """Users, gate g1 at site hq (heard a moment ago: online) and gate r1 at site st (gates on the core)."""
     make_users(clock.now)
-    api.gate("g1", "hq")
-    api.gate("r1", "st")
-    with database.connection_context():
-        beat = payloads.Heartbeat(gate_id="g1", sent_at=clock.now, cache_seq=0, outbox_pending=0,
-                                  software_version="vaora-gate 1.4.2", fail_mode="secure")
-        assert record_heartbeat(beat, "g1", clock.now) == Reason.OK
-        beat_r1 = payloads.Heartbeat(gate_id="r1", sent_at=clock.now, cache_seq=0, outbox_pending=0,
-                                     software_version="vaora-gate 1.4.2")
-        assert record_heartbeat(beat_r1, "r1", clock.now) == Reason.OK
+    gates_at_two_sites(api, clock.now)
+    heard_from("r1", clock.now)
 
 
 def test_a_site_link_is_shown_on_the_fleet_page_its_json_and_the_metrics(app: Flask, fleet: None, clock: Clock,
