@@ -67,27 +67,35 @@ def central_db(tmp_path: Path) -> Iterator[None]:
     database.close()
 
 
+def start_silent_gate(gate_id: str, data_dir: Path, broker: LocalBroker, resend_seconds: float,
+                      site: str = "hq") -> Gate:
+    """Start in-process gate ``gate_id`` at ``site`` on ``broker``: simulated pins, a :class:`SilentScanner` (the test
+    calls ``handle_scan``), central unreachable, its outbox and cache in ``data_dir``, re-publishing unanswered
+    check-ins every ``resend_seconds``."""
+    config = parse_config(
+        {
+            "gate": {"id": gate_id, "site": site, "fail_mode": "secure", "data_dir": str(data_dir)},
+            "central": {"url": "http://127.0.0.1:9", "token": "unused", "timeout": 1},
+            "mqtt": {"host": broker.host, "port": broker.port, "resend_seconds": resend_seconds},
+            "scanner": {"type": "stdin"},
+            "pins": {"relay": 17, "green_led": 27, "red_led": 22},
+            "turnstile": {"unlock_seconds": 0.2},
+            "status": {"enabled": False},
+        }
+    )
+    gate = Gate(config, pin_factory=MockFactory(), scanner=SilentScanner(), fetch=unreachable_central,
+                delivery_poll_s=0.2)
+    gate.start()
+    return gate
+
+
 def make_gates(count: int, broker: LocalBroker, tmp_path: Path, resend_seconds: float = 1) -> list[Gate]:
     gates = []
     with database.connection_context():
         for index in range(count):
             gate_id = f"gate-{index}"
             GateRow.create(gate_id=gate_id, name=gate_id, site_id="hq", token_hash="x")
-            config = parse_config(
-                {
-                    "gate": {"id": gate_id, "site": "hq", "fail_mode": "secure", "data_dir": str(tmp_path / gate_id)},
-                    "central": {"url": "http://127.0.0.1:9", "token": "unused", "timeout": 1},
-                    "mqtt": {"host": broker.host, "port": broker.port, "resend_seconds": resend_seconds},
-                    "scanner": {"type": "stdin"},
-                    "pins": {"relay": 17, "green_led": 27, "red_led": 22},
-                    "turnstile": {"unlock_seconds": 0.2},
-                    "status": {"enabled": False},
-                }
-            )
-            gate = Gate(config, pin_factory=MockFactory(), scanner=SilentScanner(), fetch=unreachable_central,
-                        delivery_poll_s=0.2)
-            gate.start()
-            gates.append(gate)
+            gates.append(start_silent_gate(gate_id, tmp_path / gate_id, broker, resend_seconds))
     return gates
 
 

@@ -27,7 +27,6 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 from flask.testing import FlaskClient
-from gpiozero.pins.mock import MockFactory
 
 from central.app import create_app
 from central.core.db import database
@@ -37,7 +36,6 @@ from central.messaging.broker_auth import CENTRAL_USERNAME, site_username
 from central.messaging.site_broker import BRIDGE_FILE
 from devtools.broker import LocalBroker
 from gate.app import Gate
-from gate.config import parse_config
 from gate.scanners import ScanEvent
 from gate.store import GateStore
 from protocols import topics
@@ -50,7 +48,7 @@ from tests.gate.gate_helpers import World, build_world
 
 from .conftest import INGEST_SHARE_GROUP, log_tail
 from .relay import Relay
-from .test_faults import SilentScanner, central_counts, central_db, unreachable_central, wait_delivered  # noqa: F401
+from .test_faults import central_counts, central_db, start_silent_gate, wait_delivered  # noqa: F401
 from .test_ingest_active_active import spawn_ingest
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(scaled(900))]
@@ -110,18 +108,7 @@ class BridgedSite:
             cache = GateStore(data_dir)
             cache.load_snapshot(self.world.snapshot, datetime.now(UTC))
             cache.close()
-        config = parse_config({
-            "gate": {"id": gate_id, "site": SITE, "fail_mode": "secure", "data_dir": str(data_dir)},
-            "central": {"url": "http://127.0.0.1:9", "token": "unused", "timeout": 1},
-            "mqtt": {"host": self.site.host, "port": self.site.port, "resend_seconds": RESEND_S},
-            "scanner": {"type": "stdin"},
-            "pins": {"relay": 17, "green_led": 27, "red_led": 22},
-            "turnstile": {"unlock_seconds": 0.2},
-            "status": {"enabled": False},
-        })
-        gate = Gate(config, pin_factory=MockFactory(), scanner=SilentScanner(), fetch=unreachable_central,
-                    delivery_poll_s=0.2)
-        gate.start()
+        gate = start_silent_gate(gate_id, data_dir, self.site, RESEND_S, site=SITE)
         assert gate.transport.wait_connected(scaled(10))
         self.gates[gate_id] = gate
         return gate
