@@ -18,6 +18,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from central.messaging.broker_auth import CENTRAL_USERNAME, GateAccount, provision, render_acl
 from devtools.ports import free_port
 from protocols import topics
+from tests.mqtt_clients import MqttClient
 
 SHIPPED = Path(__file__).resolve().parents[2] / "systemd" / "mosquitto" / "vaora.conf"
 GATES = [GateAccount("lobby-1", "hq"), GateAccount("lobby-2", "hq"), GateAccount("annex-1", "annex")]
@@ -57,24 +58,23 @@ class Broker:
         self.process.wait(10)
 
 
-class Session:
+class Session(MqttClient):
     """A connected MQTT v5 client that records what it receives and the reason codes it gets."""
 
     def __init__(self, port: int, username: str | None, password: str | None) -> None:
+        super().__init__(protocol=mqtt.MQTTv5)
         self.received: list[tuple[str, bytes]] = []
         self.connack: ReasonCode | None = None
         self.suback: list[ReasonCode] = []
         self.puback: dict[int, ReasonCode] = {}
         self.events = threading.Condition()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         if username is not None:
             self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_publish = self._on_publish
         self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
+        self.connect("127.0.0.1", port)
         self.wait(lambda: self.connack is not None)
 
     def _notify(self) -> None:
@@ -111,10 +111,6 @@ class Session:
         info = self.client.publish(topic, payload, qos=1)
         assert self.wait(lambda: info.mid in self.puback)
         return self.puback[info.mid]
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
 
 
 @pytest.fixture

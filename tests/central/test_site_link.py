@@ -14,7 +14,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -28,6 +27,7 @@ from central.web.filters import iso_localtime
 from devtools.broker import LocalBroker
 from protocols import topics
 from tests.conftest import scaled, wait_until
+from tests.mqtt_clients import MqttClient
 
 from .conftest import Api, Clock, gates_at_two_sites, heard_from
 from .staff import login, make_users
@@ -54,30 +54,24 @@ def workers(app: Flask, broker: LocalBroker, clock: Clock) -> Iterator[Callable[
         worker.stop()
 
 
-class Publisher:
+class Publisher(MqttClient):
     """Publishes at the broker as a site broker's bridge does (QoS 1, retained)."""
 
     def __init__(self, broker: LocalBroker) -> None:
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bridge-sim-{uuid.uuid4().hex[:6]}")
+        super().__init__(client_id=f"bridge-sim-{uuid.uuid4().hex[:6]}")
         connected = threading.Event()
         self.client.on_connect = lambda *_: connected.set()
-        self.client.connect(broker.host, broker.port)
-        self.client.loop_start()
+        self.connect(broker.host, broker.port)
         assert connected.wait(scaled(10))
 
     def publish(self, topic: str, payload: bytes, retain: bool = True) -> None:
         self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(timeout=scaled(10))
 
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
-
 
 @pytest.fixture
 def bridge(broker: LocalBroker) -> Iterator[Publisher]:
-    publisher = Publisher(broker)
-    yield publisher
-    publisher.close()
+    with Publisher(broker) as publisher:
+        yield publisher
 
 
 def link(site_id: str) -> SiteLink | None:

@@ -44,6 +44,7 @@ from protocols.payloads import (
 from protocols.reasons import Reason
 from tests.conftest import scaled, wait_until
 from tests.gate.gate_helpers import IdleScanner, World, config_dict
+from tests.mqtt_clients import MqttClient
 
 from .conftest import NOW, Fetch, scan_event, world_at_seq0
 
@@ -95,28 +96,22 @@ def warm_up(store: Callable[[ChangeBody], Change], world: World, *gates: Gate) -
     return change.seq
 
 
-class Publisher:
+class Publisher(MqttClient):
     """A raw MQTT client standing in for central's feed, to publish hand-made (also bad) payloads."""
 
     def __init__(self, broker: LocalBroker) -> None:
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:6]}")
-        self.client.connect(broker.host, broker.port)
-        self.client.loop_start()
+        super().__init__(client_id=f"pub-{uuid.uuid4().hex[:6]}")
+        self.connect(broker.host, broker.port)
 
     def change(self, seq: int, body: Any) -> None:
         payload = encode(Change(seq=seq, at=datetime.now(UTC), body=body))
         self.client.publish(topics.CHANGES, payload, qos=1).wait_for_publish(scaled(10))
 
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
 
 @pytest.fixture
 def publisher(broker: LocalBroker) -> Iterator[Publisher]:
-    client = Publisher(broker)
-    yield client
-    client.close()
+    with Publisher(broker) as client:
+        yield client
 
 
 def replacement(world: World, delegate_id: int) -> tuple[DelegateUpsert, str]:
