@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 from devtools.ports import PortOwner
+from devtools.processes import stop_processes
 from devtools.timeouts import scaled
 
 _BIND_FAILURE_MARKERS = ("Address already in use", "Could not create server TCP listening socket")
@@ -87,14 +88,8 @@ class LocalRedis(PortOwner):
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL after 10 s)."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=scaled(10))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            stop_processes([process], timeout=10)
 
     def __enter__(self) -> LocalRedis:
         return self.start()

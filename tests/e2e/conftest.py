@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -34,6 +34,7 @@ from devtools import approval
 from devtools.broker import LocalBroker
 from devtools.mailcatcher import MailCatcher
 from devtools.ports import free_port
+from devtools.processes import stop_processes
 from gate.app import Gate
 from gate.config import parse_config
 from gate.scanners import ScanEvent
@@ -489,18 +490,3 @@ def feed(broker: LocalBroker, change_log: Callable[[ChangeBody], Change]) -> Ite
     changefeed.start()
     yield changefeed
     changefeed.stop()
-
-
-def stop_processes(processes: Iterable[subprocess.Popen], timeout: float = 10) -> None:
-    """Stop the processes a test started: SIGTERM to every one still running, then wait for each up to ``timeout``
-    seconds (scaled for a loaded machine) and SIGKILL the ones that did not end."""
-    processes = list(processes)
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=scaled(timeout))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()

@@ -46,7 +46,7 @@ from tests.central.staff import login, make_users
 from tests.conftest import scaled, wait_until
 from tests.gate.gate_helpers import World, build_world
 
-from .conftest import INGEST_SHARE_GROUP, log_tail
+from .conftest import INGEST_SHARE_GROUP, log_tail, stop_processes
 from .relay import Relay
 from .test_faults import central_counts, central_db, start_silent_gate, wait_delivered  # noqa: F401
 from .test_ingest_active_active import spawn_ingest
@@ -191,14 +191,7 @@ def bridged(tmp_path: Path, central_db: None, monkeypatch: pytest.MonkeyPatch) -
         yield topology
     finally:
         topology.stop_gates()
-        for process, _ in topology.ingests.values():
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=scaled(20))
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+        stop_processes((process for process, _ in topology.ingests.values()), timeout=20)
         if topology.site is not None:
             topology.site.stop()
         relay.close()
