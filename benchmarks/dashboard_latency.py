@@ -45,6 +45,7 @@ from central.migrations import migrate  # noqa: E402
 from central.registration.models import Delegate  # noqa: E402
 from devtools.broker import LocalBroker  # noqa: E402
 from devtools.ports import free_port, wait_for_http  # noqa: E402
+from devtools.processes import stop_processes  # noqa: E402
 from protocols import payloads, topics  # noqa: E402
 
 PASSWORD = "mat-khau-do-hieu-nang-2026"
@@ -167,13 +168,7 @@ def central_stack(work: Path, target: Path | str, broker: LocalBroker,
             raise RuntimeError((work / "serve.log").read_text()[-2000:]) from None
         yield Central(url, port, processes[0], processes[1])
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(processes)
 
 
 @contextmanager

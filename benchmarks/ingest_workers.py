@@ -29,12 +29,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.ingest_rate import drop_database, fresh_database, prepare_database, start_publishers, wait_stored
 from central.core.db import database
 from central.gates.models import CheckIn
+from devtools.processes import stop_processes
 from protocols import topics
 
 if TYPE_CHECKING:
     from devtools.broker import LocalBroker
 
 REPO = Path(__file__).resolve().parents[1]
+INGEST_STOP_S = 30
+"""Seconds an ingest process has to end on SIGTERM before it is killed."""
 
 
 def start_ingest(workers: int, url: str, broker: LocalBroker, directory: Path) -> list[subprocess.Popen[bytes]]:
@@ -56,18 +59,6 @@ def start_ingest(workers: int, url: str, broker: LocalBroker, directory: Path) -
         broker.wait_subscribed(f"bench-ingest-{number}", topics.shared("vaora-ingest", topics.ALL_GATE_CHECKINS),
                                since=since, timeout=120)
     return processes
-
-
-def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
-    """Terminate ``processes`` and wait for them (killed after 30 s)."""
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def run(kind: str, workers: int, total: int, gates: int, bridged: bool = False) -> dict[str, float | int | str]:
@@ -104,13 +95,13 @@ def run(kind: str, workers: int, total: int, gates: int, bridged: bool = False) 
                     proc.join(60)
                 with database.connection_context():
                     distinct = CheckIn.select(CheckIn.checkin_id).distinct().count()
-                stop_processes(processes)
+                stop_processes(processes, timeout=INGEST_STOP_S)
             ingest_cpu, broker_cpu, db_cpu = (cpu_used(b, a) for b, a in zip(before, after, strict=True))
             return {"db": kind, "workers": workers, "bridged": int(bridged), "checkins": expected, "stored": stored,
                     "distinct": distinct, "seconds": elapsed, "rate": stored / elapsed,
                     "ingest_cpu_s": ingest_cpu, "broker_cpu_s": broker_cpu, "db_cpu_s": db_cpu}
         finally:
-            stop_processes(processes)
+            stop_processes(processes, timeout=INGEST_STOP_S)
             database.close()
             drop_database(url)
 

@@ -58,6 +58,7 @@ from benchmarks.dashboard_latency import central_stack, gate_client, login, publ
 from benchmarks.ingest_rate import drop_database, fresh_database, prepare_database  # noqa: E402
 from central.core.db import database, open_database  # noqa: E402
 from central.gates.models import CheckIn, Gate  # noqa: E402
+from devtools.processes import stop_processes  # noqa: E402
 from protocols import payloads, topics  # noqa: E402
 
 PATHS = (False, True)  # direct, bridged
@@ -130,14 +131,14 @@ def measure_heartbeats(kind: str, heartbeats: int, gates: int) -> dict[str, Any]
                     after = (cpu_by_pid(pids), cpu_by_pid(backends()))
                 client.loop_stop()
                 client.disconnect()
-                ingest_workers.stop_processes(processes)
+                stop_processes(processes, timeout=ingest_workers.INGEST_STOP_S)
             if done != gates:
                 raise RuntimeError(f"only {done} of {gates} gates' last heartbeat stored")
             return {"db": kind, "heartbeats": per_gate * gates, "seconds": seconds,
                     "rate": per_gate * gates / seconds, "ingest_cpu_s": cpu_used(before[0], after[0]),
                     "db_cpu_s": cpu_used(before[1], after[1])}
         finally:
-            ingest_workers.stop_processes(processes)
+            stop_processes(processes, timeout=ingest_workers.INGEST_STOP_S)
             database.close()
             drop_database(url)
 
