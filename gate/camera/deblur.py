@@ -5,7 +5,10 @@ A code waved in front of the camera is smeared along the motion: each point beco
 again, but the blur is known up to two numbers, its direction and length, and both can be read off the frame:
 
 - **where**: the square window (:data:`CROP` px) with the most gradient energy, found on a quarter-size copy;
-- **whether**: only a window whose gradients mostly run one way (:data:`SMEAR_MIN`) is restored;
+- **whether**: only a window whose gradients mostly run one way (:data:`SMEAR_MIN`) is restored, and not one
+  whose spectrum sits on a few peaks (stripes, :data:`STRIPES_MIN`), nor one whose restoration at the estimate
+  is not two-toned (a room, a screen of text: :data:`KURTOSIS_MAX`), so that a frame without a code costs little
+  and the pass can run on every frame;
 - **direction**: a box blur along an angle removes the crop's mid frequencies along that angle, so the angle
   is the axis of least spectral magnitude in a band of frequencies (:data:`BAND`; the magnitude, not the power,
   so that a code's own strong grid frequencies do not decide it);
@@ -35,11 +38,13 @@ BAND = (0.04, 0.25)
 """Frequencies (cycles/px) whose magnitudes give the blur's direction."""
 WIENER_K = 0.01
 """Noise-to-signal ratio of the Wiener filter: smaller restores more and amplifies more noise."""
-ANGLE_OFFSETS_DEG = (0.0, -4.0, 4.0, -8.0, 8.0)
+ANGLE_OFFSETS_DEG = (0.0, -3.0, 3.0, -6.0, 6.0)
 """Angles around the estimated direction at which the window is restored; the restoration with the least
 kurtosis (the most two-toned: a code's modules are dark or light) is read first (see :data:`READS`).
 Choosing this way read a quarter more blurred signed codes on development frames than the estimate alone;
-reading each of three angles with zxing-cpp read about as many at 2.5 times the cost (BENCHMARKS.md)."""
+reading each of three angles with zxing-cpp read about as many at 2.5 times the cost (BENCHMARKS.md). Steps
+of 3 degrees read 117 of the 181 blurred signed codes of development frames (seeds 2 and 3, not the
+benchmark's) that the raw and denoised passes missed, where steps of 4 read 105 and of 2 or 2.5 115-117."""
 READS = 2
 """How many of those restorations are handed to the decoder, least kurtotic first, until one reads: the second
 costs one more read of the crop (no transform) and read a fifth of the signed codes the first missed on
