@@ -34,6 +34,7 @@ from gate.camera import CameraScanner, MemorySource, PyzbarDecoder, ZxingDecoder
 from gate.camera.decoders import BarcodeDecoder
 from gate.camera.hard_frames import CONDITIONS, HardFrame, make_hard_frames, render_hard_frame
 from gate.camera.synthetic import sample_compact_codes, sample_signed_code
+from gate.config import ScannerSection
 from gate.scanners.base import ScanEvent
 from protocols.reasons import Reason
 
@@ -84,21 +85,29 @@ def options() -> list[tuple[str, Callable[[], BarcodeDecoder]]]:
             lambda: ZxingDecoder(passes=("raw", "denoise", "upscale", "global"), alternate=True),
         ),
         ("raw → denoise → flatten", lambda: ZxingDecoder(passes=("raw", "denoise", "flatten"))),
-        ("raw → denoise → deblur", lambda: ZxingDecoder(passes=("raw", "denoise", "deblur"))),
+        (deblur_label(1), lambda: ZxingDecoder(passes=("raw", "denoise", "deblur"))),
         ("raw → denoise → flatten → deblur", lambda: ZxingDecoder(passes=("raw", "denoise", "flatten", "deblur"))),
         (
             "raw → denoise → flatten|deblur alternating",
             lambda: ZxingDecoder(passes=("raw", "denoise", "flatten", "deblur"), alternate=True),
         ),
-        ("raw → denoise → deblur, 1 frame in 2",
-         lambda: ZxingDecoder(passes=("raw", "denoise", "deblur"), extra_every=2)),
-        ("raw → denoise → deblur, 1 frame in 3",
-         lambda: ZxingDecoder(passes=("raw", "denoise", "deblur"), extra_every=3)),
-        (GATE_DEFAULT, lambda: ZxingDecoder(passes=("raw", "denoise", "deblur"), extra_every=4)),
+        (deblur_label(2), lambda: ZxingDecoder(passes=("raw", "denoise", "deblur"), extra_every=2)),
+        (deblur_label(3), lambda: ZxingDecoder(passes=("raw", "denoise", "deblur"), extra_every=3)),
+        (deblur_label(4), lambda: ZxingDecoder(passes=("raw", "denoise", "deblur"), extra_every=4)),
     ]
 
 
-GATE_DEFAULT = "raw → denoise → deblur, 1 frame in 4 (gate default)"
+GATE_EXTRA_EVERY = ScannerSection.model_fields["extra_passes_every"].default
+"""How often a gate runs the passes after the second by default (``[scanner] extra_passes_every``)."""
+
+
+def deblur_label(every: int) -> str:
+    """The row of raw → denoise → deblur with the deblur on one frame in ``every``, marked when a gate's default."""
+    label = "raw → denoise → deblur" + (f", 1 frame in {every}" if every > 1 else "")
+    return label + (" (gate default)" if every == GATE_EXTRA_EVERY else "")
+
+
+GATE_DEFAULT = deblur_label(GATE_EXTRA_EVERY)
 
 
 def group_of(frame: HardFrame) -> str:
@@ -283,8 +292,8 @@ def report(results: dict[str, dict[str, Score]], frames: list[HardFrame], argv: 
     return lines
 
 
-HELD_ONLY_OPTIONS = ("raw zxingcpp.read_barcodes", "raw → denoise (default before)", "raw → denoise → deblur",
-                     "raw → denoise → deblur, 1 frame in 2", "raw → denoise → deblur, 1 frame in 3", GATE_DEFAULT)
+HELD_ONLY_OPTIONS = ("raw zxingcpp.read_barcodes", "raw → denoise (default before)",
+                     *(deblur_label(every) for every in (1, 2, 3, 4)))
 
 
 def held_only(count: int, seed: int, argv: list[str] | None) -> int:

@@ -262,12 +262,12 @@ class ScannerSection(_Section):
     width: Annotated[int, Field(ge=16, le=4096)] = 640
     height: Annotated[int, Field(ge=16, le=4096)] = 480
     symbologies: Annotated[list[Literal["qr", "code128"]], Field(min_length=1)] = ["qr", "code128"]
-    # the default: raw, denoised, then on one frame in four a motion deblur (BENCHMARKS.md "Camera decoding,
-    # hard frames": under twice the cost of the old single pass on frames without a code)
+    # the default: raw, denoised, then a motion deblur on every frame (BENCHMARKS.md "Camera decoding, hard
+    # frames": under twice the cost of the old single pass on frames without a code)
     passes: Annotated[list[Literal["raw", "denoise", "global", "upscale", "flatten", "deblur"]],
                       Field(min_length=1)] = ["raw", "denoise", "deblur"]
     alternate_passes: bool = False
-    extra_passes_every: Annotated[int, Field(ge=1, le=1000)] = 4
+    extra_passes_every: Annotated[int, Field(ge=1, le=1000)] = 1
 
     @model_validator(mode="after")
     def _keys_fit_type(self) -> ScannerSection:

@@ -10,7 +10,7 @@
     symbologies = ["qr", "code128"]   # e.g. ["qr"] for a QR-only site
     passes = ["raw", "denoise", "deblur"]  # zxing: in order until one reads (+ "global", "upscale", "flatten")
     alternate_passes = false  # zxing: passes after the second run one per frame in turn
-    extra_passes_every = 4    # zxing: passes after the second run on one frame in this many
+    extra_passes_every = 1    # zxing: passes after the second run on one frame in this many
     dedup_ms = 2000           # a code in view is emitted once; again after this long out of view
     width = 640
     height = 480

@@ -5,7 +5,10 @@ A code waved in front of the camera is smeared along the motion: each point beco
 again, but the blur is known up to two numbers, its direction and length, and both can be read off the frame:
 
 - **where**: the square window (:data:`CROP` px) with the most gradient energy, found on a quarter-size copy;
-- **whether**: only a window whose gradients mostly run one way (:data:`SMEAR_MIN`) is restored;
+- **whether**: only a window whose gradients mostly run one way (:data:`SMEAR_MIN`) is restored, and not one
+  whose spectrum sits on a few peaks (stripes, :data:`STRIPES_MIN`), nor one whose restoration at the estimate
+  is not two-toned (a room, a screen of text: :data:`KURTOSIS_MAX`), so that a frame without a code costs little
+  and the pass can run on every frame;
 - **direction**: a box blur along an angle removes the crop's mid frequencies along that angle, so the angle
   is the axis of least spectral magnitude in a band of frequencies (:data:`BAND`; the magnitude, not the power,
   so that a code's own strong grid frequencies do not decide it);
@@ -35,11 +38,13 @@ BAND = (0.04, 0.25)
 """Frequencies (cycles/px) whose magnitudes give the blur's direction."""
 WIENER_K = 0.01
 """Noise-to-signal ratio of the Wiener filter: smaller restores more and amplifies more noise."""
-ANGLE_OFFSETS_DEG = (0.0, -4.0, 4.0, -8.0, 8.0)
+ANGLE_OFFSETS_DEG = (0.0, -3.0, 3.0, -6.0, 6.0)
 """Angles around the estimated direction at which the window is restored; the restoration with the least
 kurtosis (the most two-toned: a code's modules are dark or light) is read first (see :data:`READS`).
 Choosing this way read a quarter more blurred signed codes on development frames than the estimate alone;
-reading each of three angles with zxing-cpp read about as many at 2.5 times the cost (BENCHMARKS.md)."""
+reading each of three angles with zxing-cpp read about as many at 2.5 times the cost (BENCHMARKS.md). Steps
+of 3 degrees read 117 of the 181 blurred signed codes of development frames (seeds 2 and 3, not the
+benchmark's) that the raw and denoised passes missed, where steps of 4 read 105 and of 2 or 2.5 115-117."""
 READS = 2
 """How many of those restorations are handed to the decoder, least kurtotic first, until one reads: the second
 costs one more read of the crop (no transform) and read a fifth of the signed codes the first missed on
@@ -51,7 +56,22 @@ SMEAR_MIN = 0.25
 direction, 1 = all along one). Measured on the benchmark's frames: 94 % of the motion-blurred frames that the
 other passes miss are above it, sharp codes are below it, and of the frames without a code only stripes
 (always), and a fifth of rooms and phone text screens pass."""
-_WINDOW = 36  # the busiest window's side on the quarter-size copy (144 px)
+STRIPES_MIN = 0.5
+"""Share of the spectral power in :data:`BAND` of the window's middle :data:`STRIPES_SIDE` px that its strongest
+1 % of frequencies hold, from which the window is taken for stripes (a 1-D pattern: its power sits on a few
+peaks along one line) and not restored. On development frames (seeds 2-4, not the benchmark's) the 174 blurred
+codes that the raw and denoised passes missed held at most 0.45 (median 0.26), stripes at least 0.60, phone
+screens of text 0.47-0.66, and rooms that pass :data:`SMEAR_MIN` 0.36-0.83. Taken on the middle only, since it
+is four times cheaper than on the whole window and separates better (on the whole window: codes up to 0.71,
+stripes from 0.59)."""
+STRIPES_SIDE = 160
+KURTOSIS_MAX = 4.0
+"""Most kurtosis of the restoration at the estimated angle for the window to be restored at the other angles
+and read at all: a restored code is two-toned (development frames: at most 2.7), a restored room or phone
+screen is not (6-9); restoring and reading those was most of what the pass cost on a frame without a code."""
+_TOP_SHARE = 0.01  # the strongest share of the band's frequencies whose power STRIPES_MIN bounds
+_STEP = 4  # the busiest window is looked for on every _STEP-th pixel
+_WINDOW = 36  # the busiest window's side on that copy (144 px)
 _TAPER = 24  # px of the crop's border faded to its mean before a transform (no wrap-around edges)
 
 
@@ -71,15 +91,17 @@ def busiest_window(gray: np.ndarray, size: int = CROP) -> tuple[int, int, int, i
     """
     height, width = gray.shape
     crop_h, crop_w = min(size, height), min(size, width)
-    small = gray[::4, ::4].astype(np.float32)
+    small = gray[::_STEP, ::_STEP].astype(np.float32)
     energy = np.abs(np.diff(small, axis=0))[:, :-1] + np.abs(np.diff(small, axis=1))[:-1, :]
     win = min(_WINDOW, *energy.shape)
     if win < 1:
         return 0, 0, crop_h, crop_w
-    sums = np.pad(energy, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    sums = np.zeros((energy.shape[0] + 1, energy.shape[1] + 1), np.float32)  # summed-area table (np.pad is slow)
+    np.cumsum(energy, axis=0, out=sums[1:, 1:])
+    np.cumsum(sums[1:, 1:], axis=1, out=sums[1:, 1:])
     boxes = sums[win:, win:] - sums[:-win, win:] - sums[win:, :-win] + sums[:-win, :-win]
     y, x = np.unravel_index(int(np.argmax(boxes)), boxes.shape)
-    cy, cx = (y + win / 2) * 4, (x + win / 2) * 4
+    cy, cx = (y + win / 2) * _STEP, (x + win / 2) * _STEP
     top = int(min(max(cy - crop_h / 2, 0), height - crop_h))
     left = int(min(max(cx - crop_w / 2, 0), width - crop_w))
     return top, left, crop_h, crop_w
@@ -125,6 +147,39 @@ def smear(gray: np.ndarray, window: tuple[int, int, int, int]) -> float:
     return spread / (jxx + jyy) if jxx + jyy > 0 else 0.0
 
 
+@lru_cache(maxsize=8)
+def _band(height: int, width: int) -> np.ndarray:
+    """Flat indices of the ``rfft2`` bins of a ``height`` x ``width`` array whose frequency is in :data:`BAND`."""
+    fy, fx = _frequencies(height, width)
+    r2 = fx * fx + fy * fy
+    lo, hi = BAND
+    indices: np.ndarray = np.flatnonzero((r2 >= lo * lo) & (r2 <= hi * hi))
+    return indices
+
+
+def _spectrum(crop: np.ndarray, taper: np.ndarray) -> np.ndarray:
+    """The ``rfft2`` (``complex64``) of ``crop`` less its mean, faded to it at the border by ``taper``.
+
+    Transformed in float64: numpy's forward transform of a float32 array took six times as long (3 ms against
+    0.5 ms for 320 x 320, numpy 2.4) where its inverse transforms of complex64 are fast."""
+    spectrum: np.ndarray = np.fft.rfft2(((crop - crop.mean()) * taper).astype(np.float64)).astype(np.complex64)
+    return spectrum
+
+
+def stripiness(spectrum: np.ndarray, shape: tuple[int, int]) -> float:
+    """The share of ``spectrum``'s power in :data:`BAND` held by its strongest 1 % of bins (0 to 1).
+
+    Stripes put their power on a few harmonics of one period along one line, so the share is high (above
+    :data:`STRIPES_MIN`); a code, even blurred, spreads its power over a 2-D grid of frequencies."""
+    band = spectrum.reshape(-1)[_band(*shape)]
+    power = band.real * band.real + band.imag * band.imag
+    total = float(power.sum())
+    if total <= 0:
+        return 0.0
+    top = max(1, int(_TOP_SHARE * power.size))
+    return float(np.partition(power, power.size - top)[-top:].sum()) / total
+
+
 def blur_direction(spectrum: np.ndarray, shape: tuple[int, int]) -> float:
     """The angle (radians, [0, pi)) along which ``spectrum`` (an ``rfft2``) is weakest in :data:`BAND`."""
     fy, fx = _frequencies(*shape)
@@ -156,7 +211,8 @@ class _Autocorrelation:
     """The crop's autocorrelation (from its spectrum), read along any angle to find the blur's length."""
 
     def __init__(self, spectrum: np.ndarray, shape: tuple[int, int]) -> None:
-        self.values = np.fft.irfft2((spectrum * np.conj(spectrum)).real, s=shape)
+        power = (spectrum * np.conj(spectrum)).real.astype(np.complex64)  # numpy is slow on a real input here
+        self.values = np.fft.irfft2(power, s=shape)
 
     def length_along(self, angle: float) -> float:
         """The lag (px) where the autocorrelation of the derivative along ``angle`` dips most.
@@ -196,7 +252,7 @@ def estimate_blur(gray: np.ndarray) -> tuple[tuple[int, int, int, int], MotionBl
     top, left, height, width = window = busiest_window(gray)
     crop = gray[top:top + height, left:left + width].astype(np.float32)
     taper = _taper(height, width)
-    spectrum = np.fft.rfft2((crop - crop.mean()) * taper)
+    spectrum = _spectrum(crop, taper)
     angle = blur_direction(spectrum, (height, width))
     return window, MotionBlur(angle, _Autocorrelation(spectrum, (height, width)).length_along(angle))
 
@@ -211,6 +267,16 @@ def _kurtosis(picture: np.ndarray) -> float:
     return float((z * z * z * z).mean())
 
 
+def _striped(crop: np.ndarray) -> bool:
+    """Whether the middle :data:`STRIPES_SIDE` px of ``crop`` look like stripes (see :data:`STRIPES_MIN`)."""
+    height, width = crop.shape
+    side_y, side_x = min(STRIPES_SIDE, height), min(STRIPES_SIDE, width)
+    top, left = (height - side_y) // 2, (width - side_x) // 2
+    middle = crop[top:top + side_y, left:left + side_x]
+    spectrum = _spectrum(middle, _taper(side_y, side_x))
+    return stripiness(spectrum, (side_y, side_x)) >= STRIPES_MIN
+
+
 def deblurred_crops(gray: np.ndarray, smear_min: float = SMEAR_MIN) -> Iterator[np.ndarray]:
     """Restorations of ``gray``'s busiest window as ``uint8``, twice enlarged: of those at the angles of
     :data:`ANGLE_OFFSETS_DEG` around the estimate (each with its own length), the :data:`READS` least kurtotic,
@@ -222,9 +288,10 @@ def deblurred_crops(gray: np.ndarray, smear_min: float = SMEAR_MIN) -> Iterator[
     if height < 32 or width < 32 or smear(gray, window) < smear_min:
         return
     crop = gray[top:top + height, left:left + width].astype(np.float32)
+    if _striped(crop):
+        return
     shape = (height, width)
-    taper = _taper(height, width)
-    spectrum = np.fft.rfft2((crop - crop.mean()) * taper)
+    spectrum = _spectrum(crop, _taper(height, width))
     angle = blur_direction(spectrum, shape)
     correlations = _Autocorrelation(spectrum, shape)
     restorations: list[tuple[float, int, np.ndarray]] = []
@@ -234,19 +301,27 @@ def deblurred_crops(gray: np.ndarray, smear_min: float = SMEAR_MIN) -> Iterator[
         otf = _line_otf(shape, blur)
         restored = spectrum * (otf / (otf * otf + np.float32(WIENER_K)))  # Wiener, for a real transfer function
         picture = np.fft.irfft2(restored, s=shape)
-        restorations.append((_kurtosis(picture), index, picture))
+        kurtosis = _kurtosis(picture)
+        if index == 0 and kurtosis > KURTOSIS_MAX:
+            return  # not a code: a room, a screen of text (the estimate itself gives a two-toned code)
+        restorations.append((kurtosis, index, picture))
     restorations.sort(key=lambda restoration: restoration[:2])
     for _, _, picture in restorations[:READS]:
         yield _linear2x(_stretch(picture)).astype(np.uint8)
 
 
 def _linear2x(picture: np.ndarray) -> np.ndarray:
-    """``picture`` enlarged twice in each direction by linear interpolation (numpy only)."""
+    """``picture`` enlarged twice in each direction by linear interpolation (numpy only): along the rows, then
+    down the columns, each midpoint written in place (a fifth of the time of interpolating in the output)."""
     height, width = picture.shape
+    rows = np.empty((height, 2 * width), np.float32)
+    rows[:, 0::2] = picture
+    np.add(picture[:, :-1], picture[:, 1:], out=rows[:, 1:-1:2])
+    rows[:, 1:-1:2] *= np.float32(0.5)
+    rows[:, -1] = picture[:, -1]
     big = np.empty((2 * height, 2 * width), np.float32)
-    big[0::2, 0::2] = picture
-    big[0::2, 1:-1:2] = (picture[:, :-1] + picture[:, 1:]) * 0.5
-    big[0::2, -1] = picture[:, -1]
-    big[1:-1:2] = (big[0:-2:2] + big[2::2]) * 0.5
-    big[-1] = big[-2]
+    big[0::2] = rows
+    np.add(rows[:-1], rows[1:], out=big[1:-1:2])
+    big[1:-1:2] *= np.float32(0.5)
+    big[-1] = rows[-1]
     return big

@@ -12,7 +12,7 @@ threshold), ``upscale`` (the frame enlarged twice with a sharp cubic kernel: sma
 frame minus its local mean over a 33 px box, contrast doubled: a glare's bright slope is taken off the code's
 modules) and ``deblur`` (a linear motion blur estimated in the frame's busiest window and undone there,
 :mod:`gate.camera.deblur`: codes waved at the camera). The default here is ``raw`` then ``denoise``; a gate's
-config defaults to ``raw``, ``denoise``, ``deblur`` on one frame in four. With ``alternate`` the passes after the second
+config defaults to ``raw``, ``denoise``, ``deblur`` on every frame. With ``alternate`` the passes after the second
 run one per frame in turn, since a code held up stays in view for many frames, and with ``extra_every=N`` they
 run on one frame in N only, which bounds their cost on frames without a code. Measured in
 ``benchmarks/camera_decode.py``.

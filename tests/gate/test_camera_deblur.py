@@ -153,19 +153,19 @@ def test_extra_passes_run_on_one_frame_in_n() -> None:
 
 
 def test_the_gate_default_and_extra_passes_every_come_from_the_gate_config(tmp_path: Path) -> None:
-    """A gate's default: raw, denoised, then on one frame in four the motion deblur."""
+    """A gate's default: raw, denoised, then the motion deblur, on every frame."""
     path = tmp_path / "gate.toml"
     example = (ROOT / "firmware_config" / "camera.toml").read_text()
     path.write_text(example)
     decoder = build_scanner(load_config(path).scanner).decoder
     assert isinstance(decoder, ZxingDecoder)
-    assert decoder.passes == ("raw", "denoise", "deblur") and not decoder.alternate and decoder.extra_every == 4
+    assert decoder.passes == ("raw", "denoise", "deblur") and not decoder.alternate and decoder.extra_every == 1
     path.write_text(example.replace('passes = ["raw", "denoise", "deblur"]', 'passes = ["raw", "deblur"]')
-                    .replace("extra_passes_every = 4", "extra_passes_every = 6"))
+                    .replace("extra_passes_every = 1", "extra_passes_every = 6"))
     scanner = build_scanner(load_config(path).scanner)
     assert isinstance(scanner, CameraScanner) and isinstance(scanner.decoder, ZxingDecoder)
     assert scanner.decoder.passes == ("raw", "deblur") and scanner.decoder.extra_every == 6
-    path.write_text(example.replace("extra_passes_every = 4", "extra_passes_every = 0"))
+    path.write_text(example.replace("extra_passes_every = 1", "extra_passes_every = 0"))
     with pytest.raises(Exception, match=r"scanner\.extra_passes_every"):
         load_config(path)
 
