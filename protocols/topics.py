@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 ROOT = "vaora/v1"
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -130,7 +131,13 @@ class GateTopic:
 def parse_gate_topic(topic: str) -> GateTopic | None:
     """Parse ``vaora/v1/gates/<gate>/<channel>``; None when it is not a per-gate topic of this tree, the gate id
     is invalid or the channel unknown."""
-    match = _GATE_TOPIC.fullmatch(topic) if isinstance(topic, str) else None
+    return _parse_gate_topic(topic) if isinstance(topic, str) else None
+
+
+@lru_cache(maxsize=8192)
+def _parse_gate_topic(topic: str) -> GateTopic | None:
+    """:func:`parse_gate_topic` of a text, remembered: the ingest parses each gate's few topics on every message."""
+    match = _GATE_TOPIC.fullmatch(topic)
     if match is None or not is_valid_id(match.group(1)):
         return None
     try:

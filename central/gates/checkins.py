@@ -19,11 +19,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import peewee
 
-from central.core.db import database, tuples, write_transaction
+from central.core.db import database, statement, write_transaction
 from central.core.models import BaseModel
 from central.core.states import GateLinkState
 from central.gates import alarms, conflicts
@@ -164,10 +165,19 @@ def _chunks(values: list[Any], size: int = 400) -> Iterator[list[Any]]:
 
 
 def _existing(model: type[BaseModel], field: peewee.Field[Any], values: set[Any]) -> set[Any]:
+    """Which of ``values`` (Python values of ``field``) ``model`` holds, in chunks of 400 (one statement each)."""
     found: set[Any] = set()
     for chunk in _chunks(sorted(values, key=str)):
-        found.update(row[0] for row in tuples(model.select(field).where(field.in_(chunk))))
+        sql = statement(("existing", model, field.name, len(chunk)), partial(_lookup, model, field, len(chunk)))
+        with _AS_PEEWEE_ERRORS:
+            rows = database.cursor().execute(sql, [field.db_value(value) for value in chunk]).fetchall()
+        found.update(field.python_value(row[0]) for row in rows)
     return found
+
+
+def _lookup(model: type[BaseModel], field: peewee.Field[Any], size: int) -> peewee.Query:
+    """The query of :func:`_existing` for ``size`` values."""
+    return model.select(field).where(field.in_([None] * size))
 
 
 def _store_candidates(
@@ -239,16 +249,30 @@ def _store_candidates(
 def _insert_ignoring_duplicates(rows: list[dict[str, Any]]) -> None:
     """Insert check-in rows (all with the same keys) with one prepared statement run by ``executemany``.
 
-    peewee builds the statement once, for the first row; building ``insert_many`` SQL row by row was two thirds
-    of the ingest's store time (benchmarks/ingest_rate.py). A check-in id already present is skipped."""
+    The statement's text is built once per set of columns (:func:`central.core.db.statement`); building
+    ``insert_many`` SQL row by row was two thirds of the ingest's store time (benchmarks/ingest_rate.py). The
+    parameters are assembled a column at a time, each column passed through its field's ``db_value`` where that
+    changes a value (UUIDs, times; :func:`_converted`). A check-in id already present is skipped."""
     if not rows:
         return
-    fields = [CheckIn._meta.fields[name] for name in rows[0]]
-    first = tuple(rows[0][field.name] for field in fields)
-    sql, _ = CheckIn.insert_many([first], fields=fields).on_conflict_ignore().sql()
-    params = [tuple(field.db_value(row[field.name]) for field in fields) for row in rows]
+    names = tuple(rows[0])
+    fields = [CheckIn._meta.fields[name] for name in names]
+    sql = statement(("insert ignoring duplicates", CheckIn, names),
+                    lambda: CheckIn.insert_many([tuple(rows[0][name] for name in names)], fields=fields)
+                    .on_conflict_ignore())
+    columns = []
+    for field in fields:
+        column = [row[field.name] for row in rows]
+        columns.append(list(map(field.db_value, column)) if _converted(field) else column)
     with _AS_PEEWEE_ERRORS:
-        database.cursor().executemany(sql, params)
+        database.cursor().executemany(sql, list(zip(*columns, strict=True)))
+
+
+def _converted(field: peewee.Field[Any]) -> bool:
+    """Whether a check-in row's value for ``field`` needs the field's ``db_value``: UUIDs (stored as text on
+    SQLite) and times (stored as naive UTC). Texts, flags, numbers and keys come from a validated payload already
+    of their column's type, for which ``db_value`` returns them unchanged."""
+    return isinstance(field, peewee.UUIDField | peewee.DateTimeField)
 
 
 def _iso(at: datetime) -> str:

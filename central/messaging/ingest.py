@@ -93,16 +93,14 @@ def _dead_letter(topic: str, reason: str, detail: str) -> None:
 def ack_messages(gate_id: str, acks: list[payloads.Ack]) -> list[bytes]:
     """The messages that acknowledge ``acks`` to one gate: a single :class:`~protocols.payloads.Ack` for one,
     :class:`~protocols.payloads.AckBatch` messages of up to ``MAX_ACKS_PER_BATCH`` for more (one PUBLISH per gate
-    per batch instead of one per check-in)."""
+    per batch instead of one per check-in), with central's clock once per batch
+    (:func:`~protocols.payloads.encode_ack_batch`)."""
     if len(acks) == 1:
         return [payloads.encode(acks[0])]
-    # In a batch, central's clock goes once on the batch, and the per-check-in clock echo is left out (it would
-    # not fit 400 acks under the payload limit; a gate measures its clock offset from single acks).
     sent_at = acks[0].sent_at
-    bare = [ack.model_copy(update={"sent_at": None, "gate_time": None}) for ack in acks]
     size = payloads.MAX_ACKS_PER_BATCH
-    return [payloads.encode(payloads.AckBatch(gate_id=gate_id, acks=bare[start:start + size], sent_at=sent_at))
-            for start in range(0, len(bare), size)]
+    return [payloads.encode_ack_batch(gate_id, acks[start:start + size], sent_at)
+            for start in range(0, len(acks), size)]
 
 
 class IngestWorker:

@@ -184,6 +184,25 @@ def test_a_batch_answers_each_checkin_in_order(api: Api, clock: Clock) -> None:
     assert (_count(first.id), _count(second.id), _count(third.id)) == (1, 1, 0)
 
 
+def test_a_batch_beyond_one_lookup_chunk_finds_every_earlier_checkin(api: Api) -> None:
+    """Duplicates are looked up 400 ids to a statement (its text built once per size and database kind): a batch
+    of 900 holding 450 check-ins stored before, spread over the chunks, answers each of them ``duplicate``."""
+    from central.gates.checkins import store_checkins
+
+    api.gate("g1")
+    earlier = [_checkin() for _ in range(450)]
+    fresh = [_checkin() for _ in range(450)]
+    mixed = [checkin for pair in zip(earlier, fresh, strict=True) for checkin in pair]
+    with database.connection_context():
+        assert {ack.status for ack in store_checkins([(c, "g1") for c in earlier], START)} == {"stored"}
+        acks = store_checkins([(c, "g1") for c in mixed], START)
+        assert [ack.status for ack in acks] == ["duplicate", "stored"] * 450
+        assert [ack.checkin_id for ack in acks] == [c.id for c in mixed]
+        assert CheckInRow.select().count() == 900
+        again = store_checkins([(c, "g1") for c in fresh[:3]], START)
+    assert [ack.status for ack in again] == ["duplicate"] * 3
+
+
 def test_a_burst_is_stored_once_each_and_acked(worker: IngestWorker, gate_client: Any) -> None:
     client, acks = gate_client
     messages: list[bytes] = []

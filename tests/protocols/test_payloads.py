@@ -156,6 +156,26 @@ def test_decode_acks_reads_a_single_ack_and_a_batch() -> None:
     assert decode_acks(raw) == many
 
 
+def test_an_ack_batch_carries_centrals_clock_once_and_no_acks_own_clock() -> None:
+    """``encode_ack_batch``: the acks' ``sent_at`` and ``gate_time`` stay out (a gate older than them still reads
+    the batch), the batch's ``sent_at`` goes once, and the bytes are those of ``encode`` on the stripped copies."""
+    from protocols.payloads import Ack, AckBatch, decode_acks, encode_ack_batch
+
+    sent = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    acks = [Ack(checkin_id=uuid4(), gate_id="g1", status=status, reason=reason, sent_at=sent,
+                gate_time=datetime(2026, 12, 7, 11, 59, 58, tzinfo=UTC))
+            for status, reason in (("stored", None), ("duplicate", None), ("rejected", "malformed"))]
+    raw = encode_ack_batch("g1", acks, sent)
+    body = json.loads(raw)
+    assert [sorted(ack) for ack in body["acks"]] == [["checkin_id", "gate_id", "reason", "status", "v"]] * 3
+    assert body["sent_at"].startswith("2026-12-07T12:00:00")
+    stripped = [ack.model_copy(update={"sent_at": None, "gate_time": None}) for ack in acks]
+    assert raw == encode(AckBatch(gate_id="g1", acks=stripped, sent_at=sent))
+    assert [ack.model_copy(update={"sent_at": None}) for ack in decode_acks(raw)] == stripped
+    assert all(ack.sent_at == sent for ack in decode_acks(raw))  # the batch's clock, copied into each ack
+    assert "sent_at" not in json.loads(encode_ack_batch("g1", acks, None))
+
+
 @pytest.mark.parametrize(
     "body, reason",
     [
