@@ -106,6 +106,29 @@ def _gates_stopped(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         gate.stop()
 
 
+
+@pytest.fixture(autouse=True)
+def _live_hubs_stopped(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every live-attendance hub a test starts (its poller and, on PostgreSQL, its LISTEN thread) is stopped when
+    the test ends (``LiveHub.stop`` is idempotent). An app built by a test and left running kept its listener
+    reconnecting to the test's dropped database, logging a traceback on each try; a later test's ``ast.parse``
+    (werkzeug compiling a route) then raced it: "AST constructor recursion depth mismatch" (see
+    :func:`_gates_stopped`; seen in a clean-clone run on 2026-12-07)."""
+    from central.attendance.live import LiveHub
+
+    started: list[LiveHub] = []
+    ensure_started = LiveHub.ensure_started
+
+    def tracked(self: LiveHub) -> None:
+        if self not in started:
+            started.append(self)
+        ensure_started(self)
+
+    monkeypatch.setattr(LiveHub, "ensure_started", tracked)
+    yield
+    for hub in started:
+        hub.stop()
+
 POSTGRES_HOST = os.environ.get("VAORA_PG_HOST", "127.0.0.1")
 POSTGRES_USER = "postgres"
 POSTGRES_ADMIN_DB = "postgres"
