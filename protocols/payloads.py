@@ -456,8 +456,11 @@ def decode(model: type[M], raw: bytes | bytearray | str, max_bytes: int | None =
         raise PayloadError(Reason.MALFORMED, repr(exc)) from None
 
 
+ACK_CLOCK_FIELDS = frozenset({"sent_at", "gate_time"})
+"""An ack's clock fields: central's clock when it answered, and the check-in's gate time echoed."""
+
 _OMITTED_WHEN_NONE: dict[type[BaseModel], frozenset[str]] = {
-    Ack: frozenset({"sent_at", "gate_time"}),
+    Ack: ACK_CLOCK_FIELDS,
     AckBatch: frozenset({"sent_at"}),
     Command: frozenset({"gate_clock_offset_s"}),
     MeetingEntry: frozenset({"sites"}),
@@ -491,21 +494,17 @@ def encode(payload: BaseModel) -> bytes:
     return payload.model_dump_json(exclude_none=False, exclude=_empty_clock_fields(payload) or None).encode("utf-8")
 
 
-BATCHED_ACK_OMITS = frozenset({"sent_at", "gate_time"})
-"""An ack's own clock fields, left out inside an :class:`AckBatch`: central's clock goes once on the batch, and the
-per-check-in echo of the gate's time would not fit :data:`MAX_ACKS_PER_BATCH` acks under the payload limit (a gate
-measures its clock offset from single acks)."""
-
-
 def encode_ack_batch(gate_id: str, acks: Sequence[Ack], sent_at: datetime | None) -> bytes:
     """``acks`` (at most :data:`MAX_ACKS_PER_BATCH`, all for ``gate_id``) as one :class:`AckBatch` message, each ack
-    without its :data:`BATCHED_ACK_OMITS` fields, ``sent_at`` once for the batch (left out when None).
+    without its :data:`ACK_CLOCK_FIELDS`, ``sent_at`` once for the batch (left out when None): central's clock goes
+    once on the batch, and the per-check-in echo of the gate's time would not fit ``MAX_ACKS_PER_BATCH`` acks under
+    the payload limit (a gate measures its clock offset from single acks).
 
     The same bytes as :func:`encode` of a batch of acks copied without those fields, without copying them: the
     ingest answers every batch of check-ins this way, so the copies and the per-ack walk of :func:`encode` were
     a tenth of its work per check-in (benchmarks/ingest_rate.py)."""
     batch = AckBatch(gate_id=gate_id, acks=list(acks), sent_at=sent_at)
-    exclude: dict[str, Any] = {"acks": {"__all__": set(BATCHED_ACK_OMITS)}}
+    exclude: dict[str, Any] = {"acks": {"__all__": set(ACK_CLOCK_FIELDS)}}
     if sent_at is None:
         exclude["sent_at"] = True
     return batch.model_dump_json(exclude=exclude).encode("utf-8")
