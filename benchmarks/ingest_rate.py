@@ -30,6 +30,7 @@ import paho.mqtt.client as mqtt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._affinity import pin_gate_process
 from central.core.db import database, open_database
 from central.gates.models import CheckIn, Gate
 from central.messaging.ingest import IngestWorker
@@ -52,7 +53,9 @@ def checkin_payload(gate_id: str) -> bytes:
 
 
 def publisher(port: int, gate_id: str, count: int, ready, go, done) -> None:
-    """A simulated gate: publish ``count`` check-ins at QoS 1, then wait for every broker PUBACK."""
+    """A simulated gate: publish ``count`` check-ins at QoS 1, then wait for every broker PUBACK (on the gates'
+    core when the benchmark splits the cores, :func:`benchmarks._affinity.split_cores`)."""
+    pin_gate_process()
     messages = [checkin_payload(gate_id) for _ in range(count)]
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{gate_id}")
     client.max_inflight_messages_set(1000)

@@ -25,9 +25,14 @@ CPU seconds (``/proc/<pid>/stat``) of the ingest processes, the Mosquitto proces
 run's database and the web processes are read before and after each measured window, so a per-message cost holds
 on a loaded machine where the wall-clock rates do not.
 
+With ``--split-cores`` the paths are measured a second time, in the same run, with the gates' publisher processes
+on CPU 0 and the server side (brokers, the raw subscriber, ingest processes, PostgreSQL) on CPU 1
+(``benchmarks/_affinity.py``): in the field the gates are other machines, and on 2 shared cores the publishers
+otherwise take part of the core the ingest needs.
+
     python benchmarks/sites_scale.py [--checkins 20000] [--gates 10] [--heartbeats 3000] [--viewers 200]
                                      [--viewer-processes 4] [--rate 50] [--seconds 20]
-                                     [--parts paths,heartbeats,dashboard] [--json FILE] [--logs DIR]
+                                     [--parts paths,heartbeats,dashboard] [--split-cores] [--json FILE] [--logs DIR]
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks import bridge_cost, ingest_workers  # noqa: E402
+from benchmarks._affinity import split_cores  # noqa: E402
 from benchmarks._cputime import children, connections_by_pid, cpu_by_pid, cpu_used, postgres_backends  # noqa: E402
 from benchmarks.dashboard_latency import central_stack, gate_client, login, publish_paced, seed  # noqa: E402
 from benchmarks.ingest_rate import drop_database, fresh_database, prepare_database  # noqa: E402
@@ -76,8 +82,13 @@ def path_name(bridged: bool) -> str:
     return "site → bridge → core" if bridged else "gates → core"
 
 
-def measure_path(bridged: bool, checkins: int, gates: int, log: list[str]) -> dict[str, Any]:
-    """Raw pass-through, the four ingest cases, raw again, on one path; returns the rows."""
+def measure_path(bridged: bool, checkins: int, gates: int, log: list[str], split: bool = False) -> dict[str, Any]:
+    """Raw pass-through, the four ingest cases, raw again, on one path (with ``split``, the gates on one core and
+    the server side on the other); returns the rows."""
+    if split:
+        with split_cores():
+            row = measure_path(bridged, checkins, gates, log)
+        return {**row, "split": True}
     raws = [bridge_cost.run(bridged, checkins, gates)]
     log.append(f"raw {path_name(bridged)}: {raws[-1]['rate']}/s")
     ingests = []
@@ -370,23 +381,21 @@ def wire_sizes() -> dict[str, dict[str, int]]:
 # ----- the report --------------------------------------------------------------------------------------------
 
 
-def share(cpu_s: float, seconds: float) -> str:
-    """CPU seconds used over the core-seconds two cores offered in ``seconds``, as a percentage ("-" for a window
-    too short to time: a tiny run's raw pass-through can round to 0.0 s)."""
-    return f"{cpu_s / (2 * seconds):.0%}" if seconds > 0 else "-"
+def share(cpu_s: float, seconds: float, cores: int = 2) -> str:
+    """CPU seconds used over the core-seconds ``cores`` cores offered in ``seconds``, as a percentage ("-" for a
+    window too short to time: a tiny run's raw pass-through can round to 0.0 s)."""
+    return f"{cpu_s / (cores * seconds):.0%}" if seconds > 0 else "-"
 
 
-def report(args: argparse.Namespace, paths: list[dict[str, Any]], heartbeats: list[dict[str, Any]],
-           dash: dict[str, Any] | None, load_start: str, load_end: str, started: str, minutes: float) -> list[str]:
-    """The Markdown block."""
-    from benchmarks._gate_fixture import command_line, cpu_model
-
-    lines = [f"- command: `{command_line(None)}`",
-             f"- date: {started} (`date -u` at start), {minutes:.1f} minutes; machine: {os.cpu_count()} CPUs "
-             f"({cpu_model()}); load average at start {load_start}, at end {load_end}", ""]
+def path_lines(paths: list[dict[str, Any]], split: bool) -> list[str]:
+    """The raw and ingest table of ``paths`` (measured on shared cores, or with ``split`` cores) and the ratios."""
+    cores = 1 if split else 2
+    where = "the server's core" if split else "2 cores"
+    lines = ["Gates on CPU 0; brokers, raw subscriber, ingest and PostgreSQL on CPU 1 (`--split-cores`):" if split
+             else "Everything on the same 2 cores (publishers, brokers, subscriber or ingest, PostgreSQL):", ""]
     lines += ["| path | what | check-ins | stored / received | distinct | seconds | check-ins/s | "
-              "ratio ingest / raw | CPU ms per check-in: ingest / Mosquitto / PostgreSQL | these processes' share of 2 "
-              "cores |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
+              "ratio ingest / raw | CPU ms per check-in: ingest / Mosquitto / PostgreSQL | these processes' share of "
+              f"{where} |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
     raw_means: dict[bool, float] = {}
     for path in paths:
         name = path_name(path["bridged"])
@@ -396,14 +405,14 @@ def report(args: argparse.Namespace, paths: list[dict[str, Any]], heartbeats: li
             broker_ms = r["broker_cpu_s"] / r["checkins"] * 1000
             lines.append(f"| {name} | raw pass-through ({'before' if n == 0 else 'after'}) | {r['checkins']} | "
                          f"{r['received']} | - | {r['seconds']} | {r['rate']} | - | - / {broker_ms:.3f} / - | "
-                         f"{share(r['broker_cpu_s'], r['seconds'])} |")
+                         f"{share(r['broker_cpu_s'], r['seconds'], cores)} |")
         for r in path["ingests"]:
             per = [r[key] / r["checkins"] * 1000 for key in ("ingest_cpu_s", "broker_cpu_s", "db_cpu_s")]
             db_ms = f"{per[2]:.3f}" if r["db"] == "postgres" else "(in ingest)"
             lines.append(f"| {name} | ingest, {r['db']}, {r['workers']} worker{'s' if r['workers'] > 1 else ''} | "
                          f"{r['checkins']} | {r['stored']} | {r['distinct']} | {r['seconds']:.2f} | "
                          f"{r['rate']:.0f} | {r['rate'] / raw:.2f} | {per[0]:.3f} / {per[1]:.3f} / {db_ms} | "
-                         f"{share(r['ingest_cpu_s'] + r['broker_cpu_s'] + r['db_cpu_s'], r['seconds'])} |")
+                         f"{share(r['ingest_cpu_s'] + r['broker_cpu_s'] + r['db_cpu_s'], r['seconds'], cores)} |")
     lines.append("")
     if len(raw_means) == 2:
         cost = 1 - raw_means[True] / raw_means[False]
@@ -417,6 +426,21 @@ def report(args: argparse.Namespace, paths: list[dict[str, Any]], heartbeats: li
                          f"({rates[True] / raw_means[True]:.2f} of raw); the bridge costs this ingest "
                          f"{1 - rates[True] / rates[False]:.0%}")
         lines.append("")
+    return lines
+
+
+def report(args: argparse.Namespace, paths: list[dict[str, Any]], heartbeats: list[dict[str, Any]],
+           dash: dict[str, Any] | None, load_start: str, load_end: str, started: str, minutes: float) -> list[str]:
+    """The Markdown block."""
+    from benchmarks._gate_fixture import command_line, cpu_model
+
+    lines = [f"- command: `{command_line(None)}`",
+             f"- date: {started} (`date -u` at start), {minutes:.1f} minutes; machine: {os.cpu_count()} CPUs "
+             f"({cpu_model()}); load average at start {load_start}, at end {load_end}", ""]
+    for split in (False, True):
+        group = [path for path in paths if path.get("split", False) == split]
+        if group:
+            lines += path_lines(group, split)
     if heartbeats:
         lines += ["| heartbeats, 1 ingest worker, direct | heartbeats | seconds | heartbeats/s | "
                   "CPU ms per heartbeat: ingest / PostgreSQL |", "| --- | ---: | ---: | ---: | --- |"]
@@ -471,6 +495,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="dashboard publishing time")
     parser.add_argument("--parts", default="paths,heartbeats,dashboard",
                         help="comma-separated: paths (raw and ingest), heartbeats, dashboard")
+    parser.add_argument("--split-cores", action="store_true",
+                        help="measure the paths again with the gates on CPU 0 and the server side on CPU 1")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--logs", type=Path, help="copy the dashboard run's central logs into this folder")
     args = parser.parse_args(argv)
@@ -479,7 +505,9 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     log: list[str] = []
     parts = set(args.parts.split(","))
-    paths = [measure_path(bridged, args.checkins, args.gates, log) for bridged in PATHS if "paths" in parts]
+    layouts = (False, True) if args.split_cores else (False,)
+    paths = [measure_path(bridged, args.checkins, args.gates, log, split) for split in layouts for bridged in PATHS
+             if "paths" in parts]
     print("\n".join(log), file=sys.stderr, flush=True)
     heartbeats = [measure_heartbeats(kind, args.heartbeats, args.gates) for kind in ("sqlite", "postgres")
                   if args.heartbeats and "heartbeats" in parts]
