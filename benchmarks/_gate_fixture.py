@@ -243,15 +243,23 @@ def serve_snapshot(gate_id: str, token: str, choose: Callable[[Mapping[str, str]
 
 SHIPPED_PERSISTENCE = "autosave_on_changes false\nautosave_interval 5"
 """The persistence settings of systemd/mosquitto/vaora.conf (LocalBroker's default saves on every change)."""
+SHIPPED_CONFIG = Path(__file__).resolve().parents[1] / "systemd" / "mosquitto" / "vaora.conf"
+
+
+def shipped_flow_control() -> str:
+    """The ``max_inflight_messages`` line of the shipped broker configuration (empty when it has none)."""
+    lines = SHIPPED_CONFIG.read_text(encoding="utf-8").splitlines()
+    return "\n".join(line for line in lines if line.startswith("max_inflight_messages "))
 
 
 def shipped_broker(directory: Path, extra_config: str = "", **options: Any) -> LocalBroker:
-    """A started private Mosquitto in ``directory`` that saves its database as the shipped config does;
+    """A started private Mosquitto in ``directory`` that saves its database and lets messages be in flight as the
+    shipped config does;
     ``extra_config`` lines are added, ``options`` go to :class:`~devtools.broker.LocalBroker`. (devtools is
     imported here: the memory benchmarks run without the repository on ``sys.path``.)"""
     from devtools.broker import LocalBroker
 
-    config = "\n".join(part for part in (extra_config.strip(), SHIPPED_PERSISTENCE) if part)
+    config = "\n".join(part for part in (shipped_flow_control(), extra_config.strip(), SHIPPED_PERSISTENCE) if part)
     return LocalBroker(directory, extra_config=config, **options).start()
 
 

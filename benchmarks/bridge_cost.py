@@ -95,13 +95,13 @@ def mqtt_path(directory: Path, bridged: bool, gate_ids: list[str], total: int,
     acl = directory / "vaora" / "acl"
     acl.write_text(ANONYMOUS_RULES + acl.read_text(encoding="utf-8"), encoding="utf-8")
     secured = f"password_file {directory / 'vaora' / 'passwd'}\nacl_file {acl}\n"
-    core = shipped_broker(directory / "core", "max_inflight_messages 1000\n" + secured,
+    core = shipped_broker(directory / "core", secured,
                           max_queued_messages=total * 2)
     site = None
     try:
         if bridged:
             bridge = render_bridge("hq", [f"127.0.0.1:{core.port}"], password=credentials[site_username("hq")])
-            site = shipped_broker(directory / "site", "max_inflight_messages 1000\n" + bridge,
+            site = shipped_broker(directory / "site", bridge,
                                   max_queued_messages=total * 2)
             _probe_bridge(core, site, gate_ids[0])
         yield core, site or core

@@ -142,7 +142,7 @@ def run(kind: str, total: int, gates: int, mode: str = "live") -> dict:
         url = fresh_database(kind, directory)
         try:
             gate_ids = prepare_database(url, gates)
-            broker: LocalBroker = shipped_broker(directory / "broker", "max_inflight_messages 1000",
+            broker: LocalBroker = shipped_broker(directory / "broker", "",
                                                  max_queued_messages=total * 2)
             acks = 0
             acks_lock = threading.Lock()

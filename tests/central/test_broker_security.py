@@ -61,8 +61,8 @@ class Broker:
 class Session(MqttClient):
     """A connected MQTT v5 client that records what it receives and the reason codes it gets."""
 
-    def __init__(self, port: int, username: str | None, password: str | None) -> None:
-        super().__init__(protocol=mqtt.MQTTv5)
+    def __init__(self, port: int, username: str | None, password: str | None, **options: object) -> None:
+        super().__init__(protocol=mqtt.MQTTv5, **options)
         self.received: list[tuple[str, bytes]] = []
         self.connack: ReasonCode | None = None
         self.suback: list[ReasonCode] = []
@@ -124,10 +124,10 @@ def secured(tmp_path: Path) -> Iterator[Broker]:
 def sessions(secured: Broker) -> Iterator:
     opened: list[Session] = []
 
-    def open_session(username: str | None, password: str | None = None) -> Session:
+    def open_session(username: str | None, password: str | None = None, **options: object) -> Session:
         if username is not None and password is None:
             password = secured.credentials[username]
-        session = Session(secured.port, username, password)
+        session = Session(secured.port, username, password, **options)
         opened.append(session)
         return session
 
@@ -152,6 +152,17 @@ def test_gate_writes_its_own_topics_and_central_reads_everything(sessions):
     for topic in (topics.gate_checkins("lobby-1"), topics.gate_status("lobby-1"), topics.site_checkins("hq")):
         assert not gate.publish(topic, b"{}").is_failure
     assert central.wait(lambda: len(central.received) == 3)
+
+
+def test_broker_keeps_sending_to_an_ingest_that_has_not_acknowledged_yet(sessions):
+    """Mosquitto sends a client at most ``max_inflight_messages`` QoS 1 messages before their PUBACKs (its
+    default: 20); the shipped config raises it for central's ingest, and the scale benchmarks run with it."""
+    central = sessions(CENTRAL_USERNAME, manual_ack=True)  # receives, never acknowledges
+    central.subscribe(topics.ALL_GATE_CHECKINS)
+    gate = sessions("gate-lobby-1")
+    for n in range(150):
+        assert not gate.publish(topics.gate_checkins("lobby-1"), b"%d" % n).is_failure
+    assert central.wait(lambda: len(central.received) == 150), len(central.received)
 
 
 def test_gate_cannot_publish_to_another_gates_topic(sessions):
