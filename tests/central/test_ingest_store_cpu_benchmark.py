@@ -6,19 +6,38 @@ figure divides by: each check-in of the run stored, and acknowledged in one mess
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_tiny_run_stores_every_checkin_and_acks_each_gate_once_per_batch() -> None:
+def _require_postgres() -> None:
+    try:
+        import psycopg
+
+        psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", connect_timeout=5).close()
+    except Exception as error:  # any failure to reach it means: no PostgreSQL here
+        if os.environ.get("VAORA_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL at 127.0.0.1:5432 unavailable: {error}")
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 unavailable: {error}")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_tiny_run_stores_every_checkin_and_acks_each_gate_once_per_batch(kind: str) -> None:
+    if kind == "postgres":
+        _require_postgres()
     result = subprocess.run(
         [sys.executable, "benchmarks/ingest_store_cpu.py", "--checkins", "1200", "--runs", "2", "--database",
-         "sqlite"], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+         kind], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
-    (row,) = [line for line in result.stdout.splitlines() if line.startswith("| sqlite |")]
+    (row,) = [line for line in result.stdout.splitlines() if line.startswith(f"| {kind} |")]
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert cells[1:5] == ["1200", "2", "1200, 1200", "30"]  # 3 batches (500, 500, 200) x 10 gates
     assert float(cells[5].split()[0]) > 0
+    # the server's share: its backend's CPU for PostgreSQL, none to read for SQLite (in the process's own)
+    assert cells[6] == "nan" if kind == "sqlite" else float(cells[6]) > 0
