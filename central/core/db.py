@@ -72,8 +72,9 @@ def tuples(query: peewee.ModelSelect[Any]) -> Iterator[tuple[Any, ...]]:
 _STATEMENTS: dict[tuple[type[peewee.Database], Hashable], str] = {}
 
 
-def statement(key: Hashable, build: Callable[[], peewee.Query]) -> str:
-    """The SQL text of the query ``build`` returns, for the open database's dialect, built once per key.
+def statement(key: Hashable, build: Callable[[], peewee.Query | str]) -> str:
+    """The SQL text of the query ``build`` returns (or the text itself), for the open database's dialect, built
+    once per key.
 
     For a hot path that runs the same statement with other values (the ingest's lookups and insert): peewee
     renders a query node by node, which for a lookup of 400 ids cost more than running it. ``key`` must name
@@ -82,6 +83,7 @@ def statement(key: Hashable, build: Callable[[], peewee.Query]) -> str:
     cache_key = (type(database.obj), key)
     text = _STATEMENTS.get(cache_key)
     if text is None:
-        text, _ = build().sql()
+        built = build()
+        text = built if isinstance(built, str) else built.sql()[0]
         _STATEMENTS[cache_key] = text
     return text

@@ -165,12 +165,20 @@ def _chunks(values: list[Any], size: int = 400) -> Iterator[list[Any]]:
 
 
 def _existing(model: type[BaseModel], field: peewee.Field[Any], values: set[Any]) -> set[Any]:
-    """Which of ``values`` (Python values of ``field``) ``model`` holds, in chunks of 400 (one statement each)."""
+    """Which of ``values`` (Python values of ``field``) ``model`` holds: on PostgreSQL in one statement with the
+    values as one array (:func:`_lookup_any`), elsewhere in chunks of 400 (one ``IN`` statement each)."""
+    if not values:
+        return set()
+    if isinstance(database.obj, peewee.PostgresqlDatabase):
+        sql = statement(("existing, any", model, field.name), partial(_lookup_any, model, field))
+        lookups = [(sql, [[field.db_value(value) for value in values]])]
+    else:
+        lookups = [(statement(("existing", model, field.name, len(chunk)), partial(_lookup, model, field, len(chunk))),
+                    [field.db_value(value) for value in chunk]) for chunk in _chunks(sorted(values, key=str))]
     found: set[Any] = set()
-    for chunk in _chunks(sorted(values, key=str)):
-        sql = statement(("existing", model, field.name, len(chunk)), partial(_lookup, model, field, len(chunk)))
+    for sql, params in lookups:
         with _AS_PEEWEE_ERRORS:
-            rows = database.cursor().execute(sql, [field.db_value(value) for value in chunk]).fetchall()
+            rows = database.cursor().execute(sql, params).fetchall()
         found.update(field.python_value(row[0]) for row in rows)
     return found
 
@@ -178,6 +186,26 @@ def _existing(model: type[BaseModel], field: peewee.Field[Any], values: set[Any]
 def _lookup(model: type[BaseModel], field: peewee.Field[Any], size: int) -> peewee.Query:
     """The query of :func:`_existing` for ``size`` values."""
     return model.select(field).where(field.in_([None] * size))
+
+
+def _column_types(model: type[BaseModel]) -> dict[str, str]:
+    """PostgreSQL: each column of ``model``'s table and its type as the server names it (``format_type``)."""
+    cursor = database.execute_sql(
+        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+        "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped", (model._meta.table_name,))
+    return dict(cursor.fetchall())
+
+
+def _lookup_any(model: type[BaseModel], field: peewee.Field[Any]) -> str:
+    """PostgreSQL: the query of :func:`_existing` with its values as one array. Integers are looked up as
+    ``bigint``: a payload may name any 64-bit id, and one beyond an ``integer`` column is simply not there. With
+    400 parameters to an ``IN`` list the server spent as much CPU per check-in as the ingest itself; with one array
+    half of that (benchmarks/ingest_store_cpu.py)."""
+    column_type = _column_types(model)[field.column_name]
+    if column_type in {"smallint", "integer"}:
+        column_type = "bigint"
+    return (f'SELECT "{field.column_name}" FROM "{model._meta.table_name}" '
+            f'WHERE "{field.column_name}" = ANY(%s::{column_type}[])')
 
 
 def _store_candidates(
@@ -247,25 +275,42 @@ def _store_candidates(
 
 
 def _insert_ignoring_duplicates(rows: list[dict[str, Any]]) -> None:
-    """Insert check-in rows (all with the same keys) with one prepared statement run by ``executemany``.
+    """Insert check-in rows (all with the same keys) with one statement; a check-in id already present is skipped.
 
     The statement's text is built once per set of columns (:func:`central.core.db.statement`); building
     ``insert_many`` SQL row by row was two thirds of the ingest's store time (benchmarks/ingest_rate.py). The
     parameters are assembled a column at a time, each column passed through its field's ``db_value`` where that
-    changes a value (UUIDs, times; :func:`_converted`). A check-in id already present is skipped."""
+    changes a value (UUIDs, times; :func:`_converted`). On PostgreSQL the rows go in as one array per column,
+    unnested by the server (:func:`_unnest_insert`); elsewhere one prepared statement runs per row
+    (``executemany``)."""
     if not rows:
         return
     names = tuple(rows[0])
     fields = [CheckIn._meta.fields[name] for name in names]
-    sql = statement(("insert ignoring duplicates", CheckIn, names),
-                    lambda: CheckIn.insert_many([tuple(rows[0][name] for name in names)], fields=fields)
-                    .on_conflict_ignore())
     columns = []
     for field in fields:
         column = [row[field.name] for row in rows]
         columns.append(list(map(field.db_value, column)) if _converted(field) else column)
+    if isinstance(database.obj, peewee.PostgresqlDatabase):
+        sql = statement(("insert ignoring duplicates, unnested", CheckIn, names), partial(_unnest_insert, fields))
+        with _AS_PEEWEE_ERRORS:
+            database.cursor().execute(sql, columns)
+        return
+    sql = statement(("insert ignoring duplicates", CheckIn, names),
+                    lambda: CheckIn.insert_many([tuple(rows[0][name] for name in names)], fields=fields)
+                    .on_conflict_ignore())
     with _AS_PEEWEE_ERRORS:
         database.cursor().executemany(sql, list(zip(*columns, strict=True)))
+
+
+def _unnest_insert(fields: list[peewee.Field[Any]]) -> str:
+    """PostgreSQL: ``INSERT ... SELECT * FROM unnest(%s::type[], ...) ON CONFLICT DO NOTHING`` for ``fields``, each
+    array cast to its column's type: one statement for the whole batch, where ``executemany`` runs one per row (a
+    quarter less of the server's CPU per check-in, benchmarks/ingest_store_cpu.py)."""
+    types = _column_types(CheckIn)
+    quoted = ", ".join(f'"{field.column_name}"' for field in fields)
+    arrays = ", ".join(f"%s::{types[field.column_name]}[]" for field in fields)
+    return f'INSERT INTO "{CheckIn._meta.table_name}" ({quoted}) SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING'
 
 
 def _converted(field: peewee.Field[Any]) -> bool:

@@ -203,6 +203,23 @@ def test_a_batch_beyond_one_lookup_chunk_finds_every_earlier_checkin(api: Api) -
     assert [ack.status for ack in again] == ["duplicate"] * 3
 
 
+def test_a_checkin_naming_unknown_ids_beyond_32_bits_is_stored_without_them(api: Api) -> None:
+    """A payload may name any 64-bit meeting or delegate id: one that no row has (here beyond a 32-bit column) is
+    stored as unknown beside a check-in naming a real meeting, in the same batch, on SQLite and PostgreSQL."""
+    from central.gates.checkins import store_checkins
+
+    api.gate("g1")
+    meeting = api.meeting()
+    far = _checkin(meeting_id=2**40, delegate_id=2**62)
+    near = _checkin(meeting_id=meeting["id"])
+    with database.connection_context():
+        acks = store_checkins([(far, "g1"), (near, "g1")], START)
+        rows = {row.checkin_id: row for row in CheckInRow.select()}
+    assert [ack.status for ack in acks] == ["stored", "stored"]
+    assert (rows[far.id].meeting_id, rows[far.id].delegate_id) == (None, None)
+    assert rows[near.id].meeting_id == meeting["id"]
+
+
 def test_a_burst_is_stored_once_each_and_acked(worker: IngestWorker, gate_client: Any) -> None:
     client, acks = gate_client
     messages: list[bytes] = []
