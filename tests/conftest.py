@@ -213,6 +213,15 @@ def _postgres_unavailable(reason: str) -> None:
     pytest.skip(message)
 
 
+def require_postgres() -> None:
+    """Skip the calling test (fail it under ``VAORA_REQUIRE_POSTGRES=1``) unless the test PostgreSQL answers: for
+    tests that reach it through a subprocess (the benchmarks' tiny runs) rather than a database fixture."""
+    try:
+        _admin_connection().close()
+    except Exception as error:  # any failure to reach it means: no PostgreSQL here
+        _postgres_unavailable(str(error).strip().splitlines()[0] if str(error).strip() else repr(error))
+
+
 def _drop_database(name: str) -> None:
     from psycopg import sql
 

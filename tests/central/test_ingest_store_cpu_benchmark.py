@@ -6,31 +6,21 @@ figure divides by: each check-in of the run stored, and acknowledged in one mess
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import require_postgres
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _require_postgres() -> None:
-    try:
-        import psycopg
-
-        psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", connect_timeout=5).close()
-    except Exception as error:  # any failure to reach it means: no PostgreSQL here
-        if os.environ.get("VAORA_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL at 127.0.0.1:5432 unavailable: {error}")
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 unavailable: {error}")
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 def test_tiny_run_stores_every_checkin_and_acks_each_gate_once_per_batch(kind: str) -> None:
     if kind == "postgres":
-        _require_postgres()
+        require_postgres()
     result = subprocess.run(
         [sys.executable, "benchmarks/ingest_store_cpu.py", "--checkins", "1200", "--runs", "2", "--database",
          kind], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)

@@ -17,25 +17,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require_postgres
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _require_postgres() -> None:
-    try:
-        import psycopg
-
-        psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", connect_timeout=5).close()
-    except Exception as error:  # any failure to reach it means: no PostgreSQL here
-        message = f"PostgreSQL at 127.0.0.1:5432 unavailable: {error}"
-        if os.environ.get("VAORA_REQUIRE_POSTGRES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_tiny_run_stores_every_checkin_once_and_every_viewer_gets_every_event(tmp_path: Path) -> None:
-    _require_postgres()
+    require_postgres()
     split = ["--split-cores"] if len(os.sched_getaffinity(0)) >= 2 else []
     figures = tmp_path / "figures.json"
     result = subprocess.run(
