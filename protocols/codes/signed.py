@@ -99,11 +99,14 @@ def _claims_body(claims: SignedClaims) -> bytes:
     )
 
 
-def encode_signed(claims: SignedClaims, private_key: Ed25519PrivateKey, version: int = 1) -> str:
+def encode_signed(claims: SignedClaims, private_key: Ed25519PrivateKey, version: int = 1,
+                  aux_random: bytes | None = None) -> str:
     """Return the text of a signed code for ``claims``, signed with ``private_key`` (the key id's key).
 
     ``version=2`` makes the short code (its window rounded inwards to whole minutes) and falls back to
     version 1 when the claims do not fit it; gates verify version 2 with the key's short public key.
+    ``aux_random`` (version 2 only; test material) fixes the randomness of its signature's nonce
+    (:func:`~protocols.codes.signed_short.sign_short`); Ed25519 (version 1) is deterministic already.
     """
     if version == 2:
         try:
@@ -112,7 +115,7 @@ def encode_signed(claims: SignedClaims, private_key: Ed25519PrivateKey, version:
         except ShortClaimsDoNotFitError:
             pass
         else:
-            return encode_short(body2, short_private_key(private_key))
+            return encode_short(body2, short_private_key(private_key), aux_random)
     elif version != 1:
         raise ValueError(f"unknown signed code version {version}")
     body = _claims_body(claims)

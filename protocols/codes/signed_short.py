@@ -120,11 +120,18 @@ def _challenge(r_point: bytes, public: bytes, message: bytes) -> int:
     return int.from_bytes(hashlib.sha256(_TAG + r_point + public + message).digest()[:16], "big")
 
 
-def sign_short(message: bytes, key: PrivateKey) -> bytes:
-    """A 48-byte Schnorr signature (``e`` 16 bytes, ``s`` 32 bytes) of ``message``."""
+def sign_short(message: bytes, key: PrivateKey, aux_random: bytes | None = None) -> bytes:
+    """A 48-byte Schnorr signature (``e`` 16 bytes, ``s`` 32 bytes) of ``message``.
+
+    ``aux_random``: the 32 bytes mixed into the nonce (as BIP-340's auxiliary randomness); None, the default and
+    the only choice for real codes, takes fresh bytes from ``os.urandom``. Given only for reproducible test and
+    benchmark material: the nonce still depends on the secret and the message."""
+    if aux_random is not None and len(aux_random) != 32:
+        raise ValueError("aux_random must be 32 bytes")
+    extra = os.urandom(32) if aux_random is None else aux_random
     public = key.public_key.format(compressed=True)
     for attempt in range(16):
-        nonce = hmac.new(key.secret, b"nonce" + bytes([attempt]) + os.urandom(32) + message, "sha256").digest()
+        nonce = hmac.new(key.secret, b"nonce" + bytes([attempt]) + extra + message, "sha256").digest()
         k = int.from_bytes(nonce, "big")
         if not 0 < k < _N:
             continue  # pragma: no cover - probability 2^-128
@@ -156,9 +163,10 @@ def verify_short(message: bytes, signature: bytes, key: PublicKey) -> bool:
         return False
 
 
-def encode_short(body: bytes, key: PrivateKey) -> str:
-    """The text of a short code: the prefix and body + signature as 147 digits."""
-    signature = sign_short(SHORT_PREFIX.encode("ascii") + body, key)
+def encode_short(body: bytes, key: PrivateKey, aux_random: bytes | None = None) -> str:
+    """The text of a short code: the prefix and body + signature as 147 digits (``aux_random``: see
+    :func:`sign_short`)."""
+    signature = sign_short(SHORT_PREFIX.encode("ascii") + body, key, aux_random)
     number = int.from_bytes(body + signature, "big")
     return SHORT_PREFIX + str(number).zfill(_DIGITS)
 

@@ -73,6 +73,16 @@ def test_no_pass_reads_anything_on_empty_frames_and_look_alikes(frames: list[Har
     assert [decoder.decode(f.frame) for f in frames if f.expected is None] == [[]] * 12
 
 
+def test_the_benchmarks_signed_codes_are_the_same_in_every_run() -> None:
+    """The hard-frame benchmark draws its codes from a seed: both versions give the same text for the same seed
+    and attendee (a version 2 signature's nonce randomness too), so runs measure the same frames."""
+    for version in (1, 2):
+        assert sample_signed_code(1, attendee_id=1000, version=version) == sample_signed_code(
+            1, attendee_id=1000, version=version)
+        assert sample_signed_code(1, attendee_id=1000, version=version) != sample_signed_code(
+            1, attendee_id=1001, version=version)
+
+
 def test_alternate_runs_one_extra_pass_per_frame_in_turn() -> None:
     decoder = ZxingDecoder(passes=("raw", "denoise", "upscale", "global"), alternate=True)
     assert [decoder.schedule()[2] for _ in range(4)] == ["upscale", "global", "upscale", "global"]

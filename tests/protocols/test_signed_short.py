@@ -134,3 +134,17 @@ def test_every_claim_that_fits_round_trips(key_id: int, meeting_id: int, attende
     assert len(text) == SHORT_LENGTH
     result = verify_signed(text, {}, begin, {key_id: SHORT[3]})
     assert result.reason is Reason.OK and result.claims == wanted
+
+
+def test_the_nonce_takes_fresh_randomness_unless_test_material_fixes_it() -> None:
+    """Real codes for the same claims differ (fresh bytes in each nonce) and both verify; the same
+    ``aux_random`` gives the same code (benchmarks measure the same frames every run), another one another code,
+    and a wrong length is refused."""
+    first, second = encode_signed(claims(), KEY, version=2), encode_signed(claims(), KEY, version=2)
+    assert first != second
+    fixed = [encode_signed(claims(), KEY, version=2, aux_random=bytes([n]) * 32) for n in (1, 1, 2)]
+    assert fixed[0] == fixed[1] != fixed[2]
+    for text in (first, second, *fixed):
+        assert verify_signed(text, FULL, NOW, SHORT).reason is Reason.OK
+    with pytest.raises(ValueError, match="32 bytes"):
+        encode_signed(claims(), KEY, version=2, aux_random=b"short")
