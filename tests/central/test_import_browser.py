@@ -125,9 +125,12 @@ def test_the_office_imports_organisations_and_an_organisation_its_delegates_on_a
     link = approval.registration_link([text for _phone, text in sms.sent], approved["number"])
 
     # The organisation, on a phone: the XLSX template, filled, previewed, saved, mailed.
+    from playwright.sync_api import expect
+
     phone = browser.new_page(viewport={"width": 360, "height": 740}, locale="vi-VN", accept_downloads=True)
     phone.goto(f"{url}/dang-ky/{quote(link.number, safe='/')}?s={quote(link.secret, safe='')}")
     phone.get_by_role("link", name="Nhập danh sách từ tệp XLSX/CSV").click()
+    phone.wait_for_url(re.compile(r"/nhap\?"))  # measured on the import page, not during the navigation to it
     _fits(phone, 360)
     book = openpyxl.load_workbook(_download(phone, "XLSX", tmp_path))
     sheet = book.worksheets[0]
@@ -144,7 +147,7 @@ def test_the_office_imports_organisations_and_an_organisation_its_delegates_on_a
     _shot(phone, "registration-import-phone")
     _fits(phone, 360)
     phone.get_by_role("button", name="Lưu 2 đại biểu").click()
-    assert "Đã thêm 2 đại biểu từ tệp" in phone.inner_text("main")
+    expect(phone.locator("main")).to_contain_text("Đã thêm 2 đại biểu từ tệp")  # waits for the answer's page
     _fits(phone, 360)
     phone.get_by_role("button", name=re.compile(r"^Gửi Mail \(2\)$")).click()
     bar = phone.locator("#mail-progress-bar")
