@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+
+from benchmarks._cputime import postgres_processes
 
 GATE_CPUS_ENV = "VAORA_BENCH_GATE_CPUS"
 """Comma-separated CPU numbers the simulated gates pin themselves to (set by :func:`split_cores`)."""
@@ -23,21 +24,6 @@ def pin_gate_process() -> None:
     cpus = os.environ.get(GATE_CPUS_ENV)
     if cpus:
         os.sched_setaffinity(0, {int(cpu) for cpu in cpus.split(",")})
-
-
-def postgres_processes() -> list[int]:
-    """The pids of the local PostgreSQL server's processes (postmaster, backends and helpers)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().split(b"\0")[0]
-        except OSError:
-            continue
-        if command.startswith(b"postgres") or command.endswith(b"/bin/postgres"):
-            found.append(int(entry.name))
-    return found
 
 
 def _set(pid: int, cpus: set[int]) -> bool:

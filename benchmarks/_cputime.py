@@ -59,6 +59,17 @@ def postgres_backends(database_name: str, exclude: Iterable[int] = ()) -> list[i
             and f" {database_name} " in f"{_cmdline(pid)} " and _cmdline(pid).startswith("postgres: ")]
 
 
+def postgres_processes() -> list[int]:
+    """The pids of the local PostgreSQL server's processes: the postmaster (``.../bin/postgres -D ...``) and what
+    it forks (``postgres: ...``: backends and helpers)."""
+    found = []
+    for pid in _pids():
+        command = _cmdline(pid)
+        if command.startswith("postgres") or command.split(" ", 1)[0].endswith("/bin/postgres"):
+            found.append(pid)
+    return found
+
+
 def children(parent: int) -> list[int]:
     """The direct child processes of ``parent``."""
     found = []

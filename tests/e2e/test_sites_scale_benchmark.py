@@ -67,7 +67,8 @@ def test_tiny_run_stores_every_checkin_once_and_every_viewer_gets_every_event(tm
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="splitting cores needs two CPUs")
 def test_split_cores_puts_the_gates_on_one_core_the_server_side_on_the_other_and_restores_both() -> None:
-    from benchmarks._affinity import GATE_CPUS_ENV, postgres_processes, split_cores
+    from benchmarks._affinity import GATE_CPUS_ENV, split_cores
+    from benchmarks._cputime import postgres_processes
 
     print_cpus = "import os; print(sorted(os.sched_getaffinity(0)))"
     pin_then_print = f"from benchmarks._affinity import pin_gate_process; pin_gate_process(); {print_cpus}"
